@@ -1,0 +1,28 @@
+//! Communitas' cryptography: identity keys, the four-word address, safety numbers,
+//! sealed envelopes, the keystore and at-rest encryption.
+//!
+//! Pure functions over bytes: no IO, no async, no clock. Randomness comes from the OS
+//! through [`random`] at the few places that need it (key generation, per-message KEM
+//! randomness and nonces), and each of those has a deterministic twin for tests and
+//! golden vectors.
+//!
+//! Primitives (ARCHITECTURE §3–4): Ed25519 signatures, X-Wing (X25519 + ML-KEM-768)
+//! key encapsulation, XChaCha20-Poly1305, BLAKE3 and Argon2id.
+
+#![deny(missing_docs)]
+
+pub mod address;
+pub mod at_rest;
+pub mod envelope;
+pub mod identity;
+pub mod keystore;
+pub mod payload;
+pub mod random;
+pub mod safety;
+
+pub use address::derive_address;
+pub use envelope::{Envelope, Letter, OpenError, Opened, SealError};
+pub use identity::{DeviceKey, Identity, PublicIdentity};
+pub use keystore::{Keystore, KeystoreError, KeystorePublic, Secrets};
+pub use payload::Kind;
+pub use safety::SafetyNumber;
