@@ -166,6 +166,16 @@ impl Envelope {
             letter.kind,
             letter.body,
         ));
+        Ok(Self::seal_payload(recipient, &plaintext, kem_randomness, nonce))
+    }
+
+    /// Encrypts already signed payload bytes to `recipient`.
+    fn seal_payload(
+        recipient: &PublicIdentity,
+        plaintext: &[u8],
+        kem_randomness: &[u8; 64],
+        nonce: [u8; NONCE_LEN],
+    ) -> Self {
         let randomness = x_wing::kem::common::array::Array::from(*kem_randomness);
         let (kem_ct, shared) = recipient.kem_key().encapsulate_deterministic(&randomness);
         let mut kem_ciphertext = [0u8; x_wing::CIPHERTEXT_SIZE];
@@ -177,13 +187,12 @@ impl Envelope {
             ciphertext: Vec::new(),
         };
         let header = envelope.header();
-        let key = aead_key(&shared);
         #[allow(clippy::expect_used)]
-        let ciphertext = key
-            .encrypt(XNonce::from_slice(&nonce), AeadInput { msg: &plaintext, aad: &header })
+        let ciphertext = aead_key(&shared)
+            .encrypt(XNonce::from_slice(&nonce), AeadInput { msg: plaintext, aad: &header })
             .expect("XChaCha20-Poly1305 encrypts anything under 256 GiB; this is under 256 KiB");
         envelope.ciphertext = ciphertext;
-        Ok(envelope)
+        envelope
     }
 
     /// Parses envelope bytes. Checks size and version before anything else.
@@ -227,26 +236,13 @@ impl Envelope {
     /// Opens an envelope addressed to `recipient`: decrypts, checks the signature and
     /// that the payload was signed for `recipient`.
     pub fn open(&self, recipient: &Identity) -> Result<Opened, OpenError> {
-        let own = recipient.public();
-        let mailbox_matches: bool =
-            self.mailbox.as_bytes().ct_eq(own.mailbox_id().as_bytes()).into();
-        if !mailbox_matches {
-            return Err(OpenError::WrongMailbox);
-        }
-        let kem_ct = x_wing::Ciphertext::from(self.kem_ciphertext);
-        let shared = recipient.kem().decapsulate(&kem_ct);
-        let key = aead_key(&shared);
-        let header = self.header();
-        let plaintext = Zeroizing::new(
-            key.decrypt(
-                XNonce::from_slice(&self.nonce),
-                AeadInput { msg: &self.ciphertext, aad: &header },
-            )
-            .map_err(|_| OpenError::Decrypt)?,
-        );
+        let plaintext = self.decrypt(recipient)?;
         let payload = payload::decode_verified(&plaintext, MAX_BODY_LEN)?;
-        let signed_for_us: bool =
-            payload.recipient.as_bytes().ct_eq(own.fingerprint().as_bytes()).into();
+        let signed_for_us: bool = payload
+            .recipient
+            .as_bytes()
+            .ct_eq(recipient.public().fingerprint().as_bytes())
+            .into();
         if !signed_for_us {
             return Err(OpenError::WrongRecipient);
         }
@@ -257,6 +253,25 @@ impl Envelope {
             kind: payload.kind,
             body: payload.body,
         })
+    }
+
+    /// Checks the mailbox, decapsulates and decrypts: the signed payload bytes.
+    fn decrypt(&self, recipient: &Identity) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        let own_mailbox = recipient.public().mailbox_id();
+        let mailbox_matches: bool = self.mailbox.as_bytes().ct_eq(own_mailbox.as_bytes()).into();
+        if !mailbox_matches {
+            return Err(OpenError::WrongMailbox);
+        }
+        let kem_ct = x_wing::Ciphertext::from(self.kem_ciphertext);
+        let shared = Zeroizing::new(recipient.kem().decapsulate(&kem_ct));
+        let header = self.header();
+        aead_key(&shared)
+            .decrypt(
+                XNonce::from_slice(&self.nonce),
+                AeadInput { msg: &self.ciphertext, aad: &header },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| OpenError::Decrypt)
     }
 
     fn header(&self) -> [u8; HEADER_LEN] {
@@ -279,3 +294,27 @@ fn aead_key(shared: &[u8]) -> XChaCha20Poly1305 {
     XChaCha20Poly1305::new(key.as_ref().into())
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_resealed_to_a_third_party_is_refused() {
+        let alice = Identity::from_seed_bytes([1; 32], [2; 32]);
+        let bob = Identity::from_seed_bytes([3; 32], [4; 32]);
+        let carol = Identity::from_seed_bytes([5; 32], [6; 32]);
+        let letter = Letter {
+            message_id: MessageId::from_bytes([7; 16]),
+            timestamp: Timestamp::from_millis(1),
+            kind: Kind::Text,
+            body: b"for bob only",
+        };
+        let to_bob = Envelope::seal(&alice, bob.public(), letter).unwrap();
+        // Bob takes alice's signed payload out and seals it, unchanged, to carol.
+        let signed = to_bob.decrypt(&bob).unwrap();
+        let to_carol = Envelope::seal_payload(carol.public(), &signed, &[9; 64], [9; NONCE_LEN]);
+        assert_eq!(to_carol.open(&carol), Err(OpenError::WrongRecipient));
+        assert!(to_bob.open(&bob).is_ok());
+    }
+}

@@ -164,6 +164,20 @@ impl Keystore {
         passphrase: &[u8],
         kdf: KdfParams,
     ) -> Result<Self, KeystoreError> {
+        let salt_and_nonce = (random::bytes()?, random::bytes()?);
+        Self::create_with(secrets, name, address, created_at, passphrase, kdf, salt_and_nonce)
+    }
+
+    /// [`create`](Self::create) with a given salt and nonce (for fixed fuzz seeds).
+    pub(crate) fn create_with(
+        secrets: &Secrets,
+        name: Option<String>,
+        address: Address,
+        created_at: Timestamp,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        (salt, nonce): ([u8; 16], [u8; 24]),
+    ) -> Result<Self, KeystoreError> {
         if let Some(len) = name.as_ref().map(String::len).filter(|&l| l > MAX_NAME_LEN) {
             return Err(KeystoreError::NameTooLong { len });
         }
@@ -176,9 +190,9 @@ impl Keystore {
         };
         let mut store = Self {
             kdf,
-            salt: random::bytes()?,
+            salt,
             public,
-            nonce: random::bytes()?,
+            nonce,
             ciphertext: Vec::new(),
         };
         let seeds = secrets.identity.seeds();

@@ -14,6 +14,8 @@
 pub mod address;
 pub mod at_rest;
 pub mod envelope;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod identity;
 pub mod keystore;
 pub mod payload;

@@ -1,0 +1,103 @@
+//! Entry points for the fuzz targets in `fuzz/` and for the test that replays their
+//! corpora. Each feeds arbitrary bytes to one decoder the network, the disk or a user
+//! can reach; none may panic, whatever the input.
+
+use communitas_types::{Address, MessageId, Timestamp};
+
+use crate::envelope::{Envelope, Letter, MAX_BODY_LEN};
+use crate::at_rest::StorageKey;
+use crate::identity::{DeviceKey, Identity, PublicIdentity};
+use crate::keystore::{KdfParams, Keystore, Secrets};
+use crate::payload::{self, Kind};
+
+/// The fixed recipient the envelope target opens as.
+fn recipient() -> Identity {
+    Identity::from_seed_bytes([2; 32], [102; 32])
+}
+
+fn sender() -> Identity {
+    Identity::from_seed_bytes([1; 32], [101; 32])
+}
+
+/// Parses and opens an envelope as the fixed recipient. True if it opened.
+pub fn envelope(bytes: &[u8]) -> bool {
+    Envelope::from_bytes(bytes).is_ok_and(|e| e.open(&recipient()).is_ok())
+}
+
+/// Decodes and verifies a signed payload. True if valid.
+pub fn payload(bytes: &[u8]) -> bool {
+    payload::decode_verified(bytes, MAX_BODY_LEN).is_ok()
+}
+
+/// Parses a keystore file (without the costly unlock). True if it parsed.
+pub fn keystore(bytes: &[u8]) -> bool {
+    Keystore::from_bytes(bytes).is_ok()
+}
+
+/// Parses a four-word address from (possibly non-UTF-8) text. True if valid.
+pub fn address(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|t| t.parse::<Address>().is_ok())
+}
+
+/// Parses a public identity. True if valid.
+pub fn public_identity(bytes: &[u8]) -> bool {
+    PublicIdentity::from_bytes(bytes).is_ok()
+}
+
+/// Valid inputs to start each corpus from: `(target, name, bytes)`.
+pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let (alice, bob) = (sender(), recipient());
+    #[allow(clippy::cast_possible_truncation)]
+    let mut out = Vec::new();
+    for (i, (kind, body)) in [
+        (Kind::Text, "hi".as_bytes().to_vec()),
+        (Kind::Text, "héllo 👋 مرحبا".as_bytes().to_vec()),
+        (Kind::Receipt, vec![0; 17]),
+        (Kind::File, vec![7; 300]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let letter = Letter {
+            message_id: MessageId::from_bytes([i as u8; 16]),
+            timestamp: Timestamp::from_millis(1_780_000_000_000),
+            kind,
+            body: &body,
+        };
+        let seed = [i as u8; 64];
+        if let Ok(env) = Envelope::seal_deterministic(&alice, bob.public(), letter, &seed, [3; 24]) {
+            out.push(("envelope", format!("seed-{i}"), env.to_bytes()));
+        }
+        let signed = payload::encode_signed(
+            &alice,
+            &bob.public().fingerprint(),
+            &letter.message_id,
+            letter.timestamp,
+            kind,
+            &body,
+        );
+        out.push(("payload", format!("seed-{i}"), signed));
+    }
+    out.push(("public_identity", "seed-0".into(), alice.public().to_bytes()));
+    let secrets = Secrets {
+        identity: alice,
+        device: DeviceKey::from_secret_bytes([4; 32]),
+        storage: StorageKey::from_bytes([5; 32]),
+    };
+    // The address is not derived here (costly); the keystore does not check it.
+    let address = Address::from_bytes([1, 2, 3, 4, 5, 6]);
+    let created = Timestamp::from_millis(1_780_000_000_000);
+    let kdf = KdfParams::INSECURE_FOR_TESTS;
+    if let Ok(store) =
+        Keystore::create_with(&secrets, Some("alice".into()), address, created, b"pw", kdf, ([6; 16], [7; 24]))
+    {
+        out.push(("keystore", "seed-0".into(), store.to_bytes()));
+    }
+    for (i, text) in ["abacus-zebra-zone-zoom", "ABACUS ZEBRA.zone zoom", "abdom zebra zone zoom", "x y"]
+        .iter()
+        .enumerate()
+    {
+        out.push(("address", format!("seed-{i}"), text.as_bytes().to_vec()));
+    }
+    out
+}
