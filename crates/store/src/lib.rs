@@ -1,1 +1,179 @@
-//! x
+//! Communitas' store: one SQLite file per home, owned by one writer thread.
+//!
+//! [`Store`] is a cloneable handle. Every operation is a [`Command`](actor) sent over a
+//! bounded channel to the thread that owns the connection; writes that arrive together
+//! are committed in one transaction (group commit), each inside its own savepoint so
+//! one failing write never takes the others down. A write's reply is sent only after
+//! its transaction is durable (WAL, `synchronous = FULL`), so a caller that got `Ok`
+//! may promise the user that the row survives a crash.
+//!
+//! Message bodies are sealed at rest under the [`StorageKey`] from the keystore, bound
+//! to their row, so the file alone does not reveal what anybody wrote.
+
+#![deny(missing_docs)]
+
+mod actor;
+mod model;
+mod ops;
+pub mod schema;
+
+use std::path::Path;
+
+use communitas_crypto::at_rest::StorageKey;
+use communitas_types::{Address, MessageId};
+use tokio::sync::{mpsc, oneshot};
+
+pub use model::{Contact, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage};
+
+use actor::{Command, Read, Write};
+
+/// Commands that may wait for the writer thread; senders wait for room beyond this.
+const INBOX: usize = 1024;
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// SQLite failed (disk full, I/O error, corruption...).
+    #[error("database error: {0}")]
+    Sqlite(#[from] SqliteError),
+    /// The database was written by a newer Communitas.
+    #[error("database schema {found} is newer than this build's {supported}; upgrade Communitas")]
+    SchemaTooNew {
+        /// Version found in the file.
+        found: u32,
+        /// Newest version this build knows.
+        supported: u32,
+    },
+    /// A stored value does not decrypt with this storage key.
+    #[error("a stored message does not decrypt: wrong keystore or damaged database")]
+    Decrypt,
+    /// A contact with this address is pinned to other keys.
+    #[error("contact {address} is pinned to other keys")]
+    KeyChanged {
+        /// The contact.
+        address: Address,
+    },
+    /// No such message.
+    #[error("no message {0}")]
+    NoSuchMessage(MessageId),
+    /// A stored value is not what this build wrote.
+    #[error("stored {field} is invalid")]
+    Corrupt {
+        /// Which column.
+        field: &'static str,
+    },
+    /// The transaction holding this write failed to commit; the write is not stored.
+    #[error("commit failed: {reason}")]
+    CommitFailed {
+        /// SQLite's message.
+        reason: String,
+    },
+    /// The writer thread has stopped (the store was closed or crashed).
+    #[error("the store has shut down")]
+    ActorGone,
+}
+
+/// A SQLite error, wrapped so that `rusqlite` stays out of this crate's API.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SqliteError(#[from] rusqlite::Error);
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sqlite(SqliteError(e))
+    }
+}
+
+/// A handle to the store. Cheap to clone; the last clone dropped stops the thread.
+#[derive(Clone, Debug)]
+pub struct Store {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and starts its writer thread.
+    pub fn open(path: &Path, key: StorageKey) -> Result<Self, Error> {
+        let conn = actor::connect(path)?;
+        let (commands, inbox) = mpsc::channel(INBOX);
+        std::thread::Builder::new()
+            .name("communitas-store".into())
+            .spawn(move || actor::Actor::new(conn, key, inbox).run())
+            .map_err(|_| Error::ActorGone)?;
+        Ok(Self { commands })
+    }
+
+    async fn write<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Write) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Write(make(reply))).await.map_err(|_| Error::ActorGone)?;
+        answer.await.map_err(|_| Error::ActorGone)?
+    }
+
+    async fn read<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Read) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Read(make(reply))).await.map_err(|_| Error::ActorGone)?;
+        answer.await.map_err(|_| Error::ActorGone)?
+    }
+
+    /// Records the local identity (replacing any earlier row).
+    pub async fn set_identity(&self, row: IdentityRow) -> Result<(), Error> {
+        self.write(|reply| Write::SetIdentity { row, reply }).await
+    }
+
+    /// The local identity, if recorded.
+    pub async fn identity(&self) -> Result<Option<IdentityRow>, Error> {
+        self.read(|reply| Read::Identity { reply }).await
+    }
+
+    /// Adds a contact, pinning its keys. Adding it again with the same keys updates
+    /// the name; with other keys it fails with [`Error::KeyChanged`].
+    pub async fn add_contact(&self, contact: Contact) -> Result<(), Error> {
+        self.write(|reply| Write::AddContact { contact, reply }).await
+    }
+
+    /// Marks a contact's safety number as verified.
+    pub async fn set_verified(&self, address: Address, verified: bool) -> Result<bool, Error> {
+        self.write(|reply| Write::SetVerified { address, verified, reply }).await
+    }
+
+    /// All contacts, by address.
+    pub async fn contacts(&self) -> Result<Vec<Contact>, Error> {
+        self.read(|reply| Read::Contacts { reply }).await
+    }
+
+    /// Stores an outgoing message and its outbox entry in one transaction.
+    pub async fn insert_outgoing(&self, message: NewMessage, outbox: OutboxEntry) -> Result<(), Error> {
+        self.write(|reply| Write::Outgoing { message, outbox, reply }).await
+    }
+
+    /// Stores an incoming message unless `(sender, id)` was seen before; the seen id
+    /// is kept until `seen_until` (unix ms), in the same transaction.
+    pub async fn insert_incoming(
+        &self,
+        message: NewMessage,
+        sender: communitas_types::Fingerprint,
+        seen_until: communitas_types::Timestamp,
+    ) -> Result<Inserted, Error> {
+        self.write(|reply| Write::Incoming { message, sender, seen_until, reply }).await
+    }
+
+    /// Moves an outgoing message to a new status.
+    pub async fn set_status(&self, id: MessageId, status: Status) -> Result<(), Error> {
+        self.write(|reply| Write::SetStatus { id, status, reply }).await
+    }
+
+    /// A conversation, oldest first: up to `limit` messages before `before_seq`.
+    pub async fn history(&self, peer: Address, limit: u32, before_seq: Option<i64>) -> Result<Vec<StoredMessage>, Error> {
+        self.read(|reply| Read::History { peer, limit, before_seq, reply }).await
+    }
+
+    /// Every outbox entry, oldest first.
+    pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, Error> {
+        self.read(|reply| Read::Outbox { reply }).await
+    }
+
+    /// Checks that the database file is sound (`PRAGMA integrity_check`).
+    pub async fn integrity_check(&self) -> Result<bool, Error> {
+        self.read(|reply| Read::IntegrityCheck { reply }).await
+    }
+}

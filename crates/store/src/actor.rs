@@ -1,0 +1,177 @@
+//! The writer thread: owns the connection, batches writes into transactions.
+//!
+//! Loop: block for one command; if it is a write, take every write already waiting
+//! (up to [`MAX_BATCH`]) and commit them together, each in its own savepoint. Replies
+//! go out after the commit, so `Ok` always means "on disk". Reads run between batches
+//! on the same connection and so always see every write acknowledged before them.
+
+use std::path::Path;
+
+use communitas_crypto::at_rest::StorageKey;
+use communitas_types::{Address, Fingerprint, MessageId, Timestamp};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::model::{Contact, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage};
+use crate::{Error, ops, schema};
+
+/// Most writes committed in one transaction: bounds the latency a big burst adds to
+/// the first write in it.
+const MAX_BATCH: usize = 256;
+
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+pub(crate) enum Command {
+    Write(Write),
+    Read(Read),
+}
+
+pub(crate) enum Write {
+    SetIdentity { row: IdentityRow, reply: Reply<()> },
+    AddContact { contact: Contact, reply: Reply<()> },
+    SetVerified { address: Address, verified: bool, reply: Reply<bool> },
+    Outgoing { message: NewMessage, outbox: OutboxEntry, reply: Reply<()> },
+    Incoming { message: NewMessage, sender: Fingerprint, seen_until: Timestamp, reply: Reply<Inserted> },
+    SetStatus { id: MessageId, status: Status, reply: Reply<()> },
+}
+
+pub(crate) enum Read {
+    Identity { reply: Reply<Option<IdentityRow>> },
+    Contacts { reply: Reply<Vec<Contact>> },
+    History { peer: Address, limit: u32, before_seq: Option<i64>, reply: Reply<Vec<StoredMessage>> },
+    Outbox { reply: Reply<Vec<OutboxEntry>> },
+    IntegrityCheck { reply: Reply<bool> },
+}
+
+/// Sends a write's reply once the commit's fate is known.
+type Finish = Box<dyn FnOnce(Option<&Error>) + Send>;
+
+fn finish<T: Send + 'static>(outcome: Result<T, Error>, reply: Reply<T>) -> Finish {
+    Box::new(move |commit_error| {
+        let result = match commit_error {
+            Some(e) => Err(Error::CommitFailed { reason: e.to_string() }),
+            None => outcome,
+        };
+        // The caller may have stopped waiting; the write stands all the same.
+        let _ = reply.send(result);
+    })
+}
+
+impl Write {
+    fn apply(self, conn: &Connection, key: &StorageKey) -> (bool, Finish) {
+        fn done<T: Send + 'static>(r: Result<T, Error>, reply: Reply<T>) -> (bool, Finish) {
+            (r.is_ok(), finish(r, reply))
+        }
+        match self {
+            Write::SetIdentity { row, reply } => done(ops::set_identity(conn, &row), reply),
+            Write::AddContact { contact, reply } => done(ops::add_contact(conn, &contact), reply),
+            Write::SetVerified { address, verified, reply } => {
+                done(ops::set_verified(conn, address, verified), reply)
+            }
+            Write::Outgoing { message, outbox, reply } => {
+                done(ops::insert_outgoing(conn, key, &message, &outbox), reply)
+            }
+            Write::Incoming { message, sender, seen_until, reply } => {
+                done(ops::insert_incoming(conn, key, &message, &sender, seen_until), reply)
+            }
+            Write::SetStatus { id, status, reply } => done(ops::set_status(conn, id, status), reply),
+        }
+    }
+}
+
+pub(crate) fn connect(path: &Path) -> Result<Connection, Error> {
+    let mut conn = Connection::open(path)?;
+    restrict_permissions(path);
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk when it returns, which is what `send` promises.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// The database holds contacts and (sealed) messages: only the user may read it.
+/// SQLite gives its -wal and -shm files the same mode.
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(error = %e, "could not make the database private to its owner");
+        }
+    }
+}
+
+pub(crate) struct Actor {
+    conn: Connection,
+    key: StorageKey,
+    inbox: mpsc::Receiver<Command>,
+}
+
+impl Actor {
+    pub(crate) fn new(conn: Connection, key: StorageKey, inbox: mpsc::Receiver<Command>) -> Self {
+        Self { conn, key, inbox }
+    }
+
+    pub(crate) fn run(mut self) {
+        while let Some(command) = self.inbox.blocking_recv() {
+            match command {
+                Command::Read(read) => self.read(read),
+                Command::Write(first) => {
+                    let mut batch = vec![first];
+                    let mut next_read = None;
+                    while batch.len() < MAX_BATCH {
+                        match self.inbox.try_recv() {
+                            Ok(Command::Write(w)) => batch.push(w),
+                            Ok(Command::Read(r)) => {
+                                next_read = Some(r);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit(batch);
+                    if let Some(read) = next_read {
+                        self.read(read);
+                    }
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<Write>) {
+        let mut finishes = Vec::with_capacity(batch.len());
+        let outcome = (|| -> Result<(), Error> {
+            let mut tx = self.conn.transaction()?;
+            for write in batch {
+                let sp = tx.savepoint()?;
+                let (ok, finish) = write.apply(&sp, &self.key);
+                if ok { sp.commit()? } else { sp.finish()? }
+                finishes.push(finish);
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "store transaction failed");
+        }
+        for finish in finishes {
+            finish(outcome.as_ref().err());
+        }
+    }
+
+    fn read(&self, read: Read) {
+        let (conn, key) = (&self.conn, &self.key);
+        // A dropped receiver means the caller gave up; nothing to do.
+        match read {
+            Read::Identity { reply } => drop(reply.send(ops::identity(conn))),
+            Read::Contacts { reply } => drop(reply.send(ops::contacts(conn))),
+            Read::History { peer, limit, before_seq, reply } => {
+                drop(reply.send(ops::history(conn, key, peer, limit, before_seq)))
+            }
+            Read::Outbox { reply } => drop(reply.send(ops::outbox(conn))),
+            Read::IntegrityCheck { reply } => drop(reply.send(ops::integrity_check(conn))),
+        }
+    }
+}

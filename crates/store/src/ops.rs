@@ -1,0 +1,272 @@
+//! The SQL behind each command. Plain functions over a connection (or savepoint), so
+//! the actor decides about transactions and these only about rows.
+
+use communitas_crypto::PublicIdentity;
+use communitas_crypto::at_rest::StorageKey;
+use communitas_types::{Address, Fingerprint, MessageId, Timestamp};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::Error;
+use crate::model::{Contact, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage};
+
+/// Unix ms as SQLite's signed integer; far-future values saturate.
+fn ms(t: Timestamp) -> i64 {
+    i64::try_from(t.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn ts(v: i64) -> Timestamp {
+    Timestamp::from_millis(u64::try_from(v).unwrap_or(0))
+}
+
+fn parse_address(text: &str) -> Result<Address, Error> {
+    text.parse().map_err(|_| Error::Corrupt { field: "address" })
+}
+
+fn array<const N: usize>(bytes: Vec<u8>, field: &'static str) -> Result<[u8; N], Error> {
+    bytes.try_into().map_err(|_| Error::Corrupt { field })
+}
+
+/// Associated data binding a sealed body to its row.
+fn body_aad(id: &MessageId, direction: Direction, peer: &Address) -> Vec<u8> {
+    [id.as_bytes().as_slice(), direction.as_str().as_bytes(), &peer.to_bytes()].concat()
+}
+
+pub(crate) fn set_identity(conn: &Connection, row: &IdentityRow) -> Result<(), Error> {
+    conn.execute(
+        "INSERT OR REPLACE INTO identity (id, address, fingerprint, name, created_at)
+         VALUES (1, ?1, ?2, ?3, ?4)",
+        params![row.address.to_string(), row.fingerprint.as_bytes(), row.name, ms(row.created_at)],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn identity(conn: &Connection) -> Result<Option<IdentityRow>, Error> {
+    let row = conn
+        .query_row(
+            "SELECT address, fingerprint, name, created_at FROM identity WHERE id = 1",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    row.map(|(address, fingerprint, name, created_at)| {
+        Ok(IdentityRow {
+            address: parse_address(&address)?,
+            fingerprint: Fingerprint::from_bytes(array(fingerprint, "fingerprint")?),
+            name,
+            created_at: ts(created_at),
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn add_contact(conn: &Connection, contact: &Contact) -> Result<(), Error> {
+    let keys = contact.identity.to_bytes();
+    let pinned: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT public_identity FROM contacts WHERE address = ?1",
+            [contact.address.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match pinned {
+        Some(existing) if existing != keys => Err(Error::KeyChanged { address: contact.address }),
+        Some(_) => {
+            if contact.name.is_some() {
+                conn.execute(
+                    "UPDATE contacts SET name = ?2 WHERE address = ?1",
+                    params![contact.address.to_string(), contact.name],
+                )?;
+            }
+            Ok(())
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO contacts (address, name, public_identity, fingerprint, verified, added_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    contact.address.to_string(),
+                    contact.name,
+                    keys,
+                    contact.identity.fingerprint().as_bytes(),
+                    contact.verified,
+                    ms(contact.added_at)
+                ],
+            )?;
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn set_verified(conn: &Connection, address: Address, verified: bool) -> Result<bool, Error> {
+    let changed = conn.execute(
+        "UPDATE contacts SET verified = ?2 WHERE address = ?1",
+        params![address.to_string(), verified],
+    )?;
+    Ok(changed == 1)
+}
+
+pub(crate) fn contacts(conn: &Connection) -> Result<Vec<Contact>, Error> {
+    let mut stmt = conn.prepare(
+        "SELECT address, name, public_identity, verified, added_at FROM contacts ORDER BY address",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?, r.get(4)?))
+    })?;
+    rows.map(|row| {
+        let (address, name, keys, verified, added_at) = row?;
+        Ok(Contact {
+            address: parse_address(&address)?,
+            name,
+            identity: PublicIdentity::from_bytes(&keys).map_err(|_| Error::Corrupt { field: "public_identity" })?,
+            verified,
+            added_at: ts(added_at),
+        })
+    })
+    .collect()
+}
+
+fn insert_message(conn: &Connection, key: &StorageKey, m: &NewMessage) -> Result<(), Error> {
+    let sealed = key
+        .seal(&body_aad(&m.id, m.direction, &m.peer), &m.body)
+        .map_err(|_| Error::Corrupt { field: "random source" })?;
+    conn.execute(
+        "INSERT INTO messages (id, peer, direction, kind, body, timestamp, stored_at, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            m.id.as_bytes(),
+            m.peer.to_string(),
+            m.direction.as_str(),
+            m.kind,
+            sealed,
+            ms(m.timestamp),
+            ms(Timestamp::now()),
+            m.status.as_str()
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn insert_outgoing(
+    conn: &Connection,
+    key: &StorageKey,
+    message: &NewMessage,
+    outbox: &OutboxEntry,
+) -> Result<(), Error> {
+    insert_message(conn, key, message)?;
+    conn.execute(
+        "INSERT INTO outbox (message_id, recipient, envelope, attempts, next_attempt_at, created_at, expires_at, last_error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            outbox.message_id.as_bytes(),
+            outbox.recipient.to_string(),
+            outbox.envelope,
+            outbox.attempts,
+            ms(outbox.next_attempt_at),
+            ms(outbox.created_at),
+            ms(outbox.expires_at),
+            outbox.last_error
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn insert_incoming(
+    conn: &Connection,
+    key: &StorageKey,
+    message: &NewMessage,
+    sender: &Fingerprint,
+    seen_until: Timestamp,
+) -> Result<Inserted, Error> {
+    let fresh = conn.execute(
+        "INSERT OR IGNORE INTO seen_ids (sender, message_id, expires_at) VALUES (?1, ?2, ?3)",
+        params![sender.as_bytes(), message.id.as_bytes(), ms(seen_until)],
+    )?;
+    if fresh == 0 {
+        return Ok(Inserted::Duplicate);
+    }
+    insert_message(conn, key, message)?;
+    Ok(Inserted::New)
+}
+
+pub(crate) fn set_status(conn: &Connection, id: MessageId, status: Status) -> Result<(), Error> {
+    let changed = conn.execute(
+        "UPDATE messages SET status = ?2 WHERE id = ?1 AND direction = 'out'",
+        params![id.as_bytes(), status.as_str()],
+    )?;
+    if changed == 0 {
+        return Err(Error::NoSuchMessage(id));
+    }
+    Ok(())
+}
+
+fn message_from_row(key: &StorageKey, r: &Row<'_>) -> Result<StoredMessage, Error> {
+    let id = MessageId::from_bytes(array(r.get(1)?, "message id")?);
+    let peer = parse_address(&r.get::<_, String>(2)?)?;
+    let direction = match r.get::<_, String>(3)?.as_str() {
+        "in" => Direction::In,
+        "out" => Direction::Out,
+        _ => return Err(Error::Corrupt { field: "direction" }),
+    };
+    let sealed: Vec<u8> = r.get(5)?;
+    let body = key.open(&body_aad(&id, direction, &peer), &sealed).map_err(|_| Error::Decrypt)?;
+    Ok(StoredMessage {
+        seq: r.get(0)?,
+        message: NewMessage {
+            id,
+            peer,
+            direction,
+            kind: r.get(4)?,
+            body,
+            timestamp: ts(r.get(6)?),
+            status: r.get::<_, String>(8)?.parse()?,
+        },
+        stored_at: ts(r.get(7)?),
+    })
+}
+
+pub(crate) fn history(
+    conn: &Connection,
+    key: &StorageKey,
+    peer: Address,
+    limit: u32,
+    before_seq: Option<i64>,
+) -> Result<Vec<StoredMessage>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, peer, direction, kind, body, timestamp, stored_at, status
+         FROM messages WHERE peer = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+    )?;
+    let mut rows = stmt.query(params![peer.to_string(), before_seq.unwrap_or(i64::MAX), limit])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(message_from_row(key, row)?);
+    }
+    out.reverse();
+    Ok(out)
+}
+
+pub(crate) fn outbox(conn: &Connection) -> Result<Vec<OutboxEntry>, Error> {
+    let mut stmt = conn.prepare(
+        "SELECT message_id, recipient, envelope, attempts, next_attempt_at, created_at, expires_at, last_error
+         FROM outbox ORDER BY created_at, message_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(OutboxEntry {
+            message_id: MessageId::from_bytes(array(r.get(0)?, "message id")?),
+            recipient: parse_address(&r.get::<_, String>(1)?)?,
+            envelope: r.get(2)?,
+            attempts: r.get(3)?,
+            next_attempt_at: ts(r.get(4)?),
+            created_at: ts(r.get(5)?),
+            expires_at: ts(r.get(6)?),
+            last_error: r.get(7)?,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn integrity_check(conn: &Connection) -> Result<bool, Error> {
+    let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    Ok(verdict == "ok")
+}

@@ -1,0 +1,88 @@
+//! The schema and its forward-only migrations.
+//!
+//! `PRAGMA user_version` holds the schema version. Each migration runs once, in its
+//! own transaction together with the version bump; a database newer than this build
+//! is refused rather than guessed at.
+
+use rusqlite::Connection;
+
+use crate::Error;
+
+/// Migrations in order; index + 1 is the version each one leads to. Append only.
+const MIGRATIONS: &[&str] = &[
+    // 1: the foundation tables (ARCHITECTURE §9).
+    "
+    CREATE TABLE identity (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        address     TEXT NOT NULL,
+        fingerprint BLOB NOT NULL,
+        name        TEXT,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE contacts (
+        address         TEXT PRIMARY KEY,
+        name            TEXT,
+        public_identity BLOB NOT NULL,
+        fingerprint     BLOB NOT NULL UNIQUE,
+        verified        INTEGER NOT NULL DEFAULT 0,
+        added_at        INTEGER NOT NULL
+    );
+    CREATE TABLE messages (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        id          BLOB NOT NULL,
+        peer        TEXT NOT NULL,
+        direction   TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        kind        INTEGER NOT NULL,
+        body        BLOB NOT NULL,          -- sealed under the storage key
+        timestamp   INTEGER NOT NULL,       -- the sender's clock, unix ms
+        stored_at   INTEGER NOT NULL,       -- our clock, unix ms
+        status      TEXT NOT NULL,
+        UNIQUE (peer, direction, id)
+    );
+    CREATE INDEX messages_by_peer ON messages (peer, seq);
+    CREATE TABLE outbox (
+        message_id      BLOB PRIMARY KEY,
+        recipient       TEXT NOT NULL,
+        envelope        BLOB NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        last_error      TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt_at);
+    CREATE TABLE dead_letters (
+        message_id BLOB PRIMARY KEY,
+        recipient  TEXT NOT NULL,
+        envelope   BLOB NOT NULL,
+        attempts   INTEGER NOT NULL,
+        reason     TEXT NOT NULL,
+        failed_at  INTEGER NOT NULL
+    );
+    CREATE TABLE seen_ids (
+        sender     BLOB NOT NULL,
+        message_id BLOB NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (sender, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX seen_ids_expiry ON seen_ids (expires_at);
+    ",
+];
+
+/// The schema version this build writes.
+pub const VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the database up to [`VERSION`].
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > VERSION {
+        return Err(Error::SchemaTooNew { found, supported: VERSION });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! What goes in comes out; what must not go in twice does not.
+
+use communitas_crypto::{Identity, at_rest::StorageKey};
+use communitas_store::{Contact, Direction, Error, Inserted, Status, Store, schema};
+use communitas_types::{Fingerprint, Timestamp};
+
+use super::{bob, key, outgoing};
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("c.db"), key()).unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn outgoing_messages_are_paged_oldest_first() {
+    let (_dir, store) = open();
+    for n in 0..5 {
+        let (m, o) = outgoing(n, &format!("message {n}"));
+        store.insert_outgoing(m, o).await.unwrap();
+    }
+    let page = store.history(bob(), 3, None).await.unwrap();
+    let texts: Vec<_> = page.iter().map(|m| String::from_utf8(m.message.body.clone()).unwrap()).collect();
+    assert_eq!(texts, ["message 2", "message 3", "message 4"]);
+    let older = store.history(bob(), 3, Some(page[0].seq)).await.unwrap();
+    assert_eq!(older.len(), 2);
+    assert_eq!(older[1].message.body, b"message 1");
+    assert_eq!(store.outbox().await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn status_moves_and_unknown_ids_are_refused() {
+    let (_dir, store) = open();
+    let (m, o) = outgoing(1, "hi");
+    let id = m.id;
+    store.insert_outgoing(m, o).await.unwrap();
+    store.set_status(id, Status::Delivered).await.unwrap();
+    assert_eq!(store.history(bob(), 10, None).await.unwrap()[0].message.status, Status::Delivered);
+    let (other, _) = outgoing(2, "never stored");
+    assert!(matches!(store.set_status(other.id, Status::Sent).await, Err(Error::NoSuchMessage(_))));
+}
+
+#[tokio::test]
+async fn a_replayed_incoming_message_is_stored_once() {
+    let (_dir, store) = open();
+    let (mut m, _) = outgoing(9, "once");
+    m.direction = Direction::In;
+    let sender = Fingerprint::from_bytes([4; 32]);
+    let until = Timestamp::from_millis(u64::MAX / 2);
+    assert_eq!(store.insert_incoming(m.clone(), sender, until).await.unwrap(), Inserted::New);
+    assert_eq!(store.insert_incoming(m.clone(), sender, until).await.unwrap(), Inserted::Duplicate);
+    assert_eq!(store.history(bob(), 10, None).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn one_failing_write_does_not_sink_its_batch() {
+    let (_dir, store) = open();
+    let (m, o) = outgoing(1, "first");
+    store.insert_outgoing(m.clone(), o.clone()).await.unwrap();
+    // Fire many writes at once so they share a transaction; one is a duplicate key.
+    let mut tasks = Vec::new();
+    for n in 2..40 {
+        let s = store.clone();
+        let (m, o) = outgoing(n, "batch");
+        tasks.push(tokio::spawn(async move { s.insert_outgoing(m, o).await }));
+    }
+    let dup = store.insert_outgoing(m, o);
+    assert!(matches!(dup.await, Err(Error::Sqlite(_))));
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(store.history(bob(), 100, None).await.unwrap().len(), 39);
+}
+
+#[tokio::test]
+async fn contacts_are_pinned_to_their_keys() {
+    let (_dir, store) = open();
+    let alice = Identity::from_seed_bytes([1; 32], [2; 32]);
+    let contact = Contact {
+        address: bob(),
+        name: Some("Bob".into()),
+        identity: alice.public().clone(),
+        verified: false,
+        added_at: Timestamp::from_millis(5),
+    };
+    store.add_contact(contact.clone()).await.unwrap();
+    store.add_contact(Contact { name: Some("Bobby".into()), ..contact.clone() }).await.unwrap();
+    let impostor = Identity::from_seed_bytes([9; 32], [2; 32]);
+    let changed = Contact { identity: impostor.public().clone(), ..contact.clone() };
+    assert!(matches!(store.add_contact(changed).await, Err(Error::KeyChanged { .. })));
+    assert!(store.set_verified(bob(), true).await.unwrap());
+    let list = store.contacts().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].name.as_deref(), Some("Bobby"));
+    assert!(list[0].verified);
+    assert_eq!(&list[0].identity, alice.public());
+}
+
+#[tokio::test]
+async fn bodies_are_encrypted_on_disk() {
+    let (dir, store) = open();
+    let (m, o) = outgoing(1, "the secret plans for friday");
+    store.insert_outgoing(m, o).await.unwrap();
+    drop(store);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    for name in ["c.db", "c.db-wal"] {
+        let path = dir.path().join(name);
+        if let Ok(bytes) = std::fs::read(&path) {
+            assert!(!bytes.windows(10).any(|w| w == b"the secret"), "plaintext in {name}");
+        }
+    }
+    // Another key cannot read them back.
+    let other = Store::open(&dir.path().join("c.db"), StorageKey::from_bytes([8; 32])).unwrap();
+    assert!(matches!(other.history(bob(), 10, None).await, Err(Error::Decrypt)));
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_and_reopening_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    drop(Store::open(&path, key()).unwrap());
+    let store = Store::open(&path, key()).unwrap();
+    assert!(store.integrity_check().await.unwrap());
+    drop(store);
+    let conn = rusqlite_free_bump(&path, schema::VERSION + 1);
+    assert!(conn);
+    assert!(matches!(Store::open(&path, key()), Err(Error::SchemaTooNew { .. })));
+}
+
+/// Sets `user_version` with the sqlite3 file format: byte 60 of the header, big-endian.
+fn rusqlite_free_bump(path: &std::path::Path, version: u32) -> bool {
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[60..64].copy_from_slice(&version.to_be_bytes());
+    std::fs::write(path, bytes).is_ok()
+}
