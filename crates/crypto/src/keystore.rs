@@ -94,6 +94,26 @@ impl Secrets {
     }
 }
 
+impl Secrets {
+    /// Every secret byte, concatenated: signing seed, KEM seed, device secret, storage
+    /// key. Only for tests that search files and logs for leaked key material; never
+    /// write or log this.
+    #[doc(hidden)]
+    pub fn expose_secret_bytes(&self) -> Zeroizing<[u8; SECRETS_LEN]> {
+        let seeds = self.identity.seeds();
+        let mut out = Zeroizing::new([0u8; SECRETS_LEN]);
+        for (slot, part) in out.chunks_exact_mut(32).zip([
+            &seeds.signing,
+            &seeds.kem,
+            self.device.secret_bytes(),
+            self.storage.as_bytes(),
+        ]) {
+            slot.copy_from_slice(part);
+        }
+        out
+    }
+}
+
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Secrets").field("identity", &self.identity).finish_non_exhaustive()
@@ -195,16 +215,7 @@ impl Keystore {
             nonce,
             ciphertext: Vec::new(),
         };
-        let seeds = secrets.identity.seeds();
-        let mut plain = Zeroizing::new([0u8; SECRETS_LEN]);
-        for (slot, part) in plain.chunks_exact_mut(32).zip([
-            &seeds.signing,
-            &seeds.kem,
-            secrets.device.secret_bytes(),
-            secrets.storage.as_bytes(),
-        ]) {
-            slot.copy_from_slice(part);
-        }
+        let plain = secrets.expose_secret_bytes();
         let cipher = store.cipher(passphrase)?;
         let aad = store.associated_data();
         #[allow(clippy::expect_used)]

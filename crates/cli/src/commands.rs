@@ -1,0 +1,36 @@
+//! One module per subcommand.
+
+pub(crate) mod address;
+pub(crate) mod demo;
+pub(crate) mod init;
+
+use communitas_crypto::KeystorePublic;
+use serde::Serialize;
+
+/// What `init` and `address` print.
+#[derive(Debug, Serialize)]
+pub(crate) struct Summary {
+    address: String,
+    fingerprint: String,
+    peer_id: String,
+}
+
+impl Summary {
+    pub(crate) fn of(public: &KeystorePublic) -> Self {
+        Self {
+            address: public.address.to_string(),
+            fingerprint: public.identity.fingerprint().to_string(),
+            peer_id: public.peer_id.to_string(),
+        }
+    }
+
+    /// The address alone, or the JSON object.
+    pub(crate) fn print(&self, json: bool) -> anyhow::Result<()> {
+        if json {
+            println!("{}", serde_json::to_string(self)?);
+        } else {
+            println!("{}", self.address);
+        }
+        Ok(())
+    }
+}
