@@ -1,1 +1,66 @@
-fn main(){}
+//! Criterion benchmarks of the crypto hot paths (issue 2, item 7).
+//!
+//! `cargo bench -p communitas-crypto --bench crypto`; figures in docs/benchmarks.md.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use communitas_crypto::keystore::KdfParams;
+use communitas_crypto::{Envelope, Identity, Keystore, Kind, Letter, Secrets, derive_address};
+use communitas_types::{Address, MessageId, Timestamp};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+fn letter(body: &[u8]) -> Letter<'_> {
+    Letter {
+        message_id: MessageId::from_bytes([1; 16]),
+        timestamp: Timestamp::from_millis(1_780_000_000_000),
+        kind: Kind::Text,
+        body,
+    }
+}
+
+fn envelopes(c: &mut Criterion) {
+    let alice = Identity::from_seed_bytes([1; 32], [2; 32]);
+    let bob = Identity::from_seed_bytes([3; 32], [4; 32]);
+    let text = [b'x'; 256];
+    let sealed = Envelope::seal(&alice, bob.public(), letter(&text)).unwrap().to_bytes();
+
+    let mut g = c.benchmark_group("envelope_256B");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("seal", |b| {
+        b.iter(|| Envelope::seal(&alice, bob.public(), letter(black_box(&text))).unwrap().to_bytes())
+    });
+    g.bench_function("open", |b| {
+        b.iter(|| Envelope::from_bytes(black_box(&sealed)).unwrap().open(&bob).unwrap())
+    });
+    g.bench_function("seal_open", |b| {
+        b.iter(|| {
+            let wire = Envelope::seal(&alice, bob.public(), letter(black_box(&text))).unwrap().to_bytes();
+            Envelope::from_bytes(&wire).unwrap().open(&bob).unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn slow_kdfs(c: &mut Criterion) {
+    let alice = Identity::from_seed_bytes([1; 32], [2; 32]);
+    let mut g = c.benchmark_group("kdf");
+    g.sample_size(10).measurement_time(Duration::from_secs(6));
+    g.bench_function("derive_address", |b| b.iter(|| derive_address(black_box(alice.public()))));
+    let secrets = Secrets::generate().unwrap();
+    let store = Keystore::create(
+        &secrets,
+        None,
+        Address::from_bytes([0; 6]),
+        Timestamp::from_millis(0),
+        b"pw",
+        KdfParams::DEFAULT,
+    )
+    .unwrap();
+    g.bench_function("keystore_unlock", |b| b.iter(|| store.unlock(black_box(b"pw")).unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, envelopes, slow_kdfs);
+criterion_main!(benches);

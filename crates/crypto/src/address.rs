@@ -17,7 +17,7 @@ use crate::identity::PublicIdentity;
 /// Argon2id memory, in KiB: 64 MiB.
 pub const MEMORY_KIB: u32 = 64 * 1024;
 /// Argon2id passes over memory.
-pub const ITERATIONS: u32 = 2;
+pub const ITERATIONS: u32 = 6;
 /// Argon2id lanes. One, so that the cost cannot be cut by a wider machine's
 /// parallelism within a single hash (an attacker still runs many hashes at once).
 pub const LANES: u32 = 1;
