@@ -151,9 +151,16 @@ impl Envelope {
         kem_randomness: &[u8; 64],
         nonce: [u8; NONCE_LEN],
     ) -> Result<Self, SealError> {
-        let max = if letter.kind == Kind::Text { MAX_TEXT_LEN } else { MAX_BODY_LEN };
+        let max = if letter.kind == Kind::Text {
+            MAX_TEXT_LEN
+        } else {
+            MAX_BODY_LEN
+        };
         if letter.body.len() > max {
-            return Err(SealError::TooLarge { len: letter.body.len(), max });
+            return Err(SealError::TooLarge {
+                len: letter.body.len(),
+                max,
+            });
         }
         if letter.kind == Kind::Text && std::str::from_utf8(letter.body).is_err() {
             return Err(SealError::TextNotUtf8);
@@ -166,7 +173,12 @@ impl Envelope {
             letter.kind,
             letter.body,
         ));
-        Ok(Self::seal_payload(recipient, &plaintext, kem_randomness, nonce))
+        Ok(Self::seal_payload(
+            recipient,
+            &plaintext,
+            kem_randomness,
+            nonce,
+        ))
     }
 
     /// Encrypts already signed payload bytes to `recipient`.
@@ -189,7 +201,13 @@ impl Envelope {
         let header = envelope.header();
         #[allow(clippy::expect_used)]
         let ciphertext = aead_key(&shared)
-            .encrypt(XNonce::from_slice(&nonce), AeadInput { msg: plaintext, aad: &header })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                AeadInput {
+                    msg: plaintext,
+                    aad: &header,
+                },
+            )
             .expect("XChaCha20-Poly1305 encrypts anything under 256 GiB; this is under 256 KiB");
         envelope.ciphertext = ciphertext;
         envelope
@@ -218,7 +236,12 @@ impl Envelope {
                 remaining: ciphertext.len(),
             });
         }
-        Ok(Self { mailbox, kem_ciphertext, nonce, ciphertext: ciphertext.to_vec() })
+        Ok(Self {
+            mailbox,
+            kem_ciphertext,
+            nonce,
+            ciphertext: ciphertext.to_vec(),
+        })
     }
 
     /// The binary form (see the module docs).
@@ -268,7 +291,10 @@ impl Envelope {
         aead_key(&shared)
             .decrypt(
                 XNonce::from_slice(&self.nonce),
-                AeadInput { msg: &self.ciphertext, aad: &header },
+                AeadInput {
+                    msg: &self.ciphertext,
+                    aad: &header,
+                },
             )
             .map(Zeroizing::new)
             .map_err(|_| OpenError::Decrypt)
@@ -276,8 +302,12 @@ impl Envelope {
 
     fn header(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
-        let parts: [&[u8]; 4] =
-            [&[VERSION], self.mailbox.as_bytes(), &self.kem_ciphertext, &self.nonce];
+        let parts: [&[u8]; 4] = [
+            &[VERSION],
+            self.mailbox.as_bytes(),
+            &self.kem_ciphertext,
+            &self.nonce,
+        ];
         let mut at = 0;
         for part in parts {
             if let Some(slot) = out.get_mut(at..at + part.len()) {
@@ -293,7 +323,6 @@ fn aead_key(shared: &[u8]) -> XChaCha20Poly1305 {
     let key = Zeroizing::new(blake3::derive_key(KEY_CONTEXT, shared));
     XChaCha20Poly1305::new(key.as_ref().into())
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -4,8 +4,8 @@
 
 use communitas_types::{Address, MessageId, Timestamp};
 
-use crate::envelope::{Envelope, Letter, MAX_BODY_LEN};
 use crate::at_rest::StorageKey;
+use crate::envelope::{Envelope, Letter, MAX_BODY_LEN};
 use crate::identity::{DeviceKey, Identity, PublicIdentity};
 use crate::keystore::{KdfParams, Keystore, Secrets};
 use crate::payload::{self, Kind};
@@ -65,7 +65,8 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             body: &body,
         };
         let seed = [i as u8; 64];
-        if let Ok(env) = Envelope::seal_deterministic(&alice, bob.public(), letter, &seed, [3; 24]) {
+        if let Ok(env) = Envelope::seal_deterministic(&alice, bob.public(), letter, &seed, [3; 24])
+        {
             out.push(("envelope", format!("seed-{i}"), env.to_bytes()));
         }
         let signed = payload::encode_signed(
@@ -78,7 +79,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         );
         out.push(("payload", format!("seed-{i}"), signed));
     }
-    out.push(("public_identity", "seed-0".into(), alice.public().to_bytes()));
+    out.push((
+        "public_identity",
+        "seed-0".into(),
+        alice.public().to_bytes(),
+    ));
     let secrets = Secrets {
         identity: alice,
         device: DeviceKey::from_secret_bytes([4; 32]),
@@ -88,14 +93,25 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let address = Address::from_bytes([1, 2, 3, 4, 5, 6]);
     let created = Timestamp::from_millis(1_780_000_000_000);
     let kdf = KdfParams::INSECURE_FOR_TESTS;
-    if let Ok(store) =
-        Keystore::create_with(&secrets, Some("alice".into()), address, created, b"pw", kdf, ([6; 16], [7; 24]))
-    {
+    if let Ok(store) = Keystore::create_with(
+        &secrets,
+        Some("alice".into()),
+        address,
+        created,
+        b"pw",
+        kdf,
+        ([6; 16], [7; 24]),
+    ) {
         out.push(("keystore", "seed-0".into(), store.to_bytes()));
     }
-    for (i, text) in ["abacus-zebra-zone-zoom", "ABACUS ZEBRA.zone zoom", "abdom zebra zone zoom", "x y"]
-        .iter()
-        .enumerate()
+    for (i, text) in [
+        "abacus-zebra-zone-zoom",
+        "ABACUS ZEBRA.zone zoom",
+        "abdom zebra zone zoom",
+        "x y",
+    ]
+    .iter()
+    .enumerate()
     {
         out.push(("address", format!("seed-{i}"), text.as_bytes().to_vec()));
     }

@@ -12,7 +12,9 @@ use communitas_types::{Address, Fingerprint, MessageId, Timestamp};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::model::{Contact, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage};
+use crate::model::{
+    Contact, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
+};
 use crate::{Error, ops, schema};
 
 /// Most writes committed in one transaction: bounds the latency a big burst adds to
@@ -27,20 +29,56 @@ pub(crate) enum Command {
 }
 
 pub(crate) enum Write {
-    SetIdentity { row: IdentityRow, reply: Reply<()> },
-    AddContact { contact: Contact, reply: Reply<()> },
-    SetVerified { address: Address, verified: bool, reply: Reply<bool> },
-    Outgoing { message: NewMessage, outbox: OutboxEntry, reply: Reply<()> },
-    Incoming { message: NewMessage, sender: Fingerprint, seen_until: Timestamp, reply: Reply<Inserted> },
-    SetStatus { id: MessageId, status: Status, reply: Reply<()> },
+    SetIdentity {
+        row: IdentityRow,
+        reply: Reply<()>,
+    },
+    AddContact {
+        contact: Box<Contact>,
+        reply: Reply<()>,
+    },
+    SetVerified {
+        address: Address,
+        verified: bool,
+        reply: Reply<bool>,
+    },
+    Outgoing {
+        message: NewMessage,
+        outbox: OutboxEntry,
+        reply: Reply<()>,
+    },
+    Incoming {
+        message: NewMessage,
+        sender: Fingerprint,
+        seen_until: Timestamp,
+        reply: Reply<Inserted>,
+    },
+    SetStatus {
+        id: MessageId,
+        status: Status,
+        reply: Reply<()>,
+    },
 }
 
 pub(crate) enum Read {
-    Identity { reply: Reply<Option<IdentityRow>> },
-    Contacts { reply: Reply<Vec<Contact>> },
-    History { peer: Address, limit: u32, before_seq: Option<i64>, reply: Reply<Vec<StoredMessage>> },
-    Outbox { reply: Reply<Vec<OutboxEntry>> },
-    IntegrityCheck { reply: Reply<bool> },
+    Identity {
+        reply: Reply<Option<IdentityRow>>,
+    },
+    Contacts {
+        reply: Reply<Vec<Contact>>,
+    },
+    History {
+        peer: Address,
+        limit: u32,
+        before_seq: Option<i64>,
+        reply: Reply<Vec<StoredMessage>>,
+    },
+    Outbox {
+        reply: Reply<Vec<OutboxEntry>>,
+    },
+    IntegrityCheck {
+        reply: Reply<bool>,
+    },
 }
 
 /// Sends a write's reply once the commit's fate is known.
@@ -49,7 +87,9 @@ type Finish = Box<dyn FnOnce(Option<&Error>) + Send>;
 fn finish<T: Send + 'static>(outcome: Result<T, Error>, reply: Reply<T>) -> Finish {
     Box::new(move |commit_error| {
         let result = match commit_error {
-            Some(e) => Err(Error::CommitFailed { reason: e.to_string() }),
+            Some(e) => Err(Error::CommitFailed {
+                reason: e.to_string(),
+            }),
             None => outcome,
         };
         // The caller may have stopped waiting; the write stands all the same.
@@ -65,16 +105,28 @@ impl Write {
         match self {
             Write::SetIdentity { row, reply } => done(ops::set_identity(conn, &row), reply),
             Write::AddContact { contact, reply } => done(ops::add_contact(conn, &contact), reply),
-            Write::SetVerified { address, verified, reply } => {
-                done(ops::set_verified(conn, address, verified), reply)
+            Write::SetVerified {
+                address,
+                verified,
+                reply,
+            } => done(ops::set_verified(conn, address, verified), reply),
+            Write::Outgoing {
+                message,
+                outbox,
+                reply,
+            } => done(ops::insert_outgoing(conn, key, &message, &outbox), reply),
+            Write::Incoming {
+                message,
+                sender,
+                seen_until,
+                reply,
+            } => done(
+                ops::insert_incoming(conn, key, &message, &sender, seen_until),
+                reply,
+            ),
+            Write::SetStatus { id, status, reply } => {
+                done(ops::set_status(conn, id, status), reply)
             }
-            Write::Outgoing { message, outbox, reply } => {
-                done(ops::insert_outgoing(conn, key, &message, &outbox), reply)
-            }
-            Write::Incoming { message, sender, seen_until, reply } => {
-                done(ops::insert_incoming(conn, key, &message, &sender, seen_until), reply)
-            }
-            Write::SetStatus { id, status, reply } => done(ops::set_status(conn, id, status), reply),
         }
     }
 }
@@ -147,7 +199,11 @@ impl Actor {
             for write in batch {
                 let sp = tx.savepoint()?;
                 let (ok, finish) = write.apply(&sp, &self.key);
-                if ok { sp.commit()? } else { sp.finish()? }
+                if ok {
+                    sp.commit()?
+                } else {
+                    sp.finish()?
+                }
                 finishes.push(finish);
             }
             tx.commit()?;
@@ -167,9 +223,12 @@ impl Actor {
         match read {
             Read::Identity { reply } => drop(reply.send(ops::identity(conn))),
             Read::Contacts { reply } => drop(reply.send(ops::contacts(conn))),
-            Read::History { peer, limit, before_seq, reply } => {
-                drop(reply.send(ops::history(conn, key, peer, limit, before_seq)))
-            }
+            Read::History {
+                peer,
+                limit,
+                before_seq,
+                reply,
+            } => drop(reply.send(ops::history(conn, key, peer, limit, before_seq))),
             Read::Outbox { reply } => drop(reply.send(ops::outbox(conn))),
             Read::IntegrityCheck { reply } => drop(reply.send(ops::integrity_check(conn))),
         }

@@ -23,7 +23,9 @@ use communitas_crypto::at_rest::StorageKey;
 use communitas_types::{Address, MessageId};
 use tokio::sync::{mpsc, oneshot};
 
-pub use model::{Contact, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage};
+pub use model::{
+    Contact, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
+};
 
 use actor::{Command, Read, Write};
 
@@ -103,15 +105,27 @@ impl Store {
         Ok(Self { commands })
     }
 
-    async fn write<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Write) -> Result<T, Error> {
+    async fn write<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Write,
+    ) -> Result<T, Error> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Write(make(reply))).await.map_err(|_| Error::ActorGone)?;
+        self.commands
+            .send(Command::Write(make(reply)))
+            .await
+            .map_err(|_| Error::ActorGone)?;
         answer.await.map_err(|_| Error::ActorGone)?
     }
 
-    async fn read<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Read) -> Result<T, Error> {
+    async fn read<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Read,
+    ) -> Result<T, Error> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Read(make(reply))).await.map_err(|_| Error::ActorGone)?;
+        self.commands
+            .send(Command::Read(make(reply)))
+            .await
+            .map_err(|_| Error::ActorGone)?;
         answer.await.map_err(|_| Error::ActorGone)?
     }
 
@@ -128,12 +142,21 @@ impl Store {
     /// Adds a contact, pinning its keys. Adding it again with the same keys updates
     /// the name; with other keys it fails with [`Error::KeyChanged`].
     pub async fn add_contact(&self, contact: Contact) -> Result<(), Error> {
-        self.write(|reply| Write::AddContact { contact, reply }).await
+        self.write(|reply| Write::AddContact {
+            contact: Box::new(contact),
+            reply,
+        })
+        .await
     }
 
     /// Marks a contact's safety number as verified.
     pub async fn set_verified(&self, address: Address, verified: bool) -> Result<bool, Error> {
-        self.write(|reply| Write::SetVerified { address, verified, reply }).await
+        self.write(|reply| Write::SetVerified {
+            address,
+            verified,
+            reply,
+        })
+        .await
     }
 
     /// All contacts, by address.
@@ -142,8 +165,17 @@ impl Store {
     }
 
     /// Stores an outgoing message and its outbox entry in one transaction.
-    pub async fn insert_outgoing(&self, message: NewMessage, outbox: OutboxEntry) -> Result<(), Error> {
-        self.write(|reply| Write::Outgoing { message, outbox, reply }).await
+    pub async fn insert_outgoing(
+        &self,
+        message: NewMessage,
+        outbox: OutboxEntry,
+    ) -> Result<(), Error> {
+        self.write(|reply| Write::Outgoing {
+            message,
+            outbox,
+            reply,
+        })
+        .await
     }
 
     /// Stores an incoming message unless `(sender, id)` was seen before; the seen id
@@ -154,17 +186,35 @@ impl Store {
         sender: communitas_types::Fingerprint,
         seen_until: communitas_types::Timestamp,
     ) -> Result<Inserted, Error> {
-        self.write(|reply| Write::Incoming { message, sender, seen_until, reply }).await
+        self.write(|reply| Write::Incoming {
+            message,
+            sender,
+            seen_until,
+            reply,
+        })
+        .await
     }
 
     /// Moves an outgoing message to a new status.
     pub async fn set_status(&self, id: MessageId, status: Status) -> Result<(), Error> {
-        self.write(|reply| Write::SetStatus { id, status, reply }).await
+        self.write(|reply| Write::SetStatus { id, status, reply })
+            .await
     }
 
     /// A conversation, oldest first: up to `limit` messages before `before_seq`.
-    pub async fn history(&self, peer: Address, limit: u32, before_seq: Option<i64>) -> Result<Vec<StoredMessage>, Error> {
-        self.read(|reply| Read::History { peer, limit, before_seq, reply }).await
+    pub async fn history(
+        &self,
+        peer: Address,
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<StoredMessage>, Error> {
+        self.read(|reply| Read::History {
+            peer,
+            limit,
+            before_seq,
+            reply,
+        })
+        .await
     }
 
     /// Every outbox entry, oldest first.

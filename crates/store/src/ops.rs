@@ -7,7 +7,9 @@ use communitas_types::{Address, Fingerprint, MessageId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::Error;
-use crate::model::{Contact, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage};
+use crate::model::{
+    Contact, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
+};
 
 /// Unix ms as SQLite's signed integer; far-future values saturate.
 fn ms(t: Timestamp) -> i64 {
@@ -19,7 +21,8 @@ fn ts(v: i64) -> Timestamp {
 }
 
 fn parse_address(text: &str) -> Result<Address, Error> {
-    text.parse().map_err(|_| Error::Corrupt { field: "address" })
+    text.parse()
+        .map_err(|_| Error::Corrupt { field: "address" })
 }
 
 fn array<const N: usize>(bytes: Vec<u8>, field: &'static str) -> Result<[u8; N], Error> {
@@ -28,14 +31,24 @@ fn array<const N: usize>(bytes: Vec<u8>, field: &'static str) -> Result<[u8; N],
 
 /// Associated data binding a sealed body to its row.
 fn body_aad(id: &MessageId, direction: Direction, peer: &Address) -> Vec<u8> {
-    [id.as_bytes().as_slice(), direction.as_str().as_bytes(), &peer.to_bytes()].concat()
+    [
+        id.as_bytes().as_slice(),
+        direction.as_str().as_bytes(),
+        &peer.to_bytes(),
+    ]
+    .concat()
 }
 
 pub(crate) fn set_identity(conn: &Connection, row: &IdentityRow) -> Result<(), Error> {
     conn.execute(
         "INSERT OR REPLACE INTO identity (id, address, fingerprint, name, created_at)
          VALUES (1, ?1, ?2, ?3, ?4)",
-        params![row.address.to_string(), row.fingerprint.as_bytes(), row.name, ms(row.created_at)],
+        params![
+            row.address.to_string(),
+            row.fingerprint.as_bytes(),
+            row.name,
+            ms(row.created_at)
+        ],
     )?;
     Ok(())
 }
@@ -45,7 +58,14 @@ pub(crate) fn identity(conn: &Connection) -> Result<Option<IdentityRow>, Error> 
         .query_row(
             "SELECT address, fingerprint, name, created_at FROM identity WHERE id = 1",
             [],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?, r.get(3)?)),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
+            },
         )
         .optional()?;
     row.map(|(address, fingerprint, name, created_at)| {
@@ -69,7 +89,9 @@ pub(crate) fn add_contact(conn: &Connection, contact: &Contact) -> Result<(), Er
         )
         .optional()?;
     match pinned {
-        Some(existing) if existing != keys => Err(Error::KeyChanged { address: contact.address }),
+        Some(existing) if existing != keys => Err(Error::KeyChanged {
+            address: contact.address,
+        }),
         Some(_) => {
             if contact.name.is_some() {
                 conn.execute(
@@ -97,7 +119,11 @@ pub(crate) fn add_contact(conn: &Connection, contact: &Contact) -> Result<(), Er
     }
 }
 
-pub(crate) fn set_verified(conn: &Connection, address: Address, verified: bool) -> Result<bool, Error> {
+pub(crate) fn set_verified(
+    conn: &Connection,
+    address: Address,
+    verified: bool,
+) -> Result<bool, Error> {
     let changed = conn.execute(
         "UPDATE contacts SET verified = ?2 WHERE address = ?1",
         params![address.to_string(), verified],
@@ -110,14 +136,22 @@ pub(crate) fn contacts(conn: &Connection) -> Result<Vec<Contact>, Error> {
         "SELECT address, name, public_identity, verified, added_at FROM contacts ORDER BY address",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?, r.get(4)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+            r.get(3)?,
+            r.get(4)?,
+        ))
     })?;
     rows.map(|row| {
         let (address, name, keys, verified, added_at) = row?;
         Ok(Contact {
             address: parse_address(&address)?,
             name,
-            identity: PublicIdentity::from_bytes(&keys).map_err(|_| Error::Corrupt { field: "public_identity" })?,
+            identity: PublicIdentity::from_bytes(&keys).map_err(|_| Error::Corrupt {
+                field: "public_identity",
+            })?,
             verified,
             added_at: ts(added_at),
         })
@@ -128,7 +162,9 @@ pub(crate) fn contacts(conn: &Connection) -> Result<Vec<Contact>, Error> {
 fn insert_message(conn: &Connection, key: &StorageKey, m: &NewMessage) -> Result<(), Error> {
     let sealed = key
         .seal(&body_aad(&m.id, m.direction, &m.peer), &m.body)
-        .map_err(|_| Error::Corrupt { field: "random source" })?;
+        .map_err(|_| Error::Corrupt {
+            field: "random source",
+        })?;
     conn.execute(
         "INSERT INTO messages (id, peer, direction, kind, body, timestamp, stored_at, status)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -208,7 +244,9 @@ fn message_from_row(key: &StorageKey, r: &Row<'_>) -> Result<StoredMessage, Erro
         _ => return Err(Error::Corrupt { field: "direction" }),
     };
     let sealed: Vec<u8> = r.get(5)?;
-    let body = key.open(&body_aad(&id, direction, &peer), &sealed).map_err(|_| Error::Decrypt)?;
+    let body = key
+        .open(&body_aad(&id, direction, &peer), &sealed)
+        .map_err(|_| Error::Decrypt)?;
     Ok(StoredMessage {
         seq: r.get(0)?,
         message: NewMessage {
@@ -235,7 +273,11 @@ pub(crate) fn history(
         "SELECT seq, id, peer, direction, kind, body, timestamp, stored_at, status
          FROM messages WHERE peer = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
     )?;
-    let mut rows = stmt.query(params![peer.to_string(), before_seq.unwrap_or(i64::MAX), limit])?;
+    let mut rows = stmt.query(params![
+        peer.to_string(),
+        before_seq.unwrap_or(i64::MAX),
+        limit
+    ])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         out.push(message_from_row(key, row)?);

@@ -150,7 +150,16 @@ mod tests {
     #[test]
     fn canonical_form_round_trips() {
         let a = Address::from_bytes([0x00, 0x01, 0x00, 0x2f, 0xff, 0xff]);
-        assert_eq!(a.to_string(), format!("{}-{}-{}-{}", word(0), word(0x100), word(0x2ff), word(0xfff)));
+        assert_eq!(
+            a.to_string(),
+            format!(
+                "{}-{}-{}-{}",
+                word(0),
+                word(0x100),
+                word(0x2ff),
+                word(0xfff)
+            )
+        );
         assert_eq!(a.to_string().parse::<Address>(), Ok(a));
     }
 
@@ -173,7 +182,11 @@ mod tests {
         let err = "abacus zebraa zone zoom".parse::<Address>().unwrap_err();
         assert_eq!(
             err,
-            AddressError::UnknownWord { word: "zebraa".into(), position: 2, suggestion: "zebra" }
+            AddressError::UnknownWord {
+                word: "zebraa".into(),
+                position: 2,
+                suggestion: "zebra"
+            }
         );
         assert!(err.to_string().contains("\"zebraa\""));
         assert!(err.to_string().contains("\"zebra\""));
@@ -181,8 +194,14 @@ mod tests {
 
     #[test]
     fn wrong_word_count_is_refused() {
-        assert_eq!("abacus zone".parse::<Address>(), Err(AddressError::WordCount { got: 2 }));
-        assert_eq!("".parse::<Address>(), Err(AddressError::WordCount { got: 0 }));
+        assert_eq!(
+            "abacus zone".parse::<Address>(),
+            Err(AddressError::WordCount { got: 2 })
+        );
+        assert_eq!(
+            "".parse::<Address>(),
+            Err(AddressError::WordCount { got: 0 })
+        );
         assert_eq!(
             "abacus zone zoom zodiac abide".parse::<Address>(),
             Err(AddressError::WordCount { got: 5 })

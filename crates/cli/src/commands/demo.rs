@@ -18,7 +18,10 @@ pub(crate) fn run() -> Result<()> {
     println!("alice  {alice_address}");
     println!("bob    {bob_address}");
     println!("safety number (same on both sides):");
-    println!("       {}\n", SafetyNumber::new(alice.public(), bob.public()));
+    println!(
+        "       {}\n",
+        SafetyNumber::new(alice.public(), bob.public())
+    );
 
     let text = "hi bob 👋";
     let envelope = Envelope::seal(
@@ -39,12 +42,20 @@ pub(crate) fn run() -> Result<()> {
         text,
         wire.len()
     );
-    println!("bob opened it: {:?}, signed by {sender}", String::from_utf8_lossy(&opened.body));
+    println!(
+        "bob opened it: {:?}, signed by {sender}",
+        String::from_utf8_lossy(&opened.body)
+    );
     println!(
         "carol cannot: {}\n",
-        Envelope::from_bytes(&wire)?.open(&Identity::generate()?).err().map_or_else(String::new, |e| e.to_string())
+        Envelope::from_bytes(&wire)?
+            .open(&Identity::generate()?)
+            .err()
+            .map_or_else(String::new, |e| e.to_string())
     );
     println!("Not built yet: the peer-to-peer network (issue 3). Nodes cannot reach each other,");
-    println!("so there is no local network, no web UI and no login URL to open. This demo ends here.");
+    println!(
+        "so there is no local network, no web UI and no login URL to open. This demo ends here."
+    );
     Ok(())
 }

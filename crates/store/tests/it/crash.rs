@@ -17,7 +17,9 @@ const CHILD_ENV: &str = "COMMUNITAS_STORE_CRASH_CHILD";
 #[tokio::test]
 #[ignore = "child process of killed_writer_loses_no_acknowledged_row"]
 async fn crash_child_writer() {
-    let Some(path) = std::env::var_os(CHILD_ENV) else { return };
+    let Some(path) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
     let store = Store::open(std::path::Path::new(&path), key()).unwrap();
     for n in 0.. {
         let (m, o) = outgoing(n, &format!("row {n}"));
@@ -31,7 +33,13 @@ async fn killed_writer_loses_no_acknowledged_row() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.db");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash::crash_child_writer", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "crash::crash_child_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -54,8 +62,12 @@ async fn killed_writer_loses_no_acknowledged_row() {
     let store = Store::open(&path, key()).unwrap();
     assert!(store.integrity_check().await.unwrap());
     let rows = store.history(bob(), 100_000, None).await.unwrap();
-    let stored: std::collections::HashSet<_> = rows.iter().map(|r| r.message.body.clone()).collect();
+    let stored: std::collections::HashSet<_> =
+        rows.iter().map(|r| r.message.body.clone()).collect();
     for n in acked {
-        assert!(stored.contains(format!("row {n}").as_bytes()), "acknowledged row {n} lost");
+        assert!(
+            stored.contains(format!("row {n}").as_bytes()),
+            "acknowledged row {n} lost"
+        );
     }
 }

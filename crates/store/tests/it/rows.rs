@@ -20,7 +20,10 @@ async fn outgoing_messages_are_paged_oldest_first() {
         store.insert_outgoing(m, o).await.unwrap();
     }
     let page = store.history(bob(), 3, None).await.unwrap();
-    let texts: Vec<_> = page.iter().map(|m| String::from_utf8(m.message.body.clone()).unwrap()).collect();
+    let texts: Vec<_> = page
+        .iter()
+        .map(|m| String::from_utf8(m.message.body.clone()).unwrap())
+        .collect();
     assert_eq!(texts, ["message 2", "message 3", "message 4"]);
     let older = store.history(bob(), 3, Some(page[0].seq)).await.unwrap();
     assert_eq!(older.len(), 2);
@@ -35,9 +38,17 @@ async fn status_moves_and_unknown_ids_are_refused() {
     let id = m.id;
     store.insert_outgoing(m, o).await.unwrap();
     store.set_status(id, Status::Delivered).await.unwrap();
-    assert_eq!(store.history(bob(), 10, None).await.unwrap()[0].message.status, Status::Delivered);
+    assert_eq!(
+        store.history(bob(), 10, None).await.unwrap()[0]
+            .message
+            .status,
+        Status::Delivered
+    );
     let (other, _) = outgoing(2, "never stored");
-    assert!(matches!(store.set_status(other.id, Status::Sent).await, Err(Error::NoSuchMessage(_))));
+    assert!(matches!(
+        store.set_status(other.id, Status::Sent).await,
+        Err(Error::NoSuchMessage(_))
+    ));
 }
 
 #[tokio::test]
@@ -47,8 +58,20 @@ async fn a_replayed_incoming_message_is_stored_once() {
     m.direction = Direction::In;
     let sender = Fingerprint::from_bytes([4; 32]);
     let until = Timestamp::from_millis(u64::MAX / 2);
-    assert_eq!(store.insert_incoming(m.clone(), sender, until).await.unwrap(), Inserted::New);
-    assert_eq!(store.insert_incoming(m.clone(), sender, until).await.unwrap(), Inserted::Duplicate);
+    assert_eq!(
+        store
+            .insert_incoming(m.clone(), sender, until)
+            .await
+            .unwrap(),
+        Inserted::New
+    );
+    assert_eq!(
+        store
+            .insert_incoming(m.clone(), sender, until)
+            .await
+            .unwrap(),
+        Inserted::Duplicate
+    );
     assert_eq!(store.history(bob(), 10, None).await.unwrap().len(), 1);
 }
 
@@ -84,10 +107,22 @@ async fn contacts_are_pinned_to_their_keys() {
         added_at: Timestamp::from_millis(5),
     };
     store.add_contact(contact.clone()).await.unwrap();
-    store.add_contact(Contact { name: Some("Bobby".into()), ..contact.clone() }).await.unwrap();
+    store
+        .add_contact(Contact {
+            name: Some("Bobby".into()),
+            ..contact.clone()
+        })
+        .await
+        .unwrap();
     let impostor = Identity::from_seed_bytes([9; 32], [2; 32]);
-    let changed = Contact { identity: impostor.public().clone(), ..contact.clone() };
-    assert!(matches!(store.add_contact(changed).await, Err(Error::KeyChanged { .. })));
+    let changed = Contact {
+        identity: impostor.public().clone(),
+        ..contact.clone()
+    };
+    assert!(matches!(
+        store.add_contact(changed).await,
+        Err(Error::KeyChanged { .. })
+    ));
     assert!(store.set_verified(bob(), true).await.unwrap());
     let list = store.contacts().await.unwrap();
     assert_eq!(list.len(), 1);
@@ -106,12 +141,18 @@ async fn bodies_are_encrypted_on_disk() {
     for name in ["c.db", "c.db-wal"] {
         let path = dir.path().join(name);
         if let Ok(bytes) = std::fs::read(&path) {
-            assert!(!bytes.windows(10).any(|w| w == b"the secret"), "plaintext in {name}");
+            assert!(
+                !bytes.windows(10).any(|w| w == b"the secret"),
+                "plaintext in {name}"
+            );
         }
     }
     // Another key cannot read them back.
     let other = Store::open(&dir.path().join("c.db"), StorageKey::from_bytes([8; 32])).unwrap();
-    assert!(matches!(other.history(bob(), 10, None).await, Err(Error::Decrypt)));
+    assert!(matches!(
+        other.history(bob(), 10, None).await,
+        Err(Error::Decrypt)
+    ));
 }
 
 #[tokio::test]
@@ -124,7 +165,10 @@ async fn a_newer_schema_is_refused_and_reopening_is_idempotent() {
     drop(store);
     let conn = rusqlite_free_bump(&path, schema::VERSION + 1);
     assert!(conn);
-    assert!(matches!(Store::open(&path, key()), Err(Error::SchemaTooNew { .. })));
+    assert!(matches!(
+        Store::open(&path, key()),
+        Err(Error::SchemaTooNew { .. })
+    ));
 }
 
 /// Sets `user_version` with the sqlite3 file format: byte 60 of the header, big-endian.

@@ -76,12 +76,20 @@ mod tests {
     fn list_has_4096_lowercase_ascii_words_unique_in_five_letters() {
         let list = words();
         assert_eq!(list.len(), WORD_COUNT);
-        assert!(list.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase())));
+        assert!(
+            list.iter()
+                .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        );
         assert!(list.windows(2).all(|p| p[0] < p[1]), "sorted and unique");
         let prefixes: HashSet<&str> = list.iter().map(|w| &w[..w.len().min(5)]).collect();
         assert_eq!(prefixes.len(), WORD_COUNT);
         for pair in list.windows(2) {
-            assert!(!pair[1].starts_with(pair[0]), "{} is a prefix of {}", pair[0], pair[1]);
+            assert!(
+                !pair[1].starts_with(pair[0]),
+                "{} is a prefix of {}",
+                pair[0],
+                pair[1]
+            );
         }
     }
 

@@ -1,0 +1,33 @@
+//! The `communitas` binary, run as a user runs it. One test binary (ARCHITECTURE §14).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod identity;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// A `communitas` command with a clean environment: no passphrase, no home from the
+/// caller's shell, stdin not a terminal.
+pub fn communitas(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_communitas"));
+    cmd.arg("--home").arg(home);
+    cmd.env_remove("COMMUNITAS_PASSPHRASE")
+        .env_remove("COMMUNITAS_HOME");
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs it and returns its output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("communitas runs")
+}
+
+/// Stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
