@@ -13,7 +13,7 @@
 //! The AEAD key is `BLAKE3-derive_key(KEY_CONTEXT, X-Wing shared secret)`, and the 1177
 //! header bytes are the associated data, so no header byte can be changed unnoticed.
 //! Nothing outside the ciphertext names the sender (sealed sender): the sender's
-//! keys and signature are inside, in the [payload](crate::payload).
+//! keys and signature are inside, in the signed [`crate::payload`].
 
 use chacha20poly1305::aead::{Aead, Payload as AeadInput};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};

@@ -8,6 +8,25 @@
 //!
 //! Primitives (ARCHITECTURE §3–4): Ed25519 signatures, X-Wing (X25519 + ML-KEM-768)
 //! key encapsulation, XChaCha20-Poly1305, BLAKE3 and Argon2id.
+//!
+//! ```
+//! use communitas_crypto::{Envelope, Identity, Kind, Letter};
+//! use communitas_types::{MessageId, Timestamp};
+//!
+//! let alice = Identity::generate()?;
+//! let bob = Identity::generate()?;
+//! let letter = Letter {
+//!     message_id: MessageId::from_bytes([1; 16]),
+//!     timestamp: Timestamp::now(),
+//!     kind: Kind::Text,
+//!     body: "hi bob".as_bytes(),
+//! };
+//! let wire = Envelope::seal(&alice, bob.public(), letter)?.to_bytes();
+//! let opened = Envelope::from_bytes(&wire)?.open(&bob)?;
+//! assert_eq!(opened.body, b"hi bob");
+//! assert_eq!(&opened.sender, alice.public());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![deny(missing_docs)]
 

@@ -1,6 +1,6 @@
 //! Communitas' store: one SQLite file per home, owned by one writer thread.
 //!
-//! [`Store`] is a cloneable handle. Every operation is a [`Command`](actor) sent over a
+//! [`Store`] is a cloneable handle. Every operation is a command sent over a
 //! bounded channel to the thread that owns the connection; writes that arrive together
 //! are committed in one transaction (group commit), each inside its own savepoint so
 //! one failing write never takes the others down. A write's reply is sent only after
@@ -9,6 +9,18 @@
 //!
 //! Message bodies are sealed at rest under the [`StorageKey`] from the keystore, bound
 //! to their row, so the file alone does not reveal what anybody wrote.
+//!
+//! ```no_run
+//! # async fn example(key: communitas_crypto::at_rest::StorageKey) -> Result<(), communitas_store::Error> {
+//! use communitas_store::Store;
+//!
+//! let store = Store::open(std::path::Path::new("communitas.db"), key)?;
+//! for contact in store.contacts().await? {
+//!     println!("{} verified={}", contact.address, contact.verified);
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 #![deny(missing_docs)]
 
