@@ -39,6 +39,7 @@ pub mod identity;
 pub mod keystore;
 pub mod payload;
 pub mod random;
+pub mod record;
 pub mod safety;
 
 pub use address::derive_address;
@@ -46,4 +47,5 @@ pub use envelope::{Envelope, Letter, OpenError, Opened, SealError};
 pub use identity::{DeviceKey, Identity, PublicIdentity};
 pub use keystore::{Keystore, KeystoreError, KeystorePublic, Secrets};
 pub use payload::Kind;
+pub use record::{Device, IdentityRecord, RecordSet};
 pub use safety::SafetyNumber;

@@ -1,0 +1,106 @@
+//! The cloneable handle to the event loop.
+
+use communitas_crypto::IdentityRecord;
+use communitas_types::Address;
+use libp2p::request_response::ResponseChannel;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::Error;
+use crate::codec::Receipt;
+
+/// What the client asks of the event loop. Each carries its reply channel.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Listen { addr: Multiaddr, reply: oneshot::Sender<Result<(), Error>> },
+    Publish { address: Address, record_set: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
+    Resolve { address: Address, reply: oneshot::Sender<Result<Vec<IdentityRecord>, Error>> },
+    Send { peer: PeerId, addrs: Vec<Multiaddr>, envelope: Vec<u8>, reply: oneshot::Sender<Result<Receipt, Error>> },
+    Respond { channel: ResponseChannel<Receipt>, receipt: Receipt },
+    Status { reply: oneshot::Sender<Status> },
+}
+
+/// A snapshot of the network's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// This device.
+    pub peer_id: PeerId,
+    /// Where it listens.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Addresses others confirmed they reach us on.
+    pub external_addrs: Vec<Multiaddr>,
+    /// Peers with an open connection.
+    pub connected_peers: usize,
+    /// Inbound messages shed because the node was behind.
+    pub shed_messages: u64,
+}
+
+/// A handle to the network. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Client {
+    pub(crate) fn new(commands: mpsc::Sender<Command>) -> Self {
+        Self { commands }
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(make(reply)).await.map_err(|_| Error::ActorGone)?;
+        answer.await.map_err(|_| Error::ActorGone)
+    }
+
+    /// Starts listening on another address.
+    pub async fn listen(&self, addr: Multiaddr) -> Result<(), Error> {
+        self.ask(|reply| Command::Listen { addr, reply }).await?
+    }
+
+    /// Publishes an encoded `RecordSet` for `address` in the DHT.
+    pub async fn publish(&self, address: Address, record_set: Vec<u8>) -> Result<(), Error> {
+        self.ask(|reply| Command::Publish { address, record_set, reply }).await?
+    }
+
+    /// Looks up `address` in the DHT: every valid record found (signature checked,
+    /// keys derive the address, highest `seq` per identity). Several means a forged
+    /// collision: the caller must not choose silently.
+    pub async fn resolve(&self, address: Address) -> Result<Vec<IdentityRecord>, Error> {
+        self.ask(|reply| Command::Resolve { address, reply }).await?
+    }
+
+    /// Sends an envelope to a device, dialling it on `addrs` if not connected, and
+    /// waits for its receipt.
+    pub async fn send(&self, peer: PeerId, addrs: Vec<Multiaddr>, envelope: Vec<u8>) -> Result<Receipt, Error> {
+        self.ask(|reply| Command::Send { peer, addrs, envelope, reply }).await?
+    }
+
+    /// The network's state now.
+    pub async fn status(&self) -> Result<Status, Error> {
+        self.ask(|reply| Command::Status { reply }).await
+    }
+}
+
+/// Answers one inbound message. Dropping it unanswered makes the sender retry.
+#[derive(Debug)]
+pub struct Responder {
+    channel: ResponseChannel<Receipt>,
+    client: Client,
+}
+
+impl Responder {
+    pub(crate) fn new(channel: ResponseChannel<Receipt>, client: Client) -> Self {
+        Self { channel, client }
+    }
+
+    /// Sends the receipt.
+    pub async fn send(self, receipt: Receipt) -> Result<(), Error> {
+        let Self { channel, client } = self;
+        client.commands.send(Command::Respond { channel, receipt }).await.map_err(|_| Error::ActorGone)
+    }
+
+    /// Takes the channel back (the event loop answers `Busy` with it when shedding).
+    pub(crate) fn into_channel(self) -> ResponseChannel<Receipt> {
+        self.channel
+    }
+}

@@ -1,0 +1,144 @@
+//! `/communitas/msg/1`: one sealed envelope in, one receipt out.
+//!
+//! Frames on a request-response stream: a request is `u32 length ‖ envelope bytes`
+//! (at most [`MAX_ENVELOPE`]); a response is two bytes, `version ‖ receipt code`. The
+//! length is checked before the buffer is allocated. The receiver answers only after
+//! its database committed the message (or found it was a duplicate), so a
+//! [`Receipt::Delivered`] means "durably in the recipient's history".
+
+use std::io;
+
+use communitas_crypto::envelope::MAX_LEN as MAX_ENVELOPE;
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use libp2p::request_response;
+
+/// The protocol id.
+pub const MSG_PROTOCOL: StreamProtocol = StreamProtocol::new("/communitas/msg/1");
+const RESPONSE_VERSION: u8 = 1;
+
+/// What the recipient's node says about a delivered envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Receipt {
+    /// Committed to the recipient's history (or already there: a retry).
+    Delivered,
+    /// Refused; resending the same envelope will not help.
+    Rejected(Rejection),
+    /// The node is overloaded; try again later.
+    Busy,
+}
+
+/// Why a recipient refused an envelope. Codes are stable; never reuse one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// Not addressed to this node's identity.
+    WrongRecipient,
+    /// Malformed, undecryptable or badly signed.
+    Invalid,
+    /// Timestamp outside the accepted window.
+    Stale,
+    /// A code from a newer version.
+    Unknown(u8),
+}
+
+impl Receipt {
+    fn to_code(self) -> u8 {
+        match self {
+            Receipt::Delivered => 0,
+            Receipt::Busy => 1,
+            Receipt::Rejected(Rejection::WrongRecipient) => 16,
+            Receipt::Rejected(Rejection::Invalid) => 17,
+            Receipt::Rejected(Rejection::Stale) => 18,
+            Receipt::Rejected(Rejection::Unknown(code)) => code,
+        }
+    }
+
+    fn from_code(code: u8) -> Self {
+        match code {
+            0 => Receipt::Delivered,
+            1 => Receipt::Busy,
+            16 => Receipt::Rejected(Rejection::WrongRecipient),
+            17 => Receipt::Rejected(Rejection::Invalid),
+            18 => Receipt::Rejected(Rejection::Stale),
+            code => Receipt::Rejected(Rejection::Unknown(code)),
+        }
+    }
+}
+
+/// The request-response codec for [`MSG_PROTOCOL`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MsgCodec;
+
+fn invalid(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+impl request_response::Codec for MsgCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Receipt;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let mut len = [0u8; 4];
+        io.read_exact(&mut len).await?;
+        let len = usize::try_from(u32::from_be_bytes(len)).map_err(|_| invalid("length"))?;
+        if len > MAX_ENVELOPE {
+            return Err(invalid("envelope over 256 KiB"));
+        }
+        let mut envelope = vec![0u8; len];
+        io.read_exact(&mut envelope).await?;
+        Ok(envelope)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Receipt>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let mut frame = [0u8; 2];
+        io.read_exact(&mut frame).await?;
+        let [version, code] = frame;
+        if version != RESPONSE_VERSION {
+            return Err(invalid("unsupported receipt version"));
+        }
+        Ok(Receipt::from_code(code))
+    }
+
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, envelope: Vec<u8>) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        if envelope.len() > MAX_ENVELOPE {
+            return Err(invalid("envelope over 256 KiB"));
+        }
+        let len = u32::try_from(envelope.len()).map_err(|_| invalid("length"))?;
+        io.write_all(&len.to_be_bytes()).await?;
+        io.write_all(&envelope).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, receipt: Receipt) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&[RESPONSE_VERSION, receipt.to_code()]).await?;
+        io.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipt_codes_round_trip() {
+        for code in 0..=255u8 {
+            let receipt = Receipt::from_code(code);
+            assert_eq!(receipt.to_code(), code);
+        }
+    }
+}

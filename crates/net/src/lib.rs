@@ -1,0 +1,156 @@
+//! Communitas' network: the one libp2p `Swarm` of a node, owned by an [`EventLoop`],
+//! driven through a cloneable [`Client`], reporting through a stream of [`Event`]s.
+//!
+//! Shape (rust-libp2p's file-sharing example, ARCHITECTURE §5): the client sends
+//! `Command`s, each with a `oneshot` reply, over a bounded channel; the event loop
+//! owns the swarm and every piece of network state, and is the only task that
+//! touches them. Inbound messages go out on a bounded channel with `try_send`: when
+//! the node is behind, the loop answers `Busy` and counts the drop instead of
+//! waiting, so a flood never stalls the swarm.
+//!
+//! Protocols: QUIC and TCP (Noise + Yamux), Kademlia on `/communitas/kad/1.0.0` with
+//! every inbound record validated before it is stored (`records.rs`), identify, ping,
+//! AutoNAT, relay client (relay server with `server`), DCUtR, mDNS (opt-in),
+//! connection limits, and `/communitas/msg/1` ([`codec`]).
+
+#![deny(missing_docs)]
+
+mod behaviour;
+mod client;
+pub mod codec;
+mod event_loop;
+mod records;
+mod swarm;
+
+use libp2p::{Multiaddr, PeerId};
+
+pub use behaviour::{KAD_PROTOCOL, PROTOCOL_VERSION};
+pub use client::{Client, Responder, Status};
+pub use codec::{MSG_PROTOCOL, Receipt, Rejection};
+pub use event_loop::EventLoop;
+pub use libp2p;
+
+/// How a node joins the network.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Addresses to listen on (`/ip4/127.0.0.1/tcp/0`, `/ip4/0.0.0.0/udp/0/quic-v1`,
+    /// or `/memory/N` with [`Transport::Memory`]).
+    pub listen: Vec<Multiaddr>,
+    /// Nodes to join through; each must end in `/p2p/<peer id>`.
+    pub bootstrap: Vec<Multiaddr>,
+    /// A server node: Kademlia server, relay, mailbox (ARCHITECTURE §5 roles).
+    pub server: bool,
+    /// Announce and discover on the LAN by mDNS. Its multicast leaves the machine:
+    /// tests enable it only inside a network namespace.
+    pub mdns: bool,
+    /// Which transports.
+    pub transport: Transport,
+    /// Established connections in total.
+    pub max_connections: u32,
+    /// Established connections to one peer.
+    pub max_connections_per_peer: u32,
+    /// Concurrent message streams per connection.
+    pub max_concurrent_messages: usize,
+    /// Let AutoNAT count only global addresses (false for loopback test networks).
+    pub only_global_ips: bool,
+    /// Events buffered for the node before inbound work is shed.
+    pub event_buffer: usize,
+}
+
+/// The transports a swarm is built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP and QUIC on real sockets.
+    Sockets,
+    /// libp2p's in-process memory transport (with real Noise and Yamux): for tests.
+    Memory,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            server: false,
+            mdns: false,
+            transport: Transport::Sockets,
+            max_connections: 2_000,
+            max_connections_per_peer: 4,
+            max_concurrent_messages: 256,
+            only_global_ips: true,
+            event_buffer: 1_024,
+        }
+    }
+}
+
+/// What the network tells the node.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A sealed envelope arrived over `/communitas/msg/1`. Answer through `responder`
+    /// after committing it; dropping the responder makes the sender retry.
+    Message {
+        /// The authenticated sending device.
+        peer: PeerId,
+        /// The envelope bytes (at most 256 KiB, not yet parsed).
+        envelope: Vec<u8>,
+        /// Where the receipt goes.
+        responder: Responder,
+    },
+    /// Our reachable addresses changed: republish the identity record.
+    AddressesChanged,
+    /// A connection to `peer` opened or closed; `connected` peers in total now.
+    Connection {
+        /// The peer.
+        peer: PeerId,
+        /// Whether a connection is open to it now.
+        open: bool,
+        /// Peers connected in total.
+        connected: usize,
+    },
+}
+
+/// Why a network operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The event loop has stopped.
+    #[error("the network has shut down")]
+    ActorGone,
+    /// No identity record was found for the address.
+    #[error("no identity record found")]
+    NotFound,
+    /// Publishing a record failed (no peers reached).
+    #[error("could not publish the identity record: {0}")]
+    Publish(String),
+    /// Could not reach the peer or it did not answer.
+    #[error("could not reach the peer: {0}")]
+    Unreachable(String),
+    /// Listening on an address failed.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// A bootstrap address has no `/p2p/<peer id>`.
+    #[error("bootstrap address {0} must end in /p2p/<peer id>")]
+    BootstrapWithoutPeerId(Multiaddr),
+    /// Building the transport failed.
+    #[error("cannot start the network: {0}")]
+    Transport(String),
+}
+
+/// Builds the swarm and starts listening. Run the returned [`EventLoop`] on a task.
+pub fn new(
+    key: libp2p::identity::Keypair,
+    config: Config,
+) -> Result<(Client, tokio::sync::mpsc::Receiver<Event>, EventLoop), Error> {
+    let swarm = swarm::build(key, &config)?;
+    let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(256);
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(config.event_buffer);
+    let client = Client::new(commands_tx);
+    let event_loop = EventLoop::new(swarm, commands_rx, events_tx, client.clone(), &config)?;
+    Ok((client, events_rx, event_loop))
+}

@@ -1,0 +1,54 @@
+//! Building the swarm for either transport set.
+
+use std::time::Duration;
+
+use libp2p::core::transport::MemoryTransport;
+use libp2p::core::upgrade::Version;
+use libp2p::{Swarm, Transport as _, noise, tcp, yamux};
+
+use crate::behaviour::Behaviour;
+use crate::{Config, Error, Transport};
+
+/// Idle connections stay open this long: one live connection per peer is reused for
+/// every message (ARCHITECTURE §6), so the second message needs no dial.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub(crate) fn build(key: libp2p::identity::Keypair, config: &Config) -> Result<Swarm<Behaviour>, Error> {
+    let err = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
+    let swarm = match config.transport {
+        Transport::Sockets => libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+            .map_err(|e| err(&e))?
+            .with_quic()
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| err(&e))?
+            .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
+            .map_err(|e| err(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+            .build(),
+        Transport::Memory => libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_other_transport(|key| {
+                let noise = noise::Config::new(key).map_err(boxed)?;
+                Ok(MemoryTransport::default()
+                    .upgrade(Version::V1)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .boxed())
+            })
+            .map_err(|e| err(&e))?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| err(&e))?
+            .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
+            .map_err(|e| err(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+            .build(),
+    };
+    Ok(swarm)
+}
+
+/// The builder takes closure errors as boxed trait objects.
+fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> Box<dyn std::error::Error + Send + Sync> {
+    Box::new(e)
+}
