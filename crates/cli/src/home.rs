@@ -14,9 +14,7 @@ pub(crate) const DATABASE: &str = "communitas.db";
 /// `./.communitas` on a platform without one.
 pub(crate) fn resolve(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| {
-        std::env::var_os("COMMUNITAS_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
+        std::env::var_os("COMMUNITAS_HOME").filter(|v| !v.is_empty()).map(PathBuf::from)
     })
     .or_else(|| dirs::data_dir().map(|d| d.join("communitas")))
     .unwrap_or_else(|| PathBuf::from(".communitas"))
@@ -28,10 +26,7 @@ pub(crate) fn read_keystore(home: &Path) -> Result<Keystore> {
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            anyhow::bail!(
-                "no identity in {} — run `communitas init` first",
-                home.display()
-            )
+            anyhow::bail!("no identity in {} — run `communitas init` first", home.display())
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
@@ -45,9 +40,7 @@ pub(crate) fn create(home: &Path) -> Result<()> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(home)
-        .with_context(|| format!("cannot create {}", home.display()))
+    builder.create(home).with_context(|| format!("cannot create {}", home.display()))
 }
 
 /// Writes `bytes` to `path` only if nothing is there, atomically: a crash leaves

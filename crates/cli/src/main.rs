@@ -62,10 +62,7 @@ pub(crate) struct Exit {
 impl Exit {
     /// A usage problem: exit code 2.
     pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
-        anyhow::Error::new(Self {
-            code: 2,
-            message: message.into(),
-        })
+        anyhow::Error::new(Self { code: 2, message: message.into() })
     }
 }
 

@@ -24,32 +24,22 @@ fn envelopes(c: &mut Criterion) {
     let alice = Identity::from_seed_bytes([1; 32], [2; 32]);
     let bob = Identity::from_seed_bytes([3; 32], [4; 32]);
     let text = [b'x'; 256];
-    let sealed = Envelope::seal(&alice, bob.public(), letter(&text))
-        .unwrap()
-        .to_bytes();
+    let sealed = Envelope::seal(&alice, bob.public(), letter(&text)).unwrap().to_bytes();
 
     let mut g = c.benchmark_group("envelope_256B");
     g.throughput(Throughput::Elements(1));
     g.bench_function("seal", |b| {
         b.iter(|| {
-            Envelope::seal(&alice, bob.public(), letter(black_box(&text)))
-                .unwrap()
-                .to_bytes()
+            Envelope::seal(&alice, bob.public(), letter(black_box(&text))).unwrap().to_bytes()
         })
     });
     g.bench_function("open", |b| {
-        b.iter(|| {
-            Envelope::from_bytes(black_box(&sealed))
-                .unwrap()
-                .open(&bob)
-                .unwrap()
-        })
+        b.iter(|| Envelope::from_bytes(black_box(&sealed)).unwrap().open(&bob).unwrap())
     });
     g.bench_function("seal_open", |b| {
         b.iter(|| {
-            let wire = Envelope::seal(&alice, bob.public(), letter(black_box(&text)))
-                .unwrap()
-                .to_bytes();
+            let wire =
+                Envelope::seal(&alice, bob.public(), letter(black_box(&text))).unwrap().to_bytes();
             Envelope::from_bytes(&wire).unwrap().open(&bob).unwrap()
         })
     });
@@ -60,9 +50,7 @@ fn slow_kdfs(c: &mut Criterion) {
     let alice = Identity::from_seed_bytes([1; 32], [2; 32]);
     let mut g = c.benchmark_group("kdf");
     g.sample_size(10).measurement_time(Duration::from_secs(6));
-    g.bench_function("derive_address", |b| {
-        b.iter(|| derive_address(black_box(alice.public())))
-    });
+    g.bench_function("derive_address", |b| b.iter(|| derive_address(black_box(alice.public()))));
     let secrets = Secrets::generate().unwrap();
     let store = Keystore::create(
         &secrets,
@@ -73,9 +61,7 @@ fn slow_kdfs(c: &mut Criterion) {
         KdfParams::DEFAULT,
     )
     .unwrap();
-    g.bench_function("keystore_unlock", |b| {
-        b.iter(|| store.unlock(black_box(b"pw")).unwrap())
-    });
+    g.bench_function("keystore_unlock", |b| b.iter(|| store.unlock(black_box(b"pw")).unwrap()));
     g.finish();
 }
 

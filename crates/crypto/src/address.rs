@@ -59,9 +59,6 @@ mod tests {
         let same = Identity::from_seed_bytes([1; 32], [2; 32]);
         let other_kem = Identity::from_seed_bytes([1; 32], [3; 32]);
         assert_eq!(derive_address(a.public()), derive_address(same.public()));
-        assert_ne!(
-            derive_address(a.public()),
-            derive_address(other_kem.public())
-        );
+        assert_ne!(derive_address(a.public()), derive_address(other_kem.public()));
     }
 }

@@ -45,13 +45,7 @@ impl StorageKey {
         let cipher = XChaCha20Poly1305::new((&self.0).into());
         #[allow(clippy::expect_used)]
         let ciphertext = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
             .expect("XChaCha20-Poly1305 encrypts anything under 256 GiB");
         Ok([nonce.as_slice(), &ciphertext].concat())
     }
@@ -63,13 +57,7 @@ impl StorageKey {
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         XChaCha20Poly1305::new((&self.0).into())
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad,
-                },
-            )
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad })
             .map_err(|_| AtRestError)
     }
 }
@@ -90,10 +78,7 @@ mod tests {
         let sealed = key.seal(b"row-1", b"secret text").unwrap();
         assert_eq!(key.open(b"row-1", &sealed).unwrap(), b"secret text");
         assert_eq!(key.open(b"row-2", &sealed), Err(AtRestError));
-        assert_eq!(
-            StorageKey::from_bytes([2; 32]).open(b"row-1", &sealed),
-            Err(AtRestError)
-        );
+        assert_eq!(StorageKey::from_bytes([2; 32]).open(b"row-1", &sealed), Err(AtRestError));
         assert_eq!(key.open(b"row-1", &sealed[..10]), Err(AtRestError));
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
     }

@@ -151,16 +151,9 @@ impl Envelope {
         kem_randomness: &[u8; 64],
         nonce: [u8; NONCE_LEN],
     ) -> Result<Self, SealError> {
-        let max = if letter.kind == Kind::Text {
-            MAX_TEXT_LEN
-        } else {
-            MAX_BODY_LEN
-        };
+        let max = if letter.kind == Kind::Text { MAX_TEXT_LEN } else { MAX_BODY_LEN };
         if letter.body.len() > max {
-            return Err(SealError::TooLarge {
-                len: letter.body.len(),
-                max,
-            });
+            return Err(SealError::TooLarge { len: letter.body.len(), max });
         }
         if letter.kind == Kind::Text && std::str::from_utf8(letter.body).is_err() {
             return Err(SealError::TextNotUtf8);
@@ -173,12 +166,7 @@ impl Envelope {
             letter.kind,
             letter.body,
         ));
-        Ok(Self::seal_payload(
-            recipient,
-            &plaintext,
-            kem_randomness,
-            nonce,
-        ))
+        Ok(Self::seal_payload(recipient, &plaintext, kem_randomness, nonce))
     }
 
     /// Encrypts already signed payload bytes to `recipient`.
@@ -192,22 +180,12 @@ impl Envelope {
         let (kem_ct, shared) = recipient.kem_key().encapsulate_deterministic(&randomness);
         let mut kem_ciphertext = [0u8; x_wing::CIPHERTEXT_SIZE];
         kem_ciphertext.copy_from_slice(&kem_ct);
-        let mut envelope = Self {
-            mailbox: recipient.mailbox_id(),
-            kem_ciphertext,
-            nonce,
-            ciphertext: Vec::new(),
-        };
+        let mut envelope =
+            Self { mailbox: recipient.mailbox_id(), kem_ciphertext, nonce, ciphertext: Vec::new() };
         let header = envelope.header();
         #[allow(clippy::expect_used)]
         let ciphertext = aead_key(&shared)
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                AeadInput {
-                    msg: plaintext,
-                    aad: &header,
-                },
-            )
+            .encrypt(XNonce::from_slice(&nonce), AeadInput { msg: plaintext, aad: &header })
             .expect("XChaCha20-Poly1305 encrypts anything under 256 GiB; this is under 256 KiB");
         envelope.ciphertext = ciphertext;
         envelope
@@ -236,12 +214,7 @@ impl Envelope {
                 remaining: ciphertext.len(),
             });
         }
-        Ok(Self {
-            mailbox,
-            kem_ciphertext,
-            nonce,
-            ciphertext: ciphertext.to_vec(),
-        })
+        Ok(Self { mailbox, kem_ciphertext, nonce, ciphertext: ciphertext.to_vec() })
     }
 
     /// The binary form (see the module docs).
@@ -261,11 +234,8 @@ impl Envelope {
     pub fn open(&self, recipient: &Identity) -> Result<Opened, OpenError> {
         let plaintext = self.decrypt(recipient)?;
         let payload = payload::decode_verified(&plaintext, MAX_BODY_LEN)?;
-        let signed_for_us: bool = payload
-            .recipient
-            .as_bytes()
-            .ct_eq(recipient.public().fingerprint().as_bytes())
-            .into();
+        let signed_for_us: bool =
+            payload.recipient.as_bytes().ct_eq(recipient.public().fingerprint().as_bytes()).into();
         if !signed_for_us {
             return Err(OpenError::WrongRecipient);
         }
@@ -291,10 +261,7 @@ impl Envelope {
         aead_key(&shared)
             .decrypt(
                 XNonce::from_slice(&self.nonce),
-                AeadInput {
-                    msg: &self.ciphertext,
-                    aad: &header,
-                },
+                AeadInput { msg: &self.ciphertext, aad: &header },
             )
             .map(Zeroizing::new)
             .map_err(|_| OpenError::Decrypt)
@@ -302,12 +269,8 @@ impl Envelope {
 
     fn header(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
-        let parts: [&[u8]; 4] = [
-            &[VERSION],
-            self.mailbox.as_bytes(),
-            &self.kem_ciphertext,
-            &self.nonce,
-        ];
+        let parts: [&[u8]; 4] =
+            [&[VERSION], self.mailbox.as_bytes(), &self.kem_ciphertext, &self.nonce];
         let mut at = 0;
         for part in parts {
             if let Some(slot) = out.get_mut(at..at + part.len()) {

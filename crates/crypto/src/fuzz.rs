@@ -79,11 +79,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         );
         out.push(("payload", format!("seed-{i}"), signed));
     }
-    out.push((
-        "public_identity",
-        "seed-0".into(),
-        alice.public().to_bytes(),
-    ));
+    out.push(("public_identity", "seed-0".into(), alice.public().to_bytes()));
     let secrets = Secrets {
         identity: alice,
         device: DeviceKey::from_secret_bytes([4; 32]),
@@ -104,14 +100,10 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     ) {
         out.push(("keystore", "seed-0".into(), store.to_bytes()));
     }
-    for (i, text) in [
-        "abacus-zebra-zone-zoom",
-        "ABACUS ZEBRA.zone zoom",
-        "abdom zebra zone zoom",
-        "x y",
-    ]
-    .iter()
-    .enumerate()
+    for (i, text) in
+        ["abacus-zebra-zone-zoom", "ABACUS ZEBRA.zone zoom", "abdom zebra zone zoom", "x y"]
+            .iter()
+            .enumerate()
     {
         out.push(("address", format!("seed-{i}"), text.as_bytes().to_vec()));
     }

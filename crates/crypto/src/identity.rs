@@ -106,9 +106,7 @@ impl PublicIdentity {
 
 impl fmt::Debug for PublicIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("PublicIdentity")
-            .field(&self.fingerprint().fmt_short())
-            .finish()
+        f.debug_tuple("PublicIdentity").field(&self.fingerprint().fmt_short()).finish()
     }
 }
 
@@ -130,10 +128,7 @@ pub struct Identity {
 impl Identity {
     /// A new identity from the OS random source.
     pub fn generate() -> Result<Self, RandomError> {
-        Ok(Self::from_seeds(IdentitySeeds {
-            signing: random::bytes()?,
-            kem: random::bytes()?,
-        }))
+        Ok(Self::from_seeds(IdentitySeeds { signing: random::bytes()?, kem: random::bytes()? }))
     }
 
     /// The identity made from two 32-byte seeds (deterministic; for tests and vectors).
@@ -148,12 +143,7 @@ impl Identity {
             signing: signing.verifying_key(),
             kem: kem.encapsulation_key().clone(),
         };
-        Self {
-            seeds,
-            signing,
-            kem,
-            public,
-        }
+        Self { seeds, signing, kem, public }
     }
 
     pub(crate) fn seeds(&self) -> &IdentitySeeds {
@@ -177,9 +167,7 @@ impl Identity {
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Identity")
-            .field("public", &self.public)
-            .finish_non_exhaustive()
+        f.debug_struct("Identity").field("public", &self.public).finish_non_exhaustive()
     }
 }
 
@@ -239,10 +227,7 @@ mod tests {
         ));
         let mut long = bytes.clone();
         long.push(0);
-        assert!(matches!(
-            PublicIdentity::from_bytes(&long),
-            Err(KeyError::Decode(_))
-        ));
+        assert!(matches!(PublicIdentity::from_bytes(&long), Err(KeyError::Decode(_))));
     }
 
     #[test]
@@ -260,10 +245,7 @@ mod tests {
         let a = Identity::from_seed_bytes([1; 32], [2; 32]);
         let b = Identity::from_seed_bytes([1; 32], [3; 32]);
         assert_ne!(a.public().fingerprint(), b.public().fingerprint());
-        assert_ne!(
-            a.public().fingerprint().to_bytes(),
-            a.public().mailbox_id().to_bytes()
-        );
+        assert_ne!(a.public().fingerprint().to_bytes(), a.public().mailbox_id().to_bytes());
     }
 
     #[test]
@@ -271,10 +253,7 @@ mod tests {
         let id = Identity::from_seed_bytes([0x42; 32], [0x43; 32]);
         let text = format!("{id:?} {:?}", DeviceKey::from_secret_bytes([0x44; 32]));
         assert!(!text.contains("42, 42") && !text.contains("4242"), "{text}");
-        assert!(
-            text.starts_with("Identity { public: PublicIdentity("),
-            "{text}"
-        );
+        assert!(text.starts_with("Identity { public: PublicIdentity("), "{text}");
         assert!(text.ends_with("DeviceKey { .. }"), "{text}");
     }
 

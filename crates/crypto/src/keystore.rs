@@ -57,32 +57,19 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// What `init` uses: 64 MiB, 3 passes, 1 lane (cost measured in docs/protocol.md).
-    pub const DEFAULT: Self = Self {
-        memory_kib: 64 * 1024,
-        iterations: 3,
-        lanes: 1,
-    };
+    pub const DEFAULT: Self = Self { memory_kib: 64 * 1024, iterations: 3, lanes: 1 };
     /// Cheap parameters for tests that create many keystores. Never for users.
-    pub const INSECURE_FOR_TESTS: Self = Self {
-        memory_kib: 64,
-        iterations: 1,
-        lanes: 1,
-    };
+    pub const INSECURE_FOR_TESTS: Self = Self { memory_kib: 64, iterations: 1, lanes: 1 };
 
     fn check(self) -> Result<Params, KeystoreError> {
         let in_bounds = (8..=1024 * 1024).contains(&self.memory_kib)
             && (1..=16).contains(&self.iterations)
             && (1..=16).contains(&self.lanes);
         if !in_bounds {
-            return Err(KeystoreError::Decode(DecodeError::InvalidValue {
-                field: "kdf params",
-            }));
+            return Err(KeystoreError::Decode(DecodeError::InvalidValue { field: "kdf params" }));
         }
-        Params::new(self.memory_kib, self.iterations, self.lanes, Some(32)).map_err(|_| {
-            KeystoreError::Decode(DecodeError::InvalidValue {
-                field: "kdf params",
-            })
-        })
+        Params::new(self.memory_kib, self.iterations, self.lanes, Some(32))
+            .map_err(|_| KeystoreError::Decode(DecodeError::InvalidValue { field: "kdf params" }))
     }
 }
 
@@ -129,9 +116,7 @@ impl Secrets {
 
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Secrets")
-            .field("identity", &self.identity)
-            .finish_non_exhaustive()
+        f.debug_struct("Secrets").field("identity", &self.identity).finish_non_exhaustive()
     }
 }
 
@@ -200,15 +185,7 @@ impl Keystore {
         kdf: KdfParams,
     ) -> Result<Self, KeystoreError> {
         let salt_and_nonce = (random::bytes()?, random::bytes()?);
-        Self::create_with(
-            secrets,
-            name,
-            address,
-            created_at,
-            passphrase,
-            kdf,
-            salt_and_nonce,
-        )
+        Self::create_with(secrets, name, address, created_at, passphrase, kdf, salt_and_nonce)
     }
 
     /// [`create`](Self::create) with a given salt and nonce (for fixed fuzz seeds).
@@ -231,25 +208,13 @@ impl Keystore {
             peer_id: secrets.device.peer_id(),
             created_at,
         };
-        let mut store = Self {
-            kdf,
-            salt,
-            public,
-            nonce,
-            ciphertext: Vec::new(),
-        };
+        let mut store = Self { kdf, salt, public, nonce, ciphertext: Vec::new() };
         let plain = secrets.expose_secret_bytes();
         let cipher = store.cipher(passphrase)?;
         let aad = store.associated_data();
         #[allow(clippy::expect_used)]
         let ciphertext = cipher
-            .encrypt(
-                XNonce::from_slice(&store.nonce),
-                Payload {
-                    msg: plain.as_slice(),
-                    aad: &aad,
-                },
-            )
+            .encrypt(XNonce::from_slice(&store.nonce), Payload { msg: plain.as_slice(), aad: &aad })
             .expect("XChaCha20-Poly1305 encrypts 128 bytes");
         store.ciphertext = ciphertext;
         Ok(store)
@@ -268,10 +233,7 @@ impl Keystore {
             cipher
                 .decrypt(
                     XNonce::from_slice(&self.nonce),
-                    Payload {
-                        msg: &self.ciphertext,
-                        aad: &aad,
-                    },
+                    Payload { msg: &self.ciphertext, aad: &aad },
                 )
                 .map_err(|_| KeystoreError::WrongPassphrase)?,
         );
@@ -282,10 +244,7 @@ impl Keystore {
                 .ok_or(KeystoreError::Mismatch)
         };
         let secrets = Secrets {
-            identity: Identity::from_seeds(IdentitySeeds {
-                signing: part(0)?,
-                kem: part(1)?,
-            }),
+            identity: Identity::from_seeds(IdentitySeeds { signing: part(0)?, kem: part(1)? }),
             device: DeviceKey::from_secret_bytes(part(2)?),
             storage: StorageKey::from_bytes(part(3)?),
         };
@@ -324,21 +283,13 @@ impl Keystore {
         let nonce = r.array("nonce")?;
         let ciphertext = r.bytes("secrets", SECRETS_LEN + TAG_LEN)?.to_vec();
         r.finish()?;
-        Ok(Self {
-            kdf,
-            salt,
-            public,
-            nonce,
-            ciphertext,
-        })
+        Ok(Self { kdf, salt, public, nonce, ciphertext })
     }
 
     /// The binary form (see the module docs).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(2048);
-        w.raw(&self.associated_data())
-            .raw(&self.nonce)
-            .bytes(&self.ciphertext);
+        w.raw(&self.associated_data()).raw(&self.nonce).bytes(&self.ciphertext);
         w.into_vec()
     }
 
@@ -360,9 +311,7 @@ impl Keystore {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password_into(passphrase, &self.salt, key.as_mut())
             .map_err(|_| {
-                KeystoreError::Decode(DecodeError::InvalidValue {
-                    field: "kdf params",
-                })
+                KeystoreError::Decode(DecodeError::InvalidValue { field: "kdf params" })
             })?;
         Ok(XChaCha20Poly1305::new(key.as_ref().into()))
     }
@@ -370,9 +319,7 @@ impl Keystore {
 
 impl fmt::Debug for Keystore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keystore")
-            .field("public", &self.public)
-            .finish_non_exhaustive()
+        f.debug_struct("Keystore").field("public", &self.public).finish_non_exhaustive()
     }
 }
 
@@ -433,10 +380,7 @@ mod tests {
         let opened = parsed.unlock(b"correct horse").unwrap();
         assert_eq!(opened.identity.public(), secrets.identity.public());
         assert_eq!(opened.device.peer_id(), secrets.device.peer_id());
-        assert!(matches!(
-            parsed.unlock(b"wrong"),
-            Err(KeystoreError::WrongPassphrase)
-        ));
+        assert!(matches!(parsed.unlock(b"wrong"), Err(KeystoreError::WrongPassphrase)));
     }
 
     #[test]
@@ -448,10 +392,7 @@ mod tests {
         assert_eq!(&bytes[at..at + 5], b"alice");
         bytes[at] = b'm';
         let tampered = Keystore::from_bytes(&bytes).unwrap();
-        assert!(matches!(
-            tampered.unlock(b"correct horse"),
-            Err(KeystoreError::WrongPassphrase)
-        ));
+        assert!(matches!(tampered.unlock(b"correct horse"), Err(KeystoreError::WrongPassphrase)));
     }
 
     #[test]
@@ -459,10 +400,7 @@ mod tests {
         let (_, store) = sample();
         let mut bytes = store.to_bytes();
         bytes[9..13].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(
-            Keystore::from_bytes(&bytes),
-            Err(KeystoreError::Decode(_))
-        ));
+        assert!(matches!(Keystore::from_bytes(&bytes), Err(KeystoreError::Decode(_))));
     }
 
     #[test]

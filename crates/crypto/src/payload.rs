@@ -160,33 +160,20 @@ pub fn decode_verified(bytes: &[u8], max_body: usize) -> Result<Payload, Payload
     let message_id = MessageId::from_bytes(r.array("message id")?);
     let timestamp = Timestamp::from_millis(r.u64("timestamp")?);
     let kind = Kind::from_u8(r.u8("kind")?)?;
-    let body_limit = if kind == Kind::Text {
-        MAX_TEXT_LEN.min(max_body)
-    } else {
-        max_body
-    };
+    let body_limit = if kind == Kind::Text { MAX_TEXT_LEN.min(max_body) } else { max_body };
     let body = r.bytes("body", body_limit)?;
     let signed_len = bytes.len() - r.remaining();
     let signature = r.array::<SIGNATURE_LEN>("signature")?;
     r.finish()?;
 
-    let signed = bytes
-        .get(..signed_len)
-        .ok_or(DecodeError::InvalidValue { field: "length" })?;
+    let signed = bytes.get(..signed_len).ok_or(DecodeError::InvalidValue { field: "length" })?;
     if !sender.verify(&signed_bytes(signed), &signature) {
         return Err(PayloadError::BadSignature);
     }
     if kind == Kind::Text && std::str::from_utf8(body).is_err() {
         return Err(PayloadError::TextNotUtf8);
     }
-    Ok(Payload {
-        sender,
-        recipient,
-        message_id,
-        timestamp,
-        kind,
-        body: body.to_vec(),
-    })
+    Ok(Payload { sender, recipient, message_id, timestamp, kind, body: body.to_vec() })
 }
 
 fn signed_bytes(encoded: &[u8]) -> Vec<u8> {

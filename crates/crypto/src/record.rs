@@ -108,7 +108,10 @@ impl IdentityRecord {
         if devices.is_empty() || devices.len() > MAX_DEVICES {
             return Err(RecordError::OverLimit { what: "devices" });
         }
-        if devices.iter().any(|d| d.addrs.len() > MAX_ADDRS || d.addrs.iter().any(|a| a.len() > MAX_ADDR_LEN)) {
+        if devices
+            .iter()
+            .any(|d| d.addrs.len() > MAX_ADDRS || d.addrs.iter().any(|a| a.len() > MAX_ADDR_LEN))
+        {
             return Err(RecordError::OverLimit { what: "addresses" });
         }
         if display_name.as_ref().is_some_and(|n| n.len() > MAX_NAME_LEN) {
@@ -134,7 +137,14 @@ impl IdentityRecord {
         if bytes.len() > MAX_RECORD_LEN {
             return Err(RecordError::OverLimit { what: "size" });
         }
-        Ok(Self { identity: identity.public().clone(), seq, created_at, display_name, devices, bytes })
+        Ok(Self {
+            identity: identity.public().clone(),
+            seq,
+            created_at,
+            display_name,
+            devices,
+            bytes,
+        })
     }
 
     /// Parses a record and checks its signature (not the address: see [`Self::derives`]).
@@ -142,12 +152,19 @@ impl IdentityRecord {
         let mut r = Reader::new(bytes, MAX_RECORD_LEN)?;
         let version = r.u8("record version")?;
         if version != VERSION {
-            return Err(DecodeError::UnsupportedVersion { what: "identity record", got: version, min: VERSION, max: VERSION }.into());
+            return Err(DecodeError::UnsupportedVersion {
+                what: "identity record",
+                got: version,
+                min: VERSION,
+                max: VERSION,
+            }
+            .into());
         }
         let identity = PublicIdentity::read(&mut r)?;
         let seq = r.u64("seq")?;
         let created_at = Timestamp::from_millis(r.u64("created at")?);
-        let name = std::str::from_utf8(r.bytes("name", MAX_NAME_LEN)?).map_err(|_| DecodeError::InvalidValue { field: "name" })?;
+        let name = std::str::from_utf8(r.bytes("name", MAX_NAME_LEN)?)
+            .map_err(|_| DecodeError::InvalidValue { field: "name" })?;
         let device_count = usize::from(r.u8("device count")?);
         if device_count == 0 || device_count > MAX_DEVICES {
             return Err(DecodeError::InvalidValue { field: "device count" }.into());
@@ -168,7 +185,8 @@ impl IdentityRecord {
         let signed_len = bytes.len() - r.remaining();
         let signature = r.array::<SIGNATURE_LEN>("signature")?;
         r.finish()?;
-        let signed = bytes.get(..signed_len).ok_or(DecodeError::InvalidValue { field: "length" })?;
+        let signed =
+            bytes.get(..signed_len).ok_or(DecodeError::InvalidValue { field: "length" })?;
         if !identity.verify(&[SIGNING_DOMAIN, signed].concat(), &signature) {
             return Err(RecordError::BadSignature);
         }
@@ -212,7 +230,13 @@ impl RecordSet {
         let mut r = Reader::new(bytes, MAX_SET_LEN)?;
         let version = r.u8("record set version")?;
         if version != SET_VERSION {
-            return Err(DecodeError::UnsupportedVersion { what: "record set", got: version, min: SET_VERSION, max: SET_VERSION }.into());
+            return Err(DecodeError::UnsupportedVersion {
+                what: "record set",
+                got: version,
+                min: SET_VERSION,
+                max: SET_VERSION,
+            }
+            .into());
         }
         let count = usize::from(r.u8("record count")?);
         if count == 0 || count > MAX_RECORDS_PER_KEY {
@@ -227,7 +251,9 @@ impl RecordSet {
 
     /// The binary form.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(self.records.iter().map(|r| r.bytes.len() + 4).sum::<usize>() + 2);
+        let mut w = Writer::with_capacity(
+            self.records.iter().map(|r| r.bytes.len() + 4).sum::<usize>() + 2,
+        );
         // At most MAX_RECORDS_PER_KEY records are ever kept, so the count fits.
         w.u8(SET_VERSION).u8(self.records.len().min(MAX_RECORDS_PER_KEY) as u8);
         for record in self.records.iter().take(MAX_RECORDS_PER_KEY) {
@@ -268,7 +294,14 @@ mod tests {
 
     fn record(seq: u64) -> (Identity, IdentityRecord) {
         let id = Identity::from_seed_bytes([1; 32], [2; 32]);
-        let rec = IdentityRecord::sign(&id, seq, Timestamp::from_millis(9), Some("alice".into()), vec![device(1)]).unwrap();
+        let rec = IdentityRecord::sign(
+            &id,
+            seq,
+            Timestamp::from_millis(9),
+            Some("alice".into()),
+            vec![device(1)],
+        )
+        .unwrap();
         (id, rec)
     }
 
@@ -295,7 +328,9 @@ mod tests {
         assert!(!set.merge(r1), "lower seq never replaces");
         assert!(!set.merge(r2.clone()), "equal seq changes nothing");
         let other = Identity::from_seed_bytes([3; 32], [4; 32]);
-        let forged = IdentityRecord::sign(&other, 0, Timestamp::from_millis(1), None, vec![device(2)]).unwrap();
+        let forged =
+            IdentityRecord::sign(&other, 0, Timestamp::from_millis(1), None, vec![device(2)])
+                .unwrap();
         assert!(set.merge(forged));
         assert_eq!(set.records.len(), 2);
         let parsed = RecordSet::from_bytes(&set.to_bytes()).unwrap();

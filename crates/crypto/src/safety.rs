@@ -88,12 +88,9 @@ mod tests {
     fn changes_when_either_key_changes() {
         let (alice, bob) = (id(1, 2), id(3, 4));
         let base = SafetyNumber::new(alice.public(), bob.public());
-        for (a, b) in [
-            (id(9, 2), id(3, 4)),
-            (id(1, 9), id(3, 4)),
-            (id(1, 2), id(9, 4)),
-            (id(1, 2), id(3, 9)),
-        ] {
+        for (a, b) in
+            [(id(9, 2), id(3, 4)), (id(1, 9), id(3, 4)), (id(1, 2), id(9, 4)), (id(1, 2), id(3, 9))]
+        {
             assert_ne!(SafetyNumber::new(a.public(), b.public()), base);
         }
     }

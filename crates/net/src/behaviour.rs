@@ -6,8 +6,8 @@ use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, autonat, connection_limits, dcutr, identify, identity, kad, mdns, ping,
-    relay, request_response,
+    StreamProtocol, autonat, connection_limits, dcutr, identify, identity, kad, mdns, ping, relay,
+    request_response,
 };
 
 use crate::Config;
@@ -58,7 +58,11 @@ impl Behaviour {
             max_value_bytes: communitas_crypto::record::MAX_SET_LEN,
             ..MemoryStoreConfig::default()
         };
-        let mut kad = kad::Behaviour::with_config(peer_id, MemoryStore::with_config(peer_id, store_config), kad_config);
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            MemoryStore::with_config(peer_id, store_config),
+            kad_config,
+        );
         if config.server {
             // Without this a local network never forms a DHT (ARCHITECTURE §14).
             kad.set_mode(Some(kad::Mode::Server));
@@ -99,7 +103,10 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
             autonat: autonat::Behaviour::new(
                 peer_id,
-                autonat::Config { only_global_ips: config.only_global_ips, ..autonat::Config::default() },
+                autonat::Config {
+                    only_global_ips: config.only_global_ips,
+                    ..autonat::Config::default()
+                },
             ),
             kad,
             mdns: mdns.into(),
@@ -107,4 +114,3 @@ impl Behaviour {
         })
     }
 }
-

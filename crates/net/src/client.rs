@@ -12,12 +12,32 @@ use crate::codec::Receipt;
 /// What the client asks of the event loop. Each carries its reply channel.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Listen { addr: Multiaddr, reply: oneshot::Sender<Result<(), Error>> },
-    Publish { address: Address, record_set: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
-    Resolve { address: Address, reply: oneshot::Sender<Result<Vec<IdentityRecord>, Error>> },
-    Send { peer: PeerId, addrs: Vec<Multiaddr>, envelope: Vec<u8>, reply: oneshot::Sender<Result<Receipt, Error>> },
-    Respond { channel: ResponseChannel<Receipt>, receipt: Receipt },
-    Status { reply: oneshot::Sender<Status> },
+    Listen {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Publish {
+        address: Address,
+        record_set: Vec<u8>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Resolve {
+        address: Address,
+        reply: oneshot::Sender<Result<Vec<IdentityRecord>, Error>>,
+    },
+    Send {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        envelope: Vec<u8>,
+        reply: oneshot::Sender<Result<Receipt, Error>>,
+    },
+    Respond {
+        channel: ResponseChannel<Receipt>,
+        receipt: Receipt,
+    },
+    Status {
+        reply: oneshot::Sender<Status>,
+    },
 }
 
 /// A snapshot of the network's state.
@@ -71,7 +91,12 @@ impl Client {
 
     /// Sends an envelope to a device, dialling it on `addrs` if not connected, and
     /// waits for its receipt.
-    pub async fn send(&self, peer: PeerId, addrs: Vec<Multiaddr>, envelope: Vec<u8>) -> Result<Receipt, Error> {
+    pub async fn send(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        envelope: Vec<u8>,
+    ) -> Result<Receipt, Error> {
         self.ask(|reply| Command::Send { peer, addrs, envelope, reply }).await?
     }
 
@@ -96,7 +121,11 @@ impl Responder {
     /// Sends the receipt.
     pub async fn send(self, receipt: Receipt) -> Result<(), Error> {
         let Self { channel, client } = self;
-        client.commands.send(Command::Respond { channel, receipt }).await.map_err(|_| Error::ActorGone)
+        client
+            .commands
+            .send(Command::Respond { channel, receipt })
+            .await
+            .map_err(|_| Error::ActorGone)
     }
 
     /// Takes the channel back (the event loop answers `Busy` with it when shedding).

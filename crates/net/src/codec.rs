@@ -108,7 +108,12 @@ impl request_response::Codec for MsgCodec {
         Ok(Receipt::from_code(code))
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, envelope: Vec<u8>) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        envelope: Vec<u8>,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
@@ -121,7 +126,12 @@ impl request_response::Codec for MsgCodec {
         io.close().await
     }
 
-    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, receipt: Receipt) -> io::Result<()>
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        receipt: Receipt,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
-use communitas_crypto::record::{RecordSet, dht_key};
 use communitas_crypto::IdentityRecord;
+use communitas_crypto::record::{RecordSet, dht_key};
 use communitas_types::Address;
 use futures::StreamExt;
 use libp2p::kad::{self, GetRecordOk, QueryId, QueryResult, Quorum, Record, RecordKey};
@@ -150,7 +150,8 @@ impl EventLoop {
             Command::Resolve { address, reply } => {
                 let token = self.next_token;
                 self.next_token += 1;
-                let query = self.swarm.behaviour_mut().kad.get_record(RecordKey::new(&dht_key(&address)));
+                let query =
+                    self.swarm.behaviour_mut().kad.get_record(RecordKey::new(&dht_key(&address)));
                 self.lookup_queries.insert(query, token);
                 self.lookups.insert(
                     token,
@@ -184,7 +185,11 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Msg(event)) => self.handle_msg(event),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.handle_kad(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
                 if info.protocols.iter().any(|p| *p == crate::KAD_PROTOCOL) {
                     for addr in info.listen_addrs {
                         self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
@@ -228,12 +233,18 @@ impl EventLoop {
                 request_response::Message::Request { request, channel, .. } => {
                     let responder = Responder::new(channel, self.client.clone());
                     let event = Event::Message { peer, envelope: request, responder };
-                    if let Err(mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event)) =
-                        self.events.try_send(event)
+                    if let Err(
+                        mpsc::error::TrySendError::Full(event)
+                        | mpsc::error::TrySendError::Closed(event),
+                    ) = self.events.try_send(event)
                     {
                         self.shed_messages += 1;
                         if let Event::Message { responder, .. } = event {
-                            let _ = self.swarm.behaviour_mut().msg.send_response(responder.into_channel(), Receipt::Busy);
+                            let _ = self
+                                .swarm
+                                .behaviour_mut()
+                                .msg
+                                .send_response(responder.into_channel(), Receipt::Busy);
                         }
                     }
                 }
@@ -257,7 +268,9 @@ impl EventLoop {
 
     fn handle_kad(&mut self, event: kad::Event) {
         match event {
-            kad::Event::InboundRequest { request: kad::InboundRequest::PutRecord { source, record: Some(record), .. } } => {
+            kad::Event::InboundRequest {
+                request: kad::InboundRequest::PutRecord { source, record: Some(record), .. },
+            } => {
                 self.handle_inbound_put(source, record);
             }
             kad::Event::OutboundQueryProgressed { id, result, step, .. } => match result {
@@ -270,7 +283,8 @@ impl EventLoop {
                 QueryResult::GetRecord(_) => self.finish_query(id),
                 QueryResult::PutRecord(result) => {
                     if let Some(reply) = self.publishes.remove(&id) {
-                        let _ = reply.send(result.map(|_| ()).map_err(|e| Error::Publish(e.to_string())));
+                        let _ = reply
+                            .send(result.map(|_| ()).map_err(|e| Error::Publish(e.to_string())));
                     }
                 }
                 _ => {}
@@ -298,11 +312,17 @@ impl EventLoop {
             }
         };
         for identity_record in set.records {
-            let waiter = Waiter::Put { key: record.key.clone(), expires: record.expires, publisher: record.publisher };
+            let waiter = Waiter::Put {
+                key: record.key.clone(),
+                expires: record.expires,
+                publisher: record.publisher,
+            };
             match self.validator.check(identity_record, waiter) {
                 Ok(Some(checked)) => self.handle_checked(checked, false),
                 Ok(None) => {}
-                Err(_) => tracing::debug!(peer = %source, "record validator overloaded: put dropped"),
+                Err(_) => {
+                    tracing::debug!(peer = %source, "record validator overloaded: put dropped")
+                }
             }
         }
     }
@@ -371,7 +391,8 @@ impl EventLoop {
         let done = self.lookups.get(&token).is_some_and(|l| l.finished && l.pending == 0);
         if done {
             if let Some(lookup) = self.lookups.remove(&token) {
-                let result = if lookup.found.is_empty() { Err(Error::NotFound) } else { Ok(lookup.found) };
+                let result =
+                    if lookup.found.is_empty() { Err(Error::NotFound) } else { Ok(lookup.found) };
                 let _ = lookup.reply.send(result);
             }
         }
@@ -386,4 +407,3 @@ fn keep_highest(found: &mut Vec<IdentityRecord>, record: IdentityRecord) {
         None => found.push(record),
     }
 }
-

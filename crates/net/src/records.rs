@@ -57,7 +57,11 @@ pub(crate) struct Validator {
 impl Validator {
     /// Checks `record` for `waiter`: at once if its keys were hashed before,
     /// otherwise later through [`Self::next`].
-    pub(crate) fn check(&mut self, record: IdentityRecord, waiter: Waiter) -> Result<Option<Checked>, Overloaded> {
+    pub(crate) fn check(
+        &mut self,
+        record: IdentityRecord,
+        waiter: Waiter,
+    ) -> Result<Option<Checked>, Overloaded> {
         let fingerprint = record.identity.fingerprint();
         if let Some(address) = self.cache.get(&fingerprint) {
             return Ok(Some(Checked { address: *address, record, waiter }));
@@ -78,7 +82,8 @@ impl Validator {
     fn start(&mut self) {
         while self.running.len() < MAX_RUNNING {
             let Some(identity) = self.queue.pop_front() else { break };
-            self.running.spawn_blocking(move || (identity.fingerprint(), derive_address(&identity)));
+            self.running
+                .spawn_blocking(move || (identity.fingerprint(), derive_address(&identity)));
         }
     }
 

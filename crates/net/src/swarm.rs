@@ -13,12 +13,19 @@ use crate::{Config, Error, Transport};
 /// every message (ARCHITECTURE §6), so the second message needs no dial.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub(crate) fn build(key: libp2p::identity::Keypair, config: &Config) -> Result<Swarm<Behaviour>, Error> {
+pub(crate) fn build(
+    key: libp2p::identity::Keypair,
+    config: &Config,
+) -> Result<Swarm<Behaviour>, Error> {
     let err = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
     let swarm = match config.transport {
         Transport::Sockets => libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
-            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
             .map_err(|e| err(&e))?
             .with_quic()
             .with_relay_client(noise::Config::new, yamux::Config::default)
@@ -49,6 +56,8 @@ pub(crate) fn build(key: libp2p::identity::Keypair, config: &Config) -> Result<S
 }
 
 /// The builder takes closure errors as boxed trait objects.
-fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> Box<dyn std::error::Error + Send + Sync> {
+fn boxed(
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> Box<dyn std::error::Error + Send + Sync> {
     Box::new(e)
 }

@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::model::{
-    Contact, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
+    Contact, DeadLetter, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
 };
 use crate::{Error, ops, schema};
 
@@ -58,27 +58,41 @@ pub(crate) enum Write {
         status: Status,
         reply: Reply<()>,
     },
+    Delivered {
+        id: MessageId,
+        reply: Reply<()>,
+    },
+    Attempt {
+        id: MessageId,
+        attempts: u32,
+        next_attempt_at: Timestamp,
+        error: String,
+        status: Status,
+        reply: Reply<()>,
+    },
+    DeadLetter {
+        id: MessageId,
+        reason: String,
+        reply: Reply<()>,
+    },
+    Retry {
+        id: MessageId,
+        now: Timestamp,
+        expires_at: Timestamp,
+        reply: Reply<OutboxEntry>,
+    },
 }
 
 pub(crate) enum Read {
-    Identity {
-        reply: Reply<Option<IdentityRow>>,
-    },
-    Contacts {
-        reply: Reply<Vec<Contact>>,
-    },
-    History {
-        peer: Address,
-        limit: u32,
-        before_seq: Option<i64>,
-        reply: Reply<Vec<StoredMessage>>,
-    },
-    Outbox {
-        reply: Reply<Vec<OutboxEntry>>,
-    },
-    IntegrityCheck {
-        reply: Reply<bool>,
-    },
+    Identity { reply: Reply<Option<IdentityRow>> },
+    Contacts { reply: Reply<Vec<Contact>> },
+    History { peer: Address, limit: u32, before_seq: Option<i64>, reply: Reply<Vec<StoredMessage>> },
+    Outbox { reply: Reply<Vec<OutboxEntry>> },
+    IntegrityCheck { reply: Reply<bool> },
+    Contact { address: Address, reply: Reply<Option<Contact>> },
+    ContactByFingerprint { fingerprint: Fingerprint, reply: Reply<Option<Contact>> },
+    Message { id: MessageId, reply: Reply<Option<StoredMessage>> },
+    DeadLetters { reply: Reply<Vec<DeadLetter>> },
 }
 
 /// Sends a write's reply once the commit's fate is known.
@@ -87,9 +101,7 @@ type Finish = Box<dyn FnOnce(Option<&Error>) + Send>;
 fn finish<T: Send + 'static>(outcome: Result<T, Error>, reply: Reply<T>) -> Finish {
     Box::new(move |commit_error| {
         let result = match commit_error {
-            Some(e) => Err(Error::CommitFailed {
-                reason: e.to_string(),
-            }),
+            Some(e) => Err(Error::CommitFailed { reason: e.to_string() }),
             None => outcome,
         };
         // The caller may have stopped waiting; the write stands all the same.
@@ -105,27 +117,28 @@ impl Write {
         match self {
             Write::SetIdentity { row, reply } => done(ops::set_identity(conn, &row), reply),
             Write::AddContact { contact, reply } => done(ops::add_contact(conn, &contact), reply),
-            Write::SetVerified {
-                address,
-                verified,
-                reply,
-            } => done(ops::set_verified(conn, address, verified), reply),
-            Write::Outgoing {
-                message,
-                outbox,
-                reply,
-            } => done(ops::insert_outgoing(conn, key, &message, &outbox), reply),
-            Write::Incoming {
-                message,
-                sender,
-                seen_until,
-                reply,
-            } => done(
-                ops::insert_incoming(conn, key, &message, &sender, seen_until),
-                reply,
-            ),
+            Write::SetVerified { address, verified, reply } => {
+                done(ops::set_verified(conn, address, verified), reply)
+            }
+            Write::Outgoing { message, outbox, reply } => {
+                done(ops::insert_outgoing(conn, key, &message, &outbox), reply)
+            }
+            Write::Incoming { message, sender, seen_until, reply } => {
+                done(ops::insert_incoming(conn, key, &message, &sender, seen_until), reply)
+            }
             Write::SetStatus { id, status, reply } => {
                 done(ops::set_status(conn, id, status), reply)
+            }
+            Write::Delivered { id, reply } => done(ops::mark_delivered(conn, id), reply),
+            Write::Attempt { id, attempts, next_attempt_at, error, status, reply } => done(
+                ops::record_attempt(conn, id, attempts, next_attempt_at, &error, status),
+                reply,
+            ),
+            Write::DeadLetter { id, reason, reply } => {
+                done(ops::dead_letter(conn, id, &reason), reply)
+            }
+            Write::Retry { id, now, expires_at, reply } => {
+                done(ops::retry_dead_letter(conn, id, now, expires_at), reply)
             }
         }
     }
@@ -223,14 +236,17 @@ impl Actor {
         match read {
             Read::Identity { reply } => drop(reply.send(ops::identity(conn))),
             Read::Contacts { reply } => drop(reply.send(ops::contacts(conn))),
-            Read::History {
-                peer,
-                limit,
-                before_seq,
-                reply,
-            } => drop(reply.send(ops::history(conn, key, peer, limit, before_seq))),
+            Read::History { peer, limit, before_seq, reply } => {
+                drop(reply.send(ops::history(conn, key, peer, limit, before_seq)))
+            }
             Read::Outbox { reply } => drop(reply.send(ops::outbox(conn))),
             Read::IntegrityCheck { reply } => drop(reply.send(ops::integrity_check(conn))),
+            Read::Contact { address, reply } => drop(reply.send(ops::contact(conn, &address))),
+            Read::ContactByFingerprint { fingerprint, reply } => {
+                drop(reply.send(ops::contact_by_fingerprint(conn, &fingerprint)))
+            }
+            Read::Message { id, reply } => drop(reply.send(ops::message(conn, key, id))),
+            Read::DeadLetters { reply } => drop(reply.send(ops::dead_letters(conn))),
         }
     }
 }

@@ -36,7 +36,8 @@ use communitas_types::{Address, MessageId};
 use tokio::sync::{mpsc, oneshot};
 
 pub use model::{
-    Contact, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
+    Contact, DeadLetter, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status,
+    StoredMessage,
 };
 
 use actor::{Command, Read, Write};
@@ -122,10 +123,7 @@ impl Store {
         make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Write,
     ) -> Result<T, Error> {
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Write(make(reply)))
-            .await
-            .map_err(|_| Error::ActorGone)?;
+        self.commands.send(Command::Write(make(reply))).await.map_err(|_| Error::ActorGone)?;
         answer.await.map_err(|_| Error::ActorGone)?
     }
 
@@ -134,10 +132,7 @@ impl Store {
         make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Read,
     ) -> Result<T, Error> {
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Read(make(reply)))
-            .await
-            .map_err(|_| Error::ActorGone)?;
+        self.commands.send(Command::Read(make(reply))).await.map_err(|_| Error::ActorGone)?;
         answer.await.map_err(|_| Error::ActorGone)?
     }
 
@@ -154,21 +149,12 @@ impl Store {
     /// Adds a contact, pinning its keys. Adding it again with the same keys updates
     /// the name; with other keys it fails with [`Error::KeyChanged`].
     pub async fn add_contact(&self, contact: Contact) -> Result<(), Error> {
-        self.write(|reply| Write::AddContact {
-            contact: Box::new(contact),
-            reply,
-        })
-        .await
+        self.write(|reply| Write::AddContact { contact: Box::new(contact), reply }).await
     }
 
     /// Marks a contact's safety number as verified.
     pub async fn set_verified(&self, address: Address, verified: bool) -> Result<bool, Error> {
-        self.write(|reply| Write::SetVerified {
-            address,
-            verified,
-            reply,
-        })
-        .await
+        self.write(|reply| Write::SetVerified { address, verified, reply }).await
     }
 
     /// All contacts, by address.
@@ -182,12 +168,7 @@ impl Store {
         message: NewMessage,
         outbox: OutboxEntry,
     ) -> Result<(), Error> {
-        self.write(|reply| Write::Outgoing {
-            message,
-            outbox,
-            reply,
-        })
-        .await
+        self.write(|reply| Write::Outgoing { message, outbox, reply }).await
     }
 
     /// Stores an incoming message unless `(sender, id)` was seen before; the seen id
@@ -198,19 +179,12 @@ impl Store {
         sender: communitas_types::Fingerprint,
         seen_until: communitas_types::Timestamp,
     ) -> Result<Inserted, Error> {
-        self.write(|reply| Write::Incoming {
-            message,
-            sender,
-            seen_until,
-            reply,
-        })
-        .await
+        self.write(|reply| Write::Incoming { message, sender, seen_until, reply }).await
     }
 
     /// Moves an outgoing message to a new status.
     pub async fn set_status(&self, id: MessageId, status: Status) -> Result<(), Error> {
-        self.write(|reply| Write::SetStatus { id, status, reply })
-            .await
+        self.write(|reply| Write::SetStatus { id, status, reply }).await
     }
 
     /// A conversation, oldest first: up to `limit` messages before `before_seq`.
@@ -220,18 +194,69 @@ impl Store {
         limit: u32,
         before_seq: Option<i64>,
     ) -> Result<Vec<StoredMessage>, Error> {
-        self.read(|reply| Read::History {
-            peer,
-            limit,
-            before_seq,
-            reply,
-        })
-        .await
+        self.read(|reply| Read::History { peer, limit, before_seq, reply }).await
     }
 
     /// Every outbox entry, oldest first.
     pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, Error> {
         self.read(|reply| Read::Outbox { reply }).await
+    }
+
+    /// A contact by address.
+    pub async fn contact(&self, address: Address) -> Result<Option<Contact>, Error> {
+        self.read(|reply| Read::Contact { address, reply }).await
+    }
+
+    /// A contact by the fingerprint of its keys.
+    pub async fn contact_by_fingerprint(
+        &self,
+        fingerprint: communitas_types::Fingerprint,
+    ) -> Result<Option<Contact>, Error> {
+        self.read(|reply| Read::ContactByFingerprint { fingerprint, reply }).await
+    }
+
+    /// One outgoing or incoming message by id (outgoing first).
+    pub async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, Error> {
+        self.read(|reply| Read::Message { id, reply }).await
+    }
+
+    /// The recipient committed the message: status `delivered`, outbox row gone, in
+    /// one transaction.
+    pub async fn mark_delivered(&self, id: MessageId) -> Result<(), Error> {
+        self.write(|reply| Write::Delivered { id, reply }).await
+    }
+
+    /// A delivery attempt failed: count it, schedule the next, note why.
+    pub async fn record_attempt(
+        &self,
+        id: MessageId,
+        attempts: u32,
+        next_attempt_at: communitas_types::Timestamp,
+        error: String,
+        status: Status,
+    ) -> Result<(), Error> {
+        self.write(|reply| Write::Attempt { id, attempts, next_attempt_at, error, status, reply })
+            .await
+    }
+
+    /// Gives up on a message: outbox row to dead letters, status `failed`.
+    pub async fn dead_letter(&self, id: MessageId, reason: String) -> Result<(), Error> {
+        self.write(|reply| Write::DeadLetter { id, reason, reply }).await
+    }
+
+    /// Puts a dead letter back in the outbox for another round, due `now`.
+    pub async fn retry_dead_letter(
+        &self,
+        id: MessageId,
+        now: communitas_types::Timestamp,
+        expires_at: communitas_types::Timestamp,
+    ) -> Result<OutboxEntry, Error> {
+        self.write(|reply| Write::Retry { id, now, expires_at, reply }).await
+    }
+
+    /// Every dead letter, newest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, Error> {
+        self.read(|reply| Read::DeadLetters { reply }).await
     }
 
     /// Checks that the database file is sound (`PRAGMA integrity_check`).

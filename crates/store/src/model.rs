@@ -165,3 +165,18 @@ pub enum Inserted {
     /// `(sender, id)` was seen before: nothing stored.
     Duplicate,
 }
+
+/// A message that could not be delivered before its time ran out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The message.
+    pub message_id: MessageId,
+    /// To whom.
+    pub recipient: Address,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why it failed.
+    pub reason: String,
+    /// When it was given up.
+    pub failed_at: Timestamp,
+}

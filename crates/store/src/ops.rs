@@ -8,7 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::Error;
 use crate::model::{
-    Contact, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
+    Contact, DeadLetter, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status,
+    StoredMessage,
 };
 
 /// Unix ms as SQLite's signed integer; far-future values saturate.
@@ -21,8 +22,7 @@ fn ts(v: i64) -> Timestamp {
 }
 
 fn parse_address(text: &str) -> Result<Address, Error> {
-    text.parse()
-        .map_err(|_| Error::Corrupt { field: "address" })
+    text.parse().map_err(|_| Error::Corrupt { field: "address" })
 }
 
 fn array<const N: usize>(bytes: Vec<u8>, field: &'static str) -> Result<[u8; N], Error> {
@@ -31,24 +31,14 @@ fn array<const N: usize>(bytes: Vec<u8>, field: &'static str) -> Result<[u8; N],
 
 /// Associated data binding a sealed body to its row.
 fn body_aad(id: &MessageId, direction: Direction, peer: &Address) -> Vec<u8> {
-    [
-        id.as_bytes().as_slice(),
-        direction.as_str().as_bytes(),
-        &peer.to_bytes(),
-    ]
-    .concat()
+    [id.as_bytes().as_slice(), direction.as_str().as_bytes(), &peer.to_bytes()].concat()
 }
 
 pub(crate) fn set_identity(conn: &Connection, row: &IdentityRow) -> Result<(), Error> {
     conn.execute(
         "INSERT OR REPLACE INTO identity (id, address, fingerprint, name, created_at)
          VALUES (1, ?1, ?2, ?3, ?4)",
-        params![
-            row.address.to_string(),
-            row.fingerprint.as_bytes(),
-            row.name,
-            ms(row.created_at)
-        ],
+        params![row.address.to_string(), row.fingerprint.as_bytes(), row.name, ms(row.created_at)],
     )?;
     Ok(())
 }
@@ -58,14 +48,7 @@ pub(crate) fn identity(conn: &Connection) -> Result<Option<IdentityRow>, Error> 
         .query_row(
             "SELECT address, fingerprint, name, created_at FROM identity WHERE id = 1",
             [],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                ))
-            },
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
     row.map(|(address, fingerprint, name, created_at)| {
@@ -89,9 +72,7 @@ pub(crate) fn add_contact(conn: &Connection, contact: &Contact) -> Result<(), Er
         )
         .optional()?;
     match pinned {
-        Some(existing) if existing != keys => Err(Error::KeyChanged {
-            address: contact.address,
-        }),
+        Some(existing) if existing != keys => Err(Error::KeyChanged { address: contact.address }),
         Some(_) => {
             if contact.name.is_some() {
                 conn.execute(
@@ -131,40 +112,54 @@ pub(crate) fn set_verified(
     Ok(changed == 1)
 }
 
-pub(crate) fn contacts(conn: &Connection) -> Result<Vec<Contact>, Error> {
-    let mut stmt = conn.prepare(
-        "SELECT address, name, public_identity, verified, added_at FROM contacts ORDER BY address",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get(1)?,
-            r.get::<_, Vec<u8>>(2)?,
-            r.get(3)?,
-            r.get(4)?,
-        ))
-    })?;
-    rows.map(|row| {
-        let (address, name, keys, verified, added_at) = row?;
-        Ok(Contact {
-            address: parse_address(&address)?,
-            name,
-            identity: PublicIdentity::from_bytes(&keys).map_err(|_| Error::Corrupt {
-                field: "public_identity",
-            })?,
-            verified,
-            added_at: ts(added_at),
-        })
+const CONTACT_COLUMNS: &str = "address, name, public_identity, verified, added_at";
+
+fn contact_from_row(r: &Row<'_>) -> Result<Contact, Error> {
+    let keys: Vec<u8> = r.get(2)?;
+    Ok(Contact {
+        address: parse_address(&r.get::<_, String>(0)?)?,
+        name: r.get(1)?,
+        identity: PublicIdentity::from_bytes(&keys)
+            .map_err(|_| Error::Corrupt { field: "public_identity" })?,
+        verified: r.get(3)?,
+        added_at: ts(r.get(4)?),
     })
-    .collect()
+}
+
+fn query_contacts(
+    conn: &Connection,
+    filter: &str,
+    param: &dyn rusqlite::ToSql,
+) -> Result<Vec<Contact>, Error> {
+    let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts {filter} ORDER BY address");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = if filter.is_empty() { stmt.query([])? } else { stmt.query([param])? };
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(contact_from_row(row)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn contacts(conn: &Connection) -> Result<Vec<Contact>, Error> {
+    query_contacts(conn, "", &0)
+}
+
+pub(crate) fn contact(conn: &Connection, address: &Address) -> Result<Option<Contact>, Error> {
+    Ok(query_contacts(conn, "WHERE address = ?1", &address.to_string())?.pop())
+}
+
+pub(crate) fn contact_by_fingerprint(
+    conn: &Connection,
+    fingerprint: &Fingerprint,
+) -> Result<Option<Contact>, Error> {
+    Ok(query_contacts(conn, "WHERE fingerprint = ?1", &fingerprint.as_bytes().as_slice())?.pop())
 }
 
 fn insert_message(conn: &Connection, key: &StorageKey, m: &NewMessage) -> Result<(), Error> {
     let sealed = key
         .seal(&body_aad(&m.id, m.direction, &m.peer), &m.body)
-        .map_err(|_| Error::Corrupt {
-            field: "random source",
-        })?;
+        .map_err(|_| Error::Corrupt { field: "random source" })?;
     conn.execute(
         "INSERT INTO messages (id, peer, direction, kind, body, timestamp, stored_at, status)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -244,9 +239,7 @@ fn message_from_row(key: &StorageKey, r: &Row<'_>) -> Result<StoredMessage, Erro
         _ => return Err(Error::Corrupt { field: "direction" }),
     };
     let sealed: Vec<u8> = r.get(5)?;
-    let body = key
-        .open(&body_aad(&id, direction, &peer), &sealed)
-        .map_err(|_| Error::Decrypt)?;
+    let body = key.open(&body_aad(&id, direction, &peer), &sealed).map_err(|_| Error::Decrypt)?;
     Ok(StoredMessage {
         seq: r.get(0)?,
         message: NewMessage {
@@ -273,11 +266,7 @@ pub(crate) fn history(
         "SELECT seq, id, peer, direction, kind, body, timestamp, stored_at, status
          FROM messages WHERE peer = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
     )?;
-    let mut rows = stmt.query(params![
-        peer.to_string(),
-        before_seq.unwrap_or(i64::MAX),
-        limit
-    ])?;
+    let mut rows = stmt.query(params![peer.to_string(), before_seq.unwrap_or(i64::MAX), limit])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         out.push(message_from_row(key, row)?);
@@ -286,12 +275,110 @@ pub(crate) fn history(
     Ok(out)
 }
 
-pub(crate) fn outbox(conn: &Connection) -> Result<Vec<OutboxEntry>, Error> {
+pub(crate) fn mark_delivered(conn: &Connection, id: MessageId) -> Result<(), Error> {
+    set_status(conn, id, Status::Delivered)?;
+    conn.execute("DELETE FROM outbox WHERE message_id = ?1", [id.as_bytes()])?;
+    Ok(())
+}
+
+pub(crate) fn record_attempt(
+    conn: &Connection,
+    id: MessageId,
+    attempts: u32,
+    next_attempt_at: Timestamp,
+    error: &str,
+    status: Status,
+) -> Result<(), Error> {
+    let changed = conn.execute(
+        "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE message_id = ?1",
+        params![id.as_bytes(), attempts, ms(next_attempt_at), error],
+    )?;
+    if changed == 0 {
+        return Err(Error::NoSuchMessage(id));
+    }
+    set_status(conn, id, status)
+}
+
+pub(crate) fn dead_letter(conn: &Connection, id: MessageId, reason: &str) -> Result<(), Error> {
+    let moved = conn.execute(
+        "INSERT OR REPLACE INTO dead_letters (message_id, recipient, envelope, attempts, reason, failed_at)
+         SELECT message_id, recipient, envelope, attempts, ?2, ?3 FROM outbox WHERE message_id = ?1",
+        params![id.as_bytes(), reason, ms(Timestamp::now())],
+    )?;
+    if moved == 0 {
+        return Err(Error::NoSuchMessage(id));
+    }
+    conn.execute("DELETE FROM outbox WHERE message_id = ?1", [id.as_bytes()])?;
+    set_status(conn, id, Status::Failed)
+}
+
+pub(crate) fn retry_dead_letter(
+    conn: &Connection,
+    id: MessageId,
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> Result<OutboxEntry, Error> {
+    let moved = conn.execute(
+        "INSERT INTO outbox (message_id, recipient, envelope, attempts, next_attempt_at, created_at, expires_at, last_error)
+         SELECT message_id, recipient, envelope, 0, ?2, ?2, ?3, NULL FROM dead_letters WHERE message_id = ?1",
+        params![id.as_bytes(), ms(now), ms(expires_at)],
+    )?;
+    if moved == 0 {
+        return Err(Error::NoSuchMessage(id));
+    }
+    conn.execute("DELETE FROM dead_letters WHERE message_id = ?1", [id.as_bytes()])?;
+    set_status(conn, id, Status::Queued)?;
+    outbox_query(conn, "WHERE message_id = ?1", &id.as_bytes().as_slice())?
+        .pop()
+        .ok_or(Error::NoSuchMessage(id))
+}
+
+pub(crate) fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>, Error> {
     let mut stmt = conn.prepare(
-        "SELECT message_id, recipient, envelope, attempts, next_attempt_at, created_at, expires_at, last_error
-         FROM outbox ORDER BY created_at, message_id",
+        "SELECT message_id, recipient, attempts, reason, failed_at FROM dead_letters ORDER BY failed_at DESC",
     )?;
     let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(DeadLetter {
+            message_id: MessageId::from_bytes(array(r.get(0)?, "message id")?),
+            recipient: parse_address(&r.get::<_, String>(1)?)?,
+            attempts: r.get(2)?,
+            reason: r.get(3)?,
+            failed_at: ts(r.get(4)?),
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn message(
+    conn: &Connection,
+    key: &StorageKey,
+    id: MessageId,
+) -> Result<Option<StoredMessage>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, peer, direction, kind, body, timestamp, stored_at, status
+         FROM messages WHERE id = ?1 ORDER BY direction DESC LIMIT 1",
+    )?;
+    let mut rows = stmt.query([id.as_bytes()])?;
+    rows.next()?.map(|row| message_from_row(key, row)).transpose()
+}
+
+pub(crate) fn outbox(conn: &Connection) -> Result<Vec<OutboxEntry>, Error> {
+    outbox_query(conn, "", &0)
+}
+
+fn outbox_query(
+    conn: &Connection,
+    filter: &str,
+    param: &dyn rusqlite::ToSql,
+) -> Result<Vec<OutboxEntry>, Error> {
+    let sql = format!(
+        "SELECT message_id, recipient, envelope, attempts, next_attempt_at, created_at, expires_at, last_error
+         FROM outbox {filter} ORDER BY created_at, message_id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = if filter.is_empty() { stmt.query([])? } else { stmt.query([param])? };
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         out.push(OutboxEntry {

@@ -76,10 +76,7 @@ pub const VERSION: u32 = MIGRATIONS.len() as u32;
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
     let found: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if found > VERSION {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: VERSION,
-        });
+        return Err(Error::SchemaTooNew { found, supported: VERSION });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;

@@ -64,10 +64,7 @@ impl Address {
 
     /// The 48-bit big-endian binary form.
     pub fn to_bytes(&self) -> [u8; ADDRESS_LEN] {
-        let bits = self
-            .0
-            .iter()
-            .fold(0u64, |acc, &w| (acc << BITS_PER_WORD) | u64::from(w));
+        let bits = self.0.iter().fold(0u64, |acc, &w| (acc << BITS_PER_WORD) | u64::from(w));
         let wide = bits.to_be_bytes();
         let mut out = [0u8; ADDRESS_LEN];
         out.copy_from_slice(&wide[2..]);
@@ -122,11 +119,7 @@ impl FromStr for Address {
 
 impl Serialize for Address {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.collect_str(self)
-        } else {
-            self.to_bytes().serialize(s)
-        }
+        if s.is_human_readable() { s.collect_str(self) } else { self.to_bytes().serialize(s) }
     }
 }
 
@@ -152,13 +145,7 @@ mod tests {
         let a = Address::from_bytes([0x00, 0x01, 0x00, 0x2f, 0xff, 0xff]);
         assert_eq!(
             a.to_string(),
-            format!(
-                "{}-{}-{}-{}",
-                word(0),
-                word(0x100),
-                word(0x2ff),
-                word(0xfff)
-            )
+            format!("{}-{}-{}-{}", word(0), word(0x100), word(0x2ff), word(0xfff))
         );
         assert_eq!(a.to_string().parse::<Address>(), Ok(a));
     }
@@ -182,11 +169,7 @@ mod tests {
         let err = "abacus zebraa zone zoom".parse::<Address>().unwrap_err();
         assert_eq!(
             err,
-            AddressError::UnknownWord {
-                word: "zebraa".into(),
-                position: 2,
-                suggestion: "zebra"
-            }
+            AddressError::UnknownWord { word: "zebraa".into(), position: 2, suggestion: "zebra" }
         );
         assert!(err.to_string().contains("\"zebraa\""));
         assert!(err.to_string().contains("\"zebra\""));
@@ -194,14 +177,8 @@ mod tests {
 
     #[test]
     fn wrong_word_count_is_refused() {
-        assert_eq!(
-            "abacus zone".parse::<Address>(),
-            Err(AddressError::WordCount { got: 2 })
-        );
-        assert_eq!(
-            "".parse::<Address>(),
-            Err(AddressError::WordCount { got: 0 })
-        );
+        assert_eq!("abacus zone".parse::<Address>(), Err(AddressError::WordCount { got: 2 }));
+        assert_eq!("".parse::<Address>(), Err(AddressError::WordCount { got: 0 }));
         assert_eq!(
             "abacus zone zoom zodiac abide".parse::<Address>(),
             Err(AddressError::WordCount { got: 5 })

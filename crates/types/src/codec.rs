@@ -66,9 +66,7 @@ pub struct Writer {
 impl Writer {
     /// A writer with room for `capacity` bytes.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            buf: Vec::with_capacity(capacity),
-        }
+        Self { buf: Vec::with_capacity(capacity) }
     }
 
     /// One byte.
@@ -124,11 +122,7 @@ impl<'a> Reader<'a> {
     /// A reader over `input`, refusing it whole if it is longer than `max`.
     pub fn new(input: &'a [u8], max: usize) -> Result<Self, DecodeError> {
         if input.len() > max {
-            return Err(DecodeError::TooLong {
-                field: "input",
-                len: input.len(),
-                max,
-            });
+            return Err(DecodeError::TooLong { field: "input", len: input.len(), max });
         }
         Ok(Self { rest: input })
     }
@@ -141,11 +135,7 @@ impl<'a> Reader<'a> {
     /// The next `n` bytes.
     pub fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.rest.len() {
-            return Err(DecodeError::Truncated {
-                field,
-                needed: n,
-                remaining: self.rest.len(),
-            });
+            return Err(DecodeError::Truncated { field, needed: n, remaining: self.rest.len() });
         }
         let (head, tail) = self.rest.split_at(n);
         self.rest = tail;
@@ -208,11 +198,7 @@ mod tests {
     #[test]
     fn fields_round_trip() {
         let mut w = Writer::default();
-        w.u8(7)
-            .u32(0xdead_beef)
-            .u64(u64::MAX - 1)
-            .raw(&[1, 2, 3])
-            .bytes(b"hello");
+        w.u8(7).u32(0xdead_beef).u64(u64::MAX - 1).raw(&[1, 2, 3]).bytes(b"hello");
         let buf = w.into_vec();
         let mut r = Reader::new(&buf, 1024).unwrap();
         assert_eq!(r.u8("a").unwrap(), 7);
@@ -230,21 +216,13 @@ mod tests {
         let mut r = Reader::new(&buf, 64).unwrap();
         assert_eq!(
             r.bytes("body", 16),
-            Err(DecodeError::TooLong {
-                field: "body",
-                len: 0xffff_ffff,
-                max: 16
-            })
+            Err(DecodeError::TooLong { field: "body", len: 0xffff_ffff, max: 16 })
         );
         let buf = [0, 0, 0, 9, 1, 2];
         let mut r = Reader::new(&buf, 64).unwrap();
         assert_eq!(
             r.bytes("body", 16),
-            Err(DecodeError::Truncated {
-                field: "body",
-                needed: 9,
-                remaining: 2
-            })
+            Err(DecodeError::Truncated { field: "body", needed: 9, remaining: 2 })
         );
     }
 
@@ -252,11 +230,7 @@ mod tests {
     fn oversize_input_and_trailing_bytes_are_refused() {
         assert!(matches!(
             Reader::new(&[0; 10], 9),
-            Err(DecodeError::TooLong {
-                len: 10,
-                max: 9,
-                ..
-            })
+            Err(DecodeError::TooLong { len: 10, max: 9, .. })
         ));
         let mut r = Reader::new(&[1, 2], 9).unwrap();
         r.u8("x").unwrap();

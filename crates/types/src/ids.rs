@@ -123,10 +123,7 @@ mod tests {
         let id = MessageId::from_bytes([0xab; 16]);
         assert_eq!(id.to_string(), "ab".repeat(16));
         assert_eq!(id.to_string().parse::<MessageId>(), Ok(id));
-        assert_eq!(
-            "abc".parse::<MessageId>(),
-            Err(IdError::BadHex { expected: 32 })
-        );
+        assert_eq!("abc".parse::<MessageId>(), Err(IdError::BadHex { expected: 32 }));
         assert_eq!(format!("{id:?}"), "MessageId(abababab)");
     }
 }

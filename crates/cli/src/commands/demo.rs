@@ -18,10 +18,7 @@ pub(crate) fn run() -> Result<()> {
     println!("alice  {alice_address}");
     println!("bob    {bob_address}");
     println!("safety number (same on both sides):");
-    println!(
-        "       {}\n",
-        SafetyNumber::new(alice.public(), bob.public())
-    );
+    println!("       {}\n", SafetyNumber::new(alice.public(), bob.public()));
 
     let text = "hi bob 👋";
     let envelope = Envelope::seal(
@@ -42,10 +39,7 @@ pub(crate) fn run() -> Result<()> {
         text,
         wire.len()
     );
-    println!(
-        "bob opened it: {:?}, signed by {sender}",
-        String::from_utf8_lossy(&opened.body)
-    );
+    println!("bob opened it: {:?}, signed by {sender}", String::from_utf8_lossy(&opened.body));
     println!(
         "carol cannot: {}\n",
         Envelope::from_bytes(&wire)?

@@ -18,10 +18,7 @@ use crate::passphrase::Source;
 
 pub(crate) fn run(home: &Path, passphrase: Source, name: Option<String>, json: bool) -> Result<()> {
     if home.join(KEYSTORE).symlink_metadata().is_ok() {
-        bail!(
-            "{} already holds an identity; nothing was changed",
-            home.display()
-        );
+        bail!("{} already holds an identity; nothing was changed", home.display());
     }
     if home.join(DATABASE).symlink_metadata().is_ok() {
         bail!(
@@ -63,10 +60,7 @@ fn check_name(name: &str) -> Result<()> {
         bail!("the name is empty");
     }
     if name.len() > MAX_NAME_LEN {
-        bail!(
-            "the name is {} bytes, the limit is {MAX_NAME_LEN}",
-            name.len()
-        );
+        bail!("the name is {} bytes, the limit is {MAX_NAME_LEN}", name.len());
     }
     if name.chars().any(char::is_control) {
         bail!("the name contains control characters");
@@ -79,9 +73,6 @@ fn record_identity(path: &Path, secrets: &Secrets, row: IdentityRow) -> Result<(
     runtime.block_on(async {
         let store = Store::open(path, secrets.storage.clone())
             .with_context(|| format!("cannot create the database {}", path.display()))?;
-        store
-            .set_identity(row)
-            .await
-            .context("cannot record the identity")
+        store.set_identity(row).await.context("cannot record the identity")
     })
 }

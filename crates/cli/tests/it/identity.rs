@@ -11,9 +11,8 @@ use serde_json::Value;
 use super::{communitas, run, stderr, stdout};
 
 fn init(home: &Path, name: &str) -> String {
-    let out = run(communitas(home)
-        .env("COMMUNITAS_PASSPHRASE", "pw")
-        .args(["init", "--name", name]));
+    let out =
+        run(communitas(home).env("COMMUNITAS_PASSPHRASE", "pw").args(["init", "--name", name]));
     assert!(out.status.success(), "init failed: {}", stderr(&out));
     stdout(&out).trim().to_owned()
 }
@@ -40,38 +39,29 @@ fn init_prints_four_list_words_and_address_agrees() {
     let parts: Vec<&str> = printed.split('-').collect();
     assert_eq!(parts.len(), 4, "{printed}");
     for word in &parts {
-        assert!(
-            words().binary_search(word).is_ok(),
-            "{word} is not a list word"
-        );
+        assert!(words().binary_search(word).is_ok(), "{word} is not a list word");
     }
     printed.parse::<Address>().unwrap();
 
-    let out = run(communitas(&home)
-        .env("COMMUNITAS_PASSPHRASE", "pw")
-        .args(["address", "--json"]));
+    let out = run(communitas(&home).env("COMMUNITAS_PASSPHRASE", "pw").args(["address", "--json"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["address"], printed.as_str());
     assert_eq!(json["fingerprint"].as_str().unwrap().len(), 64);
     assert!(json["peer_id"].as_str().unwrap().starts_with("12D3KooW"));
-    let plain = run(communitas(&home)
-        .env("COMMUNITAS_PASSPHRASE", "pw")
-        .arg("address"));
+    let plain = run(communitas(&home).env("COMMUNITAS_PASSPHRASE", "pw").arg("address"));
     assert_eq!(stdout(&plain).trim(), printed);
 }
 
 #[test]
 fn init_json_matches_address_json() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(communitas(dir.path())
-        .env("COMMUNITAS_PASSPHRASE", "pw")
-        .args(["init", "--json"]));
+    let out =
+        run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "pw").args(["init", "--json"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let from_init: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let out = run(communitas(dir.path())
-        .env("COMMUNITAS_PASSPHRASE", "pw")
-        .args(["address", "--json"]));
+    let out =
+        run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "pw").args(["address", "--json"]));
     let from_address: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(from_init, from_address);
     assert_eq!(from_init.as_object().unwrap().len(), 3);
@@ -86,11 +76,7 @@ fn second_init_refuses_and_changes_nothing() {
         .env("COMMUNITAS_PASSPHRASE", "other")
         .args(["init", "--name", "eve"]));
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("already holds an identity"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("already holds an identity"), "{}", stderr(&out));
     assert_eq!(snapshot(dir.path()), before);
 }
 
@@ -99,9 +85,7 @@ fn wrong_passphrase_fails_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), "alice");
     let before = snapshot(dir.path());
-    let out = run(communitas(dir.path())
-        .env("COMMUNITAS_PASSPHRASE", "not it")
-        .arg("address"));
+    let out = run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "not it").arg("address"));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).trim(), "communitas: wrong passphrase");
     assert!(stdout(&out).is_empty());
@@ -115,10 +99,7 @@ fn no_passphrase_and_no_terminal_exits_2_with_one_line() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("--passphrase-file") && err.contains("COMMUNITAS_PASSPHRASE"),
-        "{err}"
-    );
+    assert!(err.contains("--passphrase-file") && err.contains("COMMUNITAS_PASSPHRASE"), "{err}");
     assert!(snapshot(dir.path()).is_empty(), "nothing written");
 }
 
@@ -136,9 +117,7 @@ fn passphrase_file_and_home_from_the_environment() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(home.join("keystore").exists());
     // The file's trailing newline is not part of the passphrase.
-    let out = run(communitas(&home)
-        .env("COMMUNITAS_PASSPHRASE", "from a file")
-        .arg("address"));
+    let out = run(communitas(&home).env("COMMUNITAS_PASSPHRASE", "from a file").arg("address"));
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -168,23 +147,19 @@ fn no_private_key_bytes_in_clear_under_the_home() {
 #[test]
 fn address_without_identity_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(communitas(dir.path())
-        .env("COMMUNITAS_PASSPHRASE", "pw")
-        .arg("address"));
+    let out = run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "pw").arg("address"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("run `communitas init`"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("run `communitas init`"), "{}", stderr(&out));
 }
 
 #[test]
 fn names_with_control_characters_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(communitas(dir.path())
-        .env("COMMUNITAS_PASSPHRASE", "pw")
-        .args(["init", "--name", "a\u{1b}[31m"]));
+    let out = run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "pw").args([
+        "init",
+        "--name",
+        "a\u{1b}[31m",
+    ]));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("control characters"));
     assert!(!dir.path().join("keystore").exists());

@@ -11,8 +11,7 @@ use std::process::{Command, Output, Stdio};
 pub fn communitas(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_communitas"));
     cmd.arg("--home").arg(home);
-    cmd.env_remove("COMMUNITAS_PASSPHRASE")
-        .env_remove("COMMUNITAS_HOME");
+    cmd.env_remove("COMMUNITAS_PASSPHRASE").env_remove("COMMUNITAS_HOME");
     cmd.stdin(Stdio::null());
     cmd
 }

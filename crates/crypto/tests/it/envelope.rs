@@ -17,13 +17,9 @@ fn letter(body: &[u8], kind: Kind) -> Letter<'_> {
 }
 
 fn sealed_text(text: &str) -> Vec<u8> {
-    Envelope::seal(
-        &identity(1),
-        identity(2).public(),
-        letter(text.as_bytes(), Kind::Text),
-    )
-    .unwrap()
-    .to_bytes()
+    Envelope::seal(&identity(1), identity(2).public(), letter(text.as_bytes(), Kind::Text))
+        .unwrap()
+        .to_bytes()
 }
 
 /// Parses and opens as bob; the one path a node takes for bytes off the network.
@@ -47,15 +43,8 @@ fn nothing_outside_the_ciphertext_names_the_sender() {
     let bytes = sealed_text("hi");
     let visible = &bytes[..envelope::HEADER_LEN];
     let pk = alice.public().to_bytes();
-    for needle in [
-        &pk[..32],
-        &pk[32..64],
-        alice.public().fingerprint().as_bytes(),
-    ] {
-        assert!(
-            !bytes.windows(needle.len()).any(|w| w == needle),
-            "sender key material in clear"
-        );
+    for needle in [&pk[..32], &pk[32..64], alice.public().fingerprint().as_bytes()] {
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "sender key material in clear");
     }
     assert!(visible.starts_with(&[envelope::VERSION]));
 }
@@ -69,10 +58,7 @@ fn wrong_recipient_key_is_refused() {
     // ciphertext is for bob's key, so decryption fails.
     let mut forged = bytes.clone();
     forged[1..33].copy_from_slice(identity(3).public().mailbox_id().as_bytes());
-    assert_eq!(
-        Envelope::from_bytes(&forged).unwrap().open(&identity(3)),
-        Err(OpenError::Decrypt)
-    );
+    assert_eq!(Envelope::from_bytes(&forged).unwrap().open(&identity(3)), Err(OpenError::Decrypt));
 }
 
 #[test]
@@ -82,12 +68,7 @@ fn unknown_version_is_a_typed_error() {
         bytes[0] = version;
         assert_eq!(
             Envelope::from_bytes(&bytes),
-            Err(DecodeError::UnsupportedVersion {
-                what: "envelope",
-                got: version,
-                min: 1,
-                max: 1
-            })
+            Err(DecodeError::UnsupportedVersion { what: "envelope", got: version, min: 1, max: 1 })
         );
     }
 }
@@ -97,59 +78,30 @@ fn oversize_input_is_refused_before_parsing() {
     let big = vec![1u8; MAX_LEN + 1];
     assert_eq!(
         Envelope::from_bytes(&big),
-        Err(DecodeError::TooLong {
-            field: "input",
-            len: MAX_LEN + 1,
-            max: MAX_LEN
-        })
+        Err(DecodeError::TooLong { field: "input", len: MAX_LEN + 1, max: MAX_LEN })
     );
 }
 
 #[test]
 fn bodies_over_the_limit_are_refused_at_seal() {
     let text = vec![b'a'; communitas_crypto::payload::MAX_TEXT_LEN + 1];
-    let err = Envelope::seal(
-        &identity(1),
-        identity(2).public(),
-        letter(&text, Kind::Text),
-    );
-    assert!(matches!(
-        err,
-        Err(communitas_crypto::SealError::TooLarge { max: 65536, .. })
-    ));
+    let err = Envelope::seal(&identity(1), identity(2).public(), letter(&text, Kind::Text));
+    assert!(matches!(err, Err(communitas_crypto::SealError::TooLarge { max: 65536, .. })));
     let exact = vec![b'a'; communitas_crypto::payload::MAX_TEXT_LEN];
-    let env = Envelope::seal(
-        &identity(1),
-        identity(2).public(),
-        letter(&exact, Kind::Text),
-    )
-    .unwrap();
-    assert_eq!(
-        open_as_bob(&env.to_bytes()).unwrap().body.len(),
-        exact.len()
-    );
+    let env =
+        Envelope::seal(&identity(1), identity(2).public(), letter(&exact, Kind::Text)).unwrap();
+    assert_eq!(open_as_bob(&env.to_bytes()).unwrap().body.len(), exact.len());
     // The largest non-text body fills the envelope exactly to its limit.
     let max = vec![0u8; envelope::MAX_BODY_LEN];
     let env = Envelope::seal(&identity(1), identity(2).public(), letter(&max, Kind::File)).unwrap();
     assert_eq!(env.to_bytes().len(), MAX_LEN);
     let over = vec![0u8; envelope::MAX_BODY_LEN + 1];
-    assert!(
-        Envelope::seal(
-            &identity(1),
-            identity(2).public(),
-            letter(&over, Kind::File)
-        )
-        .is_err()
-    );
+    assert!(Envelope::seal(&identity(1), identity(2).public(), letter(&over, Kind::File)).is_err());
 }
 
 #[test]
 fn invalid_utf8_text_is_refused_at_seal() {
-    let err = Envelope::seal(
-        &identity(1),
-        identity(2).public(),
-        letter(&[0xff, 0xfe], Kind::Text),
-    );
+    let err = Envelope::seal(&identity(1), identity(2).public(), letter(&[0xff, 0xfe], Kind::Text));
     assert_eq!(err.unwrap_err(), communitas_crypto::SealError::TextNotUtf8);
 }
 

@@ -1,10 +1,5 @@
 //! Integration tests of the crypto crate: one binary (ARCHITECTURE §14).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod envelope;
 mod fuzz_corpus;

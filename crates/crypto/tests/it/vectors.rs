@@ -98,17 +98,10 @@ fn check_or_write<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fm
 ) {
     let path = vectors_dir().join(name);
     if std::env::var_os("COMMUNITAS_WRITE_VECTORS").is_some() {
-        std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&computed).unwrap() + "\n",
-        )
-        .unwrap();
+        std::fs::write(&path, serde_json::to_string_pretty(&computed).unwrap() + "\n").unwrap();
     }
     let stored: T = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(
-        stored, computed,
-        "{name} no longer matches: the format changed"
-    );
+    assert_eq!(stored, computed, "{name} no longer matches: the format changed");
 }
 
 #[test]
@@ -157,17 +150,9 @@ fn envelope_golden_vector() {
         ("recipient mailbox id", 1, 32),
         ("x-wing ciphertext", 33, 1120),
         ("xchacha20 nonce", 1153, 24),
-        (
-            "aead ciphertext (signed payload + 16-byte tag)",
-            1177,
-            bytes.len() - 1177,
-        ),
+        ("aead ciphertext (signed payload + 16-byte tag)", 1177, bytes.len() - 1177),
     ]
-    .map(|(field, offset, len)| Field {
-        field: field.into(),
-        offset,
-        len,
-    })
+    .map(|(field, offset, len)| Field { field: field.into(), offset, len })
     .into();
     check_or_write(
         "envelope-v1.json",

@@ -65,9 +65,6 @@ async fn killed_writer_loses_no_acknowledged_row() {
     let stored: std::collections::HashSet<_> =
         rows.iter().map(|r| r.message.body.clone()).collect();
     for n in acked {
-        assert!(
-            stored.contains(format!("row {n}").as_bytes()),
-            "acknowledged row {n} lost"
-        );
+        assert!(stored.contains(format!("row {n}").as_bytes()), "acknowledged row {n} lost");
     }
 }

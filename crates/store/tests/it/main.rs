@@ -1,10 +1,5 @@
 //! Integration tests of the store, on real SQLite files. One binary (ARCHITECTURE §14).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod crash;
 mod rows;

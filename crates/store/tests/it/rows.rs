@@ -20,10 +20,8 @@ async fn outgoing_messages_are_paged_oldest_first() {
         store.insert_outgoing(m, o).await.unwrap();
     }
     let page = store.history(bob(), 3, None).await.unwrap();
-    let texts: Vec<_> = page
-        .iter()
-        .map(|m| String::from_utf8(m.message.body.clone()).unwrap())
-        .collect();
+    let texts: Vec<_> =
+        page.iter().map(|m| String::from_utf8(m.message.body.clone()).unwrap()).collect();
     assert_eq!(texts, ["message 2", "message 3", "message 4"]);
     let older = store.history(bob(), 3, Some(page[0].seq)).await.unwrap();
     assert_eq!(older.len(), 2);
@@ -38,17 +36,9 @@ async fn status_moves_and_unknown_ids_are_refused() {
     let id = m.id;
     store.insert_outgoing(m, o).await.unwrap();
     store.set_status(id, Status::Delivered).await.unwrap();
-    assert_eq!(
-        store.history(bob(), 10, None).await.unwrap()[0]
-            .message
-            .status,
-        Status::Delivered
-    );
+    assert_eq!(store.history(bob(), 10, None).await.unwrap()[0].message.status, Status::Delivered);
     let (other, _) = outgoing(2, "never stored");
-    assert!(matches!(
-        store.set_status(other.id, Status::Sent).await,
-        Err(Error::NoSuchMessage(_))
-    ));
+    assert!(matches!(store.set_status(other.id, Status::Sent).await, Err(Error::NoSuchMessage(_))));
 }
 
 #[tokio::test]
@@ -58,20 +48,8 @@ async fn a_replayed_incoming_message_is_stored_once() {
     m.direction = Direction::In;
     let sender = Fingerprint::from_bytes([4; 32]);
     let until = Timestamp::from_millis(u64::MAX / 2);
-    assert_eq!(
-        store
-            .insert_incoming(m.clone(), sender, until)
-            .await
-            .unwrap(),
-        Inserted::New
-    );
-    assert_eq!(
-        store
-            .insert_incoming(m.clone(), sender, until)
-            .await
-            .unwrap(),
-        Inserted::Duplicate
-    );
+    assert_eq!(store.insert_incoming(m.clone(), sender, until).await.unwrap(), Inserted::New);
+    assert_eq!(store.insert_incoming(m.clone(), sender, until).await.unwrap(), Inserted::Duplicate);
     assert_eq!(store.history(bob(), 10, None).await.unwrap().len(), 1);
 }
 
@@ -107,22 +85,10 @@ async fn contacts_are_pinned_to_their_keys() {
         added_at: Timestamp::from_millis(5),
     };
     store.add_contact(contact.clone()).await.unwrap();
-    store
-        .add_contact(Contact {
-            name: Some("Bobby".into()),
-            ..contact.clone()
-        })
-        .await
-        .unwrap();
+    store.add_contact(Contact { name: Some("Bobby".into()), ..contact.clone() }).await.unwrap();
     let impostor = Identity::from_seed_bytes([9; 32], [2; 32]);
-    let changed = Contact {
-        identity: impostor.public().clone(),
-        ..contact.clone()
-    };
-    assert!(matches!(
-        store.add_contact(changed).await,
-        Err(Error::KeyChanged { .. })
-    ));
+    let changed = Contact { identity: impostor.public().clone(), ..contact.clone() };
+    assert!(matches!(store.add_contact(changed).await, Err(Error::KeyChanged { .. })));
     assert!(store.set_verified(bob(), true).await.unwrap());
     let list = store.contacts().await.unwrap();
     assert_eq!(list.len(), 1);
@@ -141,18 +107,12 @@ async fn bodies_are_encrypted_on_disk() {
     for name in ["c.db", "c.db-wal"] {
         let path = dir.path().join(name);
         if let Ok(bytes) = std::fs::read(&path) {
-            assert!(
-                !bytes.windows(10).any(|w| w == b"the secret"),
-                "plaintext in {name}"
-            );
+            assert!(!bytes.windows(10).any(|w| w == b"the secret"), "plaintext in {name}");
         }
     }
     // Another key cannot read them back.
     let other = Store::open(&dir.path().join("c.db"), StorageKey::from_bytes([8; 32])).unwrap();
-    assert!(matches!(
-        other.history(bob(), 10, None).await,
-        Err(Error::Decrypt)
-    ));
+    assert!(matches!(other.history(bob(), 10, None).await, Err(Error::Decrypt)));
 }
 
 #[tokio::test]
@@ -165,10 +125,7 @@ async fn a_newer_schema_is_refused_and_reopening_is_idempotent() {
     drop(store);
     let conn = rusqlite_free_bump(&path, schema::VERSION + 1);
     assert!(conn);
-    assert!(matches!(
-        Store::open(&path, key()),
-        Err(Error::SchemaTooNew { .. })
-    ));
+    assert!(matches!(Store::open(&path, key()), Err(Error::SchemaTooNew { .. })));
 }
 
 /// Sets `user_version` with the sqlite3 file format: byte 60 of the header, big-endian.
@@ -177,4 +134,37 @@ fn rusqlite_free_bump(path: &std::path::Path, version: u32) -> bool {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[60..64].copy_from_slice(&version.to_be_bytes());
     std::fs::write(path, bytes).is_ok()
+}
+
+#[tokio::test]
+async fn outbox_rows_move_through_attempts_dead_letters_and_delivery() {
+    let (_dir, store) = open();
+    let (m, o) = outgoing(1, "hello");
+    let id = m.id;
+    store.insert_outgoing(m, o).await.unwrap();
+    let later = Timestamp::from_millis(1_790_000_000_000);
+    store.record_attempt(id, 1, later, "unreachable".into(), Status::Queued).await.unwrap();
+    let entry = &store.outbox().await.unwrap()[0];
+    assert_eq!((entry.attempts, entry.next_attempt_at), (1, later));
+    assert_eq!(entry.last_error.as_deref(), Some("unreachable"));
+
+    store.dead_letter(id, "expired after 30 days".into()).await.unwrap();
+    assert!(store.outbox().await.unwrap().is_empty());
+    let dead = store.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].reason, "expired after 30 days");
+    assert_eq!(store.message(id).await.unwrap().unwrap().message.status, Status::Failed);
+
+    let back = store.retry_dead_letter(id, later, later).await.unwrap();
+    assert_eq!(back.attempts, 0);
+    assert!(store.dead_letters().await.unwrap().is_empty());
+    assert_eq!(store.message(id).await.unwrap().unwrap().message.status, Status::Queued);
+
+    store.mark_delivered(id).await.unwrap();
+    assert!(store.outbox().await.unwrap().is_empty());
+    assert_eq!(store.message(id).await.unwrap().unwrap().message.status, Status::Delivered);
+    assert!(matches!(
+        store.retry_dead_letter(id, later, later).await,
+        Err(Error::NoSuchMessage(_))
+    ));
 }

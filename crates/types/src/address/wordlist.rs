@@ -43,11 +43,7 @@ pub fn word_index(typed: &str) -> Option<u16> {
 /// alphabetical order). Used to suggest a correction.
 pub fn closest_word(typed: &str) -> &'static str {
     let typed: Vec<char> = typed.chars().take(64).collect();
-    words()
-        .iter()
-        .copied()
-        .min_by_key(|w| edit_distance(&typed, w))
-        .unwrap_or("")
+    words().iter().copied().min_by_key(|w| edit_distance(&typed, w)).unwrap_or("")
 }
 
 /// Levenshtein distance, two rows.
@@ -76,20 +72,12 @@ mod tests {
     fn list_has_4096_lowercase_ascii_words_unique_in_five_letters() {
         let list = words();
         assert_eq!(list.len(), WORD_COUNT);
-        assert!(
-            list.iter()
-                .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
-        );
+        assert!(list.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase())));
         assert!(list.windows(2).all(|p| p[0] < p[1]), "sorted and unique");
         let prefixes: HashSet<&str> = list.iter().map(|w| &w[..w.len().min(5)]).collect();
         assert_eq!(prefixes.len(), WORD_COUNT);
         for pair in list.windows(2) {
-            assert!(
-                !pair[1].starts_with(pair[0]),
-                "{} is a prefix of {}",
-                pair[0],
-                pair[1]
-            );
+            assert!(!pair[1].starts_with(pair[0]), "{} is a prefix of {}", pair[0], pair[1]);
         }
     }
 
