@@ -189,11 +189,9 @@ impl EventLoop {
                 peer_id,
                 info,
                 ..
-            })) => {
-                if info.protocols.iter().any(|p| *p == crate::KAD_PROTOCOL) {
-                    for addr in info.listen_addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                    }
+            })) if info.protocols.contains(&crate::KAD_PROTOCOL) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -203,17 +201,15 @@ impl EventLoop {
             SwarmEvent::ExpiredListenAddr { .. }
             | SwarmEvent::ExternalAddrConfirmed { .. }
             | SwarmEvent::ExternalAddrExpired { .. } => self.notify(Event::AddressesChanged),
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
-                if num_established.get() == 1 {
-                    let connected = self.swarm.connected_peers().count();
-                    self.notify(Event::Connection { peer: peer_id, open: true, connected });
-                }
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. }
+                if num_established.get() == 1 =>
+            {
+                let connected = self.swarm.connected_peers().count();
+                self.notify(Event::Connection { peer: peer_id, open: true, connected });
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
-                if num_established == 0 {
-                    let connected = self.swarm.connected_peers().count();
-                    self.notify(Event::Connection { peer: peer_id, open: false, connected });
-                }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                let connected = self.swarm.connected_peers().count();
+                self.notify(Event::Connection { peer: peer_id, open: false, connected });
             }
             _ => {}
         }
@@ -389,12 +385,10 @@ impl EventLoop {
 
     fn maybe_answer(&mut self, token: u64) {
         let done = self.lookups.get(&token).is_some_and(|l| l.finished && l.pending == 0);
-        if done {
-            if let Some(lookup) = self.lookups.remove(&token) {
-                let result =
-                    if lookup.found.is_empty() { Err(Error::NotFound) } else { Ok(lookup.found) };
-                let _ = lookup.reply.send(result);
-            }
+        if done && let Some(lookup) = self.lookups.remove(&token) {
+            let result =
+                if lookup.found.is_empty() { Err(Error::NotFound) } else { Ok(lookup.found) };
+            let _ = lookup.reply.send(result);
         }
     }
 }

@@ -112,10 +112,10 @@ impl Validator {
     fn remember(&mut self, fingerprint: Fingerprint, address: Address) {
         if self.cache.insert(fingerprint, address).is_none() {
             self.cache_order.push_back(fingerprint);
-            if self.cache_order.len() > CACHE_SIZE {
-                if let Some(old) = self.cache_order.pop_front() {
-                    self.cache.remove(&old);
-                }
+            if self.cache_order.len() > CACHE_SIZE
+                && let Some(old) = self.cache_order.pop_front()
+            {
+                self.cache.remove(&old);
             }
         }
     }

@@ -1,0 +1,187 @@
+//! Inbound: envelopes from the network become history, then receipts.
+//!
+//! Each envelope is handled on its own task (at most `max_inbound` at once; beyond
+//! that the sender is told `Busy` and retries). Order of checks: parse, open (mailbox,
+//! decryption, signature, recipient), freshness, sender's address (from the contacts
+//! table, or derived once and pinned), then one transaction that records the seen id
+//! and the message together — so a replay is dropped and a crash never leaves one
+//! without the other. The receipt goes back only after that commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use communitas_crypto::{Envelope, Kind, OpenError, Opened, derive_address};
+use communitas_net::{Receipt, Rejection, Responder};
+use communitas_store::{Contact, Direction, Inserted, NewMessage, Status};
+use communitas_types::{Address, Timestamp};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::outbox::Command;
+use crate::{Event, Inner, MAX_CLOCK_AHEAD, MESSAGE_TTL};
+
+/// Address derivations for unknown senders running at once (each ~0.27 s of CPU).
+static DERIVATIONS: Semaphore = Semaphore::const_new(2);
+
+pub(crate) async fn run(
+    inner: Arc<Inner>,
+    mut events: mpsc::Receiver<communitas_net::Event>,
+    publish: mpsc::Sender<()>,
+    max_inbound: usize,
+    shutdown: CancellationToken,
+) {
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            event = events.recv() => match event {
+                None => break,
+                Some(communitas_net::Event::Message { peer, envelope, responder }) => {
+                    if tasks.len() >= max_inbound {
+                        inner.metrics.shed.inc();
+                        let _ = responder.send(Receipt::Busy).await;
+                        continue;
+                    }
+                    tracing::trace!(%peer, len = envelope.len(), "envelope arrived");
+                    tasks.spawn(handle(inner.clone(), envelope, responder));
+                }
+                Some(communitas_net::Event::AddressesChanged) => {
+                    let _ = publish.try_send(());
+                }
+                Some(communitas_net::Event::Connection { peer, open, connected }) => {
+                    inner.metrics.connected_peers.set(i64::try_from(connected).unwrap_or(i64::MAX));
+                    if open {
+                        let _ = inner.outbox.try_send(Command::PeerOnline(peer));
+                    }
+                    inner.emit(Event::Connection { peer: peer.to_string(), open, connected });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    tasks.shutdown().await;
+}
+
+async fn handle(inner: Arc<Inner>, envelope: Vec<u8>, responder: Responder) {
+    let receipt = match accept(&inner, &envelope).await {
+        Ok(Inserted::New) => Receipt::Delivered,
+        Ok(Inserted::Duplicate) => {
+            inner.metrics.duplicates.inc();
+            Receipt::Delivered
+        }
+        Err(refusal) => {
+            tracing::debug!(reason = %refusal, "envelope refused");
+            match refusal {
+                Refusal::Busy(_) => Receipt::Busy,
+                Refusal::Rejected(why, _) => {
+                    inner.metrics.rejected.inc();
+                    Receipt::Rejected(why)
+                }
+            }
+        }
+    };
+    // If the sender has gone, it will resend and we deduplicate.
+    let _ = responder.send(receipt).await;
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("{1}")]
+    Rejected(Rejection, String),
+    #[error("{0}")]
+    Busy(String),
+}
+
+async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Inserted, Refusal> {
+    let opened = open(inner, bytes)?;
+    let now = Timestamp::now();
+    if opened.timestamp > now.saturating_add(MAX_CLOCK_AHEAD)
+        || opened.timestamp < now.saturating_sub(MESSAGE_TTL)
+    {
+        return Err(Refusal::Rejected(
+            Rejection::Stale,
+            "timestamp outside the accepted window".into(),
+        ));
+    }
+    let from = sender_address(inner, &opened).await?;
+    match opened.kind {
+        Kind::Text => {}
+        // Kinds a later version uses; this build stores nothing for them.
+        _ => return Ok(Inserted::Duplicate),
+    }
+    let text = String::from_utf8_lossy(&opened.body).into_owned();
+    let message = NewMessage {
+        id: opened.message_id,
+        peer: from,
+        direction: Direction::In,
+        kind: opened.kind.to_u8(),
+        body: opened.body,
+        timestamp: opened.timestamp,
+        status: Status::Delivered,
+    };
+    let seen_until = opened.timestamp.saturating_add(MESSAGE_TTL);
+    let inserted = inner
+        .store
+        .insert_incoming(message, opened.sender.fingerprint(), seen_until)
+        .await
+        .map_err(|e| Refusal::Busy(format!("cannot store: {e}")))?;
+    if inserted == Inserted::New {
+        inner.metrics.received.inc();
+        inner.emit(Event::MessageReceived {
+            id: opened.message_id,
+            from,
+            text,
+            timestamp: opened.timestamp,
+        });
+    }
+    Ok(inserted)
+}
+
+fn open(inner: &Inner, bytes: &[u8]) -> Result<Opened, Refusal> {
+    let envelope = Envelope::from_bytes(bytes)
+        .map_err(|e| Refusal::Rejected(Rejection::Invalid, format!("malformed envelope: {e}")))?;
+    envelope.open(&inner.secrets.identity).map_err(|e| {
+        let why = match e {
+            OpenError::WrongMailbox | OpenError::WrongRecipient => Rejection::WrongRecipient,
+            _ => Rejection::Invalid,
+        };
+        Refusal::Rejected(why, e.to_string())
+    })
+}
+
+/// The sender's address: from contacts if its keys are pinned, else derived (once,
+/// then pinned as a new, unverified contact).
+async fn sender_address(inner: &Inner, opened: &Opened) -> Result<Address, Refusal> {
+    let fingerprint = opened.sender.fingerprint();
+    let known = inner
+        .store
+        .contact_by_fingerprint(fingerprint)
+        .await
+        .map_err(|e| Refusal::Busy(e.to_string()))?;
+    if let Some(contact) = known {
+        return Ok(contact.address);
+    }
+    let permit = tokio::time::timeout(Duration::from_secs(5), DERIVATIONS.acquire())
+        .await
+        .map_err(|_| Refusal::Busy("too many new senders at once".into()))?
+        .map_err(|_| Refusal::Busy("shutting down".into()))?;
+    let identity = opened.sender.clone();
+    let address = tokio::task::spawn_blocking(move || derive_address(&identity))
+        .await
+        .map_err(|_| Refusal::Busy("address derivation failed".into()))?;
+    drop(permit);
+    let contact = Contact {
+        address,
+        name: None,
+        identity: opened.sender.clone(),
+        verified: false,
+        added_at: Timestamp::now(),
+    };
+    match inner.store.add_contact(contact).await {
+        Ok(()) | Err(communitas_store::Error::KeyChanged { .. }) => Ok(address),
+        Err(e) => Err(Refusal::Busy(e.to_string())),
+    }
+}

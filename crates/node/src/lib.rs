@@ -1,0 +1,385 @@
+//! The Communitas node: everything a running `communitas run` does besides serving
+//! its API.
+//!
+//! [`Node::start`] wires the pieces: the network ([`communitas_net`]), the store, the
+//! identity publisher, the inbound message handler and the outbox. The returned
+//! [`Handle`] is what the API and tests use: `send_text`, `history`, `contacts`,
+//! `status`, `subscribe` to [`Event`]s.
+//!
+//! Flow of a text (ARCHITECTURE §2): `send_text` validates, finds the recipient's
+//! pinned keys (resolving and pinning them on first contact), seals, and stores the
+//! message and its outbox row in one transaction before it returns; the outbox then
+//! delivers over `/communitas/msg/1` and marks it `delivered` when the receipt arrives.
+//! On the other side, `inbound` opens, checks freshness and replay, commits, and only
+//! then answers with the receipt.
+
+#![deny(missing_docs)]
+
+mod inbound;
+mod metrics;
+mod outbox;
+mod publisher;
+mod send;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use communitas_crypto::{KeystorePublic, SafetyNumber, Secrets};
+use communitas_net::libp2p::Multiaddr;
+use communitas_store::{Contact, DeadLetter, Direction, OutboxEntry, Status, Store};
+use communitas_types::{Address, MessageId, Timestamp};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use metrics::Metrics;
+pub use send::SendError;
+
+/// How long a message is kept trying, and how long its id is remembered (ARCHITECTURE §6).
+pub const MESSAGE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How far in the future a sender's clock may be.
+pub const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(5 * 60);
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The network's configuration.
+    pub net: communitas_net::Config,
+    /// Outbox deliveries running at once.
+    pub max_deliveries: usize,
+    /// Inbound messages processed at once; more are answered `Busy`.
+    pub max_inbound: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { net: communitas_net::Config::default(), max_deliveries: 64, max_inbound: 256 }
+    }
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The network did not start.
+    #[error(transparent)]
+    Net(#[from] communitas_net::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] communitas_store::Error),
+}
+
+/// Something that happened, for `/v1/events` and tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A message arrived.
+    MessageReceived {
+        /// Its id.
+        id: MessageId,
+        /// The sender.
+        from: Address,
+        /// Its text.
+        text: String,
+        /// The sender's clock, unix ms.
+        timestamp: Timestamp,
+    },
+    /// An outgoing message changed state.
+    StatusChanged {
+        /// The message.
+        id: MessageId,
+        /// To whom.
+        to: Address,
+        /// Its new state.
+        status: &'static str,
+    },
+    /// A connection opened or closed.
+    Connection {
+        /// The peer (device) id.
+        peer: String,
+        /// Open now.
+        open: bool,
+        /// Peers connected in total.
+        connected: usize,
+    },
+}
+
+/// A message as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// Its id.
+    pub id: MessageId,
+    /// Sender.
+    pub from: Address,
+    /// Recipient.
+    pub to: Address,
+    /// `"in"` or `"out"`.
+    pub direction: &'static str,
+    /// The text.
+    pub text: String,
+    /// The sender's clock, unix ms.
+    pub timestamp: Timestamp,
+    /// `queued`, `sent`, `stored`, `delivered`, `read` or `failed`.
+    pub status: &'static str,
+    /// Paging cursor: pass as `before` to get older messages.
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeStatus {
+    /// Own address.
+    pub address: Address,
+    /// This device.
+    pub peer_id: String,
+    /// Where it listens.
+    pub listen_addrs: Vec<String>,
+    /// Peers with an open connection.
+    pub connected_peers: usize,
+    /// Messages waiting to be delivered.
+    pub outbox: usize,
+    /// This build's version.
+    pub version: &'static str,
+}
+
+/// State shared by the node's tasks. Immutable, or internally synchronised handles.
+pub(crate) struct Inner {
+    pub(crate) secrets: Secrets,
+    pub(crate) public: KeystorePublic,
+    pub(crate) net: communitas_net::Client,
+    pub(crate) store: Store,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) metrics: Metrics,
+    pub(crate) outbox: mpsc::Sender<outbox::Command>,
+}
+
+impl Inner {
+    pub(crate) fn emit(&self, event: Event) {
+        // No subscriber is fine: events are a view, not a record.
+        let _ = self.events.send(event);
+    }
+}
+
+/// A running node. Dropping it does not stop it: call [`Node::shutdown`].
+pub struct Node {
+    handle: Handle,
+    tasks: JoinSet<()>,
+    shutdown: CancellationToken,
+}
+
+/// The cloneable interface to a running node.
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("address", &self.inner.public.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Starts a node for the unlocked identity, on an open store.
+    pub async fn start(
+        config: Config,
+        secrets: Secrets,
+        public: KeystorePublic,
+        store: Store,
+    ) -> Result<Self, StartError> {
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let keypair = secrets.device.keypair();
+        let (net, net_events, event_loop) = communitas_net::new(keypair, config.net.clone())?;
+        tasks.spawn(event_loop.run(shutdown.child_token()));
+
+        let (events, _) = broadcast::channel(1024);
+        let (outbox_tx, outbox_rx) = mpsc::channel(1024);
+        let inner = Arc::new(Inner {
+            secrets,
+            public,
+            net,
+            store,
+            events,
+            metrics: Metrics::new(),
+            outbox: outbox_tx,
+        });
+        let pending = inner.store.outbox().await?;
+        inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
+        let outbox = outbox::Actor::new(inner.clone(), outbox_rx, pending, config.max_deliveries);
+        tasks.spawn(outbox.run(shutdown.child_token()));
+        let (publish_tx, publish_rx) = mpsc::channel(8);
+        tasks.spawn(publisher::run(inner.clone(), publish_rx, shutdown.child_token()));
+        tasks.spawn(inbound::run(
+            inner.clone(),
+            net_events,
+            publish_tx,
+            config.max_inbound,
+            shutdown.child_token(),
+        ));
+        Ok(Self { handle: Handle { inner }, tasks, shutdown })
+    }
+
+    /// The node's handle.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Stops every task and waits for them. Nothing durable is lost: the outbox and
+    /// history live in the store, which commits before it acknowledges.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+impl Handle {
+    /// Own address.
+    pub fn address(&self) -> Address {
+        self.inner.public.address
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Live events. A slow subscriber loses the oldest events (and is told so by
+    /// `RecvError::Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Sends a text. Returns once the message is durably queued.
+    pub async fn send_text(
+        &self,
+        to: Address,
+        text: &str,
+    ) -> Result<(MessageId, Status), SendError> {
+        send::send_text(&self.inner, to, text).await
+    }
+
+    /// The status of an outgoing message.
+    pub async fn message_status(
+        &self,
+        id: MessageId,
+    ) -> Result<Option<Status>, communitas_store::Error> {
+        Ok(self
+            .inner
+            .store
+            .message(id)
+            .await?
+            .filter(|m| m.message.direction == Direction::Out)
+            .map(|m| m.message.status))
+    }
+
+    /// A conversation, oldest first: at most `limit` messages before cursor `before`.
+    pub async fn history(
+        &self,
+        peer: Address,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<HistoryEntry>, communitas_store::Error> {
+        let me = self.inner.public.address;
+        let rows = self.inner.store.history(peer, limit, before).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let m = row.message;
+                let (from, to, direction) = match m.direction {
+                    Direction::In => (m.peer, me, "in"),
+                    Direction::Out => (me, m.peer, "out"),
+                };
+                HistoryEntry {
+                    id: m.id,
+                    from,
+                    to,
+                    direction,
+                    text: String::from_utf8_lossy(&m.body).into_owned(),
+                    timestamp: m.timestamp,
+                    status: m.status.as_str(),
+                    seq: row.seq,
+                }
+            })
+            .collect())
+    }
+
+    /// Every contact.
+    pub async fn contacts(&self) -> Result<Vec<Contact>, communitas_store::Error> {
+        self.inner.store.contacts().await
+    }
+
+    /// Adds a contact by address: looks its keys up in the DHT and pins them.
+    pub async fn add_contact(
+        &self,
+        address: Address,
+        name: Option<String>,
+    ) -> Result<Contact, SendError> {
+        send::add_contact(&self.inner, address, name).await
+    }
+
+    /// The safety number with a contact; with `confirm`, marks the contact verified.
+    pub async fn verify_contact(
+        &self,
+        address: Address,
+        confirm: bool,
+    ) -> Result<SafetyNumber, SendError> {
+        let contact =
+            self.inner.store.contact(address).await?.ok_or(SendError::NotAContact(address))?;
+        if confirm {
+            self.inner.store.set_verified(address, true).await?;
+        }
+        Ok(SafetyNumber::new(self.inner.secrets.identity.public(), &contact.identity))
+    }
+
+    /// Messages waiting to be delivered.
+    pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, communitas_store::Error> {
+        self.inner.store.outbox().await
+    }
+
+    /// Messages given up on.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, communitas_store::Error> {
+        self.inner.store.dead_letters().await
+    }
+
+    /// Puts a dead letter back in the outbox.
+    pub async fn retry(&self, id: MessageId) -> Result<(), SendError> {
+        let now = Timestamp::now();
+        let entry =
+            self.inner.store.retry_dead_letter(id, now, now.saturating_add(MESSAGE_TTL)).await?;
+        self.inner
+            .outbox
+            .send(outbox::Command::Enqueue(Box::new(entry)))
+            .await
+            .map_err(|_| SendError::ShuttingDown)
+    }
+
+    /// The node's state now.
+    pub async fn status(&self) -> Result<NodeStatus, communitas_net::Error> {
+        let net = self.inner.net.status().await?;
+        let outbox = usize::try_from(self.inner.metrics.outbox_depth.get()).unwrap_or(0);
+        Ok(NodeStatus {
+            address: self.inner.public.address,
+            peer_id: net.peer_id.to_string(),
+            listen_addrs: net.listen_addrs.iter().map(Multiaddr::to_string).collect(),
+            connected_peers: net.connected_peers,
+            outbox,
+            version: env!("CARGO_PKG_VERSION"),
+        })
+    }
+
+    /// The multiaddrs others can dial this node on, each ending in `/p2p/<peer id>`.
+    pub async fn dial_addrs(&self) -> Result<Vec<Multiaddr>, communitas_net::Error> {
+        let net = self.inner.net.status().await?;
+        Ok(net
+            .listen_addrs
+            .into_iter()
+            .map(|a| a.with(communitas_net::libp2p::multiaddr::Protocol::P2p(net.peer_id)))
+            .collect())
+    }
+}

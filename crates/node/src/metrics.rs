@@ -1,0 +1,95 @@
+//! The node's Prometheus metrics (served at `/metrics`).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Counters and gauges the node updates as it works.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Messages handed to a recipient's device (a request went out).
+    pub sent: Counter,
+    /// Messages received and committed (duplicates excluded).
+    pub received: Counter,
+    /// Messages whose delivery receipt arrived.
+    pub delivered: Counter,
+    /// Messages given up on (dead letters).
+    pub failed: Counter,
+    /// Replayed envelopes dropped by the seen-id check.
+    pub duplicates: Counter,
+    /// Inbound envelopes refused (invalid, stale, not for us).
+    pub rejected: Counter,
+    /// Inbound messages shed because the node was behind.
+    pub shed: Counter,
+    /// Seconds from `send` accepted to receipt.
+    pub delivery_latency: Histogram,
+    /// Peers with an open connection.
+    pub connected_peers: Gauge,
+    /// Messages waiting in the outbox.
+    pub outbox_depth: Gauge,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("communitas");
+        let sent = Counter::default();
+        let received = Counter::default();
+        let delivered = Counter::default();
+        let failed = Counter::default();
+        let duplicates = Counter::default();
+        let rejected = Counter::default();
+        let shed = Counter::default();
+        // 0.25 ms .. ~65 s, doubling.
+        let delivery_latency = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.00025, 2.0, 19),
+        );
+        let connected_peers = Gauge::default();
+        let outbox_depth = Gauge::default();
+        registry.register("messages_sent", "Messages handed to a recipient's device", sent.clone());
+        registry.register("messages_received", "Messages received and stored", received.clone());
+        registry.register(
+            "messages_delivered",
+            "Messages with a delivery receipt",
+            delivered.clone(),
+        );
+        registry.register("messages_failed", "Messages given up on", failed.clone());
+        registry.register("messages_duplicate", "Replayed envelopes dropped", duplicates.clone());
+        registry.register("messages_rejected", "Inbound envelopes refused", rejected.clone());
+        registry.register("messages_shed", "Inbound messages shed under load", shed.clone());
+        registry.register(
+            "delivery_latency_seconds",
+            "Time from send accepted to delivery receipt",
+            delivery_latency.clone(),
+        );
+        registry.register(
+            "connected_peers",
+            "Peers with an open connection",
+            connected_peers.clone(),
+        );
+        registry.register("outbox_depth", "Messages waiting in the outbox", outbox_depth.clone());
+        Self {
+            registry,
+            sent,
+            received,
+            delivered,
+            failed,
+            duplicates,
+            rejected,
+            shed,
+            delivery_latency,
+            connected_peers,
+            outbox_depth,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,92 @@
+//! Publishes this identity's record in the DHT: at start, when our addresses change,
+//! and every few hours so it never expires; retried while nobody can take it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use communitas_crypto::record::{MAX_ADDR_LEN, MAX_ADDRS};
+use communitas_crypto::{Device, IdentityRecord, RecordSet};
+use communitas_net::libp2p::Multiaddr;
+use communitas_net::libp2p::multiaddr::Protocol;
+use communitas_types::Timestamp;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::Inner;
+
+const REPUBLISH: Duration = Duration::from_secs(6 * 3600);
+/// First retry after a failed publish (no peer yet); doubles up to `RETRY_MAX`.
+const RETRY: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Address changes come in bursts at start (one per interface and transport).
+const SETTLE: Duration = Duration::from_millis(300);
+
+pub(crate) async fn run(
+    inner: Arc<Inner>,
+    mut changed: mpsc::Receiver<()>,
+    shutdown: CancellationToken,
+) {
+    let mut wait = SETTLE;
+    let mut retry = RETRY;
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(()) = changed.recv() => {
+                wait = SETTLE;
+                retry = RETRY;
+                continue;
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = match publish(&inner).await {
+            Ok(()) => {
+                tracing::debug!("identity record published");
+                retry = RETRY;
+                REPUBLISH
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "identity record not published yet; retrying");
+                retry = (retry * 2).min(RETRY_MAX);
+                retry / 2
+            }
+        };
+    }
+}
+
+async fn publish(inner: &Inner) -> Result<(), String> {
+    let status = inner.net.status().await.map_err(|e| e.to_string())?;
+    let mut addrs: Vec<Multiaddr> = status.external_addrs;
+    addrs.extend(status.listen_addrs.into_iter().filter(is_dialable));
+    addrs.dedup();
+    let addrs: Vec<Vec<u8>> = addrs
+        .into_iter()
+        .map(|a| a.to_vec())
+        .filter(|a| a.len() <= MAX_ADDR_LEN)
+        .take(MAX_ADDRS)
+        .collect();
+    if addrs.is_empty() {
+        return Err("no address to publish yet".into());
+    }
+    // Wall-clock milliseconds: increases across restarts without stored state.
+    let seq = Timestamp::now().as_millis();
+    let record = IdentityRecord::sign(
+        &inner.secrets.identity,
+        seq,
+        inner.public.created_at,
+        inner.public.name.clone(),
+        vec![Device { peer_id: status.peer_id, addrs }],
+    )
+    .map_err(|e| e.to_string())?;
+    let set = RecordSet { records: vec![record] };
+    inner.net.publish(inner.public.address, set.to_bytes()).await.map_err(|e| e.to_string())
+}
+
+/// Listen addresses others could dial: not unspecified (0.0.0.0, ::).
+fn is_dialable(addr: &Multiaddr) -> bool {
+    !addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}

@@ -1,0 +1,156 @@
+//! Accepting a message from the user: validate, find keys, seal, persist, hand on.
+
+use std::sync::Arc;
+
+use communitas_crypto::payload::MAX_TEXT_LEN;
+use communitas_crypto::{Envelope, Kind, Letter, PublicIdentity, SealError, random};
+use communitas_store::{Contact, Direction, NewMessage, OutboxEntry, Status};
+use communitas_types::{Address, MessageId, Timestamp};
+
+use crate::outbox::Command;
+use crate::{Event, Inner, MESSAGE_TTL};
+
+/// Why a message (or contact) was not accepted. Nothing was queued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The text is empty.
+    #[error("the message is empty")]
+    Empty,
+    /// The text is over 64 KiB.
+    #[error("the message is {len} bytes; the limit is {max} bytes")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Sending to oneself.
+    #[error("{0} is your own address")]
+    OwnAddress(Address),
+    /// No identity record for the address in the DHT.
+    #[error("no identity found for {0}: check the four words, or ask them to start their node")]
+    UnknownAddress(Address),
+    /// Several identities claim the address: a forged collision.
+    #[error(
+        "{address} is claimed by {count} different identities; add the right one by comparing safety numbers"
+    )]
+    Ambiguous {
+        /// The address.
+        address: Address,
+        /// How many identities.
+        count: usize,
+    },
+    /// Not a contact.
+    #[error("{0} is not a contact")]
+    NotAContact(Address),
+    /// The network lookup failed.
+    #[error("lookup failed: {0}")]
+    Network(#[from] communitas_net::Error),
+    /// Storing failed.
+    #[error("storage failed: {0}")]
+    Store(#[from] communitas_store::Error),
+    /// Sealing failed.
+    #[error("cannot seal the message: {0}")]
+    Seal(#[from] SealError),
+    /// The node is stopping.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+pub(crate) async fn send_text(
+    inner: &Arc<Inner>,
+    to: Address,
+    text: &str,
+) -> Result<(MessageId, Status), SendError> {
+    if text.is_empty() {
+        return Err(SendError::Empty);
+    }
+    if text.len() > MAX_TEXT_LEN {
+        return Err(SendError::TooLong { len: text.len(), max: MAX_TEXT_LEN });
+    }
+    if to == inner.public.address {
+        return Err(SendError::OwnAddress(to));
+    }
+    let recipient = recipient_keys(inner, to).await?;
+    let id = MessageId::from_bytes(random::bytes().map_err(SealError::from)?);
+    let now = Timestamp::now();
+    let letter = Letter { message_id: id, timestamp: now, kind: Kind::Text, body: text.as_bytes() };
+    let envelope = Envelope::seal(&inner.secrets.identity, &recipient, letter)?.to_bytes();
+    let message = NewMessage {
+        id,
+        peer: to,
+        direction: Direction::Out,
+        kind: Kind::Text.to_u8(),
+        body: text.as_bytes().to_vec(),
+        timestamp: now,
+        status: Status::Queued,
+    };
+    let entry = OutboxEntry {
+        message_id: id,
+        recipient: to,
+        envelope,
+        attempts: 0,
+        next_attempt_at: now,
+        created_at: now,
+        expires_at: now.saturating_add(MESSAGE_TTL),
+        last_error: None,
+    };
+    inner.store.insert_outgoing(message, entry.clone()).await?;
+    // Durable from here on: whatever happens next, the outbox has it.
+    inner.metrics.outbox_depth.inc();
+    inner.emit(Event::StatusChanged { id, to, status: Status::Queued.as_str() });
+    inner
+        .outbox
+        .send(Command::Enqueue(Box::new(entry)))
+        .await
+        .map_err(|_| SendError::ShuttingDown)?;
+    Ok((id, Status::Queued))
+}
+
+/// The pinned keys of `to`, pinning them first if `to` is new.
+async fn recipient_keys(inner: &Arc<Inner>, to: Address) -> Result<PublicIdentity, SendError> {
+    match inner.store.contact(to).await? {
+        Some(contact) => Ok(contact.identity),
+        None => Ok(add_contact(inner, to, None).await?.identity),
+    }
+}
+
+/// Looks `address` up and pins its keys (or renames an existing contact).
+pub(crate) async fn add_contact(
+    inner: &Arc<Inner>,
+    address: Address,
+    name: Option<String>,
+) -> Result<Contact, SendError> {
+    if address == inner.public.address {
+        return Err(SendError::OwnAddress(address));
+    }
+    if let Some(mut existing) = inner.store.contact(address).await? {
+        if name.is_some() {
+            existing.name = name;
+            inner.store.add_contact(existing.clone()).await?;
+        }
+        return Ok(existing);
+    }
+    let mut records = match inner.net.resolve(address).await {
+        Ok(records) => records,
+        Err(communitas_net::Error::NotFound) => return Err(SendError::UnknownAddress(address)),
+        Err(e) => return Err(e.into()),
+    };
+    if records.len() > 1 {
+        tracing::warn!(%address, count = records.len(), "several identities claim one address");
+        return Err(SendError::Ambiguous { address, count: records.len() });
+    }
+    let record = records.pop().ok_or(SendError::UnknownAddress(address))?;
+    let contact = Contact {
+        address,
+        name: name.or_else(|| record.display_name.clone()),
+        identity: record.identity.clone(),
+        verified: false,
+        added_at: Timestamp::now(),
+    };
+    inner.store.add_contact(contact.clone()).await?;
+    // The outbox needs the devices next; spare it a second lookup.
+    let _ = inner.outbox.try_send(Command::Learned { address, record: Box::new(record) });
+    Ok(contact)
+}
