@@ -1,8 +1,12 @@
 //! One module per subcommand.
 
 pub(crate) mod address;
+pub(crate) mod contacts;
 pub(crate) mod demo;
 pub(crate) mod init;
+pub(crate) mod messages;
+pub(crate) mod run;
+pub(crate) mod testnet;
 
 use communitas_crypto::KeystorePublic;
 use serde::Serialize;

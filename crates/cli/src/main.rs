@@ -1,14 +1,20 @@
-//! `communitas`: the command-line tool (and, as the network lands, the daemon).
+//! `communitas`: the command-line tool and the daemon.
 //!
 //! Every command prints its result on stdout (`--json` where a script would read it)
-//! and, on failure, one clear line on stderr with a non-zero exit code:
-//! 1 for a failed operation, 2 for a usage problem (including no passphrase source).
+//! and, on failure, one clear line on stderr with a non-zero exit code: 1 for a failed
+//! operation, 2 for a usage problem (including no passphrase source), 3 when
+//! `send --wait` ran out of time.
+//!
+//! `init`, `address` and `run` open the keystore; the other user commands talk to the
+//! home's running node through its API (`<home>/api.json` and `<home>/api-token`).
 
+mod client;
 mod commands;
+mod daemon;
 mod home;
 mod passphrase;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -48,8 +54,104 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Start a local demonstration with two users, alice and bob.
+    /// Run this identity's node (until Ctrl-C or SIGTERM).
+    Run(commands::run::RunArgs),
+    /// Send a text message.
+    Send {
+        /// The recipient's four-word address.
+        address: String,
+        /// The message.
+        text: String,
+        /// Wait up to SECS for the delivery receipt (exit 3 if it does not come).
+        #[arg(long, value_name = "SECS")]
+        wait: Option<u64>,
+        /// Print {"id","status"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a conversation, oldest first.
+    History {
+        /// The other person's four-word address.
+        address: String,
+        /// How many of the latest messages.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage contacts.
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
+    /// Show the running node's state.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List messages waiting to be delivered, or given up on (`--dead`).
+    Outbox {
+        #[command(subcommand)]
+        action: Option<OutboxCommand>,
+        /// List dead letters instead.
+        #[arg(long)]
+        dead: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run N server nodes on 127.0.0.1 for a local network (until Ctrl-C).
+    Testnet {
+        /// How many server nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// First port (TCP and QUIC); the others follow. Default: any free ports.
+        #[arg(long)]
+        base_port: Option<u16>,
+    },
+    /// Start a local network with two users, alice and bob, ready to chat.
     Demo,
+}
+
+#[derive(Subcommand, Debug)]
+enum ContactsCommand {
+    /// Look up an address and pin its keys as a contact.
+    Add {
+        /// The four-word address.
+        address: String,
+        /// What to call them.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List contacts.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the safety number to compare with a contact.
+    Verify {
+        /// The four-word address.
+        address: String,
+        /// Mark the contact verified (after comparing).
+        #[arg(long)]
+        confirm: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OutboxCommand {
+    /// Put a dead letter back in the outbox.
+    Retry {
+        /// The message id.
+        id: String,
+    },
 }
 
 /// An error that ends the program with a given exit code and one line of text.
@@ -62,7 +164,12 @@ pub(crate) struct Exit {
 impl Exit {
     /// A usage problem: exit code 2.
     pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
-        anyhow::Error::new(Self { code: 2, message: message.into() })
+        Self::with_code(2, message)
+    }
+
+    /// Any exit code.
+    pub(crate) fn with_code(code: u8, message: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(Self { code, message: message.into() })
     }
 }
 
@@ -76,13 +183,9 @@ impl std::error::Error for Exit {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (home, passphrase) = (cli.home_dir(), cli.passphrase());
-    let result = match cli.command {
-        Command::Init { name, json } => commands::init::run(&home, passphrase, name, json),
-        Command::Address { json } => commands::address::run(&home, passphrase, json),
-        Command::Demo => commands::demo::run(),
-    };
-    match result {
+    let home = home::resolve(cli.home.clone());
+    let passphrase = passphrase::Source::from_env(cli.passphrase_file.clone());
+    match dispatch(cli.command, &home, passphrase) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let code = error.downcast_ref::<Exit>().map_or(1, |e| e.code);
@@ -94,12 +197,40 @@ fn main() -> ExitCode {
     }
 }
 
-impl Cli {
-    fn home_dir(&self) -> PathBuf {
-        home::resolve(self.home.clone())
+fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> anyhow::Result<()> {
+    use commands::{contacts, messages};
+    match command {
+        Command::Init { name, json } => commands::init::run(home, passphrase, name, json),
+        Command::Address { json } => commands::address::run(home, passphrase, json),
+        Command::Run(args) => commands::run::run(home, passphrase, args),
+        Command::Testnet { nodes, base_port } => commands::testnet::run(nodes, base_port),
+        Command::Demo => commands::demo::run(),
+        Command::Send { address, text, wait, json } => {
+            client(|| messages::send(home, &address, &text, wait, json))
+        }
+        Command::History { address, limit, json } => {
+            client(|| messages::history(home, &address, limit, json))
+        }
+        Command::Contacts(ContactsCommand::Add { address, name, json }) => {
+            client(|| contacts::add(home, &address, name, json))
+        }
+        Command::Contacts(ContactsCommand::List { json }) => client(|| contacts::list(home, json)),
+        Command::Contacts(ContactsCommand::Verify { address, confirm, json }) => {
+            client(|| contacts::verify(home, &address, confirm, json))
+        }
+        Command::Status { json } => client(|| contacts::status(home, json)),
+        Command::Outbox { action: Some(OutboxCommand::Retry { id }), .. } => {
+            client(|| contacts::retry(home, &id))
+        }
+        Command::Outbox { action: None, dead, json } => {
+            client(|| contacts::outbox(home, dead, json))
+        }
     }
+}
 
-    fn passphrase(&self) -> passphrase::Source {
-        passphrase::Source::from_env(self.passphrase_file.clone())
-    }
+/// Runs an API client command on a small runtime.
+fn client<F: std::future::Future<Output = anyhow::Result<()>>>(
+    f: impl FnOnce() -> F,
+) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f())
 }

@@ -278,6 +278,14 @@ impl Handle {
             .map(|m| m.message.status))
     }
 
+    /// The paging cursor of a stored message (for `history`'s `before`).
+    pub async fn stored_message(
+        &self,
+        id: MessageId,
+    ) -> Result<Option<i64>, communitas_store::Error> {
+        Ok(self.inner.store.message(id).await?.map(|m| m.seq))
+    }
+
     /// A conversation, oldest first: at most `limit` messages before cursor `before`.
     pub async fn history(
         &self,

@@ -1,55 +1,89 @@
-//! `communitas demo`: the first command of the README.
+//! `communitas demo`: a local network with two users, ready to chat, in one command.
 //!
-//! The network layer (issue 3) is not built yet, so there is no local network to
-//! start. Rather than pretend, the demo shows what exists — two identities, their
-//! addresses and safety number, a message sealed by alice and opened by bob — and
-//! then says plainly what it cannot do yet.
+//! Three server nodes and two user nodes, alice and bob, run in this process on
+//! 127.0.0.1, with homes in a temporary folder. Each user node serves its API and
+//! writes its `api.json`, so the ordinary CLI works against it from another terminal
+//! (`communitas --home <alice's home> send <bob> hi`). The users add each other as
+//! contacts before the demo reports ready. Ctrl-C stops everything and deletes the
+//! folder.
 
-use anyhow::Result;
-use communitas_crypto::{Envelope, Identity, Kind, Letter, SafetyNumber, derive_address, random};
-use communitas_types::{MessageId, Timestamp};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use communitas_crypto::keystore::KdfParams;
+use communitas_net::libp2p::Multiaddr;
+
+use crate::commands::{init, testnet};
+use crate::daemon::{self, Running};
+
+const PASSPHRASE: &[u8] = b"demo";
 
 pub(crate) fn run() -> Result<()> {
-    println!("Communitas demo — local, no network yet\n");
-    let alice = Identity::generate()?;
-    let bob = Identity::generate()?;
-    let alice_address = derive_address(alice.public());
-    let bob_address = derive_address(bob.public());
-    println!("alice  {alice_address}");
-    println!("bob    {bob_address}");
-    println!("safety number (same on both sides):");
-    println!("       {}\n", SafetyNumber::new(alice.public(), bob.public()));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        daemon::init_logging("warn");
+        let dir = tempfile::Builder::new().prefix("communitas-demo-").tempdir()?;
+        println!("Starting a local Communitas network (3 server nodes, alice, bob) on 127.0.0.1…");
+        let (servers, dial) = testnet::start(dir.path(), 3, None).await?;
+        let alice = user(dir.path(), "alice", &dial).await?;
+        let bob = user(dir.path(), "bob", &dial).await?;
+        let (a, b) = (alice.handle(), bob.handle());
+        meet(&alice, &bob).await?;
 
-    let text = "hi bob 👋";
-    let envelope = Envelope::seal(
-        &alice,
-        bob.public(),
-        Letter {
-            message_id: MessageId::from_bytes(random::bytes()?),
-            timestamp: Timestamp::now(),
-            kind: Kind::Text,
-            body: text.as_bytes(),
-        },
-    )?;
-    let wire = envelope.to_bytes();
-    let opened = Envelope::from_bytes(&wire)?.open(&bob)?;
-    let sender = derive_address(&opened.sender);
-    println!(
-        "alice sealed {:?} into a {}-byte envelope (X-Wing + XChaCha20-Poly1305);",
-        text,
-        wire.len()
-    );
-    println!("bob opened it: {:?}, signed by {sender}", String::from_utf8_lossy(&opened.body));
-    println!(
-        "carol cannot: {}\n",
-        Envelope::from_bytes(&wire)?
-            .open(&Identity::generate()?)
-            .err()
-            .map_or_else(String::new, |e| e.to_string())
-    );
-    println!("Not built yet: the peer-to-peer network (issue 3). Nodes cannot reach each other,");
-    println!(
-        "so there is no local network, no web UI and no login URL to open. This demo ends here."
-    );
-    Ok(())
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "communitas".into());
+        let alice_home = dir.path().join("alice");
+        let bob_home = dir.path().join("bob");
+        println!();
+        println!("alice  {}", a.address());
+        println!("       home {}", alice_home.display());
+        println!("       api  {} (token in {}/api-token)", alice.url, alice_home.display());
+        println!("bob    {}", b.address());
+        println!("       home {}", bob_home.display());
+        println!("       api  {} (token in {}/api-token)", bob.url, bob_home.display());
+        println!();
+        println!("They are contacts of each other. In another terminal, try:");
+        println!("  {exe} --home {} send {} \"hi bob\"", alice_home.display(), b.address());
+        println!("  {exe} --home {} history {}", bob_home.display(), a.address());
+        println!();
+        println!(
+            "Not built yet: the web UI (its issue is open), so there is no login URL to open."
+        );
+        println!("Ctrl-C stops the demo and deletes its folder.");
+        daemon::wait_for_signal().await?;
+        println!("stopping…");
+        alice.stop().await;
+        bob.stop().await;
+        for s in servers {
+            s.shutdown().await;
+        }
+        Ok(())
+    })
+}
+
+async fn user(dir: &std::path::Path, name: &str, bootstrap: &[Multiaddr]) -> Result<Running> {
+    let home = dir.join(name);
+    let (secrets, public) =
+        init::create(&home, Some(name.into()), PASSPHRASE, KdfParams::DEFAULT).await?;
+    let listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
+    let config = daemon::node_config(listen, bootstrap.to_vec(), false, false);
+    Running::start(&home, secrets, public, config, "127.0.0.1:0".parse()?).await
+}
+
+/// Each adds the other once both identity records are in the DHT.
+async fn meet(alice: &Running, bob: &Running) -> Result<()> {
+    let (a, b) = (alice.handle(), bob.handle());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ab = a.add_contact(b.address(), Some("bob".into())).await;
+        let ba = b.add_contact(a.address(), Some("alice".into())).await;
+        match (ab, ba) {
+            (Ok(_), Ok(_)) => return Ok(()),
+            (Err(e), _) | (_, Err(e)) if tokio::time::Instant::now() > deadline => {
+                return Err(e).context("alice and bob could not find each other in 30 s");
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
 }

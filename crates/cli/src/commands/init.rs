@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use communitas_crypto::keystore::{KdfParams, MAX_NAME_LEN};
-use communitas_crypto::{Keystore, Secrets, derive_address};
+use communitas_crypto::{Keystore, KeystorePublic, Secrets, derive_address};
 use communitas_store::{IdentityRow, Store};
 use communitas_types::Timestamp;
 
@@ -30,19 +30,24 @@ pub(crate) fn run(home: &Path, passphrase: Source, name: Option<String>, json: b
         check_name(name)?;
     }
     let passphrase = passphrase.read(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let (_, public) =
+        runtime.block_on(create(home, name, passphrase.as_bytes(), KdfParams::DEFAULT))?;
+    Summary::of(&public).print(json)
+}
 
+/// Creates an identity in `home`: keys, database, then the keystore (last, atomically).
+pub(crate) async fn create(
+    home: &Path,
+    name: Option<String>,
+    passphrase: &[u8],
+    kdf: KdfParams,
+) -> Result<(Secrets, KeystorePublic)> {
     let secrets = Secrets::generate()?;
-    let address = derive_address(secrets.identity.public());
+    let identity = secrets.identity.public().clone();
+    let address = tokio::task::spawn_blocking(move || derive_address(&identity)).await?;
     let created_at = Timestamp::now();
-    let keystore = Keystore::create(
-        &secrets,
-        name.clone(),
-        address,
-        created_at,
-        passphrase.as_bytes(),
-        KdfParams::DEFAULT,
-    )?;
-
+    let keystore = Keystore::create(&secrets, name.clone(), address, created_at, passphrase, kdf)?;
     home::create(home)?;
     let row = IdentityRow {
         address,
@@ -50,9 +55,13 @@ pub(crate) fn run(home: &Path, passphrase: Source, name: Option<String>, json: b
         name,
         created_at,
     };
-    record_identity(&home.join(DATABASE), &secrets, row)?;
+    let path = home.join(DATABASE);
+    let store = Store::open(&path, secrets.storage.clone())
+        .with_context(|| format!("cannot create the database {}", path.display()))?;
+    store.set_identity(row).await.context("cannot record the identity")?;
+    drop(store);
     home::write_new_file(&home.join(KEYSTORE), &keystore.to_bytes())?;
-    Summary::of(keystore.public()).print(json)
+    Ok((secrets, keystore.public().clone()))
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -66,13 +75,4 @@ fn check_name(name: &str) -> Result<()> {
         bail!("the name contains control characters");
     }
     Ok(())
-}
-
-fn record_identity(path: &Path, secrets: &Secrets, row: IdentityRow) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    runtime.block_on(async {
-        let store = Store::open(path, secrets.storage.clone())
-            .with_context(|| format!("cannot create the database {}", path.display()))?;
-        store.set_identity(row).await.context("cannot record the identity")
-    })
 }

@@ -1,0 +1,130 @@
+//! API errors: an HTTP status and a stable, machine-readable code.
+//!
+//! | code | status | meaning |
+//! | --- | --- | --- |
+//! | `unauthorized` | 401 | missing or wrong bearer token |
+//! | `bad_host` | 400 | `Host` header is not a loopback name |
+//! | `invalid_address` | 400 | not a four-word address (the message names the word) |
+//! | `invalid_id` | 400 | not a message id |
+//! | `invalid_request` | 400 | malformed JSON or query |
+//! | `empty_message` | 400 | the text is empty |
+//! | `message_too_long` | 413 | the text is over 64 KiB |
+//! | `own_address` | 400 | sending to or adding oneself |
+//! | `unknown_address` | 404 | no identity record found for the address |
+//! | `not_a_contact` | 404 | the address is not a contact |
+//! | `not_found` | 404 | no such message or route |
+//! | `ambiguous_address` | 409 | several identities claim the address |
+//! | `key_changed` | 409 | the contact's keys changed |
+//! | `network_error` | 502 | the lookup or network failed |
+//! | `storage_error` | 500 | the database failed |
+//! | `shutting_down` | 503 | the node is stopping |
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use communitas_node::SendError;
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// No or wrong token.
+    Unauthorized,
+    /// Non-loopback Host.
+    BadHost,
+    /// Bad address text.
+    InvalidAddress(String),
+    /// Bad message id.
+    InvalidId,
+    /// Bad request body or query.
+    InvalidRequest(String),
+    /// No such thing.
+    NotFound(String),
+    /// Sending or contact failure.
+    Send(SendError),
+    /// Store failure.
+    Store(communitas_store::Error),
+    /// Network failure.
+    Net(communitas_net::Error),
+}
+
+impl ApiError {
+    /// The stable code and the HTTP status.
+    pub fn code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::BadHost => (StatusCode::BAD_REQUEST, "bad_host"),
+            ApiError::InvalidAddress(_) => (StatusCode::BAD_REQUEST, "invalid_address"),
+            ApiError::InvalidId => (StatusCode::BAD_REQUEST, "invalid_id"),
+            ApiError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Send(e) => match e {
+                SendError::Empty => (StatusCode::BAD_REQUEST, "empty_message"),
+                SendError::TooLong { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "message_too_long"),
+                SendError::OwnAddress(_) => (StatusCode::BAD_REQUEST, "own_address"),
+                SendError::UnknownAddress(_) => (StatusCode::NOT_FOUND, "unknown_address"),
+                SendError::NotAContact(_) => (StatusCode::NOT_FOUND, "not_a_contact"),
+                SendError::Ambiguous { .. } => (StatusCode::CONFLICT, "ambiguous_address"),
+                SendError::Network(_) => (StatusCode::BAD_GATEWAY, "network_error"),
+                SendError::Store(communitas_store::Error::KeyChanged { .. }) => {
+                    (StatusCode::CONFLICT, "key_changed")
+                }
+                SendError::Store(communitas_store::Error::NoSuchMessage(_)) => {
+                    (StatusCode::NOT_FOUND, "not_found")
+                }
+                SendError::Store(_) | SendError::Seal(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "storage_error")
+                }
+                SendError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            },
+            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
+            ApiError::Net(_) => (StatusCode::BAD_GATEWAY, "network_error"),
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::Unauthorized => "a valid bearer token is required".into(),
+            ApiError::BadHost => "requests must be addressed to a loopback host".into(),
+            ApiError::InvalidAddress(m) | ApiError::InvalidRequest(m) | ApiError::NotFound(m) => {
+                m.clone()
+            }
+            ApiError::InvalidId => "not a message id (32 hex characters)".into(),
+            ApiError::Send(e) => e.to_string(),
+            // Store and network errors are logged in full, shown in short.
+            ApiError::Store(_) => "the database failed; see the node's log".into(),
+            ApiError::Net(_) => "the network failed; see the node's log".into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.code();
+        if status.is_server_error() {
+            tracing::warn!(?self, "API request failed");
+        }
+        (status, Json(json!({ "error": { "code": code, "message": self.message() } })))
+            .into_response()
+    }
+}
+
+impl From<SendError> for ApiError {
+    fn from(e: SendError) -> Self {
+        ApiError::Send(e)
+    }
+}
+
+impl From<communitas_store::Error> for ApiError {
+    fn from(e: communitas_store::Error) -> Self {
+        ApiError::Store(e)
+    }
+}
+
+impl From<communitas_net::Error> for ApiError {
+    fn from(e: communitas_net::Error) -> Self {
+        ApiError::Net(e)
+    }
+}

@@ -1,0 +1,57 @@
+//! The node's local API (ARCHITECTURE §10): JSON over HTTP under `/v1`, live events
+//! on the `/v1/events` WebSocket, Prometheus text at `/metrics`.
+//!
+//! Security: it listens on 127.0.0.1 by default; every route needs the bearer token
+//! from `<home>/api-token` (compared in constant time); requests whose `Host` is not
+//! the loopback address they came to are refused (DNS rebinding); no CORS headers are
+//! ever sent, so browsers keep other origins out. Errors are JSON
+//! `{"error":{"code","message"}}` with stable codes ([`error`]).
+
+#![deny(missing_docs)]
+
+mod auth;
+pub mod error;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use communitas_node::Handle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct State {
+    pub(crate) node: Handle,
+    pub(crate) token: Arc<str>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl State {
+    /// The API of `node`, guarded by `token`; long-lived connections (event streams)
+    /// end when `shutdown` is cancelled.
+    pub fn new(node: Handle, token: String, shutdown: CancellationToken) -> Self {
+        Self { node, token: token.into(), shutdown }
+    }
+}
+
+/// The OpenAPI document served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// All routes, with authentication.
+pub fn router(state: State) -> Router {
+    routes::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state, auth::require_token))
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then finishes the
+/// requests in progress.
+pub async fn serve(listener: TcpListener, state: State) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

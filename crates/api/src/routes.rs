@@ -1,0 +1,248 @@
+//! The handlers. Each parses its input at the edge, calls the node, and maps errors
+//! to [`ApiError`] codes.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State as AxumState};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use communitas_store::Contact;
+use communitas_types::{Address, MessageId};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::State;
+use crate::error::ApiError;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub(crate) fn router(state: State) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/messages", post(send))
+        .route("/v1/messages/{id}", get(message))
+        .route("/v1/conversations/{address}/messages", get(history))
+        .route("/v1/contacts", get(contacts).post(add_contact))
+        .route("/v1/contacts/{address}/safety-number", get(safety_number))
+        .route("/v1/contacts/{address}/verify", post(verify))
+        .route("/v1/outbox", get(outbox))
+        .route("/v1/outbox/dead", get(dead_letters))
+        .route("/v1/outbox/{id}/retry", post(retry))
+        .route("/v1/events", get(events))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .with_state(state)
+}
+
+fn address(text: &str) -> Result<Address> {
+    text.parse()
+        .map_err(|e: communitas_types::AddressError| ApiError::InvalidAddress(e.to_string()))
+}
+
+fn message_id(text: &str) -> Result<MessageId> {
+    text.parse().map_err(|_| ApiError::InvalidId)
+}
+
+fn body<T>(json: std::result::Result<Json<T>, JsonRejection>) -> Result<T> {
+    json.map(|Json(v)| v).map_err(|e| ApiError::InvalidRequest(e.body_text()))
+}
+
+async fn status(AxumState(s): AxumState<State>) -> Result<Response> {
+    Ok(Json(s.node.status().await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct SendRequest {
+    to: String,
+    text: String,
+}
+
+async fn send(
+    AxumState(s): AxumState<State>,
+    request: std::result::Result<Json<SendRequest>, JsonRejection>,
+) -> Result<Response> {
+    let request = body(request)?;
+    let to = address(&request.to)?;
+    let (id, status) = s.node.send_text(to, &request.text).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": status.as_str() }))).into_response())
+}
+
+async fn message(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {
+    let id = message_id(&id)?;
+    let status = s
+        .node
+        .message_status(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no outgoing message {id}")))?;
+    Ok(Json(json!({ "id": id, "status": status.as_str() })).into_response())
+}
+
+#[derive(Deserialize)]
+struct Page {
+    limit: Option<u32>,
+    before: Option<String>,
+}
+
+async fn history(
+    AxumState(s): AxumState<State>,
+    Path(peer): Path<String>,
+    page: std::result::Result<Query<Page>, QueryRejection>,
+) -> Result<Response> {
+    let peer = address(&peer)?;
+    let Query(page) = page.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
+    let limit = page.limit.unwrap_or(50).clamp(1, 500);
+    let before = match page.before {
+        Some(id) => {
+            let id = message_id(&id)?;
+            let row = s.node.stored_message(id).await?;
+            Some(row.ok_or_else(|| ApiError::NotFound(format!("no message {id}")))?)
+        }
+        None => None,
+    };
+    Ok(Json(s.node.history(peer, limit, before).await?).into_response())
+}
+
+#[derive(Serialize)]
+struct ContactView {
+    address: Address,
+    name: Option<String>,
+    fingerprint: String,
+    verified: bool,
+    added_at: communitas_types::Timestamp,
+}
+
+impl From<Contact> for ContactView {
+    fn from(c: Contact) -> Self {
+        Self {
+            address: c.address,
+            name: c.name,
+            fingerprint: c.identity.fingerprint().to_string(),
+            verified: c.verified,
+            added_at: c.added_at,
+        }
+    }
+}
+
+async fn contacts(AxumState(s): AxumState<State>) -> Result<Response> {
+    let list: Vec<ContactView> = s.node.contacts().await?.into_iter().map(Into::into).collect();
+    Ok(Json(list).into_response())
+}
+
+#[derive(Deserialize)]
+struct AddContact {
+    address: String,
+    name: Option<String>,
+}
+
+async fn add_contact(
+    AxumState(s): AxumState<State>,
+    request: std::result::Result<Json<AddContact>, JsonRejection>,
+) -> Result<Response> {
+    let request = body(request)?;
+    let address = address(&request.address)?;
+    if let Some(name) = &request.name {
+        if name.len() > 128 || name.chars().any(char::is_control) {
+            return Err(ApiError::InvalidRequest(
+                "a name is at most 128 bytes, without control characters".into(),
+            ));
+        }
+    }
+    let contact = s.node.add_contact(address, request.name).await?;
+    Ok((StatusCode::CREATED, Json(ContactView::from(contact))).into_response())
+}
+
+async fn safety_number(
+    AxumState(s): AxumState<State>,
+    Path(peer): Path<String>,
+) -> Result<Response> {
+    let number = s.node.verify_contact(address(&peer)?, false).await?;
+    Ok(Json(json!({ "safety_number": number.to_string() })).into_response())
+}
+
+async fn verify(AxumState(s): AxumState<State>, Path(peer): Path<String>) -> Result<Response> {
+    let number = s.node.verify_contact(address(&peer)?, true).await?;
+    Ok(Json(json!({ "safety_number": number.to_string(), "verified": true })).into_response())
+}
+
+async fn outbox(AxumState(s): AxumState<State>) -> Result<Response> {
+    let rows: Vec<_> = s
+        .node
+        .outbox()
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.message_id, "to": e.recipient, "attempts": e.attempts,
+                "next_attempt_at": e.next_attempt_at, "created_at": e.created_at,
+                "expires_at": e.expires_at, "last_error": e.last_error,
+            })
+        })
+        .collect();
+    Ok(Json(rows).into_response())
+}
+
+async fn dead_letters(AxumState(s): AxumState<State>) -> Result<Response> {
+    let rows: Vec<_> = s
+        .node
+        .dead_letters()
+        .await?
+        .into_iter()
+        .map(|d| {
+            json!({
+                "id": d.message_id, "to": d.recipient, "attempts": d.attempts,
+                "reason": d.reason, "failed_at": d.failed_at,
+            })
+        })
+        .collect();
+    Ok(Json(rows).into_response())
+}
+
+async fn retry(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {
+    let id = message_id(&id)?;
+    s.node.retry(id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "queued" }))).into_response())
+}
+
+async fn events(AxumState(s): AxumState<State>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| stream_events(s, socket))
+}
+
+/// Forwards node events as JSON text frames until the client leaves or the node
+/// stops. A client too slow to keep up is told how many events it missed.
+async fn stream_events(s: State, mut socket: WebSocket) {
+    let mut events = s.node.subscribe();
+    loop {
+        let frame = tokio::select! {
+            () = s.shutdown.cancelled() => break,
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => continue,
+            },
+            event = events.recv() => match event {
+                Ok(event) => serde_json::to_string(&event).unwrap_or_default(),
+                Err(RecvError::Lagged(missed)) => json!({ "type": "lagged", "missed": missed }).to_string(),
+                Err(RecvError::Closed) => break,
+            },
+        };
+        if socket.send(Message::Text(frame.into())).await.is_err() {
+            break;
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI).into_response()
+}
+
+async fn metrics(AxumState(s): AxumState<State>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        s.node.metrics().encode(),
+    )
+        .into_response()
+}

@@ -1,0 +1,115 @@
+//! `contacts add|list|verify`, `status`, `outbox`.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use crate::Exit;
+use crate::client::Api;
+
+fn parse(address: &str) -> Result<communitas_types::Address> {
+    address.parse().map_err(|e: communitas_types::AddressError| Exit::usage(e.to_string()))
+}
+
+pub(crate) async fn add(
+    home: &Path,
+    address: &str,
+    name: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let address = parse(address)?;
+    let api = Api::for_home(home)?;
+    let contact: Value =
+        api.post("/v1/contacts", &json!({ "address": address, "name": name })).await?;
+    if json {
+        println!("{contact}");
+    } else {
+        println!("added {}{}", address, name_suffix(&contact));
+    }
+    Ok(())
+}
+
+fn name_suffix(contact: &Value) -> String {
+    contact["name"].as_str().map(|n| format!(" ({n})")).unwrap_or_default()
+}
+
+pub(crate) async fn list(home: &Path, json: bool) -> Result<()> {
+    let api = Api::for_home(home)?;
+    let contacts: Vec<Value> = api.get("/v1/contacts").await?;
+    if json {
+        println!("{}", serde_json::to_string(&contacts)?);
+        return Ok(());
+    }
+    for c in &contacts {
+        let verified = if c["verified"] == true { "verified" } else { "not verified" };
+        println!("{}{}  {verified}", c["address"].as_str().unwrap_or(""), name_suffix(c));
+    }
+    Ok(())
+}
+
+pub(crate) async fn verify(home: &Path, address: &str, confirm: bool, json: bool) -> Result<()> {
+    let address = parse(address)?;
+    let api = Api::for_home(home)?;
+    let answer: Value = if confirm {
+        api.post(&format!("/v1/contacts/{address}/verify"), &json!({})).await?
+    } else {
+        api.get(&format!("/v1/contacts/{address}/safety-number")).await?
+    };
+    if json {
+        println!("{answer}");
+    } else {
+        println!("{}", answer["safety_number"].as_str().unwrap_or(""));
+        if confirm {
+            println!("{address} is marked verified");
+        } else {
+            println!("compare with {address}; if they match, run again with --confirm");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn status(home: &Path, json: bool) -> Result<()> {
+    let api = Api::for_home(home)?;
+    let status: Value = api.get("/v1/status").await?;
+    if json {
+        println!("{status}");
+        return Ok(());
+    }
+    println!("address    {}", status["address"].as_str().unwrap_or(""));
+    println!("peer id    {}", status["peer_id"].as_str().unwrap_or(""));
+    for addr in status["listen_addrs"].as_array().into_iter().flatten() {
+        println!("listening  {}", addr.as_str().unwrap_or(""));
+    }
+    println!("peers      {}", status["connected_peers"]);
+    println!("outbox     {}", status["outbox"]);
+    println!("version    {}", status["version"].as_str().unwrap_or(""));
+    Ok(())
+}
+
+pub(crate) async fn outbox(home: &Path, dead: bool, json: bool) -> Result<()> {
+    let api = Api::for_home(home)?;
+    let rows: Vec<Value> = api.get(if dead { "/v1/outbox/dead" } else { "/v1/outbox" }).await?;
+    if json {
+        println!("{}", serde_json::to_string(&rows)?);
+        return Ok(());
+    }
+    for r in &rows {
+        let why =
+            r.get("reason").or_else(|| r.get("last_error")).and_then(Value::as_str).unwrap_or("");
+        println!(
+            "{}  to {}  attempts {}  {why}",
+            r["id"].as_str().unwrap_or(""),
+            r["to"].as_str().unwrap_or(""),
+            r["attempts"]
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn retry(home: &Path, id: &str) -> Result<()> {
+    let api = Api::for_home(home)?;
+    let answer: Value = api.post(&format!("/v1/outbox/{id}/retry"), &json!({})).await?;
+    println!("{} queued again", answer["id"].as_str().unwrap_or(id));
+    Ok(())
+}

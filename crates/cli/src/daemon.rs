@@ -1,0 +1,209 @@
+//! A running node with its API: what `run` starts for one home, and `demo` for two.
+//!
+//! Starting writes `<home>/api-token` (mode 0600, a fresh random token each run) and
+//! then `<home>/api.json` (`{"url","pid"}`), which is how the other commands find the
+//! node. Stopping finishes API requests, stops the node (whose state is all in the
+//! store, committed) and removes both files.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use communitas_crypto::{KeystorePublic, Secrets, random};
+use communitas_net::libp2p::Multiaddr;
+use communitas_node::{Handle, Node};
+use communitas_store::Store;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::home::DATABASE;
+
+/// `<home>/api.json`.
+pub(crate) const API_FILE: &str = "api.json";
+/// `<home>/api-token`.
+pub(crate) const TOKEN_FILE: &str = "api-token";
+/// `<home>/lock`: held while a node runs for the home.
+const LOCK_FILE: &str = "lock";
+
+/// The contents of `api.json`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ApiInfo {
+    pub(crate) url: String,
+    pub(crate) pid: u32,
+}
+
+pub(crate) struct Running {
+    home: PathBuf,
+    node: Node,
+    api: JoinHandle<std::io::Result<()>>,
+    shutdown: CancellationToken,
+    pub(crate) url: String,
+    pub(crate) token: String,
+    _lock: std::fs::File,
+}
+
+impl Running {
+    /// Starts the node of `home` (its identity unlocked) and its API on `api_addr`.
+    pub(crate) async fn start(
+        home: &Path,
+        secrets: Secrets,
+        public: KeystorePublic,
+        config: communitas_node::Config,
+        api_addr: SocketAddr,
+    ) -> Result<Self> {
+        let lock = lock_home(home)?;
+        let store = Store::open(&home.join(DATABASE), secrets.storage.clone())
+            .with_context(|| format!("cannot open the database in {}", home.display()))?;
+        let listener = TcpListener::bind(api_addr)
+            .await
+            .with_context(|| format!("cannot listen for the API on {api_addr}"))?;
+        let local = listener.local_addr()?;
+        let node =
+            Node::start(config, secrets, public, store).await.context("cannot start the node")?;
+        let token = hex::encode(random::bytes::<32>()?);
+        let shutdown = CancellationToken::new();
+        let state = communitas_api::State::new(node.handle(), token.clone(), shutdown.clone());
+        let api = tokio::spawn(communitas_api::serve(listener, state));
+        let url = format!("http://{local}");
+        write_private(&home.join(TOKEN_FILE), token.as_bytes())?;
+        let info = ApiInfo { url: url.clone(), pid: std::process::id() };
+        write_private(&home.join(API_FILE), serde_json::to_string(&info)?.as_bytes())?;
+        Ok(Self { home: home.to_owned(), node, api, shutdown, url, token, _lock: lock })
+    }
+
+    pub(crate) fn handle(&self) -> Handle {
+        self.node.handle()
+    }
+
+    /// The node's dialable multiaddrs, waiting briefly for its listeners to come up.
+    pub(crate) async fn dial_addrs(&self) -> Vec<Multiaddr> {
+        let handle = self.handle();
+        for _ in 0..50 {
+            match handle.dial_addrs().await {
+                Ok(addrs) if !addrs.is_empty() => return addrs,
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        Vec::new()
+    }
+
+    pub(crate) async fn stop(self) {
+        let _ = std::fs::remove_file(self.home.join(API_FILE));
+        let _ = std::fs::remove_file(self.home.join(TOKEN_FILE));
+        self.shutdown.cancel();
+        match tokio::time::timeout(Duration::from_secs(5), self.api).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "API server stopped with an error"),
+            Err(_) => tracing::warn!("API server did not stop within 5 s"),
+            _ => {}
+        }
+        self.node.shutdown().await;
+    }
+}
+
+/// One node per home: the database has one writer.
+fn lock_home(home: &Path) -> Result<std::fs::File> {
+    let path = home.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!("a node is already running for {}", home.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// Writes a file only its owner can read, replacing any old one.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file =
+        options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(bytes)?;
+    Ok(())
+}
+
+/// Logs to stderr; `COMMUNITAS_LOG` takes `tracing` filter directives.
+pub(crate) fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COMMUNITAS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub(crate) async fn wait_for_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok(())
+    }
+}
+
+/// The node configuration from `run`'s flags.
+pub(crate) fn node_config(
+    listen: Vec<Multiaddr>,
+    bootstrap: Vec<Multiaddr>,
+    server: bool,
+    mdns: bool,
+) -> communitas_node::Config {
+    let listen = if listen.is_empty() {
+        ["/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"]
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
+    } else {
+        listen
+    };
+    // A network on loopback or a LAN has no global addresses; let AutoNAT count them.
+    let only_global_ips = !listen.iter().all(is_local);
+    communitas_node::Config {
+        net: communitas_net::Config {
+            listen,
+            bootstrap,
+            server,
+            mdns,
+            only_global_ips,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn is_local(addr: &Multiaddr) -> bool {
+    use communitas_net::libp2p::multiaddr::Protocol;
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback() || ip.is_private(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        Protocol::Memory(_) => true,
+        _ => false,
+    })
+}
