@@ -144,12 +144,12 @@ async fn add_contact(
 ) -> Result<Response> {
     let request = body(request)?;
     let address = address(&request.address)?;
-    if let Some(name) = &request.name {
-        if name.len() > 128 || name.chars().any(char::is_control) {
-            return Err(ApiError::InvalidRequest(
-                "a name is at most 128 bytes, without control characters".into(),
-            ));
-        }
+    if let Some(name) = &request.name
+        && (name.len() > 128 || name.chars().any(char::is_control))
+    {
+        return Err(ApiError::InvalidRequest(
+            "a name is at most 128 bytes, without control characters".into(),
+        ));
     }
     let contact = s.node.add_contact(address, request.name).await?;
     Ok((StatusCode::CREATED, Json(ContactView::from(contact))).into_response())

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod address;
+pub(crate) mod bench;
 pub(crate) mod contacts;
 pub(crate) mod demo;
 pub(crate) mod init;

@@ -41,7 +41,6 @@ pub(crate) struct Running {
     api: JoinHandle<std::io::Result<()>>,
     shutdown: CancellationToken,
     pub(crate) url: String,
-    pub(crate) token: String,
     _lock: std::fs::File,
 }
 
@@ -71,7 +70,7 @@ impl Running {
         write_private(&home.join(TOKEN_FILE), token.as_bytes())?;
         let info = ApiInfo { url: url.clone(), pid: std::process::id() };
         write_private(&home.join(API_FILE), serde_json::to_string(&info)?.as_bytes())?;
-        Ok(Self { home: home.to_owned(), node, api, shutdown, url, token, _lock: lock })
+        Ok(Self { home: home.to_owned(), node, api, shutdown, url, _lock: lock })
     }
 
     pub(crate) fn handle(&self) -> Handle {

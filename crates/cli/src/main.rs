@@ -111,6 +111,15 @@ enum Command {
     },
     /// Start a local network with two users, alice and bob, ready to chat.
     Demo,
+    /// Benchmarks on real processes (results belong in docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Send → delivered latency and sustained messages per second, alice to bob.
+    Latency(commands::bench::LatencyArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -205,6 +214,7 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
         Command::Run(args) => commands::run::run(home, passphrase, args),
         Command::Testnet { nodes, base_port } => commands::testnet::run(nodes, base_port),
         Command::Demo => commands::demo::run(),
+        Command::Bench(BenchCommand::Latency(args)) => commands::bench::latency(args),
         Command::Send { address, text, wait, json } => {
             client(|| messages::send(home, &address, &text, wait, json))
         }

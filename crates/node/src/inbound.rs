@@ -155,14 +155,13 @@ fn open(inner: &Inner, bytes: &[u8]) -> Result<Opened, Refusal> {
 /// The sender's address: from contacts if its keys are pinned, else derived (once,
 /// then pinned as a new, unverified contact).
 async fn sender_address(inner: &Inner, opened: &Opened) -> Result<Address, Refusal> {
-    let fingerprint = opened.sender.fingerprint();
     let known = inner
-        .store
-        .contact_by_fingerprint(fingerprint)
+        .pinned
+        .address(&inner.store, &opened.sender)
         .await
         .map_err(|e| Refusal::Busy(e.to_string()))?;
-    if let Some(contact) = known {
-        return Ok(contact.address);
+    if let Some(address) = known {
+        return Ok(address);
     }
     let permit = tokio::time::timeout(Duration::from_secs(5), DERIVATIONS.acquire())
         .await
@@ -181,7 +180,11 @@ async fn sender_address(inner: &Inner, opened: &Opened) -> Result<Address, Refus
         added_at: Timestamp::now(),
     };
     match inner.store.add_contact(contact).await {
-        Ok(()) | Err(communitas_store::Error::KeyChanged { .. }) => Ok(address),
+        Ok(()) => {
+            inner.pinned.remember(address, &opened.sender);
+            Ok(address)
+        }
+        Err(communitas_store::Error::KeyChanged { .. }) => Ok(address),
         Err(e) => Err(Refusal::Busy(e.to_string())),
     }
 }

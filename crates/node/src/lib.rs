@@ -18,6 +18,7 @@
 mod inbound;
 mod metrics;
 mod outbox;
+mod pinned;
 mod publisher;
 mod send;
 
@@ -154,6 +155,7 @@ pub(crate) struct Inner {
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) metrics: Metrics,
     pub(crate) outbox: mpsc::Sender<outbox::Command>,
+    pub(crate) pinned: pinned::Pinned,
 }
 
 impl Inner {
@@ -208,6 +210,7 @@ impl Node {
             events,
             metrics: Metrics::new(),
             outbox: outbox_tx,
+            pinned: pinned::Pinned::default(),
         });
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));

@@ -188,25 +188,27 @@ impl Actor {
         match outcome {
             Outcome::Delivered { devices } => {
                 self.remember(entry.recipient, devices);
+                // The receipt proves bob's node committed the message: that is
+                // "delivered", whether or not our own bookkeeping below is on disk
+                // yet. (Should it be lost in a crash, the message goes out again and
+                // bob's node deduplicates it.) So the user hears it first.
+                let metrics = &self.inner.metrics;
+                metrics.delivered.inc();
+                let ms = Timestamp::now().as_millis().saturating_sub(entry.created_at.as_millis());
+                metrics.delivery_latency.observe(ms as f64 / 1000.0);
+                self.inner.emit(Event::StatusChanged {
+                    id,
+                    to: entry.recipient,
+                    status: Status::Delivered.as_str(),
+                });
                 match store.mark_delivered(id).await {
                     Ok(()) => {
                         self.entries.remove(&id);
-                        let metrics = &self.inner.metrics;
-                        metrics.delivered.inc();
                         metrics.outbox_depth.dec();
-                        let secs = Timestamp::now()
-                            .as_millis()
-                            .saturating_sub(entry.created_at.as_millis());
-                        metrics.delivery_latency.observe(secs as f64 / 1000.0);
-                        self.inner.emit(Event::StatusChanged {
-                            id,
-                            to: entry.recipient,
-                            status: Status::Delivered.as_str(),
-                        });
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot record a delivery; will resend");
-                        self.retry_later(entry, e.to_string(), Status::Sent).await;
+                        self.retry_later(entry, e.to_string()).await;
                     }
                 }
             }
@@ -224,14 +226,15 @@ impl Actor {
                     )
                     .await;
                 } else {
-                    self.retry_later(entry, error, Status::Queued).await;
+                    self.retry_later(entry, error).await;
                 }
             }
             Outcome::Reject { reason } => self.give_up(entry, reason).await,
         }
     }
 
-    async fn retry_later(&mut self, mut entry: OutboxEntry, error: String, status: Status) {
+    async fn retry_later(&mut self, mut entry: OutboxEntry, error: String) {
+        let status = Status::Queued;
         entry.attempts = entry.attempts.saturating_add(1);
         entry.next_attempt_at = Timestamp::now().saturating_add(backoff(entry.attempts));
         entry.last_error = Some(error.clone());
@@ -244,6 +247,11 @@ impl Actor {
             tracing::error!(error = %e, "cannot record a delivery attempt");
         }
         tracing::debug!(id = %entry.message_id.fmt_short(), attempts = entry.attempts, "delivery will be retried");
+        self.inner.emit(Event::StatusChanged {
+            id: entry.message_id,
+            to: entry.recipient,
+            status: status.as_str(),
+        });
         self.schedule(entry);
     }
 
@@ -262,7 +270,7 @@ impl Actor {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot move a message to dead letters");
-                self.retry_later(entry, e.to_string(), Status::Queued).await;
+                self.retry_later(entry, e.to_string()).await;
             }
         }
     }
@@ -341,11 +349,11 @@ async fn deliver(
 
 /// Resolves the recipient's devices, using only records with the pinned keys.
 async fn lookup(inner: &Inner, recipient: Address) -> Result<Devices, String> {
-    let pinned = inner.store.contact(recipient).await.map_err(|e| e.to_string())?;
+    let pinned = inner.pinned.keys(&inner.store, recipient).await.map_err(|e| e.to_string())?;
     let records = inner.net.resolve(recipient).await.map_err(|e| e.to_string())?;
     let record = records
         .iter()
-        .find(|r| pinned.as_ref().is_none_or(|c| c.identity == r.identity))
+        .find(|r| pinned.as_ref().is_none_or(|keys| *keys == r.identity))
         .ok_or_else(|| "the address's published keys differ from the pinned keys".to_owned())?;
     Ok(devices_of(record))
 }

@@ -110,8 +110,8 @@ pub(crate) async fn send_text(
 
 /// The pinned keys of `to`, pinning them first if `to` is new.
 async fn recipient_keys(inner: &Arc<Inner>, to: Address) -> Result<PublicIdentity, SendError> {
-    match inner.store.contact(to).await? {
-        Some(contact) => Ok(contact.identity),
+    match inner.pinned.keys(&inner.store, to).await? {
+        Some(identity) => Ok(identity),
         None => Ok(add_contact(inner, to, None).await?.identity),
     }
 }
@@ -150,6 +150,7 @@ pub(crate) async fn add_contact(
         added_at: Timestamp::now(),
     };
     inner.store.add_contact(contact.clone()).await?;
+    inner.pinned.remember(address, &contact.identity);
     // The outbox needs the devices next; spare it a second lookup.
     let _ = inner.outbox.try_send(Command::Learned { address, record: Box::new(record) });
     Ok(contact)

@@ -23,11 +23,6 @@ const MAX_BATCH: usize = 256;
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
-pub(crate) enum Command {
-    Write(Write),
-    Read(Read),
-}
-
 pub(crate) enum Write {
     SetIdentity {
         row: IdentityRow,
@@ -171,37 +166,24 @@ fn restrict_permissions(path: &Path) {
 pub(crate) struct Actor {
     conn: Connection,
     key: StorageKey,
-    inbox: mpsc::Receiver<Command>,
+    inbox: mpsc::Receiver<Write>,
 }
 
 impl Actor {
-    pub(crate) fn new(conn: Connection, key: StorageKey, inbox: mpsc::Receiver<Command>) -> Self {
+    pub(crate) fn new(conn: Connection, key: StorageKey, inbox: mpsc::Receiver<Write>) -> Self {
         Self { conn, key, inbox }
     }
 
     pub(crate) fn run(mut self) {
-        while let Some(command) = self.inbox.blocking_recv() {
-            match command {
-                Command::Read(read) => self.read(read),
-                Command::Write(first) => {
-                    let mut batch = vec![first];
-                    let mut next_read = None;
-                    while batch.len() < MAX_BATCH {
-                        match self.inbox.try_recv() {
-                            Ok(Command::Write(w)) => batch.push(w),
-                            Ok(Command::Read(r)) => {
-                                next_read = Some(r);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    self.commit(batch);
-                    if let Some(read) = next_read {
-                        self.read(read);
-                    }
+        while let Some(first) = self.inbox.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.inbox.try_recv() {
+                    Ok(write) => batch.push(write),
+                    Err(_) => break,
                 }
             }
+            self.commit(batch);
         }
     }
 
@@ -227,6 +209,33 @@ impl Actor {
         }
         for finish in finishes {
             finish(outcome.as_ref().err());
+        }
+    }
+}
+
+/// The reader thread: a second, read-only connection. WAL lets it read while the
+/// writer commits, so a read never waits behind an fsync; it sees every write that
+/// was acknowledged before the read was sent.
+pub(crate) struct Reader {
+    conn: Connection,
+    key: StorageKey,
+    inbox: mpsc::Receiver<Read>,
+}
+
+impl Reader {
+    pub(crate) fn new(
+        path: &Path,
+        key: StorageKey,
+        inbox: mpsc::Receiver<Read>,
+    ) -> Result<Self, Error> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Self { conn, key, inbox })
+    }
+
+    pub(crate) fn run(mut self) {
+        while let Some(read) = self.inbox.blocking_recv() {
+            self.read(read);
         }
     }
 

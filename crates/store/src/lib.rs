@@ -1,9 +1,10 @@
 //! Communitas' store: one SQLite file per home, owned by one writer thread.
 //!
-//! [`Store`] is a cloneable handle. Every operation is a command sent over a
-//! bounded channel to the thread that owns the connection; writes that arrive together
+//! [`Store`] is a cloneable handle. Every write is a command sent over a bounded
+//! channel to the thread that owns the writing connection; writes that arrive together
 //! are committed in one transaction (group commit), each inside its own savepoint so
-//! one failing write never takes the others down. A write's reply is sent only after
+//! one failing write never takes the others down. Reads go to a second thread with a
+//! read-only connection, so they never wait behind a commit's fsync. A write's reply is sent only after
 //! its transaction is durable (WAL, `synchronous = FULL`), so a caller that got `Ok`
 //! may promise the user that the row survives a crash.
 //!
@@ -40,7 +41,7 @@ pub use model::{
     StoredMessage,
 };
 
-use actor::{Command, Read, Write};
+use actor::{Read, Write};
 
 /// Commands that may wait for the writer thread; senders wait for room beyond this.
 const INBOX: usize = 1024;
@@ -103,7 +104,8 @@ impl From<rusqlite::Error> for Error {
 /// A handle to the store. Cheap to clone; the last clone dropped stops the thread.
 #[derive(Clone, Debug)]
 pub struct Store {
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<Write>,
+    reads: mpsc::Sender<Read>,
 }
 
 impl Store {
@@ -111,11 +113,17 @@ impl Store {
     pub fn open(path: &Path, key: StorageKey) -> Result<Self, Error> {
         let conn = actor::connect(path)?;
         let (commands, inbox) = mpsc::channel(INBOX);
+        let (reads, read_inbox) = mpsc::channel(INBOX);
+        let reader = actor::Reader::new(path, key.clone(), read_inbox)?;
         std::thread::Builder::new()
             .name("communitas-store".into())
             .spawn(move || actor::Actor::new(conn, key, inbox).run())
             .map_err(|_| Error::ActorGone)?;
-        Ok(Self { commands })
+        std::thread::Builder::new()
+            .name("communitas-store-read".into())
+            .spawn(move || reader.run())
+            .map_err(|_| Error::ActorGone)?;
+        Ok(Self { commands, reads })
     }
 
     async fn write<T>(
@@ -123,7 +131,7 @@ impl Store {
         make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Write,
     ) -> Result<T, Error> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Write(make(reply))).await.map_err(|_| Error::ActorGone)?;
+        self.commands.send(make(reply)).await.map_err(|_| Error::ActorGone)?;
         answer.await.map_err(|_| Error::ActorGone)?
     }
 
@@ -132,7 +140,7 @@ impl Store {
         make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Read,
     ) -> Result<T, Error> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Read(make(reply))).await.map_err(|_| Error::ActorGone)?;
+        self.reads.send(make(reply)).await.map_err(|_| Error::ActorGone)?;
         answer.await.map_err(|_| Error::ActorGone)?
     }
 

@@ -52,7 +52,7 @@ pub(crate) fn run() -> Result<()> {
         );
         println!("Ctrl-C stops the demo and deletes its folder.");
         daemon::wait_for_signal().await?;
-        println!("stopping…");
+        eprintln!("communitas: stopping the demo");
         alice.stop().await;
         bob.stop().await;
         for s in servers {

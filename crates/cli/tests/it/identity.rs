@@ -164,13 +164,3 @@ fn names_with_control_characters_are_refused() {
     assert!(stderr(&out).contains("control characters"));
     assert!(!dir.path().join("keystore").exists());
 }
-
-#[test]
-fn demo_says_plainly_what_it_cannot_do_yet() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(communitas(dir.path()).arg("demo"));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    assert!(text.contains("bob opened it: \"hi bob 👋\""), "{text}");
-    assert!(text.contains("Not built yet"), "{text}");
-}

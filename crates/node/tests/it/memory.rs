@@ -65,7 +65,14 @@ async fn alice_reaches_bob_by_address_through_the_dht() {
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].text, text);
     assert_eq!(history[0].direction, "in");
-    assert_eq!(a.message_status(id).await.unwrap().unwrap().as_str(), "delivered");
+    // The event goes out as the receipt arrives; the status is committed right after.
+    eventually(Duration::from_secs(2), || async {
+        match a.message_status(id).await.unwrap().unwrap().as_str() {
+            "delivered" => Ok(()),
+            other => Err(other.to_owned()),
+        }
+    })
+    .await;
     // Bob pinned alice on first contact.
     assert!(b.contacts().await.unwrap().iter().any(|c| c.address == a.address()));
 
