@@ -228,7 +228,10 @@ impl Reader {
         key: StorageKey,
         inbox: mpsc::Receiver<Read>,
     ) -> Result<Self, Error> {
-        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        // Not opened read-only: the last connection to close checkpoints the WAL, which
+        // a read-only one cannot do. `query_only` keeps it from writing all the same.
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "query_only", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Self { conn, key, inbox })
     }
