@@ -4,29 +4,13 @@ use std::time::Duration;
 
 use communitas_node::Event;
 
-use super::{eventually, node};
+use communitas_testkit::{Network, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_reaches_bob_by_address_through_the_dht() {
     let dir = tempfile::tempdir().unwrap();
-    let mut servers = Vec::new();
-    let mut boot = Vec::new();
-    for i in 0..3 {
-        let server = node(dir.path(), &format!("server{i}"), true, &boot).await;
-        let addrs = eventually(Duration::from_secs(5), || {
-            let h = server.handle();
-            async move {
-                let a = h.dial_addrs().await.unwrap();
-                if a.is_empty() { Err("no listen address yet") } else { Ok(a) }
-            }
-        })
-        .await;
-        boot.extend(addrs);
-        servers.push(server);
-    }
-    let alice = node(dir.path(), "alice", false, &boot[..1]).await;
-    let bob = node(dir.path(), "bob", false, &boot[2..]).await;
-    let (a, b) = (alice.handle(), bob.handle());
+    let net = Network::start(dir.path(), 3, &["alice", "bob"]).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
     let mut bob_events = b.subscribe();
 
     // Bob's record reaches the DHT shortly after he starts.
@@ -76,7 +60,111 @@ async fn alice_reaches_bob_by_address_through_the_dht() {
     // Bob pinned alice on first contact.
     assert!(b.contacts().await.unwrap().iter().any(|c| c.address == a.address()));
 
-    for n in [alice, bob].into_iter().chain(servers) {
-        n.shutdown().await;
+    net.shutdown().await;
+}
+
+/// Garbage and tampered envelopes from the network are refused with a typed receipt,
+/// store nothing, and the node goes on delivering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_envelopes_are_rejected_and_the_node_keeps_working() {
+    use communitas_crypto::{Envelope, Identity, Kind, Letter};
+    use communitas_net::libp2p::multiaddr::Protocol;
+    use communitas_net::libp2p::{Multiaddr, identity};
+    use communitas_net::{Receipt, Rejection};
+    use communitas_types::{MessageId, Timestamp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    let bob_addrs = b.dial_addrs().await.unwrap();
+    let bob_peer = match bob_addrs[0].iter().last() {
+        Some(Protocol::P2p(peer)) => peer,
+        _ => panic!("no peer id in {}", bob_addrs[0]),
+    };
+
+    // Mallory: a bare network client, no node behind it.
+    let port = u64::from_le_bytes(communitas_crypto::random::bytes().unwrap()) >> 1;
+    let config = communitas_net::Config {
+        listen: vec![Multiaddr::empty().with(Protocol::Memory(port))],
+        transport: communitas_net::Transport::Memory,
+        only_global_ips: false,
+        ..communitas_net::Config::default()
+    };
+    let (mallory, _events, event_loop) =
+        communitas_net::new(identity::Keypair::generate_ed25519(), config).unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(event_loop.run(stop.clone()));
+
+    let garbage = vec![0x07; 3000];
+    assert_eq!(
+        mallory.send(bob_peer, bob_addrs.clone(), garbage).await.unwrap(),
+        Receipt::Rejected(Rejection::Invalid)
+    );
+    // A real envelope for someone else.
+    let (m, carol) = (Identity::generate().unwrap(), Identity::generate().unwrap());
+    let letter = Letter {
+        message_id: MessageId::from_bytes([1; 16]),
+        timestamp: Timestamp::now(),
+        kind: Kind::Text,
+        body: b"x",
+    };
+    let not_for_bob = Envelope::seal(&m, carol.public(), letter).unwrap().to_bytes();
+    assert_eq!(
+        mallory.send(bob_peer, bob_addrs.clone(), not_for_bob).await.unwrap(),
+        Receipt::Rejected(Rejection::WrongRecipient)
+    );
+    // A message from the far future.
+    let bob_keys = a
+        .contacts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.address == b.address())
+        .unwrap()
+        .identity;
+    let future = Timestamp::now().saturating_add(Duration::from_secs(3600));
+    let letter = Letter {
+        message_id: MessageId::from_bytes([2; 16]),
+        timestamp: future,
+        kind: Kind::Text,
+        body: b"from the future",
+    };
+    let stale = Envelope::seal(&m, &bob_keys, letter).unwrap().to_bytes();
+    assert_eq!(
+        mallory.send(bob_peer, bob_addrs.clone(), stale).await.unwrap(),
+        Receipt::Rejected(Rejection::Stale)
+    );
+    // The same valid envelope twice: delivered twice, stored once.
+    let letter = Letter {
+        message_id: MessageId::from_bytes([3; 16]),
+        timestamp: Timestamp::now(),
+        kind: Kind::Text,
+        body: b"once",
+    };
+    let once = Envelope::seal(&m, &bob_keys, letter).unwrap().to_bytes();
+    for _ in 0..2 {
+        assert_eq!(
+            mallory.send(bob_peer, bob_addrs.clone(), once.clone()).await.unwrap(),
+            Receipt::Delivered
+        );
     }
+    let m_address = communitas_crypto::derive_address(m.public());
+    let stored = b.history(m_address, 10, None).await.unwrap();
+    assert_eq!(stored.iter().map(|h| h.text.as_str()).collect::<Vec<_>>(), ["once"]);
+    assert!(b.metrics().encode().contains("communitas_messages_duplicate_total 1"));
+    assert!(b.metrics().encode().contains("communitas_messages_rejected_total 3"));
+
+    // Bob still takes alice's message.
+    let (id, _) = a.send_text(b.address(), "still here?").await.unwrap();
+    eventually(Duration::from_secs(10), || async {
+        match a.message_status(id).await.unwrap().map(|s| s.as_str()) {
+            Some("delivered") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    stop.cancel();
+    let _ = task.await;
+    net.shutdown().await;
 }

@@ -1,0 +1,185 @@
+//! The API over real HTTP on 127.0.0.1, in front of real nodes (memory transport).
+//! One test binary (ARCHITECTURE §14).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use communitas_api::State;
+use communitas_testkit::{Network, eventually};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "test-token-0123456789";
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None, Some(TOKEN)).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(body), Some(TOKEN)).await
+    }
+}
+
+async fn serve(node: communitas_node::Handle, shutdown: CancellationToken) -> Api {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(communitas_api::serve(listener, State::new(node, TOKEN.into(), shutdown)));
+    Api { base, http: reqwest::Client::builder().no_proxy().build().unwrap() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_guards_validates_and_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (alice, bob) = (net.users[0].handle(), net.users[1].handle());
+    let shutdown = CancellationToken::new();
+    let api = serve(alice.clone(), shutdown.clone()).await;
+
+    // Access.
+    for token in [None, Some("wrong")] {
+        let (status, body) = api.call(reqwest::Method::GET, "/v1/status", None, token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    let rebound = api
+        .http
+        .get(format!("{}/v1/status", api.base))
+        .bearer_auth(TOKEN)
+        .header("host", "evil.example:80");
+    let response = rebound.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+    let (status, body) = api.get("/v1/status").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["address"], alice.address().to_string());
+
+    // Validation: typed errors with stable codes, nothing queued.
+    let bob_address = bob.address().to_string();
+    let (status, body) =
+        api.post("/v1/messages", json!({ "to": "abacus zebbra zone zoom", "text": "x" })).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_address"))
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"zebbra\"") && message.contains("\"zebra\""), "{message}");
+    let (status, body) = api.post("/v1/messages", json!({ "to": bob_address })).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let (status, body) = api.post("/v1/messages", json!({ "to": bob_address, "text": "" })).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("empty_message"))
+    );
+    let long = "é".repeat(40_000);
+    let (status, body) = api.post("/v1/messages", json!({ "to": bob_address, "text": long })).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("message_too_long"))
+    );
+    let (status, body) = api.get("/v1/nothing-here").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    assert_eq!(api.get("/v1/outbox").await.1, json!([]));
+
+    // Live events over the WebSocket.
+    let mut request =
+        format!("{}/v1/events", api.base.replacen("http", "ws", 1)).into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let (mut events, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    eventually(Duration::from_secs(20), || alice.add_contact(bob.address(), Some("bob".into())))
+        .await;
+    let (status, queued) =
+        api.post("/v1/messages", json!({ "to": bob_address, "text": "hello over the API" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = queued["id"].as_str().unwrap().to_owned();
+    let mut seen = Vec::new();
+    while !seen.contains(&"delivered".to_owned()) {
+        let frame = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let event: Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+        if event["type"] == "status_changed" && event["id"] == id.as_str() {
+            seen.push(event["status"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(seen, ["queued", "sent", "delivered"]);
+    let (_, history) = api.get(&format!("/v1/conversations/{bob_address}/messages?limit=10")).await;
+    assert_eq!(history[0]["text"], "hello over the API");
+    let (_, contacts) = api.get("/v1/contacts").await;
+    assert_eq!(contacts[0]["name"], "bob");
+    let (_, safety) = api.get(&format!("/v1/contacts/{bob_address}/safety-number")).await;
+    assert_eq!(safety["safety_number"].as_str().unwrap().len(), 71);
+    let (_, metrics) = api.call(reqwest::Method::GET, "/metrics", None, Some(TOKEN)).await;
+    assert!(metrics.as_str().unwrap().contains("communitas_messages_delivered_total 1"));
+
+    shutdown.cancel();
+    net.shutdown().await;
+}
+
+/// Every path the OpenAPI document lists is routed, and every routed path is listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_matches_the_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice"]).await;
+    let shutdown = CancellationToken::new();
+    let api = serve(net.users[0].handle(), shutdown.clone()).await;
+    let (status, doc) = api.get("/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    let address = net.users[0].handle().address().to_string();
+    for (path, ops) in paths {
+        let concrete = path.replace("{address}", &address).replace("{id}", &"0".repeat(32));
+        for method in ops.as_object().unwrap().keys() {
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let body = (method == reqwest::Method::POST).then(|| json!({}));
+            let (_, answer) = api.call(method.clone(), &concrete, body, Some(TOKEN)).await;
+            assert_ne!(
+                answer["error"]["message"], "no such route",
+                "{method} {path} is documented but not routed"
+            );
+        }
+    }
+    let routed = include_str!("../../src/routes.rs");
+    for line in routed.lines().filter(|l| l.trim_start().starts_with(".route(\"")) {
+        let path = line.split('"').nth(1).unwrap();
+        assert!(paths.contains_key(path), "{path} is routed but not documented");
+    }
+    shutdown.cancel();
+    net.shutdown().await;
+}

@@ -1,0 +1,106 @@
+//! Test harness (dev-only): in-process networks of real nodes over libp2p's memory
+//! transport (real Noise and Yamux, no sockets), and a polling helper for conditions
+//! that other nodes bring about.
+
+#![deny(missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use communitas_crypto::{KeystorePublic, Secrets, derive_address};
+use communitas_net::libp2p::Multiaddr;
+use communitas_net::libp2p::multiaddr::Protocol;
+use communitas_node::{Config, Node};
+use communitas_store::Store;
+use communitas_types::Timestamp;
+
+/// A node with a fresh identity, its database in `dir`, on the memory transport.
+pub async fn memory_node(dir: &Path, name: &str, server: bool, bootstrap: &[Multiaddr]) -> Node {
+    let secrets = Secrets::generate().unwrap();
+    let identity = secrets.identity.public().clone();
+    let address = tokio::task::spawn_blocking(move || derive_address(&identity)).await.unwrap();
+    let public = KeystorePublic {
+        name: Some(name.into()),
+        identity: secrets.identity.public().clone(),
+        address,
+        peer_id: secrets.device.peer_id(),
+        created_at: Timestamp::now(),
+    };
+    let store = Store::open(&dir.join(format!("{name}.db")), secrets.storage.clone()).unwrap();
+    let port = u64::from_le_bytes(communitas_crypto::random::bytes().unwrap()) >> 1;
+    let config = Config {
+        net: communitas_net::Config {
+            listen: vec![Multiaddr::empty().with(Protocol::Memory(port))],
+            bootstrap: bootstrap.to_vec(),
+            server,
+            transport: communitas_net::Transport::Memory,
+            only_global_ips: false,
+            ..communitas_net::Config::default()
+        },
+        ..Config::default()
+    };
+    Node::start(config, secrets, public, store).await.unwrap()
+}
+
+/// A small network: `servers` server nodes bootstrapped to each other, plus one user
+/// node per name, each bootstrapped to a server.
+pub struct Network {
+    /// The server nodes.
+    pub servers: Vec<Node>,
+    /// The user nodes, in the order of their names.
+    pub users: Vec<Node>,
+}
+
+impl Network {
+    /// Starts the network (databases in `dir`).
+    pub async fn start(dir: &Path, servers: usize, users: &[&str]) -> Self {
+        let mut nodes = Vec::new();
+        let mut boot: Vec<Multiaddr> = Vec::new();
+        for i in 0..servers {
+            let server = memory_node(dir, &format!("server{i}"), true, &boot).await;
+            let handle = server.handle();
+            let addrs = eventually(Duration::from_secs(5), || {
+                let h = handle.clone();
+                async move {
+                    let a = h.dial_addrs().await.unwrap();
+                    if a.is_empty() { Err("no listen address yet") } else { Ok(a) }
+                }
+            })
+            .await;
+            boot.extend(addrs);
+            nodes.push(server);
+        }
+        let mut people = Vec::new();
+        for (i, name) in users.iter().enumerate() {
+            let entry = boot.get(i % boot.len().max(1)).cloned().into_iter().collect::<Vec<_>>();
+            people.push(memory_node(dir, name, false, &entry).await);
+        }
+        Self { servers: nodes, users: people }
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(self) {
+        for node in self.users.into_iter().chain(self.servers) {
+            node.shutdown().await;
+        }
+    }
+}
+
+/// Retries `f` until it succeeds or `limit` passes, then panics with the last error.
+pub async fn eventually<T, E, F>(limit: Duration, mut f: impl FnMut() -> F) -> T
+where
+    E: std::fmt::Debug,
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                panic!("gave up after {limit:?}: {e:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
