@@ -44,6 +44,11 @@ pub fn public_identity(bytes: &[u8]) -> bool {
     PublicIdentity::from_bytes(bytes).is_ok()
 }
 
+/// Parses an identity record set (signatures checked, no address derivation).
+pub fn record_set(bytes: &[u8]) -> bool {
+    crate::record::RecordSet::from_bytes(bytes).is_ok()
+}
+
 /// Valid inputs to start each corpus from: `(target, name, bytes)`.
 pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let (alice, bob) = (sender(), recipient());
@@ -80,6 +85,17 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         out.push(("payload", format!("seed-{i}"), signed));
     }
     out.push(("public_identity", "seed-0".into(), alice.public().to_bytes()));
+    let device = crate::record::Device {
+        peer_id: DeviceKey::from_secret_bytes([4; 32]).peer_id(),
+        addrs: vec![vec![4, 127, 0, 0, 1, 6, 0x1f, 0x90]],
+    };
+    let created = Timestamp::from_millis(1_780_000_000_000);
+    if let Ok(record) =
+        crate::record::IdentityRecord::sign(&alice, 7, created, Some("alice".into()), vec![device])
+    {
+        let set = crate::record::RecordSet { records: vec![record] };
+        out.push(("record_set", "seed-0".into(), set.to_bytes()));
+    }
     let secrets = Secrets {
         identity: alice,
         device: DeviceKey::from_secret_bytes([4; 32]),

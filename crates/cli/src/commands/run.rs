@@ -17,8 +17,11 @@ pub(crate) struct RunArgs {
     /// [default: /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1].
     #[arg(long, value_name = "MULTIADDR")]
     pub(crate) listen: Vec<Multiaddr>,
-    /// Join the network through this node, /…/p2p/<peer id> (repeatable).
-    #[arg(long, value_name = "MULTIADDR")]
+    #[arg(
+        long,
+        value_name = "MULTIADDR",
+        help = "Join the network through this node, /…/p2p/<peer id> (repeatable)."
+    )]
     pub(crate) bootstrap: Vec<Multiaddr>,
     /// Serve the local API here.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]

@@ -54,6 +54,15 @@ fn address_corpus_replays() {
 }
 
 #[test]
+fn record_set_corpus_replays() {
+    let mut valid = 0;
+    for (_, bytes) in corpus("record_set") {
+        valid += usize::from(communitas_crypto::fuzz::record_set(&bytes));
+    }
+    assert!(valid > 0, "the seed record set must parse");
+}
+
+#[test]
 fn public_identity_corpus_replays() {
     for (_, bytes) in corpus("public_identity") {
         communitas_crypto::fuzz::public_identity(&bytes);
