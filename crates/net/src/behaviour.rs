@@ -12,6 +12,7 @@ use libp2p::{
 
 use crate::Config;
 use crate::codec::{MSG_PROTOCOL, MsgCodec};
+use crate::mbox::{MBOX_PROTOCOL, MboxCodec};
 
 /// Our Kademlia protocol (ARCHITECTURE §5).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/communitas/kad/1.0.0");
@@ -33,6 +34,7 @@ pub(crate) struct Behaviour {
     pub(crate) kad: kad::Behaviour<MemoryStore>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) msg: request_response::Behaviour<MsgCodec>,
+    pub(crate) mbox: request_response::Behaviour<MboxCodec>,
 }
 
 impl Behaviour {
@@ -91,7 +93,16 @@ impl Behaviour {
                 .with_max_concurrent_streams(config.max_concurrent_messages),
         );
 
+        let mbox = request_response::Behaviour::with_codec(
+            MboxCodec,
+            [(MBOX_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(30))
+                .with_max_concurrent_streams(config.max_concurrent_messages),
+        );
+
         Ok(Self {
+            mbox,
             limits: connection_limits::Behaviour::new(limits),
             relay_client,
             relay_server: relay_server.into(),

@@ -8,10 +8,24 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
 use crate::codec::Receipt;
+use crate::mbox::{MboxRequest, MboxResponse};
 
 /// What the client asks of the event loop. Each carries its reply channel.
 #[derive(Debug)]
 pub(crate) enum Command {
+    Mbox {
+        peer: PeerId,
+        request: MboxRequest,
+        reply: oneshot::Sender<Result<MboxResponse, Error>>,
+    },
+    MboxRespond {
+        channel: ResponseChannel<MboxResponse>,
+        response: MboxResponse,
+    },
+    ClosestPeers {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
     Listen {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<(), Error>>,
@@ -100,6 +114,16 @@ impl Client {
         self.ask(|reply| Command::Send { peer, addrs, envelope, reply }).await?
     }
 
+    /// Sends a mailbox request to a server node and waits for its answer.
+    pub async fn mailbox(&self, peer: PeerId, request: MboxRequest) -> Result<MboxResponse, Error> {
+        self.ask(|reply| Command::Mbox { peer, request, reply }).await?
+    }
+
+    /// The DHT server nodes closest to `key`, nearest first (at most 20).
+    pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, Error> {
+        self.ask(|reply| Command::ClosestPeers { key, reply }).await
+    }
+
     /// The network's state now.
     pub async fn status(&self) -> Result<Status, Error> {
         self.ask(|reply| Command::Status { reply }).await
@@ -130,6 +154,33 @@ impl Responder {
 
     /// Takes the channel back (the event loop answers `Busy` with it when shedding).
     pub(crate) fn into_channel(self) -> ResponseChannel<Receipt> {
+        self.channel
+    }
+}
+
+/// Answers one mailbox request.
+#[derive(Debug)]
+pub struct MboxResponder {
+    channel: ResponseChannel<MboxResponse>,
+    client: Client,
+}
+
+impl MboxResponder {
+    pub(crate) fn new(channel: ResponseChannel<MboxResponse>, client: Client) -> Self {
+        Self { channel, client }
+    }
+
+    /// Sends the answer.
+    pub async fn send(self, response: MboxResponse) -> Result<(), Error> {
+        let Self { channel, client } = self;
+        client
+            .commands
+            .send(Command::MboxRespond { channel, response })
+            .await
+            .map_err(|_| Error::ActorGone)
+    }
+
+    pub(crate) fn into_channel(self) -> ResponseChannel<MboxResponse> {
         self.channel
     }
 }

@@ -20,8 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
-use crate::client::{Client, Command, Responder, Status};
+use crate::client::{Client, Command, MboxResponder, Responder, Status};
 use crate::codec::Receipt;
+use crate::mbox::{MboxRequest, MboxResponse, Refusal};
 use crate::records::{Checked, Validator, Waiter};
 use crate::{Config, Error, Event};
 
@@ -49,6 +50,8 @@ pub struct EventLoop {
     client: Client,
     validator: Validator,
     sends: HashMap<OutboundRequestId, oneshot::Sender<Result<Receipt, Error>>>,
+    mbox_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<MboxResponse, Error>>>,
+    closest: HashMap<QueryId, oneshot::Sender<Vec<PeerId>>>,
     publishes: HashMap<QueryId, oneshot::Sender<Result<(), Error>>>,
     lookups: HashMap<u64, Lookup>,
     lookup_queries: HashMap<QueryId, u64>,
@@ -88,6 +91,8 @@ impl EventLoop {
             client,
             validator: Validator::default(),
             sends: HashMap::new(),
+            mbox_requests: HashMap::new(),
+            closest: HashMap::new(),
             publishes: HashMap::new(),
             lookups: HashMap::new(),
             lookup_queries: HashMap::new(),
@@ -169,6 +174,17 @@ impl EventLoop {
                 // Fails only if the sender hung up; it will retry and we deduplicate.
                 let _ = self.swarm.behaviour_mut().msg.send_response(channel, receipt);
             }
+            Command::Mbox { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().mbox.send_request(&peer, request);
+                self.mbox_requests.insert(id, reply);
+            }
+            Command::MboxRespond { channel, response } => {
+                let _ = self.swarm.behaviour_mut().mbox.send_response(channel, response);
+            }
+            Command::ClosestPeers { key, reply } => {
+                let query = self.swarm.behaviour_mut().kad.get_closest_peers(key);
+                self.closest.insert(query, reply);
+            }
             Command::Status { reply } => {
                 let _ = reply.send(Status {
                     peer_id: *self.swarm.local_peer_id(),
@@ -185,6 +201,7 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Msg(event)) => self.handle_msg(event),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.handle_kad(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Mbox(event)) => self.handle_mbox(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -262,6 +279,43 @@ impl EventLoop {
         }
     }
 
+    fn handle_mbox(&mut self, event: request_response::Event<MboxRequest, MboxResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let responder = MboxResponder::new(channel, self.client.clone());
+                    let event = Event::Mailbox { peer, request, responder };
+                    if let Err(
+                        mpsc::error::TrySendError::Full(event)
+                        | mpsc::error::TrySendError::Closed(event),
+                    ) = self.events.try_send(event)
+                    {
+                        self.shed_messages += 1;
+                        if let Event::Mailbox { responder, .. } = event {
+                            let busy = MboxResponse::Refused(Refusal::Unavailable);
+                            let _ = self
+                                .swarm
+                                .behaviour_mut()
+                                .mbox
+                                .send_response(responder.into_channel(), busy);
+                        }
+                    }
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.mbox_requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { request_id, error, .. } => {
+                if let Some(reply) = self.mbox_requests.remove(&request_id) {
+                    let _ = reply.send(Err(Error::Unreachable(error.to_string())));
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn handle_kad(&mut self, event: kad::Event) {
         match event {
             kad::Event::InboundRequest {
@@ -277,6 +331,22 @@ impl EventLoop {
                     }
                 }
                 QueryResult::GetRecord(_) => self.finish_query(id),
+                QueryResult::GetClosestPeers(result) => {
+                    if let Some(reply) = self.closest.remove(&id) {
+                        let peers = match result {
+                            Ok(ok) => ok.peers,
+                            Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                        };
+                        let mut ids = Vec::with_capacity(peers.len());
+                        for info in peers {
+                            for addr in info.addrs {
+                                self.swarm.add_peer_address(info.peer_id, addr);
+                            }
+                            ids.push(info.peer_id);
+                        }
+                        let _ = reply.send(ids);
+                    }
+                }
                 QueryResult::PutRecord(result) => {
                     if let Some(reply) = self.publishes.remove(&id) {
                         let _ = reply

@@ -19,13 +19,14 @@ mod behaviour;
 mod client;
 pub mod codec;
 mod event_loop;
+pub mod mbox;
 mod records;
 mod swarm;
 
 use libp2p::{Multiaddr, PeerId};
 
 pub use behaviour::{KAD_PROTOCOL, PROTOCOL_VERSION};
-pub use client::{Client, Responder, Status};
+pub use client::{Client, MboxResponder, Responder, Status};
 pub use codec::{MSG_PROTOCOL, Receipt, Rejection};
 pub use event_loop::EventLoop;
 pub use libp2p;
@@ -96,6 +97,15 @@ pub enum Event {
         envelope: Vec<u8>,
         /// Where the receipt goes.
         responder: Responder,
+    },
+    /// A mailbox request (`/communitas/mbox/1`). Answer through `responder`.
+    Mailbox {
+        /// The authenticated requesting peer.
+        peer: PeerId,
+        /// The request.
+        request: mbox::MboxRequest,
+        /// Where the answer goes.
+        responder: MboxResponder,
     },
     /// Our reachable addresses changed: republish the identity record.
     AddressesChanged,

@@ -24,10 +24,16 @@ use crate::{Event, Inner, MAX_CLOCK_AHEAD, MESSAGE_TTL};
 /// Address derivations for unknown senders running at once (each ~0.27 s of CPU).
 static DERIVATIONS: Semaphore = Semaphore::const_new(2);
 
+/// Where the dispatcher hands events it does not handle itself.
+pub(crate) struct Channels {
+    pub(crate) publish: mpsc::Sender<()>,
+    pub(crate) mailbox: mpsc::Sender<crate::mailbox::Request>,
+}
+
 pub(crate) async fn run(
     inner: Arc<Inner>,
     mut events: mpsc::Receiver<communitas_net::Event>,
-    publish: mpsc::Sender<()>,
+    channels: Channels,
     max_inbound: usize,
     shutdown: CancellationToken,
 ) {
@@ -49,7 +55,17 @@ pub(crate) async fn run(
                     tasks.spawn(handle(inner.clone(), envelope, responder));
                 }
                 Some(communitas_net::Event::AddressesChanged) => {
-                    let _ = publish.try_send(());
+                    let _ = channels.publish.try_send(());
+                }
+                Some(communitas_net::Event::Mailbox { peer, request, responder }) => {
+                    let request = crate::mailbox::Request { peer, request, responder };
+                    if let Err(mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r)) =
+                        channels.mailbox.try_send(request)
+                    {
+                        inner.metrics.shed.inc();
+                        let busy = communitas_net::mbox::MboxResponse::Refused(communitas_net::mbox::Refusal::Unavailable);
+                        let _ = r.responder.send(busy).await;
+                    }
                 }
                 Some(communitas_net::Event::Connection { peer, open, connected }) => {
                     inner.metrics.connected_peers.set(i64::try_from(connected).unwrap_or(i64::MAX));
@@ -67,8 +83,8 @@ pub(crate) async fn run(
 
 async fn handle(inner: Arc<Inner>, envelope: Vec<u8>, responder: Responder) {
     let receipt = match accept(&inner, &envelope).await {
-        Ok(Inserted::New) => Receipt::Delivered,
-        Ok(Inserted::Duplicate) => {
+        Ok(Accepted { inserted: Inserted::New, .. }) => Receipt::Delivered,
+        Ok(Accepted { inserted: Inserted::Duplicate, .. }) => {
             inner.metrics.duplicates.inc();
             Receipt::Delivered
         }
@@ -88,14 +104,23 @@ async fn handle(inner: Arc<Inner>, envelope: Vec<u8>, responder: Responder) {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum Refusal {
+pub(crate) enum Refusal {
     #[error("{1}")]
     Rejected(Rejection, String),
     #[error("{0}")]
     Busy(String),
 }
 
-async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Inserted, Refusal> {
+/// What `accept` did with an envelope.
+pub(crate) struct Accepted {
+    pub(crate) inserted: Inserted,
+    /// For a new text message: who sent it, to send a receipt when it came from a
+    /// mailbox.
+    pub(crate) text_from:
+        Option<(Address, communitas_crypto::PublicIdentity, communitas_types::MessageId)>,
+}
+
+pub(crate) async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Accepted, Refusal> {
     let opened = open(inner, bytes)?;
     let now = Timestamp::now();
     if opened.timestamp > now.saturating_add(MAX_CLOCK_AHEAD)
@@ -107,10 +132,25 @@ async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Inserted, Refusal> {
         ));
     }
     let from = sender_address(inner, &opened).await?;
+    let seen_until = opened.timestamp.saturating_add(MESSAGE_TTL);
+    let busy = |e: communitas_store::Error| Refusal::Busy(format!("cannot store: {e}"));
     match opened.kind {
         Kind::Text => {}
+        Kind::Receipt => {
+            let ids = crate::receipts::decode(&opened.body)
+                .map_err(|e| Refusal::Rejected(Rejection::Invalid, format!("bad receipt: {e}")))?;
+            let inserted = inner
+                .store
+                .mark_seen(opened.sender.fingerprint(), opened.message_id, seen_until)
+                .await
+                .map_err(busy)?;
+            if inserted == Inserted::New {
+                crate::receipts::received(inner, from, ids).await.map_err(busy)?;
+            }
+            return Ok(Accepted { inserted, text_from: None });
+        }
         // Kinds a later version uses; this build stores nothing for them.
-        _ => return Ok(Inserted::Duplicate),
+        _ => return Ok(Accepted { inserted: Inserted::Duplicate, text_from: None }),
     }
     let text = String::from_utf8_lossy(&opened.body).into_owned();
     let message = NewMessage {
@@ -122,12 +162,11 @@ async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Inserted, Refusal> {
         timestamp: opened.timestamp,
         status: Status::Delivered,
     };
-    let seen_until = opened.timestamp.saturating_add(MESSAGE_TTL);
     let inserted = inner
         .store
         .insert_incoming(message, opened.sender.fingerprint(), seen_until)
         .await
-        .map_err(|e| Refusal::Busy(format!("cannot store: {e}")))?;
+        .map_err(busy)?;
     if inserted == Inserted::New {
         inner.metrics.received.inc();
         inner.emit(Event::MessageReceived {
@@ -137,7 +176,7 @@ async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Inserted, Refusal> {
             timestamp: opened.timestamp,
         });
     }
-    Ok(inserted)
+    Ok(Accepted { inserted, text_from: Some((from, opened.sender, opened.message_id)) })
 }
 
 fn open(inner: &Inner, bytes: &[u8]) -> Result<Opened, Refusal> {

@@ -16,10 +16,12 @@
 #![deny(missing_docs)]
 
 mod inbound;
+mod mailbox;
 mod metrics;
 mod outbox;
 mod pinned;
 mod publisher;
+mod receipts;
 mod send;
 
 use std::sync::Arc;
@@ -218,10 +220,19 @@ impl Node {
         tasks.spawn(outbox.run(shutdown.child_token()));
         let (publish_tx, publish_rx) = mpsc::channel(8);
         tasks.spawn(publisher::run(inner.clone(), publish_rx, shutdown.child_token()));
+        let (mbox_tx, mbox_rx) = mpsc::channel(256);
+        tasks.spawn(mailbox::serve(
+            inner.clone(),
+            config.net.server,
+            mbox_rx,
+            shutdown.child_token(),
+        ));
+        tasks.spawn(mailbox::fetcher(inner.clone(), shutdown.child_token()));
+        let channels = inbound::Channels { publish: publish_tx, mailbox: mbox_tx };
         tasks.spawn(inbound::run(
             inner.clone(),
             net_events,
-            publish_tx,
+            channels,
             config.max_inbound,
             shutdown.child_token(),
         ));

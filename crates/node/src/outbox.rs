@@ -40,6 +40,8 @@ pub(crate) enum Command {
     Learned { address: Address, record: Box<IdentityRecord> },
     /// A connection to this device opened.
     PeerOnline(PeerId),
+    /// An end-to-end receipt says this message arrived: stop trying.
+    Delivered(MessageId),
 }
 
 /// Where a recipient's devices are.
@@ -50,9 +52,21 @@ struct Devices {
 }
 
 enum Outcome {
-    Delivered { devices: Devices },
-    Retry { error: String, devices: Option<Devices> },
-    Reject { reason: String },
+    Delivered {
+        devices: Devices,
+    },
+    /// Not reachable directly, but left in `copies` mailboxes.
+    Stored {
+        copies: usize,
+        error: String,
+    },
+    Retry {
+        error: String,
+        devices: Option<Devices>,
+    },
+    Reject {
+        reason: String,
+    },
 }
 
 pub(crate) struct Actor {
@@ -135,6 +149,11 @@ impl Actor {
                 let devices = devices_of(&record);
                 self.remember(address, devices);
             }
+            Command::Delivered(id) => {
+                if self.entries.remove(&id).is_some() {
+                    self.inner.metrics.outbox_depth.dec();
+                }
+            }
             Command::PeerOnline(peer) => {
                 let Some(address) = self.peer_addresses.get(&peer).copied() else { return };
                 let now = Timestamp::now();
@@ -202,13 +221,13 @@ impl Actor {
                     status: Status::Delivered.as_str(),
                 });
                 match store.mark_delivered(id).await {
-                    Ok(()) => {
+                    Ok(_) => {
                         self.entries.remove(&id);
                         metrics.outbox_depth.dec();
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot record a delivery; will resend");
-                        self.retry_later(entry, e.to_string()).await;
+                        self.retry_later(entry, e.to_string(), Status::Queued).await;
                     }
                 }
             }
@@ -226,15 +245,27 @@ impl Actor {
                     )
                     .await;
                 } else {
-                    self.retry_later(entry, error).await;
+                    self.retry_later(entry, error, Status::Queued).await;
                 }
             }
             Outcome::Reject { reason } => self.give_up(entry, reason).await,
+            Outcome::Stored { copies, error } => {
+                self.devices.remove(&entry.recipient);
+                tracing::debug!(id = %id.fmt_short(), copies, "left in mailboxes");
+                if Timestamp::now() >= entry.expires_at {
+                    self.give_up(
+                        entry,
+                        format!("not delivered within 30 days; last error: {error}"),
+                    )
+                    .await;
+                } else {
+                    self.retry_later(entry, error, Status::Stored).await;
+                }
+            }
         }
     }
 
-    async fn retry_later(&mut self, mut entry: OutboxEntry, error: String) {
-        let status = Status::Queued;
+    async fn retry_later(&mut self, mut entry: OutboxEntry, error: String, status: Status) {
         entry.attempts = entry.attempts.saturating_add(1);
         entry.next_attempt_at = Timestamp::now().saturating_add(backoff(entry.attempts));
         entry.last_error = Some(error.clone());
@@ -270,7 +301,7 @@ impl Actor {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot move a message to dead letters");
-                self.retry_later(entry, e.to_string()).await;
+                self.retry_later(entry, e.to_string(), Status::Queued).await;
             }
         }
     }
@@ -311,7 +342,7 @@ async fn deliver(
         Some(d) => d,
         None => match lookup(&inner, entry.recipient).await {
             Ok(d) => d,
-            Err(error) => return (id, Outcome::Retry { error, devices: None }),
+            Err(error) => return mailbox_fallback(&inner, id, &entry, error).await,
         },
     };
     let mut last_error = String::from("no device to deliver to");
@@ -344,7 +375,22 @@ async fn deliver(
             Err(e) => last_error = e.to_string(),
         }
     }
-    (id, Outcome::Retry { error: last_error, devices: None })
+    mailbox_fallback(&inner, id, &entry, last_error).await
+}
+
+/// Direct delivery failed: leave the envelope in the recipient's mailboxes.
+async fn mailbox_fallback(
+    inner: &Inner,
+    id: MessageId,
+    entry: &OutboxEntry,
+    direct_error: String,
+) -> (MessageId, Outcome) {
+    match crate::mailbox::deposit(inner, &entry.envelope).await {
+        Ok(copies) => (id, Outcome::Stored { copies, error: direct_error }),
+        Err(e) => {
+            (id, Outcome::Retry { error: format!("{direct_error}; mailboxes: {e}"), devices: None })
+        }
+    }
 }
 
 /// Resolves the recipient's devices, using only records with the pinned keys.

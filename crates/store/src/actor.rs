@@ -8,13 +8,14 @@
 use std::path::Path;
 
 use communitas_crypto::at_rest::StorageKey;
-use communitas_types::{Address, Fingerprint, MessageId, Timestamp};
+use communitas_types::{Address, Fingerprint, MailboxId, MessageId, Timestamp};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::model::{
     Contact, DeadLetter, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
 };
+use crate::ops::{MailboxLimits, PutOutcome};
 use crate::{Error, ops, schema};
 
 /// Most writes committed in one transaction: bounds the latency a big burst adds to
@@ -55,7 +56,30 @@ pub(crate) enum Write {
     },
     Delivered {
         id: MessageId,
+        reply: Reply<bool>,
+    },
+    Control {
+        outbox: OutboxEntry,
         reply: Reply<()>,
+    },
+    Seen {
+        sender: Fingerprint,
+        id: MessageId,
+        seen_until: Timestamp,
+        reply: Reply<Inserted>,
+    },
+    MboxPut {
+        put: Box<MboxPut>,
+        reply: Reply<PutOutcome>,
+    },
+    MboxAck {
+        mailbox: MailboxId,
+        hashes: Vec<[u8; 32]>,
+        reply: Reply<usize>,
+    },
+    MboxExpire {
+        now: Timestamp,
+        reply: Reply<usize>,
     },
     Attempt {
         id: MessageId,
@@ -79,15 +103,56 @@ pub(crate) enum Write {
 }
 
 pub(crate) enum Read {
-    Identity { reply: Reply<Option<IdentityRow>> },
-    Contacts { reply: Reply<Vec<Contact>> },
-    History { peer: Address, limit: u32, before_seq: Option<i64>, reply: Reply<Vec<StoredMessage>> },
-    Outbox { reply: Reply<Vec<OutboxEntry>> },
-    IntegrityCheck { reply: Reply<bool> },
-    Contact { address: Address, reply: Reply<Option<Contact>> },
-    ContactByFingerprint { fingerprint: Fingerprint, reply: Reply<Option<Contact>> },
-    Message { id: MessageId, reply: Reply<Option<StoredMessage>> },
-    DeadLetters { reply: Reply<Vec<DeadLetter>> },
+    Identity {
+        reply: Reply<Option<IdentityRow>>,
+    },
+    Contacts {
+        reply: Reply<Vec<Contact>>,
+    },
+    History {
+        peer: Address,
+        limit: u32,
+        before_seq: Option<i64>,
+        reply: Reply<Vec<StoredMessage>>,
+    },
+    Outbox {
+        reply: Reply<Vec<OutboxEntry>>,
+    },
+    IntegrityCheck {
+        reply: Reply<bool>,
+    },
+    Contact {
+        address: Address,
+        reply: Reply<Option<Contact>>,
+    },
+    ContactByFingerprint {
+        fingerprint: Fingerprint,
+        reply: Reply<Option<Contact>>,
+    },
+    Message {
+        id: MessageId,
+        reply: Reply<Option<StoredMessage>>,
+    },
+    DeadLetters {
+        reply: Reply<Vec<DeadLetter>>,
+    },
+    MboxFetch {
+        mailbox: MailboxId,
+        now: Timestamp,
+        max_bytes: usize,
+        reply: Reply<Vec<([u8; 32], Vec<u8>)>>,
+    },
+}
+
+/// A mailbox put, boxed in its command (it carries a whole envelope).
+pub(crate) struct MboxPut {
+    pub(crate) hash: [u8; 32],
+    pub(crate) mailbox: MailboxId,
+    pub(crate) envelope: Vec<u8>,
+    pub(crate) sender: String,
+    pub(crate) now: Timestamp,
+    pub(crate) expires_at: Timestamp,
+    pub(crate) limits: MailboxLimits,
 }
 
 /// Sends a write's reply once the commit's fate is known.
@@ -125,6 +190,28 @@ impl Write {
                 done(ops::set_status(conn, id, status), reply)
             }
             Write::Delivered { id, reply } => done(ops::mark_delivered(conn, id), reply),
+            Write::Control { outbox, reply } => done(ops::insert_control(conn, &outbox), reply),
+            Write::Seen { sender, id, seen_until, reply } => {
+                done(ops::mark_seen(conn, &sender, id, seen_until), reply)
+            }
+            Write::MboxPut { put, reply } => {
+                let p = *put;
+                let outcome = ops::mbox_put(
+                    conn,
+                    &p.hash,
+                    &p.mailbox,
+                    &p.envelope,
+                    &p.sender,
+                    p.now,
+                    p.expires_at,
+                    p.limits,
+                );
+                done(outcome, reply)
+            }
+            Write::MboxAck { mailbox, hashes, reply } => {
+                done(ops::mbox_ack(conn, &mailbox, &hashes), reply)
+            }
+            Write::MboxExpire { now, reply } => done(ops::mbox_expire(conn, now), reply),
             Write::Attempt { id, attempts, next_attempt_at, error, status, reply } => done(
                 ops::record_attempt(conn, id, attempts, next_attempt_at, &error, status),
                 reply,
@@ -259,6 +346,9 @@ impl Reader {
             }
             Read::Message { id, reply } => drop(reply.send(ops::message(conn, key, id))),
             Read::DeadLetters { reply } => drop(reply.send(ops::dead_letters(conn))),
+            Read::MboxFetch { mailbox, now, max_bytes, reply } => {
+                drop(reply.send(ops::mbox_fetch(conn, &mailbox, now, max_bytes)))
+            }
         }
     }
 }

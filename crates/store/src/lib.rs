@@ -40,6 +40,7 @@ pub use model::{
     Contact, DeadLetter, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status,
     StoredMessage,
 };
+pub use ops::{MailboxLimits, PutOutcome};
 
 use actor::{Read, Write};
 
@@ -230,7 +231,8 @@ impl Store {
 
     /// The recipient committed the message: status `delivered`, outbox row gone, in
     /// one transaction.
-    pub async fn mark_delivered(&self, id: MessageId) -> Result<(), Error> {
+    /// Returns whether anything changed (false: it was already delivered).
+    pub async fn mark_delivered(&self, id: MessageId) -> Result<bool, Error> {
         self.write(|reply| Write::Delivered { id, reply }).await
     }
 
@@ -265,6 +267,63 @@ impl Store {
     /// Every dead letter, newest first.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, Error> {
         self.read(|reply| Read::DeadLetters { reply }).await
+    }
+
+    /// Queues a control message (a receipt): an outbox row with no history row.
+    pub async fn insert_control(&self, outbox: OutboxEntry) -> Result<(), Error> {
+        self.write(|reply| Write::Control { outbox, reply }).await
+    }
+
+    /// Records that `(sender, id)` was seen, for messages that leave no history row.
+    pub async fn mark_seen(
+        &self,
+        sender: communitas_types::Fingerprint,
+        id: MessageId,
+        seen_until: communitas_types::Timestamp,
+    ) -> Result<Inserted, Error> {
+        self.write(|reply| Write::Seen { sender, id, seen_until, reply }).await
+    }
+
+    /// Server role: keeps an envelope for `mailbox`, within `limits`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn mailbox_put(
+        &self,
+        hash: [u8; 32],
+        mailbox: communitas_types::MailboxId,
+        envelope: Vec<u8>,
+        sender: String,
+        now: communitas_types::Timestamp,
+        expires_at: communitas_types::Timestamp,
+        limits: MailboxLimits,
+    ) -> Result<PutOutcome, Error> {
+        let put =
+            Box::new(actor::MboxPut { hash, mailbox, envelope, sender, now, expires_at, limits });
+        self.write(|reply| Write::MboxPut { put, reply }).await
+    }
+
+    /// Server role: the envelopes waiting in `mailbox`, oldest first, up to about
+    /// `max_bytes` (at least one).
+    pub async fn mailbox_fetch(
+        &self,
+        mailbox: communitas_types::MailboxId,
+        now: communitas_types::Timestamp,
+        max_bytes: usize,
+    ) -> Result<Vec<([u8; 32], Vec<u8>)>, Error> {
+        self.read(|reply| Read::MboxFetch { mailbox, now, max_bytes, reply }).await
+    }
+
+    /// Server role: deletes acknowledged envelopes; returns how many were there.
+    pub async fn mailbox_ack(
+        &self,
+        mailbox: communitas_types::MailboxId,
+        hashes: Vec<[u8; 32]>,
+    ) -> Result<usize, Error> {
+        self.write(|reply| Write::MboxAck { mailbox, hashes, reply }).await
+    }
+
+    /// Drops expired mailbox envelopes and seen ids.
+    pub async fn expire(&self, now: communitas_types::Timestamp) -> Result<usize, Error> {
+        self.write(|reply| Write::MboxExpire { now, reply }).await
     }
 
     /// Checks that the database file is sound (`PRAGMA integrity_check`).

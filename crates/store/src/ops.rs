@@ -184,6 +184,10 @@ pub(crate) fn insert_outgoing(
     outbox: &OutboxEntry,
 ) -> Result<(), Error> {
     insert_message(conn, key, message)?;
+    insert_outbox(conn, outbox)
+}
+
+fn insert_outbox(conn: &Connection, outbox: &OutboxEntry) -> Result<(), Error> {
     conn.execute(
         "INSERT INTO outbox (message_id, recipient, envelope, attempts, next_attempt_at, created_at, expires_at, last_error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -275,10 +279,40 @@ pub(crate) fn history(
     Ok(out)
 }
 
-pub(crate) fn mark_delivered(conn: &Connection, id: MessageId) -> Result<(), Error> {
-    set_status(conn, id, Status::Delivered)?;
-    conn.execute("DELETE FROM outbox WHERE message_id = ?1", [id.as_bytes()])?;
-    Ok(())
+/// Sets an outgoing message's status if there is such a message (control messages,
+/// like receipts, have an outbox row but no history row).
+fn set_status_if_present(conn: &Connection, id: MessageId, status: Status) -> Result<usize, Error> {
+    Ok(conn.execute(
+        "UPDATE messages SET status = ?2 WHERE id = ?1 AND direction = 'out'",
+        params![id.as_bytes(), status.as_str()],
+    )?)
+}
+
+pub(crate) fn mark_delivered(conn: &Connection, id: MessageId) -> Result<bool, Error> {
+    let updated = conn.execute(
+        "UPDATE messages SET status = 'delivered'
+         WHERE id = ?1 AND direction = 'out' AND status NOT IN ('delivered', 'read')",
+        [id.as_bytes()],
+    )?;
+    let removed = conn.execute("DELETE FROM outbox WHERE message_id = ?1", [id.as_bytes()])?;
+    Ok(updated + removed > 0)
+}
+
+pub(crate) fn insert_control(conn: &Connection, outbox: &OutboxEntry) -> Result<(), Error> {
+    insert_outbox(conn, outbox)
+}
+
+pub(crate) fn mark_seen(
+    conn: &Connection,
+    sender: &Fingerprint,
+    id: MessageId,
+    seen_until: Timestamp,
+) -> Result<Inserted, Error> {
+    let fresh = conn.execute(
+        "INSERT OR IGNORE INTO seen_ids (sender, message_id, expires_at) VALUES (?1, ?2, ?3)",
+        params![sender.as_bytes(), id.as_bytes(), ms(seen_until)],
+    )?;
+    Ok(if fresh == 0 { Inserted::Duplicate } else { Inserted::New })
 }
 
 pub(crate) fn record_attempt(
@@ -296,7 +330,8 @@ pub(crate) fn record_attempt(
     if changed == 0 {
         return Err(Error::NoSuchMessage(id));
     }
-    set_status(conn, id, status)
+    set_status_if_present(conn, id, status)?;
+    Ok(())
 }
 
 pub(crate) fn dead_letter(conn: &Connection, id: MessageId, reason: &str) -> Result<(), Error> {
@@ -309,7 +344,8 @@ pub(crate) fn dead_letter(conn: &Connection, id: MessageId, reason: &str) -> Res
         return Err(Error::NoSuchMessage(id));
     }
     conn.execute("DELETE FROM outbox WHERE message_id = ?1", [id.as_bytes()])?;
-    set_status(conn, id, Status::Failed)
+    set_status_if_present(conn, id, Status::Failed)?;
+    Ok(())
 }
 
 pub(crate) fn retry_dead_letter(
@@ -327,7 +363,7 @@ pub(crate) fn retry_dead_letter(
         return Err(Error::NoSuchMessage(id));
     }
     conn.execute("DELETE FROM dead_letters WHERE message_id = ?1", [id.as_bytes()])?;
-    set_status(conn, id, Status::Queued)?;
+    set_status_if_present(conn, id, Status::Queued)?;
     outbox_query(conn, "WHERE message_id = ?1", &id.as_bytes().as_slice())?
         .pop()
         .ok_or(Error::NoSuchMessage(id))
@@ -398,4 +434,115 @@ fn outbox_query(
 pub(crate) fn integrity_check(conn: &Connection) -> Result<bool, Error> {
     let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
     Ok(verdict == "ok")
+}
+
+/// How much a server node keeps for one mailbox and from one sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxLimits {
+    /// Envelopes per mailbox.
+    pub max_envelopes: u32,
+    /// Bytes per mailbox.
+    pub max_bytes: u64,
+    /// Envelopes stored from one sending peer, over all mailboxes.
+    pub max_per_sender: u32,
+}
+
+/// What a mailbox put came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PutOutcome {
+    /// Stored now.
+    Stored,
+    /// The same envelope was already there.
+    AlreadyStored,
+    /// The mailbox is at its quota.
+    MailboxFull,
+    /// The sending peer is at its quota.
+    SenderOverQuota,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn mbox_put(
+    conn: &Connection,
+    hash: &[u8; 32],
+    mailbox: &communitas_types::MailboxId,
+    envelope: &[u8],
+    sender: &str,
+    now: Timestamp,
+    expires_at: Timestamp,
+    limits: MailboxLimits,
+) -> Result<PutOutcome, Error> {
+    let exists: bool =
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM mailbox WHERE hash = ?1)", [hash], |r| {
+            r.get(0)
+        })?;
+    if exists {
+        return Ok(PutOutcome::AlreadyStored);
+    }
+    let (count, bytes): (u32, i64) = conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(envelope)), 0) FROM mailbox WHERE mailbox = ?1 AND expires_at > ?2",
+        params![mailbox.as_bytes(), ms(now)],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let size = i64::try_from(envelope.len()).unwrap_or(i64::MAX);
+    if count >= limits.max_envelopes
+        || bytes.saturating_add(size) > i64::try_from(limits.max_bytes).unwrap_or(i64::MAX)
+    {
+        return Ok(PutOutcome::MailboxFull);
+    }
+    let from_sender: u32 = conn.query_row(
+        "SELECT COUNT(*) FROM mailbox WHERE sender_peer = ?1 AND expires_at > ?2",
+        params![sender, ms(now)],
+        |r| r.get(0),
+    )?;
+    if from_sender >= limits.max_per_sender {
+        return Ok(PutOutcome::SenderOverQuota);
+    }
+    conn.execute(
+        "INSERT INTO mailbox (hash, mailbox, envelope, sender_peer, received_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![hash, mailbox.as_bytes(), envelope, sender, ms(now), ms(expires_at)],
+    )?;
+    Ok(PutOutcome::Stored)
+}
+
+pub(crate) fn mbox_fetch(
+    conn: &Connection,
+    mailbox: &communitas_types::MailboxId,
+    now: Timestamp,
+    max_bytes: usize,
+) -> Result<Vec<([u8; 32], Vec<u8>)>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash, envelope FROM mailbox WHERE mailbox = ?1 AND expires_at > ?2 ORDER BY received_at, hash",
+    )?;
+    let mut rows = stmt.query(params![mailbox.as_bytes(), ms(now)])?;
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    while let Some(r) = rows.next()? {
+        let envelope: Vec<u8> = r.get(1)?;
+        total += envelope.len();
+        if total > max_bytes && !out.is_empty() {
+            break;
+        }
+        out.push((array(r.get(0)?, "mailbox hash")?, envelope));
+    }
+    Ok(out)
+}
+
+pub(crate) fn mbox_ack(
+    conn: &Connection,
+    mailbox: &communitas_types::MailboxId,
+    hashes: &[[u8; 32]],
+) -> Result<usize, Error> {
+    let mut stmt = conn.prepare_cached("DELETE FROM mailbox WHERE mailbox = ?1 AND hash = ?2")?;
+    let mut removed = 0;
+    for hash in hashes {
+        removed += stmt.execute(params![mailbox.as_bytes(), hash])?;
+    }
+    Ok(removed)
+}
+
+pub(crate) fn mbox_expire(conn: &Connection, now: Timestamp) -> Result<usize, Error> {
+    let removed = conn.execute("DELETE FROM mailbox WHERE expires_at <= ?1", [ms(now)])?;
+    conn.execute("DELETE FROM seen_ids WHERE expires_at <= ?1", [ms(now)])?;
+    Ok(removed)
 }

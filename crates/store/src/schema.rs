@@ -72,6 +72,20 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX messages_by_id ON messages (id);
     ",
+    // 3: the mailbox a server node keeps for offline recipients (ARCHITECTURE §6).
+    "
+    CREATE TABLE mailbox (
+        hash        BLOB PRIMARY KEY,       -- BLAKE3 of the envelope: a re-put is a no-op
+        mailbox     BLOB NOT NULL,
+        envelope    BLOB NOT NULL,
+        sender_peer TEXT NOT NULL,          -- the authenticated PeerId that put it
+        received_at INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL
+    );
+    CREATE INDEX mailbox_by_box ON mailbox (mailbox, received_at);
+    CREATE INDEX mailbox_by_sender ON mailbox (sender_peer);
+    CREATE INDEX mailbox_expiry ON mailbox (expires_at);
+    ",
 ];
 
 /// The schema version this build writes.

@@ -17,7 +17,38 @@ use communitas_types::Timestamp;
 
 /// A node with a fresh identity, its database in `dir`, on the memory transport.
 pub async fn memory_node(dir: &Path, name: &str, server: bool, bootstrap: &[Multiaddr]) -> Node {
-    let secrets = Secrets::generate().unwrap();
+    memory_node_with(dir, name, server, bootstrap, Seeds::random()).await
+}
+
+/// The secret bytes a test node is made from, so it can be restarted as itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Seeds(pub [u8; 32], pub [u8; 32], pub [u8; 32], pub [u8; 32]);
+
+impl Seeds {
+    /// Fresh random seeds.
+    pub fn random() -> Self {
+        let r = || communitas_crypto::random::bytes().unwrap();
+        Self(r(), r(), r(), r())
+    }
+
+    fn secrets(self) -> Secrets {
+        Secrets {
+            identity: communitas_crypto::Identity::from_seed_bytes(self.0, self.1),
+            device: communitas_crypto::DeviceKey::from_secret_bytes(self.2),
+            storage: communitas_crypto::at_rest::StorageKey::from_bytes(self.3),
+        }
+    }
+}
+
+/// A node made from `seeds` (same seeds and `dir`: the same node, restarted).
+pub async fn memory_node_with(
+    dir: &Path,
+    name: &str,
+    server: bool,
+    bootstrap: &[Multiaddr],
+    seeds: Seeds,
+) -> Node {
+    let secrets = seeds.secrets();
     let identity = secrets.identity.public().clone();
     let address = tokio::task::spawn_blocking(move || derive_address(&identity)).await.unwrap();
     let public = KeystorePublic {

@@ -168,3 +168,65 @@ async fn bad_envelopes_are_rejected_and_the_node_keeps_working() {
     let _ = task.await;
     net.shutdown().await;
 }
+
+/// Bob is offline: alice's message waits in mailboxes on the server nodes, and reaches
+/// bob when he comes back; alice learns of it from bob's end-to-end receipt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailboxes_carry_messages_to_an_offline_recipient() {
+    use communitas_testkit::{Seeds, memory_node, memory_node_with};
+
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 3, &[]).await;
+    let boot: Vec<_> = {
+        let mut all = Vec::new();
+        for s in &net.servers {
+            all.extend(s.handle().dial_addrs().await.unwrap());
+        }
+        all
+    };
+    let alice = memory_node(dir.path(), "alice", false, &boot[..1]).await;
+    let seeds = Seeds::random();
+    let bob = memory_node_with(dir.path(), "bob", false, &boot[1..2], seeds).await;
+    let (a, bob_address) = (alice.handle(), bob.handle().address());
+    eventually(Duration::from_secs(20), || a.add_contact(bob_address, None)).await;
+    bob.shutdown().await;
+
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(a.send_text(bob_address, &format!("while you were away {i}")).await.unwrap().0);
+    }
+    for id in &ids {
+        eventually(Duration::from_secs(20), || async {
+            match a.message_status(*id).await.unwrap().map(|s| s.as_str()) {
+                Some("stored") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+    }
+
+    let bob = memory_node_with(dir.path(), "bob", false, &boot[2..3], seeds).await;
+    let b = bob.handle();
+    let history = eventually(Duration::from_secs(10), || async {
+        let h = b.history(a.address(), 50, None).await.unwrap();
+        if h.len() == 5 { Ok(h) } else { Err(h.len()) }
+    })
+    .await;
+    let texts: Vec<_> = history.iter().map(|h| h.text.clone()).collect();
+    for i in 0..5 {
+        assert_eq!(texts.iter().filter(|t| **t == format!("while you were away {i}")).count(), 1);
+    }
+    for id in &ids {
+        eventually(Duration::from_secs(20), || async {
+            match a.message_status(*id).await.unwrap().map(|s| s.as_str()) {
+                Some("delivered") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+    }
+    assert!(a.outbox().await.unwrap().is_empty(), "nothing left to send");
+    alice.shutdown().await;
+    bob.shutdown().await;
+    net.shutdown().await;
+}

@@ -1,0 +1,322 @@
+//! Mailboxes (ARCHITECTURE §6): the server side that keeps sealed envelopes for
+//! offline recipients, and the client side that deposits and fetches them.
+//!
+//! Server: one actor owns the nonces it handed out and the (peer, mailbox) pairs that
+//! proved ownership; envelopes live in the store (SQLite), so a restarted server still
+//! has them. Puts are deduplicated by the envelope's BLAKE3 hash and held to quotas
+//! per mailbox and per sending peer. Only the owner can fetch or acknowledge.
+//!
+//! Client: `deposit` puts an envelope at the R closest server nodes to the recipient's
+//! mailbox id; `fetcher` collects our own mail at start and then periodically, feeds
+//! each envelope through the same acceptance as direct messages, acknowledges, and
+//! sends end-to-end receipts to the senders.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use communitas_crypto::{Envelope, PublicIdentity, random};
+use communitas_net::MboxResponder;
+use communitas_net::libp2p::PeerId;
+use communitas_net::mbox::{FETCH_DOMAIN, MboxRequest, MboxResponse, Refusal};
+use communitas_store::{MailboxLimits, PutOutcome};
+use communitas_types::{MailboxId, MessageId, Timestamp};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::inbound::{Accepted, Refusal as InboundRefusal, accept};
+use crate::{Inner, MESSAGE_TTL};
+
+/// Copies of each envelope: the R closest server nodes (ARCHITECTURE §6).
+pub(crate) const REPLICAS: usize = 5;
+/// Quotas per recipient and per sending peer.
+pub(crate) const LIMITS: MailboxLimits =
+    MailboxLimits { max_envelopes: 10_000, max_bytes: 256 * 1024 * 1024, max_per_sender: 20_000 };
+/// A challenge's nonce is good this long, once.
+const NONCE_TTL: Duration = Duration::from_secs(60);
+/// After a proven fetch, acks from that peer for that mailbox are accepted this long.
+const SESSION_TTL: Duration = Duration::from_secs(600);
+/// Outstanding nonces and sessions kept; beyond, the oldest are dropped.
+const MAX_PENDING: usize = 10_000;
+/// Bytes asked for per fetch.
+const FETCH_BYTES: u32 = 4 * 1024 * 1024;
+/// How often a node looks in its mailboxes while running.
+const FETCH_EVERY: Duration = Duration::from_secs(15);
+
+pub(crate) struct Request {
+    pub(crate) peer: PeerId,
+    pub(crate) request: MboxRequest,
+    pub(crate) responder: MboxResponder,
+}
+
+/// The server side. Runs on every node; answers `NotServer` unless it is one.
+pub(crate) async fn serve(
+    inner: Arc<Inner>,
+    server: bool,
+    mut requests: mpsc::Receiver<Request>,
+    shutdown: CancellationToken,
+) {
+    let mut nonces: HashMap<(PeerId, MailboxId), ([u8; 32], Instant)> = HashMap::new();
+    let mut sessions: HashMap<(PeerId, MailboxId), Instant> = HashMap::new();
+    let own_peer = inner.secrets.device.peer_id();
+    let mut expiry = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        let Request { peer, request, responder } = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            _ = expiry.tick(), if server => {
+                if let Err(e) = inner.store.expire(Timestamp::now()).await {
+                    tracing::warn!(error = %e, "cannot expire mailbox entries");
+                }
+                continue;
+            }
+            r = requests.recv() => match r { Some(r) => r, None => break },
+        };
+        let response = if !server {
+            MboxResponse::Refused(Refusal::NotServer)
+        } else {
+            match request {
+                MboxRequest::Put { envelope } => put(&inner, peer, envelope).await,
+                MboxRequest::Challenge { mailbox } => {
+                    prune(&mut nonces, |(_, at)| at.elapsed() < NONCE_TTL);
+                    match random::bytes::<32>() {
+                        Ok(nonce) => {
+                            nonces.insert((peer, mailbox), (nonce, Instant::now()));
+                            MboxResponse::Nonce(nonce)
+                        }
+                        Err(_) => MboxResponse::Refused(Refusal::Unavailable),
+                    }
+                }
+                MboxRequest::Fetch { identity, nonce, signature, max_bytes } => {
+                    match PublicIdentity::from_bytes(&identity) {
+                        Err(_) => MboxResponse::Refused(Refusal::Invalid),
+                        Ok(identity) => {
+                            let mailbox = identity.mailbox_id();
+                            let issued = nonces.remove(&(peer, mailbox));
+                            let fresh = issued
+                                .is_some_and(|(n, at)| n == nonce && at.elapsed() < NONCE_TTL);
+                            let signed = fetch_signed_bytes(&own_peer, &peer, &nonce, &mailbox);
+                            if fresh && identity.verify(&signed, &signature) {
+                                prune(&mut sessions, |at| at.elapsed() < SESSION_TTL);
+                                sessions.insert((peer, mailbox), Instant::now());
+                                let max = usize::try_from(max_bytes.min(FETCH_BYTES)).unwrap_or(0);
+                                match inner
+                                    .store
+                                    .mailbox_fetch(mailbox, Timestamp::now(), max)
+                                    .await
+                                {
+                                    Ok(list) => MboxResponse::Envelopes(list),
+                                    Err(_) => MboxResponse::Refused(Refusal::Unavailable),
+                                }
+                            } else {
+                                MboxResponse::Refused(Refusal::Unauthorized)
+                            }
+                        }
+                    }
+                }
+                MboxRequest::Ack { mailbox, hashes } => {
+                    if sessions.get(&(peer, mailbox)).is_some_and(|at| at.elapsed() < SESSION_TTL) {
+                        match inner.store.mailbox_ack(mailbox, hashes).await {
+                            Ok(n) => MboxResponse::Acked(u32::try_from(n).unwrap_or(u32::MAX)),
+                            Err(_) => MboxResponse::Refused(Refusal::Unavailable),
+                        }
+                    } else {
+                        MboxResponse::Refused(Refusal::Unauthorized)
+                    }
+                }
+                _ => MboxResponse::Refused(Refusal::Invalid),
+            }
+        };
+        let _ = responder.send(response).await;
+    }
+}
+
+/// Keeps the entries `keep` accepts; if the map is still too big, empties it.
+fn prune<K, V>(map: &mut HashMap<K, V>, keep: impl Fn(&V) -> bool) {
+    map.retain(|_, v| keep(v));
+    if map.len() >= MAX_PENDING {
+        map.clear();
+    }
+}
+
+fn fetch_signed_bytes(
+    server: &PeerId,
+    requester: &PeerId,
+    nonce: &[u8; 32],
+    mailbox: &MailboxId,
+) -> Vec<u8> {
+    [FETCH_DOMAIN, &server.to_bytes(), &requester.to_bytes(), nonce, mailbox.as_bytes()].concat()
+}
+
+async fn put(inner: &Inner, peer: PeerId, envelope: Vec<u8>) -> MboxResponse {
+    let Ok(parsed) = Envelope::from_bytes(&envelope) else {
+        return MboxResponse::Refused(Refusal::Invalid);
+    };
+    let hash = *blake3::hash(&envelope).as_bytes();
+    let now = Timestamp::now();
+    let outcome = inner
+        .store
+        .mailbox_put(
+            hash,
+            parsed.mailbox(),
+            envelope,
+            peer.to_string(),
+            now,
+            now.saturating_add(MESSAGE_TTL),
+            LIMITS,
+        )
+        .await;
+    match outcome {
+        Ok(PutOutcome::Stored | PutOutcome::AlreadyStored) => MboxResponse::Stored,
+        Ok(PutOutcome::MailboxFull) => MboxResponse::Refused(Refusal::MailboxFull),
+        Ok(PutOutcome::SenderOverQuota) => MboxResponse::Refused(Refusal::SenderOverQuota),
+        Ok(_) | Err(_) => MboxResponse::Refused(Refusal::Unavailable),
+    }
+}
+
+/// Client side: leaves `envelope` at up to [`REPLICAS`] server nodes near its
+/// mailbox. Returns how many keep it.
+pub(crate) async fn deposit(inner: &Inner, envelope: &[u8]) -> Result<usize, String> {
+    let mailbox = Envelope::from_bytes(envelope).map_err(|e| e.to_string())?.mailbox();
+    let candidates =
+        inner.net.closest_peers(mailbox.as_bytes().to_vec()).await.map_err(|e| e.to_string())?;
+    let own = inner.secrets.device.peer_id();
+    let mut stored = 0;
+    let mut last = String::from("no server node found near the mailbox");
+    for peer in candidates.into_iter().filter(|p| *p != own) {
+        if stored >= REPLICAS {
+            break;
+        }
+        match inner.net.mailbox(peer, MboxRequest::Put { envelope: envelope.to_vec() }).await {
+            Ok(MboxResponse::Stored) => stored += 1,
+            Ok(MboxResponse::Refused(why)) => last = format!("mailbox server refused: {why:?}"),
+            Ok(_) => last = "unexpected mailbox answer".into(),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    if stored == 0 { Err(last) } else { Ok(stored) }
+}
+
+/// Client side: looks in our mailboxes at start, then every [`FETCH_EVERY`].
+pub(crate) async fn fetcher(inner: Arc<Inner>, shutdown: CancellationToken) {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = match fetch_all(&inner).await {
+            Ok(0) => Duration::from_millis(500).max(wait.min(FETCH_EVERY) * 2).min(FETCH_EVERY),
+            Ok(_) => FETCH_EVERY,
+            Err(e) => {
+                tracing::debug!(error = %e, "mailbox fetch failed");
+                Duration::from_secs(1)
+            }
+        };
+    }
+}
+
+/// One round over the closest servers; returns how many answered.
+async fn fetch_all(inner: &Arc<Inner>) -> Result<usize, String> {
+    let own = inner.secrets.identity.public().clone();
+    let mailbox = own.mailbox_id();
+    let me = inner.secrets.device.peer_id();
+    let candidates =
+        inner.net.closest_peers(mailbox.as_bytes().to_vec()).await.map_err(|e| e.to_string())?;
+    let mut answered = 0;
+    let mut receipts: HashMap<communitas_types::Address, (PublicIdentity, Vec<MessageId>)> =
+        HashMap::new();
+    for server in candidates.into_iter().filter(|p| *p != me).take(REPLICAS * 2) {
+        if answered >= REPLICAS {
+            break;
+        }
+        match fetch_from(inner, server, &own, mailbox, &mut receipts).await {
+            Ok(true) => answered += 1,
+            Ok(false) => {}
+            Err(e) => tracing::debug!(%server, error = %e, "mailbox server did not answer"),
+        }
+    }
+    for (to, (keys, ids)) in receipts {
+        if let Err(e) = crate::receipts::send(inner, to, &keys, &ids).await {
+            tracing::warn!(error = %e, "cannot queue a receipt");
+        }
+    }
+    Ok(answered)
+}
+
+/// Fetches, accepts and acknowledges everything one server holds for us. `Ok(false)`
+/// if it is not a mailbox server.
+async fn fetch_from(
+    inner: &Arc<Inner>,
+    server: PeerId,
+    own: &PublicIdentity,
+    mailbox: MailboxId,
+    receipts: &mut HashMap<communitas_types::Address, (PublicIdentity, Vec<MessageId>)>,
+) -> Result<bool, String> {
+    let me = inner.secrets.device.peer_id();
+    loop {
+        let nonce = match inner
+            .net
+            .mailbox(server, MboxRequest::Challenge { mailbox })
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            MboxResponse::Nonce(n) => n,
+            MboxResponse::Refused(Refusal::NotServer) => return Ok(false),
+            other => return Err(format!("unexpected answer to a challenge: {other:?}")),
+        };
+        let signature =
+            inner.secrets.identity.sign(&fetch_signed_bytes(&server, &me, &nonce, &mailbox));
+        let request = MboxRequest::Fetch {
+            identity: own.to_bytes(),
+            nonce,
+            signature,
+            max_bytes: FETCH_BYTES,
+        };
+        let list = match inner.net.mailbox(server, request).await.map_err(|e| e.to_string())? {
+            MboxResponse::Envelopes(list) => list,
+            other => return Err(format!("fetch refused: {other:?}")),
+        };
+        if list.is_empty() {
+            return Ok(true);
+        }
+        let fetched = list.len();
+        let mut done = Vec::with_capacity(fetched);
+        for (hash, envelope) in list {
+            match accept(inner, &envelope).await {
+                Ok(Accepted { text_from, inserted }) => {
+                    if inserted == communitas_store::Inserted::Duplicate {
+                        inner.metrics.duplicates.inc();
+                    }
+                    if let Some((from, keys, id)) = text_from {
+                        receipts.entry(from).or_insert_with(|| (keys, Vec::new())).1.push(id);
+                    }
+                    done.push(hash);
+                }
+                // Refused for good (not ours, forged, stale): drop it from the mailbox.
+                Err(InboundRefusal::Rejected(why, reason)) => {
+                    tracing::debug!(?why, %reason, "mailbox envelope refused");
+                    inner.metrics.rejected.inc();
+                    done.push(hash);
+                }
+                // Could not store now: leave it there for the next round.
+                Err(InboundRefusal::Busy(reason)) => {
+                    tracing::warn!(%reason, "mailbox envelope not stored yet")
+                }
+            }
+        }
+        let count = done.len();
+        for chunk in done.chunks(communitas_net::mbox::MAX_ACK) {
+            inner
+                .net
+                .mailbox(server, MboxRequest::Ack { mailbox, hashes: chunk.to_vec() })
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        // Something stayed behind (not stored yet): the next round takes it.
+        if count < fetched {
+            return Ok(true);
+        }
+    }
+}

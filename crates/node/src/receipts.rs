@@ -1,0 +1,112 @@
+//! End-to-end delivery receipts, for messages that came through a mailbox.
+//!
+//! A message delivered directly is acknowledged by the `/communitas/msg/1` response.
+//! One fetched from a mailbox has no open request to answer, so the recipient sends
+//! the sender a sealed `Receipt` message instead, through the same outbox (so it, too,
+//! survives crashes and falls back to the sender's mailbox).
+//!
+//! Body, version 1: `version (1) ‖ type (1 = delivered) ‖ count (u16, ≤ 1024) ‖ message
+//! ids (16 bytes each)`.
+
+use std::sync::Arc;
+
+use communitas_crypto::{Envelope, Kind, Letter, PublicIdentity, random};
+use communitas_store::{OutboxEntry, Status};
+use communitas_types::codec::{Reader, Writer};
+use communitas_types::{Address, DecodeError, MessageId, Timestamp};
+
+use crate::outbox::Command;
+use crate::{Event, Inner, MESSAGE_TTL};
+
+const VERSION: u8 = 1;
+const DELIVERED: u8 = 1;
+/// Most ids in one receipt.
+pub(crate) const MAX_IDS: usize = 1024;
+
+pub(crate) fn encode(ids: &[MessageId]) -> Vec<u8> {
+    let ids = ids.get(..ids.len().min(MAX_IDS)).unwrap_or_default();
+    let mut w = Writer::with_capacity(4 + 16 * ids.len());
+    // At most MAX_IDS (1024) ids: the count fits in u16.
+    w.u8(VERSION).u8(DELIVERED).raw(&(ids.len() as u16).to_be_bytes());
+    for id in ids {
+        w.raw(id.as_bytes());
+    }
+    w.into_vec()
+}
+
+pub(crate) fn decode(body: &[u8]) -> Result<Vec<MessageId>, DecodeError> {
+    let mut r = Reader::new(body, 4 + 16 * MAX_IDS)?;
+    if r.u8("receipt version")? != VERSION {
+        return Err(DecodeError::InvalidValue { field: "receipt version" });
+    }
+    if r.u8("receipt type")? != DELIVERED {
+        return Err(DecodeError::InvalidValue { field: "receipt type" });
+    }
+    let count = usize::from(u16::from_be_bytes(r.array("count")?));
+    if count > MAX_IDS {
+        return Err(DecodeError::TooLong { field: "receipt", len: count, max: MAX_IDS });
+    }
+    let ids =
+        (0..count).map(|_| r.array("id").map(MessageId::from_bytes)).collect::<Result<_, _>>()?;
+    r.finish()?;
+    Ok(ids)
+}
+
+/// Queues a receipt for `ids` to their sender.
+pub(crate) async fn send(
+    inner: &Arc<Inner>,
+    to: Address,
+    keys: &PublicIdentity,
+    ids: &[MessageId],
+) -> Result<(), String> {
+    for chunk in ids.chunks(MAX_IDS) {
+        let id = MessageId::from_bytes(random::bytes().map_err(|e| e.to_string())?);
+        let now = Timestamp::now();
+        let body = encode(chunk);
+        let letter = Letter { message_id: id, timestamp: now, kind: Kind::Receipt, body: &body };
+        let envelope = Envelope::seal(&inner.secrets.identity, keys, letter)
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let entry = OutboxEntry {
+            message_id: id,
+            recipient: to,
+            envelope,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+            expires_at: now.saturating_add(MESSAGE_TTL),
+            last_error: None,
+        };
+        inner.store.insert_control(entry.clone()).await.map_err(|e| e.to_string())?;
+        inner.metrics.outbox_depth.inc();
+        inner
+            .outbox
+            .send(Command::Enqueue(Box::new(entry)))
+            .await
+            .map_err(|_| "shutting down".to_owned())?;
+    }
+    Ok(())
+}
+
+/// A receipt arrived from `from`: mark those of our messages to `from` delivered.
+pub(crate) async fn received(
+    inner: &Inner,
+    from: Address,
+    ids: Vec<MessageId>,
+) -> Result<(), communitas_store::Error> {
+    for id in ids {
+        let Some(row) = inner.store.message(id).await? else { continue };
+        // Only the recipient of a message can acknowledge it.
+        if row.message.peer != from || row.message.direction != communitas_store::Direction::Out {
+            continue;
+        }
+        if inner.store.mark_delivered(id).await? {
+            inner.metrics.delivered.inc();
+            let ms = Timestamp::now().as_millis().saturating_sub(row.message.timestamp.as_millis());
+            inner.metrics.delivery_latency.observe(ms as f64 / 1000.0);
+            inner.emit(Event::StatusChanged { id, to: from, status: Status::Delivered.as_str() });
+            let _ = inner.outbox.send(Command::Delivered(id)).await;
+        }
+    }
+    Ok(())
+}

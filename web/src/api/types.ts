@@ -1,0 +1,80 @@
+// The JSON shapes of the node's API (crates/api/openapi.json). Kept by hand until
+// the types are generated from the Rust DTOs.
+
+/** A four-word address in canonical form, e.g. `tiger-mosaic-vivid-orbit`. */
+export type Address = string;
+/** 32 lowercase hex characters. */
+export type MessageId = string;
+/** Unix milliseconds. */
+export type Timestamp = number;
+
+export const MESSAGE_STATUSES = ['queued', 'sent', 'stored', 'delivered', 'read', 'failed'] as const;
+export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
+
+export interface NodeStatus {
+  address: Address;
+  peer_id: string;
+  listen_addrs: string[];
+  connected_peers: number;
+  outbox: number;
+  version: string;
+}
+
+export interface Queued {
+  id: MessageId;
+  status: MessageStatus;
+}
+
+export interface HistoryEntry {
+  id: MessageId;
+  from: Address;
+  to: Address;
+  direction: 'in' | 'out';
+  text: string;
+  timestamp: Timestamp;
+  status: MessageStatus;
+}
+
+export interface Contact {
+  address: Address;
+  name?: string | null;
+  fingerprint: string;
+  verified: boolean;
+  added_at: Timestamp;
+}
+
+export interface SafetyNumber {
+  /** Twelve groups of five digits, separated by spaces. */
+  safety_number: string;
+  verified?: boolean;
+}
+
+export interface OutboxEntry {
+  id: MessageId;
+  to: Address;
+  attempts: number;
+  next_attempt_at: Timestamp;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  last_error: string | null;
+}
+
+export interface DeadLetter {
+  id: MessageId;
+  to: Address;
+  attempts: number;
+  reason: string;
+  failed_at: Timestamp;
+}
+
+/** The error body of every failed request. */
+export interface ErrorBody {
+  error: { code: string; message: string };
+}
+
+/** A frame of the `/v1/events` WebSocket. */
+export type ServerEvent =
+  | { type: 'message_received'; id: MessageId; from: Address; text: string; timestamp: Timestamp }
+  | { type: 'status_changed'; id: MessageId; to: Address; status: MessageStatus }
+  | { type: 'connection'; peer: string; open: boolean; connected: number }
+  | { type: 'lagged'; missed: number };

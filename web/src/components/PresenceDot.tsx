@@ -1,0 +1,16 @@
+// A contact's presence. The node has no presence API yet, so every dot is
+// `unknown` for now; the prop is there for when it lands.
+
+export type Presence = 'online' | 'away' | 'busy' | 'offline' | 'unknown';
+
+const LABELS: Record<Presence, string> = {
+  online: 'Online',
+  away: 'Away',
+  busy: 'Busy',
+  offline: 'Offline',
+  unknown: 'Presence unknown',
+};
+
+export function PresenceDot({ status = 'unknown' }: { status?: Presence }) {
+  return <span className={`presence presence-${status}`} role="img" aria-label={LABELS[status]} title={LABELS[status]} />;
+}

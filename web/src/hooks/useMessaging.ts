@@ -1,0 +1,219 @@
+// One conversation: its history page by page, sending, retrying, and live updates.
+//
+// Modelled on the seed's `useMessaging` hook, over the HTTP API: history is paged
+// with `before` (the oldest loaded id), new messages and status changes arrive through
+// `handleEvent` (fed from `useEvents`), and `refresh` re-reads the newest page after
+// events may have been missed.
+
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { errorMessage } from '../api/client';
+import { useApi } from '../api/session';
+import type { Address, HistoryEntry, MessageId, MessageStatus, ServerEvent } from '../api/types';
+
+/** Messages per request. */
+export const PAGE_SIZE = 50;
+
+interface Conversation {
+  peer: Address | null;
+  messages: HistoryEntry[];
+  /** The newest page is being loaded (first load only). */
+  loading: boolean;
+  loadingOlder: boolean;
+  /** Older messages may exist on the node. */
+  hasMore: boolean;
+  error: string | null;
+}
+
+function empty(peer: Address | null): Conversation {
+  return { peer, messages: [], loading: peer !== null, loadingOlder: false, hasMore: false, error: null };
+}
+
+/** Joins a freshly read newest page onto what is loaded: older messages are kept
+ * when the page overlaps them, and the page wins for everything it holds. */
+export function mergeNewest(loaded: HistoryEntry[], page: HistoryEntry[]): { messages: HistoryEntry[]; overlap: boolean } {
+  const first = page[0];
+  if (!first) return { messages: loaded.length ? loaded : page, overlap: true };
+  const at = loaded.findIndex((m) => m.id === first.id);
+  if (at < 0) return { messages: page, overlap: false };
+  const ids = new Set(page.map((m) => m.id));
+  // Messages appended locally while the page was in flight stay at the end.
+  const tail = loaded.slice(at).filter((m) => !ids.has(m.id));
+  return { messages: [...loaded.slice(0, at), ...page, ...tail], overlap: true };
+}
+
+export function useMessaging(peer: Address | null, me: Address | null) {
+  const api = useApi();
+  const [stored, setState] = useState<Conversation>(() => empty(peer));
+  // Another conversation was opened: start it empty in this very render, so the old
+  // one's messages never show under the new name.
+  let state = stored;
+  if (stored.peer !== peer) {
+    state = empty(peer);
+    setState(state);
+  }
+  const current = useRef(state);
+  useLayoutEffect(() => {
+    current.current = state;
+  });
+  const olderInFlight = useRef(false);
+  const refreshing = useRef<{ peer: Address; again: boolean } | null>(null);
+
+  useEffect(() => {
+    olderInFlight.current = false;
+    if (!peer) return;
+    let cancelled = false;
+    api.history(peer, { limit: PAGE_SIZE }).then(
+      (page) => {
+        if (cancelled) return;
+        setState((s) => {
+          if (s.peer !== peer) return s;
+          // A refresh may have landed first; merging keeps what it added.
+          const { messages } = mergeNewest(s.messages, page);
+          return { ...s, messages, loading: false, hasMore: page.length === PAGE_SIZE };
+        });
+      },
+      (error: unknown) => {
+        if (cancelled) return;
+        setState((s) => (s.peer === peer ? { ...s, loading: false, error: errorMessage(error) } : s));
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [api, peer]);
+
+  const loadOlder = useCallback(async () => {
+    const s = current.current;
+    const oldest = s.messages[0];
+    if (!peer || s.peer !== peer || !oldest || !s.hasMore || s.loading || olderInFlight.current) return;
+    olderInFlight.current = true;
+    setState((c) => ({ ...c, loadingOlder: true }));
+    try {
+      const page = await api.history(peer, { limit: PAGE_SIZE, before: oldest.id });
+      setState((c) => {
+        if (c.peer !== peer) return c;
+        const known = new Set(c.messages.map((m) => m.id));
+        return {
+          ...c,
+          loadingOlder: false,
+          hasMore: page.length === PAGE_SIZE,
+          messages: [...page.filter((m) => !known.has(m.id)), ...c.messages],
+        };
+      });
+    } catch (error) {
+      setState((c) => (c.peer === peer ? { ...c, loadingOlder: false, error: errorMessage(error) } : c));
+    } finally {
+      olderInFlight.current = false;
+    }
+  }, [api, peer]);
+
+  /** Re-reads the newest page. Calls made while one runs fold into one more read. */
+  const refresh = useCallback(async () => {
+    if (!peer) return;
+    if (refreshing.current?.peer === peer) {
+      refreshing.current.again = true;
+      return;
+    }
+    const mine = { peer, again: false };
+    refreshing.current = mine;
+    try {
+      for (;;) {
+        const page = await api.history(peer, { limit: PAGE_SIZE });
+        setState((c) => {
+          if (c.peer !== peer) return c;
+          const { messages, overlap } = mergeNewest(c.messages, page);
+          const hasMore = overlap ? c.hasMore : page.length === PAGE_SIZE;
+          return { ...c, messages, hasMore, loading: false, error: null };
+        });
+        if (!mine.again || refreshing.current !== mine) break;
+        mine.again = false;
+      }
+    } catch (error) {
+      setState((c) => (c.peer === peer ? { ...c, error: errorMessage(error) } : c));
+    } finally {
+      if (refreshing.current === mine) refreshing.current = null;
+    }
+  }, [api, peer]);
+
+  const append = useCallback((entry: HistoryEntry) => {
+    setState((c) => {
+      if (c.peer !== peer || c.messages.some((m) => m.id === entry.id)) return c;
+      return { ...c, messages: [...c.messages, entry] };
+    });
+  }, [peer]);
+
+  const markStatus = useCallback((id: MessageId, status: MessageStatus) => {
+    setState((c) => {
+      if (!c.messages.some((m) => m.id === id && m.status !== status)) return c;
+      return { ...c, messages: c.messages.map((m) => (m.id === id ? { ...m, status } : m)) };
+    });
+  }, []);
+
+  /** Sends `text`; rejects with the API's error so the composer can show it. */
+  const send = useCallback(
+    async (text: string) => {
+      if (!peer) return;
+      const queued = await api.send(peer, text);
+      append({
+        id: queued.id,
+        from: me ?? '',
+        to: peer,
+        direction: 'out',
+        text,
+        timestamp: Date.now(),
+        status: queued.status,
+      });
+    },
+    [api, peer, me, append],
+  );
+
+  /** Puts a failed message back in the outbox. */
+  const retry = useCallback(
+    async (id: MessageId) => {
+      const queued = await api.retry(id);
+      markStatus(id, queued.status);
+    },
+    [api, markStatus],
+  );
+
+  const handleEvent = useCallback(
+    (event: ServerEvent) => {
+      if (!peer) return;
+      if (event.type === 'message_received' && event.from === peer) {
+        append({
+          id: event.id,
+          from: event.from,
+          to: me ?? '',
+          direction: 'in',
+          text: event.text,
+          timestamp: event.timestamp,
+          status: 'delivered',
+        });
+      } else if (event.type === 'status_changed') {
+        if (current.current.messages.some((m) => m.id === event.id)) {
+          markStatus(event.id, event.status);
+        } else if (event.to === peer) {
+          // Sent from elsewhere (the CLI), or before our send() returned: read it.
+          void refresh();
+        }
+      }
+    },
+    [peer, me, append, markStatus, refresh],
+  );
+
+  return {
+    messages: state.messages,
+    loading: state.loading,
+    loadingOlder: state.loadingOlder,
+    hasMore: state.hasMore,
+    error: state.error,
+    loadOlder,
+    refresh,
+    send,
+    retry,
+    markStatus,
+    handleEvent,
+  };
+}
+
+export type Messaging = ReturnType<typeof useMessaging>;
