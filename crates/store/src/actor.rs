@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::model::{
     Contact, DeadLetter, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
 };
-use crate::ops::{MailboxLimits, PutOutcome};
+use crate::ops::{MailboxEntry, MailboxLimits, PutOutcome};
 use crate::{Error, ops, schema};
 
 /// Most writes committed in one transaction: bounds the latency a big burst adds to
@@ -140,7 +140,7 @@ pub(crate) enum Read {
         mailbox: MailboxId,
         now: Timestamp,
         max_bytes: usize,
-        reply: Reply<Vec<([u8; 32], Vec<u8>)>>,
+        reply: Reply<Vec<MailboxEntry>>,
     },
 }
 

@@ -40,7 +40,7 @@ pub use model::{
     Contact, DeadLetter, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status,
     StoredMessage,
 };
-pub use ops::{MailboxLimits, PutOutcome};
+pub use ops::{MailboxEntry, MailboxLimits, PutOutcome};
 
 use actor::{Read, Write};
 
@@ -308,7 +308,7 @@ impl Store {
         mailbox: communitas_types::MailboxId,
         now: communitas_types::Timestamp,
         max_bytes: usize,
-    ) -> Result<Vec<([u8; 32], Vec<u8>)>, Error> {
+    ) -> Result<Vec<MailboxEntry>, Error> {
         self.read(|reply| Read::MboxFetch { mailbox, now, max_bytes, reply }).await
     }
 

@@ -447,6 +447,9 @@ pub struct MailboxLimits {
     pub max_per_sender: u32,
 }
 
+/// An envelope waiting in a mailbox, with its BLAKE3 hash.
+pub type MailboxEntry = ([u8; 32], Vec<u8>);
+
 /// What a mailbox put came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -510,7 +513,7 @@ pub(crate) fn mbox_fetch(
     mailbox: &communitas_types::MailboxId,
     now: Timestamp,
     max_bytes: usize,
-) -> Result<Vec<([u8; 32], Vec<u8>)>, Error> {
+) -> Result<Vec<MailboxEntry>, Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT hash, envelope FROM mailbox WHERE mailbox = ?1 AND expires_at > ?2 ORDER BY received_at, hash",
     )?;
