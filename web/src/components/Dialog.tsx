@@ -21,7 +21,7 @@ export function Dialog({ title, onClose, children }: Props) {
   useEffect(() => {
     const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
     const root = panel.current;
-    const first = root?.querySelector<HTMLElement>('[data-autofocus]') ?? root?.querySelector<HTMLElement>(FOCUSABLE);
+    const first = root?.querySelector<HTMLElement>('[data-autofocus]:not([disabled])') ?? root?.querySelector<HTMLElement>(FOCUSABLE);
     (first ?? root)?.focus();
     return () => opener?.focus();
   }, []);

@@ -1,0 +1,107 @@
+//! Chaos on real processes (issue 4, item 6): 5 server nodes, alice, bob. Bob is
+//! offline; alice sends 200 messages and is killed with SIGKILL half-way and
+//! restarted; one mailbox holder is killed with SIGKILL; then bob starts. Bob's history
+//! must hold exactly the 200 texts, each once, and alice must show all 200 delivered.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::daemon::{Daemon, init_all};
+use super::{communitas, run, stderr, stdout};
+
+const MESSAGES: usize = 200;
+
+fn history(home: &std::path::Path, peer: &str) -> Vec<Value> {
+    let out = run(communitas(home).args(["history", peer, "--limit", "500", "--json"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+#[test]
+fn nothing_lost_nothing_doubled_through_kills_and_an_offline_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let homes = init_all(dir.path(), &["s0", "s1", "s2", "s3", "s4", "alice", "bob"]);
+    let s0 = Daemon::start(&homes[0].0, true, None);
+    let mut servers = vec![s0];
+    for home in &homes[1..5] {
+        let boot = servers[0].dial[0].clone();
+        servers.push(Daemon::start(&home.0, true, Some(&boot)));
+    }
+    let (alice_home, alice_addr) = (&homes[5].0, homes[5].1.clone());
+    let (bob_home, bob_addr) = (&homes[6].0, homes[6].1.clone());
+    let boot_alice = servers[1].dial[0].clone();
+    let boot_bob = servers[2].dial[0].clone();
+
+    // Bob publishes his keys, alice pins them, bob goes offline.
+    let bob = Daemon::start(bob_home, false, Some(&boot_bob));
+    let mut alice = Daemon::start(alice_home, false, Some(&boot_alice));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = run(communitas(alice_home).args(["contacts", "add", &bob_addr]));
+        if out.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice never found bob: {}", stderr(&out));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(bob.stop());
+
+    // 200 sends; SIGKILL right after the 100th was accepted, then a restart.
+    let mut accepted = Vec::new();
+    for i in 0..MESSAGES {
+        if i == MESSAGES / 2 {
+            alice.kill9();
+            alice = Daemon::start(alice_home, false, Some(&boot_alice));
+        }
+        let text = format!("chaos message {i:03}");
+        let out = run(communitas(alice_home).args(["send", &bob_addr, &text, "--json"]));
+        assert!(out.status.success(), "send {i}: {}", stderr(&out));
+        let queued: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        accepted.push((queued["id"].as_str().unwrap().to_owned(), text));
+    }
+    // A mailbox holder dies without a word.
+    servers.pop().unwrap().kill9();
+
+    let bob = Daemon::start(bob_home, false, Some(&boot_bob));
+    let online = Instant::now();
+    let deadline = online + Duration::from_secs(90);
+    let received = loop {
+        let got = history(bob_home, &alice_addr);
+        if got.len() >= MESSAGES || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let all_in_bob = online.elapsed();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for m in &received {
+        *counts.entry(m["text"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    for (_, text) in &accepted {
+        assert_eq!(counts.get(text), Some(&1), "{text:?} must arrive exactly once");
+    }
+    assert_eq!(received.len(), MESSAGES, "nothing else arrived");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mine = history(alice_home, &bob_addr);
+        let delivered = mine.iter().filter(|m| m["status"] == "delivered").count();
+        if delivered == MESSAGES {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice shows {delivered} of {MESSAGES} delivered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "chaos: all {MESSAGES} in bob's history {all_in_bob:?} after he came online; all delivered {:?} after",
+        online.elapsed()
+    );
+    for d in [bob, alice] {
+        assert!(d.stop());
+    }
+    for s in servers {
+        assert!(s.stop());
+    }
+}

@@ -1,0 +1,111 @@
+//! `communitas run` child processes and small helpers to drive them.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use super::{communitas, run, stderr, stdout};
+
+/// A `communitas run` child, stopped with SIGTERM when dropped.
+pub(crate) struct Daemon {
+    child: Child,
+    home: PathBuf,
+    pub dial: Vec<String>,
+}
+
+impl Daemon {
+    pub(crate) fn start(home: &Path, server: bool, bootstrap: Option<&str>) -> Daemon {
+        let mut cmd = communitas(home);
+        cmd.env("COMMUNITAS_PASSPHRASE", "pw").args(["run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+        if server {
+            cmd.arg("--server");
+        }
+        if let Some(b) = bootstrap {
+            cmd.args(["--bootstrap", b]);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut dial = Vec::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if let Some(addr) = line.strip_prefix("listening  ") {
+                dial.push(addr.to_owned());
+            }
+            if line.starts_with("api ") {
+                break;
+            }
+        }
+        assert!(!dial.is_empty(), "{} printed no listen address", home.display());
+        Daemon { child, home: home.to_owned(), dial }
+    }
+
+    pub(crate) fn api(&self) -> (String, String) {
+        let info: Value =
+            serde_json::from_str(&std::fs::read_to_string(self.home.join("api.json")).unwrap())
+                .unwrap();
+        let url = info["url"].as_str().unwrap().trim_start_matches("http://").to_owned();
+        (url, std::fs::read_to_string(self.home.join("api-token")).unwrap())
+    }
+
+    /// Stops with SIGTERM and returns whether it exited cleanly.
+    pub(crate) fn stop(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        status.success()
+    }
+}
+
+impl Daemon {
+    /// Kills with SIGKILL: no shutdown code runs.
+    pub(crate) fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One raw HTTP/1.1 request: (status code, body).
+pub(crate) fn http(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (code, body)
+}
+
+pub(crate) fn init_all(root: &Path, names: &[&str]) -> Vec<(PathBuf, String)> {
+    let threads: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let home = root.join(name);
+            std::thread::spawn(move || {
+                let out = run(communitas(&home).env("COMMUNITAS_PASSPHRASE", "pw").arg("init"));
+                assert!(out.status.success(), "{}", stderr(&out));
+                (home, stdout(&out).trim().to_owned())
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+pub(crate) fn metric(addr: &str, token: &str, name: &str) -> f64 {
+    let (_, body) = http(addr, "GET", "/metrics", Some(token));
+    body.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
+}

@@ -1,0 +1,188 @@
+// The messenger: wires the hooks to the views and the live event stream.
+
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { SessionProvider, useSession } from './api/session';
+import type { Address, MessageId, ServerEvent } from './api/types';
+import { AddContactDialog } from './components/AddContactDialog';
+import { contactButtonId } from './components/ContactList';
+import { Conversation } from './components/Conversation';
+import { CopyButton } from './components/CopyButton';
+import { DeadLetters } from './components/DeadLetters';
+import { Dialog } from './components/Dialog';
+import { NotSignedIn } from './components/NotSignedIn';
+import { QrCode } from './components/QrCode';
+import { SafetyNumber } from './components/SafetyNumber';
+import { Sidebar } from './components/Sidebar';
+import { Welcome } from './components/Welcome';
+import { useContacts } from './hooks/useContacts';
+import { useDeadLetters } from './hooks/useDeadLetters';
+import { useEvents } from './hooks/useEvents';
+import { useMessaging } from './hooks/useMessaging';
+import { useStatus } from './hooks/useStatus';
+import { useUnread } from './hooks/useUnread';
+import { displayName } from './lib/format';
+
+type View = { kind: 'home' } | { kind: 'chat'; peer: Address } | { kind: 'dead' };
+type Modal = { kind: 'add' } | { kind: 'qr' } | { kind: 'verify'; address: Address } | null;
+
+export function App({ fetch }: { fetch?: typeof globalThis.fetch }) {
+  return (
+    <SessionProvider fetch={fetch}>
+      <Gate />
+    </SessionProvider>
+  );
+}
+
+function Gate() {
+  const { signedIn } = useSession();
+  return signedIn ? <Messenger /> : <NotSignedIn />;
+}
+
+function Messenger() {
+  const [view, setView] = useState<View>({ kind: 'home' });
+  const [modal, setModal] = useState<Modal>(null);
+  const [announcement, setAnnouncement] = useState('');
+  const peer = view.kind === 'chat' ? view.peer : null;
+
+  const status = useStatus();
+  const me = status.status?.address ?? null;
+  const contacts = useContacts();
+  const unread = useUnread(peer);
+  const messaging = useMessaging(peer, me);
+  const dead = useDeadLetters();
+
+  const nameOf = (address: Address) => displayName(address, contacts.contacts);
+
+  const connection = useEvents({
+    onEvent: (event: ServerEvent) => {
+      messaging.handleEvent(event);
+      unread.handleEvent(event);
+      status.handleEvent(event);
+      dead.handleEvent(event);
+      if (event.type === 'message_received') {
+        const who = nameOf(event.from);
+        setAnnouncement(event.from === peer ? `${who}: ${event.text}` : `New message from ${who}`);
+      }
+    },
+    onResync: () => {
+      void status.refresh();
+      void contacts.refresh();
+      void messaging.refresh();
+      void dead.refresh();
+    },
+  });
+
+  useEffect(() => {
+    document.title = unread.total > 0 ? `(${unread.total}) Communitas` : 'Communitas';
+  }, [unread.total]);
+
+  // Going back on a narrow screen returns focus to the conversation that was open.
+  const returnFocusTo = useRef<string | null>(null);
+  useEffect(() => {
+    if (view.kind !== 'home' || !returnFocusTo.current) return;
+    document.getElementById(returnFocusTo.current)?.focus();
+    returnFocusTo.current = null;
+  }, [view]);
+
+  const open = useCallback((address: Address) => {
+    setModal(null);
+    setView({ kind: 'chat', peer: address });
+  }, []);
+
+  const back = () => {
+    returnFocusTo.current = peer ? contactButtonId(peer) : null;
+    setView({ kind: 'home' });
+  };
+
+  const { retry: retryMessage } = messaging;
+  const { remove: removeDead } = dead;
+  const retry = useCallback(
+    async (id: MessageId) => {
+      await retryMessage(id);
+      removeDead(id);
+      setAnnouncement('The message is queued again.');
+    },
+    [retryMessage, removeDead],
+  );
+
+  const errors = [status.error, contacts.error].filter((e): e is string => e !== null);
+  const contact = peer ? contacts.contacts.find((c) => c.address === peer) : undefined;
+  const verifying = modal?.kind === 'verify' ? contacts.contacts.find((c) => c.address === modal.address) : undefined;
+
+  return (
+    <div className="app" data-pane={view.kind === 'home' ? 'list' : 'main'}>
+      <a className="skip-link" href="#main">
+        Skip to the main pane
+      </a>
+      <Sidebar
+        status={status.status}
+        connection={connection}
+        contacts={contacts.contacts}
+        contactsLoaded={contacts.loaded}
+        unread={unread.counts}
+        active={peer}
+        deadCount={dead.letters.length}
+        deadOpen={view.kind === 'dead'}
+        errors={errors}
+        onOpen={open}
+        onAddContact={() => setModal({ kind: 'add' })}
+        onShowQr={() => setModal({ kind: 'qr' })}
+        onShowDead={() => setView({ kind: 'dead' })}
+      />
+      <main id="main" className="main" tabIndex={-1}>
+        {view.kind === 'chat' && (
+          <Conversation
+            key={view.peer}
+            peer={view.peer}
+            contact={contact}
+            messaging={messaging}
+            onRetry={retry}
+            onBack={back}
+            onVerify={() => setModal({ kind: 'verify', address: view.peer })}
+            onAddContact={() => setModal({ kind: 'add' })}
+          />
+        )}
+        {view.kind === 'dead' && (
+          <DeadLetters
+            letters={dead.letters}
+            loaded={dead.loaded}
+            error={dead.error}
+            nameOf={nameOf}
+            onRetry={retry}
+            onOpen={open}
+            onBack={back}
+          />
+        )}
+        {view.kind === 'home' && <Welcome address={me} onAddContact={() => setModal({ kind: 'add' })} />}
+      </main>
+      <div className="sr-only" role="status" aria-live="polite" aria-atomic="true">
+        {announcement}
+      </div>
+
+      {modal?.kind === 'add' && (
+        <AddContactDialog
+          onAdd={contacts.add}
+          onVerify={contacts.verify}
+          onOpen={open}
+          onClose={() => setModal(null)}
+        />
+      )}
+      {modal?.kind === 'qr' && me && (
+        <Dialog title="Your address" onClose={() => setModal(null)}>
+          <div className="qr-dialog">
+            <QrCode text={me} size={240} label={`QR code of your address, ${me}`} />
+            <p className="address" translate="no">
+              {me}
+            </p>
+            <CopyButton text={me} label="Copy address" />
+          </div>
+        </Dialog>
+      )}
+      {verifying && (
+        <Dialog title={`Verify ${verifying.name || verifying.address}`} onClose={() => setModal(null)}>
+          <SafetyNumber contact={verifying} onVerify={() => contacts.verify(verifying.address)} />
+        </Dialog>
+      )}
+    </div>
+  );
+}

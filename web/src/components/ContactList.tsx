@@ -1,0 +1,87 @@
+// The conversations in the sidebar: contacts, then senders who are not contacts yet.
+
+import type { Address, Contact } from '../api/types';
+import { PresenceDot, type Presence } from './PresenceDot';
+import { ShieldIcon } from './icons';
+
+interface Entry {
+  address: Address;
+  name: string | null;
+  verified: boolean;
+  contact: boolean;
+}
+
+interface Props {
+  contacts: Contact[];
+  unread: Record<Address, number>;
+  active: Address | null;
+  onOpen: (address: Address) => void;
+  /** Presence per address, once the node reports it. */
+  presence?: Record<Address, Presence>;
+}
+
+export function contactButtonId(address: Address): string {
+  return `contact-${address}`;
+}
+
+export function ContactList({ contacts, unread, active, onOpen, presence = {} }: Props) {
+  const known = new Set(contacts.map((c) => c.address));
+  const entries: Entry[] = [
+    ...contacts.map((c) => ({ address: c.address, name: c.name?.trim() || null, verified: c.verified, contact: true })),
+    ...Object.keys(unread)
+      .filter((a) => !known.has(a))
+      .map((address) => ({ address, name: null, verified: false, contact: false })),
+  ];
+
+  if (entries.length === 0) {
+    return <p className="muted empty-list">No contacts yet. Add someone by their four words.</p>;
+  }
+
+  return (
+    <ul className="contacts">
+      {entries.map((e) => {
+        const count = unread[e.address] ?? 0;
+        return (
+          <li key={e.address}>
+            <button
+              type="button"
+              id={contactButtonId(e.address)}
+              className="contact"
+              aria-current={e.address === active ? 'true' : undefined}
+              onClick={() => onOpen(e.address)}
+            >
+              <span className="avatar" aria-hidden="true">
+                {(e.name ?? e.address).charAt(0).toUpperCase()}
+              </span>
+              <PresenceDot status={presence[e.address] ?? 'unknown'} />
+              <span className="contact-text">
+                <span className="contact-name">
+                  {e.name ?? e.address}
+                  {e.verified && (
+                    <span className="verified-mark" role="img" aria-label="verified">
+                      <ShieldIcon />
+                    </span>
+                  )}
+                </span>
+                {e.name && (
+                  <span className="contact-address" translate="no">
+                    {e.address}
+                  </span>
+                )}
+                {!e.contact && <span className="contact-address">Not in your contacts</span>}
+              </span>
+              {count > 0 && (
+                <span className="unread">
+                  <span aria-hidden="true">{count > 99 ? '99+' : count}</span>
+                  <span className="sr-only">
+                    {count} unread {count === 1 ? 'message' : 'messages'}
+                  </span>
+                </span>
+              )}
+            </button>
+          </li>
+        );
+      })}
+    </ul>
+  );
+}

@@ -1,0 +1,152 @@
+// A conversation's messages, newest at the bottom. Scrolling near the top loads the
+// previous page (a button does the same for keyboards and short histories), and the
+// view keeps its place when older messages are put above.
+
+import { Fragment, useLayoutEffect, useRef, useState } from 'react';
+import { errorMessage } from '../api/client';
+import type { HistoryEntry, MessageId } from '../api/types';
+import { formatDay, formatTime, isoTime, sameDay } from '../lib/format';
+import { StatusMark } from './StatusMark';
+
+/** Pixels from the top at which the previous page is fetched. */
+const LOAD_OLDER_AT = 80;
+/** Within this many pixels of the bottom, new messages scroll into view. */
+const STICK_TO_BOTTOM = 120;
+
+interface Props {
+  peerName: string;
+  messages: HistoryEntry[];
+  loading: boolean;
+  loadingOlder: boolean;
+  hasMore: boolean;
+  onLoadOlder: () => void;
+  onRetry: (id: MessageId) => Promise<void>;
+}
+
+export function MessageList({ peerName, messages, loading, loadingOlder, hasMore, onLoadOlder, onRetry }: Props) {
+  const scroller = useRef<HTMLDivElement>(null);
+  // The scroll geometry and the ends of the list as of the last commit.
+  const before = useRef({ height: 0, top: 0, atBottom: true, first: '', last: '' });
+
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    const first = messages[0]?.id ?? '';
+    const last = messages[messages.length - 1]?.id ?? '';
+    const prev = before.current;
+    if (prev.last && last === prev.last && first !== prev.first) {
+      // Older messages were put on top: stay on the message that was in view.
+      el.scrollTop = prev.top + (el.scrollHeight - prev.height);
+    } else if (last !== prev.last) {
+      const newest = messages[messages.length - 1];
+      if (!prev.last || prev.atBottom || newest?.direction === 'out') el.scrollTop = el.scrollHeight;
+    }
+    before.current = { height: el.scrollHeight, top: el.scrollTop, atBottom: isAtBottom(el), first, last };
+  }, [messages]);
+
+  const onScroll = () => {
+    const el = scroller.current;
+    if (!el) return;
+    before.current = { ...before.current, height: el.scrollHeight, top: el.scrollTop, atBottom: isAtBottom(el) };
+    if (el.scrollTop < LOAD_OLDER_AT && hasMore && !loadingOlder) onLoadOlder();
+  };
+
+  return (
+    <div
+      ref={scroller}
+      className="messages"
+      onScroll={onScroll}
+      tabIndex={0}
+      role="region"
+      aria-label={`Messages with ${peerName}`}
+      aria-busy={loading || loadingOlder}
+    >
+      {hasMore ? (
+        <button type="button" className="button load-older" onClick={onLoadOlder} disabled={loadingOlder}>
+          {loadingOlder ? 'Loading older messages…' : 'Load older messages'}
+        </button>
+      ) : (
+        messages.length > 0 && <p className="history-start">This is the start of your conversation with {peerName}.</p>
+      )}
+      {loading && messages.length === 0 && <p className="muted center">Loading messages…</p>}
+      {!loading && messages.length === 0 && (
+        <p className="empty-conversation">No messages yet. Say hello to {peerName}.</p>
+      )}
+      <ol className="message-list">
+        {messages.map((m, i) => {
+          const prev = messages[i - 1];
+          const newDay = !prev || !sameDay(new Date(prev.timestamp), new Date(m.timestamp));
+          return (
+            <Fragment key={m.id}>
+              {newDay && (
+                <li className="day" aria-hidden="true">
+                  {formatDay(m.timestamp)}
+                </li>
+              )}
+              <Message message={m} peerName={peerName} onRetry={onRetry} />
+            </Fragment>
+          );
+        })}
+      </ol>
+    </div>
+  );
+}
+
+function preview(text: string): string {
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+}
+
+function isAtBottom(el: HTMLElement): boolean {
+  return el.scrollHeight - el.scrollTop - el.clientHeight < STICK_TO_BOTTOM;
+}
+
+function Message({ message: m, peerName, onRetry }: { message: HistoryEntry; peerName: string; onRetry: (id: MessageId) => Promise<void> }) {
+  const [retrying, setRetrying] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const out = m.direction === 'out';
+
+  const retry = async () => {
+    setRetrying(true);
+    setError(null);
+    try {
+      await onRetry(m.id);
+    } catch (e) {
+      setError(errorMessage(e));
+    } finally {
+      setRetrying(false);
+    }
+  };
+
+  return (
+    <li className={`message ${out ? 'message-out' : 'message-in'}${m.status === 'failed' ? ' message-failed' : ''}`} data-id={m.id}>
+      <div className="bubble">
+        <span className="sr-only">{out ? 'You' : peerName}: </span>
+        <p className="text">{m.text}</p>
+        <span className="meta">
+          <time dateTime={isoTime(m.timestamp)} title={new Date(m.timestamp).toLocaleString()}>
+            {formatTime(m.timestamp)}
+          </time>
+          {out && <StatusMark status={m.status} />}
+        </span>
+      </div>
+      {out && m.status === 'failed' && (
+        <div className="retry">
+          <button
+            type="button"
+            className="button small"
+            onClick={() => void retry()}
+            disabled={retrying}
+            aria-label={`Retry sending “${preview(m.text)}”`}
+          >
+            {retrying ? 'Retrying…' : 'Retry'}
+          </button>
+          {error && (
+            <span role="alert" className="error">
+              {error}
+            </span>
+          )}
+        </div>
+      )}
+    </li>
+  );
+}

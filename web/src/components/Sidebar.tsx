@@ -1,0 +1,78 @@
+// The left column: who you are, the connection, actions, and the conversations.
+
+import type { Address, Contact, NodeStatus } from '../api/types';
+import type { ConnectionState } from '../hooks/useEvents';
+import { ContactList } from './ContactList';
+import { PlusIcon } from './icons';
+import { MyAddress } from './MyAddress';
+
+interface Props {
+  status: NodeStatus | null;
+  connection: ConnectionState;
+  contacts: Contact[];
+  contactsLoaded: boolean;
+  unread: Record<Address, number>;
+  active: Address | null;
+  deadCount: number;
+  deadOpen: boolean;
+  errors: string[];
+  onOpen: (address: Address) => void;
+  onAddContact: () => void;
+  onShowQr: () => void;
+  onShowDead: () => void;
+}
+
+const CONNECTION_TEXT: Record<ConnectionState, string> = {
+  connecting: 'Connecting…',
+  open: 'Live',
+  reconnecting: 'Reconnecting…',
+};
+
+export function Sidebar(props: Props) {
+  const { status, connection, deadCount } = props;
+  const peers = status?.connected_peers;
+  return (
+    <aside className="sidebar" aria-label="Contacts and your address">
+      <header className="brand">
+        <h1>Communitas</h1>
+        <p className={`connection connection-${connection}`}>
+          <span className="connection-dot" aria-hidden="true" />
+          {CONNECTION_TEXT[connection]}
+          {connection === 'open' && peers !== undefined && ` · ${peers} ${peers === 1 ? 'peer' : 'peers'}`}
+        </p>
+      </header>
+      {props.errors.map((e) => (
+        <p key={e} role="alert" className="error banner">
+          {e}
+        </p>
+      ))}
+      <MyAddress address={status?.address ?? null} onShowQr={props.onShowQr} />
+      <div className="sidebar-actions">
+        <button type="button" className="button primary" onClick={props.onAddContact}>
+          <PlusIcon /> Add contact
+        </button>
+        <button
+          type="button"
+          className="button"
+          onClick={props.onShowDead}
+          aria-current={props.deadOpen ? 'page' : undefined}
+        >
+          Dead letters
+          {deadCount > 0 && (
+            <span className="count">
+              <span aria-hidden="true">{deadCount}</span>
+              <span className="sr-only">({deadCount})</span>
+            </span>
+          )}
+        </button>
+      </div>
+      <nav className="conversations" aria-label="Conversations">
+        {props.contactsLoaded ? (
+          <ContactList contacts={props.contacts} unread={props.unread} active={props.active} onOpen={props.onOpen} />
+        ) : (
+          <p className="muted empty-list">Loading contacts…</p>
+        )}
+      </nav>
+    </aside>
+  );
+}
