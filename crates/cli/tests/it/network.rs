@@ -1,7 +1,7 @@
 //! Real processes on 127.0.0.1, driven through the CLI and the API the way a user
 //! does: 3 server nodes, alice and bob, each a `communitas run` (issue 3, item 8).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
