@@ -18,6 +18,7 @@
 //! | `network_error` | 502 | the lookup or network failed |
 //! | `storage_error` | 500 | the database failed |
 //! | `shutting_down` | 503 | the node is stopping |
+//! | `rate_limited` | 429 | too many sends; `Retry-After` says when to try again |
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -47,6 +48,11 @@ pub enum ApiError {
     Store(communitas_store::Error),
     /// Network failure.
     Net(communitas_net::Error),
+    /// Over the send rate; retry after this many seconds.
+    RateLimited {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
 }
 
 impl ApiError {
@@ -81,6 +87,7 @@ impl ApiError {
             },
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
             ApiError::Net(_) => (StatusCode::BAD_GATEWAY, "network_error"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         }
     }
 
@@ -96,6 +103,9 @@ impl ApiError {
             // Store and network errors are logged in full, shown in short.
             ApiError::Store(_) => "the database failed; see the node's log".into(),
             ApiError::Net(_) => "the network failed; see the node's log".into(),
+            ApiError::RateLimited { retry_after } => {
+                format!("too many messages at once; try again in {retry_after} s")
+            }
         }
     }
 }
@@ -106,8 +116,18 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(?self, "API request failed");
         }
-        (status, Json(json!({ "error": { "code": code, "message": self.message() } })))
-            .into_response()
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        };
+        let body = Json(json!({ "error": { "code": code, "message": self.message() } }));
+        let mut response = (status, body).into_response();
+        if let Some(value) =
+            retry_after.and_then(|s| axum::http::HeaderValue::from_str(&s.to_string()).ok())
+        {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 

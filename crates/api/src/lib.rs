@@ -27,13 +27,32 @@ pub struct State {
     pub(crate) node: Handle,
     pub(crate) token: Arc<str>,
     pub(crate) shutdown: CancellationToken,
+    pub(crate) sends: Arc<governor::DefaultDirectRateLimiter>,
 }
+
+/// Messages per second `POST /v1/messages` accepts by default (burst: twice that).
+pub const SENDS_PER_SECOND: u32 = 5_000;
 
 impl State {
     /// The API of `node`, guarded by `token`; long-lived connections (event streams)
     /// end when `shutdown` is cancelled.
     pub fn new(node: Handle, token: String, shutdown: CancellationToken) -> Self {
-        Self { node, token: token.into(), shutdown }
+        Self::with_send_rate(node, token, shutdown, SENDS_PER_SECOND)
+    }
+
+    /// As [`State::new`], accepting at most `per_second` sends (burst twice that);
+    /// more are answered 429 with `Retry-After`.
+    pub fn with_send_rate(
+        node: Handle,
+        token: String,
+        shutdown: CancellationToken,
+        per_second: u32,
+    ) -> Self {
+        let rate = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
+        let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+        let quota = governor::Quota::per_second(rate).allow_burst(burst);
+        let sends = Arc::new(governor::RateLimiter::direct(quota));
+        Self { node, token: token.into(), shutdown, sends }
     }
 }
 

@@ -65,6 +65,11 @@ async fn send(
     AxumState(s): AxumState<State>,
     request: std::result::Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<Response> {
+    if let Err(not_until) = s.sends.check() {
+        let wait = not_until
+            .wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        return Err(ApiError::RateLimited { retry_after: wait.as_secs().max(1) });
+    }
     let request = body(request)?;
     let to = address(&request.to)?;
     let (id, status) = s.node.send_text(to, &request.text).await?;

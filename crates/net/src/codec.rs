@@ -27,6 +27,8 @@ pub enum Receipt {
     Rejected(Rejection),
     /// The node is overloaded; try again later.
     Busy,
+    /// This sender is over its rate limit; try again later.
+    RateLimited,
 }
 
 /// Why a recipient refused an envelope. Codes are stable; never reuse one.
@@ -48,6 +50,7 @@ impl Receipt {
         match self {
             Receipt::Delivered => 0,
             Receipt::Busy => 1,
+            Receipt::RateLimited => 2,
             Receipt::Rejected(Rejection::WrongRecipient) => 16,
             Receipt::Rejected(Rejection::Invalid) => 17,
             Receipt::Rejected(Rejection::Stale) => 18,
@@ -59,6 +62,7 @@ impl Receipt {
         match code {
             0 => Receipt::Delivered,
             1 => Receipt::Busy,
+            2 => Receipt::RateLimited,
             16 => Receipt::Rejected(Rejection::WrongRecipient),
             17 => Receipt::Rejected(Rejection::Invalid),
             18 => Receipt::Rejected(Rejection::Stale),

@@ -18,6 +18,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::limits::Kind as Bucket;
 use crate::outbox::Command;
 use crate::{Event, Inner, MAX_CLOCK_AHEAD, MESSAGE_TTL};
 
@@ -38,14 +39,21 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let mut tasks = JoinSet::new();
+    let mut tidy = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            _ = tidy.tick() => inner.limiters.forget_idle(),
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             event = events.recv() => match event {
                 None => break,
                 Some(communitas_net::Event::Message { peer, envelope, responder }) => {
+                    if !inner.limiters.allow(&peer, Bucket::Message) {
+                        inner.metrics.limited("msg");
+                        let _ = responder.send(Receipt::RateLimited).await;
+                        continue;
+                    }
                     if tasks.len() >= max_inbound {
                         inner.metrics.shed.inc();
                         let _ = responder.send(Receipt::Busy).await;
@@ -58,6 +66,16 @@ pub(crate) async fn run(
                     let _ = channels.publish.try_send(());
                 }
                 Some(communitas_net::Event::Mailbox { peer, request, responder }) => {
+                    let kind = match request {
+                        communitas_net::mbox::MboxRequest::Put { .. } => Bucket::MailboxPut,
+                        _ => Bucket::MailboxFetch,
+                    };
+                    if !inner.limiters.allow(&peer, kind) {
+                        inner.metrics.limited("mbox");
+                        let limited = communitas_net::mbox::MboxResponse::Refused(communitas_net::mbox::Refusal::RateLimited);
+                        let _ = responder.send(limited).await;
+                        continue;
+                    }
                     let request = crate::mailbox::Request { peer, request, responder };
                     if let Err(mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r)) =
                         channels.mailbox.try_send(request)

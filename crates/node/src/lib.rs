@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod inbound;
+mod limits;
 mod mailbox;
 mod metrics;
 mod outbox;
@@ -36,6 +37,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use limits::{Rate, RateLimits};
 pub use metrics::Metrics;
 pub use send::SendError;
 
@@ -53,11 +55,21 @@ pub struct Config {
     pub max_deliveries: usize,
     /// Inbound messages processed at once; more are answered `Busy`.
     pub max_inbound: usize,
+    /// Per-peer request rates.
+    pub rate_limits: RateLimits,
+    /// Mailbox quotas (server role).
+    pub mailbox_limits: communitas_store::MailboxLimits,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { net: communitas_net::Config::default(), max_deliveries: 64, max_inbound: 256 }
+        Self {
+            net: communitas_net::Config::default(),
+            max_deliveries: 64,
+            max_inbound: 256,
+            rate_limits: RateLimits::default(),
+            mailbox_limits: mailbox::LIMITS,
+        }
     }
 }
 
@@ -158,6 +170,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) outbox: mpsc::Sender<outbox::Command>,
     pub(crate) pinned: pinned::Pinned,
+    pub(crate) limiters: limits::Limiters,
+    pub(crate) mailbox_limits: communitas_store::MailboxLimits,
 }
 
 impl Inner {
@@ -213,6 +227,8 @@ impl Node {
             metrics: Metrics::new(),
             outbox: outbox_tx,
             pinned: pinned::Pinned::default(),
+            limiters: limits::Limiters::new(config.rate_limits),
+            mailbox_limits: config.mailbox_limits,
         });
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));

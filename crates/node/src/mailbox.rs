@@ -29,7 +29,7 @@ use crate::{Inner, MESSAGE_TTL};
 
 /// Copies of each envelope: the R closest server nodes (ARCHITECTURE §6).
 pub(crate) const REPLICAS: usize = 5;
-/// Quotas per recipient and per sending peer.
+/// Default quotas per recipient and per sending peer.
 pub(crate) const LIMITS: MailboxLimits =
     MailboxLimits { max_envelopes: 10_000, max_bytes: 256 * 1024 * 1024, max_per_sender: 20_000 };
 /// A challenge's nonce is good this long, once.
@@ -163,12 +163,15 @@ async fn put(inner: &Inner, peer: PeerId, envelope: Vec<u8>) -> MboxResponse {
             peer.to_string(),
             now,
             now.saturating_add(MESSAGE_TTL),
-            LIMITS,
+            inner.mailbox_limits,
         )
         .await;
     match outcome {
         Ok(PutOutcome::Stored | PutOutcome::AlreadyStored) => MboxResponse::Stored,
-        Ok(PutOutcome::MailboxFull) => MboxResponse::Refused(Refusal::MailboxFull),
+        Ok(PutOutcome::MailboxFull) => {
+            inner.metrics.mailbox_full.inc();
+            MboxResponse::Refused(Refusal::MailboxFull)
+        }
         Ok(PutOutcome::SenderOverQuota) => MboxResponse::Refused(Refusal::SenderOverQuota),
         Ok(_) | Err(_) => MboxResponse::Refused(Refusal::Unavailable),
     }

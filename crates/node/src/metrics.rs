@@ -2,6 +2,7 @@
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -30,6 +31,10 @@ pub struct Metrics {
     pub connected_peers: Gauge,
     /// Messages waiting in the outbox.
     pub outbox_depth: Gauge,
+    /// Requests refused by a rate limit, by protocol.
+    pub rate_limited: Family<Vec<(String, String)>, Counter>,
+    /// Mailbox puts refused for a full quota.
+    pub mailbox_full: Counter,
 }
 
 impl Metrics {
@@ -48,6 +53,18 @@ impl Metrics {
         );
         let connected_peers = Gauge::default();
         let outbox_depth = Gauge::default();
+        let rate_limited = Family::<Vec<(String, String)>, Counter>::default();
+        let mailbox_full = Counter::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by a per-peer rate limit",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "mailbox_full",
+            "Mailbox puts refused for a full quota",
+            mailbox_full.clone(),
+        );
         registry.register("messages_sent", "Messages handed to a recipient's device", sent.clone());
         registry.register("messages_received", "Messages received and stored", received.clone());
         registry.register(
@@ -82,6 +99,8 @@ impl Metrics {
             delivery_latency,
             connected_peers,
             outbox_depth,
+            rate_limited,
+            mailbox_full,
         }
     }
 
@@ -91,5 +110,12 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+impl Metrics {
+    /// Counts one request refused by the rate limit of `protocol`.
+    pub(crate) fn limited(&self, protocol: &str) {
+        self.rate_limited.get_or_create(&vec![("protocol".to_owned(), protocol.to_owned())]).inc();
     }
 }

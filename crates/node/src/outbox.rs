@@ -361,6 +361,7 @@ async fn deliver(
         match receipt {
             Ok(Receipt::Delivered) => return (id, Outcome::Delivered { devices }),
             Ok(Receipt::Busy) => last_error = "recipient busy".into(),
+            Ok(Receipt::RateLimited) => last_error = "over the recipient's rate limit".into(),
             Ok(Receipt::Rejected(why)) => {
                 let reason = match why {
                     Rejection::WrongRecipient => {

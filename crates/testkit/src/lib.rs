@@ -48,6 +48,29 @@ pub async fn memory_node_with(
     bootstrap: &[Multiaddr],
     seeds: Seeds,
 ) -> Node {
+    start(dir, name, server, bootstrap, seeds, Config::default()).await
+}
+
+/// A node with fresh keys and the given configuration (its network part is set to
+/// the memory transport here).
+pub async fn memory_node_configured(
+    dir: &Path,
+    name: &str,
+    server: bool,
+    bootstrap: &[Multiaddr],
+    config: Config,
+) -> Node {
+    start(dir, name, server, bootstrap, Seeds::random(), config).await
+}
+
+async fn start(
+    dir: &Path,
+    name: &str,
+    server: bool,
+    bootstrap: &[Multiaddr],
+    seeds: Seeds,
+    base: Config,
+) -> Node {
     let secrets = seeds.secrets();
     let identity = secrets.identity.public().clone();
     let address = tokio::task::spawn_blocking(move || derive_address(&identity)).await.unwrap();
@@ -69,7 +92,7 @@ pub async fn memory_node_with(
             only_global_ips: false,
             ..communitas_net::Config::default()
         },
-        ..Config::default()
+        ..base
     };
     Node::start(config, secrets, public, store).await.unwrap()
 }

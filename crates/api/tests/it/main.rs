@@ -183,3 +183,38 @@ async fn openapi_document_matches_the_routes() {
     shutdown.cancel();
     net.shutdown().await;
 }
+
+/// Over the send rate: 429 with a Retry-After header, and the node keeps going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_over_the_rate_get_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice"]).await;
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = State::with_send_rate(net.users[0].handle(), TOKEN.into(), shutdown.clone(), 1);
+    tokio::spawn(communitas_api::serve(listener, state));
+    let api = Api { base, http: reqwest::Client::builder().no_proxy().build().unwrap() };
+    // Invalid sends still spend the budget: the limit is on requests, before any work.
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let response = api
+            .http
+            .post(format!("{}/v1/messages", api.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "to": "abacus abacus abacus abacus", "text": "x" }))
+            .send()
+            .await
+            .unwrap();
+        let retry_after =
+            response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        codes.push((response.status().as_u16(), retry_after));
+    }
+    assert_eq!(codes[0].0, 404, "unknown_address, within the burst");
+    assert_eq!(codes[3].0, 429);
+    assert_eq!(codes[3].1.as_deref(), Some("1"));
+    let (status, _) = api.get("/v1/status").await;
+    assert_eq!(status, StatusCode::OK, "other routes are not limited");
+    shutdown.cancel();
+    net.shutdown().await;
+}

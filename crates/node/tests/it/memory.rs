@@ -230,3 +230,95 @@ async fn mailboxes_carry_messages_to_an_offline_recipient() {
     bob.shutdown().await;
     net.shutdown().await;
 }
+
+/// A peer flooding mailbox puts is held to its rate and to the quotas: the mailbox
+/// never holds more than its quota, and another sender still gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_puts_cannot_fill_past_quota_or_starve_others() {
+    use communitas_crypto::{Envelope, Identity, Kind, Letter};
+    use communitas_net::libp2p::multiaddr::Protocol;
+    use communitas_net::libp2p::{Multiaddr, identity};
+    use communitas_net::mbox::{MboxRequest, MboxResponse, Refusal};
+    use communitas_node::{Config, Rate, RateLimits};
+    use communitas_store::MailboxLimits;
+    use communitas_types::{MessageId, Timestamp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        rate_limits: RateLimits {
+            mailbox_puts: Rate { per_second: 20, burst: 40 },
+            ..RateLimits::default()
+        },
+        mailbox_limits: MailboxLimits {
+            max_envelopes: 25,
+            max_bytes: 1 << 30,
+            max_per_sender: 1000,
+        },
+        ..Config::default()
+    };
+    let server =
+        communitas_testkit::memory_node_configured(dir.path(), "server", true, &[], config).await;
+    let server_addrs = server.handle().dial_addrs().await.unwrap();
+    let server_peer = match server_addrs[0].iter().last() {
+        Some(Protocol::P2p(p)) => p,
+        _ => panic!("no peer id"),
+    };
+
+    let client = |_: &str| {
+        let port = u64::from_le_bytes(communitas_crypto::random::bytes().unwrap()) >> 1;
+        let config = communitas_net::Config {
+            listen: vec![Multiaddr::empty().with(Protocol::Memory(port))],
+            bootstrap: server_addrs.clone(),
+            transport: communitas_net::Transport::Memory,
+            only_global_ips: false,
+            ..communitas_net::Config::default()
+        };
+        communitas_net::new(identity::Keypair::generate_ed25519(), config).unwrap()
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (mallory, _m_events, m_loop) = client("mallory");
+    let (alice, _a_events, a_loop) = client("alice");
+    let tasks = [tokio::spawn(m_loop.run(stop.clone())), tokio::spawn(a_loop.run(stop.clone()))];
+
+    let sender = Identity::generate().unwrap();
+    let (bob, carol) = (Identity::generate().unwrap(), Identity::generate().unwrap());
+    let envelope = |to: &Identity, n: u32| {
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&n.to_be_bytes());
+        let letter = Letter {
+            message_id: MessageId::from_bytes(id),
+            timestamp: Timestamp::now(),
+            kind: Kind::Text,
+            body: b"flood",
+        };
+        Envelope::seal(&sender, to.public(), letter).unwrap().to_bytes()
+    };
+    let (mut stored, mut full, mut limited) = (0, 0, 0);
+    for n in 0..200 {
+        match mallory
+            .mailbox(server_peer, MboxRequest::Put { envelope: envelope(&bob, n) })
+            .await
+            .unwrap()
+        {
+            MboxResponse::Stored => stored += 1,
+            MboxResponse::Refused(Refusal::MailboxFull) => full += 1,
+            MboxResponse::Refused(Refusal::RateLimited) => limited += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(stored, 25, "the mailbox quota holds");
+    assert!(full > 0 && limited > 0, "full {full}, limited {limited}");
+    // Alice, a different peer, is not starved by mallory's flood.
+    let answer = alice
+        .mailbox(server_peer, MboxRequest::Put { envelope: envelope(&carol, 1) })
+        .await
+        .unwrap();
+    assert_eq!(answer, MboxResponse::Stored);
+    let metrics = server.handle().metrics().encode();
+    assert!(metrics.contains("communitas_rate_limited_total{protocol=\"mbox\"}"), "{metrics}");
+    stop.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    server.shutdown().await;
+}
