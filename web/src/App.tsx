@@ -23,7 +23,7 @@ import { useUnread } from './hooks/useUnread';
 import { displayName } from './lib/format';
 
 type View = { kind: 'home' } | { kind: 'chat'; peer: Address } | { kind: 'dead' };
-type Modal = { kind: 'add' } | { kind: 'qr' } | { kind: 'verify'; address: Address } | null;
+type Modal = { kind: 'add'; address?: Address } | { kind: 'qr' } | { kind: 'verify'; address: Address } | null;
 
 export function App({ fetch }: { fetch?: typeof globalThis.fetch }) {
   return (
@@ -139,7 +139,7 @@ function Messenger() {
             onRetry={retry}
             onBack={back}
             onVerify={() => setModal({ kind: 'verify', address: view.peer })}
-            onAddContact={() => setModal({ kind: 'add' })}
+            onAddContact={() => setModal({ kind: 'add', address: view.peer })}
           />
         )}
         {view.kind === 'dead' && (
@@ -161,6 +161,7 @@ function Messenger() {
 
       {modal?.kind === 'add' && (
         <AddContactDialog
+          initialAddress={modal.address}
           onAdd={contacts.add}
           onVerify={contacts.verify}
           onOpen={open}

@@ -72,7 +72,6 @@ const seg = encodeURIComponent;
 
 export function createClient(options: ClientOptions = {}): ApiClient {
   async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const doFetch = options.fetch ?? globalThis.fetch;
     const headers: Record<string, string> = { Accept: 'application/json' };
     const init: RequestInit = { method, credentials: 'same-origin', headers };
     if (body !== undefined) {
@@ -81,7 +80,8 @@ export function createClient(options: ClientOptions = {}): ApiClient {
     }
     let response: Response;
     try {
-      response = await doFetch(path, init);
+      // Called on globalThis: a detached `window.fetch` throws "Illegal invocation".
+      response = await (options.fetch ? options.fetch(path, init) : globalThis.fetch(path, init));
     } catch {
       throw new ApiError(
         0,

@@ -8,15 +8,17 @@ import { Dialog } from './Dialog';
 import { SafetyNumber } from './SafetyNumber';
 
 interface Props {
+  /** Prefills the address, e.g. for a sender who is not a contact yet. */
+  initialAddress?: string;
   onAdd: (address: string, name?: string) => Promise<Contact>;
   onVerify: (address: string) => Promise<void>;
   onOpen: (address: string) => void;
   onClose: () => void;
 }
 
-export function AddContactDialog({ onAdd, onVerify, onOpen, onClose }: Props) {
+export function AddContactDialog({ initialAddress = '', onAdd, onVerify, onOpen, onClose }: Props) {
   const errorId = useId();
-  const [address, setAddress] = useState('');
+  const [address, setAddress] = useState(initialAddress);
   const [name, setName] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);

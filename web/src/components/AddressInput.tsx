@@ -83,7 +83,7 @@ export function AddressInput({ id, value, onChange, describedBy, invalid, autoFo
         break;
       case 'Escape':
         // Close the list only; a second Escape reaches the dialog.
-        e.stopPropagation();
+        e.preventDefault();
         setOpen(false);
         break;
     }
@@ -113,7 +113,7 @@ export function AddressInput({ id, value, onChange, describedBy, invalid, autoFo
         autoCapitalize="none"
         autoCorrect="off"
         spellCheck={false}
-        placeholder="e.g. tiger-mosaic-vivid-orbit"
+        placeholder="e.g. tiger-mosaic-lemon-wafer"
         value={value}
         onChange={onInput}
         onKeyDown={onKeyDown}

@@ -53,7 +53,6 @@ export function ContactList({ contacts, unread, active, onOpen, presence = {} }:
               <span className="avatar" aria-hidden="true">
                 {(e.name ?? e.address).charAt(0).toUpperCase()}
               </span>
-              <PresenceDot status={presence[e.address] ?? 'unknown'} />
               <span className="contact-text">
                 <span className="contact-name">
                   {e.name ?? e.address}
@@ -70,6 +69,8 @@ export function ContactList({ contacts, unread, active, onOpen, presence = {} }:
                 )}
                 {!e.contact && <span className="contact-address">Not in your contacts</span>}
               </span>
+              {/* After the name, so the button's accessible name starts with it. */}
+              <PresenceDot status={presence[e.address] ?? 'unknown'} />
               {count > 0 && (
                 <span className="unread">
                   <span aria-hidden="true">{count > 99 ? '99+' : count}</span>

@@ -1,5 +1,6 @@
 // A modal dialog: focus moves in (to `[data-autofocus]` or the first control), Tab
-// stays inside, Escape or the backdrop closes it, and focus returns to the opener.
+// stays inside, Escape or a click on the backdrop closes it, and focus returns to
+// the opener.
 
 import { useEffect, useId, useRef, type KeyboardEvent, type ReactNode } from 'react';
 import { createPortal } from 'react-dom';
@@ -18,6 +19,21 @@ export function Dialog({ title, onClose, children }: Props) {
   const titleId = useId();
   const panel = useRef<HTMLDivElement>(null);
 
+  // Escape closes from wherever focus is (it may have fallen to <body> when the
+  // control that had it went away). A control that uses Escape itself, like an open
+  // suggestion list, calls preventDefault.
+  const close = useRef(onClose);
+  useEffect(() => {
+    close.current = onClose;
+  });
+  useEffect(() => {
+    const onEscape = (e: globalThis.KeyboardEvent) => {
+      if (e.key === 'Escape' && !e.defaultPrevented) close.current();
+    };
+    document.addEventListener('keydown', onEscape);
+    return () => document.removeEventListener('keydown', onEscape);
+  }, []);
+
   useEffect(() => {
     const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
     const root = panel.current;
@@ -27,11 +43,6 @@ export function Dialog({ title, onClose, children }: Props) {
   }, []);
 
   const onKeyDown = (e: KeyboardEvent<HTMLDivElement>) => {
-    if (e.key === 'Escape') {
-      e.stopPropagation();
-      onClose();
-      return;
-    }
     if (e.key !== 'Tab' || !panel.current) return;
     const items = [...panel.current.querySelectorAll<HTMLElement>(FOCUSABLE)];
     const first = items[0];

@@ -1,6 +1,6 @@
 // The safety number to compare with a contact, and the action to mark them verified.
 
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { errorMessage } from '../api/client';
 import { useApi } from '../api/session';
 import type { Contact } from '../api/types';
@@ -17,6 +17,12 @@ export function SafetyNumber({ contact, onVerify }: Props) {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const name = contact.name || contact.address;
+  // The button goes once verified: keep focus here rather than losing it to <body>.
+  const verifiedNote = useRef<HTMLParagraphElement>(null);
+  const clicked = useRef(false);
+  useEffect(() => {
+    if (contact.verified && clicked.current) verifiedNote.current?.focus();
+  }, [contact.verified]);
 
   useEffect(() => {
     let cancelled = false;
@@ -32,6 +38,7 @@ export function SafetyNumber({ contact, onVerify }: Props) {
   const verify = async () => {
     setBusy(true);
     setError(null);
+    clicked.current = true;
     try {
       await onVerify();
     } catch (e) {
@@ -63,7 +70,7 @@ export function SafetyNumber({ contact, onVerify }: Props) {
         </p>
       )}
       {contact.verified ? (
-        <p className="verified" role="status">
+        <p className="verified" role="status" tabIndex={-1} ref={verifiedNote}>
           <ShieldIcon /> {name} is verified.
         </p>
       ) : (

@@ -1,6 +1,6 @@
 //! Chaos on real processes (issue 4, item 6): 5 server nodes, alice, bob. Bob is
 //! offline; alice sends 200 messages and is killed with SIGKILL half-way and
-//! restarted; one mailbox holder is killed with SIGKILL; then bob starts. Bob's history
+//! restarted (sizes from the environment for the larger benchmark run); one mailbox holder is killed with SIGKILL; then bob starts. Bob's history
 //! must hold exactly the 200 texts, each once, and alice must show all 200 delivered.
 
 use std::collections::HashMap;
@@ -8,19 +8,41 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::daemon::{Daemon, init_all};
+use super::daemon::{Daemon, http, init_all};
 use super::{communitas, run, stderr, stdout};
 
-const MESSAGES: usize = 200;
+/// Messages and sender kills; the larger run of the benchmarks sets these through
+/// `COMMUNITAS_CHAOS_MESSAGES` and `COMMUNITAS_CHAOS_KILLS` (docs/benchmarks.md).
+fn size() -> (usize, usize) {
+    let get = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    (get("COMMUNITAS_CHAOS_MESSAGES", 200), get("COMMUNITAS_CHAOS_KILLS", 1))
+}
 
-fn history(home: &std::path::Path, peer: &str) -> Vec<Value> {
-    let out = run(communitas(home).args(["history", peer, "--limit", "500", "--json"]));
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).unwrap()
+/// The whole conversation, paging through the API 500 at a time.
+fn history(node: &Daemon, peer: &str) -> Vec<Value> {
+    let (api, token) = node.api();
+    let mut all: Vec<Value> = Vec::new();
+    let mut before = String::new();
+    loop {
+        let path = format!("/v1/conversations/{peer}/messages?limit=500{before}");
+        let (code, body) = http(&api, "GET", &path, Some(&token));
+        assert_eq!(code, 200, "{body}");
+        let page: Vec<Value> = serde_json::from_str(&body).unwrap();
+        let full = page.len() == 500;
+        if let Some(oldest) = page.first() {
+            before = format!("&before={}", oldest["id"].as_str().unwrap());
+        }
+        all.splice(0..0, page);
+        if !full {
+            return all;
+        }
+    }
 }
 
 #[test]
 fn nothing_lost_nothing_doubled_through_kills_and_an_offline_recipient() {
+    let (messages, kills) = size();
+    let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let homes = init_all(dir.path(), &["s0", "s1", "s2", "s3", "s4", "alice", "bob"]);
     let s0 = Daemon::start(&homes[0].0, true, None);
@@ -48,10 +70,12 @@ fn nothing_lost_nothing_doubled_through_kills_and_an_offline_recipient() {
     }
     assert!(bob.stop());
 
-    // 200 sends; SIGKILL right after the 100th was accepted, then a restart.
+    // The sends; SIGKILL right after every (messages / (kills + 1))th was accepted,
+    // each followed by a restart.
     let mut accepted = Vec::new();
-    for i in 0..MESSAGES {
-        if i == MESSAGES / 2 {
+    let every = messages / (kills + 1);
+    for i in 0..messages {
+        if i > 0 && i % every == 0 && i / every <= kills {
             alice.kill9();
             alice = Daemon::start(alice_home, false, Some(&boot_alice));
         }
@@ -68,8 +92,8 @@ fn nothing_lost_nothing_doubled_through_kills_and_an_offline_recipient() {
     let online = Instant::now();
     let deadline = online + Duration::from_secs(90);
     let received = loop {
-        let got = history(bob_home, &alice_addr);
-        if got.len() >= MESSAGES || Instant::now() > deadline {
+        let got = history(&bob, &alice_addr);
+        if got.len() >= messages || Instant::now() > deadline {
             break got;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -82,21 +106,23 @@ fn nothing_lost_nothing_doubled_through_kills_and_an_offline_recipient() {
     for (_, text) in &accepted {
         assert_eq!(counts.get(text), Some(&1), "{text:?} must arrive exactly once");
     }
-    assert_eq!(received.len(), MESSAGES, "nothing else arrived");
+    assert_eq!(received.len(), messages, "nothing else arrived");
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let mine = history(alice_home, &bob_addr);
+        let mine = history(&alice, &bob_addr);
         let delivered = mine.iter().filter(|m| m["status"] == "delivered").count();
-        if delivered == MESSAGES {
+        if delivered == messages {
             break;
         }
-        assert!(Instant::now() < deadline, "alice shows {delivered} of {MESSAGES} delivered");
+        assert!(Instant::now() < deadline, "alice shows {delivered} of {messages} delivered");
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!(
-        "chaos: all {MESSAGES} in bob's history {all_in_bob:?} after he came online; all delivered {:?} after",
-        online.elapsed()
+        "chaos: {messages} messages, {kills} sender kills, 1 holder killed: all in bob's history \
+         {all_in_bob:?} after he came online, all delivered {:?} after; whole run {:?}",
+        online.elapsed(),
+        started.elapsed()
     );
     for d in [bob, alice] {
         assert!(d.stop());

@@ -1,0 +1,121 @@
+// Test doubles: a routed `fetch` and a controllable `WebSocket`.
+
+import { render, type RenderOptions } from '@testing-library/react';
+import type { ReactElement, ReactNode } from 'react';
+import { vi } from 'vitest';
+import { SessionProvider } from '../src/api/session';
+
+export interface Call {
+  method: string;
+  url: string;
+  body: unknown;
+  init: RequestInit | undefined;
+}
+
+/** A fixed answer, or one made per request. */
+type Reply = Response | ((call: Call) => Response | Promise<Response>);
+
+export function json(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } });
+}
+
+export function apiError(status: number, code: string, message: string): Response {
+  return json(status, { error: { code, message } });
+}
+
+/**
+ * A `fetch` answering from `routes`, keyed `"METHOD /path"` (the path without its
+ * query) or `"METHOD /path?query"` for an exact match. Unrouted requests get 404.
+ */
+export function mockFetch(routes: Record<string, Reply>) {
+  const calls: Call[] = [];
+  const fn = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = String(input);
+    const method = init?.method ?? 'GET';
+    const body = typeof init?.body === 'string' ? JSON.parse(init.body) : undefined;
+    const call = { method, url, body, init };
+    calls.push(call);
+    const reply = routes[`${method} ${url}`] ?? routes[`${method} ${url.split('?')[0]}`];
+    if (reply === undefined) return apiError(404, 'not_found', `no route for ${method} ${url}`);
+    const response = typeof reply === 'function' ? await reply(call) : reply;
+    // A Response body can be read once; hand out a copy so routes can be reused.
+    return response.clone();
+  });
+  return { fetch: fn as unknown as typeof fetch, calls };
+}
+
+/** A WebSocket the test drives: `open()`, `receive(event)`, `drop()`. */
+export class MockWebSocket {
+  static instances: MockWebSocket[] = [];
+  static readonly CONNECTING = 0;
+  static readonly OPEN = 1;
+  static readonly CLOSING = 2;
+  static readonly CLOSED = 3;
+
+  readonly url: string;
+  readyState = MockWebSocket.CONNECTING;
+  onopen: ((e: Event) => void) | null = null;
+  onmessage: ((e: MessageEvent) => void) | null = null;
+  onclose: ((e: CloseEvent) => void) | null = null;
+  onerror: ((e: Event) => void) | null = null;
+  closedByClient = false;
+
+  constructor(url: string) {
+    this.url = url;
+    MockWebSocket.instances.push(this);
+  }
+
+  static latest(): MockWebSocket {
+    const ws = MockWebSocket.instances[MockWebSocket.instances.length - 1];
+    if (!ws) throw new Error('no WebSocket was opened');
+    return ws;
+  }
+
+  static install() {
+    MockWebSocket.instances = [];
+    vi.stubGlobal('WebSocket', MockWebSocket);
+  }
+
+  open() {
+    this.readyState = MockWebSocket.OPEN;
+    this.onopen?.(new Event('open'));
+  }
+
+  receive(data: unknown) {
+    const text = typeof data === 'string' ? data : JSON.stringify(data);
+    this.onmessage?.(new MessageEvent('message', { data: text }));
+  }
+
+  /** The server or network closed the socket. */
+  drop() {
+    this.readyState = MockWebSocket.CLOSED;
+    this.onclose?.(new CloseEvent('close', { code: 1006 }));
+  }
+
+  close() {
+    this.closedByClient = true;
+    this.readyState = MockWebSocket.CLOSED;
+  }
+
+  send() {}
+}
+
+export function renderWithSession(ui: ReactElement, fetch: typeof globalThis.fetch, options?: RenderOptions) {
+  const wrapper = ({ children }: { children: ReactNode }) => <SessionProvider fetch={fetch}>{children}</SessionProvider>;
+  return render(ui, { wrapper, ...options });
+}
+
+export function sessionWrapper(fetch: typeof globalThis.fetch) {
+  return ({ children }: { children: ReactNode }) => <SessionProvider fetch={fetch}>{children}</SessionProvider>;
+}
+
+export const ALICE = 'abacus-lemon-tiger-wafer';
+export const BOB = 'engine-mosaic-zone-zoom';
+export const CAROL = 'zodiac-zombie-lemon-engine';
+
+let counter = 0;
+/** A fresh 32-hex message id. */
+export function mid(): string {
+  counter += 1;
+  return counter.toString(16).padStart(32, '0');
+}
