@@ -1,9 +1,10 @@
-//! Bearer-token authentication and the Host check, in front of every route.
+//! Authentication (bearer token, or the web UI's session cookie), the Host check
+//! and the same-origin check, in front of every route.
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State as AxumState};
-use axum::http::header::{AUTHORIZATION, HOST};
+use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
@@ -20,17 +21,55 @@ pub(crate) async fn require_token(
     if peer.ip().is_loopback() && !host_is_loopback(&request) {
         return ApiError::BadHost.into_response();
     }
+    if !same_origin(&request) {
+        return ApiError::CrossOrigin.into_response();
+    }
     let presented = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let valid: bool = presented.as_bytes().ct_eq(state.token.as_bytes()).into();
-    if !valid {
+    let token_ok: bool = presented.as_bytes().ct_eq(state.token.as_bytes()).into();
+    let cookie_ok = session_cookie(&request, &crate::web::cookie_name(state.port))
+        .is_some_and(|s| state.sessions.is_open(s));
+    if !token_ok && !cookie_ok {
         return ApiError::Unauthorized.into_response();
     }
     next.run(request).await
+}
+
+/// The Host check alone, for the routes anyone may load (the app's files, `/login`).
+pub(crate) async fn check_host(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if peer.ip().is_loopback() && !host_is_loopback(&request) {
+        return ApiError::BadHost.into_response();
+    }
+    next.run(request).await
+}
+
+/// A browser names the page's origin in `Origin` on cross-origin requests, on every
+/// POST and on WebSocket upgrades. It must be this very host; other clients (the
+/// CLI) send none. SameSite=Strict does not separate ports of one host, this does.
+fn same_origin(request: &Request) -> bool {
+    let Some(origin) = request.headers().get(ORIGIN) else { return true };
+    let host = request.headers().get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    origin.to_str().is_ok_and(|o| o == format!("http://{host}"))
+}
+
+fn session_cookie<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request
+        .headers()
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 /// A browser tricked into calling us through a rebound DNS name sends that name as

@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | `unauthorized` | 401 | missing or wrong bearer token |
 //! | `bad_host` | 400 | `Host` header is not a loopback name |
+//! | `cross_origin` | 403 | a browser request from another origin |
 //! | `invalid_address` | 400 | not a four-word address (the message names the word) |
 //! | `invalid_id` | 400 | not a message id |
 //! | `invalid_request` | 400 | malformed JSON or query |
@@ -34,6 +35,8 @@ pub enum ApiError {
     Unauthorized,
     /// Non-loopback Host.
     BadHost,
+    /// A browser request from another origin.
+    CrossOrigin,
     /// Bad address text.
     InvalidAddress(String),
     /// Bad message id.
@@ -61,6 +64,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::BadHost => (StatusCode::BAD_REQUEST, "bad_host"),
+            ApiError::CrossOrigin => (StatusCode::FORBIDDEN, "cross_origin"),
             ApiError::InvalidAddress(_) => (StatusCode::BAD_REQUEST, "invalid_address"),
             ApiError::InvalidId => (StatusCode::BAD_REQUEST, "invalid_id"),
             ApiError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
@@ -93,8 +97,11 @@ impl ApiError {
 
     fn message(&self) -> String {
         match self {
-            ApiError::Unauthorized => "a valid bearer token is required".into(),
+            ApiError::Unauthorized => {
+                "sign in first: a bearer token (CLI) or the session of a login link (web UI)".into()
+            }
             ApiError::BadHost => "requests must be addressed to a loopback host".into(),
+            ApiError::CrossOrigin => "requests from another origin are refused".into(),
             ApiError::InvalidAddress(m) | ApiError::InvalidRequest(m) | ApiError::NotFound(m) => {
                 m.clone()
             }

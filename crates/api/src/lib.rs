@@ -12,6 +12,7 @@
 mod auth;
 pub mod error;
 mod routes;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,9 @@ pub struct State {
     pub(crate) token: Arc<str>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) sends: Arc<governor::DefaultDirectRateLimiter>,
+    pub(crate) sessions: Arc<web::Sessions>,
+    pub(crate) port: u16,
+    pub(crate) web_dir: Arc<std::path::Path>,
 }
 
 /// Messages per second `POST /v1/messages` accepts by default (burst: twice that).
@@ -36,8 +40,13 @@ pub const SENDS_PER_SECOND: u32 = 5_000;
 impl State {
     /// The API of `node`, guarded by `token`; long-lived connections (event streams)
     /// end when `shutdown` is cancelled.
-    pub fn new(node: Handle, token: String, shutdown: CancellationToken) -> Self {
-        Self::with_send_rate(node, token, shutdown, SENDS_PER_SECOND)
+    pub fn new(
+        node: Handle,
+        token: String,
+        shutdown: CancellationToken,
+        local: SocketAddr,
+    ) -> Self {
+        Self::with_send_rate(node, token, shutdown, local, SENDS_PER_SECOND)
     }
 
     /// As [`State::new`], accepting at most `per_second` sends (burst twice that);
@@ -46,23 +55,48 @@ impl State {
         node: Handle,
         token: String,
         shutdown: CancellationToken,
+        local: SocketAddr,
         per_second: u32,
     ) -> Self {
         let rate = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
         let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
         let quota = governor::Quota::per_second(rate).allow_burst(burst);
         let sends = Arc::new(governor::RateLimiter::direct(quota));
-        Self { node, token: token.into(), shutdown, sends }
+        let web_dir: Arc<std::path::Path> = web::dist_dir().into();
+        Self {
+            node,
+            token: token.into(),
+            shutdown,
+            sends,
+            sessions: web::sessions(),
+            port: local.port(),
+            web_dir,
+        }
+    }
+
+    /// A new one-time link that signs a browser in to the web UI (a session cookie).
+    pub fn login_url(&self) -> Option<String> {
+        let code = self.sessions.new_code()?;
+        Some(format!("http://127.0.0.1:{}/login?code={code}", self.port))
     }
 }
 
 /// The OpenAPI document served at `/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-/// All routes, with authentication.
+/// All routes: the web app and login open, everything else behind authentication.
 pub fn router(state: State) -> Router {
-    routes::router(state.clone())
-        .layer(axum::middleware::from_fn_with_state(state, auth::require_token))
+    let protected = routes::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let open = Router::new()
+        .route("/", axum::routing::get(web::file))
+        .route("/index.html", axum::routing::get(web::file))
+        .route("/favicon.svg", axum::routing::get(web::file))
+        .route("/assets/{*path}", axum::routing::get(web::file))
+        .route("/login", axum::routing::get(web::login))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check_host))
+        .with_state(state);
+    open.merge(protected)
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, then finishes the

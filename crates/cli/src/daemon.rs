@@ -41,6 +41,8 @@ pub(crate) struct Running {
     api: JoinHandle<std::io::Result<()>>,
     shutdown: CancellationToken,
     pub(crate) url: String,
+    /// A one-time link that signs a browser in to the web UI.
+    pub(crate) login_url: Option<String>,
     _lock: std::fs::File,
 }
 
@@ -64,13 +66,15 @@ impl Running {
             Node::start(config, secrets, public, store).await.context("cannot start the node")?;
         let token = hex::encode(random::bytes::<32>()?);
         let shutdown = CancellationToken::new();
-        let state = communitas_api::State::new(node.handle(), token.clone(), shutdown.clone());
+        let state =
+            communitas_api::State::new(node.handle(), token.clone(), shutdown.clone(), local);
+        let login_url = state.login_url();
         let api = tokio::spawn(communitas_api::serve(listener, state));
         let url = format!("http://{local}");
         write_private(&home.join(TOKEN_FILE), token.as_bytes())?;
         let info = ApiInfo { url: url.clone(), pid: std::process::id() };
         write_private(&home.join(API_FILE), serde_json::to_string(&info)?.as_bytes())?;
-        Ok(Self { home: home.to_owned(), node, api, shutdown, url, _lock: lock })
+        Ok(Self { home: home.to_owned(), node, api, shutdown, url, login_url, _lock: lock })
     }
 
     pub(crate) fn handle(&self) -> Handle {

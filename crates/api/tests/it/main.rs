@@ -51,8 +51,9 @@ impl Api {
 
 async fn serve(node: communitas_node::Handle, shutdown: CancellationToken) -> Api {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(communitas_api::serve(listener, State::new(node, TOKEN.into(), shutdown)));
+    let local = listener.local_addr().unwrap();
+    let base = format!("http://{local}");
+    tokio::spawn(communitas_api::serve(listener, State::new(node, TOKEN.into(), shutdown, local)));
     Api { base, http: reqwest::Client::builder().no_proxy().build().unwrap() }
 }
 
@@ -191,8 +192,10 @@ async fn sends_over_the_rate_get_429_with_retry_after() {
     let net = Network::start(dir.path(), 1, &["alice"]).await;
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = State::with_send_rate(net.users[0].handle(), TOKEN.into(), shutdown.clone(), 1);
+    let local = listener.local_addr().unwrap();
+    let base = format!("http://{local}");
+    let state =
+        State::with_send_rate(net.users[0].handle(), TOKEN.into(), shutdown.clone(), local, 1);
     tokio::spawn(communitas_api::serve(listener, state));
     let api = Api { base, http: reqwest::Client::builder().no_proxy().build().unwrap() };
     // Invalid sends still spend the budget: the limit is on requests, before any work.

@@ -39,17 +39,17 @@ pub(crate) fn run() -> Result<()> {
         println!("alice  {}", a.address());
         println!("       home {}", alice_home.display());
         println!("       api  {} (token in {}/api-token)", alice.url, alice_home.display());
+        println!("       web  {}", alice.login_url.as_deref().unwrap_or("(no login link)"));
         println!("bob    {}", b.address());
         println!("       home {}", bob_home.display());
         println!("       api  {} (token in {}/api-token)", bob.url, bob_home.display());
+        println!("       web  {}", bob.login_url.as_deref().unwrap_or("(no login link)"));
         println!();
         println!("They are contacts of each other. In another terminal, try:");
         println!("  {exe} --home {} send {} \"hi bob\"", alice_home.display(), b.address());
         println!("  {exe} --home {} history {}", bob_home.display(), a.address());
         println!();
-        println!(
-            "Not built yet: the web UI (its issue is open), so there is no login URL to open."
-        );
+        println!("Or open the two web links in a browser (each works once) and chat there.");
         println!("Ctrl-C stops the demo and deletes its folder.");
         daemon::wait_for_signal().await?;
         eprintln!("communitas: stopping the demo");

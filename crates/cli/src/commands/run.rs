@@ -53,6 +53,9 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
             println!("listening  {addr}");
         }
         println!("api        {}", running.url);
+        if let Some(url) = &running.login_url {
+            println!("web UI     {url}  (one-time login link)");
+        }
         daemon::wait_for_signal().await?;
         eprintln!("communitas: stopping");
         running.stop().await;

@@ -14,7 +14,9 @@ use super::{communitas, run, stderr, stdout};
 /// Messages and sender kills; the larger run of the benchmarks sets these through
 /// `COMMUNITAS_CHAOS_MESSAGES` and `COMMUNITAS_CHAOS_KILLS` (docs/benchmarks.md).
 fn size() -> (usize, usize) {
-    let get = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let get = |name: &str, default: usize| {
+        std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    };
     (get("COMMUNITAS_CHAOS_MESSAGES", 200), get("COMMUNITAS_CHAOS_KILLS", 1))
 }
 

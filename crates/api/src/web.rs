@@ -1,0 +1,165 @@
+//! The web UI: static files from the built app, and the one-time login link that
+//! turns into a session cookie (decision 0011).
+//!
+//! The static files hold no data and are served to anyone who can reach the
+//! listener; everything under `/v1` needs the token or a session. A login code is good
+//! once; the session it opens lives as long as the node runs. The cookie is HttpOnly
+//! (scripts never see it) and SameSite=Strict, and its name carries the port, because
+//! browsers share cookies across the ports of one host (alice's and bob's nodes in the
+//! demo would overwrite each other's).
+
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State as AxumState};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use communitas_crypto::random;
+use serde::Deserialize;
+
+use crate::State;
+
+/// Sessions and codes kept at most; a full set refuses new logins (bounded memory).
+const MAX_SESSIONS: usize = 1_000;
+/// Content Security Policy for the app: only our own scripts, styles and API.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Login codes and open sessions. Short synchronous sections only, never held across
+/// an `.await`: a lock is simpler here than an actor for two small sets.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    inner: Mutex<SessionSets>,
+}
+
+#[derive(Default)]
+struct SessionSets {
+    codes: HashSet<String>,
+    sessions: HashSet<String>,
+}
+
+impl Sessions {
+    fn with<T>(&self, f: impl FnOnce(&mut SessionSets) -> T) -> T {
+        let mut sets = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut sets)
+    }
+
+    /// A new one-time login code.
+    pub(crate) fn new_code(&self) -> Option<String> {
+        let code = hex(random::bytes::<32>().ok()?);
+        self.with(|s| (s.codes.len() < MAX_SESSIONS).then(|| s.codes.insert(code.clone())))?;
+        Some(code)
+    }
+
+    fn redeem(&self, code: &str) -> Option<String> {
+        let session = hex(random::bytes::<32>().ok()?);
+        self.with(|s| {
+            (s.codes.remove(code) && s.sessions.len() < MAX_SESSIONS)
+                .then(|| s.sessions.insert(session.clone()))
+        })?;
+        Some(session)
+    }
+
+    pub(crate) fn is_open(&self, session: &str) -> bool {
+        self.with(|s| s.sessions.contains(session))
+    }
+}
+
+fn hex(bytes: [u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The cookie's name for the node listening on `port`.
+pub(crate) fn cookie_name(port: u16) -> String {
+    format!("communitas_{port}")
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Login {
+    code: Option<String>,
+}
+
+pub(crate) async fn login(AxumState(s): AxumState<State>, Query(login): Query<Login>) -> Response {
+    let Some(session) = login.code.as_deref().and_then(|c| s.sessions.redeem(c)) else {
+        let page = "<!doctype html><title>Communitas</title><p>This login link is wrong or was used already. \
+                    Start the node again (or ask it for a new link) and open the link it prints.</p>";
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            page,
+        )
+            .into_response();
+    };
+    let cookie = format!("{}={session}; HttpOnly; SameSite=Strict; Path=/", cookie_name(s.port));
+    let mut response = Redirect::to("/").into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Where the built app is: `$COMMUNITAS_WEB_DIR`, else `web/dist` of the source tree
+/// this binary was built from.
+pub(crate) fn dist_dir() -> PathBuf {
+    std::env::var_os("COMMUNITAS_WEB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/dist"))
+}
+
+/// `GET /` and `GET /assets/*`: files of the built app, never outside its folder.
+pub(crate) async fn file(AxumState(s): AxumState<State>, uri: axum::http::Uri) -> Response {
+    let wanted = match uri.path() {
+        "/" | "/index.html" => "index.html",
+        other => other.trim_start_matches('/'),
+    };
+    let relative = Path::new(wanted);
+    let safe = relative.components().all(|c| matches!(c, Component::Normal(_)));
+    if !safe
+        || !(wanted == "index.html" || wanted.starts_with("assets/") || wanted == "favicon.svg")
+    {
+        return crate::error::ApiError::NotFound("no such route".into()).into_response();
+    }
+    let path = s.web_dir.join(relative);
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let kind = content_type(&path);
+            let cache = if wanted.starts_with("assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
+            (
+                [
+                    (header::CONTENT_TYPE, kind),
+                    (header::CACHE_CONTROL, cache),
+                    (header::CONTENT_SECURITY_POLICY, CSP),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(_) if wanted == "index.html" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "The web UI is not built: run `npm ci && npm run build` in web/ (the README's demo command does it).",
+        )
+            .into_response(),
+        Err(_) => crate::error::ApiError::NotFound("no such file".into()).into_response(),
+    }
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("json" | "map") => "application/json",
+        Some("woff2") => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Shared pieces for [`State`].
+pub(crate) fn sessions() -> Arc<Sessions> {
+    Arc::new(Sessions::default())
+}

@@ -1,0 +1,103 @@
+// End-to-end: the real `communitas demo` (five nodes on 127.0.0.1) and Debian's
+// Chromium driven by playwright-core. Alice and bob each open their login link; alice
+// adds bob by his four words and writes to him by keyboard; bob's page shows it
+// without a reload, and his reply reaches alice the same way. Screenshots go to
+// e2e/artifacts/. Run with `npm run e2e` (COMMUNITAS_BIN = the communitas binary).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const bin = process.env.COMMUNITAS_BIN;
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const artifacts = new URL('./artifacts/', import.meta.url).pathname;
+
+/** Starts the demo and resolves with what it printed once it is ready. */
+function startDemo() {
+  const demo = spawn(bin, ['demo'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: demo.stdout });
+  const users = [];
+  const links = [];
+  const ready = new Promise((resolve, reject) => {
+    demo.on('exit', (code) => reject(new Error(`demo exited early (${code})`)));
+    lines.on('line', (line) => {
+      const user = line.match(/^(alice|bob)\s+(\S+)$/);
+      if (user) users.push(user[2]);
+      const web = line.match(/^\s+web\s+(http\S+)$/);
+      if (web) links.push(web[1]);
+      if (line.startsWith('Ctrl-C stops')) resolve({ alice: users[0], bob: users[1], aliceLink: links[0], bobLink: links[1] });
+    });
+  });
+  return { demo, ready };
+}
+
+test('alice and bob chat live in their browsers, by keyboard', { timeout: 120_000 }, async () => {
+  assert.ok(bin, 'set COMMUNITAS_BIN to the communitas binary');
+  mkdirSync(artifacts, { recursive: true });
+  const { demo, ready } = startDemo();
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const { alice, bob, aliceLink, bobLink } = await ready;
+    assert.match(alice, /^[a-z]+-[a-z]+-[a-z]+-[a-z]+$/);
+    assert.ok(aliceLink && bobLink, 'the demo printed two login links');
+
+    const alicePage = await (await browser.newContext()).newPage();
+    const bobPage = await (await browser.newContext({ viewport: { width: 375, height: 740 } })).newPage();
+    await alicePage.goto(aliceLink);
+    await bobPage.goto(bobLink);
+    await alicePage.getByText(alice).first().waitFor();
+
+    // Alice adds bob by his four words.
+    await alicePage.getByRole('button', { name: 'Add contact' }).focus();
+    await alicePage.keyboard.press('Enter');
+    await alicePage.getByRole('combobox').fill(bob.replaceAll('-', ' '));
+    const submit = alicePage.getByRole('dialog').getByRole('button', { name: 'Add contact' });
+    await submit.focus();
+    await alicePage.keyboard.press('Enter');
+    const open = alicePage.getByRole('button', { name: 'Open conversation' });
+    await open.waitFor();
+    await alicePage.screenshot({ path: `${artifacts}alice-safety-number.png` });
+    await open.focus();
+    await alicePage.keyboard.press('Enter');
+
+    // Bob opens his conversation with alice, by keyboard.
+    await bobPage.getByRole('button', { name: /^alice/ }).focus();
+    await bobPage.keyboard.press('Enter');
+
+    // Alice writes; Enter sends.
+    const composer = alicePage.getByRole('textbox', { name: /message/i });
+    await composer.focus();
+    await alicePage.keyboard.type('hello bob, from the browser 👋');
+    await alicePage.keyboard.press('Enter');
+
+    // Bob sees it without a reload.
+    await bobPage.getByText('hello bob, from the browser 👋', { exact: true }).waitFor({ timeout: 10_000 });
+    const bobComposer = bobPage.getByRole('textbox', { name: /message/i });
+    await bobComposer.focus();
+    await bobPage.keyboard.type('hi alice!');
+    await bobPage.keyboard.press('Enter');
+    await alicePage.getByText('hi alice!', { exact: true }).waitFor({ timeout: 10_000 });
+    await alicePage.getByRole('img', { name: /delivered/i }).first().waitFor({ timeout: 10_000 });
+
+    await alicePage.screenshot({ path: `${artifacts}alice.png`, fullPage: true });
+    await bobPage.screenshot({ path: `${artifacts}bob-375px.png`, fullPage: true });
+
+    // Without the session the API refuses; from another origin too, even with it.
+    const origin = new URL(aliceLink).origin;
+    const anonymous = await fetch(`${origin}/v1/status`);
+    assert.equal(anonymous.status, 401);
+    const crossOrigin = await alicePage.request.get(`${origin}/v1/status`, { headers: { Origin: 'http://evil.example' } });
+    assert.equal(crossOrigin.status(), 403);
+    const sameOrigin = await alicePage.request.get(`${origin}/v1/status`);
+    assert.equal(sameOrigin.status(), 200);
+  } finally {
+    await browser.close();
+    demo.kill('SIGTERM');
+  }
+});
