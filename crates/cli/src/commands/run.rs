@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use std::io::Write;
+
 use anyhow::Result;
 use communitas_net::libp2p::Multiaddr;
 
@@ -46,18 +48,25 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
         let config = daemon::node_config(args.listen, args.bootstrap, args.server, args.mdns);
         let running =
             Running::start(home, secrets, keystore.public().clone(), config, args.api).await?;
-        println!("communitas node running{}", if args.server { " (server)" } else { "" });
-        println!("address    {}", keystore.public().address);
-        println!("peer id    {}", keystore.public().peer_id);
+        // A daemon must not die because whoever started it stopped reading its
+        // output: write errors are ignored (println! would panic on a closed pipe).
+        let mut banner = format!(
+            "communitas node running{}\naddress    {}\npeer id    {}\n",
+            if args.server { " (server)" } else { "" },
+            keystore.public().address,
+            keystore.public().peer_id
+        );
         for addr in running.dial_addrs().await {
-            println!("listening  {addr}");
+            banner.push_str(&format!("listening  {addr}\n"));
         }
-        println!("api        {}", running.url);
         if let Some(url) = &running.login_url {
-            println!("web UI     {url}  (one-time login link)");
+            banner.push_str(&format!("web UI     {url}  (one-time login link)\n"));
         }
+        banner.push_str(&format!("api        {}\n", running.url));
+        let mut out = std::io::stdout();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
         daemon::wait_for_signal().await?;
-        eprintln!("communitas: stopping");
+        let _ = writeln!(std::io::stderr(), "communitas: stopping");
         running.stop().await;
         Ok(())
     })
