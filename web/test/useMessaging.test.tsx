@@ -128,6 +128,21 @@ describe('useMessaging', () => {
     expect(calls).toHaveLength(2);
   });
 
+  it('keeps a delivered status that an older page read does not show yet', async () => {
+    // The node announces `delivered` on the receipt and commits it just after: a page
+    // read in between still says `sent`, and must not undo the event.
+    let page: HistoryEntry[] = [];
+    const { result } = setup({ [BOB_MESSAGES]: () => json(200, page) });
+    await waitFor(() => expect(result.current.loading).toBe(false));
+    page = [entry(9, 'out', 'sent')];
+    act(() => result.current.handleEvent({ type: 'status_changed', id: entry(9).id, to: BOB, status: 'sent' }));
+    act(() => result.current.handleEvent({ type: 'status_changed', id: entry(9).id, to: BOB, status: 'delivered' }));
+    await waitFor(() => expect(result.current.messages).toHaveLength(1));
+    expect(result.current.messages[0]?.status).toBe('delivered');
+    await act(() => result.current.refresh());
+    expect(result.current.messages[0]?.status).toBe('delivered');
+  });
+
   it('retries a failed message and marks it queued', async () => {
     const failed = entry(1, 'out', 'failed');
     const { result, calls } = setup({
@@ -172,6 +187,11 @@ describe('mergeNewest', () => {
     expect(overlap).toBe(true);
     expect(messages.map((m) => m.id)).toEqual([1, 2, 3, 4].map((n) => entry(n).id));
     expect(messages[2]?.status).toBe('read');
+  });
+
+  it('never moves a status backwards', () => {
+    const { messages } = mergeNewest([entry(3, 'out', 'delivered')], [entry(3, 'out', 'sent')]);
+    expect(messages[0]?.status).toBe('delivered');
   });
 
   it('replaces everything when the page does not reach what is loaded', () => {

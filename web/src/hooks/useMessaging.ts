@@ -28,9 +28,26 @@ function empty(peer: Address | null): Conversation {
   return { peer, messages: [], loading: peer !== null, loadingOlder: false, hasMore: false, error: null };
 }
 
+/** How far along a message is. Statuses only move forward on their own: the node
+ * announces `delivered` the moment the receipt arrives and writes it a moment later,
+ * so a page read in between may still say `sent` — it must not undo what an event
+ * already told us. (`failed` goes back to `queued` only through an explicit retry.) */
+const RANK: Record<MessageStatus, number> = { queued: 0, sent: 1, stored: 2, failed: 3, delivered: 4, read: 5 };
+
+/** The further along of two statuses. */
+export function furthest(a: MessageStatus, b: MessageStatus | undefined): MessageStatus {
+  return b !== undefined && RANK[b] > RANK[a] ? b : a;
+}
+
 /** Joins a freshly read newest page onto what is loaded: older messages are kept
- * when the page overlaps them, and the page wins for everything it holds. */
+ * when the page overlaps them, and the page wins for everything it holds — except
+ * that a status never moves backwards. */
 export function mergeNewest(loaded: HistoryEntry[], page: HistoryEntry[]): { messages: HistoryEntry[]; overlap: boolean } {
+  const known = new Map(loaded.map((m) => [m.id, m.status]));
+  page = page.map((m) => {
+    const status = furthest(m.status, known.get(m.id));
+    return status === m.status ? m : { ...m, status };
+  });
   const first = page[0];
   if (!first) return { messages: loaded.length ? loaded : page, overlap: true };
   const at = loaded.findIndex((m) => m.id === first.id);
@@ -56,6 +73,16 @@ export function useMessaging(peer: Address | null, me: Address | null) {
     current.current = state;
   });
   const olderInFlight = useRef(false);
+  // Statuses announced for messages not loaded yet (an event can beat the POST's
+  // answer or the page that holds the message); applied when the message shows up.
+  const heard = useRef(new Map<MessageId, MessageStatus>());
+  const withHeard = useCallback((messages: HistoryEntry[]) => {
+    if (heard.current.size === 0) return messages;
+    return messages.map((m) => {
+      const status = furthest(m.status, heard.current.get(m.id));
+      return status === m.status ? m : { ...m, status };
+    });
+  }, []);
   const refreshing = useRef<{ peer: Address; again: boolean } | null>(null);
 
   useEffect(() => {
@@ -69,7 +96,7 @@ export function useMessaging(peer: Address | null, me: Address | null) {
           if (s.peer !== peer) return s;
           // A refresh may have landed first; merging keeps what it added.
           const { messages } = mergeNewest(s.messages, page);
-          return { ...s, messages, loading: false, hasMore: page.length === PAGE_SIZE };
+          return { ...s, messages: withHeard(messages), loading: false, hasMore: page.length === PAGE_SIZE };
         });
       },
       (error: unknown) => {
@@ -123,7 +150,7 @@ export function useMessaging(peer: Address | null, me: Address | null) {
           if (c.peer !== peer) return c;
           const { messages, overlap } = mergeNewest(c.messages, page);
           const hasMore = overlap ? c.hasMore : page.length === PAGE_SIZE;
-          return { ...c, messages, hasMore, loading: false, error: null };
+          return { ...c, messages: withHeard(messages), hasMore, loading: false, error: null };
         });
         if (!mine.again || refreshing.current !== mine) break;
         mine.again = false;
@@ -138,14 +165,17 @@ export function useMessaging(peer: Address | null, me: Address | null) {
   const append = useCallback((entry: HistoryEntry) => {
     setState((c) => {
       if (c.peer !== peer || c.messages.some((m) => m.id === entry.id)) return c;
-      return { ...c, messages: [...c.messages, entry] };
+      return { ...c, messages: [...c.messages, ...withHeard([entry])] };
     });
-  }, [peer]);
+  }, [peer, withHeard]);
 
-  const markStatus = useCallback((id: MessageId, status: MessageStatus) => {
+  /** Records a status; it only moves forward unless `force` (a retry). */
+  const markStatus = useCallback((id: MessageId, status: MessageStatus, force = false) => {
+    heard.current.set(id, force ? status : furthest(status, heard.current.get(id)));
     setState((c) => {
-      if (!c.messages.some((m) => m.id === id && m.status !== status)) return c;
-      return { ...c, messages: c.messages.map((m) => (m.id === id ? { ...m, status } : m)) };
+      const next = (m: HistoryEntry) => (force ? status : furthest(m.status, status));
+      if (!c.messages.some((m) => m.id === id && next(m) !== m.status)) return c;
+      return { ...c, messages: c.messages.map((m) => (m.id === id ? { ...m, status: next(m) } : m)) };
     });
   }, []);
 
@@ -171,7 +201,7 @@ export function useMessaging(peer: Address | null, me: Address | null) {
   const retry = useCallback(
     async (id: MessageId) => {
       const queued = await api.retry(id);
-      markStatus(id, queued.status);
+      markStatus(id, queued.status, true);
     },
     [api, markStatus],
   );
@@ -193,7 +223,9 @@ export function useMessaging(peer: Address | null, me: Address | null) {
         if (current.current.messages.some((m) => m.id === event.id)) {
           markStatus(event.id, event.status);
         } else if (event.to === peer) {
-          // Sent from elsewhere (the CLI), or before our send() returned: read it.
+          // Sent from elsewhere (the CLI), or before our send() returned: remember
+          // the status and read the page.
+          heard.current.set(event.id, furthest(event.status, heard.current.get(event.id)));
           void refresh();
         }
       }
