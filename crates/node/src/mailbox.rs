@@ -21,6 +21,7 @@ use communitas_net::libp2p::PeerId;
 use communitas_net::mbox::{FETCH_DOMAIN, MboxRequest, MboxResponse, Refusal};
 use communitas_store::{MailboxLimits, PutOutcome};
 use communitas_types::{MailboxId, MessageId, Timestamp};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +41,10 @@ const SESSION_TTL: Duration = Duration::from_secs(600);
 const MAX_PENDING: usize = 10_000;
 /// Bytes asked for per fetch.
 const FETCH_BYTES: u32 = 4 * 1024 * 1024;
+/// Fetched envelopes accepted concurrently.
+const ACCEPT_AT_ONCE: usize = 32;
+/// How long after start a node keeps looking for mailbox servers every half second.
+const JOINING: Duration = Duration::from_secs(30);
 /// How often a node looks in its mailboxes while running.
 const FETCH_EVERY: Duration = Duration::from_secs(15);
 
@@ -202,6 +207,7 @@ pub(crate) async fn deposit(inner: &Inner, envelope: &[u8]) -> Result<usize, Str
 
 /// Client side: looks in our mailboxes at start, then every [`FETCH_EVERY`].
 pub(crate) async fn fetcher(inner: Arc<Inner>, shutdown: CancellationToken) {
+    let started = Instant::now();
     let mut wait = Duration::from_millis(200);
     loop {
         tokio::select! {
@@ -210,7 +216,10 @@ pub(crate) async fn fetcher(inner: Arc<Inner>, shutdown: CancellationToken) {
             () = tokio::time::sleep(wait) => {}
         }
         wait = match fetch_all(&inner).await {
-            Ok(0) => Duration::from_millis(500).max(wait.min(FETCH_EVERY) * 2).min(FETCH_EVERY),
+            // No server answered yet: still joining, look again soon; after a while,
+            // at the normal pace.
+            Ok(0) if started.elapsed() < JOINING => Duration::from_millis(500),
+            Ok(0) => FETCH_EVERY,
             Ok(_) => FETCH_EVERY,
             Err(e) => {
                 tracing::debug!(error = %e, "mailbox fetch failed");
@@ -228,24 +237,33 @@ async fn fetch_all(inner: &Arc<Inner>) -> Result<usize, String> {
     let candidates =
         inner.net.closest_peers(mailbox.as_bytes().to_vec()).await.map_err(|e| e.to_string())?;
     let mut answered = 0;
-    let mut receipts: HashMap<communitas_types::Address, (PublicIdentity, Vec<MessageId>)> =
-        HashMap::new();
+    let mut round = Round::default();
     for server in candidates.into_iter().filter(|p| *p != me).take(REPLICAS * 2) {
         if answered >= REPLICAS {
             break;
         }
-        match fetch_from(inner, server, &own, mailbox, &mut receipts).await {
+        match fetch_from(inner, server, &own, mailbox, &mut round).await {
             Ok(true) => answered += 1,
             Ok(false) => {}
             Err(e) => tracing::debug!(%server, error = %e, "mailbox server did not answer"),
         }
     }
-    for (to, (keys, ids)) in receipts {
+    for (to, (keys, ids)) in round.receipts {
         if let Err(e) = crate::receipts::send(inner, to, &keys, &ids).await {
             tracing::warn!(error = %e, "cannot queue a receipt");
         }
     }
     Ok(answered)
+}
+
+/// What one fetch round has done so far, across servers.
+#[derive(Default)]
+struct Round {
+    /// Receipts to send, by sender.
+    receipts: HashMap<communitas_types::Address, (PublicIdentity, Vec<MessageId>)>,
+    /// Envelopes (by hash) already accepted this round: the same envelope waits at up
+    /// to R holders, and opening it again would only find it a duplicate.
+    accepted: std::collections::HashSet<[u8; 32]>,
 }
 
 /// Fetches, accepts and acknowledges everything one server holds for us. `Ok(false)`
@@ -255,7 +273,7 @@ async fn fetch_from(
     server: PeerId,
     own: &PublicIdentity,
     mailbox: MailboxId,
-    receipts: &mut HashMap<communitas_types::Address, (PublicIdentity, Vec<MessageId>)>,
+    round: &mut Round,
 ) -> Result<bool, String> {
     let me = inner.secrets.device.peer_id();
     loop {
@@ -286,15 +304,32 @@ async fn fetch_from(
         }
         let fetched = list.len();
         let mut done = Vec::with_capacity(fetched);
+        let mut fresh = Vec::with_capacity(fetched);
         for (hash, envelope) in list {
-            match accept(inner, &envelope).await {
+            if round.accepted.contains(&hash) {
+                inner.metrics.duplicates.inc();
+                done.push(hash);
+            } else {
+                fresh.push((hash, envelope));
+            }
+        }
+        // Several at once, so their commits share transactions (group commit); the
+        // order they land in does not matter, each is checked on its own.
+        let outcomes: Vec<_> = futures::stream::iter(fresh)
+            .map(|(hash, envelope)| async move { (hash, accept(inner, &envelope).await) })
+            .buffer_unordered(ACCEPT_AT_ONCE)
+            .collect()
+            .await;
+        for (hash, outcome) in outcomes {
+            match outcome {
                 Ok(Accepted { text_from, inserted }) => {
                     if inserted == communitas_store::Inserted::Duplicate {
                         inner.metrics.duplicates.inc();
                     }
                     if let Some((from, keys, id)) = text_from {
-                        receipts.entry(from).or_insert_with(|| (keys, Vec::new())).1.push(id);
+                        round.receipts.entry(from).or_insert_with(|| (keys, Vec::new())).1.push(id);
                     }
+                    round.accepted.insert(hash);
                     done.push(hash);
                 }
                 // Refused for good (not ours, forged, stale): drop it from the mailbox.

@@ -1,9 +1,14 @@
 //! Test harness (dev-only): in-process networks of real nodes over libp2p's memory
 //! transport (real Noise and Yamux, no sockets), and a polling helper for conditions
-//! that other nodes bring about.
+//! that other nodes bring about. [`impair`]: proxies that delay, reorder and drop
+//! traffic between real sockets.
 
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod impair;
+
+pub use impair::{Impairment, TcpProxy, UdpProxy};
 
 use std::path::Path;
 use std::time::Duration;
