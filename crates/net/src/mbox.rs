@@ -8,7 +8,8 @@
 //! | put | 1 | envelope (byte string ≤ 256 KiB); its mailbox id is in its header |
 //! | challenge | 2 | mailbox id (32) |
 //! | fetch | 3 | public identity (1248), nonce (32), signature (64), max bytes (u32) |
-//! | ack | 4 | mailbox id (32), count (u16 ≤ 1024), hashes (32 each) |
+//! | ack | 4 | mailbox id (32), count (u32 ≤ 1024), hashes (32 each) |
+//! | notify | 5 | mailbox id (32): "mail is waiting for you" (server → owner) |
 //!
 //! | response | tag | fields |
 //! | --- | --- | --- |
@@ -77,6 +78,12 @@ pub enum MboxRequest {
         mailbox: MailboxId,
         /// Hashes from the fetch.
         hashes: Vec<[u8; 32]>,
+    },
+    /// Server to owner: new mail waits in this mailbox. It only prompts a fetch, which
+    /// is authenticated as usual, so anyone may send it (rate-limited).
+    Notify {
+        /// The mailbox.
+        mailbox: MailboxId,
     },
 }
 
@@ -193,6 +200,9 @@ impl MboxRequest {
                     w.raw(h);
                 }
             }
+            MboxRequest::Notify { mailbox } => {
+                w.u8(5).raw(mailbox.as_bytes());
+            }
         }
         w.into_vec()
     }
@@ -223,6 +233,7 @@ impl MboxRequest {
                 let hashes = (0..count).map(|_| r.array("hash")).collect::<Result<_, _>>()?;
                 MboxRequest::Ack { mailbox, hashes }
             }
+            5 => MboxRequest::Notify { mailbox: MailboxId::from_bytes(r.array("mailbox")?) },
             _ => return Err(communitas_types::DecodeError::InvalidValue { field: "request tag" }),
         };
         r.finish()?;
@@ -365,6 +376,7 @@ mod tests {
                 mailbox: MailboxId::from_bytes([8; 32]),
                 hashes: vec![[9; 32], [10; 32]],
             },
+            MboxRequest::Notify { mailbox: MailboxId::from_bytes([11; 32]) },
         ];
         for req in requests {
             assert_eq!(MboxRequest::decode(&req.encode()).unwrap(), req);

@@ -237,13 +237,16 @@ impl Node {
         let (publish_tx, publish_rx) = mpsc::channel(8);
         tasks.spawn(publisher::run(inner.clone(), publish_rx, shutdown.child_token()));
         let (mbox_tx, mbox_rx) = mpsc::channel(256);
+        let (wake_tx, wake_rx) = mpsc::channel(1);
+        let server = config.net.server;
         tasks.spawn(mailbox::serve(
             inner.clone(),
-            config.net.server,
+            server,
             mbox_rx,
+            wake_tx,
             shutdown.child_token(),
         ));
-        tasks.spawn(mailbox::fetcher(inner.clone(), shutdown.child_token()));
+        tasks.spawn(mailbox::fetcher(inner.clone(), wake_rx, shutdown.child_token()));
         let channels = inbound::Channels { publish: publish_tx, mailbox: mbox_tx };
         tasks.spawn(inbound::run(
             inner.clone(),

@@ -7,7 +7,9 @@
 //! per mailbox and per sending peer. Only the owner can fetch or acknowledge.
 //!
 //! Client: `deposit` puts an envelope at the R closest server nodes to the recipient's
-//! mailbox id; `fetcher` collects our own mail at start and then periodically, feeds
+//! mailbox id; `fetcher` collects our own mail at start, when a server notifies us
+//! that mail is waiting (servers notify owners that fetched from them lately), and
+//! periodically; it feeds
 //! each envelope through the same acceptance as direct messages, acknowledges, and
 //! sends end-to-end receipts to the senders.
 
@@ -41,6 +43,8 @@ const SESSION_TTL: Duration = Duration::from_secs(600);
 const MAX_PENDING: usize = 10_000;
 /// Bytes asked for per fetch.
 const FETCH_BYTES: u32 = 4 * 1024 * 1024;
+/// Owner notifications in flight at once.
+const MAX_NOTIFYING: usize = 64;
 /// Fetched envelopes accepted concurrently.
 const ACCEPT_AT_ONCE: usize = 32;
 /// How long after start a node keeps looking for mailbox servers every half second.
@@ -59,8 +63,13 @@ pub(crate) async fn serve(
     inner: Arc<Inner>,
     server: bool,
     mut requests: mpsc::Receiver<Request>,
+    wake_fetcher: mpsc::Sender<()>,
     shutdown: CancellationToken,
 ) {
+    let own_mailbox = inner.secrets.identity.public().mailbox_id();
+    // Notifications to owners in flight; bounded, and dropped when full (the owner
+    // polls anyway).
+    let mut notifying: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     let mut nonces: HashMap<(PeerId, MailboxId), ([u8; 32], Instant)> = HashMap::new();
     let mut sessions: HashMap<(PeerId, MailboxId), Instant> = HashMap::new();
     let own_peer = inner.secrets.device.peer_id();
@@ -75,13 +84,42 @@ pub(crate) async fn serve(
                 }
                 continue;
             }
+            Some(_) = notifying.join_next(), if !notifying.is_empty() => continue,
             r = requests.recv() => match r { Some(r) => r, None => break },
         };
+        if let MboxRequest::Notify { mailbox } = request {
+            // Any node: mail waits for us somewhere; look now.
+            if mailbox == own_mailbox {
+                let _ = wake_fetcher.try_send(());
+            }
+            let _ = responder.send(MboxResponse::Acked(0)).await;
+            continue;
+        }
         let response = if !server {
             MboxResponse::Refused(Refusal::NotServer)
         } else {
             match request {
-                MboxRequest::Put { envelope } => put(&inner, peer, envelope).await,
+                MboxRequest::Put { envelope } => {
+                    let mailbox = Envelope::from_bytes(&envelope).map(|e| e.mailbox()).ok();
+                    let response = put(&inner, peer, envelope).await;
+                    // Owners that fetched here lately are likely online: tell them.
+                    if let (MboxResponse::Stored, Some(mailbox)) = (&response, mailbox) {
+                        for (owner, _) in sessions
+                            .iter()
+                            .filter(|((_, m), at)| *m == mailbox && at.elapsed() < SESSION_TTL)
+                            .map(|(k, v)| (k.0, v))
+                        {
+                            if notifying.len() < MAX_NOTIFYING {
+                                let net = inner.net.clone();
+                                notifying.spawn(async move {
+                                    let _ =
+                                        net.mailbox(owner, MboxRequest::Notify { mailbox }).await;
+                                });
+                            }
+                        }
+                    }
+                    response
+                }
                 MboxRequest::Challenge { mailbox } => {
                     prune(&mut nonces, |(_, at)| at.elapsed() < NONCE_TTL);
                     match random::bytes::<32>() {
@@ -206,13 +244,18 @@ pub(crate) async fn deposit(inner: &Inner, envelope: &[u8]) -> Result<usize, Str
 }
 
 /// Client side: looks in our mailboxes at start, then every [`FETCH_EVERY`].
-pub(crate) async fn fetcher(inner: Arc<Inner>, shutdown: CancellationToken) {
+pub(crate) async fn fetcher(
+    inner: Arc<Inner>,
+    mut wake: mpsc::Receiver<()>,
+    shutdown: CancellationToken,
+) {
     let started = Instant::now();
     let mut wait = Duration::from_millis(200);
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            Some(()) = wake.recv() => {}
             () = tokio::time::sleep(wait) => {}
         }
         wait = match fetch_all(&inner).await {

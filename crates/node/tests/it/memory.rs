@@ -322,3 +322,66 @@ async fn a_flood_of_puts_cannot_fill_past_quota_or_starve_others() {
     }
     server.shutdown().await;
 }
+
+/// A server tells an online owner that mail arrived: it is fetched at once, not at the
+/// next 15-second poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_mailbox_entry_is_fetched_at_once_when_its_owner_is_online() {
+    use communitas_crypto::{Envelope, Identity, Kind, Letter};
+    use communitas_net::libp2p::multiaddr::Protocol;
+    use communitas_net::libp2p::{Multiaddr, identity};
+    use communitas_net::mbox::{MboxRequest, MboxResponse};
+    use communitas_types::{MessageId, Timestamp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["bob"]).await;
+    let b = net.users[0].handle();
+    let server_addrs = net.servers[0].handle().dial_addrs().await.unwrap();
+    let server_peer = match server_addrs[0].iter().last() {
+        Some(Protocol::P2p(p)) => p,
+        _ => panic!("no peer id"),
+    };
+    // Bob's first look in his mailbox (at start) opens his session with the server.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let port = u64::from_le_bytes(communitas_crypto::random::bytes().unwrap()) >> 1;
+    let config = communitas_net::Config {
+        listen: vec![Multiaddr::empty().with(Protocol::Memory(port))],
+        bootstrap: server_addrs.clone(),
+        transport: communitas_net::Transport::Memory,
+        only_global_ips: false,
+        ..communitas_net::Config::default()
+    };
+    let (sender_net, _events, event_loop) =
+        communitas_net::new(identity::Keypair::generate_ed25519(), config).unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(event_loop.run(stop.clone()));
+
+    let carol = Identity::generate().unwrap();
+    let bob_keys = {
+        let record = eventually(Duration::from_secs(10), || sender_net.resolve(b.address())).await;
+        record[0].identity.clone()
+    };
+    let letter = Letter {
+        message_id: MessageId::from_bytes([5; 16]),
+        timestamp: Timestamp::now(),
+        kind: Kind::Text,
+        body: b"ping via mailbox",
+    };
+    let envelope = Envelope::seal(&carol, &bob_keys, letter).unwrap().to_bytes();
+    let put_at = tokio::time::Instant::now();
+    assert_eq!(
+        sender_net.mailbox(server_peer, MboxRequest::Put { envelope }).await.unwrap(),
+        MboxResponse::Stored
+    );
+    let carol_address = communitas_crypto::derive_address(carol.public());
+    eventually(Duration::from_secs(5), || async {
+        let h = b.history(carol_address, 10, None).await.unwrap();
+        if h.len() == 1 { Ok(()) } else { Err(h.len()) }
+    })
+    .await;
+    assert!(put_at.elapsed() < Duration::from_secs(5), "fetched on notice, not at the next poll");
+    stop.cancel();
+    let _ = task.await;
+    net.shutdown().await;
+}
