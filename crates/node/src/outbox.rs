@@ -307,6 +307,25 @@ impl Actor {
     }
 }
 
+/// A new outbox row: due now, no attempts yet, alive for the message TTL.
+pub(crate) fn fresh_entry(
+    id: MessageId,
+    to: Address,
+    envelope: Vec<u8>,
+    now: Timestamp,
+) -> OutboxEntry {
+    OutboxEntry {
+        message_id: id,
+        recipient: to,
+        envelope,
+        attempts: 0,
+        next_attempt_at: now,
+        created_at: now,
+        expires_at: now.saturating_add(crate::MESSAGE_TTL),
+        last_error: None,
+    }
+}
+
 /// Full jitter: uniform in `[0, min(cap, base · 2^attempts)]`, at least the floor.
 fn backoff(attempts: u32) -> Duration {
     let ceiling =

@@ -11,12 +11,12 @@
 use std::sync::Arc;
 
 use communitas_crypto::{Envelope, Kind, Letter, PublicIdentity, random};
-use communitas_store::{OutboxEntry, Status};
+use communitas_store::Status;
 use communitas_types::codec::{Reader, Writer};
 use communitas_types::{Address, DecodeError, MessageId, Timestamp};
 
 use crate::outbox::Command;
-use crate::{Event, Inner, MESSAGE_TTL};
+use crate::{Event, Inner};
 
 const VERSION: u8 = 1;
 const DELIVERED: u8 = 1;
@@ -67,16 +67,7 @@ pub(crate) async fn send(
         let envelope = Envelope::seal(&inner.secrets.identity, keys, letter)
             .map_err(|e| e.to_string())?
             .to_bytes();
-        let entry = OutboxEntry {
-            message_id: id,
-            recipient: to,
-            envelope,
-            attempts: 0,
-            next_attempt_at: now,
-            created_at: now,
-            expires_at: now.saturating_add(MESSAGE_TTL),
-            last_error: None,
-        };
+        let entry = crate::outbox::fresh_entry(id, to, envelope, now);
         inner.store.insert_control(entry.clone()).await.map_err(|e| e.to_string())?;
         inner.metrics.outbox_depth.inc();
         inner

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use communitas_crypto::payload::MAX_TEXT_LEN;
 use communitas_crypto::{Envelope, Kind, Letter, PublicIdentity, SealError, random};
-use communitas_store::{Contact, Direction, NewMessage, OutboxEntry, Status};
+use communitas_store::{Contact, Direction, NewMessage, Status};
 use communitas_types::{Address, MessageId, Timestamp};
 
 use crate::outbox::Command;
-use crate::{Event, Inner, MESSAGE_TTL};
+use crate::{Event, Inner};
 
 /// Why a message (or contact) was not accepted. Nothing was queued.
 #[derive(Debug, thiserror::Error)]
@@ -86,16 +86,7 @@ pub(crate) async fn send_text(
         timestamp: now,
         status: Status::Queued,
     };
-    let entry = OutboxEntry {
-        message_id: id,
-        recipient: to,
-        envelope,
-        attempts: 0,
-        next_attempt_at: now,
-        created_at: now,
-        expires_at: now.saturating_add(MESSAGE_TTL),
-        last_error: None,
-    };
+    let entry = crate::outbox::fresh_entry(id, to, envelope, now);
     inner.store.insert_outgoing(message, entry.clone()).await?;
     // Durable from here on: whatever happens next, the outbox has it.
     inner.metrics.outbox_depth.inc();

@@ -163,3 +163,39 @@ where
         }
     }
 }
+
+/// A bare network client on the memory transport, with no node behind it: for tests
+/// that speak the wire protocols directly (a misbehaving or hand-driven peer).
+pub struct BareClient {
+    /// The network handle.
+    pub net: communitas_net::Client,
+    /// Kept so the event loop can hand events on; nobody reads them.
+    _events: tokio::sync::mpsc::Receiver<communitas_net::Event>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BareClient {
+    /// Starts one, joining through `bootstrap` (may be empty).
+    pub fn start(bootstrap: &[Multiaddr]) -> Self {
+        let port = u64::from_le_bytes(communitas_crypto::random::bytes().unwrap()) >> 1;
+        let config = communitas_net::Config {
+            listen: vec![Multiaddr::empty().with(Protocol::Memory(port))],
+            bootstrap: bootstrap.to_vec(),
+            transport: communitas_net::Transport::Memory,
+            only_global_ips: false,
+            ..communitas_net::Config::default()
+        };
+        let key = communitas_net::libp2p::identity::Keypair::generate_ed25519();
+        let (net, events, event_loop) = communitas_net::new(key, config).unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(event_loop.run(stop.clone()));
+        Self { net, _events: events, stop, task }
+    }
+
+    /// Stops its event loop.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}

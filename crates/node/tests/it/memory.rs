@@ -69,7 +69,6 @@ async fn alice_reaches_bob_by_address_through_the_dht() {
 async fn bad_envelopes_are_rejected_and_the_node_keeps_working() {
     use communitas_crypto::{Envelope, Identity, Kind, Letter};
     use communitas_net::libp2p::multiaddr::Protocol;
-    use communitas_net::libp2p::{Multiaddr, identity};
     use communitas_net::{Receipt, Rejection};
     use communitas_types::{MessageId, Timestamp};
 
@@ -84,17 +83,8 @@ async fn bad_envelopes_are_rejected_and_the_node_keeps_working() {
     };
 
     // Mallory: a bare network client, no node behind it.
-    let port = u64::from_le_bytes(communitas_crypto::random::bytes().unwrap()) >> 1;
-    let config = communitas_net::Config {
-        listen: vec![Multiaddr::empty().with(Protocol::Memory(port))],
-        transport: communitas_net::Transport::Memory,
-        only_global_ips: false,
-        ..communitas_net::Config::default()
-    };
-    let (mallory, _events, event_loop) =
-        communitas_net::new(identity::Keypair::generate_ed25519(), config).unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(event_loop.run(stop.clone()));
+    let mallory_client = communitas_testkit::BareClient::start(&[]);
+    let mallory = &mallory_client.net;
 
     let garbage = vec![0x07; 3000];
     assert_eq!(
@@ -164,8 +154,7 @@ async fn bad_envelopes_are_rejected_and_the_node_keeps_working() {
         }
     })
     .await;
-    stop.cancel();
-    let _ = task.await;
+    mallory_client.stop().await;
     net.shutdown().await;
 }
 
@@ -237,7 +226,6 @@ async fn mailboxes_carry_messages_to_an_offline_recipient() {
 async fn a_flood_of_puts_cannot_fill_past_quota_or_starve_others() {
     use communitas_crypto::{Envelope, Identity, Kind, Letter};
     use communitas_net::libp2p::multiaddr::Protocol;
-    use communitas_net::libp2p::{Multiaddr, identity};
     use communitas_net::mbox::{MboxRequest, MboxResponse, Refusal};
     use communitas_node::{Config, Rate, RateLimits};
     use communitas_store::MailboxLimits;
@@ -264,21 +252,9 @@ async fn a_flood_of_puts_cannot_fill_past_quota_or_starve_others() {
         _ => panic!("no peer id"),
     };
 
-    let client = |_: &str| {
-        let port = u64::from_le_bytes(communitas_crypto::random::bytes().unwrap()) >> 1;
-        let config = communitas_net::Config {
-            listen: vec![Multiaddr::empty().with(Protocol::Memory(port))],
-            bootstrap: server_addrs.clone(),
-            transport: communitas_net::Transport::Memory,
-            only_global_ips: false,
-            ..communitas_net::Config::default()
-        };
-        communitas_net::new(identity::Keypair::generate_ed25519(), config).unwrap()
-    };
-    let stop = tokio_util::sync::CancellationToken::new();
-    let (mallory, _m_events, m_loop) = client("mallory");
-    let (alice, _a_events, a_loop) = client("alice");
-    let tasks = [tokio::spawn(m_loop.run(stop.clone())), tokio::spawn(a_loop.run(stop.clone()))];
+    let mallory_client = communitas_testkit::BareClient::start(&server_addrs);
+    let alice_client = communitas_testkit::BareClient::start(&server_addrs);
+    let (mallory, alice) = (&mallory_client.net, &alice_client.net);
 
     let sender = Identity::generate().unwrap();
     let (bob, carol) = (Identity::generate().unwrap(), Identity::generate().unwrap());
@@ -316,10 +292,8 @@ async fn a_flood_of_puts_cannot_fill_past_quota_or_starve_others() {
     assert_eq!(answer, MboxResponse::Stored);
     let metrics = server.handle().metrics().encode();
     assert!(metrics.contains("communitas_rate_limited_total{protocol=\"mbox\"}"), "{metrics}");
-    stop.cancel();
-    for t in tasks {
-        let _ = t.await;
-    }
+    mallory_client.stop().await;
+    alice_client.stop().await;
     server.shutdown().await;
 }
 
@@ -329,7 +303,6 @@ async fn a_flood_of_puts_cannot_fill_past_quota_or_starve_others() {
 async fn a_new_mailbox_entry_is_fetched_at_once_when_its_owner_is_online() {
     use communitas_crypto::{Envelope, Identity, Kind, Letter};
     use communitas_net::libp2p::multiaddr::Protocol;
-    use communitas_net::libp2p::{Multiaddr, identity};
     use communitas_net::mbox::{MboxRequest, MboxResponse};
     use communitas_types::{MessageId, Timestamp};
 
@@ -344,18 +317,8 @@ async fn a_new_mailbox_entry_is_fetched_at_once_when_its_owner_is_online() {
     // Bob's first look in his mailbox (at start) opens his session with the server.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let port = u64::from_le_bytes(communitas_crypto::random::bytes().unwrap()) >> 1;
-    let config = communitas_net::Config {
-        listen: vec![Multiaddr::empty().with(Protocol::Memory(port))],
-        bootstrap: server_addrs.clone(),
-        transport: communitas_net::Transport::Memory,
-        only_global_ips: false,
-        ..communitas_net::Config::default()
-    };
-    let (sender_net, _events, event_loop) =
-        communitas_net::new(identity::Keypair::generate_ed25519(), config).unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(event_loop.run(stop.clone()));
+    let sender_client = communitas_testkit::BareClient::start(&server_addrs);
+    let sender_net = &sender_client.net;
 
     let carol = Identity::generate().unwrap();
     let bob_keys = {
@@ -381,7 +344,6 @@ async fn a_new_mailbox_entry_is_fetched_at_once_when_its_owner_is_online() {
     })
     .await;
     assert!(put_at.elapsed() < Duration::from_secs(5), "fetched on notice, not at the next poll");
-    stop.cancel();
-    let _ = task.await;
+    sender_client.stop().await;
     net.shutdown().await;
 }
