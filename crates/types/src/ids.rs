@@ -113,6 +113,12 @@ hex_id!(
     MailboxId,
     32
 );
+hex_id!(
+    /// A file attachment's id: 128 random bits chosen by the sender. Knowing it is
+    /// what lets a peer ask for the file's (encrypted) shards.
+    FileId,
+    16
+);
 
 #[cfg(test)]
 mod tests {

@@ -13,5 +13,5 @@ mod time;
 
 pub use address::{Address, AddressError};
 pub use codec::DecodeError;
-pub use ids::{Fingerprint, IdError, MailboxId, MessageId};
+pub use ids::{FileId, Fingerprint, IdError, MailboxId, MessageId};
 pub use time::Timestamp;
