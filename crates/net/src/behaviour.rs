@@ -35,6 +35,9 @@ pub(crate) struct Behaviour {
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) msg: request_response::Behaviour<MsgCodec>,
     pub(crate) mbox: request_response::Behaviour<MboxCodec>,
+    /// Raw streams for bulk transfers (`/communitas/file/1`): opened and accepted by the
+    /// node through a [`libp2p_stream::Control`], outside the event loop.
+    pub(crate) stream: libp2p_stream::Behaviour,
 }
 
 impl Behaviour {
@@ -122,6 +125,7 @@ impl Behaviour {
             kad,
             mdns: mdns.into(),
             msg,
+            stream: libp2p_stream::Behaviour::new(),
         })
     }
 }

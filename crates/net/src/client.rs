@@ -52,6 +52,10 @@ pub(crate) enum Command {
     Status {
         reply: oneshot::Sender<Status>,
     },
+    AddAddresses {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    },
 }
 
 /// A snapshot of the network's state.
@@ -70,14 +74,32 @@ pub struct Status {
 }
 
 /// A handle to the network. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     commands: mpsc::Sender<Command>,
+    streams: libp2p_stream::Control,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
 }
 
 impl Client {
-    pub(crate) fn new(commands: mpsc::Sender<Command>) -> Self {
-        Self { commands }
+    pub(crate) fn new(commands: mpsc::Sender<Command>, streams: libp2p_stream::Control) -> Self {
+        Self { commands, streams }
+    }
+
+    /// Opens and accepts raw protocol streams (bulk transfers) without going through
+    /// the event loop. Each clone has its own slot for opening streams.
+    pub fn streams(&self) -> libp2p_stream::Control {
+        self.streams.clone()
+    }
+
+    /// Tells the swarm where `peer` can be dialled (for a stream opened later).
+    pub async fn add_addresses(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<(), Error> {
+        self.commands.send(Command::AddAddresses { peer, addrs }).await.map_err(|_| Error::ActorGone)
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {

@@ -185,6 +185,11 @@ impl EventLoop {
                 let query = self.swarm.behaviour_mut().kad.get_closest_peers(key);
                 self.closest.insert(query, reply);
             }
+            Command::AddAddresses { peer, addrs } => {
+                for addr in addrs {
+                    self.swarm.add_peer_address(peer, addr);
+                }
+            }
             Command::Status { reply } => {
                 let _ = reply.send(Status {
                     peer_id: *self.swarm.local_peer_id(),

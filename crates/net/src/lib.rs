@@ -11,7 +11,8 @@
 //! Protocols: QUIC and TCP (Noise + Yamux), Kademlia on `/communitas/kad/1.0.0` with
 //! every inbound record validated before it is stored (`records.rs`), identify, ping,
 //! AutoNAT, relay client (relay server with `server`), DCUtR, mDNS (opt-in),
-//! connection limits, and `/communitas/msg/1` ([`codec`]).
+//! connection limits, `/communitas/msg/1` ([`codec`]), `/communitas/mbox/1` ([`mbox`]),
+//! and raw streams ([`Client::streams`]) for `/communitas/file/1`.
 
 #![deny(missing_docs)]
 
@@ -30,6 +31,7 @@ pub use client::{Client, MboxResponder, Responder, Status};
 pub use codec::{MSG_PROTOCOL, Receipt, Rejection};
 pub use event_loop::EventLoop;
 pub use libp2p;
+pub use libp2p_stream as stream;
 
 /// How a node joins the network.
 #[derive(Debug, Clone)]
@@ -160,7 +162,7 @@ pub fn new(
     let swarm = swarm::build(key, &config)?;
     let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(256);
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(config.event_buffer);
-    let client = Client::new(commands_tx);
+    let client = Client::new(commands_tx, swarm.behaviour().stream.new_control());
     let event_loop = EventLoop::new(swarm, commands_rx, events_tx, client.clone(), &config)?;
     Ok((client, events_rx, event_loop))
 }

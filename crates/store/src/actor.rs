@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use communitas_crypto::at_rest::StorageKey;
-use communitas_types::{Address, Fingerprint, MailboxId, MessageId, Timestamp};
+use communitas_types::{Address, FileId, Fingerprint, MailboxId, MessageId, Timestamp};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -16,6 +16,7 @@ use crate::model::{
     Contact, DeadLetter, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
 };
 use crate::ops::{MailboxEntry, MailboxLimits, PutOutcome};
+use crate::files::{self, FileRow};
 use crate::{Error, ops, schema};
 
 /// Most writes committed in one transaction: bounds the latency a big burst adds to
@@ -100,9 +101,24 @@ pub(crate) enum Write {
         expires_at: Timestamp,
         reply: Reply<OutboxEntry>,
     },
+    FilePut {
+        row: Box<FileRow>,
+        reply: Reply<()>,
+    },
 }
 
 pub(crate) enum Read {
+    File {
+        file_id: FileId,
+        reply: Reply<Option<FileRow>>,
+    },
+    FileByMessage {
+        id: MessageId,
+        reply: Reply<Option<FileRow>>,
+    },
+    FilesUnfinished {
+        reply: Reply<Vec<FileRow>>,
+    },
     Identity {
         reply: Reply<Option<IdentityRow>>,
     },
@@ -175,6 +191,7 @@ impl Write {
             (r.is_ok(), finish(r, reply))
         }
         match self {
+            Write::FilePut { row, reply } => done(files::put(conn, &row), reply),
             Write::SetIdentity { row, reply } => done(ops::set_identity(conn, &row), reply),
             Write::AddContact { contact, reply } => done(ops::add_contact(conn, &contact), reply),
             Write::SetVerified { address, verified, reply } => {
@@ -333,6 +350,9 @@ impl Reader {
         let (conn, key) = (&self.conn, &self.key);
         // A dropped receiver means the caller gave up; nothing to do.
         match read {
+            Read::File { file_id, reply } => drop(reply.send(files::get(conn, file_id))),
+            Read::FileByMessage { id, reply } => drop(reply.send(files::by_message(conn, id))),
+            Read::FilesUnfinished { reply } => drop(reply.send(files::unfinished(conn))),
             Read::Identity { reply } => drop(reply.send(ops::identity(conn))),
             Read::Contacts { reply } => drop(reply.send(ops::contacts(conn))),
             Read::History { peer, limit, before_seq, reply } => {

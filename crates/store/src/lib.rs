@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod actor;
+mod files;
 mod model;
 mod ops;
 pub mod schema;
@@ -40,6 +41,7 @@ pub use model::{
     Contact, DeadLetter, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status,
     StoredMessage,
 };
+pub use files::{FileRow, FileStatus};
 pub use ops::{MailboxEntry, MailboxLimits, PutOutcome};
 
 use actor::{Read, Write};
@@ -324,6 +326,26 @@ impl Store {
     /// Drops expired mailbox envelopes and seen ids.
     pub async fn expire(&self, now: communitas_types::Timestamp) -> Result<usize, Error> {
         self.write(|reply| Write::MboxExpire { now, reply }).await
+    }
+
+    /// Records a file transfer (or its progress).
+    pub async fn put_file(&self, row: FileRow) -> Result<(), Error> {
+        self.write(|reply| Write::FilePut { row: Box::new(row), reply }).await
+    }
+
+    /// A file transfer by file id.
+    pub async fn file(&self, file_id: communitas_types::FileId) -> Result<Option<FileRow>, Error> {
+        self.read(|reply| Read::File { file_id, reply }).await
+    }
+
+    /// The file transfer a message carries, if any.
+    pub async fn file_by_message(&self, id: MessageId) -> Result<Option<FileRow>, Error> {
+        self.read(|reply| Read::FileByMessage { id, reply }).await
+    }
+
+    /// Received files not yet fetched (pending or interrupted), to resume at start.
+    pub async fn unfinished_files(&self) -> Result<Vec<FileRow>, Error> {
+        self.read(|reply| Read::FilesUnfinished { reply }).await
     }
 
     /// Checks that the database file is sound (`PRAGMA integrity_check`).

@@ -50,6 +50,14 @@ impl Direction {
             Direction::Out => "out",
         }
     }
+
+    pub(crate) fn parse(text: &str) -> Result<Self, crate::Error> {
+        match text {
+            "in" => Ok(Direction::In),
+            "out" => Ok(Direction::Out),
+            _ => Err(crate::Error::Corrupt { field: "direction" }),
+        }
+    }
 }
 
 /// Where a message is on its way (ARCHITECTURE §6).

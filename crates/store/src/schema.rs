@@ -86,6 +86,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX mailbox_by_sender ON mailbox (sender_peer);
     CREATE INDEX mailbox_expiry ON mailbox (expires_at);
     ",
+    // 4: file transfers (ARCHITECTURE §7).
+    crate::files::SCHEMA,
 ];
 
 /// The schema version this build writes.

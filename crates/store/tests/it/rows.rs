@@ -2,7 +2,7 @@
 
 use communitas_crypto::{Identity, at_rest::StorageKey};
 use communitas_store::{Contact, Direction, Error, Inserted, Status, Store, schema};
-use communitas_types::{Fingerprint, Timestamp};
+use communitas_types::{Fingerprint, MessageId, Timestamp};
 
 use super::{bob, key, outgoing};
 
@@ -167,4 +167,39 @@ async fn outbox_rows_move_through_attempts_dead_letters_and_delivery() {
         store.retry_dead_letter(id, later, later).await,
         Err(Error::NoSuchMessage(_))
     ));
+}
+
+#[tokio::test]
+async fn file_transfers_are_kept_and_updated() {
+    use communitas_store::{FileRow, FileStatus};
+    use communitas_types::FileId;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db"), crate::key()).unwrap();
+    let file_id = FileId::from_bytes([3; 16]);
+    let mut row = FileRow {
+        file_id,
+        message_id: MessageId::from_bytes([4; 16]),
+        direction: Direction::In,
+        peer: crate::bob(),
+        size: 5 << 20,
+        path: None,
+        status: FileStatus::Pending,
+        done: vec![0],
+        fetched: 0,
+        error: None,
+        updated_at: Timestamp::from_millis(1),
+    };
+    store.put_file(row.clone()).await.unwrap();
+    assert_eq!(store.unfinished_files().await.unwrap(), vec![row.clone()]);
+
+    row.status = FileStatus::Done;
+    row.done = vec![0b11111];
+    row.fetched = 5 << 20;
+    row.path = Some("/tmp/x".into());
+    store.put_file(row.clone()).await.unwrap();
+    assert_eq!(store.file(file_id).await.unwrap(), Some(row.clone()));
+    assert_eq!(store.file_by_message(row.message_id).await.unwrap(), Some(row));
+    assert!(store.unfinished_files().await.unwrap().is_empty());
+    assert_eq!(store.file(FileId::from_bytes([9; 16])).await.unwrap(), None);
 }
