@@ -89,6 +89,7 @@ pub(crate) async fn run(
                     inner.metrics.connected_peers.set(i64::try_from(connected).unwrap_or(i64::MAX));
                     if open {
                         let _ = inner.outbox.try_send(Command::PeerOnline(peer));
+                        let _ = inner.files.try_send(crate::files::Command::PeerOnline);
                     }
                     inner.emit(Event::Connection { peer: peer.to_string(), open, connected });
                 }
@@ -152,8 +153,22 @@ pub(crate) async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Accepted, Refu
     let from = sender_address(inner, &opened).await?;
     let seen_until = opened.timestamp.saturating_add(MESSAGE_TTL);
     let busy = |e: communitas_store::Error| Refusal::Busy(format!("cannot store: {e}"));
+    let mut file = None;
     match opened.kind {
         Kind::Text => {}
+        Kind::File => {
+            let manifest = crate::files::manifest_of(&opened.body).ok_or_else(|| {
+                Refusal::Rejected(Rejection::Invalid, "malformed file manifest".into())
+            })?;
+            // The transfer is recorded before the message: a crash in between leaves a
+            // transfer without a message (harmless), never a message whose file is
+            // never fetched. A replay leaves a known transfer as it is.
+            let limit = inner.files_config.auto_download.min(inner.files_config.max_size);
+            let row = crate::files::incoming_row(&manifest, opened.message_id, from, limit);
+            let pending = row.status == communitas_store::FileStatus::Pending;
+            inner.store.add_file(row).await.map_err(busy)?;
+            file = Some((manifest, pending));
+        }
         Kind::Receipt => {
             let ids = crate::receipts::decode(&opened.body)
                 .map_err(|e| Refusal::Rejected(Rejection::Invalid, format!("bad receipt: {e}")))?;
@@ -170,7 +185,10 @@ pub(crate) async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Accepted, Refu
         // Kinds a later version uses; this build stores nothing for them.
         _ => return Ok(Accepted { inserted: Inserted::Duplicate, text_from: None }),
     }
-    let text = String::from_utf8_lossy(&opened.body).into_owned();
+    let text = match &file {
+        Some((manifest, _)) => manifest.caption.clone(),
+        None => String::from_utf8_lossy(&opened.body).into_owned(),
+    };
     let message = NewMessage {
         id: opened.message_id,
         peer: from,
@@ -187,12 +205,18 @@ pub(crate) async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Accepted, Refu
         .map_err(busy)?;
     if inserted == Inserted::New {
         inner.metrics.received.inc();
+        let attachment = file.as_ref().map(|(m, _)| crate::files::Attachment::new(m, None));
         inner.emit(Event::MessageReceived {
             id: opened.message_id,
             from,
             text,
             timestamp: opened.timestamp,
+            attachment,
         });
+    }
+    if let Some((manifest, true)) = &file {
+        // Fetching starts now; a full queue only delays it to the actor's next look.
+        let _ = inner.files.try_send(crate::files::Command::Fetch(manifest.file_id));
     }
     Ok(Accepted { inserted, text_from: Some((from, opened.sender, opened.message_id)) })
 }

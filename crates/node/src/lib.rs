@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+mod files;
 mod inbound;
 mod limits;
 mod mailbox;
@@ -37,6 +38,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use files::{Attachment, FileError, FilesConfig};
 pub use limits::{Rate, RateLimits};
 pub use metrics::Metrics;
 pub use send::SendError;
@@ -59,6 +61,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Mailbox quotas (server role).
     pub mailbox_limits: communitas_store::MailboxLimits,
+    /// Attachments: where they go, how big they may be.
+    pub files: FilesConfig,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             max_inbound: 256,
             rate_limits: RateLimits::default(),
             mailbox_limits: mailbox::LIMITS,
+            files: FilesConfig::default(),
         }
     }
 }
@@ -100,6 +105,35 @@ pub enum Event {
         text: String,
         /// The sender's clock, unix ms.
         timestamp: Timestamp,
+        /// The file it carries, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attachment: Option<Attachment>,
+    },
+    /// A file transfer moved: bytes on disk (received) or fetched by the recipient.
+    FileProgress {
+        /// The file.
+        file_id: communitas_types::FileId,
+        /// The message that carries it.
+        message_id: MessageId,
+        /// The other side.
+        peer: Address,
+        /// `"in"` or `"out"`.
+        direction: &'static str,
+        /// Bytes done.
+        bytes: u64,
+        /// The file's size.
+        size: u64,
+        /// The transfer's status (see [`Attachment::status`]).
+        status: &'static str,
+    },
+    /// A file being sent is being read and hashed.
+    FilePreparing {
+        /// The path being read.
+        path: String,
+        /// Bytes read.
+        bytes: u64,
+        /// Its size.
+        size: u64,
     },
     /// An outgoing message changed state.
     StatusChanged {
@@ -138,6 +172,9 @@ pub struct HistoryEntry {
     pub timestamp: Timestamp,
     /// `queued`, `sent`, `stored`, `delivered`, `read` or `failed`.
     pub status: &'static str,
+    /// The file it carries, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
     /// Paging cursor: pass as `before` to get older messages.
     #[serde(skip)]
     pub seq: i64,
@@ -172,6 +209,9 @@ pub(crate) struct Inner {
     pub(crate) pinned: pinned::Pinned,
     pub(crate) limiters: limits::Limiters,
     pub(crate) mailbox_limits: communitas_store::MailboxLimits,
+    pub(crate) files: mpsc::Sender<files::Command>,
+    pub(crate) files_config: FilesConfig,
+    pub(crate) serving: files::Sources,
 }
 
 impl Inner {
@@ -218,6 +258,7 @@ impl Node {
 
         let (events, _) = broadcast::channel(1024);
         let (outbox_tx, outbox_rx) = mpsc::channel(1024);
+        let (files_tx, files_rx) = mpsc::channel(256);
         let inner = Arc::new(Inner {
             secrets,
             public,
@@ -229,11 +270,16 @@ impl Node {
             pinned: pinned::Pinned::default(),
             limiters: limits::Limiters::new(config.rate_limits),
             mailbox_limits: config.mailbox_limits,
+            files: files_tx,
+            files_config: config.files.clone(),
+            serving: files::Sources::default(),
         });
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
         let outbox = outbox::Actor::new(inner.clone(), outbox_rx, pending, config.max_deliveries);
         tasks.spawn(outbox.run(shutdown.child_token()));
+        tasks.spawn(files::Actor::new(inner.clone(), files_rx).run(shutdown.child_token()));
+        tasks.spawn(files::serve(inner.clone(), shutdown.child_token()));
         let (publish_tx, publish_rx) = mpsc::channel(8);
         tasks.spawn(publisher::run(inner.clone(), publish_rx, shutdown.child_token()));
         let (mbox_tx, mbox_rx) = mpsc::channel(256);
@@ -328,26 +374,100 @@ impl Handle {
     ) -> Result<Vec<HistoryEntry>, communitas_store::Error> {
         let me = self.inner.public.address;
         let rows = self.inner.store.history(peer, limit, before).await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let m = row.message;
-                let (from, to, direction) = match m.direction {
-                    Direction::In => (m.peer, me, "in"),
-                    Direction::Out => (me, m.peer, "out"),
-                };
-                HistoryEntry {
-                    id: m.id,
-                    from,
-                    to,
-                    direction,
-                    text: String::from_utf8_lossy(&m.body).into_owned(),
-                    timestamp: m.timestamp,
-                    status: m.status.as_str(),
-                    seq: row.seq,
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let m = row.message;
+            let (from, to, direction) = match m.direction {
+                Direction::In => (m.peer, me, "in"),
+                Direction::Out => (me, m.peer, "out"),
+            };
+            let manifest = (m.kind == communitas_crypto::Kind::File.to_u8())
+                .then(|| files::manifest_of(&m.body))
+                .flatten();
+            let (text, attachment) = match manifest {
+                Some(manifest) => {
+                    let file = self.inner.store.file(manifest.file_id).await?;
+                    (manifest.caption.clone(), Some(Attachment::new(&manifest, file.as_ref())))
                 }
-            })
-            .collect())
+                None => (String::from_utf8_lossy(&m.body).into_owned(), None),
+            };
+            entries.push(HistoryEntry {
+                id: m.id,
+                from,
+                to,
+                direction,
+                text,
+                timestamp: m.timestamp,
+                status: m.status.as_str(),
+                attachment,
+                seq: row.seq,
+            });
+        }
+        Ok(entries)
+    }
+
+    /// Sends a file with an optional caption. Returns once the manifest is computed
+    /// and the message durably queued; the recipient then pulls the file.
+    pub async fn send_file(
+        &self,
+        to: Address,
+        caption: &str,
+        path: std::path::PathBuf,
+    ) -> Result<(MessageId, communitas_types::FileId, Status), SendError> {
+        send::send_file(&self.inner, to, caption, path).await
+    }
+
+    /// An attachment's state.
+    pub async fn file(&self, file_id: communitas_types::FileId) -> Result<Attachment, FileError> {
+        let (row, manifest) = self.file_parts(file_id).await?;
+        Ok(Attachment::new(&manifest, Some(&row)))
+    }
+
+    async fn file_parts(
+        &self,
+        file_id: communitas_types::FileId,
+    ) -> Result<(communitas_store::FileRow, communitas_proto::file::Manifest), FileError> {
+        let row = self.inner.store.file(file_id).await?.ok_or(FileError::NoSuchFile(file_id))?;
+        let message = self.inner.store.message(row.message_id).await?;
+        let manifest = message
+            .and_then(|m| files::manifest_of(&m.message.body))
+            .ok_or(FileError::NoSuchFile(file_id))?;
+        Ok((row, manifest))
+    }
+
+    /// Fetches a received file now, even above the auto-download size (or after a
+    /// failure). Progress arrives as [`Event::FileProgress`].
+    pub async fn fetch_file(&self, file_id: communitas_types::FileId) -> Result<Attachment, FileError> {
+        let (mut row, manifest) = self.file_parts(file_id).await?;
+        if row.direction == Direction::In
+            && matches!(
+                row.status,
+                communitas_store::FileStatus::TooLarge | communitas_store::FileStatus::Failed
+            )
+        {
+            row.status = communitas_store::FileStatus::Pending;
+            row.error = None;
+            row.updated_at = Timestamp::now();
+            self.inner.store.put_file(row.clone()).await?;
+        }
+        if row.direction == Direction::In && row.status != communitas_store::FileStatus::Done {
+            let _ = self.inner.files.send(files::Command::Fetch(file_id)).await;
+        }
+        Ok(Attachment::new(&manifest, Some(&row)))
+    }
+
+    /// Where a file's bytes are on this machine: the saved copy of a received file
+    /// (once done), or the original of a sent one.
+    pub async fn file_path(
+        &self,
+        file_id: communitas_types::FileId,
+    ) -> Result<std::path::PathBuf, FileError> {
+        let (row, _) = self.file_parts(file_id).await?;
+        match (row.direction, row.status, row.path) {
+            (Direction::In, communitas_store::FileStatus::Done, Some(path)) => Ok(path),
+            (Direction::Out, _, Some(path)) => Ok(path),
+            _ => Err(FileError::NotReady(file_id)),
+        }
     }
 
     /// Every contact.

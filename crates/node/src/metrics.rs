@@ -35,6 +35,12 @@ pub struct Metrics {
     pub rate_limited: Family<Vec<(String, String)>, Counter>,
     /// Mailbox puts refused for a full quota.
     pub mailbox_full: Counter,
+    /// File shard bytes fetched from the network (this run).
+    pub file_bytes_fetched: Counter,
+    /// File shard bytes served to fetchers (this run).
+    pub file_bytes_served: Counter,
+    /// Fetched file shards that failed their hash check (then rebuilt from parity).
+    pub file_shards_corrupt: Counter,
 }
 
 impl Metrics {
@@ -55,6 +61,24 @@ impl Metrics {
         let outbox_depth = Gauge::default();
         let rate_limited = Family::<Vec<(String, String)>, Counter>::default();
         let mailbox_full = Counter::default();
+        let file_bytes_fetched = Counter::default();
+        let file_bytes_served = Counter::default();
+        let file_shards_corrupt = Counter::default();
+        registry.register(
+            "file_bytes_fetched",
+            "File shard bytes fetched from the network",
+            file_bytes_fetched.clone(),
+        );
+        registry.register(
+            "file_bytes_served",
+            "File shard bytes served to fetchers",
+            file_bytes_served.clone(),
+        );
+        registry.register(
+            "file_shards_corrupt",
+            "Fetched file shards that failed their hash check",
+            file_shards_corrupt.clone(),
+        );
         registry.register(
             "rate_limited",
             "Requests refused by a per-peer rate limit",
@@ -101,6 +125,9 @@ impl Metrics {
             outbox_depth,
             rate_limited,
             mailbox_full,
+            file_bytes_fetched,
+            file_bytes_served,
+            file_shards_corrupt,
         }
     }
 

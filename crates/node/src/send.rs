@@ -56,6 +56,9 @@ pub enum SendError {
     /// The node is stopping.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// The attachment cannot be sent.
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
 }
 
 pub(crate) async fn send_text(
@@ -72,17 +75,29 @@ pub(crate) async fn send_text(
     if to == inner.public.address {
         return Err(SendError::OwnAddress(to));
     }
-    let recipient = recipient_keys(inner, to).await?;
     let id = MessageId::from_bytes(random::bytes().map_err(SealError::from)?);
+    queue(inner, to, id, Kind::Text, text.as_bytes().to_vec()).await
+}
+
+/// Seals `body` for `to` and stores it with its outbox row; from then on the outbox
+/// owns it.
+pub(crate) async fn queue(
+    inner: &Arc<Inner>,
+    to: Address,
+    id: MessageId,
+    kind: Kind,
+    body: Vec<u8>,
+) -> Result<(MessageId, Status), SendError> {
+    let recipient = recipient_keys(inner, to).await?;
     let now = Timestamp::now();
-    let letter = Letter { message_id: id, timestamp: now, kind: Kind::Text, body: text.as_bytes() };
+    let letter = Letter { message_id: id, timestamp: now, kind, body: &body };
     let envelope = Envelope::seal(&inner.secrets.identity, &recipient, letter)?.to_bytes();
     let message = NewMessage {
         id,
         peer: to,
         direction: Direction::Out,
-        kind: Kind::Text.to_u8(),
-        body: text.as_bytes().to_vec(),
+        kind: kind.to_u8(),
+        body,
         timestamp: now,
         status: Status::Queued,
     };
@@ -145,4 +160,65 @@ pub(crate) async fn add_contact(
     // The outbox needs the devices next; spare it a second lookup.
     let _ = inner.outbox.try_send(Command::Learned { address, record: Box::new(record) });
     Ok(contact)
+}
+
+/// Sends a file: one pass computes its manifest, then the manifest goes like a text.
+pub(crate) async fn send_file(
+    inner: &Arc<Inner>,
+    to: Address,
+    caption: &str,
+    path: std::path::PathBuf,
+) -> Result<(MessageId, communitas_types::FileId, Status), SendError> {
+    use communitas_store::{FileRow, FileStatus};
+
+    if caption.len() > communitas_proto::file::MAX_CAPTION_LEN {
+        return Err(SendError::TooLong {
+            len: caption.len(),
+            max: communitas_proto::file::MAX_CAPTION_LEN,
+        });
+    }
+    if to == inner.public.address {
+        return Err(SendError::OwnAddress(to));
+    }
+    // Keys first: an unknown address is refused before the file is read.
+    recipient_keys(inner, to).await?;
+    let max = inner.files_config.max_size;
+    let source = inner.secrets.device.keypair().public().to_peer_id().to_bytes();
+    let caption = caption.to_owned();
+    let work = path.clone();
+    let progress_inner = inner.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        let mut last = std::time::Instant::now();
+        crate::files::prepare(&work, max, caption, source, |done, size| {
+            if last.elapsed() >= std::time::Duration::from_millis(200) {
+                last = std::time::Instant::now();
+                progress_inner.emit(Event::FilePreparing { path: work.display().to_string(), bytes: done, size });
+            }
+        })
+    })
+    .await
+    .map_err(|_| SendError::ShuttingDown)??;
+    let manifest = prepared.manifest;
+    let file_id = manifest.file_id;
+    let id = MessageId::from_bytes(random::bytes().map_err(SealError::from)?);
+    let absolute = std::fs::canonicalize(&path).unwrap_or(path);
+    // The row first: a manifest must never go out for a file we cannot serve.
+    inner
+        .store
+        .put_file(FileRow {
+            file_id,
+            message_id: id,
+            direction: Direction::Out,
+            peer: to,
+            size: manifest.size,
+            path: Some(absolute),
+            status: FileStatus::Offered,
+            done: Vec::new(),
+            fetched: 0,
+            error: None,
+            updated_at: Timestamp::now(),
+        })
+        .await?;
+    let (id, status) = queue(inner, to, id, Kind::File, manifest.to_bytes()).await?;
+    Ok((id, file_id, status))
 }

@@ -105,6 +105,10 @@ pub(crate) enum Write {
         row: Box<FileRow>,
         reply: Reply<()>,
     },
+    FileAdd {
+        row: Box<FileRow>,
+        reply: Reply<Inserted>,
+    },
 }
 
 pub(crate) enum Read {
@@ -192,6 +196,7 @@ impl Write {
         }
         match self {
             Write::FilePut { row, reply } => done(files::put(conn, &row), reply),
+            Write::FileAdd { row, reply } => done(files::add(conn, &row), reply),
             Write::SetIdentity { row, reply } => done(ops::set_identity(conn, &row), reply),
             Write::AddContact { contact, reply } => done(ops::add_contact(conn, &contact), reply),
             Write::SetVerified { address, verified, reply } => {

@@ -3,6 +3,7 @@
 
 use communitas_types::{Address, FileId, MessageId, Timestamp};
 use rusqlite::{Connection, Row, params};
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 
 use crate::Error;
 
@@ -20,7 +21,8 @@ pub struct FileRow {
     /// Size in bytes.
     pub size: u64,
     /// Out: the file the shards are read from. In: where it was saved, once done.
-    pub path: Option<String>,
+    /// Kept as raw bytes: paths need not be UTF-8.
+    pub path: Option<std::path::PathBuf>,
     /// What the transfer is doing.
     pub status: FileStatus,
     /// In: one bit per stripe written and synced to the partial file.
@@ -84,7 +86,7 @@ pub(crate) const SCHEMA: &str = "
         direction  TEXT NOT NULL CHECK (direction IN ('in', 'out')),
         peer       TEXT NOT NULL,
         size       INTEGER NOT NULL,
-        path       TEXT,
+        path       BLOB,
         status     TEXT NOT NULL,
         done       BLOB NOT NULL,
         fetched    INTEGER NOT NULL DEFAULT 0,
@@ -94,6 +96,16 @@ pub(crate) const SCHEMA: &str = "
     CREATE INDEX files_by_message ON files (message_id);
     CREATE INDEX files_by_status ON files (direction, status);
 ";
+
+/// Inserts `row` unless the file is already known (a replayed manifest must not
+/// reset a transfer's progress).
+pub(crate) fn add(conn: &Connection, row: &FileRow) -> Result<crate::Inserted, Error> {
+    if get(conn, row.file_id)?.is_some() {
+        return Ok(crate::Inserted::Duplicate);
+    }
+    put(conn, row)?;
+    Ok(crate::Inserted::New)
+}
 
 pub(crate) fn put(conn: &Connection, row: &FileRow) -> Result<(), Error> {
     conn.execute(
@@ -109,7 +121,7 @@ pub(crate) fn put(conn: &Connection, row: &FileRow) -> Result<(), Error> {
             row.direction.as_str(),
             row.peer.to_string(),
             i64::try_from(row.size).unwrap_or(i64::MAX),
-            row.path,
+            row.path.as_ref().map(|p| p.as_os_str().as_bytes()),
             row.status.as_str(),
             row.done,
             i64::try_from(row.fetched).unwrap_or(i64::MAX),
@@ -132,7 +144,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<FileRow, Error>> {
     let status: String = row.get(6)?;
     let fetched: i64 = row.get(8)?;
     let updated_at: i64 = row.get(10)?;
-    let path = row.get(5)?;
+    let path: Option<Vec<u8>> = row.get(5)?;
+    let path = path.map(|p| std::path::PathBuf::from(std::ffi::OsString::from_vec(p)));
     let done = row.get(7)?;
     let error = row.get(9)?;
     Ok((|| {

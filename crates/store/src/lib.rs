@@ -333,6 +333,11 @@ impl Store {
         self.write(|reply| Write::FilePut { row: Box::new(row), reply }).await
     }
 
+    /// Records a new file transfer; a file already known is left as it is.
+    pub async fn add_file(&self, row: FileRow) -> Result<Inserted, Error> {
+        self.write(|reply| Write::FileAdd { row: Box::new(row), reply }).await
+    }
+
     /// A file transfer by file id.
     pub async fn file(&self, file_id: communitas_types::FileId) -> Result<Option<FileRow>, Error> {
         self.read(|reply| Read::File { file_id, reply }).await

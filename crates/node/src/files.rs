@@ -1,0 +1,326 @@
+//! File attachments (ARCHITECTURE §7): offer, serve, fetch, resume.
+//!
+//! - [`prepare`]: one streaming pass over the file computes its manifest (stripe
+//!   digests and whole-file BLAKE3); nothing is copied. The manifest goes to the
+//!   recipient in an ordinary sealed message of kind `File`.
+//! - [`serve`]: the sender answers `/communitas/file/1` requests by re-reading the
+//!   segment from the original file, re-encoding it and checking it against the
+//!   manifest before a byte leaves (a file changed since is refused, never served
+//!   half-old, half-new — and never re-encrypted under a used nonce).
+//! - [`fetch`]: the recipient pulls data shards over a few streams, checks every
+//!   hash, asks for parity only for what is missing or corrupt, writes each stripe at
+//!   its offset in a partial file, and records which stripes are on disk (synced) so a
+//!   restart resumes there. The partial file is renamed into `downloads/` when the
+//!   whole-file BLAKE3 matches.
+//!
+//! The [`Actor`] owns the set of running downloads: it starts the unfinished ones at
+//! start, new ones as their manifests arrive, and retries waiting ones when their
+//! sender comes online, or after a backoff (1 s doubling to 30 s).
+
+mod fetch;
+mod frame;
+mod name;
+mod prepare;
+mod serve;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use communitas_proto::file::Manifest;
+use communitas_store::{Direction, FileRow, FileStatus};
+use communitas_types::{Address, FileId, MessageId, Timestamp};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Event, Inner};
+
+pub(crate) use name::sanitise;
+pub(crate) use prepare::prepare;
+pub(crate) use serve::{Sources, serve};
+
+/// How often the actor looks for downloads due for another try.
+const TICK: Duration = Duration::from_secs(1);
+/// Longest wait between tries of a download whose sender is away.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Downloads running at once.
+const MAX_DOWNLOADS: usize = 2;
+
+/// Limits and places for files.
+#[derive(Debug, Clone)]
+pub struct FilesConfig {
+    /// Where received files are saved (and partial ones kept, in `.partial/`).
+    pub downloads: PathBuf,
+    /// Largest file sent or accepted (default 1 GiB).
+    pub max_size: u64,
+    /// Received files up to this size are fetched without being asked (default 1 GiB).
+    pub auto_download: u64,
+    /// Streams one download uses at once.
+    pub parallel_streams: usize,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            downloads: std::env::temp_dir().join("communitas-downloads"),
+            max_size: 1 << 30,
+            auto_download: 1 << 30,
+            parallel_streams: 4,
+        }
+    }
+}
+
+/// What the API shows of an attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    /// The file's id.
+    pub file_id: FileId,
+    /// Its name (as sent, lossy UTF-8; the saved name may differ, see `path`).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the whole file, hex.
+    pub blake3: String,
+    /// Media type.
+    pub media_type: String,
+    /// `offered`, `pending`, `downloading`, `done`, `too_large` or `failed`.
+    pub status: &'static str,
+    /// Bytes on disk so far (received files; the size once done).
+    pub progress: u64,
+    /// Where the received file was saved, once done (lossy UTF-8 for display).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Attachment {
+    pub(crate) fn new(manifest: &Manifest, row: Option<&FileRow>) -> Self {
+        let (status, progress, path, error) = match row {
+            Some(row) => {
+                let progress = match row.status {
+                    FileStatus::Done | FileStatus::Offered => row.size,
+                    _ => fetch::bytes_done(&row.done, row.size),
+                };
+                (row.status.as_str(), progress, row.path.as_ref().map(|p| p.display().to_string()), row.error.clone())
+            }
+            None => (FileStatus::Pending.as_str(), 0, None, None),
+        };
+        Self {
+            file_id: manifest.file_id,
+            name: manifest.display_name(),
+            size: manifest.size,
+            blake3: hex_lower(&manifest.blake3),
+            media_type: manifest.media_type.clone(),
+            status,
+            progress,
+            path: if row.is_some_and(|r| r.direction == Direction::In) { path } else { None },
+            error,
+        }
+    }
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a file operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {reason}")]
+    Unreadable {
+        /// The path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The path is not a regular file.
+    #[error("{0} is not a regular file")]
+    NotAFile(String),
+    /// Over the size limit.
+    #[error("the file is {size} bytes; the limit is {max} bytes")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// No such file transfer.
+    #[error("no file {0}")]
+    NoSuchFile(FileId),
+    /// The received file is not complete yet.
+    #[error("file {0} is not downloaded yet")]
+    NotReady(FileId),
+    /// Writing the copy failed.
+    #[error("cannot write {path}: {reason}")]
+    Unwritable {
+        /// The path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Storing failed.
+    #[error("storage failed: {0}")]
+    Store(#[from] communitas_store::Error),
+}
+
+/// What the files actor is asked to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// A manifest arrived (or `files get` asked): fetch this file.
+    Fetch(FileId),
+    /// A peer connected: retry waiting downloads now.
+    PeerOnline,
+}
+
+/// Owns the running downloads.
+pub(crate) struct Actor {
+    inner: Arc<Inner>,
+    commands: mpsc::Receiver<Command>,
+    running: HashSet<FileId>,
+    /// Downloads waiting, and when each may try next.
+    waiting: HashMap<FileId, Instant>,
+    /// Failed tries in a row, for the backoff.
+    tries: HashMap<FileId, u32>,
+    tasks: JoinSet<(FileId, fetch::Outcome)>,
+}
+
+impl Actor {
+    pub(crate) fn new(inner: Arc<Inner>, commands: mpsc::Receiver<Command>) -> Self {
+        Self {
+            inner,
+            commands,
+            running: HashSet::new(),
+            waiting: HashMap::new(),
+            tries: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
+        match self.inner.store.unfinished_files().await {
+            Ok(rows) => {
+                let now = Instant::now();
+                self.waiting.extend(rows.into_iter().map(|r| (r.file_id, now)));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list unfinished downloads"),
+        }
+        self.start_due();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Ok((file_id, outcome)) = done {
+                        self.running.remove(&file_id);
+                        if outcome == fetch::Outcome::Retry {
+                            let tries = self.tries.entry(file_id).or_insert(0);
+                            *tries += 1;
+                            self.waiting.insert(file_id, Instant::now() + backoff(*tries));
+                        } else {
+                            self.tries.remove(&file_id);
+                        }
+                    }
+                    self.start_due();
+                }
+                command = self.commands.recv() => match command {
+                    None => break,
+                    Some(Command::Fetch(file_id)) => {
+                        self.waiting.insert(file_id, Instant::now());
+                        self.start_due();
+                    }
+                    // A peer came back: everything waiting may try now.
+                    Some(Command::PeerOnline) => {
+                        let now = Instant::now();
+                        self.waiting.values_mut().for_each(|at| *at = now);
+                        self.start_due();
+                    }
+                },
+                _ = tick.tick() => self.start_due(),
+            }
+        }
+        // Downloads stop here; what is on disk and recorded resumes next start.
+        self.tasks.shutdown().await;
+    }
+
+    fn start_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<FileId> =
+            self.waiting.iter().filter(|(_, at)| **at <= now).map(|(id, _)| *id).collect();
+        for file_id in due {
+            if self.running.len() >= MAX_DOWNLOADS {
+                break;
+            }
+            if self.running.contains(&file_id) {
+                continue;
+            }
+            self.waiting.remove(&file_id);
+            self.running.insert(file_id);
+            let inner = self.inner.clone();
+            self.tasks.spawn(async move { (file_id, fetch::run(inner, file_id).await) });
+        }
+    }
+}
+
+/// Wait before try `n` (n ≥ 1): 1 s, 2 s, 4 s... up to [`MAX_BACKOFF`].
+fn backoff(tries: u32) -> Duration {
+    Duration::from_secs(1u64 << tries.saturating_sub(1).min(5)).min(MAX_BACKOFF)
+}
+
+/// Decodes the manifest a stored `File` message carries.
+pub(crate) fn manifest_of(body: &[u8]) -> Option<Manifest> {
+    Manifest::from_bytes(body, communitas_crypto::envelope::MAX_BODY_LEN).ok()
+}
+
+/// Emits a progress event for a transfer.
+pub(crate) fn emit_progress(inner: &Inner, row: &FileRow) {
+    let bytes = match row.status {
+        FileStatus::Done => row.size,
+        _ => fetch::bytes_done(&row.done, row.size),
+    };
+    inner.emit(Event::FileProgress {
+        file_id: row.file_id,
+        message_id: row.message_id,
+        peer: row.peer,
+        direction: match row.direction {
+            Direction::In => "in",
+            Direction::Out => "out",
+        },
+        bytes,
+        size: row.size,
+        status: row.status.as_str(),
+    });
+}
+
+/// A new row for a received manifest: pending, or too large to fetch unasked.
+pub(crate) fn incoming_row(
+    manifest: &Manifest,
+    message_id: MessageId,
+    from: Address,
+    auto_download: u64,
+) -> FileRow {
+    let status =
+        if manifest.size > auto_download { FileStatus::TooLarge } else { FileStatus::Pending };
+    FileRow {
+        file_id: manifest.file_id,
+        message_id,
+        direction: Direction::In,
+        peer: from,
+        size: manifest.size,
+        path: None,
+        status,
+        done: fetch::empty_bitmap(manifest.size),
+        fetched: 0,
+        error: None,
+        updated_at: Timestamp::now(),
+    }
+}

@@ -1,0 +1,166 @@
+//! Serving `/communitas/file/1`: the sender re-reads and re-encodes what is asked.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
+use std::sync::{Arc, Mutex};
+
+use communitas_net::libp2p::{PeerId, StreamProtocol};
+use communitas_proto::file::wire::{PROTOCOL, Refusal, Request, Response};
+use communitas_proto::file::{EncodedStripe, Manifest, SHARDS, encode_stripe, segment_range};
+use communitas_store::{Direction, FileStatus};
+use communitas_types::FileId;
+use futures::StreamExt as _;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::frame;
+use crate::Inner;
+
+/// Streams served at once; more are closed at once (the fetcher retries).
+const MAX_STREAMS: usize = 64;
+/// Manifests kept in memory for serving.
+const CACHE: usize = 64;
+
+/// The protocol as libp2p names it.
+pub(crate) const FILE_PROTOCOL: StreamProtocol = StreamProtocol::new(PROTOCOL);
+
+/// What a sender serves from: the manifest and the original file.
+struct Source {
+    manifest: Manifest,
+    path: std::path::PathBuf,
+}
+
+/// Manifests (and paths) of offered files, by id.
+#[derive(Default)]
+pub(crate) struct Sources {
+    map: Mutex<HashMap<FileId, Arc<Source>>>,
+}
+
+impl Sources {
+    async fn get(&self, inner: &Inner, file_id: FileId) -> Result<Arc<Source>, Refusal> {
+        if let Some(found) = self.map.lock().ok().and_then(|m| m.get(&file_id).cloned()) {
+            return Ok(found);
+        }
+        let row = inner.store.file(file_id).await.map_err(|_| Refusal::Busy)?;
+        let row = row
+            .filter(|r| r.direction == Direction::Out && r.status == FileStatus::Offered)
+            .ok_or(Refusal::NotFound)?;
+        let path = row.path.ok_or(Refusal::NotFound)?;
+        let message = inner.store.message(row.message_id).await.map_err(|_| Refusal::Busy)?;
+        let manifest = message
+            .and_then(|m| super::manifest_of(&m.message.body))
+            .ok_or(Refusal::NotFound)?;
+        let source = Arc::new(Source { manifest, path });
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= CACHE {
+                map.clear();
+            }
+            map.insert(file_id, source.clone());
+        }
+        Ok(source)
+    }
+}
+
+/// Accepts `/communitas/file/1` streams until `shutdown`.
+pub(crate) async fn serve(inner: Arc<Inner>, shutdown: CancellationToken) {
+    let mut control = inner.net.streams();
+    let mut incoming = match control.accept(FILE_PROTOCOL) {
+        Ok(incoming) => incoming,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot accept file streams");
+            return;
+        }
+    };
+    let slots = Arc::new(Semaphore::new(MAX_STREAMS));
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            next = incoming.next() => {
+                let Some((peer, stream)) = next else { break };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!(%peer, "too many file streams: closing one");
+                    continue;
+                };
+                let inner = inner.clone();
+                tasks.spawn(async move {
+                    serve_stream(&inner, peer, stream).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+    tasks.shutdown().await;
+}
+
+async fn serve_stream(inner: &Inner, peer: PeerId, mut stream: communitas_net::libp2p::Stream) {
+    loop {
+        let body = match frame::read(&mut stream).await {
+            Ok(Some(body)) => body,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "file stream ended");
+                return;
+            }
+        };
+        let response = match Request::from_bytes(&body) {
+            Ok(request) => answer(inner, request).await,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "malformed file request");
+                Response::Refused(Refusal::Invalid)
+            }
+        };
+        if frame::write(&mut stream, &response.to_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn answer(inner: &Inner, request: Request) -> Response {
+    match request {
+        Request::Get { file_id, stripe, mask } => match get(inner, file_id, stripe, mask).await {
+            Ok(response) => response,
+            Err(why) => Response::Refused(why),
+        },
+        // The stored path (shards kept by server nodes) is not served by this build.
+        Request::Put { .. } | Request::Have { .. } => Response::Refused(Refusal::NotFound),
+        _ => Response::Refused(Refusal::Invalid),
+    }
+}
+
+async fn get(inner: &Inner, file_id: FileId, stripe: u32, mask: u16) -> Result<Response, Refusal> {
+    let source = inner.serving.get(inner, file_id).await?;
+    let index = u64::from(stripe);
+    let size = source.manifest.size;
+    let (offset, len) = segment_range(size, index).map_err(|_| Refusal::Invalid)?;
+    let expected = *source.manifest.digests.get(stripe as usize).ok_or(Refusal::Invalid)?;
+    let work = source.clone();
+    let encoded = tokio::task::spawn_blocking(move || {
+        let file = File::open(&work.path).map_err(|_| Refusal::SourceChanged)?;
+        let mut plain = vec![0u8; len];
+        file.read_exact_at(&mut plain, offset).map_err(|_| Refusal::SourceChanged)?;
+        let m = &work.manifest;
+        encode_stripe(&m.key, m.file_id, m.size, index, &plain).map_err(|_| Refusal::Invalid)
+    })
+    .await
+    .map_err(|_| Refusal::Busy)??;
+    if encoded.digest() != expected {
+        // Never serve what the manifest does not describe.
+        tracing::warn!(file = %file_id.fmt_short(), stripe, "the file changed since it was sent");
+        return Err(Refusal::SourceChanged);
+    }
+    let EncodedStripe { shards, hashes } = encoded;
+    let shards: Vec<(u8, Vec<u8>)> = shards
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i < usize::from(SHARDS) && mask & (1 << i) != 0)
+        .map(|(i, s)| (i as u8, s))
+        .collect();
+    let served: u64 = shards.iter().map(|(_, s)| s.len() as u64).sum();
+    inner.metrics.file_bytes_served.inc_by(served);
+    Ok(Response::Shards { hashes, shards })
+}
