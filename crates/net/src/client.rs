@@ -99,7 +99,10 @@ impl Client {
 
     /// Tells the swarm where `peer` can be dialled (for a stream opened later).
     pub async fn add_addresses(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<(), Error> {
-        self.commands.send(Command::AddAddresses { peer, addrs }).await.map_err(|_| Error::ActorGone)
+        self.commands
+            .send(Command::AddAddresses { peer, addrs })
+            .await
+            .map_err(|_| Error::ActorGone)
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {

@@ -107,7 +107,12 @@ impl Attachment {
                     FileStatus::Done | FileStatus::Offered => row.size,
                     _ => fetch::bytes_done(&row.done, row.size),
                 };
-                (row.status.as_str(), progress, row.path.as_ref().map(|p| p.display().to_string()), row.error.clone())
+                (
+                    row.status.as_str(),
+                    progress,
+                    row.path.as_ref().map(|p| p.display().to_string()),
+                    row.error.clone(),
+                )
             }
             None => (FileStatus::Pending.as_str(), 0, None, None),
         };

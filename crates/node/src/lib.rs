@@ -437,7 +437,10 @@ impl Handle {
 
     /// Fetches a received file now, even above the auto-download size (or after a
     /// failure). Progress arrives as [`Event::FileProgress`].
-    pub async fn fetch_file(&self, file_id: communitas_types::FileId) -> Result<Attachment, FileError> {
+    pub async fn fetch_file(
+        &self,
+        file_id: communitas_types::FileId,
+    ) -> Result<Attachment, FileError> {
         let (mut row, manifest) = self.file_parts(file_id).await?;
         if row.direction == Direction::In
             && matches!(

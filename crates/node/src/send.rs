@@ -192,7 +192,11 @@ pub(crate) async fn send_file(
         crate::files::prepare(&work, max, caption, source, |done, size| {
             if last.elapsed() >= std::time::Duration::from_millis(200) {
                 last = std::time::Instant::now();
-                progress_inner.emit(Event::FilePreparing { path: work.display().to_string(), bytes: done, size });
+                progress_inner.emit(Event::FilePreparing {
+                    path: work.display().to_string(),
+                    bytes: done,
+                    size,
+                });
             }
         })
     })

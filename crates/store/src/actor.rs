@@ -12,11 +12,11 @@ use communitas_types::{Address, FileId, Fingerprint, MailboxId, MessageId, Times
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::files::{self, FileRow};
 use crate::model::{
     Contact, DeadLetter, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
 };
 use crate::ops::{MailboxEntry, MailboxLimits, PutOutcome};
-use crate::files::{self, FileRow};
 use crate::{Error, ops, schema};
 
 /// Most writes committed in one transaction: bounds the latency a big burst adds to

@@ -168,7 +168,11 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<FileRow, Error>> {
     })())
 }
 
-fn query(conn: &Connection, filter: &str, arg: &dyn rusqlite::ToSql) -> Result<Vec<FileRow>, Error> {
+fn query(
+    conn: &Connection,
+    filter: &str,
+    arg: &dyn rusqlite::ToSql,
+) -> Result<Vec<FileRow>, Error> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM files {filter}"))?;
     let rows = stmt.query_map([arg], from_row)?;
     let mut out = Vec::new();

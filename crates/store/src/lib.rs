@@ -37,11 +37,11 @@ use communitas_crypto::at_rest::StorageKey;
 use communitas_types::{Address, MessageId};
 use tokio::sync::{mpsc, oneshot};
 
+pub use files::{FileRow, FileStatus};
 pub use model::{
     Contact, DeadLetter, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status,
     StoredMessage,
 };
-pub use files::{FileRow, FileStatus};
 pub use ops::{MailboxEntry, MailboxLimits, PutOutcome};
 
 use actor::{Read, Write};

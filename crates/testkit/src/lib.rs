@@ -97,6 +97,10 @@ async fn start(
             only_global_ips: false,
             ..communitas_net::Config::default()
         },
+        files: communitas_node::FilesConfig {
+            downloads: dir.join(format!("{name}-downloads")),
+            ..base.files.clone()
+        },
         ..base
     };
     Node::start(config, secrets, public, store).await.unwrap()

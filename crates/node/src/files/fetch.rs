@@ -140,7 +140,13 @@ fn open_partial(part: &Path, size: u64, row: &mut FileRow) -> Result<File, Stop>
     if !part.exists() && row.done.iter().any(|b| *b != 0) {
         row.done = empty_bitmap(size);
     }
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(part).map_err(fail)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(part)
+        .map_err(fail)?;
     file.set_len(size).map_err(fail)?;
     Ok(file)
 }
@@ -264,10 +270,11 @@ impl Worker {
             return Ok(());
         }
         let mut control = self.inner.net.streams();
-        let mut stream = tokio::time::timeout(REQUEST_TIMEOUT, control.open_stream(source, FILE_PROTOCOL))
-            .await
-            .map_err(|_| Stop::Wait("the sender did not answer".into()))?
-            .map_err(|e| Stop::Wait(format!("cannot reach the sender: {e}")))?;
+        let mut stream =
+            tokio::time::timeout(REQUEST_TIMEOUT, control.open_stream(source, FILE_PROTOCOL))
+                .await
+                .map_err(|_| Stop::Wait("the sender did not answer".into()))?
+                .map_err(|e| Stop::Wait(format!("cannot reach the sender: {e}")))?;
         while let Some(stripe) = self.next() {
             match self.stripe(&mut stream, stripe).await {
                 Ok(written) => {
@@ -287,8 +294,12 @@ impl Worker {
     /// Fetches, checks, rebuilds if needed, and writes one stripe.
     async fn stripe(&self, stream: &mut Stream, stripe: u64) -> Result<Written, Stop> {
         let m = &self.manifest;
-        let wire_stripe = u32::try_from(stripe).map_err(|_| Stop::Fail("stripe out of range".into()))?;
-        let digest = *m.digests.get(stripe as usize).ok_or_else(|| Stop::Fail("stripe out of range".into()))?;
+        let wire_stripe =
+            u32::try_from(stripe).map_err(|_| Stop::Fail("stripe out of range".into()))?;
+        let digest = *m
+            .digests
+            .get(stripe as usize)
+            .ok_or_else(|| Stop::Fail("stripe out of range".into()))?;
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; usize::from(SHARDS)];
         let mut asked: ShardMask = 0;
         let mut want: ShardMask = DATA_MASK;
@@ -297,7 +308,9 @@ impl Worker {
             let (hashes, got) = request(stream, m.file_id, wire_stripe, want).await?;
             asked |= want;
             if stripe_digest(&hashes) != digest {
-                return Err(Stop::Wait("the sender's shard hashes do not match the manifest".into()));
+                return Err(Stop::Wait(
+                    "the sender's shard hashes do not match the manifest".into(),
+                ));
             }
             for (index, shard) in got {
                 fetched += shard.len() as u64;
@@ -315,7 +328,8 @@ impl Worker {
             .await
             .map_err(|_| Stop::Wait("decoding failed".into()))?;
             shards = back;
-            let corrupt = present.iter().zip(&shards).filter(|(was, now)| **was && now.is_none()).count();
+            let corrupt =
+                present.iter().zip(&shards).filter(|(was, now)| **was && now.is_none()).count();
             if corrupt > 0 {
                 self.inner.metrics.file_shards_corrupt.inc_by(corrupt as u64);
                 tracing::info!(file = %m.file_id.fmt_short(), stripe, corrupt, "corrupt shards: asking for parity");
@@ -340,7 +354,9 @@ impl Worker {
                         }
                     }
                     if more == 0 {
-                        return Err(Stop::Wait(format!("stripe {stripe} cannot be rebuilt from the sender's shards")));
+                        return Err(Stop::Wait(format!(
+                            "stripe {stripe} cannot be rebuilt from the sender's shards"
+                        )));
                     }
                     want = more;
                 }

@@ -24,7 +24,8 @@ pub(crate) fn prepare(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Prepared, FileError> {
     let shown = path.display().to_string();
-    let unreadable = |e: std::io::Error| FileError::Unreadable { path: shown.clone(), reason: e.to_string() };
+    let unreadable =
+        |e: std::io::Error| FileError::Unreadable { path: shown.clone(), reason: e.to_string() };
     let mut file = File::open(path).map_err(unreadable)?;
     let meta = file.metadata().map_err(unreadable)?;
     if !meta.is_file() {
@@ -47,19 +48,16 @@ pub(crate) fn prepare(
     let mut digests = Vec::with_capacity(usize::try_from(stripe_count(size)).unwrap_or(0));
     let mut buf = vec![0u8; SEGMENT_LEN as usize];
     for index in 0..stripe_count(size) {
-        let (offset, len) = segment_range(size, index).map_err(|e| FileError::Unreadable {
-            path: shown.clone(),
-            reason: e.to_string(),
-        })?;
+        let (offset, len) = segment_range(size, index)
+            .map_err(|e| FileError::Unreadable { path: shown.clone(), reason: e.to_string() })?;
         let segment = &mut buf[..len];
         file.read_exact(segment).map_err(|e| FileError::Unreadable {
             path: shown.clone(),
             reason: format!("{e} (did the file shrink while being read?)"),
         })?;
         whole.update(segment);
-        let stripe = encode_stripe(&key, file_id, size, index, segment).map_err(|e| {
-            FileError::Unreadable { path: shown.clone(), reason: e.to_string() }
-        })?;
+        let stripe = encode_stripe(&key, file_id, size, index, segment)
+            .map_err(|e| FileError::Unreadable { path: shown.clone(), reason: e.to_string() })?;
         digests.push(stripe.digest());
         progress(offset + len as u64, size);
     }

@@ -49,9 +49,8 @@ impl Sources {
             .ok_or(Refusal::NotFound)?;
         let path = row.path.ok_or(Refusal::NotFound)?;
         let message = inner.store.message(row.message_id).await.map_err(|_| Refusal::Busy)?;
-        let manifest = message
-            .and_then(|m| super::manifest_of(&m.message.body))
-            .ok_or(Refusal::NotFound)?;
+        let manifest =
+            message.and_then(|m| super::manifest_of(&m.message.body)).ok_or(Refusal::NotFound)?;
         let source = Arc::new(Source { manifest, path });
         if let Ok(mut map) = self.map.lock() {
             if map.len() >= CACHE {

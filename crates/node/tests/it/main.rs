@@ -2,4 +2,5 @@
 //! no sockets). One test binary (ARCHITECTURE §14).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod files;
 mod memory;

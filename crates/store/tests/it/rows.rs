@@ -196,7 +196,8 @@ async fn file_transfers_are_kept_and_updated() {
     row.status = FileStatus::Done;
     row.done = vec![0b11111];
     row.fetched = 5 << 20;
-    row.path = Some(std::path::PathBuf::from(std::ffi::OsString::from_vec(b"/tmp/caf\xe9".to_vec())));
+    row.path =
+        Some(std::path::PathBuf::from(std::ffi::OsString::from_vec(b"/tmp/caf\xe9".to_vec())));
     use std::os::unix::ffi::OsStringExt as _;
     store.put_file(row.clone()).await.unwrap();
     assert_eq!(store.file(file_id).await.unwrap(), Some(row.clone()));

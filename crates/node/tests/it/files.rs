@@ -1,0 +1,152 @@
+//! Attachments between in-process nodes: whole, checked, edges, limits, changed sources.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use communitas_node::{Attachment, Handle, SendError};
+use communitas_testkit::{Network, eventually};
+
+/// Deterministic, incompressible-looking bytes.
+fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn write(dir: &Path, name: &[u8], data: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = dir.join(std::ffi::OsStr::from_bytes(name));
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+/// Waits until bob's copy of `file` reaches `status`, then returns it.
+async fn bob_sees(bob: &Handle, from: communitas_types::Address, status: &str) -> Vec<Attachment> {
+    eventually(Duration::from_secs(30), || async {
+        let history = bob.history(from, 50, None).await.unwrap();
+        let files: Vec<Attachment> = history.into_iter().filter_map(|e| e.attachment).collect();
+        if !files.is_empty() && files.iter().all(|f| f.status == status) {
+            Ok(files)
+        } else {
+            Err(files.iter().map(|f| (f.status, f.progress)).collect::<Vec<_>>())
+        }
+    })
+    .await
+}
+
+async fn connected(net: &Network) -> (Handle, Handle) {
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_every_edge_size_arrive_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (a, b) = connected(&net).await;
+    let mib = 1 << 20;
+    let cases: Vec<(&[u8], usize)> = vec![
+        (b"empty.bin", 0),
+        (b"one.bin", 1),
+        (b"two-segments.bin", 2 * mib),
+        (b"odd \xff\xfe name.dat", 3 * mib + 17),
+    ];
+    let mut sent = Vec::new();
+    for (i, (name, len)) in cases.iter().enumerate() {
+        let data = bytes(*len, i as u64);
+        let path = write(dir.path(), name, &data);
+        let (id, file_id, status) = a.send_file(b.address(), "here you go", path).await.unwrap();
+        assert_eq!(status.as_str(), "queued");
+        sent.push((id, file_id, data));
+    }
+    let files = bob_sees(&b, a.address(), "done").await;
+    assert_eq!(files.len(), cases.len());
+    for (_, file_id, data) in &sent {
+        let got = files.iter().find(|f| f.file_id == *file_id).unwrap();
+        assert_eq!(got.size, data.len() as u64);
+        assert_eq!(got.blake3, blake3::hash(data).to_hex().to_string());
+        let path = b.file_path(*file_id).await.unwrap();
+        assert!(path.starts_with(dir.path().join("bob-downloads")), "{path:?}");
+        assert_eq!(&std::fs::read(&path).unwrap(), data);
+    }
+    // The non-UTF-8 name was made safe and readable.
+    let odd = files.iter().find(|f| f.size == 3 * mib as u64 + 17).unwrap();
+    assert!(odd.path.as_deref().unwrap().ends_with("odd \u{fffd}\u{fffd} name.dat"), "{odd:?}");
+    // Bob's history shows the caption; alice's shows her offered file.
+    let mine = a.history(b.address(), 50, None).await.unwrap();
+    assert!(mine.iter().all(|e| e.text == "here you go"));
+    assert!(mine.iter().all(|e| e.attachment.as_ref().unwrap().status == "offered"));
+    // No partial file is left behind.
+    let partial = dir.path().join("bob-downloads/.partial");
+    assert_eq!(std::fs::read_dir(partial).unwrap().count(), 0);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_file_is_refused_before_any_work_and_nothing_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (a, b) = connected(&net).await;
+    // Sparse: 2 GiB on disk costs nothing, and reading it would take seconds.
+    let path = dir.path().join("huge.iso");
+    std::fs::File::create(&path).unwrap().set_len(2 << 30).unwrap();
+    let started = std::time::Instant::now();
+    let err = a.send_file(b.address(), "", path).await.unwrap_err();
+    assert!(matches!(err, SendError::File(communitas_node::FileError::TooLarge { .. })), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the file was read: {:?}",
+        started.elapsed()
+    );
+    assert!(a.outbox().await.unwrap().is_empty());
+    assert!(a.history(b.address(), 10, None).await.unwrap().is_empty());
+    // A directory and a missing path are refused with their own errors.
+    let err = a.send_file(b.address(), "", dir.path().to_path_buf()).await.unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    let err = a.send_file(b.address(), "", dir.path().join("nope")).await.unwrap_err();
+    assert!(err.to_string().contains("cannot read"), "{err}");
+    net.shutdown().await;
+}
+
+/// Bob fetches nothing above his auto-download size (0 here) until asked; by then
+/// alice has edited the file, and the edit is caught rather than served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_after_sending_is_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice"]).await;
+    let boot = net.servers[0].handle().dial_addrs().await.unwrap();
+    let config = communitas_node::Config {
+        files: communitas_node::FilesConfig { auto_download: 0, ..Default::default() },
+        ..Default::default()
+    };
+    let bob =
+        communitas_testkit::memory_node_configured(dir.path(), "bob", false, &boot, config).await;
+    let (a, b) = (net.users[0].handle(), bob.handle());
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+
+    let path = write(dir.path(), b"draft.txt", &bytes(100_000, 7));
+    let (_, file_id, _) = a.send_file(b.address(), "", path.clone()).await.unwrap();
+    let waiting = bob_sees(&b, a.address(), "too_large").await;
+    assert_eq!(waiting[0].progress, 0);
+    std::fs::write(&path, bytes(100_000, 8)).unwrap();
+
+    b.fetch_file(file_id).await.unwrap();
+    let failed = bob_sees(&b, a.address(), "failed").await;
+    assert!(failed[0].error.as_deref().unwrap().contains("changed"), "{failed:?}");
+    assert!(b.file_path(file_id).await.is_err());
+
+    // Put back, the original is served again.
+    std::fs::write(&path, bytes(100_000, 7)).unwrap();
+    b.fetch_file(file_id).await.unwrap();
+    bob_sees(&b, a.address(), "done").await;
+    assert_eq!(std::fs::read(b.file_path(file_id).await.unwrap()).unwrap(), bytes(100_000, 7));
+    bob.shutdown().await;
+    net.shutdown().await;
+}
