@@ -51,6 +51,8 @@ pub enum ApiError {
     Store(communitas_store::Error),
     /// Network failure.
     Net(communitas_net::Error),
+    /// A file operation failed.
+    File(communitas_node::FileError),
     /// Over the send rate; retry after this many seconds.
     RateLimited {
         /// Seconds to wait.
@@ -87,8 +89,10 @@ impl ApiError {
                     (StatusCode::INTERNAL_SERVER_ERROR, "storage_error")
                 }
                 SendError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+                SendError::File(e) => file_code(e),
                 _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             },
+            ApiError::File(e) => file_code(e),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
             ApiError::Net(_) => (StatusCode::BAD_GATEWAY, "network_error"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
@@ -107,6 +111,7 @@ impl ApiError {
             }
             ApiError::InvalidId => "not a message id (32 hex characters)".into(),
             ApiError::Send(e) => e.to_string(),
+            ApiError::File(e) => e.to_string(),
             // Store and network errors are logged in full, shown in short.
             ApiError::Store(_) => "the database failed; see the node's log".into(),
             ApiError::Net(_) => "the network failed; see the node's log".into(),
@@ -135,6 +140,26 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
         }
         response
+    }
+}
+
+fn file_code(e: &communitas_node::FileError) -> (StatusCode, &'static str) {
+    use communitas_node::FileError;
+    match e {
+        FileError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
+        FileError::Unreadable { .. } | FileError::NotAFile(_) => {
+            (StatusCode::BAD_REQUEST, "file_unreadable")
+        }
+        FileError::NoSuchFile(_) => (StatusCode::NOT_FOUND, "not_found"),
+        FileError::NotReady(_) => (StatusCode::CONFLICT, "file_not_ready"),
+        FileError::Unwritable { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "file_unwritable"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
+    }
+}
+
+impl From<communitas_node::FileError> for ApiError {
+    fn from(e: communitas_node::FileError) -> Self {
+        ApiError::File(e)
     }
 }
 

@@ -28,6 +28,11 @@ pub(crate) fn router(state: State) -> Router {
         .route("/v1/contacts", get(contacts).post(add_contact))
         .route("/v1/contacts/{address}/safety-number", get(safety_number))
         .route("/v1/contacts/{address}/verify", post(verify))
+        .route("/v1/files", post(send_file))
+        .route("/v1/files/upload", post(upload_file))
+        .route("/v1/files/{id}", get(file))
+        .route("/v1/files/{id}/fetch", post(fetch_file))
+        .route("/v1/files/{id}/content", get(file_content))
         .route("/v1/outbox", get(outbox))
         .route("/v1/outbox/dead", get(dead_letters))
         .route("/v1/outbox/{id}/retry", post(retry))
@@ -250,4 +255,124 @@ async fn metrics(AxumState(s): AxumState<State>) -> Response {
         s.node.metrics().encode(),
     )
         .into_response()
+}
+
+fn file_id(text: &str) -> Result<communitas_types::FileId> {
+    text.parse().map_err(|_| ApiError::InvalidId)
+}
+
+#[derive(Deserialize)]
+struct SendFileRequest {
+    to: String,
+    /// A path on the node's machine (the CLI and local tools).
+    path: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// Sends a file the node can read from its own disk.
+async fn send_file(
+    AxumState(s): AxumState<State>,
+    request: std::result::Result<Json<SendFileRequest>, JsonRejection>,
+) -> Result<Response> {
+    let request = body(request)?;
+    let to = address(&request.to)?;
+    let (id, file_id, status) =
+        s.node.send_file(to, &request.text, std::path::PathBuf::from(request.path)).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "file_id": file_id, "status": status.as_str() })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    to: String,
+    name: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// Sends a file streamed in the request body (the web UI): written to the node's
+/// uploads folder as it arrives — never held whole in memory — then sent from there.
+async fn upload_file(
+    AxumState(s): AxumState<State>,
+    query: std::result::Result<Query<UploadQuery>, QueryRejection>,
+    headers: axum::http::HeaderMap,
+    upload: axum::body::Body,
+) -> Result<Response> {
+    use futures::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+
+    let Query(query) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
+    let to = address(&query.to)?;
+    let max = s.node.max_file_size();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(size) = declared.filter(|size| *size > max) {
+        return Err(communitas_node::FileError::TooLarge { size, max }.into());
+    }
+    let path = s.node.upload_path(&query.name).await?;
+    let unwritable = |e: std::io::Error| communitas_node::FileError::Unwritable {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut out = tokio::fs::File::create(&path).await.map_err(unwritable)?;
+    let mut stream = upload.into_data_stream();
+    let mut written = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::InvalidRequest(format!("upload broken: {e}")))?;
+        written += chunk.len() as u64;
+        if written > max {
+            drop(out);
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(communitas_node::FileError::TooLarge { size: written, max }.into());
+        }
+        out.write_all(&chunk).await.map_err(unwritable)?;
+    }
+    out.sync_all().await.map_err(unwritable)?;
+    drop(out);
+    let (id, file_id, status) = s.node.send_file(to, &query.text, path).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "file_id": file_id, "status": status.as_str() })),
+    )
+        .into_response())
+}
+
+async fn file(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {
+    Ok(Json(s.node.file(file_id(&id)?).await?).into_response())
+}
+
+async fn fetch_file(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {
+    Ok((StatusCode::ACCEPTED, Json(s.node.fetch_file(file_id(&id)?).await?)).into_response())
+}
+
+/// The file's bytes: a received file once done, or the original of a sent one.
+async fn file_content(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {
+    let id = file_id(&id)?;
+    let attachment = s.node.file(id).await?;
+    let path = s.node.file_path(id).await?;
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+        communitas_node::FileError::Unreadable { path: path.display().to_string(), reason: e.to_string() }
+    })?;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    // The name is the sanitised one, quoted; the type is never trusted for rendering.
+    let name: String = attachment
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (header::HeaderName::from_static("x-content-type-options"), "nosniff".to_owned()),
+        ],
+        body,
+    )
+        .into_response())
 }

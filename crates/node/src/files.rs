@@ -55,6 +55,8 @@ const MAX_DOWNLOADS: usize = 2;
 pub struct FilesConfig {
     /// Where received files are saved (and partial ones kept, in `.partial/`).
     pub downloads: PathBuf,
+    /// Where files uploaded through the API are kept while they are offered.
+    pub uploads: PathBuf,
     /// Largest file sent or accepted (default 1 GiB).
     pub max_size: u64,
     /// Received files up to this size are fetched without being asked (default 1 GiB).
@@ -67,6 +69,7 @@ impl Default for FilesConfig {
     fn default() -> Self {
         Self {
             downloads: std::env::temp_dir().join("communitas-downloads"),
+            uploads: std::env::temp_dir().join("communitas-uploads"),
             max_size: 1 << 30,
             auto_download: 1 << 30,
             parallel_streams: 4,

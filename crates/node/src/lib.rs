@@ -417,6 +417,29 @@ impl Handle {
         send::send_file(&self.inner, to, caption, path).await
     }
 
+    /// The largest file this node sends or accepts.
+    pub fn max_file_size(&self) -> u64 {
+        self.inner.files_config.max_size
+    }
+
+    /// A fresh path in the uploads folder for a file named `name` (sanitised).
+    pub async fn upload_path(&self, name: &str) -> Result<std::path::PathBuf, FileError> {
+        let dir = self.inner.files_config.uploads.join(
+            communitas_types::FileId::from_bytes(
+                communitas_crypto::random::bytes().map_err(|_| FileError::Unwritable {
+                    path: "uploads".into(),
+                    reason: "no randomness".into(),
+                })?,
+            )
+            .to_string(),
+        );
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| FileError::Unwritable {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(dir.join(files::sanitise(name.as_bytes())))
+    }
+
     /// An attachment's state.
     pub async fn file(&self, file_id: communitas_types::FileId) -> Result<Attachment, FileError> {
         let (row, manifest) = self.file_parts(file_id).await?;

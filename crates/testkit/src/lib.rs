@@ -99,6 +99,7 @@ async fn start(
         },
         files: communitas_node::FilesConfig {
             downloads: dir.join(format!("{name}-downloads")),
+            uploads: dir.join(format!("{name}-uploads")),
             ..base.files.clone()
         },
         ..base
