@@ -356,9 +356,11 @@ async fn file_content(AxumState(s): AxumState<State>, Path(id): Path<String>) ->
     let id = file_id(&id)?;
     let attachment = s.node.file(id).await?;
     let path = s.node.file_path(id).await?;
-    let file = tokio::fs::File::open(&path).await.map_err(|e| {
-        communitas_node::FileError::Unreadable { path: path.display().to_string(), reason: e.to_string() }
-    })?;
+    let file =
+        tokio::fs::File::open(&path).await.map_err(|e| communitas_node::FileError::Unreadable {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
     let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
     // The name is the sanitised one, quoted; the type is never trusted for rendering.
     let name: String = attachment

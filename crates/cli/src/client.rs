@@ -53,6 +53,28 @@ impl Api {
         self.call(self.http.post(self.url(path)).json(body)).await
     }
 
+    /// A GET whose body the caller streams (file content); errors as for `get`.
+    pub(crate) async fn get_raw(&self, path: &str) -> Result<reqwest::Response> {
+        let response =
+            self.http.get(self.url(path)).bearer_auth(&self.token).send().await.map_err(|e| {
+                if e.is_connect() {
+                    no_node(&self.home)
+                } else {
+                    anyhow!("the node did not answer: {e}")
+                }
+            })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("the node answered {status}"));
+        Err(anyhow!(message))
+    }
+
     async fn call<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {
         let response = request.bearer_auth(&self.token).send().await.map_err(|e| {
             if e.is_connect() {

@@ -4,6 +4,7 @@ pub(crate) mod address;
 pub(crate) mod bench;
 pub(crate) mod contacts;
 pub(crate) mod demo;
+pub(crate) mod files;
 pub(crate) mod init;
 pub(crate) mod messages;
 pub(crate) mod run;

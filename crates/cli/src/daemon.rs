@@ -52,10 +52,14 @@ impl Running {
         home: &Path,
         secrets: Secrets,
         public: KeystorePublic,
-        config: communitas_node::Config,
+        mut config: communitas_node::Config,
         api_addr: SocketAddr,
     ) -> Result<Self> {
         let lock = lock_home(home)?;
+        // Received files land in the home; uploads through the API are kept there
+        // while they are offered.
+        config.files.downloads = home.join("downloads");
+        config.files.uploads = home.join("uploads");
         let store = Store::open(&home.join(DATABASE), secrets.storage.clone())
             .with_context(|| format!("cannot open the database in {}", home.display()))?;
         let listener = TcpListener::bind(api_addr)

@@ -56,12 +56,16 @@ enum Command {
     },
     /// Run this identity's node (until Ctrl-C or SIGTERM).
     Run(commands::run::RunArgs),
-    /// Send a text message.
+    /// Send a text message, or a file with a caption.
     Send {
         /// The recipient's four-word address.
         address: String,
-        /// The message.
+        /// The message (the caption, with --file; may be empty).
         text: String,
+        /// Attach this file (up to the node's --max-file-size, 1 GiB by default).
+        /// With --wait, waits until the recipient has fetched it.
+        #[arg(long, value_name = "PATH")]
+        file: Option<std::path::PathBuf>,
         /// Wait up to SECS for the delivery receipt (exit 3 if it does not come).
         #[arg(long, value_name = "SECS")]
         wait: Option<u64>,
@@ -83,6 +87,9 @@ enum Command {
     /// Manage contacts.
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// Received and sent files.
+    #[command(subcommand)]
+    Files(FilesCommand),
     /// Show the running node's state.
     Status {
         /// Print JSON.
@@ -155,6 +162,29 @@ enum ContactsCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum FilesCommand {
+    /// Fetch a received file (if it is not yet) and print where it is, or copy it.
+    Get {
+        /// The file id (from `history --json` or `send --file`).
+        id: String,
+        /// Copy it here (never over an existing file).
+        #[arg(long, value_name = "PATH")]
+        out: Option<std::path::PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a file's state.
+    Show {
+        /// The file id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum OutboxCommand {
     /// Put a dead letter back in the outbox.
     Retry {
@@ -215,8 +245,17 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
         Command::Testnet { nodes, base_port } => commands::testnet::run(nodes, base_port),
         Command::Demo => commands::demo::run(),
         Command::Bench(BenchCommand::Latency(args)) => commands::bench::latency(args),
-        Command::Send { address, text, wait, json } => {
+        Command::Send { address, text, file: None, wait, json } => {
             client(|| messages::send(home, &address, &text, wait, json))
+        }
+        Command::Send { address, text, file: Some(file), wait, json } => {
+            client(|| commands::files::send(home, &address, &text, &file, wait, json))
+        }
+        Command::Files(FilesCommand::Get { id, out, json }) => {
+            client(|| commands::files::get(home, &id, out.as_deref(), json))
+        }
+        Command::Files(FilesCommand::Show { id, json }) => {
+            client(|| commands::files::show(home, &id, json))
         }
         Command::History { address, limit, json } => {
             client(|| messages::history(home, &address, limit, json))

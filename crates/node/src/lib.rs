@@ -425,12 +425,12 @@ impl Handle {
     /// A fresh path in the uploads folder for a file named `name` (sanitised).
     pub async fn upload_path(&self, name: &str) -> Result<std::path::PathBuf, FileError> {
         let dir = self.inner.files_config.uploads.join(
-            communitas_types::FileId::from_bytes(
-                communitas_crypto::random::bytes().map_err(|_| FileError::Unwritable {
+            communitas_types::FileId::from_bytes(communitas_crypto::random::bytes().map_err(
+                |_| FileError::Unwritable {
                     path: "uploads".into(),
                     reason: "no randomness".into(),
-                })?,
-            )
+                },
+            )?)
             .to_string(),
         );
         tokio::fs::create_dir_all(&dir).await.map_err(|e| FileError::Unwritable {

@@ -34,6 +34,12 @@ pub(crate) struct RunArgs {
     /// Announce this node on the local network by mDNS (multicast leaves the machine).
     #[arg(long)]
     pub(crate) mdns: bool,
+    /// Largest file sent or accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    pub(crate) max_file_size: u64,
+    /// Received files up to this size are fetched without asking, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    pub(crate) auto_download: u64,
 }
 
 pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> {
@@ -45,7 +51,9 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         daemon::init_logging("warn,communitas_node=info,communitas_net=info,communitas_api=info");
-        let config = daemon::node_config(args.listen, args.bootstrap, args.server, args.mdns);
+        let mut config = daemon::node_config(args.listen, args.bootstrap, args.server, args.mdns);
+        config.files.max_size = args.max_file_size;
+        config.files.auto_download = args.auto_download;
         let running =
             Running::start(home, secrets, keystore.public().clone(), config, args.api).await?;
         // A daemon must not die because whoever started it stopped reading its

@@ -3,6 +3,7 @@
 
 mod chaos;
 mod daemon;
+mod files;
 mod identity;
 mod network;
 

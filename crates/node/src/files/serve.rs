@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use communitas_net::libp2p::{PeerId, StreamProtocol};
-use communitas_proto::file::wire::{PROTOCOL, Refusal, Request, Response};
+use communitas_proto::file::wire::{DATA_MASK, PROTOCOL, Refusal, Request, Response};
 use communitas_proto::file::{EncodedStripe, Manifest, SHARDS, encode_stripe, segment_range};
 use communitas_store::{Direction, FileStatus};
 use communitas_types::FileId;
@@ -30,6 +31,10 @@ pub(crate) const FILE_PROTOCOL: StreamProtocol = StreamProtocol::new(PROTOCOL);
 struct Source {
     manifest: Manifest,
     path: std::path::PathBuf,
+    message_id: communitas_types::MessageId,
+    peer: communitas_types::Address,
+    /// Stripes whose data shards were served (a refetch counts again).
+    served: AtomicU64,
 }
 
 /// Manifests (and paths) of offered files, by id.
@@ -51,7 +56,13 @@ impl Sources {
         let message = inner.store.message(row.message_id).await.map_err(|_| Refusal::Busy)?;
         let manifest =
             message.and_then(|m| super::manifest_of(&m.message.body)).ok_or(Refusal::NotFound)?;
-        let source = Arc::new(Source { manifest, path });
+        let source = Arc::new(Source {
+            manifest,
+            path,
+            message_id: row.message_id,
+            peer: row.peer,
+            served: AtomicU64::new(0),
+        });
         if let Ok(mut map) = self.map.lock() {
             if map.len() >= CACHE {
                 map.clear();
@@ -161,5 +172,18 @@ async fn get(inner: &Inner, file_id: FileId, stripe: u32, mask: u16) -> Result<R
         .collect();
     let served: u64 = shards.iter().map(|(_, s)| s.len() as u64).sum();
     inner.metrics.file_bytes_served.inc_by(served);
+    if mask & DATA_MASK == DATA_MASK {
+        // How far the recipient got, as far as the sender can tell.
+        let stripes = source.served.fetch_add(1, Ordering::Relaxed) + 1;
+        inner.emit(crate::Event::FileProgress {
+            file_id,
+            message_id: source.message_id,
+            peer: source.peer,
+            direction: "out",
+            bytes: (stripes * u64::from(communitas_proto::file::SEGMENT_LEN)).min(size),
+            size,
+            status: "offered",
+        });
+    }
     Ok(Response::Shards { hashes, shards })
 }
