@@ -22,6 +22,7 @@ mod frame;
 mod name;
 mod prepare;
 mod serve;
+mod upload;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -47,8 +48,8 @@ pub(crate) use serve::{Sources, serve};
 const TICK: Duration = Duration::from_secs(1);
 /// Longest wait between tries of a download whose sender is away.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Downloads running at once.
-const MAX_DOWNLOADS: usize = 2;
+/// Transfers (downloads and uploads) running at once.
+const MAX_TRANSFERS: usize = 4;
 
 /// Limits and places for files.
 #[derive(Debug, Clone)]
@@ -90,7 +91,8 @@ pub struct Attachment {
     pub blake3: String,
     /// Media type.
     pub media_type: String,
-    /// `offered`, `pending`, `downloading`, `done`, `too_large` or `failed`.
+    /// Sent: `offered`, `uploading` or `stored`; received: `pending`, `downloading`,
+    /// `done`, `too_large` or `failed`.
     pub status: &'static str,
     /// Bytes on disk so far (received files; the size once done).
     pub progress: u64,
@@ -107,7 +109,7 @@ impl Attachment {
         let (status, progress, path, error) = match row {
             Some(row) => {
                 let progress = match row.status {
-                    FileStatus::Done | FileStatus::Offered => row.size,
+                    FileStatus::Done | FileStatus::Offered | FileStatus::Stored => row.size,
                     _ => fetch::bytes_done(&row.done, row.size),
                 };
                 (
@@ -184,20 +186,30 @@ pub enum FileError {
 pub(crate) enum Command {
     /// A manifest arrived (or `files get` asked): fetch this file.
     Fetch(FileId),
-    /// A peer connected: retry waiting downloads now.
+    /// A message of ours was left in mailboxes: if it carries a file, put the file's
+    /// shards on server nodes too.
+    Stored(MessageId),
+    /// A peer connected: retry waiting transfers now.
     PeerOnline,
 }
 
-/// Owns the running downloads.
+/// A transfer the actor runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Job {
+    Download(FileId),
+    Upload(FileId),
+}
+
+/// Owns the running transfers.
 pub(crate) struct Actor {
     inner: Arc<Inner>,
     commands: mpsc::Receiver<Command>,
-    running: HashSet<FileId>,
-    /// Downloads waiting, and when each may try next.
-    waiting: HashMap<FileId, Instant>,
+    running: HashSet<Job>,
+    /// Transfers waiting, and when each may try next.
+    waiting: HashMap<Job, Instant>,
     /// Failed tries in a row, for the backoff.
-    tries: HashMap<FileId, u32>,
-    tasks: JoinSet<(FileId, fetch::Outcome)>,
+    tries: HashMap<Job, u32>,
+    tasks: JoinSet<(Job, fetch::Outcome)>,
 }
 
 impl Actor {
@@ -216,9 +228,15 @@ impl Actor {
         match self.inner.store.unfinished_files().await {
             Ok(rows) => {
                 let now = Instant::now();
-                self.waiting.extend(rows.into_iter().map(|r| (r.file_id, now)));
+                for row in rows {
+                    let job = match row.direction {
+                        Direction::In => Job::Download(row.file_id),
+                        Direction::Out => Job::Upload(row.file_id),
+                    };
+                    self.waiting.insert(job, now);
+                }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot list unfinished downloads"),
+            Err(e) => tracing::warn!(error = %e, "cannot list unfinished transfers"),
         }
         self.start_due();
         let mut tick = tokio::time::interval(TICK);
@@ -228,14 +246,14 @@ impl Actor {
                 biased;
                 () = shutdown.cancelled() => break,
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    if let Ok((file_id, outcome)) = done {
-                        self.running.remove(&file_id);
+                    if let Ok((job, outcome)) = done {
+                        self.running.remove(&job);
                         if outcome == fetch::Outcome::Retry {
-                            let tries = self.tries.entry(file_id).or_insert(0);
+                            let tries = self.tries.entry(job).or_insert(0);
                             *tries += 1;
-                            self.waiting.insert(file_id, Instant::now() + backoff(*tries));
+                            self.waiting.insert(job, Instant::now() + backoff(*tries));
                         } else {
-                            self.tries.remove(&file_id);
+                            self.tries.remove(&job);
                         }
                     }
                     self.start_due();
@@ -243,8 +261,19 @@ impl Actor {
                 command = self.commands.recv() => match command {
                     None => break,
                     Some(Command::Fetch(file_id)) => {
-                        self.waiting.insert(file_id, Instant::now());
+                        self.waiting.insert(Job::Download(file_id), Instant::now());
                         self.start_due();
+                    }
+                    Some(Command::Stored(message_id)) => {
+                        if let Ok(Some(row)) = self.inner.store.file_by_message(message_id).await
+                            && upload::wants_upload(&row)
+                        {
+                            let job = Job::Upload(row.file_id);
+                            if !self.waiting.contains_key(&job) {
+                                self.waiting.insert(job, Instant::now());
+                            }
+                            self.start_due();
+                        }
                     }
                     // A peer came back: everything waiting may try now.
                     Some(Command::PeerOnline) => {
@@ -256,25 +285,31 @@ impl Actor {
                 _ = tick.tick() => self.start_due(),
             }
         }
-        // Downloads stop here; what is on disk and recorded resumes next start.
+        // Transfers stop here; what is on disk and recorded resumes next start.
         self.tasks.shutdown().await;
     }
 
     fn start_due(&mut self) {
         let now = Instant::now();
-        let due: Vec<FileId> =
-            self.waiting.iter().filter(|(_, at)| **at <= now).map(|(id, _)| *id).collect();
-        for file_id in due {
-            if self.running.len() >= MAX_DOWNLOADS {
+        let due: Vec<Job> =
+            self.waiting.iter().filter(|(_, at)| **at <= now).map(|(job, _)| *job).collect();
+        for job in due {
+            if self.running.len() >= MAX_TRANSFERS {
                 break;
             }
-            if self.running.contains(&file_id) {
+            if self.running.contains(&job) {
                 continue;
             }
-            self.waiting.remove(&file_id);
-            self.running.insert(file_id);
+            self.waiting.remove(&job);
+            self.running.insert(job);
             let inner = self.inner.clone();
-            self.tasks.spawn(async move { (file_id, fetch::run(inner, file_id).await) });
+            self.tasks.spawn(async move {
+                let outcome = match job {
+                    Job::Download(file_id) => fetch::run(inner, file_id).await,
+                    Job::Upload(file_id) => upload::run(inner, file_id).await,
+                };
+                (job, outcome)
+            });
         }
     }
 }

@@ -212,6 +212,8 @@ pub(crate) struct Inner {
     pub(crate) files: mpsc::Sender<files::Command>,
     pub(crate) files_config: FilesConfig,
     pub(crate) serving: files::Sources,
+    /// A server node: keeps mailboxes and file shards for others.
+    pub(crate) server: bool,
 }
 
 impl Inner {
@@ -273,6 +275,7 @@ impl Node {
             files: files_tx,
             files_config: config.files.clone(),
             serving: files::Sources::default(),
+            server: config.net.server,
         });
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));

@@ -252,6 +252,7 @@ impl Actor {
             Outcome::Stored { copies, error } => {
                 self.devices.remove(&entry.recipient);
                 tracing::debug!(id = %id.fmt_short(), copies, "left in mailboxes");
+                let _ = self.inner.files.try_send(crate::files::Command::Stored(id));
                 if Timestamp::now() >= entry.expires_at {
                     self.give_up(
                         entry,

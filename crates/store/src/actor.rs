@@ -12,7 +12,7 @@ use communitas_types::{Address, FileId, Fingerprint, MailboxId, MessageId, Times
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::files::{self, FileRow};
+use crate::files::{self, FileRow, ShardLimits, ShardPut, StoredShard};
 use crate::model::{
     Contact, DeadLetter, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
 };
@@ -109,6 +109,15 @@ pub(crate) enum Write {
         row: Box<FileRow>,
         reply: Reply<Inserted>,
     },
+    ShardPut {
+        shard: Box<StoredShard>,
+        limits: ShardLimits,
+        reply: Reply<ShardPut>,
+    },
+    ShardsExpire {
+        now: Timestamp,
+        reply: Reply<usize>,
+    },
 }
 
 pub(crate) enum Read {
@@ -122,6 +131,18 @@ pub(crate) enum Read {
     },
     FilesUnfinished {
         reply: Reply<Vec<FileRow>>,
+    },
+    Shards {
+        file_id: FileId,
+        stripe: u32,
+        mask: u16,
+        now: Timestamp,
+        reply: Reply<Option<(Vec<u8>, Vec<(u8, Vec<u8>)>)>>,
+    },
+    ShardsHeld {
+        file_id: FileId,
+        now: Timestamp,
+        reply: Reply<Vec<(u32, u16)>>,
     },
     Identity {
         reply: Reply<Option<IdentityRow>>,
@@ -197,6 +218,10 @@ impl Write {
         match self {
             Write::FilePut { row, reply } => done(files::put(conn, &row), reply),
             Write::FileAdd { row, reply } => done(files::add(conn, &row), reply),
+            Write::ShardPut { shard, limits, reply } => {
+                done(files::shard_put(conn, &shard, limits), reply)
+            }
+            Write::ShardsExpire { now, reply } => done(files::shards_expire(conn, now), reply),
             Write::SetIdentity { row, reply } => done(ops::set_identity(conn, &row), reply),
             Write::AddContact { contact, reply } => done(ops::add_contact(conn, &contact), reply),
             Write::SetVerified { address, verified, reply } => {
@@ -358,6 +383,12 @@ impl Reader {
             Read::File { file_id, reply } => drop(reply.send(files::get(conn, file_id))),
             Read::FileByMessage { id, reply } => drop(reply.send(files::by_message(conn, id))),
             Read::FilesUnfinished { reply } => drop(reply.send(files::unfinished(conn))),
+            Read::Shards { file_id, stripe, mask, now, reply } => {
+                drop(reply.send(files::shards_get(conn, file_id, stripe, mask, now)))
+            }
+            Read::ShardsHeld { file_id, now, reply } => {
+                drop(reply.send(files::shards_held(conn, file_id, now)))
+            }
             Read::Identity { reply } => drop(reply.send(ops::identity(conn))),
             Read::Contacts { reply } => drop(reply.send(ops::contacts(conn))),
             Read::History { peer, limit, before_seq, reply } => {

@@ -41,6 +41,10 @@ pub struct FileRow {
 pub enum FileStatus {
     /// Out: offered to the recipient (shards served on request).
     Offered,
+    /// Out: the recipient was away; shards are going to server nodes.
+    Uploading,
+    /// Out: every shard is kept by server nodes (and still served by us).
+    Stored,
     /// In: known, not started (or waiting for the sender).
     Pending,
     /// In: fetching.
@@ -58,6 +62,8 @@ impl FileStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             FileStatus::Offered => "offered",
+            FileStatus::Uploading => "uploading",
+            FileStatus::Stored => "stored",
             FileStatus::Pending => "pending",
             FileStatus::Downloading => "downloading",
             FileStatus::Done => "done",
@@ -69,6 +75,8 @@ impl FileStatus {
     fn parse(text: &str) -> Result<Self, Error> {
         Ok(match text {
             "offered" => FileStatus::Offered,
+            "uploading" => FileStatus::Uploading,
+            "stored" => FileStatus::Stored,
             "pending" => FileStatus::Pending,
             "downloading" => FileStatus::Downloading,
             "done" => FileStatus::Done,
@@ -190,7 +198,167 @@ pub(crate) fn by_message(conn: &Connection, id: MessageId) -> Result<Option<File
     Ok(query(conn, "WHERE message_id = ?1", &id.as_bytes().as_slice())?.pop())
 }
 
-/// Received files still to fetch (pending or interrupted).
+/// Transfers to pick up again at start: received files still to fetch (pending or
+/// interrupted) and sent files whose upload to server nodes was interrupted.
 pub(crate) fn unfinished(conn: &Connection) -> Result<Vec<FileRow>, Error> {
-    query(conn, "WHERE direction = 'in' AND status IN (?1, 'downloading')", &"pending")
+    query(
+        conn,
+        "WHERE (direction = 'in' AND status IN (?1, 'downloading'))
+            OR (direction = 'out' AND status = 'uploading')",
+        &"pending",
+    )
+}
+
+/// Server role: a shard kept for a recipient who was offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredShard {
+    /// The file.
+    pub file_id: FileId,
+    /// The stripe.
+    pub stripe: u32,
+    /// Which shard of the stripe.
+    pub index: u8,
+    /// The stripe's shard hashes, concatenated (14 × 32 bytes).
+    pub hashes: Vec<u8>,
+    /// The shard.
+    pub shard: Vec<u8>,
+    /// The authenticated peer that put it (quotas are per sending peer).
+    pub sender: String,
+    /// When it is dropped.
+    pub expires_at: Timestamp,
+}
+
+/// Server role: how much a server keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardLimits {
+    /// Bytes of shards from one sending peer.
+    pub per_sender: u64,
+    /// Bytes of shards in all.
+    pub total: u64,
+}
+
+/// What became of a shard put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardPut {
+    /// Kept (or already there).
+    Stored,
+    /// The sender's or the server's quota is full.
+    QuotaExceeded,
+}
+
+pub(crate) const SHARDS_SCHEMA: &str = "
+    CREATE TABLE shards (
+        file_id    BLOB NOT NULL,
+        stripe     INTEGER NOT NULL,
+        idx        INTEGER NOT NULL,
+        hashes     BLOB NOT NULL,
+        shard      BLOB NOT NULL,
+        size       INTEGER NOT NULL,
+        sender     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (file_id, stripe, idx)
+    ) WITHOUT ROWID;
+    CREATE INDEX shards_by_sender ON shards (sender);
+    CREATE INDEX shards_expiry ON shards (expires_at);
+";
+
+pub(crate) fn shard_put(
+    conn: &Connection,
+    shard: &StoredShard,
+    limits: ShardLimits,
+) -> Result<ShardPut, Error> {
+    let exists: bool = conn
+        .prepare_cached("SELECT 1 FROM shards WHERE file_id = ?1 AND stripe = ?2 AND idx = ?3")?
+        .exists(params![shard.file_id.as_bytes(), shard.stripe, shard.index])?;
+    if exists {
+        return Ok(ShardPut::Stored);
+    }
+    let size = shard.shard.len() as u64;
+    let (sender_bytes, total_bytes): (i64, i64) = conn.query_row(
+        "SELECT (SELECT COALESCE(SUM(size), 0) FROM shards WHERE sender = ?1),
+                (SELECT COALESCE(SUM(size), 0) FROM shards)",
+        [&shard.sender],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let used = |v: i64| u64::try_from(v).unwrap_or(0);
+    if used(sender_bytes) + size > limits.per_sender || used(total_bytes) + size > limits.total {
+        return Ok(ShardPut::QuotaExceeded);
+    }
+    conn.execute(
+        "INSERT INTO shards (file_id, stripe, idx, hashes, shard, size, sender, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            shard.file_id.as_bytes(),
+            shard.stripe,
+            shard.index,
+            shard.hashes,
+            shard.shard,
+            i64::try_from(size).unwrap_or(i64::MAX),
+            shard.sender,
+            i64::try_from(shard.expires_at.as_millis()).unwrap_or(i64::MAX),
+        ],
+    )?;
+    Ok(ShardPut::Stored)
+}
+
+/// The shards of one stripe named by `mask` (bit i = shard i), with the stripe's
+/// hashes; `None` if none of them is here.
+pub(crate) fn shards_get(
+    conn: &Connection,
+    file_id: FileId,
+    stripe: u32,
+    mask: u16,
+    now: Timestamp,
+) -> Result<Option<(Vec<u8>, Vec<(u8, Vec<u8>)>)>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT idx, hashes, shard FROM shards
+         WHERE file_id = ?1 AND stripe = ?2 AND expires_at > ?3 ORDER BY idx",
+    )?;
+    let rows = stmt.query_map(
+        params![file_id.as_bytes(), stripe, i64::try_from(now.as_millis()).unwrap_or(i64::MAX)],
+        |row| Ok((row.get::<_, u8>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, Vec<u8>>(2)?)),
+    )?;
+    let mut hashes = None;
+    let mut shards = Vec::new();
+    for row in rows {
+        let (index, h, shard) = row?;
+        if index < 16 && mask & (1 << index) != 0 {
+            hashes.get_or_insert(h);
+            shards.push((index, shard));
+        }
+    }
+    Ok(hashes.map(|h| (h, shards)))
+}
+
+/// `(stripe, mask)` of every shard of `file_id` held here.
+pub(crate) fn shards_held(
+    conn: &Connection,
+    file_id: FileId,
+    now: Timestamp,
+) -> Result<Vec<(u32, u16)>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT stripe, idx FROM shards WHERE file_id = ?1 AND expires_at > ?2 ORDER BY stripe",
+    )?;
+    let rows = stmt.query_map(
+        params![file_id.as_bytes(), i64::try_from(now.as_millis()).unwrap_or(i64::MAX)],
+        |row| Ok((row.get::<_, u32>(0)?, row.get::<_, u8>(1)?)),
+    )?;
+    let mut held: Vec<(u32, u16)> = Vec::new();
+    for row in rows {
+        let (stripe, index) = row?;
+        let bit = if index < 16 { 1u16 << index } else { 0 };
+        match held.last_mut() {
+            Some((s, mask)) if *s == stripe => *mask |= bit,
+            _ => held.push((stripe, bit)),
+        }
+    }
+    Ok(held)
+}
+
+/// Drops expired shards; returns how many.
+pub(crate) fn shards_expire(conn: &Connection, now: Timestamp) -> Result<usize, Error> {
+    Ok(conn.execute(
+        "DELETE FROM shards WHERE expires_at <= ?1",
+        [i64::try_from(now.as_millis()).unwrap_or(i64::MAX)],
+    )?)
 }

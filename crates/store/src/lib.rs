@@ -37,7 +37,7 @@ use communitas_crypto::at_rest::StorageKey;
 use communitas_types::{Address, MessageId};
 use tokio::sync::{mpsc, oneshot};
 
-pub use files::{FileRow, FileStatus};
+pub use files::{FileRow, FileStatus, ShardLimits, ShardPut, StoredShard};
 pub use model::{
     Contact, DeadLetter, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status,
     StoredMessage,
@@ -351,6 +351,41 @@ impl Store {
     /// Received files not yet fetched (pending or interrupted), to resume at start.
     pub async fn unfinished_files(&self) -> Result<Vec<FileRow>, Error> {
         self.read(|reply| Read::FilesUnfinished { reply }).await
+    }
+
+    /// Server role: keeps a file shard, within `limits`.
+    pub async fn put_shard(
+        &self,
+        shard: StoredShard,
+        limits: ShardLimits,
+    ) -> Result<ShardPut, Error> {
+        self.write(|reply| Write::ShardPut { shard: Box::new(shard), limits, reply }).await
+    }
+
+    /// Server role: the held shards of a stripe named by `mask`, with its hashes.
+    #[allow(clippy::type_complexity)]
+    pub async fn shards(
+        &self,
+        file_id: communitas_types::FileId,
+        stripe: u32,
+        mask: u16,
+        now: communitas_types::Timestamp,
+    ) -> Result<Option<(Vec<u8>, Vec<(u8, Vec<u8>)>)>, Error> {
+        self.read(|reply| Read::Shards { file_id, stripe, mask, now, reply }).await
+    }
+
+    /// Server role: `(stripe, mask)` of the shards of a file held here.
+    pub async fn shards_held(
+        &self,
+        file_id: communitas_types::FileId,
+        now: communitas_types::Timestamp,
+    ) -> Result<Vec<(u32, u16)>, Error> {
+        self.read(|reply| Read::ShardsHeld { file_id, now, reply }).await
+    }
+
+    /// Server role: drops expired shards.
+    pub async fn expire_shards(&self, now: communitas_types::Timestamp) -> Result<usize, Error> {
+        self.write(|reply| Write::ShardsExpire { now, reply }).await
     }
 
     /// Checks that the database file is sound (`PRAGMA integrity_check`).

@@ -88,6 +88,8 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 4: file transfers (ARCHITECTURE §7).
     crate::files::SCHEMA,
+    // 5: file shards a server node keeps for offline recipients.
+    crate::files::SHARDS_SCHEMA,
 ];
 
 /// The schema version this build writes.

@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::serve::FILE_PROTOCOL;
+
+mod stored;
 use super::{frame, name};
 use crate::Inner;
 
@@ -51,12 +53,12 @@ pub(crate) fn empty_bitmap(size: u64) -> Vec<u8> {
     vec![0; usize::try_from(stripe_count(size).div_ceil(8)).unwrap_or(0)]
 }
 
-fn is_done(bitmap: &[u8], stripe: u64) -> bool {
+pub(super) fn is_done(bitmap: &[u8], stripe: u64) -> bool {
     let Ok(i) = usize::try_from(stripe / 8) else { return false };
     bitmap.get(i).is_some_and(|b| b & (1 << (stripe % 8)) != 0)
 }
 
-fn mark_done(bitmap: &mut [u8], stripe: u64) {
+pub(super) fn mark_done(bitmap: &mut [u8], stripe: u64) {
     if let Some(b) = usize::try_from(stripe / 8).ok().and_then(|i| bitmap.get_mut(i)) {
         *b |= 1 << (stripe % 8);
     }
@@ -125,7 +127,23 @@ async fn download(inner: &Arc<Inner>, file_id: FileId) -> Result<(), Stop> {
         let source = PeerId::from_bytes(&manifest.source)
             .map_err(|_| Stop::Fail("the manifest names no valid source".into()))?;
         reach(inner, source, row.peer).await;
-        pull(inner, &manifest, source, &file, todo, &mut row).await?;
+        match pull(inner, &manifest, source, &file, todo, &mut row).await {
+            Ok(()) => {}
+            // The sender is away: the shards may be on server nodes.
+            Err(Stop::Wait(direct)) => {
+                let todo: Vec<u64> =
+                    (0..stripe_count(manifest.size)).filter(|s| !is_done(&row.done, *s)).collect();
+                stored::pull(inner, &manifest, &file, todo, &mut row).await.map_err(
+                    |e| match e {
+                        Stop::Wait(stored) => {
+                            Stop::Wait(format!("{direct}; server nodes: {stored}"))
+                        }
+                        other => other,
+                    },
+                )?;
+            }
+            Err(other) => return Err(other),
+        }
     }
     finish(inner, &manifest, file, &part, row).await
 }
@@ -366,32 +384,42 @@ impl Worker {
     }
 
     async fn write(&self, stripe: u64, plain: Vec<u8>) -> Result<(), Stop> {
-        let offset = stripe * u64::from(SEGMENT_LEN);
-        let file = self.file.clone();
-        tokio::task::spawn_blocking(move || file.write_all_at(&plain, offset))
-            .await
-            .map_err(|_| Stop::Wait("write failed".into()))?
-            .map_err(|e| Stop::Fail(format!("cannot write the partial file: {e}")))
+        write_stripe(&self.file, stripe, plain).await
     }
 }
 
-/// One request on the stream and its answer.
+/// Writes a stripe's plaintext at its offset in the partial file.
+async fn write_stripe(file: &Arc<File>, stripe: u64, plain: Vec<u8>) -> Result<(), Stop> {
+    let offset = stripe * u64::from(SEGMENT_LEN);
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || file.write_all_at(&plain, offset))
+        .await
+        .map_err(|_| Stop::Wait("write failed".into()))?
+        .map_err(|e| Stop::Fail(format!("cannot write the partial file: {e}")))
+}
+
+/// One request on a stream and its answer.
+async fn exchange(stream: &mut Stream, request: &Request) -> Result<Response, String> {
+    let exchange = async {
+        frame::write(stream, &request.to_bytes()).await?;
+        frame::read(stream).await
+    };
+    let body = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| "no answer in time".to_owned())?
+        .map_err(|e| format!("transfer interrupted: {e}"))?
+        .ok_or_else(|| "the stream was closed".to_owned())?;
+    Response::from_bytes(&body).map_err(|e| format!("malformed answer: {e}"))
+}
+
+/// Asks the sender for shards of a stripe.
 async fn request(
     stream: &mut Stream,
     file_id: FileId,
     stripe: u32,
     mask: ShardMask,
 ) -> Result<(Vec<[u8; 32]>, Vec<(u8, Vec<u8>)>), Stop> {
-    let exchange = async {
-        frame::write(stream, &Request::Get { file_id, stripe, mask }.to_bytes()).await?;
-        frame::read(stream).await
-    };
-    let body = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-        .await
-        .map_err(|_| Stop::Wait("the sender stopped answering".into()))?
-        .map_err(|e| Stop::Wait(format!("transfer interrupted: {e}")))?
-        .ok_or_else(|| Stop::Wait("the sender closed the stream".into()))?;
-    match Response::from_bytes(&body) {
+    match exchange(stream, &Request::Get { file_id, stripe, mask }).await.map_err(Stop::Wait) {
         Ok(Response::Shards { hashes, shards }) => Ok((hashes, shards)),
         Ok(Response::Refused(why)) => match why {
             communitas_proto::file::wire::Refusal::SourceChanged
@@ -401,7 +429,7 @@ async fn request(
             _ => Err(Stop::Wait(format!("the sender refused: {why}"))),
         },
         Ok(_) => Err(Stop::Wait("unexpected answer".into())),
-        Err(e) => Err(Stop::Wait(format!("malformed answer: {e}"))),
+        Err(e) => Err(e),
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use communitas_net::libp2p::{PeerId, StreamProtocol};
 use communitas_proto::file::wire::{DATA_MASK, PROTOCOL, Refusal, Request, Response};
 use communitas_proto::file::{EncodedStripe, Manifest, SHARDS, encode_stripe, segment_range};
-use communitas_store::{Direction, FileStatus};
-use communitas_types::FileId;
+use communitas_store::{Direction, FileStatus, ShardLimits, ShardPut, StoredShard};
+use communitas_types::{FileId, Timestamp};
 use futures::StreamExt as _;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -23,6 +23,10 @@ use crate::Inner;
 const MAX_STREAMS: usize = 64;
 /// Manifests kept in memory for serving.
 const CACHE: usize = 64;
+/// Server role: shard bytes kept per sending peer, and in all.
+pub(crate) const SHARD_LIMITS: ShardLimits = ShardLimits { per_sender: 4 << 30, total: 32 << 30 };
+/// Server role: how often expired shards are dropped.
+const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The protocol as libp2p names it.
 pub(crate) const FILE_PROTOCOL: StreamProtocol = StreamProtocol::new(PROTOCOL);
@@ -50,7 +54,7 @@ impl Sources {
         }
         let row = inner.store.file(file_id).await.map_err(|_| Refusal::Busy)?;
         let row = row
-            .filter(|r| r.direction == Direction::Out && r.status == FileStatus::Offered)
+            .filter(|r| r.direction == Direction::Out && r.status != FileStatus::Failed)
             .ok_or(Refusal::NotFound)?;
         let path = row.path.ok_or(Refusal::NotFound)?;
         let message = inner.store.message(row.message_id).await.map_err(|_| Refusal::Busy)?;
@@ -73,6 +77,15 @@ impl Sources {
     }
 }
 
+impl Sources {
+    /// Drops a cached source (its file changed).
+    fn forget(&self, file_id: FileId) {
+        if let Ok(mut map) = self.map.lock() {
+            map.remove(&file_id);
+        }
+    }
+}
+
 /// Accepts `/communitas/file/1` streams until `shutdown`.
 pub(crate) async fn serve(inner: Arc<Inner>, shutdown: CancellationToken) {
     let mut control = inner.net.streams();
@@ -85,10 +98,16 @@ pub(crate) async fn serve(inner: Arc<Inner>, shutdown: CancellationToken) {
     };
     let slots = Arc::new(Semaphore::new(MAX_STREAMS));
     let mut tasks = JoinSet::new();
+    let mut expire = tokio::time::interval(EXPIRE_EVERY);
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            _ = expire.tick(), if inner.server => {
+                if let Err(e) = inner.store.expire_shards(Timestamp::now()).await {
+                    tracing::warn!(error = %e, "cannot expire file shards");
+                }
+            }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             next = incoming.next() => {
                 let Some((peer, stream)) = next else { break };
@@ -118,7 +137,7 @@ async fn serve_stream(inner: &Inner, peer: PeerId, mut stream: communitas_net::l
             }
         };
         let response = match Request::from_bytes(&body) {
-            Ok(request) => answer(inner, request).await,
+            Ok(request) => answer(inner, peer, request).await,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "malformed file request");
                 Response::Refused(Refusal::Invalid)
@@ -130,16 +149,84 @@ async fn serve_stream(inner: &Inner, peer: PeerId, mut stream: communitas_net::l
     }
 }
 
-async fn answer(inner: &Inner, request: Request) -> Response {
-    match request {
+async fn answer(inner: &Inner, peer: PeerId, request: Request) -> Response {
+    let result = match request {
         Request::Get { file_id, stripe, mask } => match get(inner, file_id, stripe, mask).await {
-            Ok(response) => response,
-            Err(why) => Response::Refused(why),
+            // Not a file of ours: perhaps shards we keep for somebody.
+            Err(Refusal::NotFound) => stored_get(inner, file_id, stripe, mask).await,
+            other => other,
         },
-        // The stored path (shards kept by server nodes) is not served by this build.
-        Request::Put { .. } | Request::Have { .. } => Response::Refused(Refusal::NotFound),
-        _ => Response::Refused(Refusal::Invalid),
+        Request::Put { file_id, stripe, index, hashes, shard } => {
+            put(inner, peer, file_id, stripe, index, hashes, shard).await
+        }
+        Request::Have { file_id } => inner
+            .store
+            .shards_held(file_id, Timestamp::now())
+            .await
+            .map(Response::Holding)
+            .map_err(|_| Refusal::Busy),
+        _ => Err(Refusal::Invalid),
+    };
+    result.unwrap_or_else(Response::Refused)
+}
+
+/// Server role: keeps a shard for an offline recipient, if it is what it claims.
+async fn put(
+    inner: &Inner,
+    peer: PeerId,
+    file_id: FileId,
+    stripe: u32,
+    index: u8,
+    hashes: Vec<[u8; 32]>,
+    shard: Vec<u8>,
+) -> Result<Response, Refusal> {
+    if !inner.server {
+        return Err(Refusal::NotFound);
     }
+    let claimed = hashes.get(usize::from(index)).ok_or(Refusal::Invalid)?;
+    if blake3::hash(&shard) != *claimed {
+        return Err(Refusal::Invalid);
+    }
+    let stored = StoredShard {
+        file_id,
+        stripe,
+        index,
+        hashes: hashes.concat(),
+        shard,
+        sender: peer.to_string(),
+        expires_at: Timestamp::now().saturating_add(crate::MESSAGE_TTL),
+    };
+    match inner.store.put_shard(stored, SHARD_LIMITS).await {
+        Ok(ShardPut::Stored) => Ok(Response::Stored),
+        Ok(_) => {
+            inner.metrics.mailbox_full.inc();
+            Err(Refusal::QuotaExceeded)
+        }
+        Err(_) => Err(Refusal::Busy),
+    }
+}
+
+/// Server role: shards kept for somebody, with their stripe's hashes.
+async fn stored_get(
+    inner: &Inner,
+    file_id: FileId,
+    stripe: u32,
+    mask: u16,
+) -> Result<Response, Refusal> {
+    let (hashes, shards) = inner
+        .store
+        .shards(file_id, stripe, mask, Timestamp::now())
+        .await
+        .map_err(|_| Refusal::Busy)?
+        .ok_or(Refusal::NotFound)?;
+    let hashes: Vec<[u8; 32]> =
+        hashes.chunks_exact(32).filter_map(|c| <[u8; 32]>::try_from(c).ok()).collect();
+    if hashes.len() != usize::from(SHARDS) {
+        return Err(Refusal::NotFound);
+    }
+    let served: u64 = shards.iter().map(|(_, s)| s.len() as u64).sum();
+    inner.metrics.file_bytes_served.inc_by(served);
+    Ok(Response::Shards { hashes, shards })
 }
 
 async fn get(inner: &Inner, file_id: FileId, stripe: u32, mask: u16) -> Result<Response, Refusal> {
@@ -159,6 +246,7 @@ async fn get(inner: &Inner, file_id: FileId, stripe: u32, mask: u16) -> Result<R
     .await
     .map_err(|_| Refusal::Busy)??;
     if encoded.digest() != expected {
+        inner.serving.forget(file_id);
         // Never serve what the manifest does not describe.
         tracing::warn!(file = %file_id.fmt_short(), stripe, "the file changed since it was sent");
         return Err(Refusal::SourceChanged);

@@ -150,3 +150,60 @@ async fn a_file_changed_after_sending_is_never_served() {
     bob.shutdown().await;
     net.shutdown().await;
 }
+
+/// Bob is away: alice's shards go to the server nodes; alice leaves, holders die,
+/// and bob still rebuilds the exact file when he comes back. With 7 servers each keeps
+/// 2 shards of every stripe, so 2 dead holders take 4 shards (the parity count) of
+/// every stripe with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_shards_survive_the_sender_leaving_and_two_of_seven_holders_dying() {
+    stored_case(7, 2).await;
+}
+
+/// The same with one shard per holder: 14 servers, 4 of them die. Slow (every server
+/// validates every identity record with Argon2): run with `--run-ignored all`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: 14 servers"]
+async fn stored_shards_survive_four_of_fourteen_holders_dying() {
+    stored_case(14, 4).await;
+}
+
+async fn stored_case(servers: usize, kill: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = Network::start(dir.path(), servers, &["alice"]).await;
+    let boot = net.servers[servers - 1].handle().dial_addrs().await.unwrap();
+    let seeds = communitas_testkit::Seeds::random();
+    let bob = communitas_testkit::memory_node_with(dir.path(), "bob", false, &boot, seeds).await;
+    let a = net.users[0].handle();
+    let bob_address = bob.handle().address();
+    eventually(Duration::from_secs(120), || a.add_contact(bob_address, None)).await;
+    bob.shutdown().await;
+
+    let data = bytes((3 << 20) + 5, 42);
+    let path = write(dir.path(), b"report.pdf", &data);
+    let (id, file_id, _) = a.send_file(bob_address, "for when you are back", path).await.unwrap();
+    eventually(Duration::from_secs(60), || async {
+        let status = a.message_status(id).await.unwrap().map(|s| s.as_str());
+        let file = a.file(file_id).await.unwrap();
+        if status == Some("stored") && file.status == "stored" {
+            Ok(())
+        } else {
+            Err(format!("message {status:?}, file {} {}", file.status, file.progress))
+        }
+    })
+    .await;
+
+    let alice = net.users.remove(0);
+    alice.shutdown().await;
+    for server in net.servers.drain(..kill) {
+        server.shutdown().await;
+    }
+
+    let bob = communitas_testkit::memory_node_with(dir.path(), "bob", false, &boot, seeds).await;
+    let b = bob.handle();
+    let files = bob_sees(&b, a.address(), "done").await;
+    assert_eq!(files[0].file_id, file_id);
+    assert_eq!(std::fs::read(b.file_path(file_id).await.unwrap()).unwrap(), data);
+    bob.shutdown().await;
+    net.shutdown().await;
+}

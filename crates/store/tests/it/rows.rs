@@ -205,3 +205,46 @@ async fn file_transfers_are_kept_and_updated() {
     assert!(store.unfinished_files().await.unwrap().is_empty());
     assert_eq!(store.file(FileId::from_bytes([9; 16])).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn shards_are_kept_within_quota_listed_and_expired() {
+    use communitas_store::{ShardLimits, ShardPut, StoredShard};
+    use communitas_types::FileId;
+
+    let (_dir, store) = open();
+    let file_id = FileId::from_bytes([6; 16]);
+    let limits = ShardLimits { per_sender: 250, total: 400 };
+    let shard = |stripe: u32, index: u8, sender: &str| StoredShard {
+        file_id,
+        stripe,
+        index,
+        hashes: vec![index; 448],
+        shard: vec![index; 100],
+        sender: sender.into(),
+        expires_at: Timestamp::from_millis(2_000),
+    };
+    let now = Timestamp::from_millis(1_000);
+    assert_eq!(store.put_shard(shard(0, 3, "a"), limits).await.unwrap(), ShardPut::Stored);
+    assert_eq!(store.put_shard(shard(0, 12, "a"), limits).await.unwrap(), ShardPut::Stored);
+    // A re-put is a no-op, not a second charge.
+    assert_eq!(store.put_shard(shard(0, 12, "a"), limits).await.unwrap(), ShardPut::Stored);
+    // Sender a is at 200 of 250.
+    assert_eq!(store.put_shard(shard(1, 0, "a"), limits).await.unwrap(), ShardPut::QuotaExceeded);
+    // Another sender still fits, until the total is reached.
+    assert_eq!(store.put_shard(shard(1, 0, "b"), limits).await.unwrap(), ShardPut::Stored);
+    assert_eq!(store.put_shard(shard(1, 1, "b"), limits).await.unwrap(), ShardPut::Stored);
+    assert_eq!(store.put_shard(shard(1, 2, "c"), limits).await.unwrap(), ShardPut::QuotaExceeded);
+
+    assert_eq!(
+        store.shards_held(file_id, now).await.unwrap(),
+        vec![(0, (1 << 3) | (1 << 12)), (1, 0b11)]
+    );
+    let (hashes, shards) = store.shards(file_id, 0, 1 << 12, now).await.unwrap().unwrap();
+    assert_eq!(hashes, vec![12; 448]);
+    assert_eq!(shards, vec![(12, vec![12; 100])]);
+    assert_eq!(store.shards(file_id, 0, 1 << 5, now).await.unwrap(), None);
+
+    let later = Timestamp::from_millis(2_000);
+    assert!(store.shards_held(file_id, later).await.unwrap().is_empty());
+    assert_eq!(store.expire_shards(later).await.unwrap(), 4);
+}

@@ -1,0 +1,196 @@
+//! The stored path, sender's side: when the recipient is away, every shard of every
+//! stripe goes to a server node, so that the recipient can rebuild the file from any
+//! 10 of each stripe's [`SHARDS`] even after the sender left and some
+//! holders died.
+//!
+//! Holders are the server nodes closest to the file id in the DHT (the recipient
+//! finds the same ones). Shard `i` of stripe `s` goes to holder `(i + s) mod H`, so
+//! with `H ≥ 14` every holder keeps at most one shard per stripe and any four may be
+//! lost; with fewer holders, each keeps `⌈14 / H⌉` and fewer losses are survivable.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use communitas_net::libp2p::{PeerId, Stream};
+use communitas_proto::file::wire::{Request, Response};
+use communitas_proto::file::{
+    EncodedStripe, Manifest, SHARDS, encode_stripe, segment_range, stripe_count,
+};
+use communitas_store::{FileRow, FileStatus};
+use communitas_types::{FileId, Timestamp};
+
+use super::fetch::{Outcome, is_done, mark_done};
+use super::frame;
+use super::serve::FILE_PROTOCOL;
+use crate::Inner;
+
+/// How long one put may take.
+const PUT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Stripes between two progress records.
+const CHECKPOINT_STRIPES: u64 = 16;
+
+/// Uploads the shards of `file_id` (a file we sent) to server nodes.
+pub(crate) async fn run(inner: Arc<Inner>, file_id: FileId) -> Outcome {
+    match upload(&inner, file_id).await {
+        Ok(()) => Outcome::Settled,
+        Err(Some(reason)) => {
+            tracing::debug!(file = %file_id.fmt_short(), %reason, "upload waits");
+            if let Ok(Some(mut row)) = inner.store.file(file_id).await {
+                row.error = Some(reason);
+                row.updated_at = Timestamp::now();
+                let _ = inner.store.put_file(row).await;
+            }
+            Outcome::Retry
+        }
+        Err(None) => Outcome::Settled,
+    }
+}
+
+/// `Err(None)`: nothing to do; `Err(Some(why))`: try again later.
+async fn upload(inner: &Arc<Inner>, file_id: FileId) -> Result<(), Option<String>> {
+    let store_err = |e: communitas_store::Error| Some(format!("storage: {e}"));
+    let mut row = inner.store.file(file_id).await.map_err(store_err)?.ok_or(None)?;
+    if !matches!(row.status, FileStatus::Offered | FileStatus::Uploading) {
+        return Err(None);
+    }
+    let path = row.path.clone().ok_or(None)?;
+    let message = inner.store.message(row.message_id).await.map_err(store_err)?;
+    let manifest = message.and_then(|m| super::manifest_of(&m.message.body)).ok_or(None)?;
+    let holders = inner
+        .net
+        .closest_peers(file_id.as_bytes().to_vec())
+        .await
+        .map_err(|e| Some(e.to_string()))?;
+    if holders.is_empty() {
+        return Err(Some("no server node to keep the file".into()));
+    }
+    let count = stripe_count(manifest.size);
+    if row.done.len() != super::fetch::empty_bitmap(manifest.size).len() {
+        row.done = super::fetch::empty_bitmap(manifest.size);
+    }
+    row.status = FileStatus::Uploading;
+    row.error = None;
+    inner.store.put_file(row.clone()).await.map_err(store_err)?;
+
+    let file = Arc::new(File::open(&path).map_err(|e| Some(format!("cannot read the file: {e}")))?);
+    let mut streams: HashMap<PeerId, Stream> = HashMap::new();
+    let manifest = Arc::new(manifest);
+    let todo: Vec<u64> = (0..count).filter(|s| !is_done(&row.done, *s)).collect();
+    for stripe in todo {
+        let encoded = encode(&file, &manifest, stripe).await?;
+        for index in 0..SHARDS {
+            place(inner, &mut streams, &holders, &manifest, stripe, index, &encoded).await?;
+        }
+        mark_done(&mut row.done, stripe);
+        if stripe % CHECKPOINT_STRIPES == CHECKPOINT_STRIPES - 1 {
+            row.updated_at = Timestamp::now();
+            inner.store.put_file(row.clone()).await.map_err(store_err)?;
+            super::emit_progress(inner, &row);
+        }
+    }
+    row.status = FileStatus::Stored;
+    row.updated_at = Timestamp::now();
+    inner.store.put_file(row.clone()).await.map_err(store_err)?;
+    super::emit_progress(inner, &row);
+    tracing::info!(file = %file_id.fmt_short(), holders = holders.len().min(usize::from(SHARDS)), "file stored on server nodes");
+    Ok(())
+}
+
+/// Reads and encodes one stripe, refusing a file that changed since it was sent.
+async fn encode(
+    file: &Arc<File>,
+    m: &Arc<Manifest>,
+    stripe: u64,
+) -> Result<EncodedStripe, Option<String>> {
+    let (file, m2) = (file.clone(), m.clone());
+    let encoded = tokio::task::spawn_blocking(move || {
+        let (offset, len) = segment_range(m2.size, stripe).map_err(|e| e.to_string())?;
+        let mut plain = vec![0u8; len];
+        file.read_exact_at(&mut plain, offset).map_err(|e| e.to_string())?;
+        encode_stripe(&m2.key, m2.file_id, m2.size, stripe, &plain).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|_| Some("encoding failed".to_owned()))?
+    .map_err(Some)?;
+    if m.digests.get(stripe as usize) != Some(&encoded.digest()) {
+        return Err(Some("the file changed since it was sent".into()));
+    }
+    Ok(encoded)
+}
+
+/// Puts shard `index` of `stripe` on its holder, or on the next ones if it refuses.
+async fn place(
+    inner: &Inner,
+    streams: &mut HashMap<PeerId, Stream>,
+    holders: &[PeerId],
+    m: &Manifest,
+    stripe: u64,
+    index: u8,
+    encoded: &EncodedStripe,
+) -> Result<(), Option<String>> {
+    let used = holders.len().min(usize::from(SHARDS));
+    let first = (usize::from(index) + stripe as usize) % used;
+    let request = Request::Put {
+        file_id: m.file_id,
+        stripe: u32::try_from(stripe).map_err(|_| Some("stripe out of range".to_owned()))?,
+        index,
+        hashes: encoded.hashes.clone(),
+        shard: encoded.shards[usize::from(index)].clone(),
+    }
+    .to_bytes();
+    let mut last = String::new();
+    // The preferred holder, then the others in order of closeness.
+    let order = std::iter::once(first).chain((0..holders.len()).filter(move |i| *i != first));
+    for i in order {
+        let peer = holders[i];
+        match put(inner, streams, peer, &request).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                streams.remove(&peer);
+                last = e;
+            }
+        }
+    }
+    Err(Some(format!("no server node kept shard {index} of stripe {stripe}: {last}")))
+}
+
+async fn put(
+    inner: &Inner,
+    streams: &mut HashMap<PeerId, Stream>,
+    peer: PeerId,
+    request: &[u8],
+) -> Result<(), String> {
+    if !streams.contains_key(&peer) {
+        let mut control = inner.net.streams();
+        let stream = tokio::time::timeout(PUT_TIMEOUT, control.open_stream(peer, FILE_PROTOCOL))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        streams.insert(peer, stream);
+    }
+    let stream = streams.get_mut(&peer).ok_or("no stream")?;
+    let exchange = async {
+        frame::write(stream, request).await?;
+        frame::read(stream).await
+    };
+    let body = tokio::time::timeout(PUT_TIMEOUT, exchange)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?
+        .ok_or("stream closed")?;
+    match Response::from_bytes(&body) {
+        Ok(Response::Stored) => Ok(()),
+        Ok(Response::Refused(why)) => Err(why.to_string()),
+        Ok(_) => Err("unexpected answer".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Whether a sent file's row says it still has to go to the servers.
+pub(crate) fn wants_upload(row: &FileRow) -> bool {
+    row.direction == communitas_store::Direction::Out
+        && matches!(row.status, FileStatus::Offered | FileStatus::Uploading)
+}
