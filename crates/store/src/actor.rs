@@ -12,7 +12,7 @@ use communitas_types::{Address, FileId, Fingerprint, MailboxId, MessageId, Times
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::files::{self, FileRow, ShardLimits, ShardPut, StoredShard};
+use crate::files::{self, FileRow, HeldShards, ShardLimits, ShardPut, StoredShard};
 use crate::model::{
     Contact, DeadLetter, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
 };
@@ -137,7 +137,7 @@ pub(crate) enum Read {
         stripe: u32,
         mask: u16,
         now: Timestamp,
-        reply: Reply<Option<(Vec<u8>, Vec<(u8, Vec<u8>)>)>>,
+        reply: Reply<Option<HeldShards>>,
     },
     ShardsHeld {
         file_id: FileId,

@@ -228,6 +228,10 @@ pub struct StoredShard {
     pub expires_at: Timestamp,
 }
 
+/// Server role: a stripe's shard hashes (concatenated) and the `(index, shard)` pairs
+/// held of it.
+pub type HeldShards = (Vec<u8>, Vec<(u8, Vec<u8>)>);
+
 /// Server role: how much a server keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShardLimits {
@@ -309,7 +313,7 @@ pub(crate) fn shards_get(
     stripe: u32,
     mask: u16,
     now: Timestamp,
-) -> Result<Option<(Vec<u8>, Vec<(u8, Vec<u8>)>)>, Error> {
+) -> Result<Option<HeldShards>, Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT idx, hashes, shard FROM shards
          WHERE file_id = ?1 AND stripe = ?2 AND expires_at > ?3 ORDER BY idx",

@@ -37,7 +37,7 @@ use communitas_crypto::at_rest::StorageKey;
 use communitas_types::{Address, MessageId};
 use tokio::sync::{mpsc, oneshot};
 
-pub use files::{FileRow, FileStatus, ShardLimits, ShardPut, StoredShard};
+pub use files::{FileRow, FileStatus, HeldShards, ShardLimits, ShardPut, StoredShard};
 pub use model::{
     Contact, DeadLetter, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status,
     StoredMessage,
@@ -363,14 +363,13 @@ impl Store {
     }
 
     /// Server role: the held shards of a stripe named by `mask`, with its hashes.
-    #[allow(clippy::type_complexity)]
     pub async fn shards(
         &self,
         file_id: communitas_types::FileId,
         stripe: u32,
         mask: u16,
         now: communitas_types::Timestamp,
-    ) -> Result<Option<(Vec<u8>, Vec<(u8, Vec<u8>)>)>, Error> {
+    ) -> Result<Option<HeldShards>, Error> {
         self.read(|reply| Read::Shards { file_id, stripe, mask, now, reply }).await
     }
 
