@@ -269,9 +269,7 @@ impl Actor {
                             && upload::wants_upload(&row)
                         {
                             let job = Job::Upload(row.file_id);
-                            if !self.waiting.contains_key(&job) {
-                                self.waiting.insert(job, Instant::now());
-                            }
+                            self.waiting.entry(job).or_insert_with(Instant::now);
                             self.start_due();
                         }
                     }

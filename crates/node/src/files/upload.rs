@@ -163,15 +163,18 @@ async fn put(
     peer: PeerId,
     request: &[u8],
 ) -> Result<(), String> {
-    if !streams.contains_key(&peer) {
-        let mut control = inner.net.streams();
-        let stream = tokio::time::timeout(PUT_TIMEOUT, control.open_stream(peer, FILE_PROTOCOL))
-            .await
-            .map_err(|_| "timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
-        streams.insert(peer, stream);
-    }
-    let stream = streams.get_mut(&peer).ok_or("no stream")?;
+    let stream = match streams.entry(peer) {
+        std::collections::hash_map::Entry::Occupied(open) => open.into_mut(),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            let mut control = inner.net.streams();
+            let stream =
+                tokio::time::timeout(PUT_TIMEOUT, control.open_stream(peer, FILE_PROTOCOL))
+                    .await
+                    .map_err(|_| "timed out".to_owned())?
+                    .map_err(|e| e.to_string())?;
+            slot.insert(stream)
+        }
+    };
     let exchange = async {
         frame::write(stream, request).await?;
         frame::read(stream).await
