@@ -198,7 +198,7 @@ fn lowest_bits(mask: ShardMask, n: usize) -> ShardMask {
 mod tests {
     #[test]
     fn lowest_bits_takes_the_first_n() {
-        assert_eq!(super::lowest_bits(0b1011_0000_0000_00, 2), 0b0011_0000_0000_00);
+        assert_eq!(super::lowest_bits(0b10_1100_0000_0000, 2), 0b00_1100_0000_0000);
         assert_eq!(super::lowest_bits(0b1, 3), 0b1);
         assert_eq!(super::lowest_bits(0b110, 0), 0);
     }
