@@ -2,6 +2,7 @@
 
 pub(crate) mod address;
 pub(crate) mod bench;
+pub(crate) mod bench_file;
 pub(crate) mod contacts;
 pub(crate) mod demo;
 pub(crate) mod files;

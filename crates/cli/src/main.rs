@@ -127,6 +127,8 @@ enum Command {
 enum BenchCommand {
     /// Send → delivered latency and sustained messages per second, alice to bob.
     Latency(commands::bench::LatencyArgs),
+    /// One file, alice to bob, direct: seconds, MB/s, peak RSS of each node.
+    File(commands::bench_file::FileArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -220,8 +222,28 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
+/// glibc's malloc raises its mmap threshold each time a large block is freed, after
+/// which megabyte buffers come from per-thread arenas and stay there: a node moving
+/// 1 MiB file stripes between threads peaked at ~150 MiB instead of ~85 MiB
+/// (`bench file`, docs/benchmarks.md). A fixed threshold keeps large buffers mapped
+/// and returned on free. The variable is read only at process start, so a node that
+/// does not have it yet replaces itself (same pid, same arguments) with one that does.
+fn fix_malloc_threshold(command: &Command) {
+    use std::os::unix::process::CommandExt as _;
+    const VAR: &str = "MALLOC_MMAP_THRESHOLD_";
+    if !matches!(command, Command::Run(_) | Command::Demo) || std::env::var_os(VAR).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    // Returns only if the exec failed; then run as we are.
+    let error = std::process::Command::new(exe).args(args).env(VAR, "131072").exec();
+    eprintln!("communitas: note: cannot set {VAR}: {error}");
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    fix_malloc_threshold(&cli.command);
     let home = home::resolve(cli.home.clone());
     let passphrase = passphrase::Source::from_env(cli.passphrase_file.clone());
     match dispatch(cli.command, &home, passphrase) {
@@ -245,6 +267,7 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
         Command::Testnet { nodes, base_port } => commands::testnet::run(nodes, base_port),
         Command::Demo => commands::demo::run(),
         Command::Bench(BenchCommand::Latency(args)) => commands::bench::latency(args),
+        Command::Bench(BenchCommand::File(args)) => commands::bench_file::file(args),
         Command::Send { address, text, file: None, wait, json } => {
             client(|| messages::send(home, &address, &text, wait, json))
         }

@@ -17,6 +17,7 @@
 //! start, new ones as their manifests arrive, and retries waiting ones when their
 //! sender comes online, or after a backoff (1 s doubling to 30 s).
 
+mod cpu;
 mod fetch;
 mod frame;
 mod name;
@@ -40,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Event, Inner};
 
+pub(crate) use cpu::Cpu;
 pub(crate) use name::sanitise;
 pub(crate) use prepare::prepare;
 pub(crate) use serve::{Sources, serve};

@@ -88,6 +88,9 @@ pub enum StartError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] communitas_store::Error),
+    /// A worker thread could not be started.
+    #[error("cannot start worker threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// Something that happened, for `/v1/events` and tests.
@@ -214,6 +217,8 @@ pub(crate) struct Inner {
     pub(crate) serving: files::Sources,
     /// A server node: keeps mailboxes and file shards for others.
     pub(crate) server: bool,
+    /// Threads for the file pipeline's CPU and disk work.
+    pub(crate) cpu: files::Cpu,
 }
 
 impl Inner {
@@ -276,6 +281,7 @@ impl Node {
             files_config: config.files.clone(),
             serving: files::Sources::default(),
             server: config.net.server,
+            cpu: files::Cpu::start().map_err(StartError::Threads)?,
         });
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));

@@ -187,21 +187,23 @@ pub(crate) async fn send_file(
     let caption = caption.to_owned();
     let work = path.clone();
     let progress_inner = inner.clone();
-    let prepared = tokio::task::spawn_blocking(move || {
-        let mut last = std::time::Instant::now();
-        crate::files::prepare(&work, max, caption, source, |done, size| {
-            if last.elapsed() >= std::time::Duration::from_millis(200) {
-                last = std::time::Instant::now();
-                progress_inner.emit(Event::FilePreparing {
-                    path: work.display().to_string(),
-                    bytes: done,
-                    size,
-                });
-            }
+    let prepared = inner
+        .cpu
+        .run(move || {
+            let mut last = std::time::Instant::now();
+            crate::files::prepare(&work, max, caption, source, |done, size| {
+                if last.elapsed() >= std::time::Duration::from_millis(200) {
+                    last = std::time::Instant::now();
+                    progress_inner.emit(Event::FilePreparing {
+                        path: work.display().to_string(),
+                        bytes: done,
+                        size,
+                    });
+                }
+            })
         })
-    })
-    .await
-    .map_err(|_| SendError::ShuttingDown)??;
+        .await
+        .ok_or(SendError::ShuttingDown)??;
     let manifest = prepared.manifest;
     let file_id = manifest.file_id;
     let id = MessageId::from_bytes(random::bytes().map_err(SealError::from)?);

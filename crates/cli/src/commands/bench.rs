@@ -43,12 +43,17 @@ pub(crate) struct LatencyArgs {
     pub(crate) json: bool,
 }
 
-struct Proc {
-    child: Child,
-    dial: String,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) dial: String,
 }
 
-async fn spawn(exe: &Path, home: &Path, server: bool, bootstrap: Option<&str>) -> Result<Proc> {
+pub(crate) async fn spawn(
+    exe: &Path,
+    home: &Path,
+    server: bool,
+    bootstrap: Option<&str>,
+) -> Result<Proc> {
     let mut cmd = Command::new(exe);
     cmd.arg("--home").arg(home).args(["run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
     cmd.env("COMMUNITAS_PASSPHRASE", "bench").env_remove("COMMUNITAS_HOME");
@@ -57,6 +62,9 @@ async fn spawn(exe: &Path, home: &Path, server: bool, bootstrap: Option<&str>) -
     }
     if let Some(b) = bootstrap {
         cmd.args(["--bootstrap", b]);
+    }
+    if let Ok(n) = std::env::var("COMMUNITAS_BENCH_FILE_STREAMS") {
+        cmd.args(["--file-streams", &n]);
     }
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true).spawn()?;
     let stdout = child.stdout.take().context("no stdout")?;
@@ -74,7 +82,7 @@ async fn spawn(exe: &Path, home: &Path, server: bool, bootstrap: Option<&str>) -
     Ok(Proc { child, dial })
 }
 
-async fn stop(mut p: Proc) {
+pub(crate) async fn stop(mut p: Proc) {
     if let Some(pid) = p.child.id() {
         let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
     }

@@ -40,6 +40,9 @@ pub(crate) struct RunArgs {
     /// Received files up to this size are fetched without asking, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     pub(crate) auto_download: u64,
+    /// Streams one download pulls over at once.
+    #[arg(long, value_name = "N", default_value_t = 4, hide = true)]
+    pub(crate) file_streams: usize,
 }
 
 pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> {
@@ -54,6 +57,7 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
         let mut config = daemon::node_config(args.listen, args.bootstrap, args.server, args.mdns);
         config.files.max_size = args.max_file_size;
         config.files.auto_download = args.auto_download;
+        config.files.parallel_streams = args.file_streams.max(1);
         let running =
             Running::start(home, secrets, keystore.public().clone(), config, args.api).await?;
         // A daemon must not die because whoever started it stopped reading its

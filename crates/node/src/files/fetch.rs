@@ -288,11 +288,12 @@ impl Worker {
             return Ok(());
         }
         let mut control = self.inner.net.streams();
-        let mut stream =
+        let stream =
             tokio::time::timeout(REQUEST_TIMEOUT, control.open_stream(source, FILE_PROTOCOL))
                 .await
                 .map_err(|_| Stop::Wait("the sender did not answer".into()))?
                 .map_err(|e| Stop::Wait(format!("cannot reach the sender: {e}")))?;
+        let mut stream = Channel::new(stream);
         while let Some(stripe) = self.next() {
             match self.stripe(&mut stream, stripe).await {
                 Ok(written) => {
@@ -310,7 +311,7 @@ impl Worker {
     }
 
     /// Fetches, checks, rebuilds if needed, and writes one stripe.
-    async fn stripe(&self, stream: &mut Stream, stripe: u64) -> Result<Written, Stop> {
+    async fn stripe(&self, stream: &mut Channel, stripe: u64) -> Result<Written, Stop> {
         let m = &self.manifest;
         let wire_stripe =
             u32::try_from(stripe).map_err(|_| Stop::Fail("stripe out of range".into()))?;
@@ -339,12 +340,15 @@ impl Worker {
             let present: Vec<bool> = shards.iter().map(Option::is_some).collect();
             let key = m.key;
             let (file_id, size) = (m.file_id, m.size);
-            let (result, back) = tokio::task::spawn_blocking(move || {
-                let result = decode_stripe(&key, file_id, size, stripe, &hashes, &mut shards);
-                (result, shards)
-            })
-            .await
-            .map_err(|_| Stop::Wait("decoding failed".into()))?;
+            let (result, back) = self
+                .inner
+                .cpu
+                .run(move || {
+                    let result = decode_stripe(&key, file_id, size, stripe, &hashes, &mut shards);
+                    (result, shards)
+                })
+                .await
+                .ok_or_else(|| Stop::Wait("shutting down".into()))?;
             shards = back;
             let corrupt =
                 present.iter().zip(&shards).filter(|(was, now)| **was && now.is_none()).count();
@@ -384,37 +388,59 @@ impl Worker {
     }
 
     async fn write(&self, stripe: u64, plain: Vec<u8>) -> Result<(), Stop> {
-        write_stripe(&self.file, stripe, plain).await
+        write_stripe(&self.inner, &self.file, stripe, plain).await
     }
 }
 
 /// Writes a stripe's plaintext at its offset in the partial file.
-async fn write_stripe(file: &Arc<File>, stripe: u64, plain: Vec<u8>) -> Result<(), Stop> {
+async fn write_stripe(
+    inner: &Inner,
+    file: &Arc<File>,
+    stripe: u64,
+    plain: Vec<u8>,
+) -> Result<(), Stop> {
     let offset = stripe * u64::from(SEGMENT_LEN);
     let file = file.clone();
-    tokio::task::spawn_blocking(move || file.write_all_at(&plain, offset))
+    inner
+        .cpu
+        .run(move || file.write_all_at(&plain, offset))
         .await
-        .map_err(|_| Stop::Wait("write failed".into()))?
+        .ok_or_else(|| Stop::Wait("shutting down".into()))?
         .map_err(|e| Stop::Fail(format!("cannot write the partial file: {e}")))
 }
 
+/// A stream to a holder with the buffer its answers are read into.
+pub(super) struct Channel {
+    stream: Stream,
+    buf: Vec<u8>,
+}
+
+impl Channel {
+    pub(super) fn new(stream: Stream) -> Self {
+        Self { stream, buf: Vec::new() }
+    }
+}
+
 /// One request on a stream and its answer.
-async fn exchange(stream: &mut Stream, request: &Request) -> Result<Response, String> {
+async fn exchange(channel: &mut Channel, request: &Request) -> Result<Response, String> {
+    let Channel { stream, buf } = channel;
     let exchange = async {
         frame::write(stream, &request.to_bytes()).await?;
-        frame::read(stream).await
+        frame::read_into(stream, buf).await
     };
-    let body = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+    let open = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await
         .map_err(|_| "no answer in time".to_owned())?
-        .map_err(|e| format!("transfer interrupted: {e}"))?
-        .ok_or_else(|| "the stream was closed".to_owned())?;
-    Response::from_bytes(&body).map_err(|e| format!("malformed answer: {e}"))
+        .map_err(|e| format!("transfer interrupted: {e}"))?;
+    if !open {
+        return Err("the stream was closed".to_owned());
+    }
+    Response::from_bytes(buf).map_err(|e| format!("malformed answer: {e}"))
 }
 
 /// Asks the sender for shards of a stripe.
 async fn request(
-    stream: &mut Stream,
+    stream: &mut Channel,
     file_id: FileId,
     stripe: u32,
     mask: ShardMask,
@@ -444,9 +470,11 @@ async fn finish(
     let expected = manifest.blake3;
     let size = manifest.size;
     let check = file.clone();
-    let actual = tokio::task::spawn_blocking(move || hash_file(&check, size))
+    let actual = inner
+        .cpu
+        .run(move || hash_file(&check, size))
         .await
-        .map_err(|_| Stop::Wait("hashing failed".into()))?
+        .ok_or_else(|| Stop::Wait("shutting down".into()))?
         .map_err(|e| Stop::Wait(format!("cannot read the partial file: {e}")))?;
     drop(file);
     if actual != expected {

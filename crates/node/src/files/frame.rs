@@ -7,19 +7,29 @@ use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 /// Reads one frame; `Ok(None)` when the other side closed the stream cleanly.
 pub(super) async fn read<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    Ok(read_into(stream, &mut body).await?.then_some(body))
+}
+
+/// Reads one frame into `body` (reusing its allocation: a fetcher reads a megabyte
+/// per stripe); `Ok(false)` when the other side closed the stream cleanly.
+pub(super) async fn read_into<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    body: &mut Vec<u8>,
+) -> io::Result<bool> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
         Err(e) => return Err(e),
     }
     let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
     if len > MAX_FRAME {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "frame over the limit"));
     }
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await?;
-    Ok(Some(body))
+    body.resize(len, 0);
+    stream.read_exact(body).await?;
+    Ok(true)
 }
 
 /// Writes one frame and flushes it.

@@ -236,15 +236,17 @@ async fn get(inner: &Inner, file_id: FileId, stripe: u32, mask: u16) -> Result<R
     let (offset, len) = segment_range(size, index).map_err(|_| Refusal::Invalid)?;
     let expected = *source.manifest.digests.get(stripe as usize).ok_or(Refusal::Invalid)?;
     let work = source.clone();
-    let encoded = tokio::task::spawn_blocking(move || {
-        let file = File::open(&work.path).map_err(|_| Refusal::SourceChanged)?;
-        let mut plain = vec![0u8; len];
-        file.read_exact_at(&mut plain, offset).map_err(|_| Refusal::SourceChanged)?;
-        let m = &work.manifest;
-        encode_stripe(&m.key, m.file_id, m.size, index, &plain).map_err(|_| Refusal::Invalid)
-    })
-    .await
-    .map_err(|_| Refusal::Busy)??;
+    let encoded = inner
+        .cpu
+        .run(move || {
+            let file = File::open(&work.path).map_err(|_| Refusal::SourceChanged)?;
+            let mut plain = vec![0u8; len];
+            file.read_exact_at(&mut plain, offset).map_err(|_| Refusal::SourceChanged)?;
+            let m = &work.manifest;
+            encode_stripe(&m.key, m.file_id, m.size, index, &plain).map_err(|_| Refusal::Invalid)
+        })
+        .await
+        .ok_or(Refusal::Busy)??;
     if encoded.digest() != expected {
         inner.serving.forget(file_id);
         // Never serve what the manifest does not describe.

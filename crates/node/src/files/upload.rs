@@ -80,7 +80,7 @@ async fn upload(inner: &Arc<Inner>, file_id: FileId) -> Result<(), Option<String
     let manifest = Arc::new(manifest);
     let todo: Vec<u64> = (0..count).filter(|s| !is_done(&row.done, *s)).collect();
     for stripe in todo {
-        let encoded = encode(&file, &manifest, stripe).await?;
+        let encoded = encode(inner, &file, &manifest, stripe).await?;
         for index in 0..SHARDS {
             place(inner, &mut streams, &holders, &manifest, stripe, index, &encoded).await?;
         }
@@ -101,20 +101,23 @@ async fn upload(inner: &Arc<Inner>, file_id: FileId) -> Result<(), Option<String
 
 /// Reads and encodes one stripe, refusing a file that changed since it was sent.
 async fn encode(
+    inner: &Inner,
     file: &Arc<File>,
     m: &Arc<Manifest>,
     stripe: u64,
 ) -> Result<EncodedStripe, Option<String>> {
     let (file, m2) = (file.clone(), m.clone());
-    let encoded = tokio::task::spawn_blocking(move || {
-        let (offset, len) = segment_range(m2.size, stripe).map_err(|e| e.to_string())?;
-        let mut plain = vec![0u8; len];
-        file.read_exact_at(&mut plain, offset).map_err(|e| e.to_string())?;
-        encode_stripe(&m2.key, m2.file_id, m2.size, stripe, &plain).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|_| Some("encoding failed".to_owned()))?
-    .map_err(Some)?;
+    let encoded = inner
+        .cpu
+        .run(move || {
+            let (offset, len) = segment_range(m2.size, stripe).map_err(|e| e.to_string())?;
+            let mut plain = vec![0u8; len];
+            file.read_exact_at(&mut plain, offset).map_err(|e| e.to_string())?;
+            encode_stripe(&m2.key, m2.file_id, m2.size, stripe, &plain).map_err(|e| e.to_string())
+        })
+        .await
+        .ok_or_else(|| Some("shutting down".to_owned()))?
+        .map_err(Some)?;
     if m.digests.get(stripe as usize) != Some(&encoded.digest()) {
         return Err(Some("the file changed since it was sent".into()));
     }

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::Instant;
 
-use communitas_net::libp2p::{PeerId, Stream};
+use communitas_net::libp2p::PeerId;
 use communitas_proto::file::wire::{DATA_MASK, Request, Response, ShardMask};
 use communitas_proto::file::{DATA_SHARDS, Manifest, SHARDS, decode_stripe, stripe_digest};
 use communitas_store::FileRow;
@@ -14,7 +14,8 @@ use futures::StreamExt as _;
 use tokio::sync::Mutex;
 
 use super::{
-    CHECKPOINT_EVERY, REQUEST_TIMEOUT, Stop, Written, exchange, mark_done, save, write_stripe,
+    CHECKPOINT_EVERY, Channel, REQUEST_TIMEOUT, Stop, Written, exchange, mark_done, save,
+    write_stripe,
 };
 use crate::Inner;
 use crate::files::serve::FILE_PROTOCOL;
@@ -27,7 +28,7 @@ const ALL_MASK: ShardMask = (1 << SHARDS) - 1;
 /// A server node that keeps some of the file's shards.
 struct Holder {
     peer: PeerId,
-    stream: Mutex<Stream>,
+    stream: Mutex<Channel>,
     /// Stripe → the shards of it held there.
     held: HashMap<u32, ShardMask>,
 }
@@ -41,11 +42,11 @@ impl Holder {
 /// Asks `peer` which shards of the file it keeps; `None` if it keeps none or is gone.
 async fn ask(inner: &Inner, peer: PeerId, file_id: communitas_types::FileId) -> Option<Holder> {
     let mut control = inner.net.streams();
-    let mut stream =
-        tokio::time::timeout(REQUEST_TIMEOUT, control.open_stream(peer, FILE_PROTOCOL))
-            .await
-            .ok()?
-            .ok()?;
+    let stream = tokio::time::timeout(REQUEST_TIMEOUT, control.open_stream(peer, FILE_PROTOCOL))
+        .await
+        .ok()?
+        .ok()?;
+    let mut stream = Channel::new(stream);
     match exchange(&mut stream, &Request::Have { file_id }).await {
         Ok(Response::Holding(list)) if !list.is_empty() => {
             Some(Holder { peer, stream: Mutex::new(stream), held: list.into_iter().collect() })
@@ -167,13 +168,13 @@ async fn rebuild(
         return Err(Stop::Wait(format!("no server node serves stripe {stripe}")));
     };
     let (key, file_id, size) = (m.key, m.file_id, m.size);
-    let plain = tokio::task::spawn_blocking(move || {
-        decode_stripe(&key, file_id, size, stripe, &hashes, &mut slots)
-    })
-    .await
-    .map_err(|_| Stop::Wait("decoding failed".into()))?
-    .map_err(|e| Stop::Wait(format!("stripe {stripe}: {e}")))?;
-    write_stripe(file, stripe, plain).await?;
+    let plain = inner
+        .cpu
+        .run(move || decode_stripe(&key, file_id, size, stripe, &hashes, &mut slots))
+        .await
+        .ok_or_else(|| Stop::Wait("shutting down".into()))?
+        .map_err(|e| Stop::Wait(format!("stripe {stripe}: {e}")))?;
+    write_stripe(inner, file, stripe, plain).await?;
     inner.metrics.file_bytes_fetched.inc_by(fetched);
     Ok(Written { stripe, fetched })
 }
