@@ -6,6 +6,7 @@ pub(crate) mod contacts;
 pub(crate) mod demo;
 pub(crate) mod init;
 pub(crate) mod messages;
+pub(crate) mod presence;
 pub(crate) mod run;
 pub(crate) mod testnet;
 

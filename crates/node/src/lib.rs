@@ -21,7 +21,9 @@ mod mailbox;
 mod metrics;
 mod outbox;
 mod pinned;
+pub mod presence;
 mod publisher;
+mod reading;
 mod receipts;
 mod send;
 
@@ -39,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use limits::{Rate, RateLimits};
 pub use metrics::Metrics;
+pub use reading::Settings;
 pub use send::SendError;
 
 /// How long a message is kept trying, and how long its id is remembered (ARCHITECTURE §6).
@@ -59,6 +62,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Mailbox quotas (server role).
     pub mailbox_limits: communitas_store::MailboxLimits,
+    /// Presence heartbeats (issue 6).
+    pub presence: presence::Config,
 }
 
 impl Default for Config {
@@ -69,6 +74,7 @@ impl Default for Config {
             max_inbound: 256,
             rate_limits: RateLimits::default(),
             mailbox_limits: mailbox::LIMITS,
+            presence: presence::Config::default(),
         }
     }
 }
@@ -109,6 +115,22 @@ pub enum Event {
         to: Address,
         /// Its new state.
         status: &'static str,
+    },
+    /// A contact's presence changed (issue 6).
+    Presence {
+        /// The contact.
+        address: Address,
+        /// `online`, `away`, `busy` or `offline`.
+        status: &'static str,
+        /// When we last heard from it, unix ms.
+        last_seen: Option<Timestamp>,
+    },
+    /// A contact started or stopped typing to us; a "typing" lasts 6 s unless renewed.
+    Typing {
+        /// The contact.
+        from: Address,
+        /// Typing now.
+        typing: bool,
     },
     /// A connection opened or closed.
     Connection {
@@ -172,6 +194,7 @@ pub(crate) struct Inner {
     pub(crate) pinned: pinned::Pinned,
     pub(crate) limiters: limits::Limiters,
     pub(crate) mailbox_limits: communitas_store::MailboxLimits,
+    pub(crate) presence: mpsc::Sender<presence::Command>,
 }
 
 impl Inner {
@@ -218,6 +241,7 @@ impl Node {
 
         let (events, _) = broadcast::channel(1024);
         let (outbox_tx, outbox_rx) = mpsc::channel(1024);
+        let (presence_tx, presence_rx) = mpsc::channel(256);
         let inner = Arc::new(Inner {
             secrets,
             public,
@@ -229,11 +253,14 @@ impl Node {
             pinned: pinned::Pinned::default(),
             limiters: limits::Limiters::new(config.rate_limits),
             mailbox_limits: config.mailbox_limits,
+            presence: presence_tx,
         });
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
         let outbox = outbox::Actor::new(inner.clone(), outbox_rx, pending, config.max_deliveries);
         tasks.spawn(outbox.run(shutdown.child_token()));
+        let presence = presence::Actor::new(inner.clone(), presence_rx, config.presence);
+        tasks.spawn(presence.run(shutdown.child_token()));
         let (publish_tx, publish_rx) = mpsc::channel(8);
         tasks.spawn(publisher::run(inner.clone(), publish_rx, shutdown.child_token()));
         let (mbox_tx, mbox_rx) = mpsc::channel(256);

@@ -86,6 +86,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX mailbox_by_sender ON mailbox (sender_peer);
     CREATE INDEX mailbox_expiry ON mailbox (expires_at);
     ",
+    // 4: per-user settings (read receipts on/off, own presence; issue 6).
+    "
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

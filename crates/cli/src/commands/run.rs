@@ -34,6 +34,10 @@ pub(crate) struct RunArgs {
     /// Announce this node on the local network by mDNS (multicast leaves the machine).
     #[arg(long)]
     pub(crate) mdns: bool,
+    /// Seconds between presence heartbeats to each contact (0.5–60); contacts show
+    /// you offline after three missed ones.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub(crate) presence_heartbeat: f64,
 }
 
 pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> {
@@ -45,7 +49,8 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         daemon::init_logging("warn,communitas_node=info,communitas_net=info,communitas_api=info");
-        let config = daemon::node_config(args.listen, args.bootstrap, args.server, args.mdns);
+        let mut config = daemon::node_config(args.listen, args.bootstrap, args.server, args.mdns);
+        config.presence.heartbeat = heartbeat(args.presence_heartbeat)?;
         let running =
             Running::start(home, secrets, keystore.public().clone(), config, args.api).await?;
         // A daemon must not die because whoever started it stopped reading its
@@ -70,4 +75,14 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
         running.stop().await;
         Ok(())
     })
+}
+
+/// The heartbeat flag, checked: a finite number of seconds from 0.5 to 60.
+fn heartbeat(secs: f64) -> Result<std::time::Duration> {
+    if !(0.5..=60.0).contains(&secs) {
+        return Err(crate::Exit::usage(format!(
+            "--presence-heartbeat must be between 0.5 and 60 seconds, not {secs}"
+        )));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
