@@ -111,7 +111,11 @@ impl Behaviour {
                 identify::Config::new(PROTOCOL_VERSION.into(), key.public())
                     .with_agent_version(format!("communitas/{}", env!("CARGO_PKG_VERSION"))),
             ),
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(config.ping_interval)
+                    .with_timeout(config.ping_timeout),
+            ),
             autonat: autonat::Behaviour::new(
                 peer_id,
                 autonat::Config {

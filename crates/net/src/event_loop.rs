@@ -15,13 +15,14 @@ use libp2p::kad::{self, GetRecordOk, QueryId, QueryResult, Quorum, Record, Recor
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{PeerId, Swarm, identify};
+use libp2p::{PeerId, Swarm, dcutr, identify, ping};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::client::{Client, Command, MboxResponder, Responder, Status};
 use crate::codec::Receipt;
+use crate::links::{ConnectionKind, Links};
 use crate::mbox::{MboxRequest, MboxResponse, Refusal};
 use crate::records::{Checked, Validator, Waiter};
 use crate::{Config, Error, Event};
@@ -59,6 +60,7 @@ pub struct EventLoop {
     puts_this_minute: HashMap<PeerId, u32>,
     minute_started: tokio::time::Instant,
     shed_messages: u64,
+    links: Links,
 }
 
 impl EventLoop {
@@ -84,6 +86,15 @@ impl EventLoop {
                 tracing::warn!(%addr, error = %e, "cannot dial bootstrap node");
             }
         }
+        for relay in &config.relays {
+            if !matches!(relay.iter().last(), Some(Protocol::P2p(_))) {
+                return Err(Error::BootstrapWithoutPeerId(relay.clone()));
+            }
+            let circuit = relay.clone().with(Protocol::P2pCircuit);
+            swarm
+                .listen_on(circuit.clone())
+                .map_err(|e| Error::Listen { addr: circuit, reason: e.to_string() })?;
+        }
         Ok(Self {
             swarm,
             commands,
@@ -100,6 +111,7 @@ impl EventLoop {
             puts_this_minute: HashMap::new(),
             minute_started: tokio::time::Instant::now(),
             shed_messages: 0,
+            links: Links::default(),
         })
     }
 
@@ -192,6 +204,7 @@ impl EventLoop {
                     external_addrs: self.swarm.external_addresses().cloned().collect(),
                     connected_peers: self.swarm.connected_peers().count(),
                     shed_messages: self.shed_messages,
+                    peers: self.links.peers(),
                 });
             }
         }
@@ -218,15 +231,59 @@ impl EventLoop {
             SwarmEvent::ExpiredListenAddr { .. }
             | SwarmEvent::ExternalAddrConfirmed { .. }
             | SwarmEvent::ExternalAddrExpired { .. } => self.notify(Event::AddressesChanged),
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. }
-                if num_established.get() == 1 =>
-            {
-                let connected = self.swarm.connected_peers().count();
-                self.notify(Event::Connection { peer: peer_id, open: true, connected });
+            SwarmEvent::ConnectionEstablished {
+                peer_id, connection_id, num_established, endpoint, ..
+            } => {
+                let kind = if endpoint.is_relayed() {
+                    ConnectionKind::Relayed
+                } else {
+                    ConnectionKind::Direct
+                };
+                tracing::debug!(peer = %peer_id, kind = kind.as_str(), "connection opened");
+                let local = *self.swarm.local_peer_id();
+                for extra in self.links.opened(&local, connection_id, peer_id, kind) {
+                    self.swarm.close_connection(extra);
+                }
+                self.notify(Event::Link { peer: peer_id, kind, open: true });
+                if num_established.get() == 1 {
+                    let connected = self.swarm.connected_peers().count();
+                    self.notify(Event::Connection { peer: peer_id, open: true, connected });
+                }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
-                let connected = self.swarm.connected_peers().count();
-                self.notify(Event::Connection { peer: peer_id, open: false, connected });
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
+                if let Some((_, kind)) = self.links.closed(connection_id) {
+                    self.notify(Event::Link { peer: peer_id, kind, open: false });
+                }
+                if num_established == 0 {
+                    let connected = self.swarm.connected_peers().count();
+                    self.notify(Event::Connection { peer: peer_id, open: false, connected });
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            })) => {
+                // Since libp2p-ping 0.44 a failed ping no longer closes the connection:
+                // we do, or a half-open one would linger until the idle timeout.
+                tracing::debug!(%peer, %error, "ping failed: closing the connection");
+                if self.swarm.close_connection(connection) {
+                    self.notify(Event::PingFailed { peer });
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            })) => {
+                let ok = result.is_ok();
+                match &result {
+                    Ok(_) => tracing::info!(peer = %remote_peer_id, "hole punch: direct connection"),
+                    Err(e) => tracing::info!(peer = %remote_peer_id, error = %e, "hole punch failed"),
+                }
+                self.notify(Event::HolePunch { peer: remote_peer_id, ok });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                tracing::info!(?event, "relay client");
             }
             _ => {}
         }

@@ -93,6 +93,14 @@ pub(crate) async fn run(
                     crate::presence::connection(&inner, peer, open);
                     inner.emit(Event::Connection { peer: peer.to_string(), open, connected });
                 }
+                // Connection kinds and liveness (issue 6): metrics only.
+                Some(communitas_net::Event::Link { kind, open, .. }) => {
+                    inner.metrics.link(kind.as_str(), open);
+                }
+                Some(communitas_net::Event::HolePunch { ok, .. }) => inner.metrics.hole_punch(ok),
+                Some(communitas_net::Event::PingFailed { .. }) => {
+                    inner.metrics.ping_failures.inc();
+                }
                 Some(_) => {}
             }
         }

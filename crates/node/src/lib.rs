@@ -180,6 +180,19 @@ pub struct NodeStatus {
     pub outbox: usize,
     /// This build's version.
     pub version: &'static str,
+    /// Every connected peer: `{"peer_id","connection":"direct"|"relayed","connections"}`.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One connected peer, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerStatus {
+    /// Its device (PeerId).
+    pub peer_id: String,
+    /// `direct` if any connection to it is direct, else `relayed`.
+    pub connection: &'static str,
+    /// Open connections to it (more than one only briefly).
+    pub connections: usize,
 }
 
 /// State shared by the node's tasks. Immutable, or internally synchronised handles.
@@ -438,6 +451,15 @@ impl Handle {
             connected_peers: net.connected_peers,
             outbox,
             version: env!("CARGO_PKG_VERSION"),
+            peers: net
+                .peers
+                .iter()
+                .map(|p| PeerStatus {
+                    peer_id: p.peer.to_string(),
+                    connection: p.kind.as_str(),
+                    connections: p.connections,
+                })
+                .collect(),
         })
     }
 

@@ -1,0 +1,144 @@
+//! The node's connections (issue 6): which are direct and which go through a relay,
+//! which are duplicates, and which ping found dead.
+//!
+//! Duplicates: after hole punching (DCUtR) a peer has a relayed and a direct
+//! connection, and two nodes that dial each other at once have two direct ones.
+//! Only one side may prune, or both could close different connections and lose
+//! both: the side with the smaller PeerId does. It keeps the oldest direct
+//! connection and closes every other (relayed ones included) once a direct one
+//! exists. Requests on a closed connection fail and are retried by their owners.
+
+use std::collections::HashMap;
+
+use libp2p::PeerId;
+use libp2p::swarm::ConnectionId;
+
+/// How a connection reaches its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionKind {
+    /// Straight to the peer (hole-punched or not).
+    Direct,
+    /// Through a relay server's circuit.
+    Relayed,
+}
+
+impl ConnectionKind {
+    /// `direct` or `relayed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionKind::Direct => "direct",
+            ConnectionKind::Relayed => "relayed",
+        }
+    }
+}
+
+/// One peer's connections, for status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerLink {
+    /// The peer.
+    pub peer: PeerId,
+    /// Direct if any of its connections is direct.
+    pub kind: ConnectionKind,
+    /// Open connections to it.
+    pub connections: usize,
+}
+
+struct Link {
+    peer: PeerId,
+    kind: ConnectionKind,
+}
+
+#[derive(Default)]
+pub(crate) struct Links {
+    /// By connection id; ids grow, so a smaller id is an older connection.
+    conns: HashMap<ConnectionId, Link>,
+}
+
+impl Links {
+    /// A connection opened; returns the connections to close (see the module doc).
+    pub(crate) fn opened(
+        &mut self,
+        local: &PeerId,
+        id: ConnectionId,
+        peer: PeerId,
+        kind: ConnectionKind,
+    ) -> Vec<ConnectionId> {
+        self.conns.insert(id, Link { peer, kind });
+        if *local >= peer {
+            return Vec::new();
+        }
+        let mut mine: Vec<(ConnectionId, ConnectionKind)> = self
+            .conns
+            .iter()
+            .filter(|(_, l)| l.peer == peer)
+            .map(|(id, l)| (*id, l.kind))
+            .collect();
+        mine.sort_by_key(|(id, _)| *id);
+        let Some(keep) = mine.iter().find(|(_, k)| *k == ConnectionKind::Direct).map(|(id, _)| *id)
+        else {
+            return Vec::new();
+        };
+        mine.into_iter().map(|(id, _)| id).filter(|id| *id != keep).collect()
+    }
+
+    /// A connection closed; its peer and kind, if it was known.
+    pub(crate) fn closed(&mut self, id: ConnectionId) -> Option<(PeerId, ConnectionKind)> {
+        self.conns.remove(&id).map(|l| (l.peer, l.kind))
+    }
+
+    /// Every connected peer, sorted.
+    pub(crate) fn peers(&self) -> Vec<PeerLink> {
+        let mut by_peer: HashMap<PeerId, PeerLink> = HashMap::new();
+        for l in self.conns.values() {
+            let entry = by_peer.entry(l.peer).or_insert(PeerLink {
+                peer: l.peer,
+                kind: ConnectionKind::Relayed,
+                connections: 0,
+            });
+            entry.connections += 1;
+            if l.kind == ConnectionKind::Direct {
+                entry.kind = ConnectionKind::Direct;
+            }
+        }
+        let mut peers: Vec<PeerLink> = by_peer.into_values().collect();
+        peers.sort_by_key(|p| p.peer);
+        peers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ordered() -> (PeerId, PeerId) {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        if a < b { (a, b) } else { (b, a) }
+    }
+
+    #[test]
+    fn the_smaller_side_closes_relayed_once_direct_and_keeps_the_oldest_direct() {
+        let (small, large) = ordered();
+        let mut links = Links::default();
+        let c = ConnectionId::new_unchecked;
+        assert!(links.opened(&small, c(1), large, ConnectionKind::Relayed).is_empty());
+        assert_eq!(links.opened(&small, c(2), large, ConnectionKind::Direct), vec![c(1)]);
+        assert_eq!(links.opened(&small, c(3), large, ConnectionKind::Direct), vec![c(1), c(3)]);
+        assert_eq!(links.closed(c(1)), Some((large, ConnectionKind::Relayed)));
+        links.closed(c(3));
+        assert_eq!(
+            links.peers(),
+            vec![PeerLink { peer: large, kind: ConnectionKind::Direct, connections: 1 }]
+        );
+    }
+
+    #[test]
+    fn the_larger_side_never_closes() {
+        let (small, large) = ordered();
+        let mut links = Links::default();
+        let c = ConnectionId::new_unchecked;
+        assert!(links.opened(&large, c(1), small, ConnectionKind::Relayed).is_empty());
+        assert!(links.opened(&large, c(2), small, ConnectionKind::Direct).is_empty());
+        assert!(links.opened(&large, c(3), small, ConnectionKind::Direct).is_empty());
+        assert_eq!(links.peers()[0].connections, 3);
+    }
+}
