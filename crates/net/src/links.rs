@@ -2,13 +2,19 @@
 //! which are duplicates, and which ping found dead.
 //!
 //! Duplicates: after hole punching (DCUtR) a peer has a relayed and a direct
-//! connection, and two nodes that dial each other at once have two direct ones.
-//! Only one side may prune, or both could close different connections and lose
-//! both: the side with the smaller PeerId does. It keeps the oldest direct
-//! connection and closes every other (relayed ones included) once a direct one
-//! exists. Requests on a closed connection fail and are retried by their owners.
+//! connection, often two direct ones (both sides' punches can succeed over QUIC).
+//! Once a direct connection exists the relayed ones are closed, and for such a
+//! hole-punched peer only the oldest direct connection is kept. Only one side
+//! prunes (the one with the smaller PeerId), so the two never close different
+//! connections and lose both. Other peers' duplicate direct connections are left
+//! alone: some belong to a protocol (a relay server must not close the connection a
+//! client's reservation lives on), and the swarm closes idle ones by itself. They
+//! are rare: a relay reservation waits for the bootstrap connection and reuses it
+//! (`event_loop`), and requests reuse open connections.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use libp2p::swarm::ConnectionId;
@@ -46,12 +52,16 @@ pub struct PeerLink {
 struct Link {
     peer: PeerId,
     kind: ConnectionKind,
+    /// When a ping last came back (or the connection opened).
+    alive: Instant,
 }
 
 #[derive(Default)]
 pub(crate) struct Links {
     /// By connection id; ids grow, so a smaller id is an older connection.
     conns: HashMap<ConnectionId, Link>,
+    /// Peers that had a relayed connection while connected (hole-punch candidates).
+    relayed: HashSet<PeerId>,
 }
 
 impl Links {
@@ -63,8 +73,11 @@ impl Links {
         peer: PeerId,
         kind: ConnectionKind,
     ) -> Vec<ConnectionId> {
-        self.conns.insert(id, Link { peer, kind });
-        if *local >= peer {
+        self.conns.insert(id, Link { peer, kind, alive: Instant::now() });
+        if kind == ConnectionKind::Relayed {
+            self.relayed.insert(peer);
+        }
+        if *local >= peer || !self.relayed.contains(&peer) {
             return Vec::new();
         }
         let mut mine: Vec<(ConnectionId, ConnectionKind)> = self
@@ -83,7 +96,30 @@ impl Links {
 
     /// A connection closed; its peer and kind, if it was known.
     pub(crate) fn closed(&mut self, id: ConnectionId) -> Option<(PeerId, ConnectionKind)> {
-        self.conns.remove(&id).map(|l| (l.peer, l.kind))
+        let link = self.conns.remove(&id)?;
+        if !self.conns.values().any(|l| l.peer == link.peer) {
+            self.relayed.remove(&link.peer);
+        }
+        Some((link.peer, link.kind))
+    }
+
+    /// A ping on `id` came back.
+    pub(crate) fn alive(&mut self, id: ConnectionId) {
+        if let Some(link) = self.conns.get_mut(&id) {
+            link.alive = Instant::now();
+        }
+    }
+
+    /// Connections whose last ping came back longer than `limit` ago. A ping's own
+    /// timeout covers only the ping, not opening its stream: on a half-open
+    /// connection the stream negotiation itself stalls (10 s), so this watchdog is
+    /// what bounds the time a dead connection is kept.
+    pub(crate) fn stale(&self, limit: Duration) -> Vec<(ConnectionId, PeerId)> {
+        self.conns
+            .iter()
+            .filter(|(_, l)| l.alive.elapsed() > limit)
+            .map(|(id, l)| (*id, l.peer))
+            .collect()
     }
 
     /// Every connected peer, sorted.
@@ -116,19 +152,31 @@ mod tests {
     }
 
     #[test]
-    fn the_smaller_side_closes_relayed_once_direct_and_keeps_the_oldest_direct() {
+    fn the_smaller_side_closes_relayed_once_direct() {
         let (small, large) = ordered();
         let mut links = Links::default();
         let c = ConnectionId::new_unchecked;
         assert!(links.opened(&small, c(1), large, ConnectionKind::Relayed).is_empty());
-        assert_eq!(links.opened(&small, c(2), large, ConnectionKind::Direct), vec![c(1)]);
-        assert_eq!(links.opened(&small, c(3), large, ConnectionKind::Direct), vec![c(1), c(3)]);
+        assert!(links.opened(&small, c(2), large, ConnectionKind::Relayed).is_empty());
+        assert_eq!(links.opened(&small, c(3), large, ConnectionKind::Direct), vec![c(1), c(2)]);
         assert_eq!(links.closed(c(1)), Some((large, ConnectionKind::Relayed)));
-        links.closed(c(3));
+        links.closed(c(2));
+        // Both sides' punches succeeded: the newer direct connection goes.
+        assert_eq!(links.opened(&small, c(4), large, ConnectionKind::Direct), vec![c(4)]);
+        links.closed(c(4));
         assert_eq!(
             links.peers(),
             vec![PeerLink { peer: large, kind: ConnectionKind::Direct, connections: 1 }]
         );
+    }
+
+    #[test]
+    fn duplicate_direct_connections_of_other_peers_are_left_alone() {
+        let (small, large) = ordered();
+        let mut links = Links::default();
+        let c = ConnectionId::new_unchecked;
+        assert!(links.opened(&small, c(1), large, ConnectionKind::Direct).is_empty());
+        assert!(links.opened(&small, c(2), large, ConnectionKind::Direct).is_empty());
     }
 
     #[test]
