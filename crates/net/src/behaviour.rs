@@ -68,6 +68,11 @@ impl Behaviour {
         if config.server {
             // Without this a local network never forms a DHT (ARCHITECTURE §14).
             kad.set_mode(Some(kad::Mode::Server));
+        } else if !config.relays.is_empty() {
+            // Behind NAT (ARCHITECTURE §3): a Kademlia client. Left automatic, the
+            // confirmed relay circuit address would make it a server that others
+            // reach only through the relay.
+            kad.set_mode(Some(kad::Mode::Client));
         }
 
         let relay_server = config.server.then(|| {

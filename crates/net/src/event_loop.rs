@@ -391,8 +391,12 @@ impl EventLoop {
 
     fn handle_msg(&mut self, event: request_response::Event<Vec<u8>, Receipt>) {
         match event {
-            request_response::Event::Message { peer, message, .. } => match message {
+            request_response::Event::Message { peer, message, connection_id } => match message {
                 request_response::Message::Request { request, channel, .. } => {
+                    if self.links.kind(connection_id) == Some(ConnectionKind::Relayed) {
+                        // Rare (only until hole punching succeeds), so worth a line.
+                        tracing::info!(%peer, "message arrived through a relay circuit");
+                    }
                     let responder = Responder::new(channel, self.client.clone());
                     let event = Event::Message { peer, envelope: request, responder };
                     if let Err(

@@ -103,6 +103,11 @@ impl Links {
         Some((link.peer, link.kind))
     }
 
+    /// The kind of a connection, if it is open.
+    pub(crate) fn kind(&self, id: ConnectionId) -> Option<ConnectionKind> {
+        self.conns.get(&id).map(|l| l.kind)
+    }
+
     /// A ping on `id` came back.
     pub(crate) fn alive(&mut self, id: ConnectionId) {
         if let Some(link) = self.conns.get_mut(&id) {
