@@ -15,8 +15,8 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::State;
-use crate::presence;
 use crate::error::ApiError;
+use crate::presence;
 
 type Result<T> = std::result::Result<T, ApiError>;
 

@@ -2,6 +2,7 @@
 
 pub(crate) mod address;
 pub(crate) mod bench;
+pub(crate) mod bench_presence;
 pub(crate) mod contacts;
 pub(crate) mod demo;
 pub(crate) mod init;

@@ -148,6 +148,8 @@ enum Command {
 enum BenchCommand {
     /// Send → delivered latency and sustained messages per second, alice to bob.
     Latency(commands::bench::LatencyArgs),
+    /// Presence: a status change to the contact's events; SIGKILL → offline; restart → back.
+    Presence(commands::bench_presence::PresenceArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -274,6 +276,7 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
         Command::Testnet { nodes, base_port } => commands::testnet::run(nodes, base_port),
         Command::Demo => commands::demo::run(),
         Command::Bench(BenchCommand::Latency(args)) => commands::bench::latency(args),
+        Command::Bench(BenchCommand::Presence(args)) => commands::bench_presence::presence(args),
         Command::Send { address, text, wait, json } => {
             client(|| messages::send(home, &address, &text, wait, json))
         }

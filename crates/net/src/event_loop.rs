@@ -194,7 +194,9 @@ impl EventLoop {
             let circuit = relay.addr.clone().with(Protocol::P2pCircuit);
             match self.swarm.listen_on(circuit) {
                 Ok(id) => relay.listener = Some(id),
-                Err(e) => tracing::warn!(relay = %peer, error = %e, "cannot listen through the relay"),
+                Err(e) => {
+                    tracing::warn!(relay = %peer, error = %e, "cannot listen through the relay")
+                }
             }
         }
     }
@@ -296,7 +298,10 @@ impl EventLoop {
                 // A server is reachable where it listens (that is what `server`
                 // means); the relay serves reservations only with a confirmed
                 // external address. Loopback only on a loopback test network.
-                if self.server && !is_circuit(&address) && (!self.only_global_ips || !is_loopback(&address)) {
+                if self.server
+                    && !is_circuit(&address)
+                    && (!self.only_global_ips || !is_loopback(&address))
+                {
                     self.swarm.add_external_address(address.clone());
                 }
                 self.notify(Event::AddressesChanged);
@@ -305,7 +310,11 @@ impl EventLoop {
             | SwarmEvent::ExternalAddrConfirmed { .. }
             | SwarmEvent::ExternalAddrExpired { .. } => self.notify(Event::AddressesChanged),
             SwarmEvent::ConnectionEstablished {
-                peer_id, connection_id, num_established, endpoint, ..
+                peer_id,
+                connection_id,
+                num_established,
+                endpoint,
+                ..
             } => {
                 let kind = if endpoint.is_relayed() {
                     ConnectionKind::Relayed
@@ -360,8 +369,12 @@ impl EventLoop {
             })) => {
                 let ok = result.is_ok();
                 match &result {
-                    Ok(_) => tracing::info!(peer = %remote_peer_id, "hole punch: direct connection"),
-                    Err(e) => tracing::info!(peer = %remote_peer_id, error = %e, "hole punch failed"),
+                    Ok(_) => {
+                        tracing::info!(peer = %remote_peer_id, "hole punch: direct connection")
+                    }
+                    Err(e) => {
+                        tracing::info!(peer = %remote_peer_id, error = %e, "hole punch failed")
+                    }
                 }
                 self.notify(Event::HolePunch { peer: remote_peer_id, ok });
             }

@@ -209,7 +209,11 @@ pub(crate) struct Actor {
 }
 
 impl Actor {
-    pub(crate) fn new(inner: Arc<Inner>, commands: mpsc::Receiver<Command>, config: Config) -> Self {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        commands: mpsc::Receiver<Command>,
+        config: Config,
+    ) -> Self {
         Self {
             inner,
             commands,
@@ -277,15 +281,14 @@ impl Actor {
                 let _ = reply.send(());
             }
             Command::Get { address, reply } => {
-                let presence = self.contacts.get(&address).map_or(
-                    Presence { status: Status::Offline, last_seen: None },
-                    |c| c.presence,
-                );
+                let presence = self
+                    .contacts
+                    .get(&address)
+                    .map_or(Presence { status: Status::Offline, last_seen: None }, |c| c.presence);
                 let _ = reply.send(presence);
             }
             Command::All { reply } => {
-                let mut all: Vec<_> =
-                    self.contacts.iter().map(|(a, c)| (*a, c.presence)).collect();
+                let mut all: Vec<_> = self.contacts.iter().map(|(a, c)| (*a, c.presence)).collect();
                 all.sort_by_key(|(a, _)| a.to_string());
                 let _ = reply.send((self.own, all));
             }
@@ -328,7 +331,13 @@ impl Actor {
         }
     }
 
-    fn heard(&mut self, from: Address, timestamp: Timestamp, body: wire::PresenceBody, now: Instant) {
+    fn heard(
+        &mut self,
+        from: Address,
+        timestamp: Timestamp,
+        body: wire::PresenceBody,
+        now: Instant,
+    ) {
         let c = self.contacts.entry(from).or_insert_with(|| Contact::new(now));
         if timestamp <= c.newest {
             return;

@@ -43,12 +43,12 @@ pub(crate) struct LatencyArgs {
     pub(crate) json: bool,
 }
 
-struct Proc {
-    child: Child,
-    dial: String,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) dial: String,
 }
 
-async fn spawn(exe: &Path, home: &Path, server: bool, bootstrap: Option<&str>) -> Result<Proc> {
+pub(crate) async fn spawn(exe: &Path, home: &Path, server: bool, bootstrap: Option<&str>) -> Result<Proc> {
     let mut cmd = Command::new(exe);
     cmd.arg("--home").arg(home).args(["run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
     cmd.env("COMMUNITAS_PASSPHRASE", "bench").env_remove("COMMUNITAS_HOME");
@@ -74,7 +74,7 @@ async fn spawn(exe: &Path, home: &Path, server: bool, bootstrap: Option<&str>) -
     Ok(Proc { child, dial })
 }
 
-async fn stop(mut p: Proc) {
+pub(crate) async fn stop(mut p: Proc) {
     if let Some(pid) = p.child.id() {
         let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
     }
@@ -107,7 +107,7 @@ async fn delivered_events(api: &Api) -> Result<mpsc::Receiver<(String, Instant)>
     Ok(rx)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

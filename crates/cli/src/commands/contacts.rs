@@ -83,7 +83,8 @@ pub(crate) async fn status(home: &Path, json: bool) -> Result<()> {
     }
     println!("peers      {}", status["connected_peers"]);
     for p in status["peers"].as_array().into_iter().flatten() {
-        let (id, kind) = (p["peer_id"].as_str().unwrap_or(""), p["connection"].as_str().unwrap_or(""));
+        let (id, kind) =
+            (p["peer_id"].as_str().unwrap_or(""), p["connection"].as_str().unwrap_or(""));
         println!("  {id}  {kind}");
     }
     println!("outbox     {}", status["outbox"]);

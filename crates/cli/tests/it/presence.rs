@@ -120,9 +120,8 @@ fn presence_typing_and_read_receipts_live_through_stop_kill_and_restart() {
 
     // A change reaches alice's event stream live.
     cli(bob_home, &["presence", "set", "away"]);
-    let took = wait_for(&mut alice_events, Duration::from_secs(5), |e| {
-        presence_event(e, &bob, "away")
-    });
+    let took =
+        wait_for(&mut alice_events, Duration::from_secs(5), |e| presence_event(e, &bob, "away"));
     eprintln!("presence change → alice's /v1/events: {took:?}");
     assert_eq!(presence_of(alice_home, &bob)["status"], "away");
     cli(bob_home, &["presence", "set", "busy"]);
@@ -185,10 +184,12 @@ fn presence_typing_and_read_receipts_live_through_stop_kill_and_restart() {
     // Restart: back online (his saved status), and the message arrives by itself.
     let restarted = Instant::now();
     bob_node = Daemon::start_with(bob_home, false, Some(&boot), &bob_flags);
-    let took = wait_for(&mut alice_events, Duration::from_secs(20), |e| {
-        presence_event(e, &bob, "busy")
-    });
-    eprintln!("bob restarted → alice sees him back: {took:?} ({:?} since start)", restarted.elapsed());
+    let took =
+        wait_for(&mut alice_events, Duration::from_secs(20), |e| presence_event(e, &bob, "busy"));
+    eprintln!(
+        "bob restarted → alice sees him back: {took:?} ({:?} since start)",
+        restarted.elapsed()
+    );
     let id = queued["id"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while history_status(alice_home, &bob, id) != "delivered" {
@@ -204,6 +205,18 @@ fn presence_typing_and_read_receipts_live_through_stop_kill_and_restart() {
     let bob_history = cli(bob_home, &["history", &alice, "--json"]);
     assert!(bob_history.contains("while you were away"));
     assert_eq!(presence_of(bob_home, &alice)["status"], "online");
+
+    // One connection between them, direct (loopback): none piled up over the restart.
+    let out =
+        run(communitas(bob_home).env("COMMUNITAS_PASSPHRASE", "pw").args(["address", "--json"]));
+    let bob_peer = serde_json::from_str::<Value>(&stdout(&out)).unwrap()["peer_id"].clone();
+    let status: Value = serde_json::from_str(&cli(alice_home, &["status", "--json"])).unwrap();
+    let link = status["peers"].as_array().unwrap().iter().find(|p| p["peer_id"] == bob_peer);
+    let link = link.expect("alice is connected to bob");
+    assert_eq!(
+        (link["connection"].as_str(), link["connections"].as_u64()),
+        (Some("direct"), Some(1))
+    );
 
     for node in [bob_node, alice_node, s0] {
         assert!(node.stop());

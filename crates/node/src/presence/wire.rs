@@ -27,8 +27,8 @@ pub(crate) struct PresenceBody {
 }
 
 pub(crate) fn encode_presence(status: Status, interval: Duration) -> Vec<u8> {
-    let ms = u32::try_from(interval.clamp(MIN_INTERVAL, MAX_INTERVAL).as_millis())
-        .unwrap_or(u32::MAX);
+    let ms =
+        u32::try_from(interval.clamp(MIN_INTERVAL, MAX_INTERVAL).as_millis()).unwrap_or(u32::MAX);
     let mut w = Writer::with_capacity(6);
     w.u8(VERSION).u8(status.to_u8()).u32(ms);
     w.into_vec()
@@ -82,7 +82,15 @@ mod tests {
 
     #[test]
     fn presence_refuses_bad_bodies() {
-        for bad in ["", "02010000ea60", "01000000ea60", "01050000ea60", "0101000001f3", "0101ffffffff", "010100007530ff"] {
+        for bad in [
+            "",
+            "02010000ea60",
+            "01000000ea60",
+            "01050000ea60",
+            "0101000001f3",
+            "0101ffffffff",
+            "010100007530ff",
+        ] {
             let bytes: Vec<u8> = (0..bad.len() / 2)
                 .map(|i| u8::from_str_radix(&bad[2 * i..2 * i + 2], 16).unwrap())
                 .collect();
