@@ -201,8 +201,12 @@ impl EventLoop {
         }
     }
 
-    /// Closes connections whose pings stopped coming back (half-open or dead).
+    /// Closes duplicates whose grace ended, and connections whose pings stopped
+    /// coming back (half-open or dead).
     fn close_stale(&mut self) {
+        for id in self.links.due() {
+            self.swarm.close_connection(id);
+        }
         for (id, peer) in self.links.stale(self.ping_limit) {
             tracing::debug!(%peer, "no ping back: closing the connection");
             self.links.alive(id);
@@ -323,8 +327,9 @@ impl EventLoop {
                 };
                 tracing::debug!(peer = %peer_id, kind = kind.as_str(), "connection opened");
                 let local = *self.swarm.local_peer_id();
-                for extra in self.links.opened(&local, connection_id, peer_id, kind) {
-                    self.swarm.close_connection(extra);
+                let duplicates = self.links.opened(&local, connection_id, peer_id, kind);
+                if !duplicates.is_empty() {
+                    tracing::debug!(peer = %peer_id, count = duplicates.len(), "duplicate connections will be closed");
                 }
                 self.notify(Event::Link { peer: peer_id, kind, open: true });
                 if kind == ConnectionKind::Direct

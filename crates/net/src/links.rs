@@ -3,8 +3,9 @@
 //!
 //! Duplicates: after hole punching (DCUtR) a peer has a relayed and a direct
 //! connection, often two direct ones (both sides' punches can succeed over QUIC).
-//! Once a direct connection exists the relayed ones are closed, and for such a
-//! hole-punched peer only the oldest direct connection is kept. Only one side
+//! Once a direct connection exists the relayed ones are closed (after a grace period
+//! for requests in flight on them), and for such a hole-punched peer only the
+//! oldest direct connection is kept. Only one side
 //! prunes (the one with the smaller PeerId), so the two never close different
 //! connections and lose both. Other peers' duplicate direct connections are left
 //! alone: some belong to a protocol (a relay server must not close the connection a
@@ -54,7 +55,13 @@ struct Link {
     kind: ConnectionKind,
     /// When a ping last came back (or the connection opened).
     alive: Instant,
+    /// When to close it as a duplicate (see the module doc).
+    prune_at: Option<Instant>,
 }
+
+/// A duplicate is closed this long after it became one, so that requests already in
+/// flight on it (the first message, usually, on the relayed connection) complete.
+const PRUNE_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Default)]
 pub(crate) struct Links {
@@ -65,7 +72,8 @@ pub(crate) struct Links {
 }
 
 impl Links {
-    /// A connection opened; returns the connections to close (see the module doc).
+    /// A connection opened; returns the connections now scheduled to be closed as
+    /// duplicates (see the module doc and [`Links::due`]).
     pub(crate) fn opened(
         &mut self,
         local: &PeerId,
@@ -73,7 +81,8 @@ impl Links {
         peer: PeerId,
         kind: ConnectionKind,
     ) -> Vec<ConnectionId> {
-        self.conns.insert(id, Link { peer, kind, alive: Instant::now() });
+        let now = Instant::now();
+        self.conns.insert(id, Link { peer, kind, alive: now, prune_at: None });
         if kind == ConnectionKind::Relayed {
             self.relayed.insert(peer);
         }
@@ -91,7 +100,31 @@ impl Links {
         else {
             return Vec::new();
         };
-        mine.into_iter().map(|(id, _)| id).filter(|id| *id != keep).collect()
+        let extra: Vec<ConnectionId> =
+            mine.into_iter().map(|(id, _)| id).filter(|id| *id != keep).collect();
+        for id in &extra {
+            if let Some(link) = self.conns.get_mut(id) {
+                link.prune_at.get_or_insert(now + PRUNE_GRACE);
+            }
+        }
+        extra
+    }
+
+    /// Duplicates whose grace period is over: close them.
+    pub(crate) fn due(&mut self) -> Vec<ConnectionId> {
+        let now = Instant::now();
+        let due: Vec<ConnectionId> = self
+            .conns
+            .iter()
+            .filter(|(_, l)| l.prune_at.is_some_and(|at| at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &due {
+            if let Some(link) = self.conns.get_mut(id) {
+                link.prune_at = None;
+            }
+        }
+        due
     }
 
     /// A connection closed; its peer and kind, if it was known.
@@ -168,6 +201,11 @@ mod tests {
         links.closed(c(2));
         // Both sides' punches succeeded: the newer direct connection goes.
         assert_eq!(links.opened(&small, c(4), large, ConnectionKind::Direct), vec![c(4)]);
+        // Not at once: requests in flight on it get the grace period.
+        assert!(links.due().is_empty());
+        std::thread::sleep(PRUNE_GRACE + Duration::from_millis(10));
+        assert_eq!(links.due(), vec![c(4)]);
+        assert!(links.due().is_empty(), "reported once");
         links.closed(c(4));
         assert_eq!(
             links.peers(),

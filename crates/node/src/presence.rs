@@ -302,7 +302,9 @@ impl Actor {
                 }
             }
             Command::Typing { to, typing } => {
-                let Some(c) = self.contacts.get_mut(&to) else { return };
+                // The handle checked that `to` is a contact; it may be newer than
+                // our last look at the table.
+                let c = self.contacts.entry(to).or_insert_with(|| Contact::new(now));
                 if typing && c.typing_sent.is_some_and(|at| now < at + TYPING_RESEND) {
                     return;
                 }

@@ -48,7 +48,12 @@ pub(crate) struct Proc {
     pub(crate) dial: String,
 }
 
-pub(crate) async fn spawn(exe: &Path, home: &Path, server: bool, bootstrap: Option<&str>) -> Result<Proc> {
+pub(crate) async fn spawn(
+    exe: &Path,
+    home: &Path,
+    server: bool,
+    bootstrap: Option<&str>,
+) -> Result<Proc> {
     let mut cmd = Command::new(exe);
     cmd.arg("--home").arg(home).args(["run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
     cmd.env("COMMUNITAS_PASSPHRASE", "bench").env_remove("COMMUNITAS_HOME");
