@@ -158,13 +158,13 @@ async fn measure(
 
     let mut changes = Vec::with_capacity(args.changes);
     for i in 0..args.changes {
-        let status = if i % 2 == 0 { "away" } else { "online" };
+        let status = if i.is_multiple_of(2) { "away" } else { "online" };
         let bob_api = Api::for_home(&homes[2])?;
         let start = Instant::now();
         let _: Value = bob_api.put("/v1/presence", &json!({ "status": status })).await?;
         changes.push(until(&mut events, status).await? - start);
     }
-    let last = if args.changes % 2 == 0 { "online" } else { "away" };
+    let last = if args.changes.is_multiple_of(2) { "online" } else { "away" };
 
     let (mut offline, mut back) = (Vec::new(), Vec::new());
     for _ in 0..args.restarts {
