@@ -7,7 +7,7 @@
 //!
 //! One actor owns every piece of presence state: our own status, what each contact
 //! last said and when, where their devices are, and when each is next due a
-//! heartbeat. Inputs: commands from the [`Handle`](crate::Handle), updates that
+//! heartbeat. Inputs: commands from the [`Handle`], updates that
 //! `inbound` opened, and connection events. Sends run as bounded child tasks.
 //!
 //! Liveness: every node sends its status to each reachable contact once per
