@@ -18,6 +18,7 @@ import { useContacts } from './hooks/useContacts';
 import { useDeadLetters } from './hooks/useDeadLetters';
 import { useEvents } from './hooks/useEvents';
 import { useMessaging } from './hooks/useMessaging';
+import { usePresence } from './hooks/usePresence';
 import { useStatus } from './hooks/useStatus';
 import { useUnread } from './hooks/useUnread';
 import { displayName } from './lib/format';
@@ -50,6 +51,7 @@ function Messenger() {
   const unread = useUnread(peer);
   const messaging = useMessaging(peer, me);
   const dead = useDeadLetters();
+  const presence = usePresence();
 
   const nameOf = (address: Address) => displayName(address, contacts.contacts);
 
@@ -59,6 +61,7 @@ function Messenger() {
       unread.handleEvent(event);
       status.handleEvent(event);
       dead.handleEvent(event);
+      presence.handleEvent(event);
       if (event.type === 'message_received') {
         const who = nameOf(event.from);
         setAnnouncement(event.from === peer ? `${who}: ${event.text}` : `New message from ${who}`);
@@ -69,6 +72,7 @@ function Messenger() {
       void contacts.refresh();
       void messaging.refresh();
       void dead.refresh();
+      void presence.refresh();
     },
   });
 
@@ -120,6 +124,7 @@ function Messenger() {
         contacts={contacts.contacts}
         contactsLoaded={contacts.loaded}
         unread={unread.counts}
+        presence={presence.presence}
         active={peer}
         deadCount={dead.letters.length}
         deadOpen={view.kind === 'dead'}
@@ -140,6 +145,8 @@ function Messenger() {
             onBack={back}
             onVerify={() => setModal({ kind: 'verify', address: view.peer })}
             onAddContact={() => setModal({ kind: 'add', address: view.peer })}
+            presence={presence.presence[view.peer]}
+            typing={presence.typing.has(view.peer)}
           />
         )}
         {view.kind === 'dead' && (

@@ -11,6 +11,7 @@
 
 mod auth;
 pub mod error;
+mod presence;
 mod routes;
 mod web;
 

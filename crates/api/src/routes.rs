@@ -16,6 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::State;
 use crate::error::ApiError;
+use crate::presence;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -37,13 +38,18 @@ pub(crate) fn router(state: State) -> Router {
         .route("/v1/outbox/dead", get(dead_letters))
         .route("/v1/outbox/{id}/retry", post(retry))
         .route("/v1/events", get(events))
+        .route("/v1/presence", get(presence::all).put(presence::set))
+        .route("/v1/presence/{address}", get(presence::get))
+        .route("/v1/conversations/{address}/typing", post(presence::typing))
+        .route("/v1/conversations/{address}/read", post(presence::read))
+        .route("/v1/settings", get(presence::settings).put(presence::set_settings))
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }
 
-fn address(text: &str) -> Result<Address> {
+pub(crate) fn address(text: &str) -> Result<Address> {
     text.parse()
         .map_err(|e: communitas_types::AddressError| ApiError::InvalidAddress(e.to_string()))
 }
@@ -52,7 +58,7 @@ fn message_id(text: &str) -> Result<MessageId> {
     text.parse().map_err(|_| ApiError::InvalidId)
 }
 
-fn body<T>(json: std::result::Result<Json<T>, JsonRejection>) -> Result<T> {
+pub(crate) fn body<T>(json: std::result::Result<Json<T>, JsonRejection>) -> Result<T> {
     json.map(|Json(v)| v).map_err(|e| ApiError::InvalidRequest(e.body_text()))
 }
 

@@ -3,11 +3,13 @@
 pub(crate) mod address;
 pub(crate) mod bench;
 pub(crate) mod bench_file;
+pub(crate) mod bench_presence;
 pub(crate) mod contacts;
 pub(crate) mod demo;
 pub(crate) mod files;
 pub(crate) mod init;
 pub(crate) mod messages;
+pub(crate) mod presence;
 pub(crate) mod run;
 pub(crate) mod testnet;
 

@@ -90,6 +90,34 @@ enum Command {
     /// Received and sent files.
     #[command(subcommand)]
     Files(FilesCommand),
+    /// Your presence status, and your contacts' (end-to-end encrypted, contacts only).
+    #[command(subcommand)]
+    Presence(PresenceCommand),
+    /// Mark a conversation read (sends a read receipt unless they are turned off).
+    Read {
+        /// The other person's four-word address.
+        address: String,
+        /// Print {"read"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tell a contact you are typing (shown for 6 s), or that you stopped.
+    Typing {
+        /// The contact's four-word address.
+        address: String,
+        /// Stopped typing.
+        #[arg(long)]
+        stop: bool,
+    },
+    /// Show or change your settings.
+    Settings {
+        /// Send read receipts: on (the default) or off.
+        #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+        read_receipts: Option<bool>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the running node's state.
     Status {
         /// Print JSON.
@@ -129,6 +157,8 @@ enum BenchCommand {
     Latency(commands::bench::LatencyArgs),
     /// One file, alice to bob, direct: seconds, MB/s, peak RSS of each node.
     File(commands::bench_file::FileArgs),
+    /// Presence: a status change to the contact's events; SIGKILL → offline; restart → back.
+    Presence(commands::bench_presence::PresenceArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -184,6 +214,37 @@ enum FilesCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum PresenceCommand {
+    /// Set your status: online, away, busy or offline (appear offline).
+    Set {
+        /// online, away, busy or offline.
+        status: String,
+    },
+    /// A contact's status and when you last heard from them.
+    Get {
+        /// The contact's four-word address.
+        address: String,
+        /// Print {"status","last_seen"} as JSON (last_seen: unix ms or null).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Your status and every contact's.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("expected on or off, not {text:?}")),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -259,7 +320,7 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> anyhow::Result<()> {
-    use commands::{contacts, messages};
+    use commands::{contacts, messages, presence};
     match command {
         Command::Init { name, json } => commands::init::run(home, passphrase, name, json),
         Command::Address { json } => commands::address::run(home, passphrase, json),
@@ -268,6 +329,7 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
         Command::Demo => commands::demo::run(),
         Command::Bench(BenchCommand::Latency(args)) => commands::bench::latency(args),
         Command::Bench(BenchCommand::File(args)) => commands::bench_file::file(args),
+        Command::Bench(BenchCommand::Presence(args)) => commands::bench_presence::presence(args),
         Command::Send { address, text, file: None, wait, json } => {
             client(|| messages::send(home, &address, &text, wait, json))
         }
@@ -291,6 +353,18 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
             client(|| contacts::verify(home, &address, confirm, json))
         }
         Command::Status { json } => client(|| contacts::status(home, json)),
+        Command::Presence(PresenceCommand::Set { status }) => {
+            client(|| presence::set(home, &status))
+        }
+        Command::Presence(PresenceCommand::Get { address, json }) => {
+            client(|| presence::get(home, &address, json))
+        }
+        Command::Presence(PresenceCommand::List { json }) => client(|| presence::list(home, json)),
+        Command::Read { address, json } => client(|| presence::read(home, &address, json)),
+        Command::Typing { address, stop } => client(|| presence::typing(home, &address, stop)),
+        Command::Settings { read_receipts, json } => {
+            client(|| presence::settings(home, read_receipts, json))
+        }
         Command::Outbox { action: Some(OutboxCommand::Retry { id }), .. } => {
             client(|| contacts::retry(home, &id))
         }

@@ -71,6 +71,11 @@ impl Behaviour {
         if config.server {
             // Without this a local network never forms a DHT (ARCHITECTURE §14).
             kad.set_mode(Some(kad::Mode::Server));
+        } else if !config.relays.is_empty() {
+            // Behind NAT (ARCHITECTURE §3): a Kademlia client. Left automatic, the
+            // confirmed relay circuit address would make it a server that others
+            // reach only through the relay.
+            kad.set_mode(Some(kad::Mode::Client));
         }
 
         let relay_server = config.server.then(|| {
@@ -114,7 +119,11 @@ impl Behaviour {
                 identify::Config::new(PROTOCOL_VERSION.into(), key.public())
                     .with_agent_version(format!("communitas/{}", env!("CARGO_PKG_VERSION"))),
             ),
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(config.ping_interval)
+                    .with_timeout(config.ping_timeout),
+            ),
             autonat: autonat::Behaviour::new(
                 peer_id,
                 autonat::Config {

@@ -71,6 +71,8 @@ pub struct Status {
     pub connected_peers: usize,
     /// Inbound messages shed because the node was behind.
     pub shed_messages: u64,
+    /// Every connected peer and how (direct or relayed).
+    pub peers: Vec<crate::PeerLink>,
 }
 
 /// A handle to the network. Cheap to clone.

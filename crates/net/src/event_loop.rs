@@ -15,13 +15,14 @@ use libp2p::kad::{self, GetRecordOk, QueryId, QueryResult, Quorum, Record, Recor
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{PeerId, Swarm, identify};
+use libp2p::{PeerId, Swarm, dcutr, identify, ping};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::client::{Client, Command, MboxResponder, Responder, Status};
 use crate::codec::Receipt;
+use crate::links::{ConnectionKind, Links};
 use crate::mbox::{MboxRequest, MboxResponse, Refusal};
 use crate::records::{Checked, Validator, Waiter};
 use crate::{Config, Error, Event};
@@ -42,6 +43,19 @@ struct Lookup {
     found: Vec<IdentityRecord>,
 }
 
+/// A relay we keep a reservation on (issue 6).
+struct Relay {
+    addr: libp2p::Multiaddr,
+    /// The circuit listener, once asked for.
+    listener: Option<libp2p::core::transport::ListenerId>,
+}
+
+/// How often connections are checked for pings that stopped coming back.
+const LIVENESS_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How often relay reservations are checked (and re-made after a relay restart).
+const RELAY_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Owns the swarm. Run it with [`EventLoop::run`].
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -59,6 +73,15 @@ pub struct EventLoop {
     puts_this_minute: HashMap<PeerId, u32>,
     minute_started: tokio::time::Instant,
     shed_messages: u64,
+    links: Links,
+    /// Relays we listen through (by relay PeerId).
+    relays: HashMap<PeerId, Relay>,
+    /// A connection with no ping back for this long is closed (ping interval +
+    /// timeout).
+    ping_limit: std::time::Duration,
+    /// A server node: its listen addresses are its external addresses.
+    server: bool,
+    only_global_ips: bool,
 }
 
 impl EventLoop {
@@ -84,6 +107,13 @@ impl EventLoop {
                 tracing::warn!(%addr, error = %e, "cannot dial bootstrap node");
             }
         }
+        let mut relays = HashMap::new();
+        for relay in &config.relays {
+            let Some(Protocol::P2p(peer)) = relay.iter().last() else {
+                return Err(Error::BootstrapWithoutPeerId(relay.clone()));
+            };
+            relays.insert(peer, Relay { addr: relay.clone(), listener: None });
+        }
         Ok(Self {
             swarm,
             commands,
@@ -100,6 +130,11 @@ impl EventLoop {
             puts_this_minute: HashMap::new(),
             minute_started: tokio::time::Instant::now(),
             shed_messages: 0,
+            links: Links::default(),
+            relays,
+            ping_limit: config.ping_interval + config.ping_timeout,
+            server: config.server,
+            only_global_ips: config.only_global_ips,
         })
     }
 
@@ -112,10 +147,18 @@ impl EventLoop {
     pub async fn run(mut self, shutdown: CancellationToken) {
         // Fails only without known peers, which is fine for the first node.
         let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        // The first reservation is made as soon as the bootstrap connection to the
+        // relay opens; the timer only catches relays that were not connected.
+        let mut relay_check =
+            tokio::time::interval_at(tokio::time::Instant::now() + RELAY_CHECK, RELAY_CHECK);
+        let mut liveness = tokio::time::interval(LIVENESS_CHECK);
+        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                _ = relay_check.tick(), if !self.relays.is_empty() => self.check_relays(),
+                _ = liveness.tick() => self.close_stale(),
                 command = self.commands.recv() => match command {
                     Some(command) => self.handle_command(command),
                     None => break,
@@ -129,6 +172,48 @@ impl EventLoop {
             }
         }
         tracing::debug!("network event loop stopped");
+    }
+
+    /// Reserves on every relay we are connected to and have no listener on; dials
+    /// the others. Reserving over the open connection (instead of letting the relay
+    /// client dial its own) keeps one connection per relay.
+    fn check_relays(&mut self) {
+        let mut listen = Vec::new();
+        for (peer, relay) in &self.relays {
+            if relay.listener.is_some() {
+                continue;
+            }
+            if self.swarm.is_connected(peer) {
+                listen.push(*peer);
+            } else if let Err(e) = self.swarm.dial(relay.addr.clone()) {
+                tracing::debug!(relay = %peer, error = %e, "cannot dial the relay");
+            }
+        }
+        for peer in listen {
+            let Some(relay) = self.relays.get_mut(&peer) else { continue };
+            let circuit = relay.addr.clone().with(Protocol::P2pCircuit);
+            match self.swarm.listen_on(circuit) {
+                Ok(id) => relay.listener = Some(id),
+                Err(e) => {
+                    tracing::warn!(relay = %peer, error = %e, "cannot listen through the relay")
+                }
+            }
+        }
+    }
+
+    /// Closes duplicates whose grace ended, and connections whose pings stopped
+    /// coming back (half-open or dead).
+    fn close_stale(&mut self) {
+        for id in self.links.due() {
+            self.swarm.close_connection(id);
+        }
+        for (id, peer) in self.links.stale(self.ping_limit) {
+            tracing::debug!(%peer, "no ping back: closing the connection");
+            self.links.alive(id);
+            if self.swarm.close_connection(id) {
+                self.notify(Event::PingFailed { peer });
+            }
+        }
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -197,6 +282,7 @@ impl EventLoop {
                     external_addrs: self.swarm.external_addresses().cloned().collect(),
                     connected_peers: self.swarm.connected_peers().count(),
                     shed_messages: self.shed_messages,
+                    peers: self.links.peers(),
                 });
             }
         }
@@ -218,20 +304,101 @@ impl EventLoop {
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                // A server is reachable where it listens (that is what `server`
+                // means); the relay serves reservations only with a confirmed
+                // external address. Loopback only on a loopback test network.
+                if self.server
+                    && !is_circuit(&address)
+                    && (!self.only_global_ips || !is_loopback(&address))
+                {
+                    self.swarm.add_external_address(address.clone());
+                }
                 self.notify(Event::AddressesChanged);
             }
             SwarmEvent::ExpiredListenAddr { .. }
             | SwarmEvent::ExternalAddrConfirmed { .. }
             | SwarmEvent::ExternalAddrExpired { .. } => self.notify(Event::AddressesChanged),
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. }
-                if num_established.get() == 1 =>
-            {
-                let connected = self.swarm.connected_peers().count();
-                self.notify(Event::Connection { peer: peer_id, open: true, connected });
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
+                let kind = if endpoint.is_relayed() {
+                    ConnectionKind::Relayed
+                } else {
+                    ConnectionKind::Direct
+                };
+                tracing::debug!(peer = %peer_id, kind = kind.as_str(), "connection opened");
+                let local = *self.swarm.local_peer_id();
+                let duplicates = self.links.opened(&local, connection_id, peer_id, kind);
+                if !duplicates.is_empty() {
+                    tracing::debug!(peer = %peer_id, count = duplicates.len(), "duplicate connections will be closed");
+                }
+                self.notify(Event::Link { peer: peer_id, kind, open: true });
+                if kind == ConnectionKind::Direct
+                    && self.relays.get(&peer_id).is_some_and(|r| r.listener.is_none())
+                {
+                    self.check_relays();
+                }
+                if num_established.get() == 1 {
+                    let connected = self.swarm.connected_peers().count();
+                    self.notify(Event::Connection { peer: peer_id, open: true, connected });
+                }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
-                let connected = self.swarm.connected_peers().count();
-                self.notify(Event::Connection { peer: peer_id, open: false, connected });
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } => {
+                if let Some((_, kind)) = self.links.closed(connection_id) {
+                    self.notify(Event::Link { peer: peer_id, kind, open: false });
+                }
+                if num_established == 0 {
+                    let connected = self.swarm.connected_peers().count();
+                    self.notify(Event::Connection { peer: peer_id, open: false, connected });
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                connection,
+                result: Ok(_),
+                ..
+            })) => self.links.alive(connection),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            })) => {
+                // Since libp2p-ping 0.44 a failed ping no longer closes the connection:
+                // we do, or a half-open one would linger until the idle timeout.
+                tracing::debug!(%peer, %error, "ping failed: closing the connection");
+                if self.swarm.close_connection(connection) {
+                    self.notify(Event::PingFailed { peer });
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            })) => {
+                let ok = result.is_ok();
+                match &result {
+                    Ok(_) => {
+                        tracing::info!(peer = %remote_peer_id, "hole punch: direct connection")
+                    }
+                    Err(e) => {
+                        tracing::info!(peer = %remote_peer_id, error = %e, "hole punch failed")
+                    }
+                }
+                self.notify(Event::HolePunch { peer: remote_peer_id, ok });
+            }
+            SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
+                for (peer, relay) in &mut self.relays {
+                    if relay.listener == Some(listener_id) {
+                        tracing::info!(relay = %peer, ?reason, "relay reservation ended; renewing");
+                        relay.listener = None;
+                    }
+                }
+                self.notify(Event::AddressesChanged);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                tracing::info!(?event, "relay client");
             }
             _ => {}
         }
@@ -247,8 +414,12 @@ impl EventLoop {
 
     fn handle_msg(&mut self, event: request_response::Event<Vec<u8>, Receipt>) {
         match event {
-            request_response::Event::Message { peer, message, .. } => match message {
+            request_response::Event::Message { peer, message, connection_id } => match message {
                 request_response::Message::Request { request, channel, .. } => {
+                    if self.links.kind(connection_id) == Some(ConnectionKind::Relayed) {
+                        // Rare (only until hole punching succeeds), so worth a line.
+                        tracing::info!(%peer, "message arrived through a relay circuit");
+                    }
                     let responder = Responder::new(channel, self.client.clone());
                     let event = Event::Message { peer, envelope: request, responder };
                     if let Err(
@@ -466,6 +637,18 @@ impl EventLoop {
             let _ = lookup.reply.send(result);
         }
     }
+}
+
+fn is_circuit(addr: &libp2p::Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
+}
+
+fn is_loopback(addr: &libp2p::Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
 }
 
 /// Keeps one record per identity, the one with the highest `seq`.

@@ -20,6 +20,7 @@ mod behaviour;
 mod client;
 pub mod codec;
 mod event_loop;
+mod links;
 pub mod mbox;
 mod records;
 mod swarm;
@@ -32,6 +33,7 @@ pub use codec::{MSG_PROTOCOL, Receipt, Rejection};
 pub use event_loop::EventLoop;
 pub use libp2p;
 pub use libp2p_stream as stream;
+pub use links::{ConnectionKind, PeerLink};
 
 /// How a node joins the network.
 #[derive(Debug, Clone)]
@@ -58,6 +60,14 @@ pub struct Config {
     pub only_global_ips: bool,
     /// Events buffered for the node before inbound work is shed.
     pub event_buffer: usize,
+    /// Relay servers to take a reservation on and listen through (`…/p2p/<id>`):
+    /// for a node behind NAT, so that others can reach it (issue 6).
+    pub relays: Vec<Multiaddr>,
+    /// How often each connection is pinged; a failed ping closes it, so a
+    /// half-open connection is noticed (issue 6).
+    pub ping_interval: std::time::Duration,
+    /// How long a ping may take before it counts as failed.
+    pub ping_timeout: std::time::Duration,
 }
 
 /// The transports a swarm is built with.
@@ -82,6 +92,9 @@ impl Default for Config {
             max_concurrent_messages: 256,
             only_global_ips: true,
             event_buffer: 1_024,
+            relays: Vec::new(),
+            ping_interval: std::time::Duration::from_secs(15),
+            ping_timeout: std::time::Duration::from_secs(20),
         }
     }
 }
@@ -111,6 +124,27 @@ pub enum Event {
     },
     /// Our reachable addresses changed: republish the identity record.
     AddressesChanged,
+    /// One connection opened or closed (every connection, unlike [`Event::Connection`]).
+    Link {
+        /// The peer.
+        peer: PeerId,
+        /// Direct or relayed.
+        kind: ConnectionKind,
+        /// Opened (or closed).
+        open: bool,
+    },
+    /// A hole punch (DCUtR) to `peer` ended.
+    HolePunch {
+        /// The peer.
+        peer: PeerId,
+        /// A direct connection resulted.
+        ok: bool,
+    },
+    /// A connection failed its ping and was closed (it was half-open or dead).
+    PingFailed {
+        /// The peer.
+        peer: PeerId,
+    },
     /// A connection to `peer` opened or closed; `connected` peers in total now.
     Connection {
         /// The peer.

@@ -9,6 +9,14 @@ use libp2p::{Swarm, Transport as _, noise, tcp, yamux};
 use crate::behaviour::Behaviour;
 use crate::{Config, Error, Transport};
 
+/// Addresses dialled at once for one peer. libp2p's default of 8 lets a handful of
+/// unreachable addresses (a NATed peer's private ones, over QUIC: each waits for its
+/// handshake timeout) hold back its relay circuit addresses for seconds.
+const DIAL_CONCURRENCY: std::num::NonZeroU8 = match std::num::NonZeroU8::new(32) {
+    Some(n) => n,
+    None => std::num::NonZeroU8::MIN,
+};
+
 /// Idle connections stay open this long: one live connection per peer is reused for
 /// every message (ARCHITECTURE §6), so the second message needs no dial.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -32,7 +40,10 @@ pub(crate) fn build(
             .map_err(|e| err(&e))?
             .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
             .map_err(|e| err(&e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(IDLE_TIMEOUT)
+                    .with_dial_concurrency_factor(DIAL_CONCURRENCY)
+            })
             .build(),
         Transport::Memory => libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
@@ -49,7 +60,10 @@ pub(crate) fn build(
             .map_err(|e| err(&e))?
             .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
             .map_err(|e| err(&e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(IDLE_TIMEOUT)
+                    .with_dial_concurrency_factor(DIAL_CONCURRENCY)
+            })
             .build(),
     };
     Ok(swarm)

@@ -91,7 +91,16 @@ pub(crate) async fn run(
                         let _ = inner.outbox.try_send(Command::PeerOnline(peer));
                         let _ = inner.files.try_send(crate::files::Command::PeerOnline);
                     }
+                    crate::presence::connection(&inner, peer, open);
                     inner.emit(Event::Connection { peer: peer.to_string(), open, connected });
+                }
+                // Connection kinds and liveness (issue 6): metrics only.
+                Some(communitas_net::Event::Link { kind, open, .. }) => {
+                    inner.metrics.link(kind.as_str(), open);
+                }
+                Some(communitas_net::Event::HolePunch { ok, .. }) => inner.metrics.hole_punch(ok),
+                Some(communitas_net::Event::PingFailed { .. }) => {
+                    inner.metrics.ping_failures.inc();
                 }
                 Some(_) => {}
             }
@@ -150,6 +159,10 @@ pub(crate) async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Accepted, Refu
             "timestamp outside the accepted window".into(),
         ));
     }
+    // Presence and typing (issue 6): contacts only, never stored.
+    if matches!(opened.kind, Kind::Presence | Kind::Typing) {
+        return crate::presence::accept(inner, opened).await;
+    }
     let from = sender_address(inner, &opened).await?;
     let seen_until = opened.timestamp.saturating_add(MESSAGE_TTL);
     let busy = |e: communitas_store::Error| Refusal::Busy(format!("cannot store: {e}"));
@@ -170,7 +183,7 @@ pub(crate) async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Accepted, Refu
             file = Some((manifest, pending));
         }
         Kind::Receipt => {
-            let ids = crate::receipts::decode(&opened.body)
+            let (receipt_kind, ids) = crate::receipts::decode(&opened.body)
                 .map_err(|e| Refusal::Rejected(Rejection::Invalid, format!("bad receipt: {e}")))?;
             let inserted = inner
                 .store
@@ -178,7 +191,7 @@ pub(crate) async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Accepted, Refu
                 .await
                 .map_err(busy)?;
             if inserted == Inserted::New {
-                crate::receipts::received(inner, from, ids).await.map_err(busy)?;
+                crate::receipts::received(inner, from, receipt_kind, ids).await.map_err(busy)?;
             }
             return Ok(Accepted { inserted, text_from: None });
         }

@@ -22,7 +22,9 @@ mod mailbox;
 mod metrics;
 mod outbox;
 mod pinned;
+pub mod presence;
 mod publisher;
+mod reading;
 mod receipts;
 mod send;
 
@@ -41,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 pub use files::{Attachment, FileError, FilesConfig};
 pub use limits::{Rate, RateLimits};
 pub use metrics::Metrics;
+pub use reading::Settings;
 pub use send::SendError;
 
 /// How long a message is kept trying, and how long its id is remembered (ARCHITECTURE §6).
@@ -63,6 +66,8 @@ pub struct Config {
     pub mailbox_limits: communitas_store::MailboxLimits,
     /// Attachments: where they go, how big they may be.
     pub files: FilesConfig,
+    /// Presence heartbeats (issue 6).
+    pub presence: presence::Config,
 }
 
 impl Default for Config {
@@ -74,6 +79,7 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             mailbox_limits: mailbox::LIMITS,
             files: FilesConfig::default(),
+            presence: presence::Config::default(),
         }
     }
 }
@@ -147,6 +153,22 @@ pub enum Event {
         /// Its new state.
         status: &'static str,
     },
+    /// A contact's presence changed (issue 6).
+    Presence {
+        /// The contact.
+        address: Address,
+        /// `online`, `away`, `busy` or `offline`.
+        status: &'static str,
+        /// When we last heard from it, unix ms.
+        last_seen: Option<Timestamp>,
+    },
+    /// A contact started or stopped typing to us; a "typing" lasts 6 s unless renewed.
+    Typing {
+        /// The contact.
+        from: Address,
+        /// Typing now.
+        typing: bool,
+    },
     /// A connection opened or closed.
     Connection {
         /// The peer (device) id.
@@ -198,6 +220,19 @@ pub struct NodeStatus {
     pub outbox: usize,
     /// This build's version.
     pub version: &'static str,
+    /// Every connected peer: `{"peer_id","connection":"direct"|"relayed","connections"}`.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One connected peer, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerStatus {
+    /// Its device (PeerId).
+    pub peer_id: String,
+    /// `direct` if any connection to it is direct, else `relayed`.
+    pub connection: &'static str,
+    /// Open connections to it (more than one only briefly).
+    pub connections: usize,
 }
 
 /// State shared by the node's tasks. Immutable, or internally synchronised handles.
@@ -219,6 +254,7 @@ pub(crate) struct Inner {
     pub(crate) server: bool,
     /// Threads for the file pipeline's CPU and disk work.
     pub(crate) cpu: files::Cpu,
+    pub(crate) presence: mpsc::Sender<presence::Command>,
 }
 
 impl Inner {
@@ -266,6 +302,7 @@ impl Node {
         let (events, _) = broadcast::channel(1024);
         let (outbox_tx, outbox_rx) = mpsc::channel(1024);
         let (files_tx, files_rx) = mpsc::channel(256);
+        let (presence_tx, presence_rx) = mpsc::channel(256);
         let inner = Arc::new(Inner {
             secrets,
             public,
@@ -282,6 +319,7 @@ impl Node {
             serving: files::Sources::default(),
             server: config.net.server,
             cpu: files::Cpu::start().map_err(StartError::Threads)?,
+            presence: presence_tx,
         });
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
@@ -289,6 +327,8 @@ impl Node {
         tasks.spawn(outbox.run(shutdown.child_token()));
         tasks.spawn(files::Actor::new(inner.clone(), files_rx).run(shutdown.child_token()));
         tasks.spawn(files::serve(inner.clone(), shutdown.child_token()));
+        let presence = presence::Actor::new(inner.clone(), presence_rx, config.presence);
+        tasks.spawn(presence.run(shutdown.child_token()));
         let (publish_tx, publish_rx) = mpsc::channel(8);
         tasks.spawn(publisher::run(inner.clone(), publish_rx, shutdown.child_token()));
         let (mbox_tx, mbox_rx) = mpsc::channel(256);
@@ -566,6 +606,15 @@ impl Handle {
             connected_peers: net.connected_peers,
             outbox,
             version: env!("CARGO_PKG_VERSION"),
+            peers: net
+                .peers
+                .iter()
+                .map(|p| PeerStatus {
+                    peer_id: p.peer.to_string(),
+                    connection: p.kind.as_str(),
+                    connections: p.connections,
+                })
+                .collect(),
         })
     }
 

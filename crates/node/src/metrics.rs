@@ -41,6 +41,14 @@ pub struct Metrics {
     pub file_bytes_served: Counter,
     /// Fetched file shards that failed their hash check (then rebuilt from parity).
     pub file_shards_corrupt: Counter,
+    /// Open connections by kind (`direct`, `relayed`).
+    pub connections: Family<Vec<(String, String)>, Gauge>,
+    /// Connections opened, by kind.
+    pub connections_opened: Family<Vec<(String, String)>, Counter>,
+    /// Hole punches (DCUtR), by result (`ok`, `failed`).
+    pub hole_punches: Family<Vec<(String, String)>, Counter>,
+    /// Connections closed because a ping failed (half-open or dead).
+    pub ping_failures: Counter,
 }
 
 impl Metrics {
@@ -78,6 +86,22 @@ impl Metrics {
             "file_shards_corrupt",
             "Fetched file shards that failed their hash check",
             file_shards_corrupt.clone(),
+        );
+        let connections = Family::<Vec<(String, String)>, Gauge>::default();
+        let connections_opened = Family::<Vec<(String, String)>, Counter>::default();
+        let hole_punches = Family::<Vec<(String, String)>, Counter>::default();
+        let ping_failures = Counter::default();
+        registry.register("connections", "Open connections by kind", connections.clone());
+        registry.register(
+            "connections_opened",
+            "Connections opened, by kind",
+            connections_opened.clone(),
+        );
+        registry.register("hole_punches", "Hole punches (DCUtR) by result", hole_punches.clone());
+        registry.register(
+            "ping_failures",
+            "Connections closed because a ping failed",
+            ping_failures.clone(),
         );
         registry.register(
             "rate_limited",
@@ -128,6 +152,10 @@ impl Metrics {
             file_bytes_fetched,
             file_bytes_served,
             file_shards_corrupt,
+            connections,
+            connections_opened,
+            hole_punches,
+            ping_failures,
         }
     }
 
@@ -141,6 +169,23 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// Counts a connection of `kind` opening or closing.
+    pub(crate) fn link(&self, kind: &str, open: bool) {
+        let label = vec![("kind".to_owned(), kind.to_owned())];
+        if open {
+            self.connections.get_or_create(&label).inc();
+            self.connections_opened.get_or_create(&label).inc();
+        } else {
+            self.connections.get_or_create(&label).dec();
+        }
+    }
+
+    /// Counts one hole punch.
+    pub(crate) fn hole_punch(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.hole_punches.get_or_create(&vec![("result".to_owned(), result.to_owned())]).inc();
+    }
+
     /// Counts one request refused by the rate limit of `protocol`.
     pub(crate) fn limited(&self, protocol: &str) {
         self.rate_limited.get_or_create(&vec![("protocol".to_owned(), protocol.to_owned())]).inc();

@@ -58,6 +58,11 @@ async fn publish(inner: &Inner) -> Result<(), String> {
     let status = inner.net.status().await.map_err(|e| e.to_string())?;
     let mut addrs: Vec<Multiaddr> = status.external_addrs;
     addrs.extend(status.listen_addrs.into_iter().filter(is_dialable));
+    // Loopback only reaches this machine: published only by a loopback-only node
+    // (a test network), never next to real addresses.
+    if addrs.iter().any(|a| !is_loopback(a)) {
+        addrs.retain(|a| !is_loopback(a));
+    }
     addrs.dedup();
     let addrs: Vec<Vec<u8>> = addrs
         .into_iter()
@@ -80,6 +85,14 @@ async fn publish(inner: &Inner) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let set = RecordSet { records: vec![record] };
     inner.net.publish(inner.public.address, set.to_bytes()).await.map_err(|e| e.to_string())
+}
+
+fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
 }
 
 /// Listen addresses others could dial: not unspecified (0.0.0.0, ::).

@@ -5,8 +5,11 @@
 //! the sender a sealed `Receipt` message instead, through the same outbox (so it, too,
 //! survives crashes and falls back to the sender's mailbox).
 //!
-//! Body, version 1: `version (1) ‖ type (1 = delivered) ‖ count (u16, ≤ 1024) ‖ message
-//! ids (16 bytes each)`.
+//! Read receipts (issue 6, `reading`) are the same message with type 2: the
+//! recipient read those messages.
+//!
+//! Body, version 1: `version (1) ‖ type (1 = delivered, 2 = read) ‖ count (u16, ≤ 1024)
+//! ‖ message ids (16 bytes each)`.
 
 use std::sync::Arc;
 
@@ -19,27 +22,30 @@ use crate::outbox::Command;
 use crate::{Event, Inner};
 
 const VERSION: u8 = 1;
-const DELIVERED: u8 = 1;
+pub(crate) const DELIVERED: u8 = 1;
+pub(crate) const READ: u8 = 2;
 /// Most ids in one receipt.
 pub(crate) const MAX_IDS: usize = 1024;
 
-pub(crate) fn encode(ids: &[MessageId]) -> Vec<u8> {
+fn encode_kind(kind: u8, ids: &[MessageId]) -> Vec<u8> {
     let ids = ids.get(..ids.len().min(MAX_IDS)).unwrap_or_default();
     let mut w = Writer::with_capacity(4 + 16 * ids.len());
     // At most MAX_IDS (1024) ids: the count fits in u16.
-    w.u8(VERSION).u8(DELIVERED).raw(&(ids.len() as u16).to_be_bytes());
+    w.u8(VERSION).u8(kind).raw(&(ids.len() as u16).to_be_bytes());
     for id in ids {
         w.raw(id.as_bytes());
     }
     w.into_vec()
 }
 
-pub(crate) fn decode(body: &[u8]) -> Result<Vec<MessageId>, DecodeError> {
+/// The receipt's type (`DELIVERED` or `READ`) and the ids it covers.
+pub(crate) fn decode(body: &[u8]) -> Result<(u8, Vec<MessageId>), DecodeError> {
     let mut r = Reader::new(body, 4 + 16 * MAX_IDS)?;
     if r.u8("receipt version")? != VERSION {
         return Err(DecodeError::InvalidValue { field: "receipt version" });
     }
-    if r.u8("receipt type")? != DELIVERED {
+    let kind = r.u8("receipt type")?;
+    if kind != DELIVERED && kind != READ {
         return Err(DecodeError::InvalidValue { field: "receipt type" });
     }
     let count = usize::from(u16::from_be_bytes(r.array("count")?));
@@ -49,7 +55,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<Vec<MessageId>, DecodeError> {
     let ids =
         (0..count).map(|_| r.array("id").map(MessageId::from_bytes)).collect::<Result<_, _>>()?;
     r.finish()?;
-    Ok(ids)
+    Ok((kind, ids))
 }
 
 /// Queues a receipt for `ids` to their sender.
@@ -59,10 +65,21 @@ pub(crate) async fn send(
     keys: &PublicIdentity,
     ids: &[MessageId],
 ) -> Result<(), String> {
+    send_kind(inner, to, keys, DELIVERED, ids).await
+}
+
+/// Queues a receipt of type `kind` for `ids` to their sender.
+pub(crate) async fn send_kind(
+    inner: &Arc<Inner>,
+    to: Address,
+    keys: &PublicIdentity,
+    kind: u8,
+    ids: &[MessageId],
+) -> Result<(), String> {
     for chunk in ids.chunks(MAX_IDS) {
         let id = MessageId::from_bytes(random::bytes().map_err(|e| e.to_string())?);
         let now = Timestamp::now();
-        let body = encode(chunk);
+        let body = encode_kind(kind, chunk);
         let letter = Letter { message_id: id, timestamp: now, kind: Kind::Receipt, body: &body };
         let envelope = Envelope::seal(&inner.secrets.identity, keys, letter)
             .map_err(|e| e.to_string())?
@@ -79,12 +96,23 @@ pub(crate) async fn send(
     Ok(())
 }
 
-/// A receipt arrived from `from`: mark those of our messages to `from` delivered.
+/// A receipt arrived from `from`: mark those of our messages to `from` delivered
+/// (or read).
 pub(crate) async fn received(
     inner: &Inner,
     from: Address,
+    kind: u8,
     ids: Vec<MessageId>,
 ) -> Result<(), communitas_store::Error> {
+    if kind == READ {
+        for id in ids {
+            if inner.store.mark_read(from, id).await? {
+                inner.emit(Event::StatusChanged { id, to: from, status: Status::Read.as_str() });
+                let _ = inner.outbox.send(Command::Delivered(id)).await;
+            }
+        }
+        return Ok(());
+    }
     for id in ids {
         let Some(row) = inner.store.message(id).await? else { continue };
         // Only the recipient of a message can acknowledge it.

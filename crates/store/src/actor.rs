@@ -17,7 +17,7 @@ use crate::model::{
     Contact, DeadLetter, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
 };
 use crate::ops::{MailboxEntry, MailboxLimits, PutOutcome};
-use crate::{Error, ops, schema};
+use crate::{Error, ops, schema, settings};
 
 /// Most writes committed in one transaction: bounds the latency a big burst adds to
 /// the first write in it.
@@ -118,6 +118,21 @@ pub(crate) enum Write {
         now: Timestamp,
         reply: Reply<usize>,
     },
+    // Settings and read state (issue 6).
+    SetSetting {
+        key: &'static str,
+        value: String,
+        reply: Reply<()>,
+    },
+    ReadIncoming {
+        peer: Address,
+        reply: Reply<Vec<MessageId>>,
+    },
+    MarkRead {
+        peer: Address,
+        id: MessageId,
+        reply: Reply<bool>,
+    },
 }
 
 pub(crate) enum Read {
@@ -183,6 +198,10 @@ pub(crate) enum Read {
         max_bytes: usize,
         reply: Reply<Vec<MailboxEntry>>,
     },
+    Setting {
+        key: &'static str,
+        reply: Reply<Option<String>>,
+    },
 }
 
 /// A mailbox put, boxed in its command (it carries a whole envelope).
@@ -237,6 +256,11 @@ impl Write {
                 done(ops::set_status(conn, id, status), reply)
             }
             Write::Delivered { id, reply } => done(ops::mark_delivered(conn, id), reply),
+            Write::SetSetting { key, value, reply } => {
+                done(settings::set_setting(conn, key, &value), reply)
+            }
+            Write::ReadIncoming { peer, reply } => done(settings::read_incoming(conn, peer), reply),
+            Write::MarkRead { peer, id, reply } => done(settings::mark_read(conn, peer, id), reply),
             Write::Control { outbox, reply } => done(ops::insert_control(conn, &outbox), reply),
             Write::Seen { sender, id, seen_until, reply } => {
                 done(ops::mark_seen(conn, &sender, id, seen_until), reply)
@@ -402,6 +426,7 @@ impl Reader {
             }
             Read::Message { id, reply } => drop(reply.send(ops::message(conn, key, id))),
             Read::DeadLetters { reply } => drop(reply.send(ops::dead_letters(conn))),
+            Read::Setting { key, reply } => drop(reply.send(settings::setting(conn, key))),
             Read::MboxFetch { mailbox, now, max_bytes, reply } => {
                 drop(reply.send(ops::mbox_fetch(conn, &mailbox, now, max_bytes)))
             }

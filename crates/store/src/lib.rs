@@ -30,6 +30,7 @@ mod files;
 mod model;
 mod ops;
 pub mod schema;
+mod settings;
 
 use std::path::Path;
 
@@ -145,6 +146,27 @@ impl Store {
         let (reply, answer) = oneshot::channel();
         self.reads.send(make(reply)).await.map_err(|_| Error::ActorGone)?;
         answer.await.map_err(|_| Error::ActorGone)?
+    }
+
+    /// Sets a per-user setting (issue 6: `read_receipts`, `presence`).
+    pub async fn set_setting(&self, key: &'static str, value: String) -> Result<(), Error> {
+        self.write(|reply| Write::SetSetting { key, value, reply }).await
+    }
+
+    /// A per-user setting, if it was ever set.
+    pub async fn setting(&self, key: &'static str) -> Result<Option<String>, Error> {
+        self.read(|reply| Read::Setting { key, reply }).await
+    }
+
+    /// Marks every unread incoming message from `peer` read; returns their ids.
+    pub async fn read_incoming(&self, peer: Address) -> Result<Vec<MessageId>, Error> {
+        self.write(|reply| Write::ReadIncoming { peer, reply }).await
+    }
+
+    /// `peer` read our message `id`: it becomes `read`. False if it is not an outgoing
+    /// message to `peer`, or was read already.
+    pub async fn mark_read(&self, peer: Address, id: MessageId) -> Result<bool, Error> {
+        self.write(|reply| Write::MarkRead { peer, id, reply }).await
     }
 
     /// Records the local identity (replacing any earlier row).

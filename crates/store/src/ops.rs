@@ -223,13 +223,27 @@ pub(crate) fn insert_incoming(
     Ok(Inserted::New)
 }
 
+/// Moves an outgoing message to `status`, except back from `delivered` or `read`: a
+/// delivery attempt still in flight when the end-to-end receipt arrived must not
+/// show the message `sent` again (found by issue 6's restart test).
 pub(crate) fn set_status(conn: &Connection, id: MessageId, status: Status) -> Result<(), Error> {
     let changed = conn.execute(
-        "UPDATE messages SET status = ?2 WHERE id = ?1 AND direction = 'out'",
+        "UPDATE messages SET status = ?2 WHERE id = ?1 AND direction = 'out'
+         AND (status NOT IN ('delivered', 'read') OR ?2 IN ('delivered', 'read'))",
         params![id.as_bytes(), status.as_str()],
     )?;
     if changed == 0 {
-        return Err(Error::NoSuchMessage(id));
+        let exists = conn
+            .query_row(
+                "SELECT 1 FROM messages WHERE id = ?1 AND direction = 'out'",
+                [id.as_bytes()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !exists {
+            return Err(Error::NoSuchMessage(id));
+        }
     }
     Ok(())
 }

@@ -90,6 +90,13 @@ const MIGRATIONS: &[&str] = &[
     crate::files::SCHEMA,
     // 5: file shards a server node keeps for offline recipients.
     crate::files::SHARDS_SCHEMA,
+    // 6: per-user settings (read receipts on/off, own presence; issue 6).
+    "
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -12,6 +12,7 @@ import type {
   MessageId,
   NodeStatus,
   OutboxEntry,
+  PresenceList,
   Queued,
   SafetyNumber,
 } from './types';
@@ -59,6 +60,8 @@ export interface ApiClient {
   outbox(): Promise<OutboxEntry[]>;
   deadLetters(): Promise<DeadLetter[]>;
   retry(id: MessageId): Promise<Queued>;
+  /** Our presence and every contact's. */
+  presence(): Promise<PresenceList>;
 }
 
 export interface ClientOptions {
@@ -119,6 +122,7 @@ export function createClient(options: ClientOptions = {}): ApiClient {
     outbox: () => request('GET', '/v1/outbox'),
     deadLetters: () => request('GET', '/v1/outbox/dead'),
     retry: (id) => request('POST', `/v1/outbox/${seg(id)}/retry`),
+    presence: () => request('GET', '/v1/presence'),
   };
 }
 

@@ -72,9 +72,21 @@ export interface ErrorBody {
   error: { code: string; message: string };
 }
 
+/** A contact's presence as the node reports it (`GET /v1/presence`, events). */
+export const PRESENCE_STATUSES = ['online', 'away', 'busy', 'offline'] as const;
+export type PresenceStatus = (typeof PRESENCE_STATUSES)[number];
+
+/** `GET /v1/presence`: our own status and every contact's. */
+export interface PresenceList {
+  status: PresenceStatus;
+  contacts: { address: Address; status: PresenceStatus; last_seen: Timestamp | null }[];
+}
+
 /** A frame of the `/v1/events` WebSocket. */
 export type ServerEvent =
   | { type: 'message_received'; id: MessageId; from: Address; text: string; timestamp: Timestamp }
   | { type: 'status_changed'; id: MessageId; to: Address; status: MessageStatus }
   | { type: 'connection'; peer: string; open: boolean; connected: number }
+  | { type: 'presence'; address: Address; status: PresenceStatus; last_seen: Timestamp | null }
+  | { type: 'typing'; from: Address; typing: boolean }
   | { type: 'lagged'; missed: number };

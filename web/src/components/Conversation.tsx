@@ -6,7 +6,7 @@ import type { Messaging } from '../hooks/useMessaging';
 import { Composer, type ComposerHandle } from './Composer';
 import { BackIcon, PlusIcon, ShieldIcon } from './icons';
 import { MessageList } from './MessageList';
-import { PresenceDot } from './PresenceDot';
+import { PresenceDot, type Presence } from './PresenceDot';
 
 interface Props {
   peer: Address;
@@ -16,9 +16,23 @@ interface Props {
   onBack: () => void;
   onVerify: () => void;
   onAddContact: () => void;
+  /** The contact's presence (issue 6). */
+  presence?: Presence;
+  /** The contact is typing to us now. */
+  typing?: boolean;
 }
 
-export function Conversation({ peer, contact, messaging, onRetry, onBack, onVerify, onAddContact }: Props) {
+export function Conversation({
+  peer,
+  contact,
+  messaging,
+  onRetry,
+  onBack,
+  onVerify,
+  onAddContact,
+  presence = 'unknown',
+  typing = false,
+}: Props) {
   const composer = useRef<ComposerHandle>(null);
   const name = contact?.name || peer;
 
@@ -33,7 +47,7 @@ export function Conversation({ peer, contact, messaging, onRetry, onBack, onVeri
         <button type="button" className="icon-button back" onClick={onBack} aria-label="Back to contacts">
           <BackIcon />
         </button>
-        <PresenceDot />
+        <PresenceDot status={presence} />
         <div className="pane-title">
           <h2 id="conversation-title">{name}</h2>
           {contact?.name && (
@@ -72,6 +86,9 @@ export function Conversation({ peer, contact, messaging, onRetry, onBack, onVeri
         onLoadOlder={() => void messaging.loadOlder()}
         onRetry={onRetry}
       />
+      <p className="typing" aria-live="polite">
+        {typing ? `${name} is typing…` : ''}
+      </p>
       <Composer ref={composer} label={`Message to ${name}`} onSend={messaging.send} />
     </section>
   );

@@ -1,5 +1,4 @@
-// A contact's presence. The node has no presence API yet, so every dot is
-// `unknown` for now; the prop is there for when it lands.
+// A contact's presence, from `usePresence` (`unknown` until the node has told us).
 
 export type Presence = 'online' | 'away' | 'busy' | 'offline' | 'unknown';
 

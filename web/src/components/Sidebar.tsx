@@ -5,6 +5,7 @@ import type { ConnectionState } from '../hooks/useEvents';
 import { ContactList } from './ContactList';
 import { PlusIcon } from './icons';
 import { MyAddress } from './MyAddress';
+import type { Presence } from './PresenceDot';
 
 interface Props {
   status: NodeStatus | null;
@@ -12,6 +13,7 @@ interface Props {
   contacts: Contact[];
   contactsLoaded: boolean;
   unread: Record<Address, number>;
+  presence?: Record<Address, Presence>;
   active: Address | null;
   deadCount: number;
   deadOpen: boolean;
@@ -68,7 +70,13 @@ export function Sidebar(props: Props) {
       </div>
       <nav className="conversations" aria-label="Conversations">
         {props.contactsLoaded ? (
-          <ContactList contacts={props.contacts} unread={props.unread} active={props.active} onOpen={props.onOpen} />
+          <ContactList
+            contacts={props.contacts}
+            unread={props.unread}
+            presence={props.presence}
+            active={props.active}
+            onOpen={props.onOpen}
+          />
         ) : (
           <p className="muted empty-list">Loading contacts…</p>
         )}

@@ -2,7 +2,7 @@
 // reconnects with exponential backoff when the socket closes.
 
 import { useEffect, useRef, useState } from 'react';
-import { MESSAGE_STATUSES, type ServerEvent } from '../api/types';
+import { MESSAGE_STATUSES, PRESENCE_STATUSES, type ServerEvent } from '../api/types';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting';
 
@@ -49,6 +49,14 @@ export function parseEvent(data: unknown): ServerEvent | null {
         : null;
     case 'connection':
       return typeof e.connected === 'number' ? (e as ServerEvent) : null;
+    case 'presence':
+      return typeof e.address === 'string' &&
+        (PRESENCE_STATUSES as readonly unknown[]).includes(e.status) &&
+        (e.last_seen === null || typeof e.last_seen === 'number')
+        ? (e as ServerEvent)
+        : null;
+    case 'typing':
+      return typeof e.from === 'string' && typeof e.typing === 'boolean' ? (e as ServerEvent) : null;
     case 'lagged':
       return typeof e.missed === 'number' ? (e as ServerEvent) : null;
     default:

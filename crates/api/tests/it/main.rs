@@ -221,3 +221,71 @@ async fn sends_over_the_rate_get_429_with_retry_after() {
     shutdown.cancel();
     net.shutdown().await;
 }
+
+/// Presence, typing, read and settings routes: bad input gets a typed error and
+/// changes nothing (issue 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_routes_refuse_bad_input_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let bob = net.users[1].handle().address().to_string();
+    let shutdown = CancellationToken::new();
+    let api = serve(net.users[0].handle(), shutdown.clone()).await;
+    let put = |path: &'static str, body: Value| {
+        let api = &api;
+        async move { api.call(reqwest::Method::PUT, path, Some(body), Some(TOKEN)).await }
+    };
+
+    let (status, body) = api.get("/v1/presence").await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("online")));
+    let (status, body) = put("/v1/presence", json!({ "status": "sleepy" })).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("unknown presence status"));
+    assert_eq!(api.get("/v1/presence").await.1["status"], "online", "unchanged");
+    let (status, body) = put("/v1/presence", json!({ "status": "busy" })).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("busy")));
+    assert_eq!(api.get("/v1/presence").await.1["status"], "busy");
+
+    // Not a contact (yet): typed 404s; not an address: 400 naming the word.
+    let (status, body) = api.get(&format!("/v1/presence/{bob}")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_a_contact"))
+    );
+    let path = format!("/v1/conversations/{bob}/typing");
+    let (status, body) = api.post(&path, json!({ "typing": true })).await;
+    assert_eq!(body["error"]["code"], "not_a_contact", "{status}");
+    let (status, body) = api.get("/v1/presence/not-four-real-words").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_address"))
+    );
+    let (_, body) = api.post(&path, json!({ "typing": "yes" })).await;
+    assert_eq!(body["error"]["code"], "invalid_request");
+
+    // A contact now: its presence is known, reading an empty conversation reads 0.
+    let (alice, bob_address) = (net.users[0].handle(), net.users[1].handle().address());
+    eventually(Duration::from_secs(20), || alice.add_contact(bob_address, None)).await;
+    let (status, body) = api.get(&format!("/v1/presence/{bob}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(["online", "offline"].contains(&body["status"].as_str().unwrap()), "{body}");
+    let (status, body) = api.post(&format!("/v1/conversations/{bob}/read"), json!({})).await;
+    assert_eq!((status, body["read"].as_u64()), (StatusCode::OK, Some(0)));
+
+    // Settings: on by default; a bad value changes nothing; off sticks.
+    assert_eq!(api.get("/v1/settings").await.1["read_receipts"], true);
+    let (status, _) = put("/v1/settings", json!({ "read_receipts": "maybe" })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(api.get("/v1/settings").await.1["read_receipts"], true);
+    assert_eq!(
+        put("/v1/settings", json!({ "read_receipts": false })).await.1["read_receipts"],
+        false
+    );
+    assert_eq!(api.get("/v1/settings").await.1["read_receipts"], false);
+
+    shutdown.cancel();
+    net.shutdown().await;
+}

@@ -115,7 +115,7 @@ async fn delivered_events(api: &Api) -> Result<mpsc::Receiver<(String, Instant)>
     Ok(rx)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

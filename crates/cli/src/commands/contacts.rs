@@ -82,6 +82,11 @@ pub(crate) async fn status(home: &Path, json: bool) -> Result<()> {
         println!("listening  {}", addr.as_str().unwrap_or(""));
     }
     println!("peers      {}", status["connected_peers"]);
+    for p in status["peers"].as_array().into_iter().flatten() {
+        let (id, kind) =
+            (p["peer_id"].as_str().unwrap_or(""), p["connection"].as_str().unwrap_or(""));
+        println!("  {id}  {kind}");
+    }
     println!("outbox     {}", status["outbox"]);
     println!("version    {}", status["version"].as_str().unwrap_or(""));
     Ok(())

@@ -43,6 +43,22 @@ pub(crate) struct RunArgs {
     /// Streams one download pulls over at once.
     #[arg(long, value_name = "N", default_value_t = 4, hide = true)]
     pub(crate) file_streams: usize,
+    /// Seconds between presence heartbeats to each contact (0.5–60); contacts show
+    /// you offline after three missed ones.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub(crate) presence_heartbeat: f64,
+    #[arg(
+        long,
+        value_name = "MULTIADDR",
+        help = "Listen through this relay server, /…/p2p/<peer id> (repeatable): for a node behind NAT."
+    )]
+    pub(crate) relay: Vec<Multiaddr>,
+    /// Seconds between pings on each connection; a failed ping closes it.
+    #[arg(long, value_name = "SECS", default_value_t = 15.0)]
+    pub(crate) ping_interval: f64,
+    /// Seconds a ping may take before the connection counts as dead.
+    #[arg(long, value_name = "SECS", default_value_t = 20.0)]
+    pub(crate) ping_timeout: f64,
 }
 
 pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> {
@@ -58,6 +74,10 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
         config.files.max_size = args.max_file_size;
         config.files.auto_download = args.auto_download;
         config.files.parallel_streams = args.file_streams.max(1);
+        config.presence.heartbeat = heartbeat(args.presence_heartbeat)?;
+        config.net.relays = args.relay;
+        config.net.ping_interval = seconds("--ping-interval", args.ping_interval)?;
+        config.net.ping_timeout = seconds("--ping-timeout", args.ping_timeout)?;
         let running =
             Running::start(home, secrets, keystore.public().clone(), config, args.api).await?;
         // A daemon must not die because whoever started it stopped reading its
@@ -82,4 +102,22 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
         running.stop().await;
         Ok(())
     })
+}
+
+/// The heartbeat flag, checked: a finite number of seconds from 0.5 to 60.
+fn heartbeat(secs: f64) -> Result<std::time::Duration> {
+    if !(0.5..=60.0).contains(&secs) {
+        return Err(crate::Exit::usage(format!(
+            "--presence-heartbeat must be between 0.5 and 60 seconds, not {secs}"
+        )));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// A positive, finite number of seconds, at most an hour.
+fn seconds(flag: &str, secs: f64) -> Result<std::time::Duration> {
+    if !(0.1..=3600.0).contains(&secs) {
+        return Err(crate::Exit::usage(format!("{flag} must be between 0.1 and 3600 seconds")));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }

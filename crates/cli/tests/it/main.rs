@@ -6,6 +6,7 @@ mod daemon;
 mod files;
 mod identity;
 mod network;
+mod presence;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

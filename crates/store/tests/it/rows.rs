@@ -37,6 +37,9 @@ async fn status_moves_and_unknown_ids_are_refused() {
     store.insert_outgoing(m, o).await.unwrap();
     store.set_status(id, Status::Delivered).await.unwrap();
     assert_eq!(store.history(bob(), 10, None).await.unwrap()[0].message.status, Status::Delivered);
+    // Never back: a late attempt's `sent` leaves it delivered.
+    store.set_status(id, Status::Sent).await.unwrap();
+    assert_eq!(store.history(bob(), 10, None).await.unwrap()[0].message.status, Status::Delivered);
     let (other, _) = outgoing(2, "never stored");
     assert!(matches!(store.set_status(other.id, Status::Sent).await, Err(Error::NoSuchMessage(_))));
 }
