@@ -5,6 +5,7 @@ pub(crate) mod bench;
 pub(crate) mod contacts;
 pub(crate) mod demo;
 pub(crate) mod init;
+pub(crate) mod load;
 pub(crate) mod messages;
 pub(crate) mod run;
 pub(crate) mod testnet;

@@ -120,6 +120,9 @@ enum Command {
 enum BenchCommand {
     /// Send → delivered latency and sustained messages per second, alice to bob.
     Latency(commands::bench::LatencyArgs),
+    /// Many light users on one server node: delivery p50/p99, server RSS and CPU,
+    /// refused and lost messages.
+    Load(commands::load::LoadArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -215,6 +218,7 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
         Command::Testnet { nodes, base_port } => commands::testnet::run(nodes, base_port),
         Command::Demo => commands::demo::run(),
         Command::Bench(BenchCommand::Latency(args)) => commands::bench::latency(args),
+        Command::Bench(BenchCommand::Load(args)) => commands::load::load(args),
         Command::Send { address, text, wait, json } => {
             client(|| messages::send(home, &address, &text, wait, json))
         }

@@ -14,8 +14,8 @@ use futures::StreamExt;
 use libp2p::kad::{self, GetRecordOk, QueryId, QueryResult, Quorum, Record, RecordKey};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{PeerId, Swarm, identify};
+use libp2p::swarm::{ListenError, SwarmEvent};
+use libp2p::{PeerId, Swarm, connection_limits, identify, memory_connection_limits, relay};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +24,7 @@ use crate::client::{Client, Command, MboxResponder, Responder, Status};
 use crate::codec::Receipt;
 use crate::mbox::{MboxRequest, MboxResponse, Refusal};
 use crate::records::{Checked, Validator, Waiter};
-use crate::{Config, Error, Event};
+use crate::{Config, Error, Event, NetMetrics};
 
 /// Record puts accepted from one peer per minute; more are dropped (ARCHITECTURE §3:
 /// validation is costly on purpose, so it is rationed).
@@ -59,6 +59,7 @@ pub struct EventLoop {
     puts_this_minute: HashMap<PeerId, u32>,
     minute_started: tokio::time::Instant,
     shed_messages: u64,
+    metrics: NetMetrics,
 }
 
 impl EventLoop {
@@ -73,6 +74,9 @@ impl EventLoop {
             swarm
                 .listen_on(addr.clone())
                 .map_err(|e| Error::Listen { addr: addr.clone(), reason: e.to_string() })?;
+        }
+        for addr in &config.external_addrs {
+            swarm.add_external_address(addr.clone());
         }
         for addr in &config.bootstrap {
             let Some(Protocol::P2p(peer)) = addr.iter().last() else {
@@ -100,12 +104,18 @@ impl EventLoop {
             puts_this_minute: HashMap::new(),
             minute_started: tokio::time::Instant::now(),
             shed_messages: 0,
+            metrics: NetMetrics::default(),
         })
     }
 
     /// The local PeerId.
     pub fn peer_id(&self) -> PeerId {
         *self.swarm.local_peer_id()
+    }
+
+    /// The network's counters (refusals), to register with the node's metrics.
+    pub fn metrics(&self) -> NetMetrics {
+        self.metrics.clone()
     }
 
     /// Runs until `shutdown` is cancelled or every client is dropped.
@@ -211,6 +221,21 @@ impl EventLoop {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayServer(event)) => self.handle_relay(&event),
+            SwarmEvent::IncomingConnectionError { error: ListenError::Denied { cause }, .. } => {
+                let what = if cause.downcast_ref::<connection_limits::Exceeded>().is_some() {
+                    "connection_limit"
+                } else if cause
+                    .downcast_ref::<memory_connection_limits::MemoryUsageLimitExceeded>()
+                    .is_some()
+                {
+                    "memory_limit"
+                } else {
+                    "connection_other"
+                };
+                tracing::debug!(what, "inbound connection refused");
+                self.metrics.refuse(what);
+            }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
                 self.notify(Event::AddressesChanged);
@@ -237,6 +262,21 @@ impl EventLoop {
     fn notify(&mut self, event: Event) {
         if self.events.try_send(event).is_err() {
             tracing::debug!("event buffer full: dropped a control event");
+        }
+    }
+
+    /// Counts what the relay server turned away (limits and rate limits).
+    fn handle_relay(&mut self, event: &relay::Event) {
+        match event {
+            relay::Event::ReservationReqDenied { src_peer_id, .. } => {
+                tracing::debug!(peer = %src_peer_id, "relay reservation refused");
+                self.metrics.refuse("relay_reservation");
+            }
+            relay::Event::CircuitReqDenied { src_peer_id, .. } => {
+                tracing::debug!(peer = %src_peer_id, "relay circuit refused");
+                self.metrics.refuse("relay_circuit");
+            }
+            _ => {}
         }
     }
 

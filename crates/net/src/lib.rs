@@ -20,6 +20,7 @@ mod client;
 pub mod codec;
 mod event_loop;
 pub mod mbox;
+mod metrics;
 mod records;
 mod swarm;
 
@@ -29,6 +30,7 @@ pub use behaviour::{KAD_PROTOCOL, PROTOCOL_VERSION};
 pub use client::{Client, MboxResponder, Responder, Status};
 pub use codec::{MSG_PROTOCOL, Receipt, Rejection};
 pub use event_loop::EventLoop;
+pub use metrics::{NetMetrics, RefusedLabels};
 pub use libp2p;
 
 /// How a node joins the network.
@@ -56,6 +58,17 @@ pub struct Config {
     pub only_global_ips: bool,
     /// Events buffered for the node before inbound work is shed.
     pub event_buffer: usize,
+    /// Addresses others reach this node on, declared by its operator (a public server
+    /// node knows them; AutoNAT would otherwise have to confirm them first). The relay
+    /// serves reservations only once the node has an external address.
+    pub external_addrs: Vec<Multiaddr>,
+    /// Refuse new connections while the process uses more than this much memory
+    /// (libp2p's memory-connection-limits); `None`: no memory limit.
+    pub max_memory_bytes: Option<usize>,
+    /// Relay reservations and circuits one IP address may open at once before it is
+    /// rate-limited (refilled one per second); 0 turns the per-IP limit off (a
+    /// loopback benchmark, where every client shares 127.0.0.1).
+    pub relay_ip_burst: u32,
 }
 
 /// The transports a swarm is built with.
@@ -80,6 +93,9 @@ impl Default for Config {
             max_concurrent_messages: 256,
             only_global_ips: true,
             event_buffer: 1_024,
+            external_addrs: Vec::new(),
+            max_memory_bytes: None,
+            relay_ip_burst: 256,
         }
     }
 }

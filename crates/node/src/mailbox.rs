@@ -213,10 +213,17 @@ async fn put(inner: &Inner, peer: PeerId, envelope: Vec<u8>) -> MboxResponse {
         Ok(PutOutcome::Stored | PutOutcome::AlreadyStored) => MboxResponse::Stored,
         Ok(PutOutcome::MailboxFull) => {
             inner.metrics.mailbox_full.inc();
+            inner.metrics.refuse("mailbox_full");
             MboxResponse::Refused(Refusal::MailboxFull)
         }
-        Ok(PutOutcome::SenderOverQuota) => MboxResponse::Refused(Refusal::SenderOverQuota),
-        Ok(_) | Err(_) => MboxResponse::Refused(Refusal::Unavailable),
+        Ok(PutOutcome::SenderOverQuota) => {
+            inner.metrics.refuse("mailbox_sender_quota");
+            MboxResponse::Refused(Refusal::SenderOverQuota)
+        }
+        Ok(_) | Err(_) => {
+            inner.metrics.refuse("mailbox_unavailable");
+            MboxResponse::Refused(Refusal::Unavailable)
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub rate_limited: Family<Vec<(String, String)>, Counter>,
     /// Mailbox puts refused for a full quota.
     pub mailbox_full: Counter,
+    /// The network's refusal counters, when registered ([`Metrics::with_net`]).
+    net: Option<communitas_net::NetMetrics>,
 }
 
 impl Metrics {
@@ -101,6 +103,7 @@ impl Metrics {
             outbox_depth,
             rate_limited,
             mailbox_full,
+            net: None,
         }
     }
 
@@ -114,6 +117,28 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// The node's metrics plus the network's refusal counters, registered as
+    /// `communitas_refused_total{what}`; the node adds its own refusals to them.
+    pub(crate) fn with_net(net: communitas_net::NetMetrics) -> Self {
+        let mut metrics = Self::new();
+        metrics.registry.register(
+            "refused",
+            "What this node turned away, by what: connection_limit, memory_limit, \
+             relay_reservation, relay_circuit, mailbox_full, mailbox_sender_quota, \
+             mailbox_unavailable",
+            net.refused.clone(),
+        );
+        metrics.net = Some(net);
+        metrics
+    }
+
+    /// Counts one refusal of kind `what` in `communitas_refused_total`.
+    pub(crate) fn refuse(&self, what: &str) {
+        if let Some(net) = &self.net {
+            net.refuse(what);
+        }
+    }
+
     /// Counts one request refused by the rate limit of `protocol`.
     pub(crate) fn limited(&self, protocol: &str) {
         self.rate_limited.get_or_create(&vec![("protocol".to_owned(), protocol.to_owned())]).inc();
