@@ -4,6 +4,7 @@
 mod chaos;
 mod daemon;
 mod identity;
+mod load;
 mod network;
 
 use std::path::Path;

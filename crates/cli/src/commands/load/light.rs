@@ -241,7 +241,13 @@ impl Client {
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                let reason = short(&error.to_string());
+                let text = error.to_string();
+                // A server at its limit cuts the connection while it is being set up.
+                let reason = if text.contains("Failed to negotiate transport") {
+                    "connection cut during the handshake".to_owned()
+                } else {
+                    short(&text)
+                };
                 if let Some(reply) = peer_id.and_then(|p| self.dials.remove(&p)) {
                     let _ = reply.send(Err(reason.clone()));
                 }
