@@ -72,8 +72,10 @@ impl Behaviour {
             kad.set_mode(Some(kad::Mode::Server));
         }
 
-        let relay_server = config.server.then(|| relay::Behaviour::new(peer_id, relay_config(config)));
-        let memory = config.max_memory_bytes.map(memory_connection_limits::Behaviour::with_max_bytes);
+        let relay_server =
+            config.server.then(|| relay::Behaviour::new(peer_id, relay_config(config)));
+        let memory =
+            config.max_memory_bytes.map(memory_connection_limits::Behaviour::with_max_bytes);
 
         let mdns = if config.mdns {
             Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)

@@ -222,7 +222,9 @@ impl EventLoop {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::RelayServer(event)) => self.handle_relay(&event),
-            SwarmEvent::IncomingConnectionError { error: ListenError::Denied { cause }, .. } => {
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Denied { cause }, ..
+            } => {
                 let what = if cause.downcast_ref::<connection_limits::Exceeded>().is_some() {
                     "connection_limit"
                 } else if cause

@@ -30,8 +30,8 @@ pub use behaviour::{KAD_PROTOCOL, PROTOCOL_VERSION};
 pub use client::{Client, MboxResponder, Responder, Status};
 pub use codec::{MSG_PROTOCOL, Receipt, Rejection};
 pub use event_loop::EventLoop;
-pub use metrics::{NetMetrics, RefusedLabels};
 pub use libp2p;
+pub use metrics::{NetMetrics, RefusedLabels};
 
 /// How a node joins the network.
 #[derive(Debug, Clone)]

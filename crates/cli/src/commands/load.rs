@@ -109,7 +109,10 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
         "--rate × --duration must stay within {MAX_MESSAGES} messages"
     );
     ensure!(args.generator_threads > 0, "--generator-threads must be positive");
-    ensure!((64..=communitas_crypto::envelope::MAX_LEN).contains(&args.size), "--size out of range");
+    ensure!(
+        (64..=communitas_crypto::envelope::MAX_LEN).contains(&args.size),
+        "--size out of range"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.generator_threads)
         .enable_all()
@@ -184,14 +187,9 @@ async fn drive(args: &LoadArgs, server: &Server) -> Result<Value> {
         let key = identity::Keypair::generate_ed25519();
         let peer = key.public().to_peer_id();
         let id = Arc::new(Identity::generate()?);
-        let client = light::Client::new(
-            key,
-            id.clone(),
-            server.peer,
-            server.addr.clone(),
-            ledger.clone(),
-        )
-        .map_err(anyhow::Error::msg)?;
+        let client =
+            light::Client::new(key, id.clone(), server.peer, server.addr.clone(), ledger.clone())
+                .map_err(anyhow::Error::msg)?;
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
         tasks.spawn(client.run(rx, stop.clone()));
         users.push(User { identity: id, peer, commands: tx });
@@ -202,7 +200,8 @@ async fn drive(args: &LoadArgs, server: &Server) -> Result<Value> {
     let setup = Instant::now();
     let joins: Vec<(usize, Result<(), String>)> = futures::stream::iter(users.iter().enumerate())
         .map(|(i, u)| async move {
-            let r = ask(&u.commands, |reply| ClientCommand::Join { reply }, Duration::from_secs(60));
+            let r =
+                ask(&u.commands, |reply| ClientCommand::Join { reply }, Duration::from_secs(60));
             (i, r.await.and_then(|r| r))
         })
         .buffer_unordered(SETUP_AT_ONCE)
@@ -314,14 +313,19 @@ async fn drive(args: &LoadArgs, server: &Server) -> Result<Value> {
     if swept_for > 0 {
         futures::stream::iter(ready.iter())
             .map(|&i| {
-                ask(&users[i].commands, |reply| ClientCommand::Sweep { reply }, Duration::from_secs(30))
+                ask(
+                    &users[i].commands,
+                    |reply| ClientCommand::Sweep { reply },
+                    Duration::from_secs(30),
+                )
             })
             .buffer_unordered(SETUP_AT_ONCE)
             .collect::<Vec<_>>()
             .await;
     }
     let server_end = procstat::sample(&server.pid)?;
-    let metrics = server_metrics(server).await.unwrap_or_else(|e| json!({ "error": e.to_string() }));
+    let metrics =
+        server_metrics(server).await.unwrap_or_else(|e| json!({ "error": e.to_string() }));
 
     stop.cancel();
     while tasks.join_next().await.is_some() {}
@@ -396,7 +400,13 @@ async fn server_metrics(server: &Server) -> Result<Value> {
         .await?;
     let mut out = serde_json::Map::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let wanted = ["communitas_refused", "communitas_rate_limited", "communitas_messages_shed", "communitas_mailbox_full", "communitas_connected_peers"];
+        let wanted = [
+            "communitas_refused",
+            "communitas_rate_limited",
+            "communitas_messages_shed",
+            "communitas_mailbox_full",
+            "communitas_connected_peers",
+        ];
         if wanted.iter().any(|w| line.starts_with(w))
             && let Some((name, value)) = line.rsplit_once(' ')
             && let Ok(v) = value.parse::<f64>()
@@ -431,27 +441,45 @@ fn print_text(f: &Value) {
     let num = |v: &Value| v.as_f64().unwrap_or(0.0);
     println!(
         "users {} (joined {}, relayed pairs {}), {} msg/s for {} s (achieved {:.0} msg/s); setup {:.1} s",
-        f["users"], f["joined"], f["relayed_pairs"], f["rate"], f["duration_s"],
-        num(&f["achieved_rate"]), num(&f["setup_s"])
+        f["users"],
+        f["joined"],
+        f["relayed_pairs"],
+        f["rate"],
+        f["duration_s"],
+        num(&f["achieved_rate"]),
+        num(&f["setup_s"])
     );
     for path in ["all", "relayed", "mailbox"] {
         let p = &f[path];
         println!(
             "  {path:8} sent {:>7} accepted {:>7} refused {:>5} failed {:>5} delivered {:>7} lost {:>3}  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.1} ms",
-            p["sent"], p["accepted"], p["refused"], p["failed"], p["delivered"], p["lost"],
-            num(&p["p50_ms"]), num(&p["p90_ms"]), num(&p["p99_ms"]), num(&p["max_ms"])
+            p["sent"],
+            p["accepted"],
+            p["refused"],
+            p["failed"],
+            p["delivered"],
+            p["lost"],
+            num(&p["p50_ms"]),
+            num(&p["p90_ms"]),
+            num(&p["p99_ms"]),
+            num(&p["max_ms"])
         );
     }
     let s = &f["server"];
     println!(
         "  server   RSS idle {:.1} MiB, end {:.1} MiB, peak {:.1} MiB; CPU {:.1}% of a core while sending ({:.3} CPU-s per 1,000 msgs)",
-        num(&s["rss_idle_mib"]), num(&s["rss_end_mib"]), num(&s["peak_rss_mib"]),
-        num(&s["cpu_percent"]), num(&s["cpu_s_per_1000_msgs"])
+        num(&s["rss_idle_mib"]),
+        num(&s["rss_end_mib"]),
+        num(&s["peak_rss_mib"]),
+        num(&s["cpu_percent"]),
+        num(&s["cpu_s_per_1000_msgs"])
     );
     let g = &f["generator"];
     println!(
         "  generator {} thread(s), CPU {:.1}% while sending, peak RSS {:.0} MiB",
-        g["threads"], num(&g["cpu_percent"]), num(&g["peak_rss_mib"])
+        g["threads"],
+        num(&g["cpu_percent"]),
+        num(&g["peak_rss_mib"])
     );
     println!("  join failures {}  dial failures {}", f["join_failures"], f["dial_failures"]);
     println!("  refusals/failures {}", f["reasons"]);

@@ -59,9 +59,9 @@ pub(crate) struct ServerLimits {
     pub(crate) relay_ip_burst: u32,
 }
 
-/// Connections a node accepts by default: the 2-core development machine holds
-/// 2,000 light users within budget (docs/benchmarks.md, "Server nodes at scale"), so
-/// the limit leaves headroom and refuses clearly beyond it.
+/// Connections a node accepts by default. Each connected user costs a server about
+/// 100 KiB (docs/benchmarks.md, "Server nodes at scale"), so 3,000 fit well inside
+/// the default memory limit; beyond it, users are refused clearly, and counted.
 pub(crate) const DEFAULT_MAX_CONNECTIONS: u32 = 3_000;
 /// Memory beyond which new connections are refused.
 pub(crate) const DEFAULT_MAX_MEMORY_MIB: usize = 1_024;

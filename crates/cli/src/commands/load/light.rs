@@ -67,7 +67,7 @@ pub(crate) enum Command {
 enum Fetch {
     Idle,
     Challenge(OutboundRequestId),
-    Fetch(OutboundRequestId),
+    Envelopes(OutboundRequestId),
     Ack(OutboundRequestId),
 }
 
@@ -154,7 +154,11 @@ impl Client {
     }
 
     /// Runs until `stop` or until the driver drops its sender.
-    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>, stop: CancellationToken) {
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        stop: CancellationToken,
+    ) {
         // Spread the polls of thousands of clients over the period.
         let offset = Duration::from_millis(u64::from(self.mailbox.as_bytes()[0]) * 50);
         let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + offset, POLL_EVERY);
@@ -189,11 +193,8 @@ impl Client {
                 }
             }
             Command::Dial { peer, reply } => {
-                let addr = self
-                    .server_addr
-                    .clone()
-                    .with(Protocol::P2pCircuit)
-                    .with(Protocol::P2p(peer));
+                let addr =
+                    self.server_addr.clone().with(Protocol::P2pCircuit).with(Protocol::P2p(peer));
                 self.swarm.add_peer_address(peer, addr.clone());
                 match self.swarm.dial(addr) {
                     Ok(()) => {
@@ -210,9 +211,11 @@ impl Client {
             }
             Command::Put { envelope, key } => {
                 let server = self.server;
-                let id = self.swarm.behaviour_mut().mbox.send_request(&server, MboxRequest::Put {
-                    envelope,
-                });
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .mbox
+                    .send_request(&server, MboxRequest::Put { envelope });
                 self.puts.insert(id, key);
             }
             Command::Sweep { reply } => {
@@ -226,12 +229,10 @@ impl Client {
         match event {
             SwarmEvent::Behaviour(LightEvent::Relay(
                 relay::client::Event::ReservationReqAccepted { .. },
-            )) => {
-                if !self.reserved {
-                    self.reserved = true;
-                    // Prove we own the mailbox once, so the server notifies us of mail.
-                    self.start_fetch();
-                }
+            )) if !self.reserved => {
+                self.reserved = true;
+                // Prove we own the mailbox once, so the server notifies us of mail.
+                self.start_fetch();
             }
             SwarmEvent::Behaviour(LightEvent::Msg(event)) => self.handle_msg(event),
             SwarmEvent::Behaviour(LightEvent::Mbox(event)) => self.handle_mbox(event),
@@ -279,7 +280,8 @@ impl Client {
                 request_response::Message::Request { request, channel, .. } => {
                     let key = *blake3::hash(&request).as_bytes();
                     self.ledger().delivered(key, Instant::now());
-                    let _ = self.swarm.behaviour_mut().msg.send_response(channel, Receipt::Delivered);
+                    let _ =
+                        self.swarm.behaviour_mut().msg.send_response(channel, Receipt::Delivered);
                 }
                 request_response::Message::Response { request_id, response } => {
                     if let Some(key) = self.directs.remove(&request_id) {
@@ -303,8 +305,13 @@ impl Client {
         match event {
             request_response::Event::Message { message, .. } => match message {
                 request_response::Message::Request { request, channel, .. } => {
-                    let _ = self.swarm.behaviour_mut().mbox.send_response(channel, MboxResponse::Acked(0));
-                    if matches!(request, MboxRequest::Notify { mailbox } if mailbox == self.mailbox) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .mbox
+                        .send_response(channel, MboxResponse::Acked(0));
+                    if matches!(request, MboxRequest::Notify { mailbox } if mailbox == self.mailbox)
+                    {
                         self.start_fetch();
                     }
                 }
@@ -315,7 +322,9 @@ impl Client {
                             MboxResponse::Refused(why) => {
                                 self.ledger().refused(key, &format!("mailbox_{why:?}"));
                             }
-                            other => self.ledger().failed(key, &format!("mailbox answer {other:?}")),
+                            other => {
+                                self.ledger().failed(key, &format!("mailbox answer {other:?}"))
+                            }
                         }
                     } else {
                         self.fetch_step(request_id, Some(response));
@@ -358,14 +367,9 @@ impl Client {
         match (step, response) {
             (Fetch::Challenge(expected), Some(MboxResponse::Nonce(nonce))) if expected == id => {
                 let me = *self.swarm.local_peer_id();
-                let signed = [
-                    FETCH_DOMAIN,
-                    &server.to_bytes(),
-                    &me.to_bytes(),
-                    &nonce,
-                    mailbox.as_bytes(),
-                ]
-                .concat();
+                let signed =
+                    [FETCH_DOMAIN, &server.to_bytes(), &me.to_bytes(), &nonce, mailbox.as_bytes()]
+                        .concat();
                 let request = MboxRequest::Fetch {
                     identity: self.identity.public().to_bytes(),
                     nonce,
@@ -373,9 +377,9 @@ impl Client {
                     max_bytes: FETCH_BYTES,
                 };
                 let id = self.swarm.behaviour_mut().mbox.send_request(&server, request);
-                self.fetch = Fetch::Fetch(id);
+                self.fetch = Fetch::Envelopes(id);
             }
-            (Fetch::Fetch(expected), Some(MboxResponse::Envelopes(list))) if expected == id => {
+            (Fetch::Envelopes(expected), Some(MboxResponse::Envelopes(list))) if expected == id => {
                 if list.is_empty() {
                     self.finish_round();
                     return;
@@ -397,7 +401,7 @@ impl Client {
                 self.fetch_again = true;
             }
             (Fetch::Ack(expected), Some(_)) if expected == id => self.finish_round(),
-            (Fetch::Challenge(e) | Fetch::Fetch(e) | Fetch::Ack(e), _) if e == id => {
+            (Fetch::Challenge(e) | Fetch::Envelopes(e) | Fetch::Ack(e), _) if e == id => {
                 // Refused or failed: give up this round; the next notice or poll retries.
                 self.ledger().fetch_failed();
                 self.fetch = Fetch::Idle;
