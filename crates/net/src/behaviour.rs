@@ -155,3 +155,22 @@ fn relay_config(config: &Config) -> relay::Config {
     }
     relay_config
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_slots_scale_with_the_connection_limit_not_libp2p_defaults() {
+        let config = Config { max_connections: 5_000, relay_ip_burst: 0, ..Config::default() };
+        let relay = relay_config(&config);
+        assert_eq!((relay.max_reservations, relay.max_circuits), (5_000, 5_000));
+        assert_eq!(relay.max_circuit_duration, Duration::from_secs(30 * 60));
+        // Per peer only: the per-IP limiters are off when the burst is 0.
+        assert_eq!(relay.reservation_rate_limiters.len(), 1);
+        assert_eq!(relay.circuit_src_rate_limiters.len(), 1);
+        let with_ip = relay_config(&Config::default());
+        assert_eq!(with_ip.reservation_rate_limiters.len(), 2);
+        assert_eq!(with_ip.circuit_src_rate_limiters.len(), 2);
+    }
+}
