@@ -8,6 +8,7 @@ pub(crate) mod contacts;
 pub(crate) mod demo;
 pub(crate) mod files;
 pub(crate) mod init;
+pub(crate) mod load;
 pub(crate) mod messages;
 pub(crate) mod presence;
 pub(crate) mod run;

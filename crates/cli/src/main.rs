@@ -159,6 +159,9 @@ enum BenchCommand {
     File(commands::bench_file::FileArgs),
     /// Presence: a status change to the contact's events; SIGKILL → offline; restart → back.
     Presence(commands::bench_presence::PresenceArgs),
+    /// Many light users on one server node: delivery p50/p99, server RSS and CPU,
+    /// refused and lost messages.
+    Load(commands::load::LoadArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -330,6 +333,7 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
         Command::Bench(BenchCommand::Latency(args)) => commands::bench::latency(args),
         Command::Bench(BenchCommand::File(args)) => commands::bench_file::file(args),
         Command::Bench(BenchCommand::Presence(args)) => commands::bench_presence::presence(args),
+        Command::Bench(BenchCommand::Load(args)) => commands::load::load(args),
         Command::Send { address, text, file: None, wait, json } => {
             client(|| messages::send(home, &address, &text, wait, json))
         }

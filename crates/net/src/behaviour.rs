@@ -1,13 +1,14 @@
 //! The one `NetworkBehaviour` of a node: standard libp2p protocols plus ours.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, autonat, connection_limits, dcutr, identify, identity, kad, mdns, ping, relay,
-    request_response,
+    StreamProtocol, autonat, connection_limits, dcutr, identify, identity, kad, mdns,
+    memory_connection_limits, ping, relay, request_response,
 };
 
 use crate::Config;
@@ -25,6 +26,7 @@ const MSG_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) memory: Toggle<memory_connection_limits::Behaviour>,
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) relay_server: Toggle<relay::Behaviour>,
     pub(crate) dcutr: dcutr::Behaviour,
@@ -78,14 +80,10 @@ impl Behaviour {
             kad.set_mode(Some(kad::Mode::Client));
         }
 
-        let relay_server = config.server.then(|| {
-            let relay_config = relay::Config {
-                max_circuit_duration: Duration::from_secs(30 * 60),
-                max_circuit_bytes: 1 << 30,
-                ..relay::Config::default()
-            };
-            relay::Behaviour::new(peer_id, relay_config)
-        });
+        let relay_server =
+            config.server.then(|| relay::Behaviour::new(peer_id, relay_config(config)));
+        let memory =
+            config.max_memory_bytes.map(memory_connection_limits::Behaviour::with_max_bytes);
 
         let mdns = if config.mdns {
             Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
@@ -112,6 +110,7 @@ impl Behaviour {
         Ok(Self {
             mbox,
             limits: connection_limits::Behaviour::new(limits),
+            memory: memory.into(),
             relay_client,
             relay_server: relay_server.into(),
             dcutr: dcutr::Behaviour::new(peer_id),
@@ -136,5 +135,55 @@ impl Behaviour {
             msg,
             stream: libp2p_stream::Behaviour::new(),
         })
+    }
+}
+
+/// The relay server's limits, sized for a server node (issue 8): libp2p's defaults
+/// (128 reservations, 16 circuits, 2-minute circuits) suit a volunteer relay, not a
+/// community's server. Every user behind NAT holds one reservation and a circuit per
+/// live conversation partner that cannot hole-punch, so both scale with connections.
+fn relay_config(config: &Config) -> relay::Config {
+    let connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
+    let mut relay_config = relay::Config {
+        max_reservations: connections,
+        max_reservations_per_peer: 4,
+        max_circuits: connections,
+        max_circuits_per_peer: 16,
+        max_circuit_duration: Duration::from_secs(30 * 60),
+        max_circuit_bytes: 1 << 30,
+        reservation_rate_limiters: Vec::new(),
+        circuit_src_rate_limiters: Vec::new(),
+        ..relay::Config::default()
+    };
+    // Per peer: a burst of 30, then one every 10 s (a reconnecting phone renews its
+    // reservation; a peer opening circuits to many contacts at start needs a burst).
+    let per_peer = NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN);
+    relay_config = relay_config
+        .reservation_rate_per_peer(per_peer, Duration::from_secs(10))
+        .circuit_src_per_peer(per_peer, Duration::from_secs(10));
+    if let Some(burst) = NonZeroU32::new(config.relay_ip_burst) {
+        relay_config = relay_config
+            .reservation_rate_per_ip(burst, Duration::from_secs(1))
+            .circuit_src_per_ip(burst, Duration::from_secs(1));
+    }
+    relay_config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_slots_scale_with_the_connection_limit_not_libp2p_defaults() {
+        let config = Config { max_connections: 5_000, relay_ip_burst: 0, ..Config::default() };
+        let relay = relay_config(&config);
+        assert_eq!((relay.max_reservations, relay.max_circuits), (5_000, 5_000));
+        assert_eq!(relay.max_circuit_duration, Duration::from_secs(30 * 60));
+        // Per peer only: the per-IP limiters are off when the burst is 0.
+        assert_eq!(relay.reservation_rate_limiters.len(), 1);
+        assert_eq!(relay.circuit_src_rate_limiters.len(), 1);
+        let with_ip = relay_config(&Config::default());
+        assert_eq!(with_ip.reservation_rate_limiters.len(), 2);
+        assert_eq!(with_ip.circuit_src_rate_limiters.len(), 2);
     }
 }

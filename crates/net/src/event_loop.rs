@@ -14,8 +14,10 @@ use futures::StreamExt;
 use libp2p::kad::{self, GetRecordOk, QueryId, QueryResult, Quorum, Record, RecordKey};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{PeerId, Swarm, dcutr, identify, ping};
+use libp2p::swarm::{ListenError, SwarmEvent};
+use libp2p::{
+    PeerId, Swarm, connection_limits, dcutr, identify, memory_connection_limits, ping, relay,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +27,7 @@ use crate::codec::Receipt;
 use crate::links::{ConnectionKind, Links};
 use crate::mbox::{MboxRequest, MboxResponse, Refusal};
 use crate::records::{Checked, Validator, Waiter};
-use crate::{Config, Error, Event};
+use crate::{Config, Error, Event, NetMetrics};
 
 /// Record puts accepted from one peer per minute; more are dropped (ARCHITECTURE §3:
 /// validation is costly on purpose, so it is rationed).
@@ -82,6 +84,7 @@ pub struct EventLoop {
     /// A server node: its listen addresses are its external addresses.
     server: bool,
     only_global_ips: bool,
+    metrics: NetMetrics,
 }
 
 impl EventLoop {
@@ -96,6 +99,9 @@ impl EventLoop {
             swarm
                 .listen_on(addr.clone())
                 .map_err(|e| Error::Listen { addr: addr.clone(), reason: e.to_string() })?;
+        }
+        for addr in &config.external_addrs {
+            swarm.add_external_address(addr.clone());
         }
         for addr in &config.bootstrap {
             let Some(Protocol::P2p(peer)) = addr.iter().last() else {
@@ -135,12 +141,18 @@ impl EventLoop {
             ping_limit: config.ping_interval + config.ping_timeout,
             server: config.server,
             only_global_ips: config.only_global_ips,
+            metrics: NetMetrics::default(),
         })
     }
 
     /// The local PeerId.
     pub fn peer_id(&self) -> PeerId {
         *self.swarm.local_peer_id()
+    }
+
+    /// The network's counters (refusals), to register with the node's metrics.
+    pub fn metrics(&self) -> NetMetrics {
+        self.metrics.clone()
     }
 
     /// Runs until `shutdown` is cancelled or every client is dropped.
@@ -302,6 +314,23 @@ impl EventLoop {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayServer(event)) => self.handle_relay(&event),
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Denied { cause }, ..
+            } => {
+                let what = if cause.downcast_ref::<connection_limits::Exceeded>().is_some() {
+                    "connection_limit"
+                } else if cause
+                    .downcast_ref::<memory_connection_limits::MemoryUsageLimitExceeded>()
+                    .is_some()
+                {
+                    "memory_limit"
+                } else {
+                    "connection_other"
+                };
+                tracing::debug!(what, "inbound connection refused");
+                self.metrics.refuse(what);
+            }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
                 // A server is reachable where it listens (that is what `server`
@@ -409,6 +438,21 @@ impl EventLoop {
     fn notify(&mut self, event: Event) {
         if self.events.try_send(event).is_err() {
             tracing::debug!("event buffer full: dropped a control event");
+        }
+    }
+
+    /// Counts what the relay server turned away (limits and rate limits).
+    fn handle_relay(&mut self, event: &relay::Event) {
+        match event {
+            relay::Event::ReservationReqDenied { src_peer_id, .. } => {
+                tracing::debug!(peer = %src_peer_id, "relay reservation refused");
+                self.metrics.refuse("relay_reservation");
+            }
+            relay::Event::CircuitReqDenied { src_peer_id, .. } => {
+                tracing::debug!(peer = %src_peer_id, "relay circuit refused");
+                self.metrics.refuse("relay_circuit");
+            }
+            _ => {}
         }
     }
 

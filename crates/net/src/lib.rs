@@ -22,6 +22,7 @@ pub mod codec;
 mod event_loop;
 mod links;
 pub mod mbox;
+mod metrics;
 mod records;
 mod swarm;
 
@@ -34,6 +35,7 @@ pub use event_loop::EventLoop;
 pub use libp2p;
 pub use libp2p_stream as stream;
 pub use links::{ConnectionKind, PeerLink};
+pub use metrics::{NetMetrics, RefusedLabels};
 
 /// How a node joins the network.
 #[derive(Debug, Clone)]
@@ -68,6 +70,17 @@ pub struct Config {
     pub ping_interval: std::time::Duration,
     /// How long a ping may take before it counts as failed.
     pub ping_timeout: std::time::Duration,
+    /// Addresses others reach this node on, declared by its operator (a public server
+    /// node knows them; AutoNAT would otherwise have to confirm them first). The relay
+    /// serves reservations only once the node has an external address.
+    pub external_addrs: Vec<Multiaddr>,
+    /// Refuse new connections while the process uses more than this much memory
+    /// (libp2p's memory-connection-limits); `None`: no memory limit.
+    pub max_memory_bytes: Option<usize>,
+    /// Relay reservations and circuits one IP address may open at once before it is
+    /// rate-limited (refilled one per second); 0 turns the per-IP limit off (a
+    /// loopback benchmark, where every client shares 127.0.0.1).
+    pub relay_ip_burst: u32,
 }
 
 /// The transports a swarm is built with.
@@ -95,6 +108,9 @@ impl Default for Config {
             relays: Vec::new(),
             ping_interval: std::time::Duration::from_secs(15),
             ping_timeout: std::time::Duration::from_secs(20),
+            external_addrs: Vec::new(),
+            max_memory_bytes: None,
+            relay_ip_burst: 256,
         }
     }
 }

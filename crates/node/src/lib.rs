@@ -297,6 +297,7 @@ impl Node {
         let mut tasks = JoinSet::new();
         let keypair = secrets.device.keypair();
         let (net, net_events, event_loop) = communitas_net::new(keypair, config.net.clone())?;
+        let net_metrics = event_loop.metrics();
         tasks.spawn(event_loop.run(shutdown.child_token()));
 
         let (events, _) = broadcast::channel(1024);
@@ -309,7 +310,7 @@ impl Node {
             net,
             store,
             events,
-            metrics: Metrics::new(),
+            metrics: Metrics::with_net(net_metrics),
             outbox: outbox_tx,
             pinned: pinned::Pinned::default(),
             limiters: limits::Limiters::new(config.rate_limits),

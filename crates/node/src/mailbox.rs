@@ -45,6 +45,9 @@ const MAX_PENDING: usize = 10_000;
 const FETCH_BYTES: u32 = 4 * 1024 * 1024;
 /// Owner notifications in flight at once.
 const MAX_NOTIFYING: usize = 64;
+/// Puts, fetches and acks at the store at once (server role): enough to fill the
+/// store writer's batches under load, bounded so a flood waits in the inbox instead.
+const MAX_STORE_WORK: usize = 128;
 /// Fetched envelopes accepted concurrently.
 const ACCEPT_AT_ONCE: usize = 32;
 /// How long after start a node keeps looking for mailbox servers every half second.
@@ -59,6 +62,12 @@ pub(crate) struct Request {
 }
 
 /// The server side. Runs on every node; answers `NotServer` unless it is one.
+///
+/// The actor owns nonces and sessions and checks them inline (cheap, in memory); the
+/// store work of puts, fetches and acks runs in a bounded set of tasks
+/// ([`MAX_STORE_WORK`]), so concurrent puts share the store's group commit instead of
+/// paying one fsync each in a row. When the set is full the actor stops reading
+/// requests; its bounded inbox then fills and the dispatcher answers `Unavailable`.
 pub(crate) async fn serve(
     inner: Arc<Inner>,
     server: bool,
@@ -70,6 +79,9 @@ pub(crate) async fn serve(
     // Notifications to owners in flight; bounded, and dropped when full (the owner
     // polls anyway).
     let mut notifying: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+    // Store work in flight; a finished put says whom to notify.
+    let mut work: tokio::task::JoinSet<Option<(MailboxId, Vec<PeerId>)>> =
+        tokio::task::JoinSet::new();
     let mut nonces: HashMap<(PeerId, MailboxId), ([u8; 32], Instant)> = HashMap::new();
     let mut sessions: HashMap<(PeerId, MailboxId), Instant> = HashMap::new();
     let own_peer = inner.secrets.device.peer_id();
@@ -85,7 +97,24 @@ pub(crate) async fn serve(
                 continue;
             }
             Some(_) = notifying.join_next(), if !notifying.is_empty() => continue,
-            r = requests.recv() => match r { Some(r) => r, None => break },
+            Some(done) = work.join_next(), if !work.is_empty() => {
+                // Owners that fetched here lately are likely online: tell them.
+                if let Ok(Some((mailbox, owners))) = done {
+                    for owner in owners {
+                        if notifying.len() < MAX_NOTIFYING {
+                            let net = inner.net.clone();
+                            notifying.spawn(async move {
+                                let _ = net.mailbox(owner, MboxRequest::Notify { mailbox }).await;
+                            });
+                        }
+                    }
+                }
+                continue;
+            }
+            r = requests.recv(), if work.len() < MAX_STORE_WORK => match r {
+                Some(r) => r,
+                None => break,
+            },
         };
         if let MboxRequest::Notify { mailbox } = request {
             // Any node: mail waits for us somewhere; look now.
@@ -95,83 +124,89 @@ pub(crate) async fn serve(
             let _ = responder.send(MboxResponse::Acked(0)).await;
             continue;
         }
-        let response = if !server {
-            MboxResponse::Refused(Refusal::NotServer)
-        } else {
-            match request {
-                MboxRequest::Put { envelope } => {
-                    let mailbox = Envelope::from_bytes(&envelope).map(|e| e.mailbox()).ok();
+        if !server {
+            let _ = responder.send(MboxResponse::Refused(Refusal::NotServer)).await;
+            continue;
+        }
+        let response = match request {
+            MboxRequest::Put { envelope } => {
+                let mailbox = Envelope::from_bytes(&envelope).map(|e| e.mailbox()).ok();
+                let owners: Vec<PeerId> = sessions
+                    .iter()
+                    .filter(|((_, m), at)| Some(*m) == mailbox && at.elapsed() < SESSION_TTL)
+                    .map(|((owner, _), _)| *owner)
+                    .collect();
+                let inner = inner.clone();
+                work.spawn(async move {
                     let response = put(&inner, peer, envelope).await;
-                    // Owners that fetched here lately are likely online: tell them.
-                    if let (MboxResponse::Stored, Some(mailbox)) = (&response, mailbox) {
-                        for (owner, _) in sessions
-                            .iter()
-                            .filter(|((_, m), at)| *m == mailbox && at.elapsed() < SESSION_TTL)
-                            .map(|(k, v)| (k.0, v))
-                        {
-                            if notifying.len() < MAX_NOTIFYING {
-                                let net = inner.net.clone();
-                                notifying.spawn(async move {
-                                    let _ =
-                                        net.mailbox(owner, MboxRequest::Notify { mailbox }).await;
-                                });
-                            }
-                        }
+                    let stored = response == MboxResponse::Stored;
+                    let _ = responder.send(response).await;
+                    mailbox.filter(|_| stored && !owners.is_empty()).map(|m| (m, owners))
+                });
+                continue;
+            }
+            MboxRequest::Challenge { mailbox } => {
+                prune(&mut nonces, |(_, at)| at.elapsed() < NONCE_TTL);
+                match random::bytes::<32>() {
+                    Ok(nonce) => {
+                        nonces.insert((peer, mailbox), (nonce, Instant::now()));
+                        MboxResponse::Nonce(nonce)
                     }
-                    response
+                    Err(_) => MboxResponse::Refused(Refusal::Unavailable),
                 }
-                MboxRequest::Challenge { mailbox } => {
-                    prune(&mut nonces, |(_, at)| at.elapsed() < NONCE_TTL);
-                    match random::bytes::<32>() {
-                        Ok(nonce) => {
-                            nonces.insert((peer, mailbox), (nonce, Instant::now()));
-                            MboxResponse::Nonce(nonce)
-                        }
-                        Err(_) => MboxResponse::Refused(Refusal::Unavailable),
-                    }
-                }
-                MboxRequest::Fetch { identity, nonce, signature, max_bytes } => {
-                    match PublicIdentity::from_bytes(&identity) {
-                        Err(_) => MboxResponse::Refused(Refusal::Invalid),
-                        Ok(identity) => {
-                            let mailbox = identity.mailbox_id();
-                            let issued = nonces.remove(&(peer, mailbox));
-                            let fresh = issued
-                                .is_some_and(|(n, at)| n == nonce && at.elapsed() < NONCE_TTL);
-                            let signed = fetch_signed_bytes(&own_peer, &peer, &nonce, &mailbox);
-                            if fresh && identity.verify(&signed, &signature) {
-                                prune(&mut sessions, |at| at.elapsed() < SESSION_TTL);
-                                sessions.insert((peer, mailbox), Instant::now());
-                                let max = usize::try_from(max_bytes.min(FETCH_BYTES)).unwrap_or(0);
-                                match inner
+            }
+            MboxRequest::Fetch { identity, nonce, signature, max_bytes } => {
+                match PublicIdentity::from_bytes(&identity) {
+                    Err(_) => MboxResponse::Refused(Refusal::Invalid),
+                    Ok(identity) => {
+                        let mailbox = identity.mailbox_id();
+                        let issued = nonces.remove(&(peer, mailbox));
+                        let fresh =
+                            issued.is_some_and(|(n, at)| n == nonce && at.elapsed() < NONCE_TTL);
+                        let signed = fetch_signed_bytes(&own_peer, &peer, &nonce, &mailbox);
+                        if fresh && identity.verify(&signed, &signature) {
+                            prune(&mut sessions, |at| at.elapsed() < SESSION_TTL);
+                            sessions.insert((peer, mailbox), Instant::now());
+                            let max = usize::try_from(max_bytes.min(FETCH_BYTES)).unwrap_or(0);
+                            let inner = inner.clone();
+                            work.spawn(async move {
+                                let response = match inner
                                     .store
                                     .mailbox_fetch(mailbox, Timestamp::now(), max)
                                     .await
                                 {
                                     Ok(list) => MboxResponse::Envelopes(list),
                                     Err(_) => MboxResponse::Refused(Refusal::Unavailable),
-                                }
-                            } else {
-                                MboxResponse::Refused(Refusal::Unauthorized)
-                            }
+                                };
+                                let _ = responder.send(response).await;
+                                None
+                            });
+                            continue;
                         }
-                    }
-                }
-                MboxRequest::Ack { mailbox, hashes } => {
-                    if sessions.get(&(peer, mailbox)).is_some_and(|at| at.elapsed() < SESSION_TTL) {
-                        match inner.store.mailbox_ack(mailbox, hashes).await {
-                            Ok(n) => MboxResponse::Acked(u32::try_from(n).unwrap_or(u32::MAX)),
-                            Err(_) => MboxResponse::Refused(Refusal::Unavailable),
-                        }
-                    } else {
                         MboxResponse::Refused(Refusal::Unauthorized)
                     }
                 }
-                _ => MboxResponse::Refused(Refusal::Invalid),
             }
+            MboxRequest::Ack { mailbox, hashes } => {
+                if sessions.get(&(peer, mailbox)).is_some_and(|at| at.elapsed() < SESSION_TTL) {
+                    let inner = inner.clone();
+                    work.spawn(async move {
+                        let response = match inner.store.mailbox_ack(mailbox, hashes).await {
+                            Ok(n) => MboxResponse::Acked(u32::try_from(n).unwrap_or(u32::MAX)),
+                            Err(_) => MboxResponse::Refused(Refusal::Unavailable),
+                        };
+                        let _ = responder.send(response).await;
+                        None
+                    });
+                    continue;
+                }
+                MboxResponse::Refused(Refusal::Unauthorized)
+            }
+            _ => MboxResponse::Refused(Refusal::Invalid),
         };
         let _ = responder.send(response).await;
     }
+    work.shutdown().await;
 }
 
 /// Keeps the entries `keep` accepts; if the map is still too big, empties it.
@@ -213,10 +248,17 @@ async fn put(inner: &Inner, peer: PeerId, envelope: Vec<u8>) -> MboxResponse {
         Ok(PutOutcome::Stored | PutOutcome::AlreadyStored) => MboxResponse::Stored,
         Ok(PutOutcome::MailboxFull) => {
             inner.metrics.mailbox_full.inc();
+            inner.metrics.refuse("mailbox_full");
             MboxResponse::Refused(Refusal::MailboxFull)
         }
-        Ok(PutOutcome::SenderOverQuota) => MboxResponse::Refused(Refusal::SenderOverQuota),
-        Ok(_) | Err(_) => MboxResponse::Refused(Refusal::Unavailable),
+        Ok(PutOutcome::SenderOverQuota) => {
+            inner.metrics.refuse("mailbox_sender_quota");
+            MboxResponse::Refused(Refusal::SenderOverQuota)
+        }
+        Ok(_) | Err(_) => {
+            inner.metrics.refuse("mailbox_unavailable");
+            MboxResponse::Refused(Refusal::Unavailable)
+        }
     }
 }
 

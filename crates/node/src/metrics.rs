@@ -49,6 +49,8 @@ pub struct Metrics {
     pub hole_punches: Family<Vec<(String, String)>, Counter>,
     /// Connections closed because a ping failed (half-open or dead).
     pub ping_failures: Counter,
+    /// The network's refusal counters, when registered ([`Metrics::with_net`]).
+    net: Option<communitas_net::NetMetrics>,
 }
 
 impl Metrics {
@@ -156,6 +158,7 @@ impl Metrics {
             connections_opened,
             hole_punches,
             ping_failures,
+            net: None,
         }
     }
 
@@ -184,6 +187,28 @@ impl Metrics {
     pub(crate) fn hole_punch(&self, ok: bool) {
         let result = if ok { "ok" } else { "failed" };
         self.hole_punches.get_or_create(&vec![("result".to_owned(), result.to_owned())]).inc();
+    }
+
+    /// The node's metrics plus the network's refusal counters, registered as
+    /// `communitas_refused_total{what}`; the node adds its own refusals to them.
+    pub(crate) fn with_net(net: communitas_net::NetMetrics) -> Self {
+        let mut metrics = Self::new();
+        metrics.registry.register(
+            "refused",
+            "What this node turned away, by what: connection_limit, memory_limit, \
+             relay_reservation, relay_circuit, mailbox_full, mailbox_sender_quota, \
+             mailbox_unavailable",
+            net.refused.clone(),
+        );
+        metrics.net = Some(net);
+        metrics
+    }
+
+    /// Counts one refusal of kind `what` in `communitas_refused_total`.
+    pub(crate) fn refuse(&self, what: &str) {
+        if let Some(net) = &self.net {
+            net.refuse(what);
+        }
     }
 
     /// Counts one request refused by the rate limit of `protocol`.

@@ -59,6 +59,46 @@ pub(crate) struct RunArgs {
     /// Seconds a ping may take before the connection counts as dead.
     #[arg(long, value_name = "SECS", default_value_t = 20.0)]
     pub(crate) ping_timeout: f64,
+    /// An address others reach this node on (repeatable): a public server node
+    /// declares its public IP and port, so its relay serves at once.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) external_addr: Vec<Multiaddr>,
+    #[command(flatten)]
+    pub(crate) limits: ServerLimits,
+}
+
+/// Load limits of a node (they matter on server nodes; see docs/deploy.md).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServerLimits {
+    /// Most established connections; more are refused (counted in /metrics as
+    /// communitas_refused_total{what="connection_limit"}).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub(crate) max_connections: u32,
+    /// Refuse new connections while the process uses more than this many MiB of memory
+    /// (0: no limit).
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_MEMORY_MIB)]
+    pub(crate) max_memory_mib: usize,
+    /// Relay reservations and circuits one IP address may open in a burst, then one a
+    /// second (0: no per-IP limit).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub(crate) relay_ip_burst: u32,
+}
+
+/// Connections a node accepts by default. Each connected user costs a server about
+/// 100 KiB (docs/benchmarks.md, "Server nodes at scale"), so 3,000 fit well inside
+/// the default memory limit; beyond it, users are refused clearly, and counted.
+pub(crate) const DEFAULT_MAX_CONNECTIONS: u32 = 3_000;
+/// Memory beyond which new connections are refused.
+pub(crate) const DEFAULT_MAX_MEMORY_MIB: usize = 1_024;
+
+impl ServerLimits {
+    /// Applies the limits to a node's configuration.
+    pub(crate) fn apply(&self, config: &mut communitas_node::Config) {
+        config.net.max_connections = self.max_connections;
+        config.net.max_memory_bytes =
+            (self.max_memory_mib > 0).then(|| self.max_memory_mib.saturating_mul(1024 * 1024));
+        config.net.relay_ip_burst = self.relay_ip_burst;
+    }
 }
 
 pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> {
@@ -78,6 +118,8 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
         config.net.relays = args.relay;
         config.net.ping_interval = seconds("--ping-interval", args.ping_interval)?;
         config.net.ping_timeout = seconds("--ping-timeout", args.ping_timeout)?;
+        config.net.external_addrs = args.external_addr;
+        args.limits.apply(&mut config);
         let running =
             Running::start(home, secrets, keystore.public().clone(), config, args.api).await?;
         // A daemon must not die because whoever started it stopped reading its

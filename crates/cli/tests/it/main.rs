@@ -5,6 +5,7 @@ mod chaos;
 mod daemon;
 mod files;
 mod identity;
+mod load;
 mod network;
 mod presence;
 

@@ -292,6 +292,8 @@ async fn a_flood_of_puts_cannot_fill_past_quota_or_starve_others() {
     assert_eq!(answer, MboxResponse::Stored);
     let metrics = server.handle().metrics().encode();
     assert!(metrics.contains("communitas_rate_limited_total{protocol=\"mbox\"}"), "{metrics}");
+    let refused = format!("communitas_refused_total{{what=\"mailbox_full\"}} {full}\n");
+    assert!(metrics.contains(&refused), "{metrics}");
     mallory_client.stop().await;
     alice_client.stop().await;
     server.shutdown().await;
