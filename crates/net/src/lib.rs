@@ -56,6 +56,10 @@ pub struct Config {
     pub only_global_ips: bool,
     /// Events buffered for the node before inbound work is shed.
     pub event_buffer: usize,
+    /// If not empty, the only addresses this node gives out (`run --announce`): they
+    /// are its external addresses, identify hides the listen addresses, and AutoNAT is
+    /// off. For a node behind a forwarder it knows about (a proxy, a port mapping).
+    pub announce: Vec<Multiaddr>,
 }
 
 /// The transports a swarm is built with.
@@ -80,6 +84,7 @@ impl Default for Config {
             max_concurrent_messages: 256,
             only_global_ips: true,
             event_buffer: 1_024,
+            announce: Vec::new(),
         }
     }
 }

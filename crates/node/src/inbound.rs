@@ -67,7 +67,9 @@ pub(crate) async fn run(
                 }
                 Some(communitas_net::Event::Mailbox { peer, request, responder }) => {
                     let kind = match request {
-                        communitas_net::mbox::MboxRequest::Put { .. } => Bucket::MailboxPut,
+                        communitas_net::mbox::MboxRequest::Put { .. }
+                        | communitas_net::mbox::MboxRequest::Offer { .. }
+                        | communitas_net::mbox::MboxRequest::Replicate { .. } => Bucket::MailboxPut,
                         _ => Bucket::MailboxFetch,
                     };
                     if !inner.limiters.allow(&peer, kind) {

@@ -23,6 +23,7 @@ mod outbox;
 mod pinned;
 mod publisher;
 mod receipts;
+mod replicate;
 mod send;
 
 use std::sync::Arc;
@@ -59,6 +60,9 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Mailbox quotas (server role).
     pub mailbox_limits: communitas_store::MailboxLimits,
+    /// How often a server offers the envelopes it keeps to the other servers closest
+    /// to their mailbox, so that R copies remain when holders leave (decision 0020).
+    pub mailbox_replicate_every: Duration,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             max_inbound: 256,
             rate_limits: RateLimits::default(),
             mailbox_limits: mailbox::LIMITS,
+            mailbox_replicate_every: replicate::EVERY,
         }
     }
 }
@@ -172,6 +177,8 @@ pub(crate) struct Inner {
     pub(crate) pinned: pinned::Pinned,
     pub(crate) limiters: limits::Limiters,
     pub(crate) mailbox_limits: communitas_store::MailboxLimits,
+    /// The addresses the identity record lists, if announced (`net::Config::announce`).
+    pub(crate) announce: Vec<Multiaddr>,
 }
 
 impl Inner {
@@ -229,6 +236,7 @@ impl Node {
             pinned: pinned::Pinned::default(),
             limiters: limits::Limiters::new(config.rate_limits),
             mailbox_limits: config.mailbox_limits,
+            announce: config.net.announce.clone(),
         });
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
@@ -247,6 +255,10 @@ impl Node {
             shutdown.child_token(),
         ));
         tasks.spawn(mailbox::fetcher(inner.clone(), wake_rx, shutdown.child_token()));
+        if server {
+            let every = config.mailbox_replicate_every;
+            tasks.spawn(replicate::run(inner.clone(), every, shutdown.child_token()));
+        }
         let channels = inbound::Channels { publish: publish_tx, mailbox: mbox_tx };
         tasks.spawn(inbound::run(
             inner.clone(),

@@ -100,26 +100,20 @@ pub(crate) async fn serve(
         } else {
             match request {
                 MboxRequest::Put { envelope } => {
-                    let mailbox = Envelope::from_bytes(&envelope).map(|e| e.mailbox()).ok();
-                    let response = put(&inner, peer, envelope).await;
-                    // Owners that fetched here lately are likely online: tell them.
-                    if let (MboxResponse::Stored, Some(mailbox)) = (&response, mailbox) {
-                        for (owner, _) in sessions
-                            .iter()
-                            .filter(|((_, m), at)| *m == mailbox && at.elapsed() < SESSION_TTL)
-                            .map(|(k, v)| (k.0, v))
-                        {
-                            if notifying.len() < MAX_NOTIFYING {
-                                let net = inner.net.clone();
-                                notifying.spawn(async move {
-                                    let _ =
-                                        net.mailbox(owner, MboxRequest::Notify { mailbox }).await;
-                                });
-                            }
-                        }
-                    }
-                    response
+                    store_and_notify(&inner, &sessions, &mut notifying, peer, envelope, None).await
                 }
+                MboxRequest::Replicate { expires_at, envelope } => {
+                    let until = Some(Timestamp::from_millis(expires_at));
+                    store_and_notify(&inner, &sessions, &mut notifying, peer, envelope, until).await
+                }
+                MboxRequest::Offer { hashes, .. } => match inner.store.mailbox_wanted(hashes).await
+                {
+                    Ok(answer) => {
+                        inner.metrics.mailbox_acked_refused.inc_by(answer.acked as u64);
+                        MboxResponse::Wanted(answer.hashes)
+                    }
+                    Err(_) => MboxResponse::Refused(Refusal::Unavailable),
+                },
                 MboxRequest::Challenge { mailbox } => {
                     prune(&mut nonces, |(_, at)| at.elapsed() < NONCE_TTL);
                     match random::bytes::<32>() {
@@ -174,6 +168,35 @@ pub(crate) async fn serve(
     }
 }
 
+/// Keeps an envelope (a put, or a replica that expires no later than `until`); owners
+/// that fetched here lately are likely online, so they are told.
+async fn store_and_notify(
+    inner: &Arc<Inner>,
+    sessions: &HashMap<(PeerId, MailboxId), Instant>,
+    notifying: &mut tokio::task::JoinSet<()>,
+    peer: PeerId,
+    envelope: Vec<u8>,
+    until: Option<Timestamp>,
+) -> MboxResponse {
+    let mailbox = Envelope::from_bytes(&envelope).map(|e| e.mailbox()).ok();
+    let response = put(inner, peer, envelope, until).await;
+    if let (MboxResponse::Stored, Some(mailbox)) = (&response, mailbox) {
+        for (owner, _) in sessions
+            .iter()
+            .filter(|((_, m), at)| *m == mailbox && at.elapsed() < SESSION_TTL)
+            .map(|(k, v)| (k.0, v))
+        {
+            if notifying.len() < MAX_NOTIFYING {
+                let net = inner.net.clone();
+                notifying.spawn(async move {
+                    let _ = net.mailbox(owner, MboxRequest::Notify { mailbox }).await;
+                });
+            }
+        }
+    }
+    response
+}
+
 /// Keeps the entries `keep` accepts; if the map is still too big, empties it.
 fn prune<K, V>(map: &mut HashMap<K, V>, keep: impl Fn(&V) -> bool) {
     map.retain(|_, v| keep(v));
@@ -191,12 +214,24 @@ fn fetch_signed_bytes(
     [FETCH_DOMAIN, &server.to_bytes(), &requester.to_bytes(), nonce, mailbox.as_bytes()].concat()
 }
 
-async fn put(inner: &Inner, peer: PeerId, envelope: Vec<u8>) -> MboxResponse {
+/// Stores a put; a replica keeps its original's expiry `until` (if earlier than ours),
+/// so bouncing between holders never extends an envelope's life.
+async fn put(
+    inner: &Inner,
+    peer: PeerId,
+    envelope: Vec<u8>,
+    until: Option<Timestamp>,
+) -> MboxResponse {
     let Ok(parsed) = Envelope::from_bytes(&envelope) else {
         return MboxResponse::Refused(Refusal::Invalid);
     };
     let hash = *blake3::hash(&envelope).as_bytes();
     let now = Timestamp::now();
+    let ours = now.saturating_add(MESSAGE_TTL);
+    let expires_at = until.map_or(ours, |until| until.min(ours));
+    if expires_at <= now {
+        return MboxResponse::Refused(Refusal::Invalid);
+    }
     let outcome = inner
         .store
         .mailbox_put(
@@ -205,12 +240,17 @@ async fn put(inner: &Inner, peer: PeerId, envelope: Vec<u8>) -> MboxResponse {
             envelope,
             peer.to_string(),
             now,
-            now.saturating_add(MESSAGE_TTL),
+            expires_at,
             inner.mailbox_limits,
         )
         .await;
     match outcome {
         Ok(PutOutcome::Stored | PutOutcome::AlreadyStored) => MboxResponse::Stored,
+        // Delivered already: the put's purpose is served, and it is not kept again.
+        Ok(PutOutcome::AlreadyAcked) => {
+            inner.metrics.mailbox_acked_refused.inc();
+            MboxResponse::Stored
+        }
         Ok(PutOutcome::MailboxFull) => {
             inner.metrics.mailbox_full.inc();
             MboxResponse::Refused(Refusal::MailboxFull)

@@ -35,6 +35,12 @@ pub struct Metrics {
     pub rate_limited: Family<Vec<(String, String)>, Counter>,
     /// Mailbox puts refused for a full quota.
     pub mailbox_full: Counter,
+    /// Envelopes this server keeps for others, as of its last re-replication round.
+    pub mailbox_envelopes: Gauge,
+    /// Envelope copies this server sent to other holders (re-replication).
+    pub mailbox_replicated: Counter,
+    /// Offered or re-put envelopes refused because their owner had acknowledged them.
+    pub mailbox_acked_refused: Counter,
 }
 
 impl Metrics {
@@ -55,6 +61,24 @@ impl Metrics {
         let outbox_depth = Gauge::default();
         let rate_limited = Family::<Vec<(String, String)>, Counter>::default();
         let mailbox_full = Counter::default();
+        let mailbox_envelopes = Gauge::default();
+        let mailbox_replicated = Counter::default();
+        let mailbox_acked_refused = Counter::default();
+        registry.register(
+            "mailbox_envelopes",
+            "Envelopes kept for others, as of the last re-replication round",
+            mailbox_envelopes.clone(),
+        );
+        registry.register(
+            "mailbox_replicated",
+            "Envelope copies sent to other mailbox holders",
+            mailbox_replicated.clone(),
+        );
+        registry.register(
+            "mailbox_acked_refused",
+            "Offered or re-put envelopes refused: their owner had acknowledged them",
+            mailbox_acked_refused.clone(),
+        );
         registry.register(
             "rate_limited",
             "Requests refused by a per-peer rate limit",
@@ -101,6 +125,9 @@ impl Metrics {
             outbox_depth,
             rate_limited,
             mailbox_full,
+            mailbox_envelopes,
+            mailbox_replicated,
+            mailbox_acked_refused,
         }
     }
 

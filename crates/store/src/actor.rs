@@ -16,7 +16,7 @@ use crate::model::{
     Contact, DeadLetter, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
 };
 use crate::ops::{MailboxEntry, MailboxLimits, PutOutcome};
-use crate::replica::ReplicaEntry;
+use crate::replica::{ReplicaEntry, Wanted};
 use crate::{Error, ops, replica, schema};
 
 /// Most writes committed in one transaction: bounds the latency a big burst adds to
@@ -157,7 +157,7 @@ pub(crate) enum Read {
     },
     MboxWanted {
         offered: Vec<[u8; 32]>,
-        reply: Reply<Vec<[u8; 32]>>,
+        reply: Reply<Wanted>,
     },
     MboxEntries {
         mailbox: MailboxId,

@@ -42,7 +42,7 @@ pub use model::{
     StoredMessage,
 };
 pub use ops::{MailboxEntry, MailboxLimits, PutOutcome};
-pub use replica::ReplicaEntry;
+pub use replica::{ReplicaEntry, Wanted};
 
 use actor::{Read, Write};
 
@@ -347,7 +347,7 @@ impl Store {
 
     /// Server role: of the `offered` hashes, those neither kept here nor acknowledged
     /// here by their owner (a re-replication offer's answer).
-    pub async fn mailbox_wanted(&self, offered: Vec<[u8; 32]>) -> Result<Vec<[u8; 32]>, Error> {
+    pub async fn mailbox_wanted(&self, offered: Vec<[u8; 32]>) -> Result<Wanted, Error> {
         self.read(|reply| Read::MboxWanted { offered, reply }).await
     }
 

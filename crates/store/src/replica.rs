@@ -74,16 +74,28 @@ pub(crate) fn hashes(
     Ok(out)
 }
 
-/// Of `offered`, the hashes this node neither keeps nor saw acknowledged.
-pub(crate) fn wanted(conn: &Connection, offered: &[[u8; 32]]) -> Result<Vec<[u8; 32]>, Error> {
+/// The answer to an offer of hashes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// The offered hashes this node neither keeps nor saw acknowledged.
+    pub hashes: Vec<[u8; 32]>,
+    /// How many of the offered hashes their owner already acknowledged here.
+    pub acked: usize,
+}
+
+/// Sorts `offered` into what this node lacks and what its owner already acknowledged.
+pub(crate) fn wanted(conn: &Connection, offered: &[[u8; 32]]) -> Result<Wanted, Error> {
     let mut stmt = conn.prepare_cached(
-        "SELECT NOT EXISTS (SELECT 1 FROM mailbox WHERE hash = ?1)
-            AND NOT EXISTS (SELECT 1 FROM mailbox_tombstones WHERE hash = ?1)",
+        "SELECT EXISTS (SELECT 1 FROM mailbox WHERE hash = ?1),
+                EXISTS (SELECT 1 FROM mailbox_tombstones WHERE hash = ?1)",
     )?;
-    let mut out = Vec::new();
+    let mut out = Wanted::default();
     for hash in offered {
-        if stmt.query_row([hash], |r| r.get::<_, bool>(0))? {
-            out.push(*hash);
+        let (kept, acked): (bool, bool) = stmt.query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if acked {
+            out.acked += 1;
+        } else if !kept {
+            out.hashes.push(*hash);
         }
     }
     Ok(out)

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use std::io::Write;
 
@@ -34,6 +35,15 @@ pub(crate) struct RunArgs {
     /// Announce this node on the local network by mDNS (multicast leaves the machine).
     #[arg(long)]
     pub(crate) mdns: bool,
+    /// Give out only this address (repeatable): publish it in the identity record,
+    /// hide the listen addresses from peers, turn AutoNAT off. For a node behind a
+    /// forwarder, e.g. an impairment proxy or a port mapping.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) announce: Vec<Multiaddr>,
+    /// Server nodes: offer kept mailbox envelopes to the other closest servers every
+    /// SECS, so R copies remain when holders leave.
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) replicate_every: u64,
 }
 
 pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> {
@@ -45,7 +55,9 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         daemon::init_logging("warn,communitas_node=info,communitas_net=info,communitas_api=info");
-        let config = daemon::node_config(args.listen, args.bootstrap, args.server, args.mdns);
+        let mut config = daemon::node_config(args.listen, args.bootstrap, args.server, args.mdns);
+        config.net.announce = args.announce;
+        config.mailbox_replicate_every = Duration::from_secs(args.replicate_every);
         let running =
             Running::start(home, secrets, keystore.public().clone(), config, args.api).await?;
         // A daemon must not die because whoever started it stopped reading its
