@@ -18,8 +18,19 @@ pub(crate) struct Daemon {
 
 impl Daemon {
     pub(crate) fn start(home: &Path, server: bool, bootstrap: Option<&str>) -> Daemon {
+        Self::start_with(home, server, bootstrap, &[])
+    }
+
+    /// [`Daemon::start`] with more `run` flags.
+    pub(crate) fn start_with(
+        home: &Path,
+        server: bool,
+        bootstrap: Option<&str>,
+        extra: &[&str],
+    ) -> Daemon {
         let mut cmd = communitas(home);
         cmd.env("COMMUNITAS_PASSPHRASE", "pw").args(["run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+        cmd.args(extra);
         if server {
             cmd.arg("--server");
         }
@@ -59,6 +70,12 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// Sends a signal (`STOP`, `CONT`, ...).
+    pub(crate) fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args([&format!("-{name}"), &pid]).status().unwrap().success());
+    }
+
     /// Kills with SIGKILL: no shutdown code runs.
     pub(crate) fn kill9(mut self) {
         self.child.kill().unwrap();

@@ -5,6 +5,7 @@ mod chaos;
 mod daemon;
 mod identity;
 mod network;
+mod replication;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
