@@ -23,7 +23,6 @@ use communitas_net::libp2p::PeerId;
 use communitas_net::mbox::{FETCH_DOMAIN, MboxRequest, MboxResponse, Refusal};
 use communitas_store::{MailboxLimits, PutOutcome};
 use communitas_types::{MailboxId, MessageId, Timestamp};
-use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -317,15 +316,26 @@ async fn fetch_all(inner: &Arc<Inner>) -> Result<usize, String> {
     let own = inner.secrets.identity.public().clone();
     let mailbox = own.mailbox_id();
     let me = inner.secrets.device.peer_id();
+    let started = Instant::now();
     let candidates =
         inner.net.closest_peers(mailbox.as_bytes().to_vec()).await.map_err(|e| e.to_string())?;
+    tracing::debug!(candidates = candidates.len(), took = ?started.elapsed(), "mailbox servers found");
     let mut answered = 0;
     let mut round = Round::default();
     for server in candidates.into_iter().filter(|p| *p != me).take(REPLICAS * 2) {
         if answered >= REPLICAS {
             break;
         }
-        match fetch_from(inner, server, &own, mailbox, &mut round).await {
+        let asked = Instant::now();
+        let before = round.accepted.len();
+        let result = fetch_from(inner, server, &own, mailbox, &mut round).await;
+        tracing::debug!(
+            %server,
+            accepted = round.accepted.len() - before,
+            took = ?asked.elapsed(),
+            "mailbox server asked"
+        );
+        match result {
             Ok(true) => answered += 1,
             Ok(false) => {}
             Err(e) => tracing::debug!(%server, error = %e, "mailbox server did not answer"),
@@ -351,6 +361,11 @@ struct Round {
 
 /// Fetches, accepts and acknowledges everything one server holds for us. `Ok(false)`
 /// if it is not a mailbox server.
+///
+/// The same envelope waits at up to R holders. What an earlier holder of this round
+/// already gave us is not fetched again: the first fetch from each later holder asks
+/// for as little as possible (it is what opens the session acks need), then
+/// acknowledges everything accepted so far in one go, and only then fetches the rest.
 async fn fetch_from(
     inner: &Arc<Inner>,
     server: PeerId,
@@ -359,6 +374,7 @@ async fn fetch_from(
     round: &mut Round,
 ) -> Result<bool, String> {
     let me = inner.secrets.device.peer_id();
+    let mut known: Vec<[u8; 32]> = round.accepted.iter().copied().collect();
     loop {
         let nonce = match inner
             .net
@@ -372,12 +388,9 @@ async fn fetch_from(
         };
         let signature =
             inner.secrets.identity.sign(&fetch_signed_bytes(&server, &me, &nonce, &mailbox));
-        let request = MboxRequest::Fetch {
-            identity: own.to_bytes(),
-            nonce,
-            signature,
-            max_bytes: FETCH_BYTES,
-        };
+        // With acks to send first, a fetch of one envelope opens the session.
+        let max_bytes = if known.is_empty() { FETCH_BYTES } else { 1 };
+        let request = MboxRequest::Fetch { identity: own.to_bytes(), nonce, signature, max_bytes };
         let list = match inner.net.mailbox(server, request).await.map_err(|e| e.to_string())? {
             MboxResponse::Envelopes(list) => list,
             other => return Err(format!("fetch refused: {other:?}")),
@@ -386,24 +399,21 @@ async fn fetch_from(
             return Ok(true);
         }
         let fetched = list.len();
-        let mut done = Vec::with_capacity(fetched);
+        let mut done = std::mem::take(&mut known);
         let mut fresh = Vec::with_capacity(fetched);
+        let mut handled = 0;
         for (hash, envelope) in list {
             if round.accepted.contains(&hash) {
                 inner.metrics.duplicates.inc();
-                done.push(hash);
+                handled += 1;
+                if !done.contains(&hash) {
+                    done.push(hash);
+                }
             } else {
                 fresh.push((hash, envelope));
             }
         }
-        // Several at once, so their commits share transactions (group commit); the
-        // order they land in does not matter, each is checked on its own.
-        let outcomes: Vec<_> = futures::stream::iter(fresh)
-            .map(|(hash, envelope)| async move { (hash, accept(inner, &envelope).await) })
-            .buffer_unordered(ACCEPT_AT_ONCE)
-            .collect()
-            .await;
-        for (hash, outcome) in outcomes {
+        for (hash, outcome) in accept_all(inner, fresh).await {
             match outcome {
                 Ok(Accepted { text_from, inserted }) => {
                     if inserted == communitas_store::Inserted::Duplicate {
@@ -414,12 +424,14 @@ async fn fetch_from(
                     }
                     round.accepted.insert(hash);
                     done.push(hash);
+                    handled += 1;
                 }
                 // Refused for good (not ours, forged, stale): drop it from the mailbox.
                 Err(InboundRefusal::Rejected(why, reason)) => {
                     tracing::debug!(?why, %reason, "mailbox envelope refused");
                     inner.metrics.rejected.inc();
                     done.push(hash);
+                    handled += 1;
                 }
                 // Could not store now: leave it there for the next round.
                 Err(InboundRefusal::Busy(reason)) => {
@@ -427,7 +439,6 @@ async fn fetch_from(
                 }
             }
         }
-        let count = done.len();
         for chunk in done.chunks(communitas_net::mbox::MAX_ACK) {
             inner
                 .net
@@ -436,8 +447,35 @@ async fn fetch_from(
                 .map_err(|e| e.to_string())?;
         }
         // Something stayed behind (not stored yet): the next round takes it.
-        if count < fetched {
+        if handled < fetched {
             return Ok(true);
         }
     }
+}
+
+/// Accepts fetched envelopes, [`ACCEPT_AT_ONCE`] at a time, each on its own task: opening
+/// is CPU work, and tasks spread it over the runtime's threads, while their commits
+/// share transactions (group commit). Order does not matter; each is checked on its
+/// own. A task that fails leaves its envelope in the mailbox for the next round.
+async fn accept_all(
+    inner: &Arc<Inner>,
+    fresh: Vec<([u8; 32], Vec<u8>)>,
+) -> Vec<([u8; 32], Result<Accepted, InboundRefusal>)> {
+    let mut out = Vec::with_capacity(fresh.len());
+    let mut tasks = tokio::task::JoinSet::new();
+    for (hash, envelope) in fresh {
+        if tasks.len() >= ACCEPT_AT_ONCE
+            && let Some(Ok(done)) = tasks.join_next().await
+        {
+            out.push(done);
+        }
+        let inner = inner.clone();
+        tasks.spawn(async move { (hash, accept(&inner, &envelope).await) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(done) = done {
+            out.push(done);
+        }
+    }
+    out
 }

@@ -37,7 +37,17 @@ impl Daemon {
         if let Some(b) = bootstrap {
             cmd.args(["--bootstrap", b]);
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        // COMMUNITAS_TEST_LOGS=DIR keeps each node's log (with COMMUNITAS_LOG's filter).
+        let stderr = match std::env::var_os("COMMUNITAS_TEST_LOGS") {
+            Some(dir) => {
+                let name = home.file_name().unwrap().to_string_lossy().into_owned();
+                let path = Path::new(&dir).join(format!("{name}.log"));
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+                Stdio::from(file.unwrap())
+            }
+            None => Stdio::null(),
+        };
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
         let mut dial = Vec::new();
         for line in BufReader::new(child.stdout.take().unwrap()).lines() {
             let line = line.unwrap();
