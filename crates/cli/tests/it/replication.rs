@@ -140,7 +140,7 @@ fn holders_restore_copies_as_they_die_and_acked_mail_stays_gone() {
             .sum();
         refused >= refused_before + MESSAGES as f64
     });
-    eprintln!("acked envelopes refused {:?} after the sleeper woke", online.elapsed());
+    eprintln!("acked envelopes refused {:?} after bob came online", online.elapsed());
     // Bob's next look at the sleeper finds its copies and drops them as duplicates.
     let deadline = Instant::now() + Duration::from_secs(30);
     while metric(&bob_api, &bob_token, "communitas_messages_duplicate_total") <= dups_before
