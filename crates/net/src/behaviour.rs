@@ -32,7 +32,9 @@ pub(crate) struct Behaviour {
     pub(crate) dcutr: dcutr::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
-    pub(crate) autonat: autonat::Behaviour,
+    /// Off when the node announces its addresses (`Config::announce`): they are known,
+    /// and a probe's dial-back would open a connection around the announced path.
+    pub(crate) autonat: Toggle<autonat::Behaviour>,
     pub(crate) kad: kad::Behaviour<MemoryStore>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) msg: request_response::Behaviour<MsgCodec>,
@@ -49,6 +51,7 @@ impl Behaviour {
         config: &Config,
     ) -> Result<Self, std::io::Error> {
         let peer_id = key.public().to_peer_id();
+        let announcing = !config.announce.is_empty();
 
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
@@ -116,20 +119,27 @@ impl Behaviour {
             dcutr: dcutr::Behaviour::new(peer_id),
             identify: identify::Behaviour::new(
                 identify::Config::new(PROTOCOL_VERSION.into(), key.public())
-                    .with_agent_version(format!("communitas/{}", env!("CARGO_PKG_VERSION"))),
+                    .with_agent_version(format!("communitas/{}", env!("CARGO_PKG_VERSION")))
+                    // Announced addresses only: identify then tells peers our external
+                    // addresses (the announced ones), never where we really listen.
+                    .with_hide_listen_addrs(announcing),
             ),
             ping: ping::Behaviour::new(
                 ping::Config::new()
                     .with_interval(config.ping_interval)
                     .with_timeout(config.ping_timeout),
             ),
-            autonat: autonat::Behaviour::new(
-                peer_id,
-                autonat::Config {
-                    only_global_ips: config.only_global_ips,
-                    ..autonat::Config::default()
-                },
-            ),
+            autonat: (!announcing)
+                .then(|| {
+                    autonat::Behaviour::new(
+                        peer_id,
+                        autonat::Config {
+                            only_global_ips: config.only_global_ips,
+                            ..autonat::Config::default()
+                        },
+                    )
+                })
+                .into(),
             kad,
             mdns: mdns.into(),
             msg,

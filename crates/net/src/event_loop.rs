@@ -100,7 +100,10 @@ impl EventLoop {
                 .listen_on(addr.clone())
                 .map_err(|e| Error::Listen { addr: addr.clone(), reason: e.to_string() })?;
         }
-        for addr in &config.external_addrs {
+        // Declared (`--external-addr`) and announced (`--announce`) addresses are ours
+        // by decree: external from the start (announced ones, with AutoNAT off, the
+        // only ones).
+        for addr in config.external_addrs.iter().chain(&config.announce) {
             swarm.add_external_address(addr.clone());
         }
         for addr in &config.bootstrap {
@@ -108,7 +111,9 @@ impl EventLoop {
                 return Err(Error::BootstrapWithoutPeerId(addr.clone()));
             };
             swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
-            swarm.behaviour_mut().autonat.add_server(peer, Some(addr.clone()));
+            if let Some(autonat) = swarm.behaviour_mut().autonat.as_mut() {
+                autonat.add_server(peer, Some(addr.clone()));
+            }
             if let Err(e) = swarm.dial(addr.clone()) {
                 tracing::warn!(%addr, error = %e, "cannot dial bootstrap node");
             }

@@ -81,6 +81,10 @@ pub struct Config {
     /// rate-limited (refilled one per second); 0 turns the per-IP limit off (a
     /// loopback benchmark, where every client shares 127.0.0.1).
     pub relay_ip_burst: u32,
+    /// If not empty, the only addresses this node gives out (`run --announce`): they
+    /// are its external addresses, identify hides the listen addresses, and AutoNAT is
+    /// off. For a node behind a forwarder it knows about (a proxy, a port mapping).
+    pub announce: Vec<Multiaddr>,
 }
 
 /// The transports a swarm is built with.
@@ -111,6 +115,7 @@ impl Default for Config {
             external_addrs: Vec::new(),
             max_memory_bytes: None,
             relay_ip_burst: 256,
+            announce: Vec::new(),
         }
     }
 }

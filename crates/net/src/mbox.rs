@@ -10,6 +10,8 @@
 //! | fetch | 3 | public identity (1248), nonce (32), signature (64), max bytes (u32) |
 //! | ack | 4 | mailbox id (32), count (u32 ≤ 1024), hashes (32 each) |
 //! | notify | 5 | mailbox id (32): "mail is waiting for you" (server → owner) |
+//! | offer | 6 | mailbox id (32), count (u32 ≤ 1024), hashes (32 each): "I hold these" (holder → holder) |
+//! | replicate | 7 | expires at (u64, unix ms), envelope (byte string ≤ 256 KiB) (holder → holder) |
 //!
 //! | response | tag | fields |
 //! | --- | --- | --- |
@@ -18,11 +20,18 @@
 //! | nonce | 3 | nonce (32) |
 //! | envelopes | 4 | count (u16), then per envelope: hash (32), envelope (byte string) |
 //! | acked | 5 | count (u32) |
+//! | wanted | 6 | count (u32 ≤ 1024), hashes (32 each): the offered ones this server lacks |
 //!
 //! Fetching proves ownership of the mailbox: the signature is the identity's Ed25519
 //! signature over `"communitas/mbox/fetch/v1\0" ‖ server PeerId ‖ requester PeerId ‖
 //! nonce ‖ mailbox id`, and the identity's mailbox id must be the one asked for. The
 //! nonce is fresh per challenge and good once, so a fetch cannot be replayed.
+//!
+//! Re-replication (decision 0020): a holder offers the hashes it keeps for a mailbox
+//! to the other servers closest to it; each answers with the hashes it lacks (neither
+//! kept nor acknowledged there by the owner), and the holder sends those as
+//! `replicate`, a put that carries the original's expiry (the receiver keeps the
+//! earlier of it and its own TTL, so a copy never outlives the original).
 
 use std::io;
 
@@ -84,6 +93,21 @@ pub enum MboxRequest {
     Notify {
         /// The mailbox.
         mailbox: MailboxId,
+    },
+    /// Holder to holder: I keep these envelopes for this mailbox; which do you lack?
+    Offer {
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Hashes of envelopes kept for it (at most [`MAX_ACK`]).
+        hashes: Vec<[u8; 32]>,
+    },
+    /// Holder to holder: a copy of an envelope you lack. A put that keeps the original's
+    /// expiry.
+    Replicate {
+        /// When the copy expires at the sender, unix ms.
+        expires_at: u64,
+        /// The sealed envelope.
+        envelope: Vec<u8>,
     },
 }
 
@@ -151,6 +175,8 @@ pub enum MboxResponse {
     Envelopes(Vec<([u8; 32], Vec<u8>)>),
     /// How many acknowledged envelopes were deleted.
     Acked(u32),
+    /// Of the offered hashes, those this server lacks.
+    Wanted(Vec<[u8; 32]>),
 }
 
 fn invalid(what: &'static str) -> io::Error {
@@ -192,16 +218,18 @@ impl MboxRequest {
                 w.u8(3).raw(identity).raw(nonce).raw(signature).u32(*max_bytes);
             }
             MboxRequest::Ack { mailbox, hashes } => {
-                // At most MAX_ACK hashes are sent; the decoder refuses more.
-                w.u8(4)
-                    .raw(mailbox.as_bytes())
-                    .u32(u32::try_from(hashes.len()).unwrap_or(u32::MAX));
-                for h in hashes {
-                    w.raw(h);
-                }
+                w.u8(4).raw(mailbox.as_bytes());
+                write_hashes(&mut w, hashes);
             }
             MboxRequest::Notify { mailbox } => {
                 w.u8(5).raw(mailbox.as_bytes());
+            }
+            MboxRequest::Offer { mailbox, hashes } => {
+                w.u8(6).raw(mailbox.as_bytes());
+                write_hashes(&mut w, hashes);
+            }
+            MboxRequest::Replicate { expires_at, envelope } => {
+                w.u8(7).u64(*expires_at).bytes(envelope);
             }
         }
         w.into_vec()
@@ -222,18 +250,17 @@ impl MboxRequest {
             },
             4 => {
                 let mailbox = MailboxId::from_bytes(r.array("mailbox")?);
-                let count = usize::try_from(r.u32("count")?).unwrap_or(usize::MAX);
-                if count > MAX_ACK {
-                    return Err(communitas_types::DecodeError::TooLong {
-                        field: "ack",
-                        len: count,
-                        max: MAX_ACK,
-                    });
-                }
-                let hashes = (0..count).map(|_| r.array("hash")).collect::<Result<_, _>>()?;
-                MboxRequest::Ack { mailbox, hashes }
+                MboxRequest::Ack { mailbox, hashes: read_hashes(&mut r, "ack")? }
             }
             5 => MboxRequest::Notify { mailbox: MailboxId::from_bytes(r.array("mailbox")?) },
+            6 => {
+                let mailbox = MailboxId::from_bytes(r.array("mailbox")?);
+                MboxRequest::Offer { mailbox, hashes: read_hashes(&mut r, "offer")? }
+            }
+            7 => MboxRequest::Replicate {
+                expires_at: r.u64("expires at")?,
+                envelope: r.bytes("envelope", MAX_ENVELOPE)?.to_vec(),
+            },
             _ => return Err(communitas_types::DecodeError::InvalidValue { field: "request tag" }),
         };
         r.finish()?;
@@ -265,6 +292,10 @@ impl MboxResponse {
             MboxResponse::Acked(n) => {
                 w.u8(5).u32(*n);
             }
+            MboxResponse::Wanted(hashes) => {
+                w.u8(6);
+                write_hashes(&mut w, hashes);
+            }
         }
         w.into_vec()
     }
@@ -292,11 +323,32 @@ impl MboxResponse {
                 MboxResponse::Envelopes(list)
             }
             5 => MboxResponse::Acked(r.u32("acked")?),
+            6 => MboxResponse::Wanted(read_hashes(&mut r, "wanted")?),
             _ => return Err(communitas_types::DecodeError::InvalidValue { field: "response tag" }),
         };
         r.finish()?;
         Ok(response)
     }
+}
+
+/// A hash list: count (u32), then the hashes. At most [`MAX_ACK`] are sent; the
+/// decoder refuses more.
+fn write_hashes(w: &mut Writer, hashes: &[[u8; 32]]) {
+    w.u32(u32::try_from(hashes.len()).unwrap_or(u32::MAX));
+    for h in hashes {
+        w.raw(h);
+    }
+}
+
+fn read_hashes(
+    r: &mut Reader<'_>,
+    field: &'static str,
+) -> Result<Vec<[u8; 32]>, communitas_types::DecodeError> {
+    let count = usize::try_from(r.u32("count")?).unwrap_or(usize::MAX);
+    if count > MAX_ACK {
+        return Err(communitas_types::DecodeError::TooLong { field, len: count, max: MAX_ACK });
+    }
+    (0..count).map(|_| r.array("hash")).collect()
 }
 
 fn check_version(r: &mut Reader<'_>) -> Result<(), communitas_types::DecodeError> {
@@ -377,6 +429,8 @@ mod tests {
                 hashes: vec![[9; 32], [10; 32]],
             },
             MboxRequest::Notify { mailbox: MailboxId::from_bytes([11; 32]) },
+            MboxRequest::Offer { mailbox: MailboxId::from_bytes([12; 32]), hashes: vec![[13; 32]] },
+            MboxRequest::Replicate { expires_at: 1_780_000_000_000, envelope: vec![14; 50] },
         ];
         for req in requests {
             assert_eq!(MboxRequest::decode(&req.encode()).unwrap(), req);
@@ -387,6 +441,7 @@ mod tests {
             MboxResponse::Nonce([1; 32]),
             MboxResponse::Envelopes(vec![([2; 32], vec![3; 100])]),
             MboxResponse::Acked(7),
+            MboxResponse::Wanted(vec![[15; 32], [16; 32]]),
         ];
         for res in responses {
             assert_eq!(MboxResponse::decode(&res.encode()).unwrap(), res);
@@ -398,5 +453,12 @@ mod tests {
             MboxRequest::Ack { mailbox: MailboxId::from_bytes([0; 32]), hashes: vec![] }.encode();
         too_many[34..38].copy_from_slice(&(MAX_ACK as u32 + 1).to_be_bytes());
         assert!(MboxRequest::decode(&too_many).is_err());
+        let mut offer_too_many =
+            MboxRequest::Offer { mailbox: MailboxId::from_bytes([0; 32]), hashes: vec![] }.encode();
+        offer_too_many[34..38].copy_from_slice(&(MAX_ACK as u32 + 1).to_be_bytes());
+        assert!(MboxRequest::decode(&offer_too_many).is_err());
+        let mut wanted_too_many = MboxResponse::Wanted(vec![]).encode();
+        wanted_too_many[2..6].copy_from_slice(&(MAX_ACK as u32 + 1).to_be_bytes());
+        assert!(MboxResponse::decode(&wanted_too_many).is_err());
     }
 }

@@ -67,7 +67,9 @@ pub(crate) async fn run(
                 }
                 Some(communitas_net::Event::Mailbox { peer, request, responder }) => {
                     let kind = match request {
-                        communitas_net::mbox::MboxRequest::Put { .. } => Bucket::MailboxPut,
+                        communitas_net::mbox::MboxRequest::Put { .. }
+                        | communitas_net::mbox::MboxRequest::Offer { .. }
+                        | communitas_net::mbox::MboxRequest::Replicate { .. } => Bucket::MailboxPut,
                         _ => Bucket::MailboxFetch,
                     };
                     if !inner.limiters.allow(&peer, kind) {
@@ -261,11 +263,22 @@ async fn sender_address(inner: &Inner, opened: &Opened) -> Result<Address, Refus
         .await
         .map_err(|_| Refusal::Busy("too many new senders at once".into()))?
         .map_err(|_| Refusal::Busy("shutting down".into()))?;
+    // Envelopes from one new sender come in bunches (a mailbox fetch accepts many at
+    // once): whoever held the permit before us may have derived and pinned it already.
+    // Looking again saves a derivation per envelope (each ~0.27 s of CPU).
+    let known = inner
+        .pinned
+        .address(&inner.store, &opened.sender)
+        .await
+        .map_err(|e| Refusal::Busy(e.to_string()))?;
+    if let Some(address) = known {
+        return Ok(address);
+    }
     let identity = opened.sender.clone();
     let address = tokio::task::spawn_blocking(move || derive_address(&identity))
         .await
         .map_err(|_| Refusal::Busy("address derivation failed".into()))?;
-    drop(permit);
+    // The permit is held until the address is pinned, so the next holder finds it.
     let contact = Contact {
         address,
         name: None,
@@ -273,12 +286,14 @@ async fn sender_address(inner: &Inner, opened: &Opened) -> Result<Address, Refus
         verified: false,
         added_at: Timestamp::now(),
     };
-    match inner.store.add_contact(contact).await {
+    let pinned = match inner.store.add_contact(contact).await {
         Ok(()) => {
             inner.pinned.remember(address, &opened.sender);
             Ok(address)
         }
         Err(communitas_store::Error::KeyChanged { .. }) => Ok(address),
         Err(e) => Err(Refusal::Busy(e.to_string())),
-    }
+    };
+    drop(permit);
+    pinned
 }

@@ -26,6 +26,7 @@ pub mod presence;
 mod publisher;
 mod reading;
 mod receipts;
+mod replicate;
 mod send;
 
 use std::sync::Arc;
@@ -68,6 +69,9 @@ pub struct Config {
     pub files: FilesConfig,
     /// Presence heartbeats (issue 6).
     pub presence: presence::Config,
+    /// How often a server offers the envelopes it keeps to the other servers closest
+    /// to their mailbox, so that R copies remain when holders leave (decision 0020).
+    pub mailbox_replicate_every: Duration,
 }
 
 impl Default for Config {
@@ -80,6 +84,7 @@ impl Default for Config {
             mailbox_limits: mailbox::LIMITS,
             files: FilesConfig::default(),
             presence: presence::Config::default(),
+            mailbox_replicate_every: replicate::EVERY,
         }
     }
 }
@@ -255,6 +260,8 @@ pub(crate) struct Inner {
     /// Threads for the file pipeline's CPU and disk work.
     pub(crate) cpu: files::Cpu,
     pub(crate) presence: mpsc::Sender<presence::Command>,
+    /// The addresses the identity record lists, if announced (`net::Config::announce`).
+    pub(crate) announce: Vec<Multiaddr>,
 }
 
 impl Inner {
@@ -321,6 +328,7 @@ impl Node {
             server: config.net.server,
             cpu: files::Cpu::start().map_err(StartError::Threads)?,
             presence: presence_tx,
+            announce: config.net.announce.clone(),
         });
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
@@ -343,6 +351,10 @@ impl Node {
             shutdown.child_token(),
         ));
         tasks.spawn(mailbox::fetcher(inner.clone(), wake_rx, shutdown.child_token()));
+        if server {
+            let every = config.mailbox_replicate_every;
+            tasks.spawn(replicate::run(inner.clone(), every, shutdown.child_token()));
+        }
         let channels = inbound::Channels { publish: publish_tx, mailbox: mbox_tx };
         tasks.spawn(inbound::run(
             inner.clone(),

@@ -23,7 +23,6 @@ use communitas_net::libp2p::PeerId;
 use communitas_net::mbox::{FETCH_DOMAIN, MboxRequest, MboxResponse, Refusal};
 use communitas_store::{MailboxLimits, PutOutcome};
 use communitas_types::{MailboxId, MessageId, Timestamp};
-use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -45,9 +44,6 @@ const MAX_PENDING: usize = 10_000;
 const FETCH_BYTES: u32 = 4 * 1024 * 1024;
 /// Owner notifications in flight at once.
 const MAX_NOTIFYING: usize = 64;
-/// Puts, fetches and acks at the store at once (server role): enough to fill the
-/// store writer's batches under load, bounded so a flood waits in the inbox instead.
-const MAX_STORE_WORK: usize = 128;
 /// Fetched envelopes accepted concurrently.
 const ACCEPT_AT_ONCE: usize = 32;
 /// How long after start a node keeps looking for mailbox servers every half second.
@@ -60,6 +56,10 @@ pub(crate) struct Request {
     pub(crate) request: MboxRequest,
     pub(crate) responder: MboxResponder,
 }
+
+/// Puts, fetches and acks at the store at once (server role): enough to fill the
+/// store writer's batches under load, bounded so a flood waits in the inbox instead.
+const MAX_STORE_WORK: usize = 128;
 
 /// The server side. Runs on every node; answers `NotServer` unless it is one.
 ///
@@ -130,18 +130,26 @@ pub(crate) async fn serve(
         }
         let response = match request {
             MboxRequest::Put { envelope } => {
-                let mailbox = Envelope::from_bytes(&envelope).map(|e| e.mailbox()).ok();
-                let owners: Vec<PeerId> = sessions
-                    .iter()
-                    .filter(|((_, m), at)| Some(*m) == mailbox && at.elapsed() < SESSION_TTL)
-                    .map(|((owner, _), _)| *owner)
-                    .collect();
+                spawn_put(&inner, &mut work, &sessions, peer, envelope, None, responder);
+                continue;
+            }
+            MboxRequest::Replicate { expires_at, envelope } => {
+                let until = Some(Timestamp::from_millis(expires_at));
+                spawn_put(&inner, &mut work, &sessions, peer, envelope, until, responder);
+                continue;
+            }
+            MboxRequest::Offer { hashes, .. } => {
                 let inner = inner.clone();
                 work.spawn(async move {
-                    let response = put(&inner, peer, envelope).await;
-                    let stored = response == MboxResponse::Stored;
+                    let response = match inner.store.mailbox_wanted(hashes).await {
+                        Ok(answer) => {
+                            inner.metrics.mailbox_acked_refused.inc_by(answer.acked as u64);
+                            MboxResponse::Wanted(answer.hashes)
+                        }
+                        Err(_) => MboxResponse::Refused(Refusal::Unavailable),
+                    };
                     let _ = responder.send(response).await;
-                    mailbox.filter(|_| stored && !owners.is_empty()).map(|m| (m, owners))
+                    None
                 });
                 continue;
             }
@@ -209,6 +217,33 @@ pub(crate) async fn serve(
     work.shutdown().await;
 }
 
+/// Keeps an envelope (a put, or a replica that expires no later than `until`) on its
+/// own task; when stored, the task names the owners that fetched here lately (likely
+/// online) so that the actor tells them.
+fn spawn_put(
+    inner: &Arc<Inner>,
+    work: &mut tokio::task::JoinSet<Option<(MailboxId, Vec<PeerId>)>>,
+    sessions: &HashMap<(PeerId, MailboxId), Instant>,
+    peer: PeerId,
+    envelope: Vec<u8>,
+    until: Option<Timestamp>,
+    responder: communitas_net::MboxResponder,
+) {
+    let mailbox = Envelope::from_bytes(&envelope).map(|e| e.mailbox()).ok();
+    let owners: Vec<PeerId> = sessions
+        .iter()
+        .filter(|((_, m), at)| Some(*m) == mailbox && at.elapsed() < SESSION_TTL)
+        .map(|((owner, _), _)| *owner)
+        .collect();
+    let inner = inner.clone();
+    work.spawn(async move {
+        let response = put(&inner, peer, envelope, until).await;
+        let stored = response == MboxResponse::Stored;
+        let _ = responder.send(response).await;
+        mailbox.filter(|_| stored && !owners.is_empty()).map(|m| (m, owners))
+    });
+}
+
 /// Keeps the entries `keep` accepts; if the map is still too big, empties it.
 fn prune<K, V>(map: &mut HashMap<K, V>, keep: impl Fn(&V) -> bool) {
     map.retain(|_, v| keep(v));
@@ -226,12 +261,24 @@ fn fetch_signed_bytes(
     [FETCH_DOMAIN, &server.to_bytes(), &requester.to_bytes(), nonce, mailbox.as_bytes()].concat()
 }
 
-async fn put(inner: &Inner, peer: PeerId, envelope: Vec<u8>) -> MboxResponse {
+/// Stores a put; a replica keeps its original's expiry `until` (if earlier than ours),
+/// so bouncing between holders never extends an envelope's life.
+async fn put(
+    inner: &Inner,
+    peer: PeerId,
+    envelope: Vec<u8>,
+    until: Option<Timestamp>,
+) -> MboxResponse {
     let Ok(parsed) = Envelope::from_bytes(&envelope) else {
         return MboxResponse::Refused(Refusal::Invalid);
     };
     let hash = *blake3::hash(&envelope).as_bytes();
     let now = Timestamp::now();
+    let ours = now.saturating_add(MESSAGE_TTL);
+    let expires_at = until.map_or(ours, |until| until.min(ours));
+    if expires_at <= now {
+        return MboxResponse::Refused(Refusal::Invalid);
+    }
     let outcome = inner
         .store
         .mailbox_put(
@@ -240,12 +287,17 @@ async fn put(inner: &Inner, peer: PeerId, envelope: Vec<u8>) -> MboxResponse {
             envelope,
             peer.to_string(),
             now,
-            now.saturating_add(MESSAGE_TTL),
+            expires_at,
             inner.mailbox_limits,
         )
         .await;
     match outcome {
         Ok(PutOutcome::Stored | PutOutcome::AlreadyStored) => MboxResponse::Stored,
+        // Delivered already: the put's purpose is served, and it is not kept again.
+        Ok(PutOutcome::AlreadyAcked) => {
+            inner.metrics.mailbox_acked_refused.inc();
+            MboxResponse::Stored
+        }
         Ok(PutOutcome::MailboxFull) => {
             inner.metrics.mailbox_full.inc();
             inner.metrics.refuse("mailbox_full");
@@ -319,15 +371,26 @@ async fn fetch_all(inner: &Arc<Inner>) -> Result<usize, String> {
     let own = inner.secrets.identity.public().clone();
     let mailbox = own.mailbox_id();
     let me = inner.secrets.device.peer_id();
+    let started = Instant::now();
     let candidates =
         inner.net.closest_peers(mailbox.as_bytes().to_vec()).await.map_err(|e| e.to_string())?;
+    tracing::debug!(candidates = candidates.len(), took = ?started.elapsed(), "mailbox servers found");
     let mut answered = 0;
     let mut round = Round::default();
     for server in candidates.into_iter().filter(|p| *p != me).take(REPLICAS * 2) {
         if answered >= REPLICAS {
             break;
         }
-        match fetch_from(inner, server, &own, mailbox, &mut round).await {
+        let asked = Instant::now();
+        let before = round.accepted.len();
+        let result = fetch_from(inner, server, &own, mailbox, &mut round).await;
+        tracing::debug!(
+            %server,
+            accepted = round.accepted.len() - before,
+            took = ?asked.elapsed(),
+            "mailbox server asked"
+        );
+        match result {
             Ok(true) => answered += 1,
             Ok(false) => {}
             Err(e) => tracing::debug!(%server, error = %e, "mailbox server did not answer"),
@@ -353,6 +416,11 @@ struct Round {
 
 /// Fetches, accepts and acknowledges everything one server holds for us. `Ok(false)`
 /// if it is not a mailbox server.
+///
+/// The same envelope waits at up to R holders. What an earlier holder of this round
+/// already gave us is not fetched again: the first fetch from each later holder asks
+/// for as little as possible (it is what opens the session acks need), then
+/// acknowledges everything accepted so far in one go, and only then fetches the rest.
 async fn fetch_from(
     inner: &Arc<Inner>,
     server: PeerId,
@@ -361,6 +429,7 @@ async fn fetch_from(
     round: &mut Round,
 ) -> Result<bool, String> {
     let me = inner.secrets.device.peer_id();
+    let mut known: Vec<[u8; 32]> = round.accepted.iter().copied().collect();
     loop {
         let nonce = match inner
             .net
@@ -374,12 +443,9 @@ async fn fetch_from(
         };
         let signature =
             inner.secrets.identity.sign(&fetch_signed_bytes(&server, &me, &nonce, &mailbox));
-        let request = MboxRequest::Fetch {
-            identity: own.to_bytes(),
-            nonce,
-            signature,
-            max_bytes: FETCH_BYTES,
-        };
+        // With acks to send first, a fetch of one envelope opens the session.
+        let max_bytes = if known.is_empty() { FETCH_BYTES } else { 1 };
+        let request = MboxRequest::Fetch { identity: own.to_bytes(), nonce, signature, max_bytes };
         let list = match inner.net.mailbox(server, request).await.map_err(|e| e.to_string())? {
             MboxResponse::Envelopes(list) => list,
             other => return Err(format!("fetch refused: {other:?}")),
@@ -388,24 +454,21 @@ async fn fetch_from(
             return Ok(true);
         }
         let fetched = list.len();
-        let mut done = Vec::with_capacity(fetched);
+        let mut done = std::mem::take(&mut known);
         let mut fresh = Vec::with_capacity(fetched);
+        let mut handled = 0;
         for (hash, envelope) in list {
             if round.accepted.contains(&hash) {
                 inner.metrics.duplicates.inc();
-                done.push(hash);
+                handled += 1;
+                if !done.contains(&hash) {
+                    done.push(hash);
+                }
             } else {
                 fresh.push((hash, envelope));
             }
         }
-        // Several at once, so their commits share transactions (group commit); the
-        // order they land in does not matter, each is checked on its own.
-        let outcomes: Vec<_> = futures::stream::iter(fresh)
-            .map(|(hash, envelope)| async move { (hash, accept(inner, &envelope).await) })
-            .buffer_unordered(ACCEPT_AT_ONCE)
-            .collect()
-            .await;
-        for (hash, outcome) in outcomes {
+        for (hash, outcome) in accept_all(inner, fresh).await {
             match outcome {
                 Ok(Accepted { text_from, inserted }) => {
                     if inserted == communitas_store::Inserted::Duplicate {
@@ -416,12 +479,14 @@ async fn fetch_from(
                     }
                     round.accepted.insert(hash);
                     done.push(hash);
+                    handled += 1;
                 }
                 // Refused for good (not ours, forged, stale): drop it from the mailbox.
                 Err(InboundRefusal::Rejected(why, reason)) => {
                     tracing::debug!(?why, %reason, "mailbox envelope refused");
                     inner.metrics.rejected.inc();
                     done.push(hash);
+                    handled += 1;
                 }
                 // Could not store now: leave it there for the next round.
                 Err(InboundRefusal::Busy(reason)) => {
@@ -429,7 +494,6 @@ async fn fetch_from(
                 }
             }
         }
-        let count = done.len();
         for chunk in done.chunks(communitas_net::mbox::MAX_ACK) {
             inner
                 .net
@@ -438,8 +502,35 @@ async fn fetch_from(
                 .map_err(|e| e.to_string())?;
         }
         // Something stayed behind (not stored yet): the next round takes it.
-        if count < fetched {
+        if handled < fetched {
             return Ok(true);
         }
     }
+}
+
+/// Accepts fetched envelopes, [`ACCEPT_AT_ONCE`] at a time, each on its own task: opening
+/// is CPU work, and tasks spread it over the runtime's threads, while their commits
+/// share transactions (group commit). Order does not matter; each is checked on its
+/// own. A task that fails leaves its envelope in the mailbox for the next round.
+async fn accept_all(
+    inner: &Arc<Inner>,
+    fresh: Vec<([u8; 32], Vec<u8>)>,
+) -> Vec<([u8; 32], Result<Accepted, InboundRefusal>)> {
+    let mut out = Vec::with_capacity(fresh.len());
+    let mut tasks = tokio::task::JoinSet::new();
+    for (hash, envelope) in fresh {
+        if tasks.len() >= ACCEPT_AT_ONCE
+            && let Some(Ok(done)) = tasks.join_next().await
+        {
+            out.push(done);
+        }
+        let inner = inner.clone();
+        tasks.spawn(async move { (hash, accept(&inner, &envelope).await) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(done) = done {
+            out.push(done);
+        }
+    }
+    out
 }

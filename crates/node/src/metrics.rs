@@ -51,6 +51,12 @@ pub struct Metrics {
     pub ping_failures: Counter,
     /// The network's refusal counters, when registered ([`Metrics::with_net`]).
     net: Option<communitas_net::NetMetrics>,
+    /// Envelopes this server keeps for others, as of its last re-replication round.
+    pub mailbox_envelopes: Gauge,
+    /// Envelope copies this server sent to other holders (re-replication).
+    pub mailbox_replicated: Counter,
+    /// Offered or re-put envelopes refused because their owner had acknowledged them.
+    pub mailbox_acked_refused: Counter,
 }
 
 impl Metrics {
@@ -104,6 +110,24 @@ impl Metrics {
             "ping_failures",
             "Connections closed because a ping failed",
             ping_failures.clone(),
+        );
+        let mailbox_envelopes = Gauge::default();
+        let mailbox_replicated = Counter::default();
+        let mailbox_acked_refused = Counter::default();
+        registry.register(
+            "mailbox_envelopes",
+            "Envelopes kept for others, as of the last re-replication round",
+            mailbox_envelopes.clone(),
+        );
+        registry.register(
+            "mailbox_replicated",
+            "Envelope copies sent to other mailbox holders",
+            mailbox_replicated.clone(),
+        );
+        registry.register(
+            "mailbox_acked_refused",
+            "Offered or re-put envelopes refused: their owner had acknowledged them",
+            mailbox_acked_refused.clone(),
         );
         registry.register(
             "rate_limited",
@@ -159,6 +183,9 @@ impl Metrics {
             hole_punches,
             ping_failures,
             net: None,
+            mailbox_envelopes,
+            mailbox_replicated,
+            mailbox_acked_refused,
         }
     }
 

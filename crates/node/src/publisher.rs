@@ -56,14 +56,20 @@ pub(crate) async fn run(
 
 async fn publish(inner: &Inner) -> Result<(), String> {
     let status = inner.net.status().await.map_err(|e| e.to_string())?;
-    let mut addrs: Vec<Multiaddr> = status.external_addrs;
-    addrs.extend(status.listen_addrs.into_iter().filter(is_dialable));
-    // Loopback only reaches this machine: published only by a loopback-only node
-    // (a test network), never next to real addresses.
-    if addrs.iter().any(|a| !is_loopback(a)) {
-        addrs.retain(|a| !is_loopback(a));
-    }
-    addrs.dedup();
+    let addrs: Vec<Multiaddr> = if inner.announce.is_empty() {
+        let mut addrs = status.external_addrs;
+        addrs.extend(status.listen_addrs.into_iter().filter(is_dialable));
+        // Loopback only reaches this machine: published only by a loopback-only node
+        // (a test network), never next to real addresses.
+        if addrs.iter().any(|a| !is_loopback(a)) {
+            addrs.retain(|a| !is_loopback(a));
+        }
+        addrs.dedup();
+        addrs
+    } else {
+        // Announced: those and nothing else (`run --announce`).
+        inner.announce.clone()
+    };
     let addrs: Vec<Vec<u8>> = addrs
         .into_iter()
         .map(|a| a.to_vec())

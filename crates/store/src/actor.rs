@@ -17,7 +17,8 @@ use crate::model::{
     Contact, DeadLetter, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
 };
 use crate::ops::{MailboxEntry, MailboxLimits, PutOutcome};
-use crate::{Error, ops, schema, settings};
+use crate::replica::{ReplicaEntry, Wanted};
+use crate::{Error, ops, replica, schema, settings};
 
 /// Most writes committed in one transaction: bounds the latency a big burst adds to
 /// the first write in it.
@@ -201,6 +202,28 @@ pub(crate) enum Read {
     Setting {
         key: &'static str,
         reply: Reply<Option<String>>,
+    },
+    MboxHeld {
+        after: Option<MailboxId>,
+        now: Timestamp,
+        limit: usize,
+        reply: Reply<Vec<MailboxId>>,
+    },
+    MboxHashes {
+        mailbox: MailboxId,
+        now: Timestamp,
+        limit: usize,
+        reply: Reply<Vec<[u8; 32]>>,
+    },
+    MboxWanted {
+        offered: Vec<[u8; 32]>,
+        reply: Reply<Wanted>,
+    },
+    MboxEntries {
+        mailbox: MailboxId,
+        hashes: Vec<[u8; 32]>,
+        now: Timestamp,
+        reply: Reply<Vec<ReplicaEntry>>,
     },
 }
 
@@ -429,6 +452,18 @@ impl Reader {
             Read::Setting { key, reply } => drop(reply.send(settings::setting(conn, key))),
             Read::MboxFetch { mailbox, now, max_bytes, reply } => {
                 drop(reply.send(ops::mbox_fetch(conn, &mailbox, now, max_bytes)))
+            }
+            Read::MboxHeld { after, now, limit, reply } => {
+                drop(reply.send(replica::held_mailboxes(conn, after, now, limit)))
+            }
+            Read::MboxHashes { mailbox, now, limit, reply } => {
+                drop(reply.send(replica::hashes(conn, &mailbox, now, limit)))
+            }
+            Read::MboxWanted { offered, reply } => {
+                drop(reply.send(replica::wanted(conn, &offered)))
+            }
+            Read::MboxEntries { mailbox, hashes, now, reply } => {
+                drop(reply.send(replica::entries(conn, &mailbox, &hashes, now)))
             }
         }
     }

@@ -29,6 +29,7 @@ mod actor;
 mod files;
 mod model;
 mod ops;
+mod replica;
 pub mod schema;
 mod settings;
 
@@ -44,6 +45,7 @@ pub use model::{
     StoredMessage,
 };
 pub use ops::{MailboxEntry, MailboxLimits, PutOutcome};
+pub use replica::{ReplicaEntry, Wanted};
 
 use actor::{Read, Write};
 
@@ -336,7 +338,8 @@ impl Store {
         self.read(|reply| Read::MboxFetch { mailbox, now, max_bytes, reply }).await
     }
 
-    /// Server role: deletes acknowledged envelopes; returns how many were there.
+    /// Server role: deletes acknowledged envelopes, keeping a tombstone of each until
+    /// its expiry so it cannot be put back; returns how many were there.
     pub async fn mailbox_ack(
         &self,
         mailbox: communitas_types::MailboxId,
@@ -345,7 +348,44 @@ impl Store {
         self.write(|reply| Write::MboxAck { mailbox, hashes, reply }).await
     }
 
-    /// Drops expired mailbox envelopes and seen ids.
+    /// Server role: up to `limit` mailboxes holding unexpired envelopes, in id order,
+    /// after `after` (to page through them all).
+    pub async fn mailbox_held(
+        &self,
+        after: Option<communitas_types::MailboxId>,
+        now: communitas_types::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<communitas_types::MailboxId>, Error> {
+        self.read(|reply| Read::MboxHeld { after, now, limit, reply }).await
+    }
+
+    /// Server role: the hashes of the unexpired envelopes in `mailbox`, oldest first.
+    pub async fn mailbox_hashes(
+        &self,
+        mailbox: communitas_types::MailboxId,
+        now: communitas_types::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<[u8; 32]>, Error> {
+        self.read(|reply| Read::MboxHashes { mailbox, now, limit, reply }).await
+    }
+
+    /// Server role: of the `offered` hashes, those neither kept here nor acknowledged
+    /// here by their owner (a re-replication offer's answer).
+    pub async fn mailbox_wanted(&self, offered: Vec<[u8; 32]>) -> Result<Wanted, Error> {
+        self.read(|reply| Read::MboxWanted { offered, reply }).await
+    }
+
+    /// Server role: the unexpired envelopes of `mailbox` among `hashes`, with expiry.
+    pub async fn mailbox_entries(
+        &self,
+        mailbox: communitas_types::MailboxId,
+        hashes: Vec<[u8; 32]>,
+        now: communitas_types::Timestamp,
+    ) -> Result<Vec<ReplicaEntry>, Error> {
+        self.read(|reply| Read::MboxEntries { mailbox, hashes, now, reply }).await
+    }
+
+    /// Drops expired mailbox envelopes, tombstones and seen ids.
     pub async fn expire(&self, now: communitas_types::Timestamp) -> Result<usize, Error> {
         self.write(|reply| Write::MboxExpire { now, reply }).await
     }

@@ -13,11 +13,11 @@ use crate::model::{
 };
 
 /// Unix ms as SQLite's signed integer; far-future values saturate.
-fn ms(t: Timestamp) -> i64 {
+pub(crate) fn ms(t: Timestamp) -> i64 {
     i64::try_from(t.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn ts(v: i64) -> Timestamp {
+pub(crate) fn ts(v: i64) -> Timestamp {
     Timestamp::from_millis(u64::try_from(v).unwrap_or(0))
 }
 
@@ -25,7 +25,7 @@ fn parse_address(text: &str) -> Result<Address, Error> {
     text.parse().map_err(|_| Error::Corrupt { field: "address" })
 }
 
-fn array<const N: usize>(bytes: Vec<u8>, field: &'static str) -> Result<[u8; N], Error> {
+pub(crate) fn array<const N: usize>(bytes: Vec<u8>, field: &'static str) -> Result<[u8; N], Error> {
     bytes.try_into().map_err(|_| Error::Corrupt { field })
 }
 
@@ -476,6 +476,8 @@ pub enum PutOutcome {
     MailboxFull,
     /// The sending peer is at its quota.
     SenderOverQuota,
+    /// Its owner already acknowledged this envelope here: it is not taken back.
+    AlreadyAcked,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -495,6 +497,9 @@ pub(crate) fn mbox_put(
         })?;
     if exists {
         return Ok(PutOutcome::AlreadyStored);
+    }
+    if crate::replica::tombstoned(conn, hash)? {
+        return Ok(PutOutcome::AlreadyAcked);
     }
     let (count, bytes): (u32, i64) = conn.query_row(
         "SELECT COUNT(*), COALESCE(SUM(LENGTH(envelope)), 0) FROM mailbox WHERE mailbox = ?1 AND expires_at > ?2",
@@ -550,9 +555,15 @@ pub(crate) fn mbox_ack(
     mailbox: &communitas_types::MailboxId,
     hashes: &[[u8; 32]],
 ) -> Result<usize, Error> {
+    // The tombstone keeps the envelope's own expiry: past it, nobody re-puts it anyway.
+    let mut bury = conn.prepare_cached(
+        "INSERT OR IGNORE INTO mailbox_tombstones (hash, expires_at)
+         SELECT hash, expires_at FROM mailbox WHERE mailbox = ?1 AND hash = ?2",
+    )?;
     let mut stmt = conn.prepare_cached("DELETE FROM mailbox WHERE mailbox = ?1 AND hash = ?2")?;
     let mut removed = 0;
     for hash in hashes {
+        bury.execute(params![mailbox.as_bytes(), hash])?;
         removed += stmt.execute(params![mailbox.as_bytes(), hash])?;
     }
     Ok(removed)
@@ -561,5 +572,6 @@ pub(crate) fn mbox_ack(
 pub(crate) fn mbox_expire(conn: &Connection, now: Timestamp) -> Result<usize, Error> {
     let removed = conn.execute("DELETE FROM mailbox WHERE expires_at <= ?1", [ms(now)])?;
     conn.execute("DELETE FROM seen_ids WHERE expires_at <= ?1", [ms(now)])?;
+    conn.execute("DELETE FROM mailbox_tombstones WHERE expires_at <= ?1", [ms(now)])?;
     Ok(removed)
 }

@@ -97,6 +97,16 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 7 (issue 4): hashes of mailbox envelopes their owner acknowledged, kept until the
+    // envelope would have expired, so that a re-put or another holder's re-replication
+    // cannot bring an acknowledged envelope back (decision 0020).
+    "
+    CREATE TABLE mailbox_tombstones (
+        hash       BLOB PRIMARY KEY,        -- BLAKE3 of the acknowledged envelope
+        expires_at INTEGER NOT NULL         -- the envelope's own expiry, unix ms
+    ) WITHOUT ROWID;
+    CREATE INDEX mailbox_tombstones_expiry ON mailbox_tombstones (expires_at);
+    ",
 ];
 
 /// The schema version this build writes.

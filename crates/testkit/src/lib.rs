@@ -95,6 +95,7 @@ async fn start(
             server,
             transport: communitas_net::Transport::Memory,
             only_global_ips: false,
+            announce: base.net.announce.clone(),
             ..communitas_net::Config::default()
         },
         files: communitas_node::FilesConfig {

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use std::io::Write;
 
@@ -65,6 +66,15 @@ pub(crate) struct RunArgs {
     pub(crate) external_addr: Vec<Multiaddr>,
     #[command(flatten)]
     pub(crate) limits: ServerLimits,
+    /// Give out only this address (repeatable): publish it in the identity record,
+    /// hide the listen addresses from peers, turn AutoNAT off. For a node behind a
+    /// forwarder, e.g. an impairment proxy or a port mapping.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) announce: Vec<Multiaddr>,
+    /// Server nodes: offer kept mailbox envelopes to the other closest servers every
+    /// SECS, so R copies remain when holders leave.
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) replicate_every: u64,
 }
 
 /// Load limits of a node (they matter on server nodes; see docs/deploy.md).
@@ -120,6 +130,8 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
         config.net.ping_timeout = seconds("--ping-timeout", args.ping_timeout)?;
         config.net.external_addrs = args.external_addr;
         args.limits.apply(&mut config);
+        config.net.announce = args.announce;
+        config.mailbox_replicate_every = Duration::from_secs(args.replicate_every);
         let running =
             Running::start(home, secrets, keystore.public().clone(), config, args.api).await?;
         // A daemon must not die because whoever started it stopped reading its

@@ -21,7 +21,7 @@ impl Daemon {
         Self::start_with(home, server, bootstrap, &[])
     }
 
-    /// As `start`, with more `run` flags.
+    /// [`Daemon::start`] with more `run` flags.
     pub(crate) fn start_with(
         home: &Path,
         server: bool,
@@ -37,7 +37,17 @@ impl Daemon {
         if let Some(b) = bootstrap {
             cmd.args(["--bootstrap", b]);
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        // COMMUNITAS_TEST_LOGS=DIR keeps each node's log (with COMMUNITAS_LOG's filter).
+        let stderr = match std::env::var_os("COMMUNITAS_TEST_LOGS") {
+            Some(dir) => {
+                let name = home.file_name().unwrap().to_string_lossy().into_owned();
+                let path = Path::new(&dir).join(format!("{name}.log"));
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+                Stdio::from(file.unwrap())
+            }
+            None => Stdio::null(),
+        };
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
         let mut dial = Vec::new();
         for line in BufReader::new(child.stdout.take().unwrap()).lines() {
             let line = line.unwrap();
@@ -70,7 +80,7 @@ impl Daemon {
 }
 
 impl Daemon {
-    /// Sends a signal (`STOP`, `CONT`, …) to the process.
+    /// Sends a signal (`STOP`, `CONT`, ...).
     pub(crate) fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args([&format!("-{name}"), &pid]).status().unwrap().success());

@@ -8,6 +8,7 @@ mod identity;
 mod load;
 mod network;
 mod presence;
+mod replication;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

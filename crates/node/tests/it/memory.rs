@@ -349,3 +349,37 @@ async fn a_new_mailbox_entry_is_fetched_at_once_when_its_owner_is_online() {
     sender_client.stop().await;
     net.shutdown().await;
 }
+
+/// `announce` (what `run --announce` sets): the identity record lists exactly the
+/// announced addresses, not where the node really listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announced_address_is_the_only_one_published() {
+    use communitas_net::libp2p::Multiaddr;
+    use communitas_node::Config;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = communitas_testkit::memory_node(dir.path(), "server", true, &[]).await;
+    let server_addrs = server.handle().dial_addrs().await.unwrap();
+    let announced: Multiaddr = "/ip4/127.0.0.1/udp/9/quic-v1".parse().unwrap();
+    let mut config = Config::default();
+    config.net.announce = vec![announced.clone()];
+    let bob =
+        communitas_testkit::memory_node_configured(dir.path(), "bob", false, &server_addrs, config)
+            .await;
+    let listening = bob.handle().dial_addrs().await.unwrap();
+    assert!(!listening.is_empty());
+
+    let client = communitas_testkit::BareClient::start(&server_addrs);
+    let record =
+        eventually(Duration::from_secs(10), || client.net.resolve(bob.handle().address())).await;
+    assert_eq!(record.len(), 1);
+    let published: Vec<Multiaddr> = record[0].devices[0]
+        .addrs
+        .iter()
+        .map(|a| Multiaddr::try_from(a.clone()).unwrap())
+        .collect();
+    assert_eq!(published, vec![announced]);
+    client.stop().await;
+    bob.shutdown().await;
+    server.shutdown().await;
+}

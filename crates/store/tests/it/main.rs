@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod crash;
+mod mailbox;
 mod rows;
 
 use communitas_crypto::at_rest::StorageKey;

@@ -1,0 +1,123 @@
+//! Server role, re-replication (decision 0020): the reads a mailbox holder needs to
+//! offer its envelopes to the other holders, and to answer their offers.
+//!
+//! A holder lists the mailboxes it keeps ([`held_mailboxes`], paged by mailbox id),
+//! offers each one's hashes ([`hashes`]) to the other closest servers, which answer
+//! with the ones they lack ([`wanted`]: neither stored nor acknowledged here), and then
+//! sends those ([`entries`]) with their own expiry, so a copy never outlives the
+//! original.
+
+use communitas_types::{MailboxId, Timestamp};
+use rusqlite::{Connection, params};
+
+use crate::Error;
+use crate::ops::{array, ms, ts};
+
+/// An envelope as another holder gets it: hash, envelope, the original's expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaEntry {
+    /// BLAKE3 of the envelope.
+    pub hash: [u8; 32],
+    /// The sealed envelope.
+    pub envelope: Vec<u8>,
+    /// When it expires at the holder that sends it.
+    pub expires_at: Timestamp,
+}
+
+/// Whether the owner acknowledged `hash` here (and its tombstone has not expired).
+pub(crate) fn tombstoned(conn: &Connection, hash: &[u8; 32]) -> Result<bool, Error> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM mailbox_tombstones WHERE hash = ?1)",
+        [hash],
+        |r| r.get(0),
+    )?)
+}
+
+/// Up to `limit` mailboxes with unexpired envelopes, in id order, after `after`.
+pub(crate) fn held_mailboxes(
+    conn: &Connection,
+    after: Option<MailboxId>,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<MailboxId>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT mailbox FROM mailbox WHERE mailbox > ?1 AND expires_at > ?2
+         ORDER BY mailbox LIMIT ?3",
+    )?;
+    let after = after.map(|m| m.as_bytes().to_vec()).unwrap_or_default();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![after, ms(now), limit])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(MailboxId::from_bytes(array(r.get(0)?, "mailbox id")?));
+    }
+    Ok(out)
+}
+
+/// The hashes of the unexpired envelopes in `mailbox`, oldest first, at most `limit`.
+pub(crate) fn hashes(
+    conn: &Connection,
+    mailbox: &MailboxId,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<[u8; 32]>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash FROM mailbox WHERE mailbox = ?1 AND expires_at > ?2
+         ORDER BY received_at, hash LIMIT ?3",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![mailbox.as_bytes(), ms(now), limit])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(array(r.get(0)?, "mailbox hash")?);
+    }
+    Ok(out)
+}
+
+/// The answer to an offer of hashes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// The offered hashes this node neither keeps nor saw acknowledged.
+    pub hashes: Vec<[u8; 32]>,
+    /// How many of the offered hashes their owner already acknowledged here.
+    pub acked: usize,
+}
+
+/// Sorts `offered` into what this node lacks and what its owner already acknowledged.
+pub(crate) fn wanted(conn: &Connection, offered: &[[u8; 32]]) -> Result<Wanted, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM mailbox WHERE hash = ?1),
+                EXISTS (SELECT 1 FROM mailbox_tombstones WHERE hash = ?1)",
+    )?;
+    let mut out = Wanted::default();
+    for hash in offered {
+        let (kept, acked): (bool, bool) = stmt.query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if acked {
+            out.acked += 1;
+        } else if !kept {
+            out.hashes.push(*hash);
+        }
+    }
+    Ok(out)
+}
+
+/// The unexpired envelopes of `mailbox` among `hashes`, with their expiry.
+pub(crate) fn entries(
+    conn: &Connection,
+    mailbox: &MailboxId,
+    hashes: &[[u8; 32]],
+    now: Timestamp,
+) -> Result<Vec<ReplicaEntry>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT envelope, expires_at FROM mailbox
+         WHERE mailbox = ?1 AND hash = ?2 AND expires_at > ?3",
+    )?;
+    let mut out = Vec::new();
+    for hash in hashes {
+        let mut rows = stmt.query(params![mailbox.as_bytes(), hash, ms(now)])?;
+        if let Some(r) = rows.next()? {
+            out.push(ReplicaEntry { hash: *hash, envelope: r.get(0)?, expires_at: ts(r.get(1)?) });
+        }
+    }
+    Ok(out)
+}
