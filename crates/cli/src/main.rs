@@ -301,7 +301,7 @@ fn fix_malloc_threshold(command: &Command) {
     let Ok(exe) = std::env::current_exe() else { return };
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     // Returns only if the exec failed; then run as we are.
-    let error = std::process::Command::new(exe).args(args).env(VAR, "131072").exec();
+    let error = std::process::Command::new(exe).args(args).env(VAR, "65536").exec();
     eprintln!("communitas: note: cannot set {VAR}: {error}");
 }
 

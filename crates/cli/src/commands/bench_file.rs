@@ -71,11 +71,12 @@ pub(crate) fn file(args: FileArgs) -> Result<()> {
         if args.dir.is_some() {
             let _ = std::fs::remove_file(&path);
         }
-        let seconds = result?;
+        let (seconds, prepared) = result?;
         let mib = |kib: Option<u64>| kib.map(|k| k as f64 / 1024.0);
         let figures = json!({
             "size_mib": args.size_mib,
             "seconds": seconds,
+            "prepare_seconds": prepared,
             "mb_per_s": size as f64 / 1e6 / seconds,
             "sender_peak_rss_mib": mib(rss.0),
             "receiver_peak_rss_mib": mib(rss.1),
@@ -91,6 +92,7 @@ pub(crate) fn file(args: FileArgs) -> Result<()> {
                 seconds,
                 figures["mb_per_s"].as_f64().unwrap_or(0.0)
             );
+            println!("  of which the sender's pass over the file (manifest): {prepared:.2} s");
             println!(
                 "peak RSS: sender {:.1} MiB, receiver {:.1} MiB (before the transfer: {:.1}, {:.1})",
                 mib(rss.0).unwrap_or(0.0),
@@ -130,7 +132,7 @@ async fn measure(
     bob: communitas_types::Address,
     path: &Path,
     expected: String,
-) -> Result<f64> {
+) -> Result<(f64, f64)> {
     let alice = Api::for_home(alice_home)?;
     let bob_api = Api::for_home(bob_home)?;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -152,6 +154,7 @@ async fn measure(
     let queued: Value =
         alice.post("/v1/files", &json!({ "to": bob, "path": path, "text": "" })).await?;
     let file_id = queued["file_id"].as_str().context("no file id")?.to_owned();
+    let prepared = start.elapsed().as_secs_f64();
     let done = tokio::time::timeout(Duration::from_secs(600), async {
         while let Some(Ok(frame)) = events.next().await {
             let Ok(text) = frame.to_text() else { continue };
@@ -186,5 +189,5 @@ async fn measure(
     if on_disk != expected {
         bail!("the file on bob's disk differs from alice's");
     }
-    Ok(seconds)
+    Ok((seconds, prepared))
 }
