@@ -166,7 +166,14 @@ async fn a_file_changed_after_sending_is_never_served() {
 /// every stripe with them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_shards_survive_the_sender_leaving_and_two_of_seven_holders_dying() {
-    stored_case(7, 2).await;
+    stored_case(7, 2, false).await;
+}
+
+/// A holder whose disk flipped bits in some data shards: bob notices each by its hash,
+/// counts it, and takes parity from the other holders instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_stored_shards_are_detected_counted_and_replaced() {
+    stored_case(7, 1, true).await;
 }
 
 /// The same with one shard per holder: 14 servers, 4 of them die. Slow (every server
@@ -174,10 +181,22 @@ async fn stored_shards_survive_the_sender_leaving_and_two_of_seven_holders_dying
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: 14 servers"]
 async fn stored_shards_survive_four_of_fourteen_holders_dying() {
-    stored_case(14, 4).await;
+    stored_case(14, 4, false).await;
 }
 
-async fn stored_case(servers: usize, kill: usize) {
+/// Overwrites up to 3 stored data shards in server `name`'s database with other bytes.
+fn corrupt_shards(dir: &Path, name: &str) -> usize {
+    let db = rusqlite::Connection::open(dir.join(format!("{name}.db"))).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute(
+        "UPDATE shards SET shard = randomblob(size)
+         WHERE (file_id, stripe, idx) IN (SELECT file_id, stripe, idx FROM shards WHERE idx < 10 LIMIT 3)",
+        [],
+    )
+    .unwrap()
+}
+
+async fn stored_case(servers: usize, kill: usize, corrupt: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut net = Network::start(dir.path(), servers, &["alice"]).await;
     let boot = net.servers[servers - 1].handle().dial_addrs().await.unwrap();
@@ -207,12 +226,16 @@ async fn stored_case(servers: usize, kill: usize) {
     for server in net.servers.drain(..kill) {
         server.shutdown().await;
     }
+    let corrupted = if corrupt { corrupt_shards(dir.path(), &format!("server{kill}")) } else { 0 };
+    assert!(!corrupt || corrupted > 0, "the holder kept no data shard");
 
     let bob = communitas_testkit::memory_node_with(dir.path(), "bob", false, &boot, seeds).await;
     let b = bob.handle();
     let files = bob_sees(&b, a.address(), "done").await;
     assert_eq!(files[0].file_id, file_id);
     assert_eq!(std::fs::read(b.file_path(file_id).await.unwrap()).unwrap(), data);
+    let detected = b.metrics().file_shards_corrupt.get();
+    assert_eq!(detected, corrupted as u64, "corrupt shards counted");
     bob.shutdown().await;
     net.shutdown().await;
 }
