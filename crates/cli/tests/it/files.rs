@@ -30,7 +30,7 @@ fn attachment(bob: &Daemon, file_id: &str) -> Value {
 }
 
 #[test]
-fn a_100_mib_file_arrives_whole_and_a_killed_download_resumes() {
+fn a_100_mib_file_arrives_whole_after_either_side_is_killed_mid_transfer() {
     let dir = tempfile::tempdir().unwrap();
     let homes = init_all(dir.path(), &["s0", "alice", "bob"]);
     let s0 = Daemon::start(&homes[0].0, true, None);
@@ -63,7 +63,7 @@ fn a_100_mib_file_arrives_whole_and_a_killed_download_resumes() {
     let sent: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let file_id = sent["file_id"].as_str().unwrap().to_owned();
 
-    // Kill bob with SIGKILL once part of the file is on his disk.
+    // Kill bob (the receiver) with SIGKILL once part of the file is on his disk.
     let deadline = Instant::now() + Duration::from_secs(60);
     let before_kill = loop {
         let seen = attachment(&bob, &file_id);
@@ -80,6 +80,24 @@ fn a_100_mib_file_arrives_whole_and_a_killed_download_resumes() {
 
     // Restarted, bob resumes on his own and fetches only what was missing.
     bob = Daemon::start(bob_home, false, Some(&s0.dial[0]));
+
+    // Then the sender is killed with SIGKILL half-way through the rest, and restarted:
+    // bob picks up from the sender's new address once it is back.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let resumed = loop {
+        let seen = attachment(&bob, &file_id);
+        let progress = seen["progress"].as_u64().unwrap_or(0);
+        if progress > before_kill && seen["status"] == "downloading" {
+            break progress;
+        }
+        assert_ne!(seen["status"], "done", "finished before the sender could be interrupted");
+        assert!(Instant::now() < deadline, "bob did not resume: {seen}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    alice.kill9();
+    assert!(resumed < SIZE as u64);
+    let alice = Daemon::start(alice_home, false, Some(&s0.dial[0]));
+
     let deadline = Instant::now() + Duration::from_secs(120);
     let done = loop {
         let seen = attachment(&bob, &file_id);
