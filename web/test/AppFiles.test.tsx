@@ -126,6 +126,16 @@ describe('files in a conversation', () => {
     expect(screen.getByRole('group', { name: 'Attached file' })).toHaveTextContent('dropped.pdf');
   });
 
+  it('keeps the browser from leaving the app for a file dropped beside the conversation', async () => {
+    const { user } = start();
+    await openBob(user);
+    const sidebar = screen.getByRole('navigation', { name: 'Conversations' });
+    const drop = createEvent.drop(sidebar, { dataTransfer: { types: ['Files'], files: [testFile()], dropEffect: 'copy' } });
+    fireEvent(sidebar, drop);
+    expect(drop.defaultPrevented).toBe(true);
+    expect(screen.queryByRole('group', { name: 'Attached file' })).not.toBeInTheDocument();
+  });
+
   it('ignores text dragged over the conversation', async () => {
     const { user } = start();
     await openBob(user);

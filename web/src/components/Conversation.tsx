@@ -78,6 +78,22 @@ export function Conversation({
     if (file) composer.current?.attach(file);
   };
 
+  // A file dropped beside the conversation (the contact list, a margin) would make
+  // the browser leave the app to show it: refuse such drops instead.
+  useEffect(() => {
+    const refuse = (e: globalThis.DragEvent) => {
+      if (e.defaultPrevented || !e.dataTransfer || !Array.from(e.dataTransfer.types).includes('Files')) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = 'none';
+    };
+    window.addEventListener('dragover', refuse);
+    window.addEventListener('drop', refuse);
+    return () => {
+      window.removeEventListener('dragover', refuse);
+      window.removeEventListener('drop', refuse);
+    };
+  }, []);
+
   // Opening a conversation puts the cursor where one types.
   useEffect(() => {
     composer.current?.focus();
