@@ -52,23 +52,18 @@ export function Composer({ label, onSend, onSendFile, ref }: Props) {
   const [sending, setSending] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
-  const sendingRef = useRef(false);
-  useEffect(() => {
-    sendingRef.current = sending;
-  }, [sending]);
-
   useImperativeHandle(
     ref,
     () => ({
       focus: () => box.current?.focus(),
       attach: (f: File) => {
-        if (sendingRef.current) return;
+        if (sending) return;
         setFile(f);
         setError(null);
         box.current?.focus();
       },
     }),
-    [],
+    [sending],
   );
 
   // Grow with the text, up to the CSS max-height.
