@@ -1,11 +1,14 @@
 // End-to-end: the real `communitas demo` (five nodes on 127.0.0.1) and Debian's
 // Chromium driven by playwright-core. Alice and bob each open their login link; alice
 // adds bob by his four words and writes to him by keyboard; bob's page shows it
-// without a reload, and his reply reaches alice the same way. Screenshots go to
+// without a reload, and his reply reaches alice the same way. Then alice sends a file
+// (picked by keyboard); bob's page shows it, its download link appears once his node
+// has it, and the bytes behind the link are the ones sent. Screenshots go to
 // e2e/artifacts/. Run with `npm run e2e` (COMMUNITAS_BIN = the communitas binary).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
@@ -33,7 +36,21 @@ function startDemo() {
   return { demo, ready };
 }
 
-test('alice and bob chat live in their browsers, by keyboard', { timeout: 120_000 }, async () => {
+/** 200 KiB of known, non-repeating-looking bytes. */
+function knownBytes(size) {
+  const bytes = Buffer.alloc(size);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < size; i += 1) {
+    // xorshift32: deterministic, and no run of zeros a broken transfer could fake.
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    bytes[i] = x & 0xff;
+  }
+  return bytes;
+}
+
+test('alice and bob chat live in their browsers, by keyboard', { timeout: 180_000 }, async () => {
   assert.ok(bin, 'set COMMUNITAS_BIN to the communitas binary');
   mkdirSync(artifacts, { recursive: true });
   const { demo, ready } = startDemo();
@@ -87,6 +104,45 @@ test('alice and bob chat live in their browsers, by keyboard', { timeout: 120_00
 
     await alicePage.screenshot({ path: `${artifacts}alice.png`, fullPage: true });
     await bobPage.screenshot({ path: `${artifacts}bob-375px.png`, fullPage: true });
+
+    // Alice sends a file: the paperclip, by keyboard, opens the picker.
+    const name = 'e2e-200k.bin';
+    const payload = knownBytes(200 * 1024);
+    const sent = createHash('sha256').update(payload).digest('hex');
+    const chooser = alicePage.waitForEvent('filechooser');
+    await alicePage.getByRole('button', { name: 'Attach a file' }).focus();
+    await alicePage.keyboard.press('Enter');
+    await (await chooser).setFiles({ name, mimeType: 'application/octet-stream', buffer: payload });
+    await alicePage.getByRole('group', { name: 'Attached file' }).getByText(name).waitFor();
+    await composer.focus();
+    await alicePage.keyboard.type('the file, as promised');
+    await alicePage.keyboard.press('Enter');
+    // Her own copy is linked as soon as the node has queued it.
+    await alicePage.getByRole('link', { name: `Download ${name}` }).waitFor({ timeout: 20_000 });
+
+    // Bob's page shows it without a reload; the link appears once his node has it all.
+    await bobPage.getByText('the file, as promised', { exact: true }).waitFor({ timeout: 20_000 });
+    const download = bobPage.getByRole('link', { name: `Download ${name}` });
+    await download.waitFor({ timeout: 30_000 });
+    const href = await download.getAttribute('href');
+    const got = await bobPage.evaluate(async (url) => {
+      const response = await fetch(url);
+      const bytes = await response.arrayBuffer();
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+      return {
+        status: response.status,
+        size: bytes.byteLength,
+        disposition: response.headers.get('content-disposition'),
+        sha256: Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join(''),
+      };
+    }, href);
+    assert.equal(got.status, 200);
+    assert.equal(got.size, payload.length);
+    assert.equal(got.sha256, sent, 'bob downloaded the bytes alice sent');
+    assert.match(got.disposition ?? '', /^attachment/);
+
+    await alicePage.screenshot({ path: `${artifacts}alice-file.png`, fullPage: true });
+    await bobPage.screenshot({ path: `${artifacts}bob-file-375px.png`, fullPage: true });
 
     // Without the session the API refuses; from another origin too, even with it.
     const origin = new URL(aliceLink).origin;

@@ -20,6 +20,7 @@ import { useEvents } from './hooks/useEvents';
 import { useMessaging } from './hooks/useMessaging';
 import { usePresence } from './hooks/usePresence';
 import { useStatus } from './hooks/useStatus';
+import { useTransfers } from './hooks/useTransfers';
 import { useUnread } from './hooks/useUnread';
 import { displayName } from './lib/format';
 
@@ -52,6 +53,7 @@ function Messenger() {
   const messaging = useMessaging(peer, me);
   const dead = useDeadLetters();
   const presence = usePresence();
+  const transfers = useTransfers();
 
   const nameOf = (address: Address) => displayName(address, contacts.contacts);
 
@@ -62,9 +64,12 @@ function Messenger() {
       status.handleEvent(event);
       dead.handleEvent(event);
       presence.handleEvent(event);
+      transfers.handleEvent(event);
       if (event.type === 'message_received') {
         const who = nameOf(event.from);
-        setAnnouncement(event.from === peer ? `${who}: ${event.text}` : `New message from ${who}`);
+        const caption = event.text ? `: ${event.text}` : '';
+        const said = event.attachment ? ` sent a file, ${event.attachment.name}${caption}` : `: ${event.text}`;
+        setAnnouncement(event.from === peer ? `${who}${said}` : `New message from ${who}`);
       }
     },
     onResync: () => {
@@ -147,6 +152,8 @@ function Messenger() {
             onAddContact={() => setModal({ kind: 'add', address: view.peer })}
             presence={presence.presence[view.peer]}
             typing={presence.typing.has(view.peer)}
+            transfers={transfers.transfers}
+            onFetchFile={transfers.fetchFile}
           />
         )}
         {view.kind === 'dead' && (

@@ -119,3 +119,75 @@ export function mid(): string {
   counter += 1;
   return counter.toString(16).padStart(32, '0');
 }
+
+/** An XMLHttpRequest the test drives: `progress(sent)`, `respond(status, body)`, `fail()`. */
+export class MockXhr {
+  static instances: MockXhr[] = [];
+
+  method = '';
+  url = '';
+  headers: Record<string, string> = {};
+  body: unknown = undefined;
+  status = 0;
+  statusText = '';
+  responseText = '';
+  aborted = false;
+  onload: (() => void) | null = null;
+  onerror: (() => void) | null = null;
+  onabort: (() => void) | null = null;
+  readonly upload: { onprogress: ((e: ProgressEvent) => void) | null } = { onprogress: null };
+
+  constructor() {
+    MockXhr.instances.push(this);
+  }
+
+  static latest(): MockXhr {
+    const xhr = MockXhr.instances[MockXhr.instances.length - 1];
+    if (!xhr) throw new Error('no XMLHttpRequest was made');
+    return xhr;
+  }
+
+  static install() {
+    MockXhr.instances = [];
+    vi.stubGlobal('XMLHttpRequest', MockXhr);
+  }
+
+  open(method: string, url: string) {
+    this.method = method;
+    this.url = url;
+  }
+
+  setRequestHeader(name: string, value: string) {
+    this.headers[name] = value;
+  }
+
+  send(body: unknown) {
+    this.body = body;
+  }
+
+  abort() {
+    this.aborted = true;
+    this.onabort?.();
+  }
+
+  /** The browser has sent `loaded` bytes of `total`. */
+  progress(loaded: number, total: number) {
+    this.upload.onprogress?.(new ProgressEvent('progress', { loaded, total, lengthComputable: true }));
+  }
+
+  respond(status: number, body: unknown) {
+    this.status = status;
+    this.responseText = typeof body === 'string' ? body : JSON.stringify(body);
+    this.onload?.();
+  }
+
+  /** The connection broke before an answer. */
+  fail() {
+    this.onerror?.();
+  }
+}
+
+/** A file of `size` bytes named `name`. */
+export function testFile(name = 'notes.txt', size = 2048, type = 'text/plain'): File {
+  return new File([new Uint8Array(size)], name, { type });
+}

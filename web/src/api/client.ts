@@ -5,9 +5,12 @@
 
 import type {
   Address,
+  Attachment,
   Contact,
   DeadLetter,
   ErrorBody,
+  FileId,
+  FileQueued,
   HistoryEntry,
   MessageId,
   NodeStatus,
@@ -40,6 +43,19 @@ export class NotSignedInError extends ApiError {
 
 /** Sent as `code` when the node could not be reached at all. */
 export const NETWORK_UNREACHABLE = 'node_unreachable';
+/** Sent as `code` when an upload was cut off before the node answered. */
+export const UPLOAD_BROKEN = 'upload_broken';
+/** Sent as `code` when the caller cancelled an upload. */
+export const UPLOAD_CANCELLED = 'upload_cancelled';
+
+export interface UploadOptions {
+  /** The caption (may be empty). */
+  text?: string;
+  /** Bytes of the body sent so far, and its size; called as the upload moves. */
+  onProgress?: (sent: number, total: number) => void;
+  /** Aborting it cancels the upload (the promise rejects with `upload_cancelled`). */
+  signal?: AbortSignal;
+}
 
 export interface HistoryPage {
   /** At most this many messages (the node clamps to 1..=500; default 50). */
@@ -62,6 +78,17 @@ export interface ApiClient {
   retry(id: MessageId): Promise<Queued>;
   /** Our presence and every contact's. */
   presence(): Promise<PresenceList>;
+  /** Sends `file` to `to`, streamed in the request body, with upload progress. */
+  upload(to: Address, file: File, options?: UploadOptions): Promise<FileQueued>;
+  /** An attachment's state. */
+  file(id: FileId): Promise<Attachment>;
+  /** Fetches a received file now (over the auto-download size, or after a failure). */
+  fetchFile(id: FileId): Promise<Attachment>;
+}
+
+/** Where a file's bytes are served (a received file once done, or one we sent). */
+export function fileContentUrl(id: FileId): string {
+  return `/v1/files/${encodeURIComponent(id)}/content`;
 }
 
 export interface ClientOptions {
@@ -103,6 +130,61 @@ export function createClient(options: ClientOptions = {}): ApiClient {
     throw error;
   }
 
+  // `fetch` reports no upload progress, so uploads go through XMLHttpRequest.
+  function upload(to: Address, file: File, { text, onProgress, signal }: UploadOptions = {}): Promise<FileQueued> {
+    const query = new URLSearchParams({ to, name: file.name });
+    if (text) query.set('text', text);
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new ApiError(0, UPLOAD_CANCELLED, 'The upload was cancelled.'));
+        return;
+      }
+      const xhr = new XMLHttpRequest();
+      const onAbort = () => xhr.abort();
+      const settle = () => signal?.removeEventListener('abort', onAbort);
+      xhr.open('POST', `/v1/files/upload?${query.toString()}`);
+      xhr.setRequestHeader('Accept', 'application/json');
+      xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+      xhr.upload.onprogress = (e: ProgressEvent) => onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
+      xhr.onload = () => {
+        settle();
+        if (xhr.status >= 200 && xhr.status < 300) {
+          try {
+            resolve(JSON.parse(xhr.responseText) as FileQueued);
+          } catch {
+            reject(new ApiError(xhr.status, 'http_error', 'The node answered the upload with something unreadable.'));
+          }
+          return;
+        }
+        const error = errorFromText(xhr.status, xhr.statusText, xhr.responseText);
+        if (xhr.status === 401) {
+          options.onUnauthorized?.();
+          reject(new NotSignedInError(error.message));
+        } else {
+          reject(error);
+        }
+      };
+      // The node may answer early (a file over its limit) and close the connection
+      // while the browser still sends; the browser then reports only an error.
+      xhr.onerror = () => {
+        settle();
+        reject(
+          new ApiError(
+            0,
+            UPLOAD_BROKEN,
+            'The upload was cut off. The file may be larger than your node accepts, or the node stopped.',
+          ),
+        );
+      };
+      xhr.onabort = () => {
+        settle();
+        reject(new ApiError(0, UPLOAD_CANCELLED, 'The upload was cancelled.'));
+      };
+      signal?.addEventListener('abort', onAbort);
+      xhr.send(file);
+    });
+  }
+
   return {
     status: () => request('GET', '/v1/status'),
     send: (to, text) => request('POST', '/v1/messages', { to, text }),
@@ -123,22 +205,35 @@ export function createClient(options: ClientOptions = {}): ApiClient {
     deadLetters: () => request('GET', '/v1/outbox/dead'),
     retry: (id) => request('POST', `/v1/outbox/${seg(id)}/retry`),
     presence: () => request('GET', '/v1/presence'),
+    upload,
+    file: (id) => request('GET', `/v1/files/${seg(id)}`),
+    fetchFile: (id) => request('POST', `/v1/files/${seg(id)}/fetch`),
   };
 }
 
 /** Reads `{"error":{"code","message"}}`, or describes a body that is not one. */
 async function errorFrom(response: Response): Promise<ApiError> {
-  const fallback = `The node answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}.`;
+  let text = '';
   try {
-    const body = (await response.json()) as Partial<ErrorBody> | null;
+    text = await response.text();
+  } catch {
+    // An unreadable body: described by its status alone.
+  }
+  return errorFromText(response.status, response.statusText, text);
+}
+
+function errorFromText(status: number, statusText: string, text: string): ApiError {
+  const fallback = `The node answered ${status}${statusText ? ` ${statusText}` : ''}.`;
+  try {
+    const body = JSON.parse(text) as Partial<ErrorBody> | null;
     const error = body?.error;
     if (error && typeof error.code === 'string' && typeof error.message === 'string') {
-      return new ApiError(response.status, error.code, error.message);
+      return new ApiError(status, error.code, error.message);
     }
   } catch {
     // Not JSON (a proxy's HTML page, an empty body): fall through.
   }
-  return new ApiError(response.status, 'http_error', fallback);
+  return new ApiError(status, 'http_error', fallback);
 }
 
 /** The text to show for any thrown value. */

@@ -33,6 +33,42 @@ export interface HistoryEntry {
   text: string;
   timestamp: Timestamp;
   status: MessageStatus;
+  /** The file the message carries; `text` is then its caption (may be empty). */
+  attachment?: Attachment;
+}
+
+/** 32 lowercase hex characters. */
+export type FileId = string;
+
+/** Sent files: `offered` (the recipient may fetch it), `uploading` / `stored` (its
+ * shards going to / kept by mailbox nodes). Received: `pending`, `downloading`,
+ * `done`, `too_large` (over the auto-download size: fetch by hand) or `failed`. */
+export const FILE_STATUSES = ['offered', 'uploading', 'stored', 'pending', 'downloading', 'done', 'too_large', 'failed'] as const;
+export type FileStatus = (typeof FILE_STATUSES)[number];
+
+/** A file carried by a message (`GET /v1/files/{id}`, history entries, events). */
+export interface Attachment {
+  file_id: FileId;
+  name: string;
+  /** Bytes. */
+  size: number;
+  /** BLAKE3 of the whole file, hex. */
+  blake3: string;
+  media_type: string;
+  status: FileStatus;
+  /** Bytes on disk so far (received files; the size once done). */
+  progress: number;
+  /** Where a received file was saved, once done. */
+  path?: string;
+  /** Why it failed. */
+  error?: string;
+}
+
+/** `POST /v1/files/upload`: the message that carries the file, and the file. */
+export interface FileQueued {
+  id: MessageId;
+  file_id: FileId;
+  status: MessageStatus;
 }
 
 export interface Contact {
@@ -84,9 +120,24 @@ export interface PresenceList {
 
 /** A frame of the `/v1/events` WebSocket. */
 export type ServerEvent =
-  | { type: 'message_received'; id: MessageId; from: Address; text: string; timestamp: Timestamp }
+  | { type: 'message_received'; id: MessageId; from: Address; text: string; timestamp: Timestamp; attachment?: Attachment }
   | { type: 'status_changed'; id: MessageId; to: Address; status: MessageStatus }
   | { type: 'connection'; peer: string; open: boolean; connected: number }
   | { type: 'presence'; address: Address; status: PresenceStatus; last_seen: Timestamp | null }
   | { type: 'typing'; from: Address; typing: boolean }
-  | { type: 'lagged'; missed: number };
+  | { type: 'lagged'; missed: number }
+  | FileProgress
+  | { type: 'file_preparing'; path: string; bytes: number; size: number };
+
+/** A transfer moved. Received files (`direction: 'in'`): bytes on disk and the
+ * file's status. Sent files (`'out'`): bytes the recipient has fetched so far. */
+export interface FileProgress {
+  type: 'file_progress';
+  file_id: FileId;
+  message_id: MessageId;
+  peer: Address;
+  direction: 'in' | 'out';
+  bytes: number;
+  size: number;
+  status: FileStatus;
+}

@@ -1,8 +1,10 @@
-// The open conversation: who it is with, the history, and the composer.
+// The open conversation: who it is with, the history, and the composer. A file
+// dropped anywhere on it is attached to the composer.
 
-import { useEffect, useRef } from 'react';
-import type { Address, Contact, MessageId } from '../api/types';
+import { useEffect, useRef, useState, type DragEvent } from 'react';
+import type { Address, Contact, FileId, MessageId } from '../api/types';
 import type { Messaging } from '../hooks/useMessaging';
+import type { Transfers } from '../hooks/useTransfers';
 import { Composer, type ComposerHandle } from './Composer';
 import { BackIcon, PlusIcon, ShieldIcon } from './icons';
 import { MessageList } from './MessageList';
@@ -20,6 +22,14 @@ interface Props {
   presence?: Presence;
   /** The contact is typing to us now. */
   typing?: boolean;
+  /** Live file transfers by file id. */
+  transfers: Transfers;
+  onFetchFile: (id: FileId) => Promise<void>;
+}
+
+/** The drag carries files (not text or a link dragged from the page). */
+function carriesFiles(e: DragEvent): boolean {
+  return Array.from(e.dataTransfer?.types ?? []).includes('Files');
 }
 
 export function Conversation({
@@ -32,9 +42,57 @@ export function Conversation({
   onAddContact,
   presence = 'unknown',
   typing = false,
+  transfers,
+  onFetchFile,
 }: Props) {
   const composer = useRef<ComposerHandle>(null);
   const name = contact?.name || peer;
+  // dragenter/dragleave fire for every child crossed: count them to know when the
+  // drag has left the conversation.
+  const drags = useRef(0);
+  const [dragging, setDragging] = useState(false);
+
+  const onDragEnter = (e: DragEvent) => {
+    if (!carriesFiles(e)) return;
+    e.preventDefault();
+    drags.current += 1;
+    setDragging(true);
+  };
+  const onDragOver = (e: DragEvent) => {
+    if (!carriesFiles(e)) return;
+    // Without this the browser opens the file instead of dropping it here.
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+  };
+  const onDragLeave = (e: DragEvent) => {
+    if (!carriesFiles(e)) return;
+    drags.current = Math.max(0, drags.current - 1);
+    if (drags.current === 0) setDragging(false);
+  };
+  const onDrop = (e: DragEvent) => {
+    if (!carriesFiles(e)) return;
+    e.preventDefault();
+    drags.current = 0;
+    setDragging(false);
+    const file = e.dataTransfer.files[0];
+    if (file) composer.current?.attach(file);
+  };
+
+  // A file dropped beside the conversation (the contact list, a margin) would make
+  // the browser leave the app to show it: refuse such drops instead.
+  useEffect(() => {
+    const refuse = (e: globalThis.DragEvent) => {
+      if (e.defaultPrevented || !e.dataTransfer || !Array.from(e.dataTransfer.types).includes('Files')) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = 'none';
+    };
+    window.addEventListener('dragover', refuse);
+    window.addEventListener('drop', refuse);
+    return () => {
+      window.removeEventListener('dragover', refuse);
+      window.removeEventListener('drop', refuse);
+    };
+  }, []);
 
   // Opening a conversation puts the cursor where one types.
   useEffect(() => {
@@ -42,7 +100,19 @@ export function Conversation({
   }, [peer]);
 
   return (
-    <section className="conversation" aria-labelledby="conversation-title">
+    <section
+      className={`conversation${dragging ? ' dragging' : ''}`}
+      aria-labelledby="conversation-title"
+      onDragEnter={onDragEnter}
+      onDragOver={onDragOver}
+      onDragLeave={onDragLeave}
+      onDrop={onDrop}
+    >
+      {dragging && (
+        <div className="drop-zone" aria-hidden="true">
+          Drop a file to send it to {name}
+        </div>
+      )}
       <header className="pane-header">
         <button type="button" className="icon-button back" onClick={onBack} aria-label="Back to contacts">
           <BackIcon />
@@ -85,11 +155,13 @@ export function Conversation({
         hasMore={messaging.hasMore}
         onLoadOlder={() => void messaging.loadOlder()}
         onRetry={onRetry}
+        transfers={transfers}
+        onFetchFile={onFetchFile}
       />
       <p className="typing" aria-live="polite">
         {typing ? `${name} is typing…` : ''}
       </p>
-      <Composer ref={composer} label={`Message to ${name}`} onSend={messaging.send} />
+      <Composer ref={composer} label={`Message to ${name}`} onSend={messaging.send} onSendFile={messaging.sendFile} />
     </section>
   );
 }

@@ -4,8 +4,10 @@
 
 import { Fragment, useLayoutEffect, useRef, useState } from 'react';
 import { errorMessage } from '../api/client';
-import type { HistoryEntry, MessageId } from '../api/types';
+import type { FileId, HistoryEntry, MessageId } from '../api/types';
+import { liveAttachment, type Transfers } from '../hooks/useTransfers';
 import { formatDay, formatTime, isoTime, sameDay } from '../lib/format';
+import { AttachmentCard } from './AttachmentCard';
 import { StatusMark } from './StatusMark';
 
 /** Pixels from the top at which the previous page is fetched. */
@@ -21,9 +23,23 @@ interface Props {
   hasMore: boolean;
   onLoadOlder: () => void;
   onRetry: (id: MessageId) => Promise<void>;
+  /** Live transfers by file id (`file_progress` events). */
+  transfers: Transfers;
+  /** Asks the node to fetch a received file now. */
+  onFetchFile: (id: FileId) => Promise<void>;
 }
 
-export function MessageList({ peerName, messages, loading, loadingOlder, hasMore, onLoadOlder, onRetry }: Props) {
+export function MessageList({
+  peerName,
+  messages,
+  loading,
+  loadingOlder,
+  hasMore,
+  onLoadOlder,
+  onRetry,
+  transfers,
+  onFetchFile,
+}: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   // The scroll geometry and the ends of the list as of the last commit.
   const before = useRef({ height: 0, top: 0, atBottom: true, first: '', last: '' });
@@ -83,7 +99,13 @@ export function MessageList({ peerName, messages, loading, loadingOlder, hasMore
                   {formatDay(m.timestamp)}
                 </li>
               )}
-              <Message message={m} peerName={peerName} onRetry={onRetry} />
+              <Message
+                message={m}
+                peerName={peerName}
+                onRetry={onRetry}
+                transfers={transfers}
+                onFetchFile={onFetchFile}
+              />
             </Fragment>
           );
         })}
@@ -100,10 +122,19 @@ function isAtBottom(el: HTMLElement): boolean {
   return el.scrollHeight - el.scrollTop - el.clientHeight < STICK_TO_BOTTOM;
 }
 
-function Message({ message: m, peerName, onRetry }: { message: HistoryEntry; peerName: string; onRetry: (id: MessageId) => Promise<void> }) {
+interface MessageProps {
+  message: HistoryEntry;
+  peerName: string;
+  onRetry: (id: MessageId) => Promise<void>;
+  transfers: Transfers;
+  onFetchFile: (id: FileId) => Promise<void>;
+}
+
+function Message({ message: m, peerName, onRetry, transfers, onFetchFile }: MessageProps) {
   const [retrying, setRetrying] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const out = m.direction === 'out';
+  const attachment = m.attachment;
 
   const retry = async () => {
     setRetrying(true);
@@ -118,10 +149,21 @@ function Message({ message: m, peerName, onRetry }: { message: HistoryEntry; pee
   };
 
   return (
-    <li className={`message ${out ? 'message-out' : 'message-in'}${m.status === 'failed' ? ' message-failed' : ''}`} data-id={m.id}>
+    <li
+      className={`message ${out ? 'message-out' : 'message-in'}${m.status === 'failed' ? ' message-failed' : ''}${attachment ? ' message-file' : ''}`}
+      data-id={m.id}
+    >
       <div className="bubble">
         <span className="sr-only">{out ? 'You' : peerName}: </span>
-        <p className="text">{m.text}</p>
+        {attachment && (
+          <AttachmentCard
+            attachment={liveAttachment(attachment, m.direction, transfers[attachment.file_id])}
+            direction={m.direction}
+            peerName={peerName}
+            onFetch={() => onFetchFile(attachment.file_id)}
+          />
+        )}
+        {(m.text || !attachment) && <p className="text">{m.text}</p>}
         <span className="meta">
           <time dateTime={isoTime(m.timestamp)} title={new Date(m.timestamp).toLocaleString()}>
             {formatTime(m.timestamp)}
@@ -136,7 +178,7 @@ function Message({ message: m, peerName, onRetry }: { message: HistoryEntry; pee
             className="button small"
             onClick={() => void retry()}
             disabled={retrying}
-            aria-label={`Retry sending “${preview(m.text)}”`}
+            aria-label={`Retry sending “${preview(m.text || attachment?.name || '')}”`}
           >
             {retrying ? 'Retrying…' : 'Retry'}
           </button>

@@ -118,3 +118,17 @@ export const ReadIcon = () => (
     <path d="M10.5 14l1 1L18 8.5" stroke="var(--read-check, #fff)" />
   </Svg>
 );
+
+export const FileIcon = () => (
+  <Svg>
+    <path d="M14 3H7a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V8z" />
+    <path d="M14 3v5h5" />
+  </Svg>
+);
+
+export const DownloadIcon = () => (
+  <Svg>
+    <path d="M12 4v11M7 10l5 5 5-5" />
+    <path d="M5 20h14" />
+  </Svg>
+);

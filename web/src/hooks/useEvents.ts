@@ -2,7 +2,7 @@
 // reconnects with exponential backoff when the socket closes.
 
 import { useEffect, useRef, useState } from 'react';
-import { MESSAGE_STATUSES, PRESENCE_STATUSES, type ServerEvent } from '../api/types';
+import { FILE_STATUSES, MESSAGE_STATUSES, PRESENCE_STATUSES, type Attachment, type ServerEvent } from '../api/types';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting';
 
@@ -40,9 +40,24 @@ export function parseEvent(data: unknown): ServerEvent | null {
   const e = value as Record<string, unknown>;
   switch (e.type) {
     case 'message_received':
-      return typeof e.id === 'string' && typeof e.from === 'string' && typeof e.text === 'string' && typeof e.timestamp === 'number'
+      return typeof e.id === 'string' &&
+        typeof e.from === 'string' &&
+        typeof e.text === 'string' &&
+        typeof e.timestamp === 'number' &&
+        (e.attachment === undefined || isAttachment(e.attachment))
         ? (e as ServerEvent)
         : null;
+    case 'file_progress':
+      return typeof e.file_id === 'string' &&
+        typeof e.message_id === 'string' &&
+        (e.direction === 'in' || e.direction === 'out') &&
+        typeof e.bytes === 'number' &&
+        typeof e.size === 'number' &&
+        isFileStatus(e.status)
+        ? (e as ServerEvent)
+        : null;
+    case 'file_preparing':
+      return typeof e.bytes === 'number' && typeof e.size === 'number' ? (e as ServerEvent) : null;
     case 'status_changed':
       return typeof e.id === 'string' && typeof e.to === 'string' && (MESSAGE_STATUSES as readonly unknown[]).includes(e.status)
         ? (e as ServerEvent)
@@ -62,6 +77,23 @@ export function parseEvent(data: unknown): ServerEvent | null {
     default:
       return null; // A newer node's event: ignore it.
   }
+}
+
+function isFileStatus(value: unknown): boolean {
+  return (FILE_STATUSES as readonly unknown[]).includes(value);
+}
+
+/** The fields the UI relies on; anything else an attachment carries is optional. */
+export function isAttachment(value: unknown): value is Attachment {
+  if (typeof value !== 'object' || value === null) return false;
+  const a = value as Record<string, unknown>;
+  return (
+    typeof a.file_id === 'string' &&
+    typeof a.name === 'string' &&
+    typeof a.size === 'number' &&
+    typeof a.progress === 'number' &&
+    isFileStatus(a.status)
+  );
 }
 
 export function useEvents({ enabled = true, onEvent, onResync, url }: UseEventsOptions): ConnectionState {

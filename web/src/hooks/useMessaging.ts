@@ -6,7 +6,7 @@
 // events may have been missed.
 
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
-import { errorMessage } from '../api/client';
+import { errorMessage, type UploadOptions } from '../api/client';
 import { useApi } from '../api/session';
 import type { Address, HistoryEntry, MessageId, MessageStatus, ServerEvent } from '../api/types';
 
@@ -197,6 +197,34 @@ export function useMessaging(peer: Address | null, me: Address | null) {
     [api, peer, me, append],
   );
 
+  /** Uploads `file` with `caption` (may be empty); once the node has queued it, the
+   * message shows with its attachment. Rejects with the API's error. */
+  const sendFile = useCallback(
+    async (file: File, caption: string, options: Omit<UploadOptions, 'text'> = {}) => {
+      if (!peer) return;
+      const queued = await api.upload(peer, file, { ...options, text: caption });
+      append({
+        id: queued.id,
+        from: me ?? '',
+        to: peer,
+        direction: 'out',
+        text: caption,
+        timestamp: Date.now(),
+        status: queued.status,
+        attachment: {
+          file_id: queued.file_id,
+          name: file.name,
+          size: file.size,
+          blake3: '',
+          media_type: file.type || 'application/octet-stream',
+          status: 'offered',
+          progress: file.size,
+        },
+      });
+    },
+    [api, peer, me, append],
+  );
+
   /** Puts a failed message back in the outbox. */
   const retry = useCallback(
     async (id: MessageId) => {
@@ -218,6 +246,7 @@ export function useMessaging(peer: Address | null, me: Address | null) {
           text: event.text,
           timestamp: event.timestamp,
           status: 'delivered',
+          ...(event.attachment ? { attachment: event.attachment } : {}),
         });
       } else if (event.type === 'status_changed') {
         if (current.current.messages.some((m) => m.id === event.id)) {
@@ -242,6 +271,7 @@ export function useMessaging(peer: Address | null, me: Address | null) {
     loadOlder,
     refresh,
     send,
+    sendFile,
     retry,
     markStatus,
     handleEvent,

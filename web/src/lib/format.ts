@@ -38,3 +38,24 @@ export function sameDay(a: Date, b: Date): boolean {
 export function isoTime(ts: Timestamp): string {
   return new Date(ts).toISOString();
 }
+
+/** A byte count for people: `812 B`, `200 KiB`, `3.4 MiB`, `1 GiB`. */
+export function formatSize(bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes < 1024) return `${Math.max(0, Math.round(bytes || 0))} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  // Three significant digits at most: 1.5 MiB, 15.2 MiB, 152 MiB.
+  const text = value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
+  return `${text.includes('.') ? text.replace(/\.?0+$/, '') : text} ${units[unit]}`;
+}
+
+/** Whole percent of `done` out of `total`, 0..=100. */
+export function percent(done: number, total: number): number {
+  if (total <= 0) return done > 0 ? 100 : 0;
+  return Math.min(100, Math.max(0, Math.floor((done / total) * 100)));
+}
