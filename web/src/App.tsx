@@ -17,11 +17,14 @@ import { Welcome } from './components/Welcome';
 import { useContacts } from './hooks/useContacts';
 import { useDeadLetters } from './hooks/useDeadLetters';
 import { useEvents } from './hooks/useEvents';
+import { useMarkRead } from './hooks/useMarkRead';
 import { useMessaging } from './hooks/useMessaging';
 import { usePresence } from './hooks/usePresence';
 import { useStatus } from './hooks/useStatus';
 import { useTransfers } from './hooks/useTransfers';
+import { useSettings } from './hooks/useSettings';
 import { useUnread } from './hooks/useUnread';
+import { useWindowActive } from './hooks/useWindowActive';
 import { displayName } from './lib/format';
 
 type View = { kind: 'home' } | { kind: 'chat'; peer: Address } | { kind: 'dead' };
@@ -49,8 +52,11 @@ function Messenger() {
   const status = useStatus();
   const me = status.status?.address ?? null;
   const contacts = useContacts();
-  const unread = useUnread(peer);
+  const active = useWindowActive();
+  const unread = useUnread(peer, active);
   const messaging = useMessaging(peer, me);
+  useMarkRead({ peer, messages: messaging.messages, active, markStatus: messaging.markStatus });
+  const settings = useSettings();
   const dead = useDeadLetters();
   const presence = usePresence();
   const transfers = useTransfers();
@@ -78,6 +84,7 @@ function Messenger() {
       void messaging.refresh();
       void dead.refresh();
       void presence.refresh();
+      void settings.refresh();
     },
   });
 
@@ -134,6 +141,7 @@ function Messenger() {
         deadCount={dead.letters.length}
         deadOpen={view.kind === 'dead'}
         errors={errors}
+        settings={settings}
         onOpen={open}
         onAddContact={() => setModal({ kind: 'add' })}
         onShowQr={() => setModal({ kind: 'qr' })}

@@ -18,6 +18,7 @@ import type {
   PresenceList,
   Queued,
   SafetyNumber,
+  Settings,
 } from './types';
 
 /** A request that failed: the API's stable `code` and its human-readable `message`. */
@@ -84,6 +85,14 @@ export interface ApiClient {
   file(id: FileId): Promise<Attachment>;
   /** Fetches a received file now (over the auto-download size, or after a failure). */
   fetchFile(id: FileId): Promise<Attachment>;
+  /** Tells `peer` we are typing (or stopped); best effort, shown ~6 s on their side. */
+  typing(peer: Address, typing: boolean): Promise<{ typing: boolean }>;
+  /** Marks the conversation with `peer` read; the node sends a read receipt unless
+   * they are turned off. Answers how many messages were newly read. */
+  markRead(peer: Address): Promise<{ read: number }>;
+  settings(): Promise<Settings>;
+  /** Changes the given settings; the others stay. */
+  updateSettings(changes: Partial<Settings>): Promise<Settings>;
 }
 
 /** Where a file's bytes are served (a received file once done, or one we sent). */
@@ -101,7 +110,7 @@ export interface ClientOptions {
 const seg = encodeURIComponent;
 
 export function createClient(options: ClientOptions = {}): ApiClient {
-  async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async function request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' };
     const init: RequestInit = { method, credentials: 'same-origin', headers };
     if (body !== undefined) {
@@ -208,6 +217,10 @@ export function createClient(options: ClientOptions = {}): ApiClient {
     upload,
     file: (id) => request('GET', `/v1/files/${seg(id)}`),
     fetchFile: (id) => request('POST', `/v1/files/${seg(id)}/fetch`),
+    typing: (peer, typing) => request('POST', `/v1/conversations/${seg(peer)}/typing`, { typing }),
+    markRead: (peer) => request('POST', `/v1/conversations/${seg(peer)}/read`),
+    settings: () => request('GET', '/v1/settings'),
+    updateSettings: (changes) => request('PUT', '/v1/settings', changes),
   };
 }
 

@@ -103,6 +103,12 @@ export interface DeadLetter {
   failed_at: Timestamp;
 }
 
+/** `GET/PUT /v1/settings`: the user's settings. */
+export interface Settings {
+  /** Send read receipts (on by default). */
+  read_receipts: boolean;
+}
+
 /** The error body of every failed request. */
 export interface ErrorBody {
   error: { code: string; message: string };

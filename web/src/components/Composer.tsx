@@ -16,6 +16,8 @@ interface Props {
   onSend: (text: string) => Promise<void>;
   /** Uploads a file with its caption (may be empty); rejects like `onSend`. */
   onSendFile: (file: File, caption: string, options: Omit<UploadOptions, 'text'>) => Promise<void>;
+  /** The text changed (typed, or emptied once sent); drives the typing indicator. */
+  onTextChange?: (text: string) => void;
   ref?: Ref<ComposerHandle>;
 }
 
@@ -41,7 +43,7 @@ export function uploadErrorText(error: unknown, file: File): string {
   return errorMessage(error);
 }
 
-export function Composer({ label, onSend, onSendFile, ref }: Props) {
+export function Composer({ label, onSend, onSendFile, onTextChange, ref }: Props) {
   const hintId = useId();
   const box = useRef<HTMLTextAreaElement>(null);
   const picker = useRef<HTMLInputElement>(null);
@@ -65,6 +67,14 @@ export function Composer({ label, onSend, onSendFile, ref }: Props) {
     }),
     [sending],
   );
+
+  const textChanged = useRef(onTextChange);
+  useEffect(() => {
+    textChanged.current = onTextChange;
+  });
+  useEffect(() => {
+    textChanged.current?.(text);
+  }, [text]);
 
   // Grow with the text, up to the CSS max-height.
   useEffect(() => {

@@ -4,6 +4,7 @@
 import { useEffect, useRef, useState, type DragEvent } from 'react';
 import type { Address, Contact, FileId, MessageId } from '../api/types';
 import type { Messaging } from '../hooks/useMessaging';
+import { useTyping } from '../hooks/useTyping';
 import type { Transfers } from '../hooks/useTransfers';
 import { Composer, type ComposerHandle } from './Composer';
 import { BackIcon, PlusIcon, ShieldIcon } from './icons';
@@ -46,6 +47,7 @@ export function Conversation({
   onFetchFile,
 }: Props) {
   const composer = useRef<ComposerHandle>(null);
+  const typingIndicator = useTyping(peer);
   const name = contact?.name || peer;
   // dragenter/dragleave fire for every child crossed: count them to know when the
   // drag has left the conversation.
@@ -161,7 +163,13 @@ export function Conversation({
       <p className="typing" aria-live="polite">
         {typing ? `${name} is typing…` : ''}
       </p>
-      <Composer ref={composer} label={`Message to ${name}`} onSend={messaging.send} onSendFile={messaging.sendFile} />
+      <Composer
+        ref={composer}
+        label={`Message to ${name}`}
+        onSend={messaging.send}
+        onSendFile={messaging.sendFile}
+        onTextChange={typingIndicator.update}
+      />
     </section>
   );
 }

@@ -2,9 +2,11 @@
 
 import type { Address, Contact, NodeStatus } from '../api/types';
 import type { ConnectionState } from '../hooks/useEvents';
+import type { SettingsState } from '../hooks/useSettings';
 import { ContactList } from './ContactList';
 import { PlusIcon } from './icons';
 import { MyAddress } from './MyAddress';
+import { ReadReceiptsToggle } from './ReadReceiptsToggle';
 import type { Presence } from './PresenceDot';
 
 interface Props {
@@ -18,6 +20,8 @@ interface Props {
   deadCount: number;
   deadOpen: boolean;
   errors: string[];
+  /** The user's settings; the section is left out without them. */
+  settings?: SettingsState;
   onOpen: (address: Address) => void;
   onAddContact: () => void;
   onShowQr: () => void;
@@ -81,6 +85,11 @@ export function Sidebar(props: Props) {
           <p className="muted empty-list">Loading contacts…</p>
         )}
       </nav>
+      {props.settings && (
+        <section className="sidebar-settings" aria-label="Settings">
+          <ReadReceiptsToggle {...props.settings} />
+        </section>
+      )}
     </aside>
   );
 }

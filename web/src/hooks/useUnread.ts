@@ -1,21 +1,25 @@
-// Unread counts: incoming messages for conversations that are not open. Kept in
-// memory only; the node has no read state for incoming messages yet.
+// Unread counts: incoming messages the user has not seen — for conversations that
+// are not open, or for the open one while the window is hidden or unfocused. Kept
+// in memory; the open conversation is marked read on the node (`useMarkRead`) under
+// the same condition that clears its count here.
 
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { Address, ServerEvent } from '../api/types';
 
-export function useUnread(open: Address | null) {
+export function useUnread(open: Address | null, active = true) {
   // A key stays (at 0) once seen, so senders who are not contacts keep their entry.
   const [counts, setCounts] = useState<Record<Address, number>>({});
-  const openRef = useRef(open);
+  const seen = useRef<Address | null>(active ? open : null);
 
   useEffect(() => {
-    openRef.current = open;
-    if (open) setCounts((c) => (c[open] ? { ...c, [open]: 0 } : c));
-  }, [open]);
+    // The conversation the user sees now.
+    const visible = active ? open : null;
+    seen.current = visible;
+    if (visible) setCounts((c) => (c[visible] ? { ...c, [visible]: 0 } : c));
+  }, [open, active]);
 
   const handleEvent = useCallback((event: ServerEvent) => {
-    if (event.type !== 'message_received' || event.from === openRef.current) return;
+    if (event.type !== 'message_received' || event.from === seen.current) return;
     setCounts((c) => ({ ...c, [event.from]: (c[event.from] ?? 0) + 1 }));
   }, []);
 
