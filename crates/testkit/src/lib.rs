@@ -152,6 +152,16 @@ impl Network {
     }
 }
 
+/// The addresses `node` can be dialled on, once its listener is up (a node reports
+/// them shortly after it starts).
+pub async fn dial_addrs(node: &communitas_node::Handle) -> Vec<Multiaddr> {
+    eventually(Duration::from_secs(5), || async {
+        let addrs = node.dial_addrs().await.unwrap();
+        if addrs.is_empty() { Err("no listen address yet") } else { Ok(addrs) }
+    })
+    .await
+}
+
 /// Retries `f` until it succeeds or `limit` passes, then panics with the last error.
 pub async fn eventually<T, E, F>(limit: Duration, mut f: impl FnMut() -> F) -> T
 where

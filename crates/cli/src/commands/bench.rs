@@ -48,6 +48,38 @@ pub(crate) struct Proc {
     pub(crate) dial: String,
 }
 
+/// A server node, alice and bob: fresh identities in a temporary folder (deleted with
+/// it), each running as a `communitas run` process of this same binary, alice and bob
+/// bootstrapped to the server. What every `bench` over real processes starts from.
+pub(crate) struct Trio {
+    pub(crate) exe: PathBuf,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) homes: Vec<PathBuf>,
+    pub(crate) addresses: Vec<communitas_types::Address>,
+    pub(crate) server: Proc,
+    pub(crate) alice: Proc,
+    pub(crate) bob: Proc,
+}
+
+impl Trio {
+    pub(crate) async fn start() -> Result<Self> {
+        let exe = std::env::current_exe()?;
+        let dir = tempfile::Builder::new().prefix("communitas-bench-").tempdir()?;
+        let homes: Vec<PathBuf> =
+            ["server", "alice", "bob"].iter().map(|n| dir.path().join(n)).collect();
+        let mut addresses = Vec::new();
+        for home in &homes {
+            let (_, public) =
+                init::create(home, None, b"bench", KdfParams::INSECURE_FOR_TESTS).await?;
+            addresses.push(public.address);
+        }
+        let server = spawn(&exe, &homes[0], true, None).await?;
+        let alice = spawn(&exe, &homes[1], false, Some(&server.dial)).await?;
+        let bob = spawn(&exe, &homes[2], false, Some(&server.dial)).await?;
+        Ok(Self { exe, dir, homes, addresses, server, alice, bob })
+    }
+}
+
 pub(crate) async fn spawn(
     exe: &Path,
     home: &Path,
@@ -130,19 +162,7 @@ pub(crate) fn latency(args: LatencyArgs) -> Result<()> {
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let exe = std::env::current_exe()?;
-        let dir = tempfile::Builder::new().prefix("communitas-bench-").tempdir()?;
-        let homes: Vec<PathBuf> =
-            ["server", "alice", "bob"].iter().map(|n| dir.path().join(n)).collect();
-        let mut addresses = Vec::new();
-        for home in &homes {
-            let (_, public) =
-                init::create(home, None, b"bench", KdfParams::INSECURE_FOR_TESTS).await?;
-            addresses.push(public.address);
-        }
-        let server = spawn(&exe, &homes[0], true, None).await?;
-        let alice = spawn(&exe, &homes[1], false, Some(&server.dial)).await?;
-        let bob = spawn(&exe, &homes[2], false, Some(&server.dial)).await?;
+        let Trio { dir: _dir, homes, addresses, server, alice, bob, .. } = Trio::start().await?;
         let result = measure(&args, &homes[1], addresses[2]).await;
         for p in [alice, bob, server] {
             stop(p).await;

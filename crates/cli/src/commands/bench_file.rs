@@ -10,14 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use communitas_crypto::keystore::KdfParams;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use crate::client::Api;
-use crate::commands::bench::{spawn, stop};
-use crate::commands::init;
+use crate::commands::bench::{Trio, stop};
 
 /// `bench file`'s flags.
 #[derive(Debug, clap::Args)]
@@ -43,24 +41,11 @@ pub(crate) fn file(args: FileArgs) -> Result<()> {
     anyhow::ensure!(args.size_mib > 0, "--size-mib must be positive");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let exe = std::env::current_exe()?;
-        let dir = tempfile::Builder::new().prefix("communitas-bench-").tempdir()?;
-        let homes: Vec<PathBuf> =
-            ["server", "alice", "bob"].iter().map(|n| dir.path().join(n)).collect();
-        let mut addresses = Vec::new();
-        for home in &homes {
-            let (_, public) =
-                init::create(home, None, b"bench", KdfParams::INSECURE_FOR_TESTS).await?;
-            addresses.push(public.address);
-        }
+        let Trio { dir, homes, addresses, server, alice, bob, .. } = Trio::start().await?;
         let data_dir = args.dir.clone().unwrap_or_else(|| dir.path().to_path_buf());
         let path = data_dir.join(format!("bench-{}MiB.bin", args.size_mib));
         let size = args.size_mib << 20;
         let expected = write_file(&path, size)?;
-
-        let server = spawn(&exe, &homes[0], true, None).await?;
-        let alice = spawn(&exe, &homes[1], false, Some(&server.dial)).await?;
-        let bob = spawn(&exe, &homes[2], false, Some(&server.dial)).await?;
         let pids = (alice.child.id(), bob.child.id());
         let idle = (pids.0.and_then(peak_rss_kib), pids.1.and_then(peak_rss_kib));
         let result = measure(&homes[1], &homes[2], addresses[2], &path, expected).await;

@@ -12,15 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use communitas_crypto::keystore::KdfParams;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::client::Api;
-use crate::commands::bench::{percentile, spawn, stop};
-use crate::commands::init;
+use crate::commands::bench::{Trio, percentile, spawn, stop};
 
 /// `bench presence`'s flags.
 #[derive(Debug, clap::Args)]
@@ -98,19 +96,7 @@ pub(crate) fn presence(args: PresenceArgs) -> Result<()> {
     anyhow::ensure!(args.changes > 0, "--changes must be positive");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let exe = std::env::current_exe()?;
-        let dir = tempfile::Builder::new().prefix("communitas-bench-").tempdir()?;
-        let homes: Vec<PathBuf> =
-            ["server", "alice", "bob"].iter().map(|n| dir.path().join(n)).collect();
-        let mut addresses = Vec::new();
-        for home in &homes {
-            let (_, public) =
-                init::create(home, None, b"bench", KdfParams::INSECURE_FOR_TESTS).await?;
-            addresses.push(public.address);
-        }
-        let server = spawn(&exe, &homes[0], true, None).await?;
-        let alice = spawn(&exe, &homes[1], false, Some(&server.dial)).await?;
-        let bob = spawn(&exe, &homes[2], false, Some(&server.dial)).await?;
+        let Trio { exe, dir: _dir, homes, addresses, server, alice, bob } = Trio::start().await?;
         let result = measure(&args, &exe, &homes, &addresses, bob, &server.dial).await;
         for p in [alice, server] {
             stop(p).await;
