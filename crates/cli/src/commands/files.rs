@@ -49,11 +49,12 @@ fn bar(size: u64, visible: bool, message: &'static str) -> ProgressBar {
 
 /// Follows `/v1/events` and moves `bar` for our file: first while the node reads and
 /// hashes it, then as the recipient fetches it. Best effort: no events, no bar.
+/// Every `(file id, bytes, size)` of the recipient's fetching goes to `fetched`.
 async fn follow(
     api: &Api,
     path: String,
     bar: ProgressBar,
-    file_id: tokio::sync::watch::Receiver<String>,
+    fetched: tokio::sync::mpsc::Sender<(String, u64, u64)>,
 ) {
     let url = api.url("/v1/events").replacen("http://", "ws://", 1);
     let Ok(mut request) = url.into_client_request() else { return };
@@ -68,12 +69,13 @@ async fn follow(
                 bar.set_length(event["size"].as_u64().unwrap_or(0));
                 bar.set_position(event["bytes"].as_u64().unwrap_or(0));
             }
-            Some("file_progress")
-                if event["direction"] == "out" && event["file_id"] == file_id.borrow().as_str() =>
-            {
-                bar.set_message("sent");
-                bar.set_length(event["size"].as_u64().unwrap_or(0));
-                bar.set_position(event["bytes"].as_u64().unwrap_or(0));
+            Some("file_progress") if event["direction"] == "out" => {
+                let id = event["file_id"].as_str().unwrap_or("").to_owned();
+                let (bytes, size) =
+                    (event["bytes"].as_u64().unwrap_or(0), event["size"].as_u64().unwrap_or(0));
+                if fetched.send((id, bytes, size)).await.is_err() {
+                    return;
+                }
             }
             _ => {}
         }
@@ -96,23 +98,25 @@ pub(crate) async fn send(
     let shown = path.display().to_string();
     let visible = !json && std::io::stderr().is_terminal();
     let progress = bar(0, visible, "reading");
-    let (id_tx, id_rx) = tokio::sync::watch::channel(String::new());
+    let (fetched_tx, mut fetched) = tokio::sync::mpsc::channel(256);
     let follower = {
         let api = Api::for_home(home)?;
         let bar = progress.clone();
         let shown = shown.clone();
-        tokio::spawn(async move { follow(&api, shown, bar, id_rx).await })
+        tokio::spawn(async move { follow(&api, shown, bar, fetched_tx).await })
     };
     // Let the event stream open before the node starts reading.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let queued: FileQueued =
         api.post("/v1/files", &json!({ "to": to, "path": path, "text": text })).await?;
-    let _ = id_tx.send(queued.file_id.clone());
-    progress.set_message("waiting");
+    progress.set_message("sent");
     progress.set_position(0);
     let mut status = queued.status;
     let mut served_all = false;
     if let Some(secs) = wait {
+        let size = api.get::<Attachment>(&format!("/v1/files/{}", queued.file_id)).await?.size;
+        progress.set_length(size);
+        let mut sent = 0;
         let deadline = Instant::now() + Duration::from_secs(secs);
         let message = format!("/v1/messages/{}", queued.id);
         while Instant::now() < deadline {
@@ -120,8 +124,15 @@ pub(crate) async fn send(
                 let m: Value = api.get(&message).await?;
                 status = m["status"].as_str().unwrap_or("").to_owned();
             }
-            served_all = progress.length().is_some_and(|l| l > 0 && progress.position() >= l)
-                || progress.length() == Some(0) && matches!(status.as_str(), "delivered" | "read");
+            while let Ok((id, bytes, _)) = fetched.try_recv() {
+                if id == queued.file_id {
+                    sent = sent.max(bytes);
+                }
+            }
+            progress.set_position(sent);
+            // An empty file has nothing to fetch: delivered is all there is.
+            served_all =
+                sent >= size && (size > 0 || matches!(status.as_str(), "delivered" | "read"));
             if served_all || status == "failed" {
                 break;
             }

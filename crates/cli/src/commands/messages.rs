@@ -66,7 +66,19 @@ pub(crate) async fn history(home: &Path, peer: &str, limit: u32, json: bool) -> 
         } else {
             String::new()
         };
-        println!("{when} {arrow} {}{status}", e["text"].as_str().unwrap_or(""));
+        let file = &e["attachment"];
+        let file = if file.is_object() {
+            format!(
+                "  [file {} {} bytes, {}, id {}]",
+                file["name"].as_str().unwrap_or(""),
+                file["size"],
+                file["status"].as_str().unwrap_or(""),
+                file["file_id"].as_str().unwrap_or("")
+            )
+        } else {
+            String::new()
+        };
+        println!("{when} {arrow} {}{file}{status}", e["text"].as_str().unwrap_or(""));
     }
     Ok(())
 }

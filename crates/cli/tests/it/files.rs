@@ -138,5 +138,22 @@ fn a_100_mib_file_arrives_whole_after_either_side_is_killed_mid_transfer() {
     let out =
         run(communitas(bob_home).args(["files", "get", &file_id, "--out", copy.to_str().unwrap()]));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // `--wait` returns once bob has fetched the whole file; history shows the file.
+    let small = dir.path().join("note.txt");
+    std::fs::write(&small, vec![b'x'; 3 << 20]).unwrap();
+    let out = run(communitas(alice_home).args([
+        "send",
+        &bob_addr,
+        "",
+        "--file",
+        small.to_str().unwrap(),
+        "--wait",
+        "60",
+        "--json",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(communitas(bob_home).args(["history", &homes[1].1]));
+    assert!(stdout(&out).contains("[file note.txt 3145728 bytes"), "{}", stdout(&out));
     drop(alice);
 }

@@ -67,13 +67,13 @@ impl Sources {
             peer: row.peer,
             served: AtomicU64::new(0),
         });
-        if let Ok(mut map) = self.map.lock() {
-            if map.len() >= CACHE {
-                map.clear();
-            }
-            map.insert(file_id, source.clone());
+        let Ok(mut map) = self.map.lock() else { return Ok(source) };
+        if map.len() >= CACHE {
+            map.clear();
         }
-        Ok(source)
+        // Requests that missed the cache together load the same source; the first one
+        // kept is the one all use, so its count of served stripes is the file's.
+        Ok(map.entry(file_id).or_insert(source).clone())
     }
 }
 
