@@ -251,12 +251,14 @@ fn open(inner: &Inner, bytes: &[u8]) -> Result<Opened, Refusal> {
 /// The sender's address: from contacts if its keys are pinned, else derived (once,
 /// then pinned as a new, unverified contact).
 async fn sender_address(inner: &Inner, opened: &Opened) -> Result<Address, Refusal> {
-    let known = inner
-        .pinned
-        .address(&inner.store, &opened.sender)
-        .await
-        .map_err(|e| Refusal::Busy(e.to_string()))?;
-    if let Some(address) = known {
+    let pinned = || async {
+        inner
+            .pinned
+            .address(&inner.store, &opened.sender)
+            .await
+            .map_err(|e| Refusal::Busy(e.to_string()))
+    };
+    if let Some(address) = pinned().await? {
         return Ok(address);
     }
     let permit = tokio::time::timeout(Duration::from_secs(5), DERIVATIONS.acquire())
@@ -266,12 +268,7 @@ async fn sender_address(inner: &Inner, opened: &Opened) -> Result<Address, Refus
     // Envelopes from one new sender come in bunches (a mailbox fetch accepts many at
     // once): whoever held the permit before us may have derived and pinned it already.
     // Looking again saves a derivation per envelope (each ~0.27 s of CPU).
-    let known = inner
-        .pinned
-        .address(&inner.store, &opened.sender)
-        .await
-        .map_err(|e| Refusal::Busy(e.to_string()))?;
-    if let Some(address) = known {
+    if let Some(address) = pinned().await? {
         return Ok(address);
     }
     let identity = opened.sender.clone();

@@ -422,7 +422,7 @@ impl Channel {
 }
 
 /// One request on a stream and its answer.
-async fn exchange(channel: &mut Channel, request: &Request) -> Result<Response, String> {
+pub(super) async fn exchange(channel: &mut Channel, request: &Request) -> Result<Response, String> {
     let Channel { stream, buf } = channel;
     let exchange = async {
         frame::write(stream, &request.to_bytes()).await?;

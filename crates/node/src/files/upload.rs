@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use communitas_net::libp2p::{PeerId, Stream};
+use communitas_net::libp2p::PeerId;
 use communitas_proto::file::wire::{Request, Response};
 use communitas_proto::file::{
     EncodedStripe, Manifest, SHARDS, encode_stripe, segment_range, stripe_count,
@@ -22,8 +22,7 @@ use communitas_proto::file::{
 use communitas_store::{FileRow, FileStatus};
 use communitas_types::{FileId, Timestamp};
 
-use super::fetch::{Outcome, is_done, mark_done};
-use super::frame;
+use super::fetch::{Channel, Outcome, exchange, is_done, mark_done};
 use super::serve::FILE_PROTOCOL;
 use crate::Inner;
 
@@ -76,7 +75,7 @@ async fn upload(inner: &Arc<Inner>, file_id: FileId) -> Result<(), Option<String
     inner.store.put_file(row.clone()).await.map_err(store_err)?;
 
     let file = Arc::new(File::open(&path).map_err(|e| Some(format!("cannot read the file: {e}")))?);
-    let mut streams: HashMap<PeerId, Stream> = HashMap::new();
+    let mut streams: HashMap<PeerId, Channel> = HashMap::new();
     let manifest = Arc::new(manifest);
     let todo: Vec<u64> = (0..count).filter(|s| !is_done(&row.done, *s)).collect();
     for stripe in todo {
@@ -127,7 +126,7 @@ async fn encode(
 /// Puts shard `index` of `stripe` on its holder, or on the next ones if it refuses.
 async fn place(
     inner: &Inner,
-    streams: &mut HashMap<PeerId, Stream>,
+    streams: &mut HashMap<PeerId, Channel>,
     holders: &[PeerId],
     m: &Manifest,
     stripe: u64,
@@ -142,8 +141,7 @@ async fn place(
         index,
         hashes: encoded.hashes.clone(),
         shard: encoded.shards[usize::from(index)].clone(),
-    }
-    .to_bytes();
+    };
     let mut last = String::new();
     // The preferred holder, then the others in order of closeness.
     let order = std::iter::once(first).chain((0..holders.len()).filter(move |i| *i != first));
@@ -162,11 +160,11 @@ async fn place(
 
 async fn put(
     inner: &Inner,
-    streams: &mut HashMap<PeerId, Stream>,
+    channels: &mut HashMap<PeerId, Channel>,
     peer: PeerId,
-    request: &[u8],
+    request: &Request,
 ) -> Result<(), String> {
-    let stream = match streams.entry(peer) {
+    let channel = match channels.entry(peer) {
         std::collections::hash_map::Entry::Occupied(open) => open.into_mut(),
         std::collections::hash_map::Entry::Vacant(slot) => {
             let mut control = inner.net.streams();
@@ -175,23 +173,13 @@ async fn put(
                     .await
                     .map_err(|_| "timed out".to_owned())?
                     .map_err(|e| e.to_string())?;
-            slot.insert(stream)
+            slot.insert(Channel::new(stream))
         }
     };
-    let exchange = async {
-        frame::write(stream, request).await?;
-        frame::read(stream).await
-    };
-    let body = tokio::time::timeout(PUT_TIMEOUT, exchange)
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| e.to_string())?
-        .ok_or("stream closed")?;
-    match Response::from_bytes(&body) {
-        Ok(Response::Stored) => Ok(()),
-        Ok(Response::Refused(why)) => Err(why.to_string()),
-        Ok(_) => Err("unexpected answer".into()),
-        Err(e) => Err(e.to_string()),
+    match exchange(channel, request).await? {
+        Response::Stored => Ok(()),
+        Response::Refused(why) => Err(why.to_string()),
+        _ => Err("unexpected answer".into()),
     }
 }
 
