@@ -31,7 +31,7 @@ pub(crate) async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     let token_ok: bool = presented.as_bytes().ct_eq(state.token.as_bytes()).into();
-    let cookie_ok = session_cookie(&request, &crate::web::cookie_name(state.port))
+    let cookie_ok = session_cookie(request.headers(), &crate::web::cookie_name(state.port))
         .is_some_and(|s| state.sessions.is_open(s));
     if !token_ok && !cookie_ok {
         return ApiError::Unauthorized.into_response();
@@ -60,9 +60,12 @@ fn same_origin(request: &Request) -> bool {
     origin.to_str().is_ok_and(|o| o == format!("http://{host}"))
 }
 
-fn session_cookie<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
-    request
-        .headers()
+/// The value of the cookie `name`, if the request carries it.
+pub(crate) fn session_cookie<'r>(
+    headers: &'r axum::http::HeaderMap,
+    name: &str,
+) -> Option<&'r str> {
+    headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())

@@ -20,6 +20,12 @@
 //! | `storage_error` | 500 | the database failed |
 //! | `shutting_down` | 503 | the node is stopping |
 //! | `rate_limited` | 429 | too many sends; `Retry-After` says when to try again |
+//! | `locked` | 423 | no identity is unlocked (decision 0013) |
+//! | `wrong_passphrase` | 403 | the passphrase does not open the keystore |
+//! | `identity_exists` | 409 | first run asked for, but there is an identity |
+//! | `no_identity` | 409 | unlock or lock asked for, but there is no identity yet |
+//! | `already_unlocked` | 409 | unlock asked for, but the node runs |
+//! | `identity_error` | 500 | creating or unlocking failed (disk, database, network) |
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -53,6 +59,12 @@ pub enum ApiError {
     Net(communitas_net::Error),
     /// A file operation failed.
     File(communitas_node::FileError),
+    /// No identity is unlocked.
+    Locked,
+    /// Unlock asked for while the node runs.
+    AlreadyUnlocked,
+    /// Creating, unlocking or locking the identity failed.
+    Identity(crate::KeyringError),
     /// Over the send rate; retry after this many seconds.
     RateLimited {
         /// Seconds to wait.
@@ -96,6 +108,18 @@ impl ApiError {
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
             ApiError::Net(_) => (StatusCode::BAD_GATEWAY, "network_error"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Locked => (StatusCode::LOCKED, "locked"),
+            ApiError::AlreadyUnlocked => (StatusCode::CONFLICT, "already_unlocked"),
+            ApiError::Identity(e) => {
+                use crate::KeyringError as K;
+                match e {
+                    K::WrongPassphrase => (StatusCode::FORBIDDEN, "wrong_passphrase"),
+                    K::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+                    K::Exists => (StatusCode::CONFLICT, "identity_exists"),
+                    K::Missing => (StatusCode::CONFLICT, "no_identity"),
+                    _ => (StatusCode::INTERNAL_SERVER_ERROR, "identity_error"),
+                }
+            }
         }
     }
 
@@ -118,6 +142,12 @@ impl ApiError {
             ApiError::RateLimited { retry_after } => {
                 format!("too many messages at once; try again in {retry_after} s")
             }
+            ApiError::Locked => "the node is locked: unlock it in the web UI or with \
+                                 `communitas unlock` (on a new node, create the identity \
+                                 in the web UI)"
+                .into(),
+            ApiError::AlreadyUnlocked => "the node is unlocked already".into(),
+            ApiError::Identity(e) => e.to_string(),
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod auth;
 pub mod error;
+mod identity;
 mod presence;
 mod routes;
 mod web;
@@ -20,13 +21,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use communitas_node::Handle;
+pub use identity::{Keyring, KeyringError, WRONG_PASSPHRASE_DELAY};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct State {
-    pub(crate) node: Handle,
+    pub(crate) gate: Arc<identity::Gate>,
     pub(crate) token: Arc<str>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) sends: Arc<governor::DefaultDirectRateLimiter>,
@@ -39,40 +41,62 @@ pub struct State {
 pub const SENDS_PER_SECOND: u32 = 5_000;
 
 impl State {
-    /// The API of `node`, guarded by `token`; long-lived connections (event streams)
-    /// end when `shutdown` is cancelled.
+    /// The API of a running `node`, guarded by `token`; long-lived connections (event
+    /// streams) end when `shutdown` is cancelled. Without a keyring
+    /// ([`State::with_keyring`]) it cannot be locked.
     pub fn new(
         node: Handle,
         token: String,
         shutdown: CancellationToken,
         local: SocketAddr,
     ) -> Self {
-        Self::with_send_rate(node, token, shutdown, local, SENDS_PER_SECOND)
+        Self::with_gate(identity::Gate::new(None, Some(node)), token, shutdown, local)
     }
 
-    /// As [`State::new`], accepting at most `per_second` sends (burst twice that);
-    /// more are answered 429 with `Retry-After`.
-    pub fn with_send_rate(
-        node: Handle,
+    /// The API of the identity `keyring` owns: `node` if it runs already, else the
+    /// API starts locked and the node starts when the identity is created or unlocked.
+    pub fn with_keyring(
+        keyring: Arc<dyn Keyring>,
+        node: Option<Handle>,
         token: String,
         shutdown: CancellationToken,
         local: SocketAddr,
-        per_second: u32,
     ) -> Self {
-        let rate = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
-        let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
-        let quota = governor::Quota::per_second(rate).allow_burst(burst);
-        let sends = Arc::new(governor::RateLimiter::direct(quota));
-        let web_dir: Arc<std::path::Path> = web::dist_dir().into();
+        Self::with_gate(identity::Gate::new(Some(keyring), node), token, shutdown, local)
+    }
+
+    fn with_gate(
+        gate: identity::Gate,
+        token: String,
+        shutdown: CancellationToken,
+        local: SocketAddr,
+    ) -> Self {
         Self {
-            node,
+            gate: Arc::new(gate),
             token: token.into(),
             shutdown,
-            sends,
+            sends: send_limiter(SENDS_PER_SECOND),
             sessions: web::sessions(),
             port: local.port(),
-            web_dir,
+            web_dir: web::dist_dir().into(),
         }
+    }
+
+    /// Accepts at most `per_second` sends (burst twice that); more are answered 429
+    /// with `Retry-After`.
+    pub fn with_send_rate(mut self, per_second: u32) -> Self {
+        self.sends = send_limiter(per_second);
+        self
+    }
+
+    /// The node, or [`ApiError::Locked`](error::ApiError::Locked) while there is none.
+    pub(crate) fn node(&self) -> Result<Handle, error::ApiError> {
+        self.gate.node()
+    }
+
+    /// Stops the node if it runs (on shutdown): its keys are dropped.
+    pub async fn lock(&self) {
+        self.gate.lock().await;
     }
 
     /// A new one-time link that signs a browser in to the web UI (a session cookie).
@@ -80,6 +104,12 @@ impl State {
         let code = self.sessions.new_code()?;
         Some(format!("http://127.0.0.1:{}/login?code={code}", self.port))
     }
+}
+
+fn send_limiter(per_second: u32) -> Arc<governor::DefaultDirectRateLimiter> {
+    let rate = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
+    let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+    Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst)))
 }
 
 /// The OpenAPI document served at `/v1/openapi.json`.

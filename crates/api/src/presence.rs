@@ -23,7 +23,7 @@ fn status(text: &str) -> Result<Status> {
 
 /// `GET /v1/presence`: our status and every contact's.
 pub(crate) async fn all(AxumState(s): AxumState<State>) -> Result<Response> {
-    let (own, contacts) = s.node.presence_all().await?;
+    let (own, contacts) = s.node()?.presence_all().await?;
     let contacts: Vec<_> = contacts
         .into_iter()
         .map(|(a, p)| json!({ "address": a, "status": p.status, "last_seen": p.last_seen }))
@@ -42,7 +42,7 @@ pub(crate) async fn set(
     request: std::result::Result<Json<SetPresence>, JsonRejection>,
 ) -> Result<Response> {
     let new = status(&body(request)?.status)?;
-    s.node.set_presence(new).await?;
+    s.node()?.set_presence(new).await?;
     Ok(Json(json!({ "status": new })).into_response())
 }
 
@@ -51,7 +51,7 @@ pub(crate) async fn get(
     AxumState(s): AxumState<State>,
     Path(peer): Path<String>,
 ) -> Result<Response> {
-    let presence = s.node.presence(address(&peer)?).await?;
+    let presence = s.node()?.presence(address(&peer)?).await?;
     Ok(Json(presence).into_response())
 }
 
@@ -68,7 +68,7 @@ pub(crate) async fn typing(
 ) -> Result<Response> {
     let peer = address(&peer)?;
     let typing = body(request)?.typing;
-    s.node.typing(peer, typing).await?;
+    s.node()?.typing(peer, typing).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "typing": typing }))).into_response())
 }
 
@@ -77,13 +77,13 @@ pub(crate) async fn read(
     AxumState(s): AxumState<State>,
     Path(peer): Path<String>,
 ) -> Result<Response> {
-    let read = s.node.mark_read(address(&peer)?).await?;
+    let read = s.node()?.mark_read(address(&peer)?).await?;
     Ok(Json(json!({ "read": read })).into_response())
 }
 
 /// `GET /v1/settings`.
 pub(crate) async fn settings(AxumState(s): AxumState<State>) -> Result<Response> {
-    Ok(Json(s.node.settings().await?).into_response())
+    Ok(Json(s.node()?.settings().await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -98,8 +98,8 @@ pub(crate) async fn set_settings(
 ) -> Result<Response> {
     let request = body(request)?;
     let settings = match request.read_receipts {
-        Some(on) => s.node.set_read_receipts(on).await?,
-        None => s.node.settings().await?,
+        Some(on) => s.node()?.set_read_receipts(on).await?,
+        None => s.node()?.settings().await?,
     };
     Ok(Json(settings).into_response())
 }

@@ -14,15 +14,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::State;
 use crate::error::ApiError;
-use crate::presence;
+use crate::{State, identity, presence, web};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
 pub(crate) fn router(state: State) -> Router {
     Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/identity", get(identity::get).post(identity::create))
+        .route("/v1/unlock", post(identity::unlock))
+        .route("/v1/lock", post(identity::lock))
+        .route("/v1/logout", post(web::logout))
+        .route("/v1/login-links", post(web::login_link))
+        .route("/v1/conversations", get(conversations))
         .route("/v1/messages", post(send))
         .route("/v1/messages/{id}", get(message))
         .route("/v1/conversations/{address}/messages", get(history))
@@ -63,7 +68,7 @@ pub(crate) fn body<T>(json: std::result::Result<Json<T>, JsonRejection>) -> Resu
 }
 
 async fn status(AxumState(s): AxumState<State>) -> Result<Response> {
-    Ok(Json(s.node.status().await?).into_response())
+    Ok(Json(s.node()?.status().await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -83,14 +88,14 @@ async fn send(
     }
     let request = body(request)?;
     let to = address(&request.to)?;
-    let (id, status) = s.node.send_text(to, &request.text).await?;
+    let (id, status) = s.node()?.send_text(to, &request.text).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": status.as_str() }))).into_response())
 }
 
 async fn message(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {
     let id = message_id(&id)?;
     let status = s
-        .node
+        .node()?
         .message_status(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no outgoing message {id}")))?;
@@ -114,12 +119,24 @@ async fn history(
     let before = match page.before {
         Some(id) => {
             let id = message_id(&id)?;
-            let row = s.node.stored_message(id).await?;
+            let row = s.node()?.stored_message(id).await?;
             Some(row.ok_or_else(|| ApiError::NotFound(format!("no message {id}")))?)
         }
         None => None,
     };
-    Ok(Json(s.node.history(peer, limit, before).await?).into_response())
+    Ok(Json(s.node()?.history(peer, limit, before).await?).into_response())
+}
+
+/// Every conversation with its unread count, newest first.
+async fn conversations(AxumState(s): AxumState<State>) -> Result<Response> {
+    let list: Vec<_> = s
+        .node()?
+        .conversations()
+        .await?
+        .into_iter()
+        .map(|c| json!({ "peer": c.peer, "unread": c.unread, "last_at": c.last_at }))
+        .collect();
+    Ok(Json(list).into_response())
 }
 
 #[derive(Serialize)]
@@ -144,7 +161,7 @@ impl From<Contact> for ContactView {
 }
 
 async fn contacts(AxumState(s): AxumState<State>) -> Result<Response> {
-    let list: Vec<ContactView> = s.node.contacts().await?.into_iter().map(Into::into).collect();
+    let list: Vec<ContactView> = s.node()?.contacts().await?.into_iter().map(Into::into).collect();
     Ok(Json(list).into_response())
 }
 
@@ -167,7 +184,7 @@ async fn add_contact(
             "a name is at most 128 bytes, without control characters".into(),
         ));
     }
-    let contact = s.node.add_contact(address, request.name).await?;
+    let contact = s.node()?.add_contact(address, request.name).await?;
     Ok((StatusCode::CREATED, Json(ContactView::from(contact))).into_response())
 }
 
@@ -175,18 +192,18 @@ async fn safety_number(
     AxumState(s): AxumState<State>,
     Path(peer): Path<String>,
 ) -> Result<Response> {
-    let number = s.node.verify_contact(address(&peer)?, false).await?;
+    let number = s.node()?.verify_contact(address(&peer)?, false).await?;
     Ok(Json(json!({ "safety_number": number.to_string() })).into_response())
 }
 
 async fn verify(AxumState(s): AxumState<State>, Path(peer): Path<String>) -> Result<Response> {
-    let number = s.node.verify_contact(address(&peer)?, true).await?;
+    let number = s.node()?.verify_contact(address(&peer)?, true).await?;
     Ok(Json(json!({ "safety_number": number.to_string(), "verified": true })).into_response())
 }
 
 async fn outbox(AxumState(s): AxumState<State>) -> Result<Response> {
     let rows: Vec<_> = s
-        .node
+        .node()?
         .outbox()
         .await?
         .into_iter()
@@ -203,7 +220,7 @@ async fn outbox(AxumState(s): AxumState<State>) -> Result<Response> {
 
 async fn dead_letters(AxumState(s): AxumState<State>) -> Result<Response> {
     let rows: Vec<_> = s
-        .node
+        .node()?
         .dead_letters()
         .await?
         .into_iter()
@@ -219,21 +236,35 @@ async fn dead_letters(AxumState(s): AxumState<State>) -> Result<Response> {
 
 async fn retry(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {
     let id = message_id(&id)?;
-    s.node.retry(id).await?;
+    s.node()?.retry(id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "queued" }))).into_response())
 }
 
-async fn events(AxumState(s): AxumState<State>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| stream_events(s, socket))
+async fn events(AxumState(s): AxumState<State>, upgrade: WebSocketUpgrade) -> Result<Response> {
+    let (node, locked) = s.gate.node_until_locked()?;
+    let shutdown = s.shutdown.clone();
+    Ok(upgrade.on_upgrade(move |socket| stream_events(node, shutdown, locked, socket)))
 }
 
-/// Forwards node events as JSON text frames until the client leaves or the node
-/// stops. A client too slow to keep up is told how many events it missed.
-async fn stream_events(s: State, mut socket: WebSocket) {
-    let mut events = s.node.subscribe();
+/// Forwards node events as JSON text frames until the client leaves, the node stops
+/// or is locked (then `{"type":"locked"}` is the last frame). A client too slow to
+/// keep up is told how many events it missed.
+async fn stream_events(
+    node: communitas_node::Handle,
+    shutdown: tokio_util::sync::CancellationToken,
+    locked: tokio_util::sync::CancellationToken,
+    mut socket: WebSocket,
+) {
+    let mut events = node.subscribe();
+    // The socket must not keep a locked node's state alive.
+    drop(node);
     loop {
         let frame = tokio::select! {
-            () = s.shutdown.cancelled() => break,
+            () = shutdown.cancelled() => break,
+            () = locked.cancelled() => {
+                let _ = socket.send(Message::Text(json!({ "type": "locked" }).to_string().into())).await;
+                break;
+            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => continue,
@@ -255,12 +286,12 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI).into_response()
 }
 
-async fn metrics(AxumState(s): AxumState<State>) -> Response {
-    (
+async fn metrics(AxumState(s): AxumState<State>) -> Result<Response> {
+    Ok((
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        s.node.metrics().encode(),
+        s.node()?.metrics().encode(),
     )
-        .into_response()
+        .into_response())
 }
 
 fn file_id(text: &str) -> Result<communitas_types::FileId> {
@@ -284,7 +315,7 @@ async fn send_file(
     let request = body(request)?;
     let to = address(&request.to)?;
     let (id, file_id, status) =
-        s.node.send_file(to, &request.text, std::path::PathBuf::from(request.path)).await?;
+        s.node()?.send_file(to, &request.text, std::path::PathBuf::from(request.path)).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "file_id": file_id, "status": status.as_str() })),
@@ -313,7 +344,8 @@ async fn upload_file(
 
     let Query(query) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
     let to = address(&query.to)?;
-    let max = s.node.max_file_size();
+    let node = s.node()?;
+    let max = node.max_file_size();
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -321,7 +353,7 @@ async fn upload_file(
     if let Some(size) = declared.filter(|size| *size > max) {
         return Err(communitas_node::FileError::TooLarge { size, max }.into());
     }
-    let path = s.node.upload_path(&query.name).await?;
+    let path = node.upload_path(&query.name).await?;
     let unwritable = |e: std::io::Error| communitas_node::FileError::Unwritable {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -341,7 +373,7 @@ async fn upload_file(
     }
     out.sync_all().await.map_err(unwritable)?;
     drop(out);
-    let (id, file_id, status) = s.node.send_file(to, &query.text, path).await?;
+    let (id, file_id, status) = node.send_file(to, &query.text, path).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "file_id": file_id, "status": status.as_str() })),
@@ -350,18 +382,19 @@ async fn upload_file(
 }
 
 async fn file(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {
-    Ok(Json(s.node.file(file_id(&id)?).await?).into_response())
+    Ok(Json(s.node()?.file(file_id(&id)?).await?).into_response())
 }
 
 async fn fetch_file(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {
-    Ok((StatusCode::ACCEPTED, Json(s.node.fetch_file(file_id(&id)?).await?)).into_response())
+    Ok((StatusCode::ACCEPTED, Json(s.node()?.fetch_file(file_id(&id)?).await?)).into_response())
 }
 
 /// The file's bytes: a received file once done, or the original of a sent one.
 async fn file_content(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {
     let id = file_id(&id)?;
-    let attachment = s.node.file(id).await?;
-    let path = s.node.file_path(id).await?;
+    let node = s.node()?;
+    let attachment = node.file(id).await?;
+    let path = node.file_path(id).await?;
     let file =
         tokio::fs::File::open(&path).await.map_err(|e| communitas_node::FileError::Unreadable {
             path: path.display().to_string(),

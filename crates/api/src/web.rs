@@ -3,14 +3,16 @@
 //!
 //! The static files hold no data and are served to anyone who can reach the
 //! listener; everything under `/v1` needs the token or a session. A login code is good
-//! once; the session it opens lives as long as the node runs. The cookie is HttpOnly
+//! once; the session it opens lasts [`SESSION_LIFETIME`] at most, until the node stops,
+//! or until `POST /v1/logout`. The cookie is HttpOnly
 //! (scripts never see it) and SameSite=Strict, and its name carries the port, because
 //! browsers share cookies across the ports of one host (alice's and bob's nodes in the
 //! demo would overwrite each other's).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State as AxumState};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -22,6 +24,8 @@ use crate::State;
 
 /// Sessions and codes kept at most; a full set refuses new logins (bounded memory).
 const MAX_SESSIONS: usize = 1_000;
+/// How long a session lasts after its login, whatever happens in between.
+pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Content Security Policy for the app: only our own scripts, styles and API.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
@@ -35,7 +39,8 @@ pub(crate) struct Sessions {
 #[derive(Default)]
 struct SessionSets {
     codes: HashSet<String>,
-    sessions: HashSet<String>,
+    /// Open sessions and when each was opened.
+    sessions: HashMap<String, Instant>,
 }
 
 impl Sessions {
@@ -53,15 +58,29 @@ impl Sessions {
 
     fn redeem(&self, code: &str) -> Option<String> {
         let session = hex(random::bytes::<32>().ok()?);
+        let now = Instant::now();
         self.with(|s| {
+            s.sessions.retain(|_, opened| now.duration_since(*opened) < SESSION_LIFETIME);
             (s.codes.remove(code) && s.sessions.len() < MAX_SESSIONS)
-                .then(|| s.sessions.insert(session.clone()))
+                .then(|| s.sessions.insert(session.clone(), now))
         })?;
         Some(session)
     }
 
     pub(crate) fn is_open(&self, session: &str) -> bool {
-        self.with(|s| s.sessions.contains(session))
+        self.with(|s| match s.sessions.get(session) {
+            Some(opened) if opened.elapsed() < SESSION_LIFETIME => true,
+            Some(_) => {
+                s.sessions.remove(session);
+                false
+            }
+            None => false,
+        })
+    }
+
+    /// Ends a session; true if it was open.
+    fn close(&self, session: &str) -> bool {
+        self.with(|s| s.sessions.remove(session).is_some())
     }
 }
 
@@ -96,6 +115,34 @@ pub(crate) async fn login(AxumState(s): AxumState<State>, Query(login): Query<Lo
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
+}
+
+/// `POST /v1/logout`: ends the caller's session and clears its cookie. With the
+/// bearer token (no session), nothing to end.
+pub(crate) async fn logout(
+    AxumState(s): AxumState<State>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let name = cookie_name(s.port);
+    if let Some(session) = crate::auth::session_cookie(&headers, &name) {
+        s.sessions.close(session);
+    }
+    let clear = format!("{name}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&clear) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `POST /v1/login-links`: a fresh one-time login link (`communitas login-link`).
+pub(crate) async fn login_link(AxumState(s): AxumState<State>) -> Response {
+    match s.login_url() {
+        Some(url) => {
+            (StatusCode::CREATED, axum::Json(serde_json::json!({ "url": url }))).into_response()
+        }
+        None => crate::error::ApiError::RateLimited { retry_after: 60 }.into_response(),
+    }
 }
 
 /// Where the built app is: `$COMMUNITAS_WEB_DIR`, else `web/dist` of the source tree

@@ -7,19 +7,25 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use communitas_crypto::{KeystorePublic, Secrets, random};
+use communitas_api::{Keyring, KeyringError};
+use communitas_crypto::keystore::KdfParams;
+use communitas_crypto::{KeystoreError, KeystorePublic, Secrets, random};
 use communitas_net::libp2p::Multiaddr;
 use communitas_node::{Handle, Node};
 use communitas_store::Store;
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
 
-use crate::home::DATABASE;
+use crate::commands::init;
+use crate::home::{DATABASE, KEYSTORE};
 
 /// `<home>/api.json`.
 pub(crate) const API_FILE: &str = "api.json";
@@ -37,7 +43,8 @@ pub(crate) struct ApiInfo {
 
 pub(crate) struct Running {
     home: PathBuf,
-    node: Node,
+    keyring: Arc<HomeKeyring>,
+    state: communitas_api::State,
     api: JoinHandle<std::io::Result<()>>,
     shutdown: CancellationToken,
     pub(crate) url: String,
@@ -52,6 +59,26 @@ impl Running {
         home: &Path,
         secrets: Secrets,
         public: KeystorePublic,
+        config: communitas_node::Config,
+        api_addr: SocketAddr,
+    ) -> Result<Self> {
+        Self::open(home, Some((secrets, public)), config, api_addr).await
+    }
+
+    /// Starts the API of `home` only: the node starts when the identity is created
+    /// (a home without one) or unlocked, from the web UI or `communitas unlock`.
+    pub(crate) async fn start_locked(
+        home: &Path,
+        config: communitas_node::Config,
+        api_addr: SocketAddr,
+    ) -> Result<Self> {
+        crate::home::create(home)?;
+        Self::open(home, None, config, api_addr).await
+    }
+
+    async fn open(
+        home: &Path,
+        unlocked: Option<(Secrets, KeystorePublic)>,
         mut config: communitas_node::Config,
         api_addr: SocketAddr,
     ) -> Result<Self> {
@@ -60,34 +87,51 @@ impl Running {
         // while they are offered.
         config.files.downloads = home.join("downloads");
         config.files.uploads = home.join("uploads");
-        let store = Store::open(&home.join(DATABASE), secrets.storage.clone())
-            .with_context(|| format!("cannot open the database in {}", home.display()))?;
         let listener = TcpListener::bind(api_addr)
             .await
             .with_context(|| format!("cannot listen for the API on {api_addr}"))?;
         let local = listener.local_addr()?;
-        let node =
-            Node::start(config, secrets, public, store).await.context("cannot start the node")?;
+        let keyring =
+            Arc::new(HomeKeyring { home: home.to_owned(), config, node: Mutex::new(None) });
+        let node = match unlocked {
+            Some((secrets, public)) => Some(keyring.start(secrets, public).await?),
+            None => None,
+        };
         let token = hex::encode(random::bytes::<32>()?);
         let shutdown = CancellationToken::new();
-        let state =
-            communitas_api::State::new(node.handle(), token.clone(), shutdown.clone(), local);
+        let state = communitas_api::State::with_keyring(
+            keyring.clone(),
+            node,
+            token.clone(),
+            shutdown.clone(),
+            local,
+        );
         let login_url = state.login_url();
-        let api = tokio::spawn(communitas_api::serve(listener, state));
+        let api = tokio::spawn(communitas_api::serve(listener, state.clone()));
         let url = format!("http://{local}");
         write_private(&home.join(TOKEN_FILE), token.as_bytes())?;
         let info = ApiInfo { url: url.clone(), pid: std::process::id() };
         write_private(&home.join(API_FILE), serde_json::to_string(&info)?.as_bytes())?;
-        Ok(Self { home: home.to_owned(), node, api, shutdown, url, login_url, _lock: lock })
+        Ok(Self {
+            home: home.to_owned(),
+            keyring,
+            state,
+            api,
+            shutdown,
+            url,
+            login_url,
+            _lock: lock,
+        })
     }
 
-    pub(crate) fn handle(&self) -> Handle {
-        self.node.handle()
+    /// The running node, unless the identity is locked.
+    pub(crate) fn handle(&self) -> Option<Handle> {
+        self.keyring.handle()
     }
 
     /// The node's dialable multiaddrs, waiting briefly for its listeners to come up.
     pub(crate) async fn dial_addrs(&self) -> Vec<Multiaddr> {
-        let handle = self.handle();
+        let Some(handle) = self.handle() else { return Vec::new() };
         for _ in 0..50 {
             match handle.dial_addrs().await {
                 Ok(addrs) if !addrs.is_empty() => return addrs,
@@ -106,7 +150,112 @@ impl Running {
             Err(_) => tracing::warn!("API server did not stop within 5 s"),
             _ => {}
         }
-        self.node.shutdown().await;
+        self.state.lock().await;
+        // A node started while the API was stopping is not in the API's hands.
+        self.keyring.stop().await;
+    }
+}
+
+/// The identity of a home, as the API sees it: created, unlocked and locked on
+/// request (decision 0013). Holds the running node.
+struct HomeKeyring {
+    home: PathBuf,
+    config: communitas_node::Config,
+    node: Mutex<Option<Node>>,
+}
+
+impl HomeKeyring {
+    fn handle(&self) -> Option<Handle> {
+        self.node
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(Node::handle)
+    }
+
+    async fn start(&self, secrets: Secrets, public: KeystorePublic) -> Result<Handle> {
+        let path = self.home.join(DATABASE);
+        let store = Store::open(&path, secrets.storage.clone())
+            .with_context(|| format!("cannot open the database in {}", self.home.display()))?;
+        let node = Node::start(self.config.clone(), secrets, public, store)
+            .await
+            .context("cannot start the node")?;
+        let handle = node.handle();
+        let old = self.node.lock().unwrap_or_else(std::sync::PoisonError::into_inner).replace(node);
+        if let Some(old) = old {
+            old.shutdown().await;
+        }
+        Ok(handle)
+    }
+
+    async fn stop(&self) {
+        let node = self.node.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(node) = node {
+            node.shutdown().await;
+        }
+    }
+
+    async fn create_identity(
+        &self,
+        name: Option<String>,
+        passphrase: Zeroizing<String>,
+    ) -> Result<Handle, KeyringError> {
+        if self.exists() {
+            return Err(KeyringError::Exists);
+        }
+        init::check_fresh(&self.home).map_err(|e| KeyringError::Invalid(e.to_string()))?;
+        if let Some(name) = &name {
+            init::check_name(name).map_err(|e| KeyringError::Invalid(e.to_string()))?;
+        }
+        let (secrets, public) =
+            init::create(&self.home, name, passphrase.as_bytes(), KdfParams::DEFAULT)
+                .await
+                .map_err(failed)?;
+        self.start(secrets, public).await.map_err(failed)
+    }
+
+    async fn unlock_identity(&self, passphrase: Zeroizing<String>) -> Result<Handle, KeyringError> {
+        if !self.exists() {
+            return Err(KeyringError::Missing);
+        }
+        let keystore = crate::home::read_keystore(&self.home).map_err(failed)?;
+        let public = keystore.public().clone();
+        let secrets = tokio::task::spawn_blocking(move || keystore.unlock(passphrase.as_bytes()))
+            .await
+            .map_err(|e| KeyringError::Failed(e.to_string()))?
+            .map_err(|e| match e {
+                KeystoreError::WrongPassphrase => KeyringError::WrongPassphrase,
+                other => KeyringError::Failed(other.to_string()),
+            })?;
+        self.start(secrets, public).await.map_err(failed)
+    }
+}
+
+/// A failure the user cannot fix by typing something else: logged in full.
+fn failed(e: anyhow::Error) -> KeyringError {
+    tracing::warn!(error = format!("{e:#}"), "identity could not be opened");
+    KeyringError::Failed(format!("{e:#}"))
+}
+
+impl Keyring for HomeKeyring {
+    fn exists(&self) -> bool {
+        self.home.join(KEYSTORE).symlink_metadata().is_ok()
+    }
+
+    fn create(
+        &self,
+        name: Option<String>,
+        passphrase: Zeroizing<String>,
+    ) -> BoxFuture<'_, Result<Handle, KeyringError>> {
+        Box::pin(self.create_identity(name, passphrase))
+    }
+
+    fn unlock(&self, passphrase: Zeroizing<String>) -> BoxFuture<'_, Result<Handle, KeyringError>> {
+        Box::pin(self.unlock_identity(passphrase))
+    }
+
+    fn lock(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.stop())
     }
 }
 

@@ -118,6 +118,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Unlock a node started with `run --locked` (the passphrase as for `init`).
+    Unlock,
+    /// Lock the running node: it stops and forgets its keys until unlocked again.
+    Lock,
+    /// Print a new one-time link that signs a browser in to the node's web UI.
+    LoginLink,
     /// Show the running node's state.
     Status {
         /// Print JSON.
@@ -357,6 +363,9 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
             client(|| contacts::verify(home, &address, confirm, json))
         }
         Command::Status { json } => client(|| contacts::status(home, json)),
+        Command::Unlock => client(|| commands::session::unlock(home, passphrase)),
+        Command::Lock => client(|| commands::session::lock(home)),
+        Command::LoginLink => client(|| commands::session::login_link(home)),
         Command::Presence(PresenceCommand::Set { status }) => {
             client(|| presence::set(home, &status))
         }

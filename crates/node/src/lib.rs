@@ -385,6 +385,16 @@ impl Handle {
         self.inner.public.address
     }
 
+    /// The display name chosen when the identity was made, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.public.name.as_deref()
+    }
+
+    /// This device's PeerId.
+    pub fn peer_id(&self) -> communitas_net::libp2p::PeerId {
+        self.inner.public.peer_id
+    }
+
     /// The metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
@@ -425,6 +435,13 @@ impl Handle {
         id: MessageId,
     ) -> Result<Option<i64>, communitas_store::Error> {
         Ok(self.inner.store.message(id).await?.map(|m| m.seq))
+    }
+
+    /// Every conversation with its unread count, newest first.
+    pub async fn conversations(
+        &self,
+    ) -> Result<Vec<communitas_store::Conversation>, communitas_store::Error> {
+        self.inner.store.conversations().await
     }
 
     /// A conversation, oldest first: at most `limit` messages before cursor `before`.

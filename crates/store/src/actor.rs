@@ -199,6 +199,9 @@ pub(crate) enum Read {
         max_bytes: usize,
         reply: Reply<Vec<MailboxEntry>>,
     },
+    Conversations {
+        reply: Reply<Vec<crate::Conversation>>,
+    },
     Setting {
         key: &'static str,
         reply: Reply<Option<String>>,
@@ -449,6 +452,7 @@ impl Reader {
             }
             Read::Message { id, reply } => drop(reply.send(ops::message(conn, key, id))),
             Read::DeadLetters { reply } => drop(reply.send(ops::dead_letters(conn))),
+            Read::Conversations { reply } => drop(reply.send(settings::conversations(conn))),
             Read::Setting { key, reply } => drop(reply.send(settings::setting(conn, key))),
             Read::MboxFetch { mailbox, now, max_bytes, reply } => {
                 drop(reply.send(ops::mbox_fetch(conn, &mailbox, now, max_bytes)))

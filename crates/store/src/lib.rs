@@ -41,8 +41,8 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use files::{FileRow, FileStatus, HeldShards, ShardLimits, ShardPut, StoredShard};
 pub use model::{
-    Contact, DeadLetter, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry, Status,
-    StoredMessage,
+    Contact, Conversation, DeadLetter, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry,
+    Status, StoredMessage,
 };
 pub use ops::{MailboxEntry, MailboxLimits, PutOutcome};
 pub use replica::{ReplicaEntry, Wanted};
@@ -163,6 +163,11 @@ impl Store {
     /// Marks every unread incoming message from `peer` read; returns their ids.
     pub async fn read_incoming(&self, peer: Address) -> Result<Vec<MessageId>, Error> {
         self.write(|reply| Write::ReadIncoming { peer, reply }).await
+    }
+
+    /// Every conversation with its unread count, newest first.
+    pub async fn conversations(&self) -> Result<Vec<Conversation>, Error> {
+        self.read(|reply| Read::Conversations { reply }).await
     }
 
     /// `peer` read our message `id`: it becomes `read`. False if it is not an outgoing

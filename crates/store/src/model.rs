@@ -133,6 +133,17 @@ pub struct NewMessage {
     pub status: Status,
 }
 
+/// A conversation at a glance: what the contact list shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    /// Who it is with.
+    pub peer: Address,
+    /// Incoming messages the user has not read.
+    pub unread: u64,
+    /// The newest message's time (the sender's clock for incoming ones).
+    pub last_at: Timestamp,
+}
+
 /// A stored message, body decrypted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {

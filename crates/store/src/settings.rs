@@ -6,6 +6,9 @@
 //! node parses them and falls back to its defaults on anything it does not know.
 
 use communitas_types::{Address, MessageId};
+
+use crate::model::Conversation;
+use crate::ops::ts;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Error;
@@ -53,4 +56,26 @@ pub(crate) fn mark_read(conn: &Connection, peer: Address, id: MessageId) -> Resu
         conn.execute("DELETE FROM outbox WHERE message_id = ?1", [id.as_bytes()])?;
     }
     Ok(updated > 0)
+}
+
+/// Every peer with history: incoming messages not yet read, and the newest message's
+/// time (the sender's clock), newest conversation first.
+pub(crate) fn conversations(conn: &Connection) -> Result<Vec<Conversation>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT peer,
+                SUM(CASE WHEN direction = 'in' AND status != 'read' THEN 1 ELSE 0 END),
+                MAX(timestamp)
+         FROM messages GROUP BY peer ORDER BY MAX(timestamp) DESC",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let peer: String = row.get(0)?;
+        out.push(Conversation {
+            peer: peer.parse().map_err(|_| Error::Corrupt { field: "message peer" })?,
+            unread: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+            last_at: ts(row.get(2)?),
+        });
+    }
+    Ok(out)
 }

@@ -142,6 +142,26 @@ async fn the_api_guards_validates_and_streams() {
     assert_eq!(seen, ["queued", "sent", "delivered"]);
     let (_, history) = api.get(&format!("/v1/conversations/{bob_address}/messages?limit=10")).await;
     assert_eq!(history[0]["text"], "hello over the API");
+    // Bob answers: one unread message in alice's conversation list until she reads it.
+    eventually(Duration::from_secs(20), || bob.add_contact(alice.address(), None)).await;
+    bob.send_text(alice.address(), "hi alice").await.unwrap();
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let event: Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+        if event["type"] == "message_received" {
+            break;
+        }
+    }
+    let (_, conversations) = api.get("/v1/conversations").await;
+    assert_eq!(conversations[0]["peer"], bob_address.as_str());
+    assert_eq!(conversations[0]["unread"], 1);
+    api.post(&format!("/v1/conversations/{bob_address}/read"), json!({})).await;
+    let (_, conversations) = api.get("/v1/conversations").await;
+    assert_eq!(conversations[0]["unread"], 0);
     let (_, contacts) = api.get("/v1/contacts").await;
     assert_eq!(contacts[0]["name"], "bob");
     let (_, safety) = api.get(&format!("/v1/contacts/{bob_address}/safety-number")).await;
@@ -195,7 +215,7 @@ async fn sends_over_the_rate_get_429_with_retry_after() {
     let local = listener.local_addr().unwrap();
     let base = format!("http://{local}");
     let state =
-        State::with_send_rate(net.users[0].handle(), TOKEN.into(), shutdown.clone(), local, 1);
+        State::new(net.users[0].handle(), TOKEN.into(), shutdown.clone(), local).with_send_rate(1);
     tokio::spawn(communitas_api::serve(listener, state));
     let api = Api { base, http: reqwest::Client::builder().no_proxy().build().unwrap() };
     // Invalid sends still spend the budget: the limit is on requests, before any work.

@@ -27,8 +27,8 @@ pub(crate) fn run() -> Result<()> {
         let (servers, dial) = testnet::start(dir.path(), 3, None).await?;
         let alice = user(dir.path(), "alice", &dial).await?;
         let bob = user(dir.path(), "bob", &dial).await?;
-        let (a, b) = (alice.handle(), bob.handle());
-        meet(&alice, &bob).await?;
+        let (a, b) = (unlocked(&alice)?, unlocked(&bob)?);
+        meet(&a, &b).await?;
 
         let exe = std::env::current_exe()
             .map(|p| p.display().to_string())
@@ -50,6 +50,10 @@ pub(crate) fn run() -> Result<()> {
         println!("  {exe} --home {} history {}", bob_home.display(), a.address());
         println!();
         println!("Or open the two web links in a browser (each works once) and chat there.");
+        println!(
+            "Their passphrase is \"{}\" (to try Lock and unlock).",
+            String::from_utf8_lossy(PASSPHRASE)
+        );
         println!("Ctrl-C stops the demo and deletes its folder.");
         daemon::wait_for_signal().await?;
         eprintln!("communitas: stopping the demo");
@@ -71,9 +75,12 @@ async fn user(dir: &std::path::Path, name: &str, bootstrap: &[Multiaddr]) -> Res
     Running::start(&home, secrets, public, config, "127.0.0.1:0".parse()?).await
 }
 
+fn unlocked(user: &Running) -> Result<communitas_node::Handle> {
+    user.handle().context("a demo user's node is not running")
+}
+
 /// Each adds the other once both identity records are in the DHT.
-async fn meet(alice: &Running, bob: &Running) -> Result<()> {
-    let (a, b) = (alice.handle(), bob.handle());
+async fn meet(a: &communitas_node::Handle, b: &communitas_node::Handle) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let ab = a.add_contact(b.address(), Some("bob".into())).await;

@@ -20,12 +20,7 @@ pub(crate) fn run(home: &Path, passphrase: Source, name: Option<String>, json: b
     if home.join(KEYSTORE).symlink_metadata().is_ok() {
         bail!("{} already holds an identity; nothing was changed", home.display());
     }
-    if home.join(DATABASE).symlink_metadata().is_ok() {
-        bail!(
-            "{} holds a database but no keystore; move it away or choose another --home",
-            home.display()
-        );
-    }
+    check_fresh(home)?;
     if let Some(name) = &name {
         check_name(name)?;
     }
@@ -64,7 +59,19 @@ pub(crate) async fn create(
     Ok((secrets, keystore.public().clone()))
 }
 
-fn check_name(name: &str) -> Result<()> {
+/// A database without a keystore is someone's data: never created over.
+pub(crate) fn check_fresh(home: &Path) -> Result<()> {
+    if home.join(DATABASE).symlink_metadata().is_ok() {
+        bail!(
+            "{} holds a database but no keystore; move it away or choose another --home",
+            home.display()
+        );
+    }
+    Ok(())
+}
+
+/// A display name: not empty, not too long, no control characters.
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
         bail!("the name is empty");
     }

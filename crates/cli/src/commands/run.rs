@@ -29,6 +29,11 @@ pub(crate) struct RunArgs {
     /// Serve the local API here.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
     pub(crate) api: SocketAddr,
+    /// Start without a passphrase: the node starts once the identity is unlocked in
+    /// the web UI or with `communitas unlock`; on a home without an identity, the web
+    /// UI creates one.
+    #[arg(long)]
+    pub(crate) locked: bool,
     /// Run as a server node: DHT server, relay and mailbox for others.
     #[arg(long)]
     pub(crate) server: bool,
@@ -112,36 +117,41 @@ impl ServerLimits {
 }
 
 pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> {
-    let keystore = home::read_keystore(home)?;
-    let secrets = {
+    // Unlocked before anything starts, so a wrong passphrase changes nothing.
+    let unlocked = if args.locked {
+        None
+    } else {
+        let keystore = home::read_keystore(home).map_err(|e| {
+            e.context("(or `communitas run --locked` to create the identity in the web UI)")
+        })?;
         let passphrase = passphrase.read(false)?;
-        keystore.unlock(passphrase.as_bytes())?
+        let secrets = keystore.unlock(passphrase.as_bytes())?;
+        Some((secrets, keystore.public().clone()))
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         daemon::init_logging("warn,communitas_node=info,communitas_net=info,communitas_api=info");
-        let mut config = daemon::node_config(args.listen, args.bootstrap, args.server, args.mdns);
-        config.files.max_size = args.max_file_size;
-        config.files.auto_download = args.auto_download;
-        config.files.parallel_streams = args.file_streams.max(1);
-        config.presence.heartbeat = heartbeat(args.presence_heartbeat)?;
-        config.net.relays = args.relay;
-        config.net.ping_interval = seconds("--ping-interval", args.ping_interval)?;
-        config.net.ping_timeout = seconds("--ping-timeout", args.ping_timeout)?;
-        config.net.external_addrs = args.external_addr;
-        args.limits.apply(&mut config);
-        config.net.announce = args.announce;
-        config.mailbox_replicate_every = Duration::from_secs(args.replicate_every);
-        let running =
-            Running::start(home, secrets, keystore.public().clone(), config, args.api).await?;
+        let server = args.server;
+        let api = args.api;
+        let config = config(args)?;
+        let running = match unlocked {
+            Some((secrets, public)) => Running::start(home, secrets, public, config, api).await?,
+            None => Running::start_locked(home, config, api).await?,
+        };
         // A daemon must not die because whoever started it stopped reading its
         // output: write errors are ignored (println! would panic on a closed pipe).
-        let mut banner = format!(
-            "communitas node running{}\naddress    {}\npeer id    {}\n",
-            if args.server { " (server)" } else { "" },
-            keystore.public().address,
-            keystore.public().peer_id
-        );
+        let mut banner =
+            format!("communitas node running{}\n", if server { " (server)" } else { "" });
+        match running.handle() {
+            Some(node) => {
+                banner.push_str(&format!("address    {}\n", node.address()));
+                banner.push_str(&format!("peer id    {}\n", node.peer_id()));
+            }
+            None if home.join(home::KEYSTORE).exists() => {
+                banner.push_str("locked     unlock it in the web UI, or with `communitas unlock`\n")
+            }
+            None => banner.push_str("new        no identity yet: create it in the web UI\n"),
+        }
         for addr in running.dial_addrs().await {
             banner.push_str(&format!("listening  {addr}\n"));
         }
@@ -156,6 +166,23 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
         running.stop().await;
         Ok(())
     })
+}
+
+/// The node's configuration from `run`'s flags.
+fn config(args: RunArgs) -> Result<communitas_node::Config> {
+    let mut config = daemon::node_config(args.listen, args.bootstrap, args.server, args.mdns);
+    config.files.max_size = args.max_file_size;
+    config.files.auto_download = args.auto_download;
+    config.files.parallel_streams = args.file_streams.max(1);
+    config.presence.heartbeat = heartbeat(args.presence_heartbeat)?;
+    config.net.relays = args.relay;
+    config.net.ping_interval = seconds("--ping-interval", args.ping_interval)?;
+    config.net.ping_timeout = seconds("--ping-timeout", args.ping_timeout)?;
+    config.net.external_addrs = args.external_addr;
+    args.limits.apply(&mut config);
+    config.net.announce = args.announce;
+    config.mailbox_replicate_every = Duration::from_secs(args.replicate_every);
+    Ok(config)
 }
 
 /// The heartbeat flag, checked: a finite number of seconds from 0.5 to 60.

@@ -37,6 +37,20 @@ impl Daemon {
         if let Some(b) = bootstrap {
             cmd.args(["--bootstrap", b]);
         }
+        let daemon = Self::spawn(cmd, home);
+        assert!(!daemon.dial.is_empty(), "{} printed no listen address", home.display());
+        daemon
+    }
+
+    /// `run --locked`: the API only, until the identity is created or unlocked.
+    pub(crate) fn start_locked(home: &Path) -> Daemon {
+        let mut cmd = communitas(home);
+        cmd.args(["run", "--locked", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+        Self::spawn(cmd, home)
+    }
+
+    /// Starts `cmd` and reads its banner up to the `api` line.
+    fn spawn(mut cmd: Command, home: &Path) -> Daemon {
         // COMMUNITAS_TEST_LOGS=DIR keeps each node's log (with COMMUNITAS_LOG's filter).
         let stderr = match std::env::var_os("COMMUNITAS_TEST_LOGS") {
             Some(dir) => {
@@ -58,7 +72,6 @@ impl Daemon {
                 break;
             }
         }
-        assert!(!dial.is_empty(), "{} printed no listen address", home.display());
         Daemon { child, home: home.to_owned(), dial }
     }
 
@@ -102,15 +115,59 @@ impl Drop for Daemon {
 
 /// One raw HTTP/1.1 request: (status code, body).
 pub(crate) fn http(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> =
+        auth.as_deref().map(|a| vec![("Authorization", a)]).unwrap_or_default();
+    let answer = request(addr, method, path, &headers, None);
+    (answer.code, answer.body)
+}
+
+/// An HTTP answer: status code, head (status line and headers) and body.
+pub(crate) struct Answer {
+    pub code: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Answer {
+    /// The `error.code` of a JSON error body.
+    pub(crate) fn error(&self) -> String {
+        let body: Value = serde_json::from_str(&self.body).unwrap_or_default();
+        body["error"]["code"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The JSON body.
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// One raw HTTP/1.1 request with headers and an optional JSON body.
+pub(crate) fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Answer {
     let mut stream = TcpStream::connect(addr).unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
-        .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    write!(stream, "{head}\r\n{body}").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (code, body)
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Answer { code, head: head.to_owned(), body: body.to_owned() }
 }
 
 pub(crate) fn init_all(root: &Path, names: &[&str]) -> Vec<(PathBuf, String)> {

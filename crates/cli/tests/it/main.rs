@@ -9,6 +9,7 @@ mod load;
 mod network;
 mod presence;
 mod replication;
+mod unlock;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -14,13 +14,13 @@ use tungstenite::stream::MaybeTlsStream;
 use super::daemon::{Daemon, init_all};
 use super::{communitas, run, stderr, stdout};
 
-type Socket = tungstenite::WebSocket<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = tungstenite::WebSocket<MaybeTlsStream<TcpStream>>;
 
 /// Bob's heartbeat: he is shown offline 3 missed heartbeats (3 s) after he stops.
 const HEARTBEAT: &str = "1";
 
 /// The node's `/v1/events` WebSocket.
-fn events(node: &Daemon) -> Socket {
+pub(crate) fn events(node: &Daemon) -> Socket {
     let (api, token) = node.api();
     let mut request = format!("ws://{api}/v1/events").into_client_request().unwrap();
     request.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
@@ -32,7 +32,11 @@ fn events(node: &Daemon) -> Socket {
 }
 
 /// Waits up to `limit` for an event matching `wanted`; returns it and how long it took.
-fn wait_for(socket: &mut Socket, limit: Duration, wanted: impl Fn(&Value) -> bool) -> Duration {
+pub(crate) fn wait_for(
+    socket: &mut Socket,
+    limit: Duration,
+    wanted: impl Fn(&Value) -> bool,
+) -> Duration {
     let start = Instant::now();
     while start.elapsed() < limit {
         match socket.read() {

@@ -262,3 +262,35 @@ async fn shards_are_kept_within_quota_listed_and_expired() {
     assert!(store.shards_held(file_id, later).await.unwrap().is_empty());
     assert_eq!(store.expire_shards(later).await.unwrap(), 4);
 }
+
+#[tokio::test]
+async fn conversations_count_unread_incoming_until_read() {
+    let (_dir, store) = open();
+    let carol = communitas_types::Address::from_bytes([9, 9, 9, 9, 9, 9]);
+    let sender = Fingerprint::from_bytes([4; 32]);
+    let until = Timestamp::from_millis(u64::MAX / 2);
+    for n in 0..3 {
+        let (mut m, _) = outgoing(n, "to me");
+        m.direction = Direction::In;
+        m.status = Status::Delivered;
+        store.insert_incoming(m, sender, until).await.unwrap();
+    }
+    let (m, o) = outgoing(7, "mine, never unread");
+    store.insert_outgoing(m, o).await.unwrap();
+    let (mut older, _) = outgoing(8, "from carol");
+    older.direction = Direction::In;
+    older.peer = carol;
+    older.timestamp = Timestamp::from_millis(1_000);
+    store.insert_incoming(older, sender, until).await.unwrap();
+
+    let list = store.conversations().await.unwrap();
+    let summary: Vec<_> = list.iter().map(|c| (c.peer, c.unread)).collect();
+    // Newest conversation first; our own message is never unread.
+    assert_eq!(summary, [(bob(), 3), (carol, 1)]);
+    assert_eq!(list[0].last_at, Timestamp::from_millis(1_780_000_000_007));
+
+    assert_eq!(store.read_incoming(bob()).await.unwrap().len(), 3);
+    let after: Vec<_> =
+        store.conversations().await.unwrap().iter().map(|c| (c.peer, c.unread)).collect();
+    assert_eq!(after, [(bob(), 0), (carol, 1)]);
+}

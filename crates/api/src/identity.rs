@@ -1,0 +1,226 @@
+//! The identity behind the API (decision 0013): a node may start locked, and the web
+//! UI or the CLI then creates the identity (first run) or unlocks it; a running node
+//! can be locked again. While no identity is unlocked, every route that needs the node
+//! answers 423 `locked`.
+//!
+//! The API does not know where keys live: whoever runs it hands it a [`Keyring`].
+//! Create, unlock and lock take turns (one Argon2 at a time, bounded memory), and a
+//! wrong passphrase is answered after [`WRONG_PASSPHRASE_DELAY`].
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State as AxumState;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use communitas_node::Handle;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
+
+use crate::State;
+use crate::error::ApiError;
+use crate::routes::body;
+
+/// How long a wrong passphrase waits before it is answered: guesses cost time on top
+/// of Argon2's own cost.
+pub const WRONG_PASSPHRASE_DELAY: Duration = Duration::from_secs(1);
+/// The longest passphrase accepted, in bytes.
+const MAX_PASSPHRASE: usize = 1024;
+
+/// What the API asks of whoever owns the identity's keys.
+pub trait Keyring: Send + Sync + 'static {
+    /// Whether there is an identity to unlock.
+    fn exists(&self) -> bool;
+    /// Creates the identity (first run) and starts its node.
+    fn create(
+        &self,
+        name: Option<String>,
+        passphrase: Zeroizing<String>,
+    ) -> BoxFuture<'_, Result<Handle, KeyringError>>;
+    /// Unlocks the identity and starts its node.
+    fn unlock(&self, passphrase: Zeroizing<String>) -> BoxFuture<'_, Result<Handle, KeyringError>>;
+    /// Stops the running node and drops its keys.
+    fn lock(&self) -> BoxFuture<'_, ()>;
+}
+
+/// Why an identity could not be created or unlocked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringError {
+    /// The passphrase does not open the keystore.
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+    /// A name or passphrase that cannot be used; the text says why.
+    #[error("{0}")]
+    Invalid(String),
+    /// First run asked for, but there is an identity already.
+    #[error("this node already has an identity; unlock it instead")]
+    Exists,
+    /// Unlock asked for, but there is no identity yet.
+    #[error("this node has no identity yet; create one first")]
+    Missing,
+    /// Anything else (disk, database, network start-up); logged in full.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The unlocked node, and a token that ends its event streams when it is locked.
+#[derive(Clone)]
+struct Open {
+    node: Handle,
+    locked: CancellationToken,
+}
+
+/// Whether there is a node to serve, and how to get one.
+pub(crate) struct Gate {
+    keyring: Option<Arc<dyn Keyring>>,
+    open: RwLock<Option<Open>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Gate {
+    pub(crate) fn new(keyring: Option<Arc<dyn Keyring>>, node: Option<Handle>) -> Self {
+        let open = node.map(|node| Open { node, locked: CancellationToken::new() });
+        Self { keyring, open: RwLock::new(open), turn: tokio::sync::Mutex::new(()) }
+    }
+
+    fn current(&self) -> Option<Open> {
+        self.open.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn set(&self, open: Option<Open>) -> Option<Open> {
+        let mut slot = self.open.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::replace(&mut slot, open)
+    }
+
+    /// The node, or 423 while there is none.
+    pub(crate) fn node(&self) -> Result<Handle, ApiError> {
+        self.current().map(|o| o.node).ok_or(ApiError::Locked)
+    }
+
+    /// The node and a token cancelled when it is locked (for event streams).
+    pub(crate) fn node_until_locked(&self) -> Result<(Handle, CancellationToken), ApiError> {
+        self.current().map(|o| (o.node, o.locked)).ok_or(ApiError::Locked)
+    }
+
+    fn view(&self) -> serde_json::Value {
+        match self.current() {
+            Some(Open { node, .. }) => {
+                json!({ "state": "unlocked", "address": node.address(), "name": node.name() })
+            }
+            None => {
+                let exists = self.keyring.as_ref().is_some_and(|k| k.exists());
+                let state = if exists { "locked" } else { "new" };
+                json!({ "state": state, "address": null, "name": null })
+            }
+        }
+    }
+
+    fn keyring(&self) -> Result<&Arc<dyn Keyring>, ApiError> {
+        self.keyring.as_ref().ok_or(ApiError::Identity(KeyringError::Failed(
+            "this node was started without a keystore it can lock or unlock".into(),
+        )))
+    }
+
+    /// Stops the node, if any (the API is shutting down or the user locked it).
+    pub(crate) async fn lock(&self) {
+        let _turn = self.turn.lock().await;
+        if let Some(open) = self.set(None) {
+            open.locked.cancel();
+            if let Some(keyring) = &self.keyring {
+                keyring.lock().await;
+            }
+        }
+    }
+}
+
+/// `GET /v1/identity`.
+pub(crate) async fn get(AxumState(s): AxumState<State>) -> Response {
+    Json(s.gate.view()).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Create {
+    passphrase: String,
+    name: Option<String>,
+}
+
+/// `POST /v1/identity`: the first run.
+pub(crate) async fn create(
+    AxumState(s): AxumState<State>,
+    request: Result<Json<Create>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let request = body(request)?;
+    let passphrase = passphrase(request.passphrase)?;
+    let keyring = s.gate.keyring()?;
+    let _turn = s.gate.turn.lock().await;
+    if s.gate.current().is_some() || keyring.exists() {
+        return Err(ApiError::Identity(KeyringError::Exists));
+    }
+    let node = keyring.create(request.name, passphrase).await.map_err(ApiError::Identity)?;
+    tracing::info!(address = %node.address(), "identity created from the API");
+    s.gate.set(Some(Open { node, locked: CancellationToken::new() }));
+    Ok((StatusCode::CREATED, Json(s.gate.view())).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Unlock {
+    passphrase: String,
+}
+
+/// `POST /v1/unlock`.
+pub(crate) async fn unlock(
+    AxumState(s): AxumState<State>,
+    request: Result<Json<Unlock>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let request = body(request)?;
+    let passphrase = passphrase(request.passphrase)?;
+    let keyring = s.gate.keyring()?;
+    let _turn = s.gate.turn.lock().await;
+    if s.gate.current().is_some() {
+        return Err(ApiError::AlreadyUnlocked);
+    }
+    match keyring.unlock(passphrase).await {
+        Ok(node) => {
+            tracing::info!(address = %node.address(), "unlocked from the API");
+            s.gate.set(Some(Open { node, locked: CancellationToken::new() }));
+            Ok(Json(s.gate.view()).into_response())
+        }
+        Err(KeyringError::WrongPassphrase) => {
+            tracing::warn!("unlock refused: wrong passphrase");
+            // Still holding the turn: guesses are one at a time, one a second at most.
+            tokio::time::sleep(WRONG_PASSPHRASE_DELAY).await;
+            Err(ApiError::Identity(KeyringError::WrongPassphrase))
+        }
+        Err(e) => Err(ApiError::Identity(e)),
+    }
+}
+
+/// `POST /v1/lock`.
+pub(crate) async fn lock(AxumState(s): AxumState<State>) -> Result<Response, ApiError> {
+    let keyring = s.gate.keyring()?;
+    if s.gate.current().is_none() && !keyring.exists() {
+        return Err(ApiError::Identity(KeyringError::Missing));
+    }
+    s.gate.lock().await;
+    tracing::info!("locked from the API");
+    Ok(Json(s.gate.view()).into_response())
+}
+
+fn passphrase(text: String) -> Result<Zeroizing<String>, ApiError> {
+    let text = Zeroizing::new(text);
+    if text.is_empty() {
+        return Err(ApiError::InvalidRequest("the passphrase is empty".into()));
+    }
+    if text.len() > MAX_PASSPHRASE {
+        return Err(ApiError::InvalidRequest(format!(
+            "the passphrase is over {MAX_PASSPHRASE} bytes"
+        )));
+    }
+    Ok(text)
+}
