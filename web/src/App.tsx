@@ -87,6 +87,7 @@ function Messenger() {
       void dead.refresh();
       void presence.refresh();
       void settings.refresh();
+      void unread.load();
     },
   });
 
