@@ -24,6 +24,7 @@ import { useStatus } from './hooks/useStatus';
 import { useTransfers } from './hooks/useTransfers';
 import { useSettings } from './hooks/useSettings';
 import { useUnread } from './hooks/useUnread';
+import { useUploads } from './hooks/useUploads';
 import { useWindowActive } from './hooks/useWindowActive';
 import { displayName } from './lib/format';
 
@@ -60,6 +61,7 @@ function Messenger() {
   const dead = useDeadLetters();
   const presence = usePresence();
   const transfers = useTransfers();
+  const uploads = useUploads(messaging.showSentFile);
 
   const nameOf = (address: Address) => displayName(address, contacts.contacts);
 
@@ -85,6 +87,7 @@ function Messenger() {
       void dead.refresh();
       void presence.refresh();
       void settings.refresh();
+      void unread.load();
     },
   });
 
@@ -162,6 +165,10 @@ function Messenger() {
             typing={presence.typing.has(view.peer)}
             transfers={transfers.transfers}
             onFetchFile={transfers.fetchFile}
+            uploads={uploads.uploads.filter((u) => u.peer === view.peer)}
+            onSendFiles={(files, caption) => uploads.add(view.peer, files, caption)}
+            onCancelUpload={uploads.cancel}
+            onRetryUpload={uploads.retry}
           />
         )}
         {view.kind === 'dead' && (

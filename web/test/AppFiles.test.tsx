@@ -109,21 +109,23 @@ describe('files in a conversation', () => {
     expect(within(log).getByRole('progressbar', { name: 'Bob downloading notes.txt' })).toHaveAttribute('aria-valuenow', '50');
   });
 
-  it('attaches a file dropped on the conversation', async () => {
+  it('attaches files dropped on the conversation', async () => {
     const { user } = start();
     await openBob(user);
     const conversation = screen.getByRole('region', { name: 'Bob' });
-    const file = testFile('dropped.pdf', 100, 'application/pdf');
-    const dataTransfer = { types: ['Files'], files: [file], dropEffect: 'none' };
+    const files = [testFile('dropped.pdf', 100, 'application/pdf'), testFile('second.png', 50, 'image/png')];
+    const dataTransfer = { types: ['Files'], files, dropEffect: 'none' };
 
     fireEvent.dragEnter(conversation, { dataTransfer });
-    expect(screen.getByText('Drop a file to send it to Bob')).toBeInTheDocument();
+    expect(screen.getByText('Drop files to send them to Bob')).toBeInTheDocument();
     const drop = createEvent.drop(conversation, { dataTransfer });
     fireEvent(conversation, drop);
     expect(drop.defaultPrevented).toBe(true);
 
-    expect(screen.queryByText('Drop a file to send it to Bob')).not.toBeInTheDocument();
-    expect(screen.getByRole('group', { name: 'Attached file' })).toHaveTextContent('dropped.pdf');
+    expect(screen.queryByText('Drop files to send them to Bob')).not.toBeInTheDocument();
+    const attached = screen.getByRole('group', { name: '2 attached files' });
+    expect(attached).toHaveTextContent('dropped.pdf');
+    expect(attached).toHaveTextContent('second.png');
   });
 
   it('keeps the browser from leaving the app for a file dropped beside the conversation', async () => {

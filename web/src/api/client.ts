@@ -7,6 +7,7 @@ import type {
   Address,
   Attachment,
   Contact,
+  ConversationSummary,
   DeadLetter,
   ErrorBody,
   FileId,
@@ -70,6 +71,8 @@ export interface ApiClient {
   send(to: Address, text: string): Promise<Queued>;
   messageStatus(id: MessageId): Promise<Queued>;
   history(peer: Address, page?: HistoryPage): Promise<HistoryEntry[]>;
+  /** Every conversation with its unread count (the node's read state). */
+  conversations(): Promise<ConversationSummary[]>;
   contacts(): Promise<Contact[]>;
   addContact(address: string, name?: string): Promise<Contact>;
   safetyNumber(address: Address): Promise<SafetyNumber>;
@@ -205,6 +208,7 @@ export function createClient(options: ClientOptions = {}): ApiClient {
       const qs = query.toString();
       return request('GET', `/v1/conversations/${seg(peer)}/messages${qs ? `?${qs}` : ''}`);
     },
+    conversations: () => request('GET', '/v1/conversations'),
     contacts: () => request('GET', '/v1/contacts'),
     addContact: (address, name) =>
       request('POST', '/v1/contacts', name ? { address, name } : { address }),

@@ -71,6 +71,15 @@ export interface FileQueued {
   status: MessageStatus;
 }
 
+/** `GET /v1/conversations`: one per peer with any history. */
+export interface ConversationSummary {
+  peer: Address;
+  /** Incoming messages not yet marked read on the node (`POST …/read`). */
+  unread: number;
+  /** When the newest message was sent or received. */
+  last_at: Timestamp | null;
+}
+
 export interface Contact {
   address: Address;
   name?: string | null;

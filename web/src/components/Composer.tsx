@@ -1,21 +1,21 @@
-// The message box: Enter sends, Shift+Enter starts a new line. A file attached by
-// the paperclip (or dropped on the conversation, through `attach`) is sent with the
-// text as its caption, with a progress bar while it uploads. On failure the text and
-// the file both stay, with the reason above them.
+// The message box: Enter sends, Shift+Enter starts a new line. Files attached by
+// the paperclip (or dropped on the conversation, through `attach`) are handed to
+// the app's upload queue on sending, with the text as the caption of the first
+// one; the box is then free again at once, and the uploads show in the
+// conversation (`PendingUploads`).
 
 import { useEffect, useId, useImperativeHandle, useRef, useState, type FormEvent, type KeyboardEvent, type Ref } from 'react';
-import { ApiError, errorMessage, UPLOAD_CANCELLED, type UploadOptions } from '../api/client';
+import { errorMessage } from '../api/client';
 import { formatSize } from '../lib/format';
 import { CloseIcon, FileIcon, PaperclipIcon, SendIcon } from './icons';
-import { ProgressBar } from './ProgressBar';
 
 interface Props {
   /** The accessible name of the text box, e.g. "Message to Bob". */
   label: string;
   /** Rejects with the error to show; the text is kept so nothing is lost. */
   onSend: (text: string) => Promise<void>;
-  /** Uploads a file with its caption (may be empty); rejects like `onSend`. */
-  onSendFile: (file: File, caption: string, options: Omit<UploadOptions, 'text'>) => Promise<void>;
+  /** Queues `files` for upload; `caption` (may be empty) goes with the first. */
+  onSendFiles: (files: File[], caption: string) => void;
   /** The text changed (typed, or emptied once sent); drives the typing indicator. */
   onTextChange?: (text: string) => void;
   ref?: Ref<ComposerHandle>;
@@ -23,50 +23,34 @@ interface Props {
 
 export interface ComposerHandle {
   focus: () => void;
-  /** Attaches a file (a drop on the conversation); ignored while one is uploading. */
-  attach: (file: File) => void;
+  /** Attaches files (a drop on the conversation), after any already attached. */
+  attach: (files: File[]) => void;
 }
 
-interface Upload {
-  sent: number;
-  total: number;
-}
-
-/** The reason an upload failed, in the user's terms. */
-export function uploadErrorText(error: unknown, file: File): string {
-  if (error instanceof ApiError && error.code === 'file_too_large') {
-    // The node says "the file is N bytes; the limit is M bytes".
-    const limit = /limit is (\d+) bytes/.exec(error.message)?.[1];
-    const max = limit ? `; your node sends files up to ${formatSize(Number(limit))}` : '';
-    return `“${file.name}” (${formatSize(file.size)}) is too large to send${max}.`;
-  }
-  return errorMessage(error);
-}
-
-export function Composer({ label, onSend, onSendFile, onTextChange, ref }: Props) {
+export function Composer({ label, onSend, onSendFiles, onTextChange, ref }: Props) {
   const hintId = useId();
   const box = useRef<HTMLTextAreaElement>(null);
   const picker = useRef<HTMLInputElement>(null);
-  const cancel = useRef<AbortController | null>(null);
   const [text, setText] = useState('');
-  const [file, setFile] = useState<File | null>(null);
-  const [upload, setUpload] = useState<Upload | null>(null);
+  // Each with an id: the same file may be attached twice.
+  const [files, setFiles] = useState<{ id: number; file: File }[]>([]);
+  const nextId = useRef(0);
   const [sending, setSending] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
-  useImperativeHandle(
-    ref,
-    () => ({
-      focus: () => box.current?.focus(),
-      attach: (f: File) => {
-        if (sending) return;
-        setFile(f);
-        setError(null);
-        box.current?.focus();
-      },
-    }),
-    [sending],
-  );
+  const attach = (more: File[]) => {
+    if (more.length === 0) return;
+    setFiles((f) => [...f, ...more.map((file) => ({ id: nextId.current++, file }))]);
+    setError(null);
+  };
+
+  useImperativeHandle(ref, () => ({
+    focus: () => box.current?.focus(),
+    attach: (more: File[]) => {
+      attach(more);
+      box.current?.focus();
+    },
+  }));
 
   const textChanged = useRef(onTextChange);
   useEffect(() => {
@@ -84,41 +68,22 @@ export function Composer({ label, onSend, onSendFile, onTextChange, ref }: Props
     el.style.height = `${el.scrollHeight}px`;
   }, [text]);
 
-  // Leaving the conversation mid-upload cancels it.
-  useEffect(() => () => cancel.current?.abort(), []);
-
-  const sendFile = async (f: File, caption: string, raw: string) => {
-    const controller = new AbortController();
-    cancel.current = controller;
-    setUpload({ sent: 0, total: f.size });
-    try {
-      await onSendFile(f, caption, {
-        onProgress: (sent, total) => setUpload({ sent, total }),
-        signal: controller.signal,
-      });
-      // Text typed while the file uploaded is not the caption: keep it.
-      setText((t) => (t === raw ? '' : t));
-      setFile(null);
-    } catch (e) {
-      if (!(e instanceof ApiError && e.code === UPLOAD_CANCELLED)) setError(uploadErrorText(e, f));
-    } finally {
-      cancel.current = null;
-      setUpload(null);
-    }
-  };
-
   const send = async () => {
     const message = text.trim();
-    if ((!message && !file) || sending) return;
-    setSending(true);
+    if ((!message && files.length === 0) || sending) return;
     setError(null);
+    if (files.length > 0) {
+      // Queued, not sent yet: the conversation shows how each one goes.
+      onSendFiles(files.map((f) => f.file), message);
+      setFiles([]);
+      setText('');
+      box.current?.focus();
+      return;
+    }
+    setSending(true);
     try {
-      if (file) {
-        await sendFile(file, message, text);
-      } else {
-        await onSend(message);
-        setText((t) => (t === text ? '' : t));
-      }
+      await onSend(message);
+      setText((t) => (t === text ? '' : t));
     } catch (e) {
       setError(errorMessage(e));
     } finally {
@@ -141,19 +106,14 @@ export function Composer({ label, onSend, onSendFile, onTextChange, ref }: Props
   };
 
   const onPicked = () => {
-    const picked = picker.current?.files?.[0];
-    if (picked) {
-      setFile(picked);
-      setError(null);
-    }
+    attach(Array.from(picker.current?.files ?? []));
     // Picking the same file again later must fire `change` again.
     if (picker.current) picker.current.value = '';
     box.current?.focus();
   };
 
-  const removeFile = () => {
-    setFile(null);
-    setError(null);
+  const removeFile = (id: number) => {
+    setFiles((f) => f.filter((a) => a.id !== id));
     box.current?.focus();
   };
 
@@ -164,36 +124,26 @@ export function Composer({ label, onSend, onSendFile, onTextChange, ref }: Props
           {error}
         </p>
       )}
-      {file && (
-        <div className="attached" role="group" aria-label="Attached file">
-          <span className="attachment-icon">
-            <FileIcon />
-          </span>
-          <div className="attachment-main">
-            <span className="attachment-name" title={file.name}>
-              {file.name}
-            </span>
-            <span className="attachment-info">
-              {formatSize(file.size)}
-              {upload &&
-                (upload.sent < upload.total ? ' · Uploading…' : ' · Preparing to send…')}
-            </span>
-            {upload && <ProgressBar label={`Uploading ${file.name}`} done={upload.sent} total={upload.total} />}
-          </div>
-          {upload ? (
-            <button
-              type="button"
-              className="button small"
-              onClick={() => cancel.current?.abort()}
-              aria-label={`Cancel uploading ${file.name}`}
-            >
-              Cancel
-            </button>
-          ) : (
-            <button type="button" className="icon-button" onClick={removeFile} aria-label={`Remove ${file.name}`}>
-              <CloseIcon />
-            </button>
-          )}
+      {files.length > 0 && (
+        <div role="group" aria-label={files.length === 1 ? 'Attached file' : `${files.length} attached files`}>
+          <ul className="attached-files">
+            {files.map(({ id, file: f }) => (
+              <li key={id} className="attached">
+                <span className="attachment-icon">
+                  <FileIcon />
+                </span>
+                <div className="attachment-main">
+                  <span className="attachment-name" title={f.name}>
+                    {f.name}
+                  </span>
+                  <span className="attachment-info">{formatSize(f.size)}</span>
+                </div>
+                <button type="button" className="icon-button" onClick={() => removeFile(id)} aria-label={`Remove ${f.name}`}>
+                  <CloseIcon />
+                </button>
+              </li>
+            ))}
+          </ul>
         </div>
       )}
       <div className="composer-row">
@@ -207,7 +157,7 @@ export function Composer({ label, onSend, onSendFile, onTextChange, ref }: Props
         >
           <PaperclipIcon />
         </button>
-        <input ref={picker} type="file" hidden tabIndex={-1} onChange={onPicked} data-testid="file-picker" />
+        <input ref={picker} type="file" multiple hidden tabIndex={-1} onChange={onPicked} data-testid="file-picker" />
         <textarea
           ref={box}
           className="composer-input"
@@ -215,16 +165,18 @@ export function Composer({ label, onSend, onSendFile, onTextChange, ref }: Props
           value={text}
           aria-label={label}
           aria-describedby={hintId}
-          placeholder={file ? 'Add a caption (optional)' : 'Write a message'}
+          placeholder={files.length > 0 ? 'Add a caption (optional)' : 'Write a message'}
           onChange={(e) => setText(e.target.value)}
           onKeyDown={onKeyDown}
         />
-        <button type="submit" className="icon-button send" disabled={sending || (!text.trim() && !file)} aria-label="Send">
+        <button type="submit" className="icon-button send" disabled={sending || (!text.trim() && files.length === 0)} aria-label="Send">
           <SendIcon />
         </button>
       </div>
       <p id={hintId} className="hint composer-hint">
-        Enter to send, Shift+Enter for a new line{file ? '; the text is sent as the file’s caption' : ''}
+        Enter to send, Shift+Enter for a new line
+        {files.length === 1 && '; the text is sent as the file’s caption'}
+        {files.length > 1 && '; the text is sent as the first file’s caption'}
       </p>
     </form>
   );

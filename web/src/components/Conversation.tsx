@@ -1,11 +1,12 @@
-// The open conversation: who it is with, the history, and the composer. A file
-// dropped anywhere on it is attached to the composer.
+// The open conversation: who it is with, the history, its files still uploading,
+// and the composer. Files dropped anywhere on it are attached to the composer.
 
 import { useEffect, useRef, useState, type DragEvent } from 'react';
 import type { Address, Contact, FileId, MessageId } from '../api/types';
 import type { Messaging } from '../hooks/useMessaging';
 import { useTyping } from '../hooks/useTyping';
 import type { Transfers } from '../hooks/useTransfers';
+import type { Upload } from '../hooks/useUploads';
 import { Composer, type ComposerHandle } from './Composer';
 import { BackIcon, PlusIcon, ShieldIcon } from './icons';
 import { MessageList } from './MessageList';
@@ -26,6 +27,12 @@ interface Props {
   /** Live file transfers by file id. */
   transfers: Transfers;
   onFetchFile: (id: FileId) => Promise<void>;
+  /** This conversation's files on their way to the node (`useUploads`). */
+  uploads: readonly Upload[];
+  /** Queues files for this conversation; the caption goes with the first. */
+  onSendFiles: (files: File[], caption: string) => void;
+  onCancelUpload: (id: number) => void;
+  onRetryUpload: (id: number) => void;
 }
 
 /** The drag carries files (not text or a link dragged from the page). */
@@ -45,6 +52,10 @@ export function Conversation({
   typing = false,
   transfers,
   onFetchFile,
+  uploads,
+  onSendFiles,
+  onCancelUpload,
+  onRetryUpload,
 }: Props) {
   const composer = useRef<ComposerHandle>(null);
   const typingIndicator = useTyping(peer);
@@ -76,8 +87,7 @@ export function Conversation({
     e.preventDefault();
     drags.current = 0;
     setDragging(false);
-    const file = e.dataTransfer.files[0];
-    if (file) composer.current?.attach(file);
+    composer.current?.attach(Array.from(e.dataTransfer.files));
   };
 
   // A file dropped beside the conversation (the contact list, a margin) would make
@@ -112,7 +122,7 @@ export function Conversation({
     >
       {dragging && (
         <div className="drop-zone" aria-hidden="true">
-          Drop a file to send it to {name}
+          Drop files to send them to {name}
         </div>
       )}
       <header className="pane-header">
@@ -159,6 +169,9 @@ export function Conversation({
         onRetry={onRetry}
         transfers={transfers}
         onFetchFile={onFetchFile}
+        uploads={uploads}
+        onCancelUpload={onCancelUpload}
+        onRetryUpload={onRetryUpload}
       />
       <p className="typing" aria-live="polite">
         {typing ? `${name} is typing…` : ''}
@@ -167,7 +180,7 @@ export function Conversation({
         ref={composer}
         label={`Message to ${name}`}
         onSend={messaging.send}
-        onSendFile={messaging.sendFile}
+        onSendFiles={onSendFiles}
         onTextChange={typingIndicator.update}
       />
     </section>

@@ -7,7 +7,9 @@ import { errorMessage } from '../api/client';
 import type { FileId, HistoryEntry, MessageId } from '../api/types';
 import { liveAttachment, type Transfers } from '../hooks/useTransfers';
 import { formatDay, formatTime, isoTime, sameDay } from '../lib/format';
+import type { Upload } from '../hooks/useUploads';
 import { AttachmentCard } from './AttachmentCard';
+import { PendingUploads } from './PendingUploads';
 import { StatusMark } from './StatusMark';
 
 /** Pixels from the top at which the previous page is fetched. */
@@ -27,7 +29,14 @@ interface Props {
   transfers: Transfers;
   /** Asks the node to fetch a received file now. */
   onFetchFile: (id: FileId) => Promise<void>;
+  /** Files of this conversation still on their way to the node, shown last. */
+  uploads?: readonly Upload[];
+  onCancelUpload?: (id: number) => void;
+  onRetryUpload?: (id: number) => void;
 }
+
+const NONE: readonly Upload[] = [];
+const nothing = () => {};
 
 export function MessageList({
   peerName,
@@ -39,10 +48,13 @@ export function MessageList({
   onRetry,
   transfers,
   onFetchFile,
+  uploads = NONE,
+  onCancelUpload = nothing,
+  onRetryUpload = nothing,
 }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   // The scroll geometry and the ends of the list as of the last commit.
-  const before = useRef({ height: 0, top: 0, atBottom: true, first: '', last: '' });
+  const before = useRef({ height: 0, top: 0, atBottom: true, first: '', last: '', uploads: 0 });
 
   useLayoutEffect(() => {
     const el = scroller.current;
@@ -56,9 +68,12 @@ export function MessageList({
     } else if (last !== prev.last) {
       const newest = messages[messages.length - 1];
       if (!prev.last || prev.atBottom || newest?.direction === 'out') el.scrollTop = el.scrollHeight;
+    } else if (uploads.length > prev.uploads) {
+      // The user just sent files: show them.
+      el.scrollTop = el.scrollHeight;
     }
-    before.current = { height: el.scrollHeight, top: el.scrollTop, atBottom: isAtBottom(el), first, last };
-  }, [messages]);
+    before.current = { height: el.scrollHeight, top: el.scrollTop, atBottom: isAtBottom(el), first, last, uploads: uploads.length };
+  }, [messages, uploads.length]);
 
   const onScroll = () => {
     const el = scroller.current;
@@ -85,7 +100,7 @@ export function MessageList({
         messages.length > 0 && <p className="history-start">This is the start of your conversation with {peerName}.</p>
       )}
       {loading && messages.length === 0 && <p className="muted center">Loading messages…</p>}
-      {!loading && messages.length === 0 && (
+      {!loading && messages.length === 0 && uploads.length === 0 && (
         <p className="empty-conversation">No messages yet. Say hello to {peerName}.</p>
       )}
       <ol className="message-list">
@@ -110,6 +125,7 @@ export function MessageList({
           );
         })}
       </ol>
+      <PendingUploads uploads={uploads} onCancel={onCancelUpload} onRetry={onRetryUpload} />
     </div>
   );
 }

@@ -1,4 +1,5 @@
 // One conversation: its history page by page, sending, retrying, and live updates.
+// (Files are sent by `useUploads`, which hands each queued file back here.)
 //
 // Modelled on the seed's `useMessaging` hook, over the HTTP API: history is paged
 // with `before` (the oldest loaded id), new messages and status changes arrive through
@@ -6,9 +7,9 @@
 // events may have been missed.
 
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
-import { errorMessage, type UploadOptions } from '../api/client';
+import { errorMessage } from '../api/client';
 import { useApi } from '../api/session';
-import type { Address, HistoryEntry, MessageId, MessageStatus, ServerEvent } from '../api/types';
+import type { Address, FileQueued, HistoryEntry, MessageId, MessageStatus, ServerEvent } from '../api/types';
 
 /** Messages per request. */
 export const PAGE_SIZE = 50;
@@ -197,16 +198,15 @@ export function useMessaging(peer: Address | null, me: Address | null) {
     [api, peer, me, append],
   );
 
-  /** Uploads `file` with `caption` (may be empty); once the node has queued it, the
-   * message shows with its attachment. Rejects with the API's error. */
-  const sendFile = useCallback(
-    async (file: File, caption: string, options: Omit<UploadOptions, 'text'> = {}) => {
-      if (!peer) return;
-      const queued = await api.upload(peer, file, { ...options, text: caption });
+  /** Shows a file the node has just queued for `to` (an upload of `useUploads`
+   * finished), if that conversation is open; otherwise its history will hold it. */
+  const showSentFile = useCallback(
+    ({ peer: to, file, caption }: { peer: Address; file: File; caption: string }, queued: FileQueued) => {
+      if (to !== peer) return;
       append({
         id: queued.id,
         from: me ?? '',
-        to: peer,
+        to,
         direction: 'out',
         text: caption,
         timestamp: Date.now(),
@@ -222,7 +222,7 @@ export function useMessaging(peer: Address | null, me: Address | null) {
         },
       });
     },
-    [api, peer, me, append],
+    [peer, me, append],
   );
 
   /** Puts a failed message back in the outbox. */
@@ -271,7 +271,7 @@ export function useMessaging(peer: Address | null, me: Address | null) {
     loadOlder,
     refresh,
     send,
-    sendFile,
+    showSentFile,
     retry,
     markStatus,
     handleEvent,
