@@ -192,7 +192,7 @@ describe('first run', () => {
 
     act(() => pending.settle(json(201, identity('unlocked', 'Alice'))));
     expect(await messenger()).toBeInTheDocument();
-    expect(screen.getByText('Alice')).toBeInTheDocument();
+    expect(screen.getByText(/Your display name/).closest('p')).toHaveTextContent('Your display name: Alice');
   });
 
   it('shows the node refusing inline and keeps what was typed', async () => {

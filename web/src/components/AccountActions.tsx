@@ -28,6 +28,7 @@ export function AccountActions() {
     <div className="account">
       {name && (
         <p className="account-name" title="Your display name, published with your address">
+          <span className="sr-only">Your display name: </span>
           {name}
         </p>
       )}
