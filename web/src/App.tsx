@@ -45,18 +45,18 @@ export function App({ fetch }: { fetch?: typeof globalThis.fetch }) {
 function Gate() {
   const session = useSession();
   const { gate, check } = session;
-  useEffect(check, [check]);
+  useEffect(check, [check]); // Once at start: `check` is stable.
   switch (gate.kind) {
     case 'checking':
       return <CheckingIdentity />;
     case 'unavailable':
-      return <IdentityUnavailable message={gate.message} onRetry={session.check} />;
+      return <IdentityUnavailable message={gate.message} onRetry={check} />;
     case 'signed_out':
       return <NotSignedIn signedOut={gate.byUser} />;
     case 'new':
       return <FirstRun onCreate={session.create} />;
     case 'locked':
-      return <Unlock onUnlock={session.unlock} onStale={session.check} />;
+      return <Unlock onUnlock={session.unlock} onStale={check} />;
     case 'unlocked':
       // A fresh messenger per unlock: nothing of a locked session stays in memory.
       return <Messenger key={gate.generation} />;

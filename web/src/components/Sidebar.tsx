@@ -2,8 +2,8 @@
 
 import type { Address, Contact, NodeStatus } from '../api/types';
 import type { ConnectionState } from '../hooks/useEvents';
-import { AccountActions } from './AccountActions';
 import type { SettingsState } from '../hooks/useSettings';
+import { AccountActions } from './AccountActions';
 import { ContactList } from './ContactList';
 import { PlusIcon } from './icons';
 import { MyAddress } from './MyAddress';
