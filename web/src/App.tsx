@@ -9,10 +9,13 @@ import { Conversation } from './components/Conversation';
 import { CopyButton } from './components/CopyButton';
 import { DeadLetters } from './components/DeadLetters';
 import { Dialog } from './components/Dialog';
+import { FirstRun } from './components/FirstRun';
+import { CheckingIdentity, IdentityUnavailable } from './components/IdentityCheck';
 import { NotSignedIn } from './components/NotSignedIn';
 import { QrCode } from './components/QrCode';
 import { SafetyNumber } from './components/SafetyNumber';
 import { Sidebar } from './components/Sidebar';
+import { Unlock } from './components/Unlock';
 import { Welcome } from './components/Welcome';
 import { useContacts } from './hooks/useContacts';
 import { useDeadLetters } from './hooks/useDeadLetters';
@@ -39,12 +42,30 @@ export function App({ fetch }: { fetch?: typeof globalThis.fetch }) {
   );
 }
 
+/** One screen per session state (decision 0013). */
 function Gate() {
-  const { signedIn } = useSession();
-  return signedIn ? <Messenger /> : <NotSignedIn />;
+  const session = useSession();
+  const { gate, check } = session;
+  useEffect(check, [check]); // Once at start: `check` is stable.
+  switch (gate.kind) {
+    case 'checking':
+      return <CheckingIdentity />;
+    case 'unavailable':
+      return <IdentityUnavailable message={gate.message} onRetry={check} />;
+    case 'signed_out':
+      return <NotSignedIn signedOut={gate.byUser} />;
+    case 'new':
+      return <FirstRun onCreate={session.create} />;
+    case 'locked':
+      return <Unlock onUnlock={session.unlock} onStale={check} />;
+    case 'unlocked':
+      // A fresh messenger per unlock: nothing of a locked session stays in memory.
+      return <Messenger key={gate.generation} />;
+  }
 }
 
 function Messenger() {
+  const session = useSession();
   const [view, setView] = useState<View>({ kind: 'home' });
   const [modal, setModal] = useState<Modal>(null);
   const [announcement, setAnnouncement] = useState('');
@@ -67,6 +88,10 @@ function Messenger() {
 
   const connection = useEvents({
     onEvent: (event: ServerEvent) => {
+      if (event.type === 'locked') {
+        session.locked(); // The unlock screen replaces this messenger.
+        return;
+      }
       messaging.handleEvent(event);
       unread.handleEvent(event);
       status.handleEvent(event);

@@ -3,7 +3,7 @@ import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../src/App';
 import type { Contact, DeadLetter, HistoryEntry } from '../src/api/types';
-import { ALICE, apiError, BOB, CAROL, json, mockFetch, MockWebSocket } from './helpers';
+import { ALICE, apiError, BOB, CAROL, json, mockFetch, MockWebSocket, unlockedIdentity } from './helpers';
 
 const STATUS = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0' };
 const BOB_CONTACT: Contact = { address: BOB, name: 'Bob', fingerprint: 'ab12', verified: false, added_at: 1 };
@@ -23,6 +23,7 @@ function msg(n: number, direction: 'in' | 'out', status: HistoryEntry['status'] 
 
 function start(routes: Parameters<typeof mockFetch>[0] = {}) {
   const mock = mockFetch({
+    'GET /v1/identity': unlockedIdentity(),
     'GET /v1/status': json(200, STATUS),
     'GET /v1/contacts': json(200, [BOB_CONTACT]),
     'GET /v1/outbox/dead': json(200, []),
@@ -223,6 +224,7 @@ describe('App', () => {
 
   it('shows one pane at a time with a way back, for narrow screens', async () => {
     const { user } = start();
+    await screen.findByRole('button', { name: /^Bob/ }); // The messenger shows once the identity is known.
     const app = document.querySelector('.app');
     expect(app).toHaveAttribute('data-pane', 'list');
     await user.click(await screen.findByRole('button', { name: /^Bob/ }));

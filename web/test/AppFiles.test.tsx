@@ -6,7 +6,7 @@ import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../src/App';
 import type { Attachment, Contact } from '../src/api/types';
-import { ALICE, BOB, json, mockFetch, MockWebSocket, MockXhr, testFile } from './helpers';
+import { ALICE, BOB, json, mockFetch, MockWebSocket, MockXhr, testFile, unlockedIdentity } from './helpers';
 
 const STATUS = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0' };
 const BOB_CONTACT: Contact = { address: BOB, name: 'Bob', fingerprint: 'ab12', verified: false, added_at: 1 };
@@ -15,6 +15,7 @@ const SIZE = 200 * 1024;
 
 function start(routes: Parameters<typeof mockFetch>[0] = {}) {
   const mock = mockFetch({
+    'GET /v1/identity': unlockedIdentity(),
     'GET /v1/status': json(200, STATUS),
     'GET /v1/contacts': json(200, [BOB_CONTACT]),
     'GET /v1/outbox/dead': json(200, []),

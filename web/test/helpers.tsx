@@ -110,6 +110,12 @@ export function sessionWrapper(fetch: typeof globalThis.fetch) {
 }
 
 export const ALICE = 'abacus-lemon-tiger-wafer';
+
+/** `GET /v1/identity` of an unlocked node whose address is `address`: the app
+ * asks it first and shows the messenger only then. */
+export function unlockedIdentity(address: string = ALICE, name: string | null = null) {
+  return json(200, { state: 'unlocked', address, name });
+}
 export const BOB = 'engine-mosaic-zone-zoom';
 export const CAROL = 'zodiac-zombie-lemon-engine';
 

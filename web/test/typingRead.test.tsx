@@ -8,7 +8,7 @@ import { createClient } from '../src/api/client';
 import type { Contact, HistoryEntry } from '../src/api/types';
 import { READ_DEBOUNCE_MS, unreadIncoming } from '../src/hooks/useMarkRead';
 import { IDLE_MS, RENEW_MS, useTyping } from '../src/hooks/useTyping';
-import { ALICE, apiError, BOB, CAROL, json, mockFetch, MockWebSocket, sessionWrapper, type Call } from './helpers';
+import { ALICE, apiError, BOB, CAROL, json, mockFetch, MockWebSocket, sessionWrapper, type Call, unlockedIdentity } from './helpers';
 
 const STATUS = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0' };
 const BOB_CONTACT: Contact = { address: BOB, name: 'Bob', fingerprint: 'ab12', verified: false, added_at: 1 };
@@ -185,6 +185,7 @@ describe('unreadIncoming', () => {
 
 function start(routes: Parameters<typeof mockFetch>[0] = {}) {
   const mock = mockFetch({
+    'GET /v1/identity': unlockedIdentity(),
     'GET /v1/status': json(200, STATUS),
     'GET /v1/contacts': json(200, [BOB_CONTACT, CAROL_CONTACT]),
     'GET /v1/outbox/dead': json(200, []),

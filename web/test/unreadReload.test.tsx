@@ -7,7 +7,7 @@ import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../src/App';
 import type { Contact, ConversationSummary, HistoryEntry } from '../src/api/types';
-import { ALICE, BOB, CAROL, json, mockFetch, MockWebSocket } from './helpers';
+import { ALICE, BOB, CAROL, json, mockFetch, MockWebSocket , unlockedIdentity } from './helpers';
 
 const STATUS = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0' };
 const BOB_CONTACT: Contact = { address: BOB, name: 'Bob', fingerprint: 'ab12', verified: false, added_at: 1 };
@@ -29,6 +29,7 @@ function incoming(n: number): HistoryEntry {
 function fakeNode() {
   const unread: Record<string, number> = { [BOB]: 2, [CAROL]: 1 };
   const { fetch, calls } = mockFetch({
+    'GET /v1/identity': unlockedIdentity(),
     'GET /v1/status': json(200, STATUS),
     'GET /v1/contacts': json(200, [BOB_CONTACT]),
     'GET /v1/outbox/dead': json(200, []),

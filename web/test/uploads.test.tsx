@@ -7,7 +7,7 @@ import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../src/App';
 import type { Contact } from '../src/api/types';
-import { ALICE, BOB, CAROL, json, mockFetch, MockWebSocket, MockXhr, testFile } from './helpers';
+import { ALICE, BOB, CAROL, json, mockFetch, MockWebSocket, MockXhr, testFile , unlockedIdentity } from './helpers';
 
 const STATUS = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0' };
 const CONTACTS: Contact[] = [
@@ -17,6 +17,7 @@ const CONTACTS: Contact[] = [
 
 function start() {
   const mock = mockFetch({
+    'GET /v1/identity': unlockedIdentity(),
     'GET /v1/status': json(200, STATUS),
     'GET /v1/contacts': json(200, CONTACTS),
     'GET /v1/outbox/dead': json(200, []),

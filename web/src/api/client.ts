@@ -13,6 +13,7 @@ import type {
   FileId,
   FileQueued,
   HistoryEntry,
+  Identity,
   MessageId,
   NodeStatus,
   OutboxEntry,
@@ -96,6 +97,21 @@ export interface ApiClient {
   settings(): Promise<Settings>;
   /** Changes the given settings; the others stay. */
   updateSettings(changes: Partial<Settings>): Promise<Settings>;
+
+  /** Whether the node has an identity and whether it is unlocked. Answers even
+   * while locked (these five routes never answer 423). */
+  identity(): Promise<Identity>;
+  /** Makes the keys on this device and starts the node (a few seconds: memory-hard
+   * hashing). `name` is published with the address. 409 `identity_exists`,
+   * 400 `invalid_request`. */
+  createIdentity(passphrase: string, name?: string): Promise<Identity>;
+  /** Unlocks the keystore and starts the node (about a second). 403
+   * `wrong_passphrase`; 409 `no_identity` or `already_unlocked`. */
+  unlock(passphrase: string): Promise<Identity>;
+  /** Stops the node and drops its keys; the API (and this session) stays. */
+  lock(): Promise<Identity>;
+  /** Ends this browser's session; every request after it answers 401. */
+  logout(): Promise<void>;
 }
 
 /** Where a file's bytes are served (a received file once done, or one we sent). */
@@ -106,11 +122,16 @@ export function fileContentUrl(id: FileId): string {
 export interface ClientOptions {
   /** Called once per 401 answer, before the promise rejects. */
   onUnauthorized?: () => void;
+  /** Called once per 423 answer (the identity is locked), before the promise rejects. */
+  onLocked?: () => void;
   /** Defaults to the global `fetch`, looked up at call time. */
   fetch?: typeof fetch;
 }
 
 const seg = encodeURIComponent;
+
+/** HTTP 423 Locked: every route but the identity ones, while the keys are locked. */
+const LOCKED = 423;
 
 export function createClient(options: ClientOptions = {}): ApiClient {
   async function request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
@@ -131,6 +152,9 @@ export function createClient(options: ClientOptions = {}): ApiClient {
         'Cannot reach your node. Is `communitas run` still running?',
       );
     }
+    if (response.status === 204) {
+      return undefined as T; // No body (logout).
+    }
     if (response.ok) {
       return (await response.json()) as T;
     }
@@ -139,6 +163,7 @@ export function createClient(options: ClientOptions = {}): ApiClient {
       options.onUnauthorized?.();
       throw new NotSignedInError(error.message);
     }
+    if (response.status === LOCKED) options.onLocked?.();
     throw error;
   }
 
@@ -173,6 +198,7 @@ export function createClient(options: ClientOptions = {}): ApiClient {
           options.onUnauthorized?.();
           reject(new NotSignedInError(error.message));
         } else {
+          if (xhr.status === LOCKED) options.onLocked?.();
           reject(error);
         }
       };
@@ -225,6 +251,12 @@ export function createClient(options: ClientOptions = {}): ApiClient {
     markRead: (peer) => request('POST', `/v1/conversations/${seg(peer)}/read`),
     settings: () => request('GET', '/v1/settings'),
     updateSettings: (changes) => request('PUT', '/v1/settings', changes),
+    identity: () => request('GET', '/v1/identity'),
+    createIdentity: (passphrase, name) =>
+      request('POST', '/v1/identity', name ? { passphrase, name } : { passphrase }),
+    unlock: (passphrase) => request('POST', '/v1/unlock', { passphrase }),
+    lock: () => request('POST', '/v1/lock'),
+    logout: () => request('POST', '/v1/logout'),
   };
 }
 

@@ -118,6 +118,19 @@ export interface Settings {
   read_receipts: boolean;
 }
 
+/** Whether this node has an identity yet, and whether its keys are unlocked. */
+export const IDENTITY_STATES = ['new', 'locked', 'unlocked'] as const;
+export type IdentityState = (typeof IDENTITY_STATES)[number];
+
+/** `GET /v1/identity` (and the answer to create, unlock and lock): address and
+ * name are set only while unlocked. */
+export interface Identity {
+  state: IdentityState;
+  address: Address | null;
+  /** The display name published with the address, if one was given. */
+  name: string | null;
+}
+
 /** The error body of every failed request. */
 export interface ErrorBody {
   error: { code: string; message: string };
@@ -141,6 +154,8 @@ export type ServerEvent =
   | { type: 'presence'; address: Address; status: PresenceStatus; last_seen: Timestamp | null }
   | { type: 'typing'; from: Address; typing: boolean }
   | { type: 'lagged'; missed: number }
+  /** The identity was locked; the node closes the socket after this frame. */
+  | { type: 'locked' }
   | FileProgress
   | { type: 'file_preparing'; path: string; bytes: number; size: number };
 

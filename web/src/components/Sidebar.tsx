@@ -3,6 +3,7 @@
 import type { Address, Contact, NodeStatus } from '../api/types';
 import type { ConnectionState } from '../hooks/useEvents';
 import type { SettingsState } from '../hooks/useSettings';
+import { AccountActions } from './AccountActions';
 import { ContactList } from './ContactList';
 import { PlusIcon } from './icons';
 import { MyAddress } from './MyAddress';
@@ -47,6 +48,7 @@ export function Sidebar(props: Props) {
           {connection === 'open' && peers !== undefined && ` · ${peers} ${peers === 1 ? 'peer' : 'peers'}`}
         </p>
       </header>
+      <AccountActions />
       {props.errors.map((e) => (
         <p key={e} role="alert" className="error banner">
           {e}

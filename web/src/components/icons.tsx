@@ -132,3 +132,10 @@ export const DownloadIcon = () => (
     <path d="M5 20h14" />
   </Svg>
 );
+
+export const LockIcon = () => (
+  <Svg>
+    <rect x="5" y="11" width="14" height="10" rx="2" />
+    <path d="M8 11V7a4 4 0 0 1 8 0v4" />
+  </Svg>
+);

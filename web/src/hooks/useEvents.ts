@@ -74,6 +74,8 @@ export function parseEvent(data: unknown): ServerEvent | null {
       return typeof e.from === 'string' && typeof e.typing === 'boolean' ? (e as ServerEvent) : null;
     case 'lagged':
       return typeof e.missed === 'number' ? (e as ServerEvent) : null;
+    case 'locked':
+      return { type: 'locked' };
     default:
       return null; // A newer node's event: ignore it.
   }
