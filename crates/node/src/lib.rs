@@ -72,6 +72,9 @@ pub struct Config {
     /// How often a server offers the envelopes it keeps to the other servers closest
     /// to their mailbox, so that R copies remain when holders leave (decision 0020).
     pub mailbox_replicate_every: Duration,
+    /// How often a user node looks in its mailboxes when no server told it of new
+    /// mail (servers tell online owners at once).
+    pub mailbox_fetch_every: Duration,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             files: FilesConfig::default(),
             presence: presence::Config::default(),
             mailbox_replicate_every: replicate::EVERY,
+            mailbox_fetch_every: mailbox::FETCH_EVERY,
         }
     }
 }
@@ -350,7 +354,12 @@ impl Node {
             wake_tx,
             shutdown.child_token(),
         ));
-        tasks.spawn(mailbox::fetcher(inner.clone(), wake_rx, shutdown.child_token()));
+        tasks.spawn(mailbox::fetcher(
+            inner.clone(),
+            config.mailbox_fetch_every,
+            wake_rx,
+            shutdown.child_token(),
+        ));
         if server {
             let every = config.mailbox_replicate_every;
             tasks.spawn(replicate::run(inner.clone(), every, shutdown.child_token()));

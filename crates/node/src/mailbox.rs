@@ -49,7 +49,7 @@ const ACCEPT_AT_ONCE: usize = 32;
 /// How long after start a node keeps looking for mailbox servers every half second.
 const JOINING: Duration = Duration::from_secs(30);
 /// How often a node looks in its mailboxes while running.
-const FETCH_EVERY: Duration = Duration::from_secs(15);
+pub(crate) const FETCH_EVERY: Duration = Duration::from_secs(15);
 
 pub(crate) struct Request {
     pub(crate) peer: PeerId,
@@ -337,9 +337,11 @@ pub(crate) async fn deposit(inner: &Inner, envelope: &[u8]) -> Result<usize, Str
     if stored == 0 { Err(last) } else { Ok(stored) }
 }
 
-/// Client side: looks in our mailboxes at start, then every [`FETCH_EVERY`].
+/// Client side: looks in our mailboxes at start, then `every` (by default
+/// [`FETCH_EVERY`]), and whenever a server says new mail arrived.
 pub(crate) async fn fetcher(
     inner: Arc<Inner>,
+    every: Duration,
     mut wake: mpsc::Receiver<()>,
     shutdown: CancellationToken,
 ) {
@@ -356,8 +358,7 @@ pub(crate) async fn fetcher(
             // No server answered yet: still joining, look again soon; after a while,
             // at the normal pace.
             Ok(0) if started.elapsed() < JOINING => Duration::from_millis(500),
-            Ok(0) => FETCH_EVERY,
-            Ok(_) => FETCH_EVERY,
+            Ok(_) => every,
             Err(e) => {
                 tracing::debug!(error = %e, "mailbox fetch failed");
                 Duration::from_secs(1)

@@ -49,7 +49,8 @@ pub(crate) fn run() -> Result<()> {
         println!("  {exe} --home {} send {} \"hi bob\"", alice_home.display(), b.address());
         println!("  {exe} --home {} history {}", bob_home.display(), a.address());
         println!();
-        println!("Or open the two web links in a browser (each works once) and chat there.");
+        println!("Or open the two web links in a browser (each works once) and chat there;");
+        println!("`{exe} --home <home> login-link` prints a new link.");
         println!(
             "Their passphrase is \"{}\" (to try Lock and unlock).",
             String::from_utf8_lossy(PASSPHRASE)

@@ -299,8 +299,9 @@ async fn a_flood_of_puts_cannot_fill_past_quota_or_starve_others() {
     server.shutdown().await;
 }
 
-/// A server tells an online owner that mail arrived: it is fetched at once, not at the
-/// next 15-second poll.
+/// A server tells an online owner that mail arrived: it is fetched on notice. Bob polls
+/// only once an hour here, so the mail can reach him in time only through the notice
+/// (no clock in the assertion: a loaded machine cannot make it fail).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_mailbox_entry_is_fetched_at_once_when_its_owner_is_online() {
     use communitas_crypto::{Envelope, Identity, Kind, Letter};
@@ -309,9 +310,21 @@ async fn a_new_mailbox_entry_is_fetched_at_once_when_its_owner_is_online() {
     use communitas_types::{MessageId, Timestamp};
 
     let dir = tempfile::tempdir().unwrap();
-    let net = Network::start(dir.path(), 1, &["bob"]).await;
-    let b = net.users[0].handle();
-    let server_addrs = net.servers[0].handle().dial_addrs().await.unwrap();
+    let net = Network::start(dir.path(), 1, &[]).await;
+    let server_addrs = communitas_testkit::dial_addrs(&net.servers[0].handle()).await;
+    let config = communitas_node::Config {
+        mailbox_fetch_every: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let bob = communitas_testkit::memory_node_configured(
+        dir.path(),
+        "bob",
+        false,
+        &server_addrs,
+        config,
+    )
+    .await;
+    let b = bob.handle();
     let server_peer = match server_addrs[0].iter().last() {
         Some(Protocol::P2p(p)) => p,
         _ => panic!("no peer id"),
@@ -334,19 +347,18 @@ async fn a_new_mailbox_entry_is_fetched_at_once_when_its_owner_is_online() {
         body: b"ping via mailbox",
     };
     let envelope = Envelope::seal(&carol, &bob_keys, letter).unwrap().to_bytes();
-    let put_at = tokio::time::Instant::now();
     assert_eq!(
         sender_net.mailbox(server_peer, MboxRequest::Put { envelope }).await.unwrap(),
         MboxResponse::Stored
     );
     let carol_address = communitas_crypto::derive_address(carol.public());
-    eventually(Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(60), || async {
         let h = b.history(carol_address, 10, None).await.unwrap();
         if h.len() == 1 { Ok(()) } else { Err(h.len()) }
     })
     .await;
-    assert!(put_at.elapsed() < Duration::from_secs(5), "fetched on notice, not at the next poll");
     sender_client.stop().await;
+    bob.shutdown().await;
     net.shutdown().await;
 }
 
