@@ -333,15 +333,13 @@ struct UploadQuery {
 
 /// Sends a file streamed in the request body (the web UI): written to the node's
 /// uploads folder as it arrives — never held whole in memory — then sent from there.
+/// An upload that fails (cut off, too large, refused) leaves nothing behind.
 async fn upload_file(
     AxumState(s): AxumState<State>,
     query: std::result::Result<Query<UploadQuery>, QueryRejection>,
     headers: axum::http::HeaderMap,
     upload: axum::body::Body,
 ) -> Result<Response> {
-    use futures::StreamExt as _;
-    use tokio::io::AsyncWriteExt as _;
-
     let Query(query) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
     let to = address(&query.to)?;
     let node = s.node()?;
@@ -354,31 +352,48 @@ async fn upload_file(
         return Err(communitas_node::FileError::TooLarge { size, max }.into());
     }
     let path = node.upload_path(&query.name).await?;
+    let sent = async {
+        receive(&path, upload, max).await?;
+        Ok::<_, ApiError>(node.send_file(to, &query.text, path.clone()).await?)
+    };
+    let (id, file_id, status) = match sent.await {
+        Ok(sent) => sent,
+        Err(e) => {
+            if let Some(folder) = path.parent() {
+                let _ = tokio::fs::remove_dir_all(folder).await;
+            }
+            return Err(e);
+        }
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "file_id": file_id, "status": status.as_str() })),
+    )
+        .into_response())
+}
+
+/// Writes the request body to `path`, at most `max` bytes, synced before it returns.
+async fn receive(path: &std::path::Path, upload: axum::body::Body, max: u64) -> Result<()> {
+    use futures::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+
     let unwritable = |e: std::io::Error| communitas_node::FileError::Unwritable {
         path: path.display().to_string(),
         reason: e.to_string(),
     };
-    let mut out = tokio::fs::File::create(&path).await.map_err(unwritable)?;
+    let mut out = tokio::fs::File::create(path).await.map_err(unwritable)?;
     let mut stream = upload.into_data_stream();
     let mut written = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::InvalidRequest(format!("upload broken: {e}")))?;
         written += chunk.len() as u64;
         if written > max {
-            drop(out);
-            let _ = tokio::fs::remove_file(&path).await;
             return Err(communitas_node::FileError::TooLarge { size: written, max }.into());
         }
         out.write_all(&chunk).await.map_err(unwritable)?;
     }
     out.sync_all().await.map_err(unwritable)?;
-    drop(out);
-    let (id, file_id, status) = node.send_file(to, &query.text, path).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "file_id": file_id, "status": status.as_str() })),
-    )
-        .into_response())
+    Ok(())
 }
 
 async fn file(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {

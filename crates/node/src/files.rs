@@ -23,6 +23,7 @@ mod frame;
 mod name;
 mod prepare;
 mod serve;
+pub(crate) mod sweep;
 mod upload;
 
 use std::collections::{HashMap, HashSet};

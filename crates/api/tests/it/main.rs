@@ -309,3 +309,42 @@ async fn presence_routes_refuse_bad_input_and_change_nothing() {
     shutdown.cancel();
     net.shutdown().await;
 }
+
+/// A streamed upload the node refuses leaves nothing in the uploads folder; one it
+/// accepts is kept there, to be served to the recipient.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_uploads_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (alice, bob) = (net.users[0].handle(), net.users[1].handle());
+    let shutdown = CancellationToken::new();
+    let api = serve(alice.clone(), shutdown.clone()).await;
+    let uploads = dir.path().join("alice-uploads");
+    let kept = || std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+    let upload = |to: String, body: Vec<u8>| {
+        let url = format!("{}/v1/files/upload?to={to}&name=notes.txt", api.base);
+        let request = api.http.post(url).bearer_auth(TOKEN).body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+
+    // To herself: refused after the body arrived; the copy goes.
+    let own = alice.address().to_string().replace(' ', "%20");
+    let (status, body) = upload(own, b"to me".to_vec()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("own_address"))
+    );
+    assert_eq!(kept(), 0, "a refused upload left a file");
+
+    // To bob: kept while it is offered.
+    eventually(Duration::from_secs(20), || alice.add_contact(bob.address(), None)).await;
+    let (status, body) = upload(bob.address().to_string(), b"for bob".to_vec()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(kept(), 1);
+    shutdown.cancel();
+    net.shutdown().await;
+}

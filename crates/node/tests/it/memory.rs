@@ -316,14 +316,9 @@ async fn a_new_mailbox_entry_is_fetched_at_once_when_its_owner_is_online() {
         mailbox_fetch_every: Duration::from_secs(3600),
         ..Default::default()
     };
-    let bob = communitas_testkit::memory_node_configured(
-        dir.path(),
-        "bob",
-        false,
-        &server_addrs,
-        config,
-    )
-    .await;
+    let bob =
+        communitas_testkit::memory_node_configured(dir.path(), "bob", false, &server_addrs, config)
+            .await;
     let b = bob.handle();
     let server_peer = match server_addrs[0].iter().last() {
         Some(Protocol::P2p(p)) => p,
