@@ -1395,6 +1395,7 @@ export interface components {
          */
         Address: string;
         MessageId: string;
+        FileId: string;
         /** @description unix milliseconds */
         Timestamp: number;
         /** @enum {string} */
@@ -1441,7 +1442,8 @@ export interface components {
         };
         Contact: {
             address: components["schemas"]["Address"];
-            name?: string | null;
+            /** @description the name given when adding the contact; null if none */
+            name: string | null;
             fingerprint: string;
             verified: boolean;
             added_at: components["schemas"]["Timestamp"];
@@ -1456,20 +1458,20 @@ export interface components {
             verified?: boolean;
         };
         OutboxEntry: {
-            id?: components["schemas"]["MessageId"];
-            to?: components["schemas"]["Address"];
-            attempts?: number;
-            next_attempt_at?: components["schemas"]["Timestamp"];
-            created_at?: components["schemas"]["Timestamp"];
-            expires_at?: components["schemas"]["Timestamp"];
-            last_error?: string | null;
+            id: components["schemas"]["MessageId"];
+            to: components["schemas"]["Address"];
+            attempts: number;
+            next_attempt_at: components["schemas"]["Timestamp"];
+            created_at: components["schemas"]["Timestamp"];
+            expires_at: components["schemas"]["Timestamp"];
+            last_error: string | null;
         };
         DeadLetter: {
-            id?: components["schemas"]["MessageId"];
-            to?: components["schemas"]["Address"];
-            attempts?: number;
-            reason?: string;
-            failed_at?: components["schemas"]["Timestamp"];
+            id: components["schemas"]["MessageId"];
+            to: components["schemas"]["Address"];
+            attempts: number;
+            reason: string;
+            failed_at: components["schemas"]["Timestamp"];
         };
         Event: {
             /** @constant */
@@ -1498,14 +1500,14 @@ export interface components {
         } | {
             /** @constant */
             type: "file_progress";
-            file_id: string;
+            file_id: components["schemas"]["FileId"];
             message_id: components["schemas"]["MessageId"];
             peer: components["schemas"]["Address"];
             /** @enum {string} */
             direction: "in" | "out";
             bytes: number;
             size: number;
-            status: string;
+            status: components["schemas"]["FileStatus"];
         } | {
             /** @constant */
             type: "file_preparing";
@@ -1536,17 +1538,21 @@ export interface components {
         };
         FileQueued: {
             id: components["schemas"]["MessageId"];
-            file_id: string;
+            file_id: components["schemas"]["FileId"];
             status: components["schemas"]["MessageStatus"];
         };
+        /**
+         * @description sent files: offered, uploading or stored; received files: pending, downloading, done, too_large (over the auto-download size: fetch by hand) or failed
+         * @enum {string}
+         */
+        FileStatus: "offered" | "uploading" | "stored" | "pending" | "downloading" | "done" | "too_large" | "failed";
         Attachment: {
-            file_id: string;
+            file_id: components["schemas"]["FileId"];
             name: string;
             size: number;
             blake3: string;
             media_type: string;
-            /** @enum {string} */
-            status: "offered" | "uploading" | "stored" | "pending" | "downloading" | "done" | "too_large" | "failed";
+            status: components["schemas"]["FileStatus"];
             /** @description Bytes on disk (received) so far */
             progress: number;
             path?: string;
