@@ -2,10 +2,10 @@ import { act, fireEvent, render, screen, waitFor, within } from '@testing-librar
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../src/App';
-import type { Contact, DeadLetter, HistoryEntry } from '../src/api/types';
+import type { Contact, DeadLetter, HistoryEntry, NodeStatus } from '../src/api/types';
 import { ALICE, apiError, BOB, CAROL, json, mockFetch, MockWebSocket, unlockedIdentity } from './helpers';
 
-const STATUS = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0' };
+const STATUS: NodeStatus = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0', peers: [] };
 const BOB_CONTACT: Contact = { address: BOB, name: 'Bob', fingerprint: 'ab12', verified: false, added_at: 1 };
 const SAFETY = '12345 67890 11111 22222 33333 44444 55555 66666 77777 88888 99999 00000';
 

@@ -1,14 +1,16 @@
 import { describe, expect, it, vi } from 'vitest';
 import { ApiError, createClient, NETWORK_UNREACHABLE, NotSignedInError } from '../src/api/client';
+import type { NodeStatus } from '../src/api/types';
 import { apiError, BOB, json, mockFetch } from './helpers';
 
-const status = {
+const status: NodeStatus = {
   address: BOB,
   peer_id: '12D3KooW',
   listen_addrs: [],
   connected_peers: 2,
   outbox: 0,
   version: '0.1.0',
+  peers: [],
 };
 
 describe('API client', () => {

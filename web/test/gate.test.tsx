@@ -5,10 +5,10 @@ import { act, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../src/App';
-import type { Contact, IdentityState } from '../src/api/types';
+import type { Contact, IdentityState, NodeStatus } from '../src/api/types';
 import { ALICE, apiError, BOB, json, mockFetch, MockWebSocket, type Call } from './helpers';
 
-const STATUS = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0' };
+const STATUS: NodeStatus = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0', peers: [] };
 const BOB_CONTACT: Contact = { address: BOB, name: 'Bob', fingerprint: 'ab12', verified: false, added_at: 1 };
 const PASSPHRASE = 'correct horse battery';
 

@@ -5,12 +5,12 @@ import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../src/App';
 import { createClient } from '../src/api/client';
-import type { Contact, HistoryEntry } from '../src/api/types';
+import type { Contact, HistoryEntry, NodeStatus } from '../src/api/types';
 import { READ_DEBOUNCE_MS, unreadIncoming } from '../src/hooks/useMarkRead';
 import { IDLE_MS, RENEW_MS, useTyping } from '../src/hooks/useTyping';
 import { ALICE, apiError, BOB, CAROL, json, mockFetch, MockWebSocket, sessionWrapper, type Call, unlockedIdentity } from './helpers';
 
-const STATUS = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0' };
+const STATUS: NodeStatus = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0', peers: [] };
 const BOB_CONTACT: Contact = { address: BOB, name: 'Bob', fingerprint: 'ab12', verified: false, added_at: 1 };
 const CAROL_CONTACT: Contact = { address: CAROL, name: 'Carol', fingerprint: 'cd34', verified: false, added_at: 2 };
 

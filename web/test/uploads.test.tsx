@@ -6,10 +6,10 @@ import { act, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from '../src/App';
-import type { Contact } from '../src/api/types';
+import type { Contact, NodeStatus } from '../src/api/types';
 import { ALICE, BOB, CAROL, json, mockFetch, MockWebSocket, MockXhr, testFile , unlockedIdentity } from './helpers';
 
-const STATUS = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0' };
+const STATUS: NodeStatus = { address: ALICE, peer_id: '12D3KooW', listen_addrs: [], connected_peers: 1, outbox: 0, version: '0.1.0', peers: [] };
 const CONTACTS: Contact[] = [
   { address: BOB, name: 'Bob', fingerprint: 'ab12', verified: false, added_at: 1 },
   { address: CAROL, name: 'Carol', fingerprint: 'cd34', verified: false, added_at: 2 },

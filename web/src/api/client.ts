@@ -19,8 +19,10 @@ import type {
   OutboxEntry,
   PresenceList,
   Queued,
+  ReadAnswer,
   SafetyNumber,
   Settings,
+  TypingAnswer,
 } from './types';
 
 /** A request that failed: the API's stable `code` and its human-readable `message`. */
@@ -90,10 +92,10 @@ export interface ApiClient {
   /** Fetches a received file now (over the auto-download size, or after a failure). */
   fetchFile(id: FileId): Promise<Attachment>;
   /** Tells `peer` we are typing (or stopped); best effort, shown ~6 s on their side. */
-  typing(peer: Address, typing: boolean): Promise<{ typing: boolean }>;
+  typing(peer: Address, typing: boolean): Promise<TypingAnswer>;
   /** Marks the conversation with `peer` read; the node sends a read receipt unless
    * they are turned off. Answers how many messages were newly read. */
-  markRead(peer: Address): Promise<{ read: number }>;
+  markRead(peer: Address): Promise<ReadAnswer>;
   settings(): Promise<Settings>;
   /** Changes the given settings; the others stay. */
   updateSettings(changes: Partial<Settings>): Promise<Settings>;

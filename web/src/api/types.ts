@@ -1,44 +1,26 @@
-// The JSON shapes of the node's API (crates/api/openapi.json). Kept by hand until
-// the types are generated from the Rust DTOs.
+// The JSON shapes of the node's API, named for the UI. They come from
+// `schema.gen.ts`, which is generated from `crates/api/openapi.json`
+// (`npm run gen:api`; a test fails when it is stale). Where the UI keeps its own
+// definition (the status lists below, which are also runtime values), a
+// compile-time check at the end of this file ties it to the document, so a change
+// there breaks `npm run typecheck` rather than the app.
+
+import type { components, paths } from './schema.gen';
+
+type Schemas = components['schemas'];
 
 /** A four-word address in canonical form, e.g. `tiger-mosaic-vivid-orbit`. */
-export type Address = string;
+export type Address = Schemas['Address'];
 /** 32 lowercase hex characters. */
-export type MessageId = string;
+export type MessageId = Schemas['MessageId'];
+/** 32 lowercase hex characters. */
+export type FileId = Schemas['FileId'];
 /** Unix milliseconds. */
-export type Timestamp = number;
+export type Timestamp = Schemas['Timestamp'];
 
+/** Every message status, in order (`parseEvent` checks against it). */
 export const MESSAGE_STATUSES = ['queued', 'sent', 'stored', 'delivered', 'read', 'failed'] as const;
 export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
-
-export interface NodeStatus {
-  address: Address;
-  peer_id: string;
-  listen_addrs: string[];
-  connected_peers: number;
-  outbox: number;
-  version: string;
-}
-
-export interface Queued {
-  id: MessageId;
-  status: MessageStatus;
-}
-
-export interface HistoryEntry {
-  id: MessageId;
-  from: Address;
-  to: Address;
-  direction: 'in' | 'out';
-  text: string;
-  timestamp: Timestamp;
-  status: MessageStatus;
-  /** The file the message carries; `text` is then its caption (may be empty). */
-  attachment?: Attachment;
-}
-
-/** 32 lowercase hex characters. */
-export type FileId = string;
 
 /** Sent files: `offered` (the recipient may fetch it), `uploading` / `stored` (its
  * shards going to / kept by mailbox nodes). Received: `pending`, `downloading`,
@@ -46,128 +28,72 @@ export type FileId = string;
 export const FILE_STATUSES = ['offered', 'uploading', 'stored', 'pending', 'downloading', 'done', 'too_large', 'failed'] as const;
 export type FileStatus = (typeof FILE_STATUSES)[number];
 
-/** A file carried by a message (`GET /v1/files/{id}`, history entries, events). */
-export interface Attachment {
-  file_id: FileId;
-  name: string;
-  /** Bytes. */
-  size: number;
-  /** BLAKE3 of the whole file, hex. */
-  blake3: string;
-  media_type: string;
-  status: FileStatus;
-  /** Bytes on disk so far (received files; the size once done). */
-  progress: number;
-  /** Where a received file was saved, once done. */
-  path?: string;
-  /** Why it failed. */
-  error?: string;
-}
-
-/** `POST /v1/files/upload`: the message that carries the file, and the file. */
-export interface FileQueued {
-  id: MessageId;
-  file_id: FileId;
-  status: MessageStatus;
-}
-
-/** `GET /v1/conversations`: one per peer with any history. */
-export interface ConversationSummary {
-  peer: Address;
-  /** Incoming messages not yet marked read on the node (`POST …/read`). */
-  unread: number;
-  /** When the newest message was sent or received. */
-  last_at: Timestamp | null;
-}
-
-export interface Contact {
-  address: Address;
-  name?: string | null;
-  fingerprint: string;
-  verified: boolean;
-  added_at: Timestamp;
-}
-
-export interface SafetyNumber {
-  /** Twelve groups of five digits, separated by spaces. */
-  safety_number: string;
-  verified?: boolean;
-}
-
-export interface OutboxEntry {
-  id: MessageId;
-  to: Address;
-  attempts: number;
-  next_attempt_at: Timestamp;
-  created_at: Timestamp;
-  expires_at: Timestamp;
-  last_error: string | null;
-}
-
-export interface DeadLetter {
-  id: MessageId;
-  to: Address;
-  attempts: number;
-  reason: string;
-  failed_at: Timestamp;
-}
-
-/** `GET/PUT /v1/settings`: the user's settings. */
-export interface Settings {
-  /** Send read receipts (on by default). */
-  read_receipts: boolean;
-}
+/** A contact's presence as the node reports it (`GET /v1/presence`, events). */
+export const PRESENCE_STATUSES = ['online', 'away', 'busy', 'offline'] as const;
+export type PresenceStatus = (typeof PRESENCE_STATUSES)[number];
 
 /** Whether this node has an identity yet, and whether its keys are unlocked. */
 export const IDENTITY_STATES = ['new', 'locked', 'unlocked'] as const;
 export type IdentityState = (typeof IDENTITY_STATES)[number];
 
+/** `GET /v1/status`. */
+export type NodeStatus = Schemas['Status'];
+/** `POST /v1/messages`, `GET /v1/messages/{id}`, `POST /v1/outbox/{id}/retry`. */
+export type Queued = Schemas['Queued'];
+/** A message of a conversation; with an `attachment`, `text` is its caption (may be empty). */
+export type HistoryEntry = Schemas['HistoryEntry'];
+/** A file carried by a message (`GET /v1/files/{id}`, history entries, events). */
+export type Attachment = Schemas['Attachment'];
+/** `POST /v1/files/upload`: the message that carries the file, and the file. */
+export type FileQueued = Schemas['FileQueued'];
+/** `GET /v1/conversations`: one per peer with any history. */
+export type ConversationSummary = Schemas['Conversation'];
+export type Contact = Schemas['Contact'];
+/** `safety_number`: twelve groups of five digits, separated by spaces. */
+export type SafetyNumber = Schemas['SafetyNumber'];
+export type OutboxEntry = Schemas['OutboxEntry'];
+export type DeadLetter = Schemas['DeadLetter'];
+/** `GET/PUT /v1/settings`: the user's settings. */
+export type Settings = Schemas['Settings'];
 /** `GET /v1/identity` (and the answer to create, unlock and lock): address and
  * name are set only while unlocked. */
-export interface Identity {
-  state: IdentityState;
-  address: Address | null;
-  /** The display name published with the address, if one was given. */
-  name: string | null;
-}
-
-/** The error body of every failed request. */
-export interface ErrorBody {
-  error: { code: string; message: string };
-}
-
-/** A contact's presence as the node reports it (`GET /v1/presence`, events). */
-export const PRESENCE_STATUSES = ['online', 'away', 'busy', 'offline'] as const;
-export type PresenceStatus = (typeof PRESENCE_STATUSES)[number];
-
+export type Identity = Schemas['Identity'];
 /** `GET /v1/presence`: our own status and every contact's. */
-export interface PresenceList {
-  status: PresenceStatus;
-  contacts: { address: Address; status: PresenceStatus; last_seen: Timestamp | null }[];
-}
+export type PresenceList = Schemas['PresenceList'];
+/** The error body of every failed request. */
+export type ErrorBody = Schemas['Error'];
+/** `POST /v1/conversations/{address}/typing`. */
+export type TypingAnswer = JsonAnswer<paths['/v1/conversations/{address}/typing']['post'], 202>;
+/** `POST /v1/conversations/{address}/read`: how many messages were newly read. */
+export type ReadAnswer = JsonAnswer<paths['/v1/conversations/{address}/read']['post'], 200>;
 
-/** A frame of the `/v1/events` WebSocket. */
-export type ServerEvent =
-  | { type: 'message_received'; id: MessageId; from: Address; text: string; timestamp: Timestamp; attachment?: Attachment }
-  | { type: 'status_changed'; id: MessageId; to: Address; status: MessageStatus }
-  | { type: 'connection'; peer: string; open: boolean; connected: number }
-  | { type: 'presence'; address: Address; status: PresenceStatus; last_seen: Timestamp | null }
-  | { type: 'typing'; from: Address; typing: boolean }
-  | { type: 'lagged'; missed: number }
-  /** The identity was locked; the node closes the socket after this frame. */
-  | { type: 'locked' }
-  | FileProgress
-  | { type: 'file_preparing'; path: string; bytes: number; size: number };
+/** A frame of the `/v1/events` WebSocket, told apart by `type`. After `locked`
+ * the node closes the socket. */
+export type ServerEvent = Schemas['Event'];
 
 /** A transfer moved. Received files (`direction: 'in'`): bytes on disk and the
  * file's status. Sent files (`'out'`): bytes the recipient has fetched so far. */
-export interface FileProgress {
-  type: 'file_progress';
-  file_id: FileId;
-  message_id: MessageId;
-  peer: Address;
-  direction: 'in' | 'out';
-  bytes: number;
-  size: number;
-  status: FileStatus;
+export type FileProgress = Extract<ServerEvent, { type: 'file_progress' }>;
+
+/** The JSON body an operation answers with `code`. */
+type JsonAnswer<Operation, Code extends number> = Operation extends {
+  responses: { [C in Code]: { content: { 'application/json': infer Body } } };
 }
+  ? Body
+  : never;
+
+// Compile-time checks. `Equals<A, B>` is `true` only when A and B are the same type.
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type Assert<T extends true> = T;
+
+/** Each status list names exactly the values the document allows: a value added to
+ * or removed from an enum in `openapi.json` fails here until the list follows. */
+export type SchemaChecks = [
+  Assert<Equals<MessageStatus, Schemas['MessageStatus']>>,
+  Assert<Equals<FileStatus, Schemas['FileStatus']>>,
+  Assert<Equals<PresenceStatus, Schemas['PresenceStatus']>>,
+  Assert<Equals<IdentityState, Identity['state']>>,
+  // The two answers above must exist (`never` would mean the path or code moved).
+  Assert<Equals<TypingAnswer, { typing: boolean }>>,
+  Assert<Equals<ReadAnswer, { read: number }>>,
+];
