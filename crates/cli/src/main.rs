@@ -295,8 +295,9 @@ impl std::error::Error for Exit {}
 /// glibc's malloc raises its mmap threshold each time a large block is freed, after
 /// which megabyte buffers come from per-thread arenas and stay there: a node moving
 /// 1 MiB file stripes between threads peaked at ~150 MiB instead of ~85 MiB
-/// (`bench file`, docs/benchmarks.md). A fixed threshold keeps large buffers mapped
-/// and returned on free. The variable is read only at process start, so a node that
+/// (`bench file`, docs/benchmarks.md). A fixed threshold of 1 MiB keeps stripe-sized
+/// buffers mapped and returned on free; smaller ones stay in the heap (a 64 KiB
+/// threshold cost ~10% of message throughput in munmap and TLB shootdowns). The variable is read only at process start, so a node that
 /// does not have it yet replaces itself (same pid, same arguments) with one that does.
 fn fix_malloc_threshold(command: &Command) {
     use std::os::unix::process::CommandExt as _;
@@ -307,7 +308,7 @@ fn fix_malloc_threshold(command: &Command) {
     let Ok(exe) = std::env::current_exe() else { return };
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     // Returns only if the exec failed; then run as we are.
-    let error = std::process::Command::new(exe).args(args).env(VAR, "65536").exec();
+    let error = std::process::Command::new(exe).args(args).env(VAR, "1048576").exec();
     eprintln!("communitas: note: cannot set {VAR}: {error}");
 }
 
