@@ -110,6 +110,13 @@ describe('AttachmentCard', () => {
     expect(screen.getByText(/Bob is downloading… 50%/)).toBeInTheDocument();
   });
 
+  it('says a sent file reached the recipient once their node has it all, also after a reload', () => {
+    card(attachment({ status: 'fetched', progress: 200 * 1024 }), 'out');
+    expect(screen.getByText(/200 KiB/)).toHaveTextContent('200 KiB · Downloaded by Bob');
+    expect(screen.queryByRole('progressbar')).not.toBeInTheDocument();
+    expect(screen.getByRole('link', { name: 'Download report.pdf' })).toBeInTheDocument();
+  });
+
   it('offers to fetch a file over the automatic download size, and shows why fetching failed', async () => {
     const onFetch = vi.fn().mockRejectedValue(new ApiError(404, 'not_found', 'no file'));
     const { user } = card(attachment({ status: 'too_large' }), 'in', onFetch);

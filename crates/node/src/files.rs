@@ -94,7 +94,8 @@ pub struct Attachment {
     pub blake3: String,
     /// Media type.
     pub media_type: String,
-    /// Sent: `offered`, `uploading` or `stored`; received: `pending`, `downloading`,
+    /// Sent: `offered`, `uploading`, `stored` or `fetched` (the recipient has it);
+    /// received: `pending`, `downloading`,
     /// `done`, `too_large` or `failed`.
     pub status: &'static str,
     /// Bytes on disk so far (received files; the size once done).
@@ -112,7 +113,10 @@ impl Attachment {
         let (status, progress, path, error) = match row {
             Some(row) => {
                 let progress = match row.status {
-                    FileStatus::Done | FileStatus::Offered | FileStatus::Stored => row.size,
+                    FileStatus::Done
+                    | FileStatus::Offered
+                    | FileStatus::Stored
+                    | FileStatus::Fetched => row.size,
                     _ => fetch::bytes_done(&row.done, row.size),
                 };
                 (
@@ -194,6 +198,8 @@ pub(crate) enum Command {
     Stored(MessageId),
     /// A peer connected: retry waiting transfers now.
     PeerOnline,
+    /// The recipient has a file we stored on server nodes: release its shards.
+    Release(FileId),
 }
 
 /// A transfer the actor runs.
@@ -201,6 +207,8 @@ pub(crate) enum Command {
 enum Job {
     Download(FileId),
     Upload(FileId),
+    /// Drop a fetched file's shards from the server nodes that keep them.
+    Release(FileId),
 }
 
 /// Owns the running transfers.
@@ -232,9 +240,10 @@ impl Actor {
             Ok(rows) => {
                 let now = Instant::now();
                 for row in rows {
-                    let job = match row.direction {
-                        Direction::In => Job::Download(row.file_id),
-                        Direction::Out => Job::Upload(row.file_id),
+                    let job = match (row.direction, row.status) {
+                        (Direction::In, _) => Job::Download(row.file_id),
+                        (Direction::Out, FileStatus::Fetched) => Job::Release(row.file_id),
+                        (Direction::Out, _) => Job::Upload(row.file_id),
                     };
                     self.waiting.insert(job, now);
                 }
@@ -276,6 +285,10 @@ impl Actor {
                             self.start_due();
                         }
                     }
+                    Some(Command::Release(file_id)) => {
+                        self.waiting.entry(Job::Release(file_id)).or_insert_with(Instant::now);
+                        self.start_due();
+                    }
                     // A peer came back: everything waiting may try now.
                     Some(Command::PeerOnline) => {
                         let now = Instant::now();
@@ -298,7 +311,12 @@ impl Actor {
             if self.running.len() >= MAX_TRANSFERS {
                 break;
             }
-            if self.running.contains(&job) {
+            // A release waits for the file's upload to notice the file was fetched.
+            let busy = match job {
+                Job::Release(file_id) => self.running.contains(&Job::Upload(file_id)),
+                _ => false,
+            };
+            if busy || self.running.contains(&job) {
                 continue;
             }
             self.waiting.remove(&job);
@@ -308,6 +326,7 @@ impl Actor {
                 let outcome = match job {
                     Job::Download(file_id) => fetch::run(inner, file_id).await,
                     Job::Upload(file_id) => upload::run(inner, file_id).await,
+                    Job::Release(file_id) => upload::release(inner, file_id).await,
                 };
                 (job, outcome)
             });
@@ -325,10 +344,40 @@ pub(crate) fn manifest_of(body: &[u8]) -> Option<Manifest> {
     Manifest::from_bytes(body, communitas_crypto::envelope::MAX_BODY_LEN).ok()
 }
 
+/// The recipient says it has the file that message `id` (ours, to `from`) carried:
+/// the file is `fetched`, and shards we put on server nodes are released.
+pub(crate) async fn fetched(
+    inner: &Inner,
+    from: Address,
+    id: MessageId,
+) -> Result<(), communitas_store::Error> {
+    let Some(mut row) = inner.store.file_by_message(id).await? else { return Ok(()) };
+    if row.direction != Direction::Out || row.peer != from || row.status == FileStatus::Fetched {
+        return Ok(());
+    }
+    // The upload bitmap names the stripes on servers; none, nothing to release.
+    let release = row.done.iter().any(|b| *b != 0);
+    if !release {
+        row.done = Vec::new();
+    }
+    row.status = FileStatus::Fetched;
+    row.error = None;
+    row.updated_at = Timestamp::now();
+    inner.store.put_file(row.clone()).await?;
+    tracing::info!(file = %row.file_id.fmt_short(), "the recipient has the file");
+    emit_progress(inner, &row);
+    if release {
+        // A full queue only delays it: fetched files with shards out are picked up
+        // again at the next start.
+        let _ = inner.files.try_send(Command::Release(row.file_id));
+    }
+    Ok(())
+}
+
 /// Emits a progress event for a transfer.
 pub(crate) fn emit_progress(inner: &Inner, row: &FileRow) {
     let bytes = match row.status {
-        FileStatus::Done => row.size,
+        FileStatus::Done | FileStatus::Fetched => row.size,
         _ => fetch::bytes_done(&row.done, row.size),
     };
     inner.emit(Event::FileProgress {

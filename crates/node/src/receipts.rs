@@ -6,10 +6,11 @@
 //! survives crashes and falls back to the sender's mailbox).
 //!
 //! Read receipts (issue 6, `reading`) are the same message with type 2: the
-//! recipient read those messages.
+//! recipient read those messages. Type 3 says the recipient has the whole file those
+//! messages carried (the sender then releases the shards it stored on servers).
 //!
-//! Body, version 1: `version (1) ‖ type (1 = delivered, 2 = read) ‖ count (u16, ≤ 1024)
-//! ‖ message ids (16 bytes each)`.
+//! Body, version 1: `version (1) ‖ type (1 = delivered, 2 = read, 3 = fetched) ‖ count
+//! (u16, ≤ 1024) ‖ message ids (16 bytes each)`.
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use crate::{Event, Inner};
 const VERSION: u8 = 1;
 pub(crate) const DELIVERED: u8 = 1;
 pub(crate) const READ: u8 = 2;
+pub(crate) const FETCHED: u8 = 3;
 /// Most ids in one receipt.
 pub(crate) const MAX_IDS: usize = 1024;
 
@@ -45,7 +47,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<(u8, Vec<MessageId>), DecodeError> {
         return Err(DecodeError::InvalidValue { field: "receipt version" });
     }
     let kind = r.u8("receipt type")?;
-    if kind != DELIVERED && kind != READ {
+    if !matches!(kind, DELIVERED | READ | FETCHED) {
         return Err(DecodeError::InvalidValue { field: "receipt type" });
     }
     let count = usize::from(u16::from_be_bytes(r.array("count")?));
@@ -70,7 +72,7 @@ pub(crate) async fn send(
 
 /// Queues a receipt of type `kind` for `ids` to their sender.
 pub(crate) async fn send_kind(
-    inner: &Arc<Inner>,
+    inner: &Inner,
     to: Address,
     keys: &PublicIdentity,
     kind: u8,
@@ -96,8 +98,25 @@ pub(crate) async fn send_kind(
     Ok(())
 }
 
+/// The file a message from `to` carried is saved: tell its sender, so it can
+/// release what it stored on server nodes. Best effort: a sender never told keeps
+/// its shards until they expire.
+pub(crate) async fn file_fetched(inner: &Inner, to: Address, message_id: MessageId) {
+    let keys = match inner.store.contact(to).await {
+        Ok(Some(contact)) => contact.identity,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look up a file's sender");
+            return;
+        }
+    };
+    if let Err(e) = send_kind(inner, to, &keys, FETCHED, &[message_id]).await {
+        tracing::warn!(error = %e, "cannot queue a fetched receipt");
+    }
+}
+
 /// A receipt arrived from `from`: mark those of our messages to `from` delivered
-/// (or read).
+/// (or read; or, for files, fetched).
 pub(crate) async fn received(
     inner: &Inner,
     from: Address,
@@ -113,6 +132,12 @@ pub(crate) async fn received(
         }
         return Ok(());
     }
+    if kind == FETCHED {
+        for id in &ids {
+            crate::files::fetched(inner, from, *id).await?;
+        }
+    }
+    // Delivered, and fetched too: a file fetched was a message received.
     for id in ids {
         let Some(row) = inner.store.message(id).await? else { continue };
         // Only the recipient of a message can acknowledge it.

@@ -115,6 +115,11 @@ pub(crate) enum Write {
         limits: ShardLimits,
         reply: Reply<ShardPut>,
     },
+    ShardsDrop {
+        file_id: communitas_types::FileId,
+        sender: String,
+        reply: Reply<usize>,
+    },
     ShardsExpire {
         now: Timestamp,
         reply: Reply<usize>,
@@ -265,6 +270,9 @@ impl Write {
             Write::FileAdd { row, reply } => done(files::add(conn, &row), reply),
             Write::ShardPut { shard, limits, reply } => {
                 done(files::shard_put(conn, &shard, limits), reply)
+            }
+            Write::ShardsDrop { file_id, sender, reply } => {
+                done(files::shards_drop(conn, file_id, &sender), reply)
             }
             Write::ShardsExpire { now, reply } => done(files::shards_expire(conn, now), reply),
             Write::SetIdentity { row, reply } => done(ops::set_identity(conn, &row), reply),

@@ -45,6 +45,9 @@ pub enum FileStatus {
     Uploading,
     /// Out: every shard is kept by server nodes (and still served by us).
     Stored,
+    /// Out: the recipient has the whole file (their receipt said so). Final: a late
+    /// write of an upload's progress never takes a sent file back from here.
+    Fetched,
     /// In: known, not started (or waiting for the sender).
     Pending,
     /// In: fetching.
@@ -64,6 +67,7 @@ impl FileStatus {
             FileStatus::Offered => "offered",
             FileStatus::Uploading => "uploading",
             FileStatus::Stored => "stored",
+            FileStatus::Fetched => "fetched",
             FileStatus::Pending => "pending",
             FileStatus::Downloading => "downloading",
             FileStatus::Done => "done",
@@ -77,6 +81,7 @@ impl FileStatus {
             "offered" => FileStatus::Offered,
             "uploading" => FileStatus::Uploading,
             "stored" => FileStatus::Stored,
+            "fetched" => FileStatus::Fetched,
             "pending" => FileStatus::Pending,
             "downloading" => FileStatus::Downloading,
             "done" => FileStatus::Done,
@@ -121,7 +126,10 @@ pub(crate) fn put(conn: &Connection, row: &FileRow) -> Result<(), Error> {
                             fetched, error, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (file_id) DO UPDATE SET
-            path = excluded.path, status = excluded.status, done = excluded.done,
+            path = excluded.path,
+            status = CASE WHEN files.status = 'fetched' AND files.direction = 'out'
+                          THEN 'fetched' ELSE excluded.status END,
+            done = excluded.done,
             fetched = excluded.fetched, error = excluded.error, updated_at = excluded.updated_at",
         params![
             row.file_id.as_bytes(),
@@ -199,12 +207,15 @@ pub(crate) fn by_message(conn: &Connection, id: MessageId) -> Result<Option<File
 }
 
 /// Transfers to pick up again at start: received files still to fetch (pending or
-/// interrupted) and sent files whose upload to server nodes was interrupted.
+/// interrupted), sent files whose upload to server nodes was interrupted, and sent
+/// files the recipient has whose stored shards are still to be released (a `done`
+/// bitmap left on a fetched file).
 pub(crate) fn unfinished(conn: &Connection) -> Result<Vec<FileRow>, Error> {
     query(
         conn,
         "WHERE (direction = 'in' AND status IN (?1, 'downloading'))
-            OR (direction = 'out' AND status = 'uploading')",
+            OR (direction = 'out' AND status = 'uploading')
+            OR (direction = 'out' AND status = 'fetched' AND length(done) > 0)",
         &"pending",
     )
 }
@@ -360,6 +371,18 @@ pub(crate) fn shards_held(
 }
 
 /// Drops expired shards; returns how many.
+/// Server role: drops the shards of `file_id` that `sender` put here; returns how many.
+pub(crate) fn shards_drop(
+    conn: &Connection,
+    file_id: FileId,
+    sender: &str,
+) -> Result<usize, Error> {
+    Ok(conn.execute(
+        "DELETE FROM shards WHERE file_id = ?1 AND sender = ?2",
+        params![file_id.as_bytes(), sender],
+    )?)
+}
+
 pub(crate) fn shards_expire(conn: &Connection, now: Timestamp) -> Result<usize, Error> {
     Ok(conn.execute(
         "DELETE FROM shards WHERE expires_at <= ?1",

@@ -449,6 +449,16 @@ impl Store {
         self.read(|reply| Read::ShardsHeld { file_id, now, reply }).await
     }
 
+    /// Server role: drops the shards of `file_id` that `sender` (a PeerId) put here,
+    /// once the recipient has the file; returns how many.
+    pub async fn drop_shards(
+        &self,
+        file_id: communitas_types::FileId,
+        sender: String,
+    ) -> Result<usize, Error> {
+        self.write(|reply| Write::ShardsDrop { file_id, sender, reply }).await
+    }
+
     /// Server role: drops expired shards.
     pub async fn expire_shards(&self, now: communitas_types::Timestamp) -> Result<usize, Error> {
         self.write(|reply| Write::ShardsExpire { now, reply }).await

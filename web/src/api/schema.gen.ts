@@ -1542,10 +1542,10 @@ export interface components {
             status: components["schemas"]["MessageStatus"];
         };
         /**
-         * @description sent files: offered, uploading or stored; received files: pending, downloading, done, too_large (over the auto-download size: fetch by hand) or failed
+         * @description sent files: offered, uploading, stored, or fetched (the recipient has it all; final); received files: pending, downloading, done, too_large (over the auto-download size: fetch by hand) or failed
          * @enum {string}
          */
-        FileStatus: "offered" | "uploading" | "stored" | "pending" | "downloading" | "done" | "too_large" | "failed";
+        FileStatus: "offered" | "uploading" | "stored" | "fetched" | "pending" | "downloading" | "done" | "too_large" | "failed";
         Attachment: {
             file_id: components["schemas"]["FileId"];
             name: string;

@@ -25,7 +25,7 @@ export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 /** Sent files: `offered` (the recipient may fetch it), `uploading` / `stored` (its
  * shards going to / kept by mailbox nodes). Received: `pending`, `downloading`,
  * `done`, `too_large` (over the auto-download size: fetch by hand) or `failed`. */
-export const FILE_STATUSES = ['offered', 'uploading', 'stored', 'pending', 'downloading', 'done', 'too_large', 'failed'] as const;
+export const FILE_STATUSES = ['offered', 'uploading', 'stored', 'fetched', 'pending', 'downloading', 'done', 'too_large', 'failed'] as const;
 export type FileStatus = (typeof FILE_STATUSES)[number];
 
 /** A contact's presence as the node reports it (`GET /v1/presence`, events). */

@@ -32,6 +32,8 @@ export function transferText(a: LiveAttachment, direction: 'in' | 'out', peerNam
         return `Leaving it in mailboxes for ${peerName}…`;
       case 'stored':
         return `Waiting in mailboxes for ${peerName}`;
+      case 'fetched':
+        return `Downloaded by ${peerName}`;
       default:
         return `Offered to ${peerName}`;
     }

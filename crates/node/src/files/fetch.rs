@@ -498,6 +498,7 @@ async fn finish(
     inner.store.put_file(row.clone()).await.map_err(|e| Stop::Wait(format!("storage: {e}")))?;
     tracing::info!(file = %manifest.file_id.fmt_short(), size, "file received");
     super::emit_progress(inner, &row);
+    crate::receipts::file_fetched(inner, row.peer, row.message_id).await;
     Ok(())
 }
 

@@ -165,6 +165,13 @@ async fn answer(inner: &Inner, peer: PeerId, request: Request) -> Response {
             .await
             .map(Response::Holding)
             .map_err(|_| Refusal::Busy),
+        // Only the shards this very peer put: nobody can drop another's.
+        Request::Drop { file_id } if inner.server => inner
+            .store
+            .drop_shards(file_id, peer.to_string())
+            .await
+            .map(|n| Response::Dropped(u32::try_from(n).unwrap_or(u32::MAX)))
+            .map_err(|_| Refusal::Busy),
         _ => Err(Refusal::Invalid),
     };
     result.unwrap_or_else(Response::Refused)

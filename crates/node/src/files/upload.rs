@@ -79,6 +79,10 @@ async fn upload(inner: &Arc<Inner>, file_id: FileId) -> Result<(), Option<String
     let manifest = Arc::new(manifest);
     let todo: Vec<u64> = (0..count).filter(|s| !is_done(&row.done, *s)).collect();
     for stripe in todo {
+        if fetched(inner, file_id).await {
+            // The recipient has it already: the release job takes over.
+            return Err(None);
+        }
         let encoded = encode(inner, &file, &manifest, stripe).await?;
         for index in 0..SHARDS {
             place(inner, &mut streams, &holders, &manifest, stripe, index, &encoded).await?;
@@ -89,6 +93,10 @@ async fn upload(inner: &Arc<Inner>, file_id: FileId) -> Result<(), Option<String
             inner.store.put_file(row.clone()).await.map_err(store_err)?;
             super::emit_progress(inner, &row);
         }
+    }
+    if fetched(inner, file_id).await {
+        inner.store.put_file(row).await.map_err(store_err)?;
+        return Err(None);
     }
     row.status = FileStatus::Stored;
     row.updated_at = Timestamp::now();
@@ -180,6 +188,53 @@ async fn put(
         Response::Stored => Ok(()),
         Response::Refused(why) => Err(why.to_string()),
         _ => Err("unexpected answer".into()),
+    }
+}
+
+/// Whether the recipient has the file already (its receipt came).
+async fn fetched(inner: &Inner, file_id: FileId) -> bool {
+    matches!(inner.store.file(file_id).await, Ok(Some(row)) if row.status == FileStatus::Fetched)
+}
+
+/// The recipient has the file: asks the server nodes closest to it to drop the
+/// shards we put there. Settled once any answered (the others' copies expire), or
+/// when there is nothing to release; retried while no server can be reached.
+pub(crate) async fn release(inner: Arc<Inner>, file_id: FileId) -> Outcome {
+    let Ok(Some(mut row)) = inner.store.file(file_id).await else { return Outcome::Settled };
+    if row.status != FileStatus::Fetched || row.done.is_empty() {
+        return Outcome::Settled;
+    }
+    let holders = match inner.net.closest_peers(file_id.as_bytes().to_vec()).await {
+        Ok(holders) => holders,
+        Err(e) => {
+            tracing::debug!(file = %file_id.fmt_short(), error = %e, "release waits");
+            return Outcome::Retry;
+        }
+    };
+    let (mut answered, mut dropped) = (0usize, 0u64);
+    for peer in holders {
+        let mut control = inner.net.streams();
+        let opened = tokio::time::timeout(PUT_TIMEOUT, control.open_stream(peer, FILE_PROTOCOL));
+        let Ok(Ok(stream)) = opened.await else { continue };
+        let mut channel = Channel::new(stream);
+        match exchange(&mut channel, &Request::Drop { file_id }).await {
+            Ok(Response::Dropped(n)) => {
+                answered += 1;
+                dropped += u64::from(n);
+            }
+            Ok(Response::Refused(_)) => answered += 1,
+            _ => {}
+        }
+    }
+    if answered == 0 {
+        return Outcome::Retry;
+    }
+    tracing::info!(file = %file_id.fmt_short(), servers = answered, shards = dropped, "stored shards released");
+    row.done = Vec::new();
+    row.updated_at = Timestamp::now();
+    match inner.store.put_file(row).await {
+        Ok(()) => Outcome::Settled,
+        Err(_) => Outcome::Retry,
     }
 }
 

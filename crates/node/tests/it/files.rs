@@ -88,10 +88,15 @@ async fn files_of_every_edge_size_arrive_byte_identical() {
     // The non-UTF-8 name was made safe and readable.
     let odd = files.iter().find(|f| f.size == 3 * mib as u64 + 17).unwrap();
     assert!(odd.path.as_deref().unwrap().ends_with("odd \u{fffd}\u{fffd} name.dat"), "{odd:?}");
-    // Bob's history shows the caption; alice's shows her offered file.
-    let mine = a.history(b.address(), 50, None).await.unwrap();
-    assert!(mine.iter().all(|e| e.text == "here you go"));
-    assert!(mine.iter().all(|e| e.attachment.as_ref().unwrap().status == "offered"));
+    // Bob's history shows the caption; alice's shows her files, fetched once bob's
+    // receipts came.
+    eventually(Duration::from_secs(30), || async {
+        let mine = a.history(b.address(), 50, None).await.unwrap();
+        assert!(mine.iter().all(|e| e.text == "here you go"));
+        let statuses: Vec<_> = mine.iter().map(|e| e.attachment.as_ref().unwrap().status).collect();
+        if statuses.iter().all(|s| *s == "fetched") { Ok(()) } else { Err(statuses) }
+    })
+    .await;
     // No partial file is left behind.
     let partial = dir.path().join("bob-downloads/.partial");
     assert_eq!(std::fs::read_dir(partial).unwrap().count(), 0);
@@ -237,6 +242,95 @@ async fn stored_case(servers: usize, kill: usize, corrupt: bool, size: usize) {
     assert_eq!(std::fs::read(b.file_path(file_id).await.unwrap()).unwrap(), data);
     let detected = b.metrics().file_shards_corrupt.get();
     assert_eq!(detected, corrupted as u64, "corrupt shards counted");
+    bob.shutdown().await;
+    net.shutdown().await;
+}
+
+/// Shards a server node keeps, in all (read from its database).
+fn shards_kept(dir: &Path, servers: usize) -> i64 {
+    (0..servers)
+        .map(|i| {
+            let db = rusqlite::Connection::open(dir.join(format!("server{i}.db"))).unwrap();
+            db.busy_timeout(Duration::from_secs(5)).unwrap();
+            db.query_row("SELECT COUNT(*) FROM shards", [], |r| r.get::<_, i64>(0)).unwrap()
+        })
+        .sum()
+}
+
+/// Asks `server` to `Drop` a file's shards over a bare connection (not the sender's).
+async fn drop_as_stranger(
+    client: &communitas_testkit::BareClient,
+    server: communitas_net::libp2p::PeerId,
+    file_id: communitas_types::FileId,
+) -> communitas_proto::file::wire::Response {
+    use communitas_proto::file::wire::{PROTOCOL, Request, Response};
+    use futures::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let protocol = communitas_net::libp2p::StreamProtocol::new(PROTOCOL);
+    let mut stream = client.net.streams().open_stream(server, protocol).await.unwrap();
+    let body = Request::Drop { file_id }.to_bytes();
+    stream.write_all(&(body.len() as u32).to_be_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut answer = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut answer).await.unwrap();
+    Response::from_bytes(&answer).unwrap()
+}
+
+/// Bob was away, so alice's file went to server nodes. Once bob has it, his receipt
+/// makes alice's file `fetched` and her node asks the servers to drop the shards; a
+/// stranger asking the same drops nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_shards_are_released_once_the_recipient_has_the_file() {
+    use communitas_net::libp2p::multiaddr::Protocol;
+    use communitas_proto::file::wire::Response;
+
+    let servers = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), servers, &["alice"]).await;
+    let boot = net.servers[servers - 1].handle().dial_addrs().await.unwrap();
+    let seeds = communitas_testkit::Seeds::random();
+    let bob = communitas_testkit::memory_node_with(dir.path(), "bob", false, &boot, seeds).await;
+    let a = net.users[0].handle();
+    let bob_address = bob.handle().address();
+    eventually(Duration::from_secs(120), || a.add_contact(bob_address, None)).await;
+    bob.shutdown().await;
+
+    let data = bytes((3 << 20) + 5, 7);
+    let path = write(dir.path(), b"photos.zip", &data);
+    let (id, file_id, _) = a.send_file(bob_address, "when you are back", path).await.unwrap();
+    eventually(Duration::from_secs(300), || async {
+        let file = a.file(file_id).await.unwrap();
+        if file.status == "stored" { Ok(()) } else { Err((file.status, file.progress)) }
+    })
+    .await;
+    let kept = shards_kept(dir.path(), servers);
+    assert_eq!(kept, 4 * 14, "every shard of the 4 stripes is on a server");
+
+    // A stranger cannot drop alice's shards.
+    for server in &net.servers {
+        let addrs = server.handle().dial_addrs().await.unwrap();
+        let Some(Protocol::P2p(peer)) = addrs[0].iter().last() else { panic!("no peer id") };
+        let stranger = communitas_testkit::BareClient::start(&addrs);
+        assert_eq!(drop_as_stranger(&stranger, peer, file_id).await, Response::Dropped(0));
+        stranger.stop().await;
+    }
+    assert_eq!(shards_kept(dir.path(), servers), kept);
+
+    // Bob comes back and fetches it; alice hears, and the servers let the shards go.
+    let bob = communitas_testkit::memory_node_with(dir.path(), "bob", false, &boot, seeds).await;
+    let b = bob.handle();
+    bob_sees(&b, a.address(), "done").await;
+    assert_eq!(std::fs::read(b.file_path(file_id).await.unwrap()).unwrap(), data);
+    eventually(Duration::from_secs(60), || async {
+        let file = a.file(file_id).await.unwrap();
+        let left = shards_kept(dir.path(), servers);
+        if file.status == "fetched" && left == 0 { Ok(()) } else { Err((file.status, left)) }
+    })
+    .await;
+    assert_eq!(a.message_status(id).await.unwrap().map(|s| s.as_str()), Some("delivered"));
     bob.shutdown().await;
     net.shutdown().await;
 }

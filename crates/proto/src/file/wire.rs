@@ -54,6 +54,11 @@ pub enum Request {
         /// The file.
         file_id: FileId,
     },
+    /// The recipient has the file: drop the shards of it that I put here.
+    Drop {
+        /// The file.
+        file_id: FileId,
+    },
 }
 
 /// Why a request was not served.
@@ -132,6 +137,8 @@ pub enum Response {
     Stored,
     /// The shards held of a file: `(stripe, mask)` pairs.
     Holding(Vec<(u32, ShardMask)>),
+    /// A `Drop` was done: this many shards of the asker's were removed.
+    Dropped(u32),
     /// Not served.
     Refused(Refusal),
 }
@@ -139,10 +146,12 @@ pub enum Response {
 const REQ_GET: u8 = 1;
 const REQ_PUT: u8 = 2;
 const REQ_HAVE: u8 = 3;
+const REQ_DROP: u8 = 4;
 const RESP_SHARDS: u8 = 1;
 const RESP_STORED: u8 = 2;
 const RESP_HOLDING: u8 = 3;
 const RESP_REFUSED: u8 = 4;
+const RESP_DROPPED: u8 = 5;
 
 fn write_hashes(w: &mut Writer, hashes: &[Hash]) {
     w.u8(u8::try_from(hashes.len()).unwrap_or(u8::MAX));
@@ -175,6 +184,9 @@ impl Request {
             Request::Have { file_id } => {
                 w.u8(REQ_HAVE).raw(file_id.as_bytes());
             }
+            Request::Drop { file_id } => {
+                w.u8(REQ_DROP).raw(file_id.as_bytes());
+            }
         }
         w.into_vec()
     }
@@ -204,6 +216,7 @@ impl Request {
                 Request::Put { file_id, stripe, index, hashes, shard }
             }
             REQ_HAVE => Request::Have { file_id: FileId::from_bytes(r.array("file id")?) },
+            REQ_DROP => Request::Drop { file_id: FileId::from_bytes(r.array("file id")?) },
             _ => return Err(DecodeError::InvalidValue { field: "request" }),
         };
         r.finish()?;
@@ -233,6 +246,11 @@ impl Response {
                 for (stripe, mask) in stripes {
                     w.u32(*stripe).u32(u32::from(*mask));
                 }
+                w.into_vec()
+            }
+            Response::Dropped(count) => {
+                let mut w = Writer::with_capacity(5);
+                w.u8(RESP_DROPPED).u32(*count);
                 w.into_vec()
             }
             Response::Refused(why) => vec![RESP_REFUSED, why.to_u8()],
@@ -279,6 +297,7 @@ impl Response {
                 }
                 Response::Holding(stripes)
             }
+            RESP_DROPPED => Response::Dropped(r.u32("dropped")?),
             RESP_REFUSED => Response::Refused(Refusal::from_u8(r.u8("refusal")?)),
             _ => return Err(DecodeError::InvalidValue { field: "response" }),
         };
@@ -300,6 +319,7 @@ mod tests {
             Request::Get { file_id: ID, stripe: 3, mask: DATA_MASK },
             Request::Put { file_id: ID, stripe: 9, index: 13, hashes, shard: vec![1, 2, 3] },
             Request::Have { file_id: ID },
+            Request::Drop { file_id: ID },
         ] {
             assert_eq!(Request::from_bytes(&request.to_bytes()), Ok(request));
         }
@@ -314,6 +334,7 @@ mod tests {
             },
             Response::Stored,
             Response::Holding(vec![(0, 0x3fff), (7, 1)]),
+            Response::Dropped(28),
             Response::Refused(Refusal::SourceChanged),
             Response::Refused(Refusal::Unknown(77)),
         ] {

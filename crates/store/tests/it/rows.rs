@@ -258,9 +258,49 @@ async fn shards_are_kept_within_quota_listed_and_expired() {
     assert_eq!(shards, vec![(12, vec![12; 100])]);
     assert_eq!(store.shards(file_id, 0, 1 << 5, now).await.unwrap(), None);
 
+    // Only the sender who put them can drop them.
+    assert_eq!(store.drop_shards(file_id, "b".into()).await.unwrap(), 2);
+    assert_eq!(store.drop_shards(FileId::from_bytes([7; 16]), "a".into()).await.unwrap(), 0);
+    assert_eq!(store.shards_held(file_id, now).await.unwrap(), vec![(0, (1 << 3) | (1 << 12))]);
+
     let later = Timestamp::from_millis(2_000);
     assert!(store.shards_held(file_id, later).await.unwrap().is_empty());
-    assert_eq!(store.expire_shards(later).await.unwrap(), 4);
+    assert_eq!(store.expire_shards(later).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_fetched_sent_file_stays_fetched_and_is_released_once() {
+    use communitas_store::{FileRow, FileStatus};
+    use communitas_types::FileId;
+
+    let (_dir, store) = open();
+    let mut row = FileRow {
+        file_id: FileId::from_bytes([8; 16]),
+        message_id: MessageId::from_bytes([8; 16]),
+        direction: Direction::Out,
+        peer: bob(),
+        size: 3 << 20,
+        path: None,
+        status: FileStatus::Uploading,
+        done: vec![0b011],
+        fetched: 0,
+        error: None,
+        updated_at: Timestamp::from_millis(1),
+    };
+    store.put_file(row.clone()).await.unwrap();
+    let mut fetched = row.clone();
+    fetched.status = FileStatus::Fetched;
+    store.put_file(fetched).await.unwrap();
+    // An upload still running writes its progress: the status does not go back.
+    row.done = vec![0b111];
+    store.put_file(row.clone()).await.unwrap();
+    let now = store.file(row.file_id).await.unwrap().unwrap();
+    assert_eq!((now.status, now.done.clone()), (FileStatus::Fetched, vec![0b111]));
+    // Shards to release: picked up at start until the bitmap is cleared.
+    assert_eq!(store.unfinished_files().await.unwrap(), vec![now.clone()]);
+    let released = FileRow { done: Vec::new(), ..now };
+    store.put_file(released).await.unwrap();
+    assert!(store.unfinished_files().await.unwrap().is_empty());
 }
 
 #[tokio::test]
