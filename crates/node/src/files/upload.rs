@@ -7,6 +7,7 @@
 //! finds the same ones). Shard `i` of stripe `s` goes to holder `(i + s) mod H`, so
 //! with `H ≥ 14` every holder keeps at most one shard per stripe and any four may be
 //! lost; with fewer holders, each keeps `⌈14 / H⌉` and fewer losses are survivable.
+//! A stripe's shards go to their holders at once, each holder over its own stream.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -84,9 +85,7 @@ async fn upload(inner: &Arc<Inner>, file_id: FileId) -> Result<(), Option<String
             return Err(None);
         }
         let encoded = encode(inner, &file, &manifest, stripe).await?;
-        for index in 0..SHARDS {
-            place(inner, &mut streams, &holders, &manifest, stripe, index, &encoded).await?;
-        }
+        place_stripe(inner, &mut streams, &holders, &manifest, stripe, &encoded).await?;
         mark_done(&mut row.done, stripe);
         if stripe % CHECKPOINT_STRIPES == CHECKPOINT_STRIPES - 1 {
             row.updated_at = Timestamp::now();
@@ -131,6 +130,66 @@ async fn encode(
     Ok(encoded)
 }
 
+/// Puts the shards of a stripe on their holders, all holders at once (one round trip
+/// per stripe instead of one per shard: what matters on a WAN). A shard its holder
+/// does not take goes to the next holders, one after another.
+async fn place_stripe(
+    inner: &Inner,
+    streams: &mut HashMap<PeerId, Channel>,
+    holders: &[PeerId],
+    m: &Manifest,
+    stripe: u64,
+    encoded: &EncodedStripe,
+) -> Result<(), Option<String>> {
+    let used = holders.len().min(usize::from(SHARDS));
+    let mut groups: HashMap<PeerId, Vec<u8>> = HashMap::new();
+    for index in 0..SHARDS {
+        let first = (usize::from(index) + stripe as usize) % used;
+        groups.entry(holders[first]).or_default().push(index);
+    }
+    let puts = groups.into_iter().map(|(peer, indices)| {
+        let mut channel = streams.remove(&peer);
+        async move {
+            let mut refused = Vec::new();
+            for index in indices {
+                let request = put_request(m, stripe, index, encoded)?;
+                if put(inner, &mut channel, peer, &request).await.is_err() {
+                    channel = None;
+                    refused.push(index);
+                }
+            }
+            Ok::<_, Option<String>>((peer, channel, refused))
+        }
+    });
+    let mut retry = Vec::new();
+    for placed in futures::future::join_all(puts).await {
+        let (peer, channel, refused) = placed?;
+        if let Some(channel) = channel {
+            streams.insert(peer, channel);
+        }
+        retry.extend(refused);
+    }
+    for index in retry {
+        place(inner, streams, holders, m, stripe, index, encoded).await?;
+    }
+    Ok(())
+}
+
+fn put_request(
+    m: &Manifest,
+    stripe: u64,
+    index: u8,
+    encoded: &EncodedStripe,
+) -> Result<Request, Option<String>> {
+    Ok(Request::Put {
+        file_id: m.file_id,
+        stripe: u32::try_from(stripe).map_err(|_| Some("stripe out of range".to_owned()))?,
+        index,
+        hashes: encoded.hashes.clone(),
+        shard: encoded.shards[usize::from(index)].clone(),
+    })
+}
+
 /// Puts shard `index` of `stripe` on its holder, or on the next ones if it refuses.
 async fn place(
     inner: &Inner,
@@ -143,48 +202,46 @@ async fn place(
 ) -> Result<(), Option<String>> {
     let used = holders.len().min(usize::from(SHARDS));
     let first = (usize::from(index) + stripe as usize) % used;
-    let request = Request::Put {
-        file_id: m.file_id,
-        stripe: u32::try_from(stripe).map_err(|_| Some("stripe out of range".to_owned()))?,
-        index,
-        hashes: encoded.hashes.clone(),
-        shard: encoded.shards[usize::from(index)].clone(),
-    };
+    let request = put_request(m, stripe, index, encoded)?;
     let mut last = String::new();
     // The preferred holder, then the others in order of closeness.
     let order = std::iter::once(first).chain((0..holders.len()).filter(move |i| *i != first));
     for i in order {
         let peer = holders[i];
-        match put(inner, streams, peer, &request).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                streams.remove(&peer);
-                last = e;
+        let mut channel = streams.remove(&peer);
+        match put(inner, &mut channel, peer, &request).await {
+            Ok(()) => {
+                if let Some(channel) = channel {
+                    streams.insert(peer, channel);
+                }
+                return Ok(());
             }
+            Err(e) => last = e,
         }
     }
     Err(Some(format!("no server node kept shard {index} of stripe {stripe}: {last}")))
 }
 
+/// One put on `peer`, over `channel` (opened first if there is none).
 async fn put(
     inner: &Inner,
-    channels: &mut HashMap<PeerId, Channel>,
+    channel: &mut Option<Channel>,
     peer: PeerId,
     request: &Request,
 ) -> Result<(), String> {
-    let channel = match channels.entry(peer) {
-        std::collections::hash_map::Entry::Occupied(open) => open.into_mut(),
-        std::collections::hash_map::Entry::Vacant(slot) => {
+    let open = match channel {
+        Some(open) => open,
+        None => {
             let mut control = inner.net.streams();
             let stream =
                 tokio::time::timeout(PUT_TIMEOUT, control.open_stream(peer, FILE_PROTOCOL))
                     .await
                     .map_err(|_| "timed out".to_owned())?
                     .map_err(|e| e.to_string())?;
-            slot.insert(Channel::new(stream))
+            channel.insert(Channel::new(stream))
         }
     };
-    match exchange(channel, request).await? {
+    match exchange(open, request).await? {
         Response::Stored => Ok(()),
         Response::Refused(why) => Err(why.to_string()),
         _ => Err("unexpected answer".into()),

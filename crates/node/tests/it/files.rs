@@ -334,3 +334,32 @@ async fn stored_shards_are_released_once_the_recipient_has_the_file() {
     bob.shutdown().await;
     net.shutdown().await;
 }
+
+/// A measurement, not a check (`--run-ignored only stored_upload_time --no-capture`):
+/// how long alice's node takes to put a 32 MiB file on 7 server nodes (in-process,
+/// memory transport), from `send_file` to `stored`. Figures in docs/benchmarks.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn stored_upload_time() {
+    let servers = 7;
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), servers, &["alice"]).await;
+    let boot = net.servers[servers - 1].handle().dial_addrs().await.unwrap();
+    let bob = communitas_testkit::memory_node(dir.path(), "bob", false, &boot).await;
+    let a = net.users[0].handle();
+    let bob_address = bob.handle().address();
+    eventually(Duration::from_secs(120), || a.add_contact(bob_address, None)).await;
+    bob.shutdown().await;
+    let data = bytes(32 << 20, 9);
+    let path = write(dir.path(), b"big.bin", &data);
+    let start = std::time::Instant::now();
+    let (_, file_id, _) = a.send_file(bob_address, "", path).await.unwrap();
+    eventually(Duration::from_secs(600), || async {
+        let file = a.file(file_id).await.unwrap();
+        if file.status == "stored" { Ok(()) } else { Err((file.status, file.progress)) }
+    })
+    .await;
+    let took = start.elapsed();
+    println!("stored_upload_time: 32 MiB on {servers} servers in {:.2} s", took.as_secs_f64());
+    net.shutdown().await;
+}
