@@ -202,16 +202,29 @@ fn corrupt_shards(dir: &Path, name: &str) -> usize {
     .unwrap()
 }
 
-async fn stored_case(servers: usize, kill: usize, corrupt: bool, size: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut net = Network::start(dir.path(), servers, &["alice"]).await;
+/// `servers` server nodes and alice; bob, whose keys are `seeds`, joins once (so alice
+/// can find and add him) and leaves. Returns the network, the address bob's node
+/// bootstraps from when he comes back, and his address.
+async fn with_bob_away(
+    dir: &Path,
+    servers: usize,
+    seeds: communitas_testkit::Seeds,
+) -> (Network, Vec<communitas_net::libp2p::Multiaddr>, communitas_types::Address) {
+    let net = Network::start(dir, servers, &["alice"]).await;
     let boot = net.servers[servers - 1].handle().dial_addrs().await.unwrap();
-    let seeds = communitas_testkit::Seeds::random();
-    let bob = communitas_testkit::memory_node_with(dir.path(), "bob", false, &boot, seeds).await;
+    let bob = communitas_testkit::memory_node_with(dir, "bob", false, &boot, seeds).await;
     let a = net.users[0].handle();
     let bob_address = bob.handle().address();
     eventually(Duration::from_secs(120), || a.add_contact(bob_address, None)).await;
     bob.shutdown().await;
+    (net, boot, bob_address)
+}
+
+async fn stored_case(servers: usize, kill: usize, corrupt: bool, size: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let seeds = communitas_testkit::Seeds::random();
+    let (mut net, boot, bob_address) = with_bob_away(dir.path(), servers, seeds).await;
+    let a = net.users[0].handle();
 
     let data = bytes(size, 42);
     let path = write(dir.path(), b"report.pdf", &data);
@@ -289,14 +302,9 @@ async fn stored_shards_are_released_once_the_recipient_has_the_file() {
 
     let servers = 3;
     let dir = tempfile::tempdir().unwrap();
-    let net = Network::start(dir.path(), servers, &["alice"]).await;
-    let boot = net.servers[servers - 1].handle().dial_addrs().await.unwrap();
     let seeds = communitas_testkit::Seeds::random();
-    let bob = communitas_testkit::memory_node_with(dir.path(), "bob", false, &boot, seeds).await;
+    let (net, boot, bob_address) = with_bob_away(dir.path(), servers, seeds).await;
     let a = net.users[0].handle();
-    let bob_address = bob.handle().address();
-    eventually(Duration::from_secs(120), || a.add_contact(bob_address, None)).await;
-    bob.shutdown().await;
 
     let data = bytes((3 << 20) + 5, 7);
     let path = write(dir.path(), b"photos.zip", &data);
@@ -343,13 +351,9 @@ async fn stored_shards_are_released_once_the_recipient_has_the_file() {
 async fn stored_upload_time() {
     let servers = 7;
     let dir = tempfile::tempdir().unwrap();
-    let net = Network::start(dir.path(), servers, &["alice"]).await;
-    let boot = net.servers[servers - 1].handle().dial_addrs().await.unwrap();
-    let bob = communitas_testkit::memory_node(dir.path(), "bob", false, &boot).await;
+    let seeds = communitas_testkit::Seeds::random();
+    let (net, _, bob_address) = with_bob_away(dir.path(), servers, seeds).await;
     let a = net.users[0].handle();
-    let bob_address = bob.handle().address();
-    eventually(Duration::from_secs(120), || a.add_contact(bob_address, None)).await;
-    bob.shutdown().await;
     let data = bytes(32 << 20, 9);
     let path = write(dir.path(), b"big.bin", &data);
     let start = std::time::Instant::now();
