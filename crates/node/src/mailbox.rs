@@ -32,8 +32,12 @@ use crate::{Inner, MESSAGE_TTL};
 /// Copies of each envelope: the R closest server nodes (ARCHITECTURE §6).
 pub(crate) const REPLICAS: usize = 5;
 /// Default quotas per recipient and per sending peer.
-pub(crate) const LIMITS: MailboxLimits =
-    MailboxLimits { max_envelopes: 10_000, max_bytes: 256 * 1024 * 1024, max_per_sender: 20_000 };
+pub(crate) const LIMITS: MailboxLimits = MailboxLimits {
+    max_envelopes: 10_000,
+    max_bytes: 256 * 1024 * 1024,
+    max_per_sender: 20_000,
+    max_total_bytes: 16 << 30,
+};
 /// A challenge's nonce is good this long, once.
 const NONCE_TTL: Duration = Duration::from_secs(60);
 /// After a proven fetch, acks from that peer for that mailbox are accepted this long.
@@ -306,6 +310,11 @@ async fn put(
         Ok(PutOutcome::SenderOverQuota) => {
             inner.metrics.refuse("mailbox_sender_quota");
             MboxResponse::Refused(Refusal::SenderOverQuota)
+        }
+        // The sender tries the other holders, as for a full mailbox.
+        Ok(PutOutcome::ServerFull) => {
+            inner.metrics.refuse("mailbox_server_full");
+            MboxResponse::Refused(Refusal::MailboxFull)
         }
         Ok(_) | Err(_) => {
             inner.metrics.refuse("mailbox_unavailable");

@@ -224,7 +224,7 @@ impl Metrics {
             "refused",
             "What this node turned away, by what: connection_limit, memory_limit, \
              relay_reservation, relay_circuit, mailbox_full, mailbox_sender_quota, \
-             mailbox_unavailable",
+             mailbox_server_full, mailbox_unavailable",
             net.refused.clone(),
         );
         metrics.net = Some(net);

@@ -459,6 +459,9 @@ pub struct MailboxLimits {
     pub max_bytes: u64,
     /// Envelopes stored from one sending peer, over all mailboxes.
     pub max_per_sender: u32,
+    /// Envelope bytes kept in all mailboxes together: a server's disk is finite, and
+    /// new PeerIds (new senders) are free to make.
+    pub max_total_bytes: u64,
 }
 
 /// An envelope waiting in a mailbox, with its BLAKE3 hash.
@@ -478,6 +481,8 @@ pub enum PutOutcome {
     SenderOverQuota,
     /// Its owner already acknowledged this envelope here: it is not taken back.
     AlreadyAcked,
+    /// The server keeps as many envelope bytes as it may, over all mailboxes.
+    ServerFull,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -519,6 +524,12 @@ pub(crate) fn mbox_put(
     )?;
     if from_sender >= limits.max_per_sender {
         return Ok(PutOutcome::SenderOverQuota);
+    }
+    // Kept by triggers on `mailbox` (migration 8): one row, no scan.
+    let total: i64 =
+        conn.query_row("SELECT bytes FROM mailbox_usage WHERE id = 1", [], |r| r.get(0))?;
+    if total.saturating_add(size) > i64::try_from(limits.max_total_bytes).unwrap_or(i64::MAX) {
+        return Ok(PutOutcome::ServerFull);
     }
     conn.execute(
         "INSERT INTO mailbox (hash, mailbox, envelope, sender_peer, received_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -107,6 +107,22 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX mailbox_tombstones_expiry ON mailbox_tombstones (expires_at);
     ",
+    // 8: envelope bytes over all mailboxes, kept by triggers, so a put checks the
+    // server-wide cap without a scan.
+    "
+    CREATE TABLE mailbox_usage (
+        id    INTEGER PRIMARY KEY CHECK (id = 1),
+        bytes INTEGER NOT NULL
+    );
+    INSERT INTO mailbox_usage (id, bytes)
+        VALUES (1, (SELECT COALESCE(SUM(LENGTH(envelope)), 0) FROM mailbox));
+    CREATE TRIGGER mailbox_usage_put AFTER INSERT ON mailbox BEGIN
+        UPDATE mailbox_usage SET bytes = bytes + LENGTH(NEW.envelope) WHERE id = 1;
+    END;
+    CREATE TRIGGER mailbox_usage_drop AFTER DELETE ON mailbox BEGIN
+        UPDATE mailbox_usage SET bytes = bytes - LENGTH(OLD.envelope) WHERE id = 1;
+    END;
+    ",
 ];
 
 /// The schema version this build writes.

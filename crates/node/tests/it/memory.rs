@@ -241,6 +241,7 @@ async fn a_flood_of_puts_cannot_fill_past_quota_or_starve_others() {
             max_envelopes: 25,
             max_bytes: 1 << 30,
             max_per_sender: 1000,
+            max_total_bytes: 1 << 30,
         },
         ..Config::default()
     };

@@ -8,8 +8,12 @@ use communitas_types::{MailboxId, Timestamp};
 
 use super::key;
 
-const LIMITS: MailboxLimits =
-    MailboxLimits { max_envelopes: 100, max_bytes: 1 << 20, max_per_sender: 100 };
+const LIMITS: MailboxLimits = MailboxLimits {
+    max_envelopes: 100,
+    max_bytes: 1 << 20,
+    max_per_sender: 100,
+    max_total_bytes: 1 << 30,
+};
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -96,4 +100,41 @@ async fn holders_list_their_mailboxes_hashes_and_entries_with_expiry() {
     assert!(store.mailbox_entries(boxes[1], vec![hash(11)], later).await.unwrap().is_empty());
     let gone = now.saturating_add(Duration::from_secs(103));
     assert!(store.mailbox_held(None, gone, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_server_wide_cap_counts_every_mailbox_and_frees_on_ack_and_expiry() {
+    let (_dir, store) = open();
+    let now = Timestamp::from_millis(1_780_000_000_000);
+    // Room for three 40-byte envelopes in all.
+    let limits = MailboxLimits { max_total_bytes: 120, ..LIMITS };
+    let put = |n: u8, ttl: u64| {
+        let mailbox = MailboxId::from_bytes([n; 32]);
+        let expires = now.saturating_add(Duration::from_secs(ttl));
+        let store = store.clone();
+        async move {
+            store
+                .mailbox_put(
+                    hash(n),
+                    mailbox,
+                    vec![n; 40],
+                    format!("peer {n}"),
+                    now,
+                    expires,
+                    limits,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(put(1, 10).await, PutOutcome::Stored);
+    assert_eq!(put(2, 100).await, PutOutcome::Stored);
+    assert_eq!(put(3, 100).await, PutOutcome::Stored);
+    // Another mailbox, another sender: the server is full all the same.
+    assert_eq!(put(4, 100).await, PutOutcome::ServerFull);
+    // Expiry makes room again.
+    let later = now.saturating_add(Duration::from_secs(50));
+    assert!(store.expire(later).await.unwrap() >= 1);
+    assert_eq!(put(4, 100).await, PutOutcome::Stored);
+    assert_eq!(put(5, 100).await, PutOutcome::ServerFull);
 }
