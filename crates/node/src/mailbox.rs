@@ -44,6 +44,9 @@ const NONCE_TTL: Duration = Duration::from_secs(60);
 const SESSION_TTL: Duration = Duration::from_secs(600);
 /// Outstanding nonces and sessions kept; beyond, the oldest are dropped.
 const MAX_PENDING: usize = 10_000;
+/// Outstanding nonces one peer may have (an owner asks for one or two mailboxes):
+/// a peer asking for many cannot push everybody else's out.
+const NONCES_PER_PEER: usize = 8;
 /// Bytes asked for per fetch.
 const FETCH_BYTES: u32 = 4 * 1024 * 1024;
 /// Owner notifications in flight at once.
@@ -158,7 +161,14 @@ pub(crate) async fn serve(
                 continue;
             }
             MboxRequest::Challenge { mailbox } => {
-                prune(&mut nonces, |(_, at)| at.elapsed() < NONCE_TTL);
+                prune(&mut nonces, |(_, at)| at.elapsed() < NONCE_TTL, |(_, at)| *at);
+                let mine: Vec<_> = nonces.iter().filter(|((p, _), _)| *p == peer).collect();
+                if mine.len() >= NONCES_PER_PEER
+                    && let Some(oldest) =
+                        mine.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| **k)
+                {
+                    nonces.remove(&oldest);
+                }
                 match random::bytes::<32>() {
                     Ok(nonce) => {
                         nonces.insert((peer, mailbox), (nonce, Instant::now()));
@@ -177,7 +187,7 @@ pub(crate) async fn serve(
                             issued.is_some_and(|(n, at)| n == nonce && at.elapsed() < NONCE_TTL);
                         let signed = fetch_signed_bytes(&own_peer, &peer, &nonce, &mailbox);
                         if fresh && identity.verify(&signed, &signature) {
-                            prune(&mut sessions, |at| at.elapsed() < SESSION_TTL);
+                            prune(&mut sessions, |at| at.elapsed() < SESSION_TTL, |at| *at);
                             sessions.insert((peer, mailbox), Instant::now());
                             let max = usize::try_from(max_bytes.min(FETCH_BYTES)).unwrap_or(0);
                             let inner = inner.clone();
@@ -248,11 +258,23 @@ fn spawn_put(
     });
 }
 
-/// Keeps the entries `keep` accepts; if the map is still too big, empties it.
-fn prune<K, V>(map: &mut HashMap<K, V>, keep: impl Fn(&V) -> bool) {
+/// Keeps the entries `keep` accepts; if the map is still at [`MAX_PENDING`], drops
+/// the oldest (by `born`) down to nine tenths of it, so a flood of new entries costs
+/// the oldest ones, not everybody's.
+fn prune<K: Clone + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    keep: impl Fn(&V) -> bool,
+    born: impl Fn(&V) -> Instant,
+) {
     map.retain(|_, v| keep(v));
-    if map.len() >= MAX_PENDING {
-        map.clear();
+    if map.len() < MAX_PENDING {
+        return;
+    }
+    let mut ages: Vec<(Instant, K)> = map.iter().map(|(k, v)| (born(v), k.clone())).collect();
+    ages.sort_unstable_by_key(|(at, _)| *at);
+    let excess = map.len() - MAX_PENDING * 9 / 10;
+    for (_, key) in ages.into_iter().take(excess) {
+        map.remove(&key);
     }
 }
 
@@ -543,4 +565,26 @@ async fn accept_all(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_map_loses_its_oldest_entries_not_all() {
+        let start = Instant::now();
+        let mut map: HashMap<usize, Instant> =
+            (0..MAX_PENDING).map(|n| (n, start + Duration::from_millis(n as u64))).collect();
+        // All live, and the map is full: the oldest tenth goes.
+        prune(&mut map, |_| true, |at| *at);
+        assert_eq!(map.len(), MAX_PENDING * 9 / 10);
+        let oldest_kept = map.keys().min().copied();
+        assert_eq!(oldest_kept, Some(MAX_PENDING - MAX_PENDING * 9 / 10));
+        assert!(map.contains_key(&(MAX_PENDING - 1)), "the newest entry stays");
+        // Below the bound, only stale entries go.
+        let cut = start + Duration::from_millis((MAX_PENDING - 10) as u64);
+        prune(&mut map, |at| *at >= cut, |at| *at);
+        assert_eq!(map.len(), 10);
+    }
 }
