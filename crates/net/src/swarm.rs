@@ -36,6 +36,10 @@ pub(crate) fn build(
             )
             .map_err(|e| err(&e))?
             .with_quic()
+            // `/dns4/…`, `/dns6/…` and `/dns/…` addresses (bootstrap lists), resolved
+            // with the system's configuration.
+            .with_dns()
+            .map_err(|e| err(&e))?
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(|e| err(&e))?
             .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))

@@ -19,7 +19,10 @@ fn alice_messages_bob_by_four_words_across_real_processes() {
     let s1 = Daemon::start(&homes[1].0, true, Some(&s0.dial[0]));
     let s2 = Daemon::start(&homes[2].0, true, Some(&s0.dial[0]));
     let alice = Daemon::start(&homes[3].0, false, Some(&s1.dial[0]));
-    let bob = Daemon::start(&homes[4].0, false, Some(&s2.dial[0]));
+    // Bob joins through a DNS name (bootstrap lists of real deployments use them).
+    let by_name = s2.dial[0].replace("/ip4/127.0.0.1/", "/dns4/localhost/");
+    assert!(by_name.starts_with("/dns4/localhost/tcp/"), "{by_name}");
+    let bob = Daemon::start(&homes[4].0, false, Some(&by_name));
     let (alice_home, bob_home) = (&homes[3].0, &homes[4].0);
     let (alice_addr, bob_addr) = (homes[3].1.clone(), homes[4].1.clone());
 
