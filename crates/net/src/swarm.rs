@@ -27,28 +27,29 @@ pub(crate) fn build(
 ) -> Result<Swarm<Behaviour>, Error> {
     let err = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
     let swarm = match config.transport {
-        Transport::Sockets => libp2p::SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| err(&e))?
-            .with_quic()
-            // `/dns4/…`, `/dns6/…` and `/dns/…` addresses (bootstrap lists), resolved
-            // with the system's configuration.
-            .with_dns()
-            .map_err(|e| err(&e))?
-            .with_relay_client(noise::Config::new, yamux::Config::default)
-            .map_err(|e| err(&e))?
-            .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
-            .map_err(|e| err(&e))?
-            .with_swarm_config(|c| {
-                c.with_idle_connection_timeout(IDLE_TIMEOUT)
-                    .with_dial_concurrency_factor(DIAL_CONCURRENCY)
-            })
-            .build(),
+        Transport::Sockets => {
+            let dns = resolver_config();
+            libp2p::SwarmBuilder::with_existing_identity(key)
+                .with_tokio()
+                .with_tcp(
+                    tcp::Config::default().nodelay(true),
+                    noise::Config::new,
+                    yamux::Config::default,
+                )
+                .map_err(|e| err(&e))?
+                .with_quic()
+                // `/dns4/…`, `/dns6/…` and `/dns/…` addresses (bootstrap lists).
+                .with_dns_config(dns.0, dns.1)
+                .with_relay_client(noise::Config::new, yamux::Config::default)
+                .map_err(|e| err(&e))?
+                .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
+                .map_err(|e| err(&e))?
+                .with_swarm_config(|c| {
+                    c.with_idle_connection_timeout(IDLE_TIMEOUT)
+                        .with_dial_concurrency_factor(DIAL_CONCURRENCY)
+                })
+                .build()
+        }
         Transport::Memory => libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_other_transport(|key| {
@@ -78,4 +79,14 @@ fn boxed(
     e: impl std::error::Error + Send + Sync + 'static,
 ) -> Box<dyn std::error::Error + Send + Sync> {
     Box::new(e)
+}
+
+/// The system's resolver configuration; without one (no `/etc/resolv.conf`), none:
+/// names then resolve from the hosts file only, and the node still starts. Never a
+/// public resolver the user did not choose.
+fn resolver_config() -> (libp2p::dns::ResolverConfig, libp2p::dns::ResolverOpts) {
+    hickory_resolver::system_conf::read_system_conf().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "no DNS configuration: DNS names resolve from the hosts file only");
+        (libp2p::dns::ResolverConfig::from_parts(None, Vec::new(), Vec::new()), Default::default())
+    })
 }
