@@ -21,29 +21,25 @@ use crate::passphrase::Source;
 pub(crate) fn run(home: &Path, old: Source, new: Source) -> Result<()> {
     // No identity: say so before asking for anything or touching the home.
     home::read_keystore(home)?;
+    // Both asked for first: the home's lock is never held while someone types.
+    let old = old.read(false)?;
+    let new = new.read(true)?;
     match daemon::try_lock_home(home)? {
-        Some(_lock) => {
-            let old = old.read(false)?;
-            let new = new.read(true)?;
-            rekey_file(home, old.as_bytes(), new.as_bytes())?;
-        }
-        None => crate::client(|| through_node(home, old, new))?,
+        Some(_lock) => rekey_file(home, old.as_bytes(), new.as_bytes())?,
+        None => crate::client(|| through_node(home, &old, &new))?,
     }
     println!("passphrase changed");
     Ok(())
 }
 
 /// The running node changes it: it owns the keystore while it runs.
-async fn through_node(home: &Path, old: Source, new: Source) -> Result<()> {
+async fn through_node(home: &Path, old: &str, new: &str) -> Result<()> {
     #[derive(Deserialize)]
     struct Changed {
         changed: bool,
     }
-    let api = Api::for_home(home)?;
-    let old = old.read(false)?;
-    let new = new.read(true)?;
     let answer: Changed =
-        api.post("/v1/passphrase", &json!({ "old": old.as_str(), "new": new.as_str() })).await?;
+        Api::for_home(home)?.post("/v1/passphrase", &json!({ "old": old, "new": new })).await?;
     if !answer.changed {
         bail!("the node did not change the passphrase");
     }
