@@ -2,7 +2,8 @@
 // Debian's Chromium. The login link opens the first-run screen; the user creates the
 // identity by keyboard (a too-short passphrase is refused first, nothing sent), locks
 // it, is refused with a wrong passphrase, unlocks with the right one, reloads (the
-// session stays), then signs out (the API refuses the browser from then on).
+// session stays), changes the passphrase (a wrong current one first), locks and
+// unlocks with the new one, then signs out (the API refuses the browser from then on).
 // Screenshots go to e2e/artifacts/. Run with `npm run e2e` (COMMUNITAS_BIN set).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ const bin = process.env.COMMUNITAS_BIN;
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const artifacts = new URL('./artifacts/', import.meta.url).pathname;
 const PASSPHRASE = 'a long passphrase for carol';
+const NEW_PASSPHRASE = 'another passphrase for carol';
 
 /** Starts `run --locked` and resolves with its login link once its API is up. */
 function startLocked(home) {
@@ -107,6 +109,36 @@ test('a new user creates, locks and unlocks an identity in the browser, by keybo
     // A reload keeps the session and the unlocked identity.
     await page.reload();
     await lock.waitFor();
+
+    // Change the passphrase by keyboard: a wrong current one is refused inline, the
+    // right one closes the dialog; after a lock only the new one unlocks.
+    await page.getByRole('button', { name: 'Change passphrase' }).focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'Change passphrase' });
+    await dialog.waitFor();
+    await page.keyboard.type('not the passphrase');
+    await dialog.getByLabel('New passphrase', { exact: true }).focus();
+    await page.keyboard.type(NEW_PASSPHRASE);
+    await dialog.getByLabel('Confirm new passphrase').focus();
+    await page.keyboard.type(NEW_PASSPHRASE);
+    await page.keyboard.press('Enter');
+    await dialog.getByRole('alert').getByText('The current passphrase is wrong').waitFor({ timeout: 10_000 });
+    await page.screenshot({ path: `${artifacts}change-passphrase-wrong-375px.png`, fullPage: true });
+    await page.keyboard.type(PASSPHRASE);
+    await page.keyboard.press('Enter');
+    await page.getByRole('status').getByText('Passphrase changed').waitFor({ timeout: 10_000 });
+    assert.equal(await dialog.count(), 0, 'the dialog closed');
+    await page.screenshot({ path: `${artifacts}passphrase-changed-375px.png`, fullPage: true });
+    await lock.focus();
+    await page.keyboard.press('Enter');
+    await field.focus();
+    await page.keyboard.type(PASSPHRASE);
+    await page.keyboard.press('Enter');
+    await page.getByRole('alert').getByText('Wrong passphrase').waitFor({ timeout: 10_000 });
+    await field.focus();
+    await page.keyboard.type(NEW_PASSPHRASE);
+    await page.keyboard.press('Enter');
+    await lock.waitFor({ timeout: 10_000 });
 
     // Signing out ends the session: the API refuses this browser from now on.
     await page.getByRole('button', { name: 'Sign out' }).focus();

@@ -48,6 +48,29 @@ describe('identity routes', () => {
     ]);
   });
 
+  it('changes the passphrase with the current and the new one', async () => {
+    const { fetch, calls } = mockFetch({ 'POST /v1/passphrase': json(200, { changed: true }) });
+    await expect(createClient({ fetch }).changePassphrase('correct horse', 'tangerine walrus')).resolves.toEqual({
+      changed: true,
+    });
+    expect(calls.map((c) => [c.method, c.url, c.body])).toEqual([
+      ['POST', '/v1/passphrase', { old: 'correct horse', new: 'tangerine walrus' }],
+    ]);
+  });
+
+  it('rejects a wrong current passphrase with its code, and does not call onLocked', async () => {
+    const onLocked = vi.fn();
+    const { fetch } = mockFetch({
+      'POST /v1/passphrase': apiError(403, 'wrong_passphrase', 'wrong passphrase'),
+    });
+    const error = await createClient({ fetch, onLocked })
+      .changePassphrase('nope', 'tangerine walrus')
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({ status: 403, code: 'wrong_passphrase' });
+    expect(onLocked).not.toHaveBeenCalled();
+  });
+
   it('maps the identity errors to their codes', async () => {
     const { fetch } = mockFetch({
       'POST /v1/unlock': apiError(403, 'wrong_passphrase', 'wrong passphrase'),

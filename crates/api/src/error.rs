@@ -21,11 +21,11 @@
 //! | `shutting_down` | 503 | the node is stopping |
 //! | `rate_limited` | 429 | too many sends; `Retry-After` says when to try again |
 //! | `locked` | 423 | no identity is unlocked (decision 0013) |
-//! | `wrong_passphrase` | 403 | the passphrase does not open the keystore |
+//! | `wrong_passphrase` | 403 | the passphrase (the current one, for a change) does not open the keystore |
 //! | `identity_exists` | 409 | first run asked for, but there is an identity |
-//! | `no_identity` | 409 | unlock or lock asked for, but there is no identity yet |
+//! | `no_identity` | 409 | unlock, lock or a passphrase change asked for, but there is no identity yet |
 //! | `already_unlocked` | 409 | unlock asked for, but the node runs |
-//! | `identity_error` | 500 | creating or unlocking failed (disk, database, network) |
+//! | `identity_error` | 500 | creating, unlocking or re-keying failed (disk, database, network) |
 
 use axum::Json;
 use axum::http::StatusCode;

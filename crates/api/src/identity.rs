@@ -1,11 +1,13 @@
 //! The identity behind the API (decision 0013): a node may start locked, and the web
 //! UI or the CLI then creates the identity (first run) or unlocks it; a running node
 //! can be locked again. While no identity is unlocked, every route that needs the node
-//! answers 423 `locked`.
+//! answers 423 `locked`. The passphrase can be changed whether the node is locked or
+//! not (decision 0014): only the keystore file changes.
 //!
 //! The API does not know where keys live: whoever runs it hands it a [`Keyring`].
-//! Create, unlock and lock take turns (one Argon2 at a time, bounded memory), and a
-//! wrong passphrase is answered after [`WRONG_PASSPHRASE_DELAY`].
+//! Create, unlock, lock and changing the passphrase take turns (one Argon2 at a time,
+//! bounded memory), and a wrong passphrase is answered after
+//! [`WRONG_PASSPHRASE_DELAY`].
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -46,9 +48,17 @@ pub trait Keyring: Send + Sync + 'static {
     fn unlock(&self, passphrase: Zeroizing<String>) -> BoxFuture<'_, Result<Handle, KeyringError>>;
     /// Stops the running node and drops its keys.
     fn lock(&self) -> BoxFuture<'_, ()>;
+    /// Re-encrypts the keystore under `new`, replacing the file atomically; `old`
+    /// must open it ([`KeyringError::WrongPassphrase`] otherwise, and nothing
+    /// changes). The node, running or not, is left as it is.
+    fn change_passphrase(
+        &self,
+        old: Zeroizing<String>,
+        new: Zeroizing<String>,
+    ) -> BoxFuture<'_, Result<(), KeyringError>>;
 }
 
-/// Why an identity could not be created or unlocked.
+/// Why an identity could not be created or unlocked, or its passphrase changed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyringError {
@@ -61,7 +71,7 @@ pub enum KeyringError {
     /// First run asked for, but there is an identity already.
     #[error("this node already has an identity; unlock it instead")]
     Exists,
-    /// Unlock asked for, but there is no identity yet.
+    /// Unlock, lock or a passphrase change asked for, but there is no identity yet.
     #[error("this node has no identity yet; create one first")]
     Missing,
     /// Anything else (disk, database, network start-up); logged in full.
@@ -156,7 +166,7 @@ pub(crate) async fn create(
     request: Result<Json<Create>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let request = body(request)?;
-    let passphrase = passphrase(request.passphrase)?;
+    let passphrase = passphrase(request.passphrase, "passphrase")?;
     let keyring = s.gate.keyring()?;
     let _turn = s.gate.turn.lock().await;
     if s.gate.current().is_some() || keyring.exists() {
@@ -179,7 +189,7 @@ pub(crate) async fn unlock(
     request: Result<Json<Unlock>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let request = body(request)?;
-    let passphrase = passphrase(request.passphrase)?;
+    let passphrase = passphrase(request.passphrase, "passphrase")?;
     let keyring = s.gate.keyring()?;
     let _turn = s.gate.turn.lock().await;
     if s.gate.current().is_some() {
@@ -193,12 +203,49 @@ pub(crate) async fn unlock(
         }
         Err(KeyringError::WrongPassphrase) => {
             tracing::warn!("unlock refused: wrong passphrase");
-            // Still holding the turn: guesses are one at a time, one a second at most.
-            tokio::time::sleep(WRONG_PASSPHRASE_DELAY).await;
-            Err(ApiError::Identity(KeyringError::WrongPassphrase))
+            Err(wrong_passphrase().await)
         }
         Err(e) => Err(ApiError::Identity(e)),
     }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ChangePassphrase {
+    old: String,
+    new: String,
+}
+
+/// `POST /v1/passphrase` (decision 0014): locked or unlocked, the node stays as it is.
+pub(crate) async fn change_passphrase(
+    AxumState(s): AxumState<State>,
+    request: Result<Json<ChangePassphrase>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let request = body(request)?;
+    let old = passphrase(request.old, "current passphrase")?;
+    let new = passphrase(request.new, "new passphrase")?;
+    let keyring = s.gate.keyring()?;
+    let _turn = s.gate.turn.lock().await;
+    if !keyring.exists() {
+        return Err(ApiError::Identity(KeyringError::Missing));
+    }
+    match keyring.change_passphrase(old, new).await {
+        Ok(()) => {
+            tracing::info!("passphrase changed from the API");
+            Ok(Json(json!({ "changed": true })).into_response())
+        }
+        Err(KeyringError::WrongPassphrase) => {
+            tracing::warn!("passphrase change refused: wrong passphrase");
+            Err(wrong_passphrase().await)
+        }
+        Err(e) => Err(ApiError::Identity(e)),
+    }
+}
+
+/// The answer to a wrong passphrase, after [`WRONG_PASSPHRASE_DELAY`]. Called while
+/// holding the turn: guesses are one at a time, one a second at most.
+async fn wrong_passphrase() -> ApiError {
+    tokio::time::sleep(WRONG_PASSPHRASE_DELAY).await;
+    ApiError::Identity(KeyringError::WrongPassphrase)
 }
 
 /// `POST /v1/lock`.
@@ -212,15 +259,15 @@ pub(crate) async fn lock(AxumState(s): AxumState<State>) -> Result<Response, Api
     Ok(Json(s.gate.view()).into_response())
 }
 
-fn passphrase(text: String) -> Result<Zeroizing<String>, ApiError> {
+/// A passphrase from a request body: not empty, at most [`MAX_PASSPHRASE`] bytes.
+/// `what` names it in the error ("passphrase", "new passphrase").
+fn passphrase(text: String, what: &str) -> Result<Zeroizing<String>, ApiError> {
     let text = Zeroizing::new(text);
     if text.is_empty() {
-        return Err(ApiError::InvalidRequest("the passphrase is empty".into()));
+        return Err(ApiError::InvalidRequest(format!("the {what} is empty")));
     }
     if text.len() > MAX_PASSPHRASE {
-        return Err(ApiError::InvalidRequest(format!(
-            "the passphrase is over {MAX_PASSPHRASE} bytes"
-        )));
+        return Err(ApiError::InvalidRequest(format!("the {what} is over {MAX_PASSPHRASE} bytes")));
     }
     Ok(text)
 }

@@ -25,6 +25,7 @@ pub(crate) fn router(state: State) -> Router {
         .route("/v1/identity", get(identity::get).post(identity::create))
         .route("/v1/unlock", post(identity::unlock))
         .route("/v1/lock", post(identity::lock))
+        .route("/v1/passphrase", post(identity::change_passphrase))
         .route("/v1/logout", post(web::logout))
         .route("/v1/login-links", post(web::login_link))
         .route("/v1/conversations", get(conversations))

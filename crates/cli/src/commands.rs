@@ -4,6 +4,7 @@ pub(crate) mod address;
 pub(crate) mod bench;
 pub(crate) mod bench_file;
 pub(crate) mod bench_presence;
+pub(crate) mod change_passphrase;
 pub(crate) mod contacts;
 pub(crate) mod demo;
 pub(crate) mod files;

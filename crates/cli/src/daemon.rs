@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
-use crate::commands::init;
+use crate::commands::{change_passphrase, init};
 use crate::home::{DATABASE, KEYSTORE};
 
 /// `<home>/api.json`.
@@ -157,7 +157,8 @@ impl Running {
 }
 
 /// The identity of a home, as the API sees it: created, unlocked and locked on
-/// request (decision 0013). Holds the running node.
+/// request (decision 0013), its passphrase changed (decision 0014). Holds the
+/// running node.
 struct HomeKeyring {
     home: PathBuf,
     config: communitas_node::Config,
@@ -229,6 +230,30 @@ impl HomeKeyring {
             })?;
         self.start(secrets, public).await.map_err(failed)
     }
+
+    /// Called under the API's turn lock, so no unlock reads the file meanwhile.
+    async fn rekey(
+        &self,
+        old: Zeroizing<String>,
+        new: Zeroizing<String>,
+    ) -> Result<(), KeyringError> {
+        if !self.exists() {
+            return Err(KeyringError::Missing);
+        }
+        let home = self.home.clone();
+        tokio::task::spawn_blocking(move || {
+            change_passphrase::rekey_file(&home, old.as_bytes(), new.as_bytes())
+        })
+        .await
+        .map_err(|e| KeyringError::Failed(e.to_string()))?
+        .map_err(|e| match e.downcast_ref::<KeystoreError>() {
+            Some(KeystoreError::WrongPassphrase) => KeyringError::WrongPassphrase,
+            _ => {
+                tracing::warn!(error = format!("{e:#}"), "passphrase could not be changed");
+                KeyringError::Failed(format!("{e:#}"))
+            }
+        })
+    }
 }
 
 /// A failure the user cannot fix by typing something else: logged in full.
@@ -257,10 +282,26 @@ impl Keyring for HomeKeyring {
     fn lock(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.stop())
     }
+
+    fn change_passphrase(
+        &self,
+        old: Zeroizing<String>,
+        new: Zeroizing<String>,
+    ) -> BoxFuture<'_, Result<(), KeyringError>> {
+        Box::pin(self.rekey(old, new))
+    }
 }
 
 /// One node per home: the database has one writer.
 fn lock_home(home: &Path) -> Result<std::fs::File> {
+    try_lock_home(home)?
+        .ok_or_else(|| anyhow::anyhow!("a node is already running for {}", home.display()))
+}
+
+/// The home's lock, held until the file is dropped; `None` while a node (locked or
+/// not) runs for the home. Changing the passphrase without a node holds it too, so no
+/// node starts meanwhile (decision 0014).
+pub(crate) fn try_lock_home(home: &Path) -> Result<Option<std::fs::File>> {
     let path = home.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -269,10 +310,8 @@ fn lock_home(home: &Path) -> Result<std::fs::File> {
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            anyhow::bail!("a node is already running for {}", home.display())
-        }
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("cannot lock {}", path.display()))
         }

@@ -5,8 +5,9 @@
 //! operation, 2 for a usage problem (including no passphrase source), 3 when
 //! `send --wait` ran out of time.
 //!
-//! `init`, `address` and `run` open the keystore; the other user commands talk to the
-//! home's running node through its API (`<home>/api.json` and `<home>/api-token`).
+//! `init`, `address` and `run` open the keystore, and `passphrase` rewrites it when no
+//! node runs; the other user commands talk to the home's running node through its API
+//! (`<home>/api.json` and `<home>/api-token`).
 
 mod client;
 mod commands;
@@ -122,6 +123,14 @@ enum Command {
     Unlock,
     /// Lock the running node: it stops and forgets its keys until unlocked again.
     Lock,
+    /// Change the passphrase (the current one as for `unlock`; through the running
+    /// node if there is one).
+    Passphrase {
+        /// Read the new passphrase from this file (one line) instead of
+        /// $COMMUNITAS_NEW_PASSPHRASE or a terminal prompt (asked twice).
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
     /// Print a new one-time link that signs a browser in to the node's web UI.
     LoginLink,
     /// Show the running node's state.
@@ -366,6 +375,11 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
         Command::Status { json } => client(|| contacts::status(home, json)),
         Command::Unlock => client(|| commands::session::unlock(home, passphrase)),
         Command::Lock => client(|| commands::session::lock(home)),
+        Command::Passphrase { new_passphrase_file } => commands::change_passphrase::run(
+            home,
+            passphrase,
+            passphrase::Source::new_from_env(new_passphrase_file),
+        ),
         Command::LoginLink => client(|| commands::session::login_link(home)),
         Command::Presence(PresenceCommand::Set { status }) => {
             client(|| presence::set(home, &status))
@@ -389,7 +403,7 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
 }
 
 /// Runs an API client command on a small runtime.
-fn client<F: std::future::Future<Output = anyhow::Result<()>>>(
+pub(crate) fn client<F: std::future::Future<Output = anyhow::Result<()>>>(
     f: impl FnOnce() -> F,
 ) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f())

@@ -208,6 +208,36 @@ impl Keystore {
             peer_id: secrets.device.peer_id(),
             created_at,
         };
+        Self::seal(secrets, public, passphrase, kdf, (salt, nonce))
+    }
+
+    /// The same keystore under `new` passphrase: the same public section, secrets and
+    /// Argon2id parameters, with a fresh salt and nonce. `old` must unlock it; a wrong
+    /// one is [`KeystoreError::WrongPassphrase`] and `self` is left as it was.
+    pub fn rekey(&self, old: &[u8], new: &[u8]) -> Result<Self, KeystoreError> {
+        let salt_and_nonce = (random::bytes()?, random::bytes()?);
+        self.rekey_with(old, new, salt_and_nonce)
+    }
+
+    /// [`rekey`](Self::rekey) with a given salt and nonce.
+    pub(crate) fn rekey_with(
+        &self,
+        old: &[u8],
+        new: &[u8],
+        salt_and_nonce: ([u8; 16], [u8; 24]),
+    ) -> Result<Self, KeystoreError> {
+        let secrets = self.unlock(old)?;
+        Self::seal(&secrets, self.public.clone(), new, self.kdf, salt_and_nonce)
+    }
+
+    /// Encrypts `secrets` under `passphrase`, `public` as associated data.
+    fn seal(
+        secrets: &Secrets,
+        public: KeystorePublic,
+        passphrase: &[u8],
+        kdf: KdfParams,
+        (salt, nonce): ([u8; 16], [u8; 24]),
+    ) -> Result<Self, KeystoreError> {
         let mut store = Self { kdf, salt, public, nonce, ciphertext: Vec::new() };
         let plain = secrets.expose_secret_bytes();
         let cipher = store.cipher(passphrase)?;
@@ -393,6 +423,43 @@ mod tests {
         bytes[at] = b'm';
         let tampered = Keystore::from_bytes(&bytes).unwrap();
         assert!(matches!(tampered.unlock(b"correct horse"), Err(KeystoreError::WrongPassphrase)));
+    }
+
+    #[test]
+    fn rekey_moves_the_secrets_under_the_new_passphrase() {
+        let (secrets, store) = sample();
+        let salt_and_nonce = ([7; 16], [9; 24]);
+        let rekeyed =
+            store.rekey_with(b"correct horse", b"battery staple", salt_and_nonce).unwrap();
+        let parsed = Keystore::from_bytes(&rekeyed.to_bytes()).unwrap();
+
+        assert_eq!(parsed.public(), store.public());
+        assert_eq!(parsed.kdf, store.kdf);
+        assert_eq!((parsed.salt, parsed.nonce), salt_and_nonce);
+        let opened = parsed.unlock(b"battery staple").unwrap();
+        assert_eq!(*opened.expose_secret_bytes(), *secrets.expose_secret_bytes());
+        assert!(matches!(parsed.unlock(b"correct horse"), Err(KeystoreError::WrongPassphrase)));
+    }
+
+    #[test]
+    fn rekey_draws_a_fresh_salt_and_nonce() {
+        let (_, store) = sample();
+        let rekeyed = store.rekey(b"correct horse", b"correct horse").unwrap();
+        assert_ne!(rekeyed.salt, store.salt);
+        assert_ne!(rekeyed.nonce, store.nonce);
+        assert_ne!(rekeyed.to_bytes(), store.to_bytes());
+    }
+
+    #[test]
+    fn rekey_with_a_wrong_old_passphrase_is_refused() {
+        let (_, store) = sample();
+        let before = store.to_bytes();
+        assert!(matches!(
+            store.rekey(b"wrong", b"battery staple"),
+            Err(KeystoreError::WrongPassphrase)
+        ));
+        assert_eq!(store.to_bytes(), before);
+        store.unlock(b"correct horse").unwrap();
     }
 
     #[test]

@@ -17,6 +17,7 @@ import type {
   MessageId,
   NodeStatus,
   OutboxEntry,
+  PassphraseChanged,
   PresenceList,
   Queued,
   ReadAnswer,
@@ -101,7 +102,7 @@ export interface ApiClient {
   updateSettings(changes: Partial<Settings>): Promise<Settings>;
 
   /** Whether the node has an identity and whether it is unlocked. Answers even
-   * while locked (these five routes never answer 423). */
+   * while locked (these six routes never answer 423). */
   identity(): Promise<Identity>;
   /** Makes the keys on this device and starts the node (a few seconds: memory-hard
    * hashing). `name` is published with the address. 409 `identity_exists`,
@@ -112,6 +113,10 @@ export interface ApiClient {
   unlock(passphrase: string): Promise<Identity>;
   /** Stops the node and drops its keys; the API (and this session) stays. */
   lock(): Promise<Identity>;
+  /** Re-encrypts the keystore under `next` (a second or two: memory-hard hashing);
+   * locked or unlocked, the node stays as it is. 403 `wrong_passphrase` (after a
+   * second) when `current` does not open it; 400 `invalid_request`; 409 `no_identity`. */
+  changePassphrase(current: string, next: string): Promise<PassphraseChanged>;
   /** Ends this browser's session; every request after it answers 401. */
   logout(): Promise<void>;
 }
@@ -258,6 +263,7 @@ export function createClient(options: ClientOptions = {}): ApiClient {
       request('POST', '/v1/identity', name ? { passphrase, name } : { passphrase }),
     unlock: (passphrase) => request('POST', '/v1/unlock', { passphrase }),
     lock: () => request('POST', '/v1/lock'),
+    changePassphrase: (current, next) => request('POST', '/v1/passphrase', { old: current, new: next }),
     logout: () => request('POST', '/v1/logout'),
   };
 }

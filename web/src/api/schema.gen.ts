@@ -1274,6 +1274,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/passphrase": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Change the passphrase: the keystore is re-encrypted under the new one and replaced atomically. Works locked or unlocked; the node stays as it is. A wrong current passphrase is answered 403 after a second and changes nothing */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ChangePassphrase"];
+                };
+            };
+            responses: {
+                /** @description Changed */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PassphraseChanged"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                500: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/logout": {
         parameters: {
             query?: never;
@@ -1585,6 +1630,16 @@ export interface components {
             address: components["schemas"]["Address"] | null;
             /** @description the display name, only when unlocked */
             name: string | null;
+        };
+        ChangePassphrase: {
+            /** @description the current passphrase */
+            old: string;
+            /** @description the new passphrase: not empty, at most 1024 bytes */
+            new: string;
+        };
+        PassphraseChanged: {
+            /** @enum {boolean} */
+            changed: true;
         };
         Conversation: {
             peer: components["schemas"]["Address"];

@@ -58,6 +58,8 @@ export type Settings = Schemas['Settings'];
 /** `GET /v1/identity` (and the answer to create, unlock and lock): address and
  * name are set only while unlocked. */
 export type Identity = Schemas['Identity'];
+/** `POST /v1/passphrase`: the keystore now opens with the new passphrase only. */
+export type PassphraseChanged = Schemas['PassphraseChanged'];
 /** `GET /v1/presence`: our own status and every contact's. */
 export type PresenceList = Schemas['PresenceList'];
 /** The error body of every failed request. */

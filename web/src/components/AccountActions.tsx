@@ -1,9 +1,11 @@
 // Under the sidebar's header: your display name, "Lock" (stop the node and drop
-// its keys) and "Sign out" (end this browser's session).
+// its keys), "Change passphrase" (a dialog) and "Sign out" (end this browser's
+// session).
 
 import { useState } from 'react';
 import { errorMessage } from '../api/client';
 import { useSession } from '../api/session';
+import { ChangePassphraseDialog } from './ChangePassphraseDialog';
 import { LockIcon } from './icons';
 
 export function AccountActions() {
@@ -11,6 +13,9 @@ export function AccountActions() {
   const name = session.gate.kind === 'unlocked' ? session.gate.identity.name : null;
   const [busy, setBusy] = useState<'lock' | 'logout' | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [changing, setChanging] = useState(false);
+  // Said in a live region that outlives the dialog.
+  const [notice, setNotice] = useState('');
 
   // On success this component is gone (another screen takes over).
   const run = async (action: 'lock' | 'logout') => {
@@ -46,6 +51,19 @@ export function AccountActions() {
         <button
           type="button"
           className="button"
+          onClick={() => {
+            setNotice('');
+            setChanging(true);
+          }}
+          disabled={busy !== null}
+          aria-haspopup="dialog"
+          title="Choose a new passphrase for your keys"
+        >
+          Change passphrase
+        </button>
+        <button
+          type="button"
+          className="button"
           onClick={() => void run('logout')}
           disabled={busy !== null}
           aria-busy={busy === 'logout'}
@@ -58,6 +76,21 @@ export function AccountActions() {
         <p role="alert" className="error account-error">
           {error}
         </p>
+      )}
+      <p role="status" className={notice ? 'account-notice' : 'sr-only'}>
+        {notice}
+      </p>
+      {changing && (
+        <ChangePassphraseDialog
+          onChange={async (current, next) => {
+            await session.api.changePassphrase(current, next);
+          }}
+          onChanged={() => {
+            setChanging(false);
+            setNotice('Passphrase changed. Use the new one from now on.');
+          }}
+          onClose={() => setChanging(false)}
+        />
       )}
     </div>
   );

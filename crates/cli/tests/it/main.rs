@@ -7,6 +7,7 @@ mod files;
 mod identity;
 mod load;
 mod network;
+mod passphrase;
 mod presence;
 mod replication;
 mod unlock;
@@ -19,7 +20,9 @@ use std::process::{Command, Output, Stdio};
 pub fn communitas(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_communitas"));
     cmd.arg("--home").arg(home);
-    cmd.env_remove("COMMUNITAS_PASSPHRASE").env_remove("COMMUNITAS_HOME");
+    cmd.env_remove("COMMUNITAS_PASSPHRASE")
+        .env_remove("COMMUNITAS_NEW_PASSPHRASE")
+        .env_remove("COMMUNITAS_HOME");
     cmd.stdin(Stdio::null());
     cmd
 }
