@@ -4,7 +4,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { SessionProvider, useSession } from './api/session';
 import type { Address, MessageId, ServerEvent } from './api/types';
 import { AddContactDialog } from './components/AddContactDialog';
-import { contactButtonId } from './components/ContactList';
+import { contactButtonId, type UploadCounts } from './components/ContactList';
 import { Conversation } from './components/Conversation';
 import { CopyButton } from './components/CopyButton';
 import { DeadLetters } from './components/DeadLetters';
@@ -27,7 +27,7 @@ import { useStatus } from './hooks/useStatus';
 import { useTransfers } from './hooks/useTransfers';
 import { useSettings } from './hooks/useSettings';
 import { useUnread } from './hooks/useUnread';
-import { useUploads } from './hooks/useUploads';
+import { useUploads, type Upload } from './hooks/useUploads';
 import { useWindowActive } from './hooks/useWindowActive';
 import { displayName } from './lib/format';
 
@@ -165,6 +165,7 @@ function Messenger() {
         contactsLoaded={contacts.loaded}
         unread={unread.counts}
         presence={presence.presence}
+        uploads={uploadCounts(uploads.uploads)}
         active={peer}
         deadCount={dead.letters.length}
         deadOpen={view.kind === 'dead'}
@@ -240,4 +241,15 @@ function Messenger() {
       )}
     </div>
   );
+}
+
+/** Uploads still on their way and failed ones, per person. */
+function uploadCounts(uploads: Upload[]): Record<Address, UploadCounts> {
+  const counts: Record<Address, UploadCounts> = {};
+  for (const u of uploads) {
+    const c = (counts[u.peer] ??= { sending: 0, failed: 0 });
+    if (u.state.kind === 'failed') c.failed += 1;
+    else c.sending += 1;
+  }
+  return counts;
 }

@@ -2,6 +2,7 @@
 // several files go one after another, each can be cancelled or retried, and the
 // tab asks before closing while any is on its way.
 
+import { uploadsText } from '../src/components/ContactList';
 import { act, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -76,6 +77,8 @@ describe('uploads', () => {
 
     const carol = await open(user, 'Carol');
     expect(xhr.aborted).toBe(false);
+    // The contact list says a file is still on its way to Bob.
+    expect(screen.getByRole('button', { name: /^Bob/ })).toHaveTextContent('Sending 1 file…');
     // Bob's upload is not shown in Carol's conversation.
     expect(within(carol).queryByText('notes.txt')).not.toBeInTheDocument();
     expect(screen.queryByRole('progressbar')).not.toBeInTheDocument();
@@ -89,6 +92,7 @@ describe('uploads', () => {
     expect(await within(bob).findByRole('link', { name: 'Download notes.txt' })).toBeInTheDocument();
     expect(within(bob).queryByRole('progressbar')).not.toBeInTheDocument();
     expect(MockXhr.instances).toHaveLength(1);
+    expect(screen.getByRole('button', { name: /^Bob/ })).not.toHaveTextContent('Sending');
   });
 
   it('sends several files one after another, the caption with the first only', async () => {
@@ -195,5 +199,14 @@ describe('uploads', () => {
     expect(closingAsks()).toBe(true);
     act(() => MockXhr.latest().respond(202, queued()));
     await waitFor(() => expect(closingAsks()).toBe(false));
+  });
+});
+
+describe('uploadsText', () => {
+  it('says what is on its way, and failures first', () => {
+    expect(uploadsText(undefined)).toBeNull();
+    expect(uploadsText({ sending: 0, failed: 0 })).toBeNull();
+    expect(uploadsText({ sending: 2, failed: 0 })).toBe('Sending 2 files…');
+    expect(uploadsText({ sending: 3, failed: 1 })).toBe('1 file not sent');
   });
 });

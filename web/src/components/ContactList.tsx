@@ -18,13 +18,30 @@ interface Props {
   onOpen: (address: Address) => void;
   /** Presence per address, once the node reports it. */
   presence?: Record<Address, Presence>;
+  /** Uploads per address still on their way, and those that failed. */
+  uploads?: Record<Address, UploadCounts>;
+}
+
+/** Files being sent to one person, as the contact list shows them. */
+export interface UploadCounts {
+  sending: number;
+  failed: number;
+}
+
+/** One line on files being sent, or null when there are none. */
+export function uploadsText(counts: UploadCounts | undefined): string | null {
+  if (!counts) return null;
+  const files = (n: number) => `${n} ${n === 1 ? 'file' : 'files'}`;
+  if (counts.failed > 0) return `${files(counts.failed)} not sent`;
+  if (counts.sending > 0) return `Sending ${files(counts.sending)}…`;
+  return null;
 }
 
 export function contactButtonId(address: Address): string {
   return `contact-${address}`;
 }
 
-export function ContactList({ contacts, unread, active, onOpen, presence = {} }: Props) {
+export function ContactList({ contacts, unread, active, onOpen, presence = {}, uploads = {} }: Props) {
   const known = new Set(contacts.map((c) => c.address));
   const entries: Entry[] = [
     ...contacts.map((c) => ({ address: c.address, name: c.name?.trim() || null, verified: c.verified, contact: true })),
@@ -41,6 +58,7 @@ export function ContactList({ contacts, unread, active, onOpen, presence = {} }:
     <ul className="contacts">
       {entries.map((e) => {
         const count = unread[e.address] ?? 0;
+        const sending = uploadsText(uploads[e.address]);
         return (
           <li key={e.address}>
             <button
@@ -68,6 +86,11 @@ export function ContactList({ contacts, unread, active, onOpen, presence = {} }:
                   </span>
                 )}
                 {!e.contact && <span className="contact-address">Not in your contacts</span>}
+                {sending && (
+                  <span className={uploads[e.address]?.failed ? 'contact-address error' : 'contact-address'}>
+                    {sending}
+                  </span>
+                )}
               </span>
               {/* After the name, so the button's accessible name starts with it. */}
               <PresenceDot status={presence[e.address] ?? 'unknown'} />

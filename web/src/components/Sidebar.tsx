@@ -4,7 +4,7 @@ import type { Address, Contact, NodeStatus } from '../api/types';
 import type { ConnectionState } from '../hooks/useEvents';
 import type { SettingsState } from '../hooks/useSettings';
 import { AccountActions } from './AccountActions';
-import { ContactList } from './ContactList';
+import { ContactList, type UploadCounts } from './ContactList';
 import { PlusIcon } from './icons';
 import { MyAddress } from './MyAddress';
 import { ReadReceiptsToggle } from './ReadReceiptsToggle';
@@ -17,6 +17,8 @@ interface Props {
   contactsLoaded: boolean;
   unread: Record<Address, number>;
   presence?: Record<Address, Presence>;
+  /** Files being sent, per person (shown for conversations that are not open too). */
+  uploads?: Record<Address, UploadCounts>;
   active: Address | null;
   deadCount: number;
   deadOpen: boolean;
@@ -80,6 +82,7 @@ export function Sidebar(props: Props) {
             contacts={props.contacts}
             unread={props.unread}
             presence={props.presence}
+            uploads={props.uploads}
             active={props.active}
             onOpen={props.onOpen}
           />

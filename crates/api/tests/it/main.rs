@@ -145,17 +145,15 @@ async fn the_api_guards_validates_and_streams() {
     // Bob answers: one unread message in alice's conversation list until she reads it.
     eventually(Duration::from_secs(20), || bob.add_contact(alice.address(), None)).await;
     bob.send_text(alice.address(), "hi alice").await.unwrap();
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let event: Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
-        if event["type"] == "message_received" {
-            break;
+    let received = async {
+        while let Some(frame) = events.next().await {
+            let event: Value = serde_json::from_str(frame.unwrap().to_text().unwrap()).unwrap();
+            if event["type"] == "message_received" {
+                return;
+            }
         }
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(60), received).await.expect("bob's message");
     let (_, conversations) = api.get("/v1/conversations").await;
     assert_eq!(conversations[0]["peer"], bob_address.as_str());
     assert_eq!(conversations[0]["unread"], 1);
