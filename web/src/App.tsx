@@ -105,6 +105,9 @@ function Messenger() {
         setAnnouncement(event.from === peer ? `${who}${said}` : `New message from ${who}`);
       }
     },
+    // Locked while the socket was down (no `locked` event came): the next request
+    // answers 423, and the unlock screen replaces this one.
+    onClose: () => void status.refresh(),
     onResync: () => {
       void status.refresh();
       void contacts.refresh();

@@ -58,11 +58,14 @@ describe('useEvents', () => {
   it('reconnects with growing backoff after the socket closes', () => {
     vi.useFakeTimers();
     const onResync = vi.fn();
-    const { result } = renderHook(() => useEvents({ onEvent: vi.fn(), onResync }));
+    const onClose = vi.fn();
+    const { result } = renderHook(() => useEvents({ onEvent: vi.fn(), onResync, onClose }));
     act(() => MockWebSocket.latest().open());
 
     act(() => MockWebSocket.latest().drop());
     expect(result.current).toBe('reconnecting');
+    // The caller hears of each close, to ask the node why (locked?).
+    expect(onClose).toHaveBeenCalledTimes(1);
     act(() => vi.advanceTimersByTime(backoffMs(0) - 1));
     expect(MockWebSocket.instances).toHaveLength(1);
     act(() => vi.advanceTimersByTime(1));

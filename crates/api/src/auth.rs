@@ -36,7 +36,17 @@ pub(crate) async fn require_token(
     if !token_ok && !cookie_ok {
         return ApiError::Unauthorized.into_response();
     }
+    let mut request = request;
+    request.extensions_mut().insert(if token_ok { Via::Token } else { Via::Session });
     next.run(request).await
+}
+
+/// How a request was let in: the bearer token (the CLI, who can read the home) or a
+/// web session. Some things only the token may do (minting login links).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    Token,
+    Session,
 }
 
 /// The Host check alone, for the routes anyone may load (the app's files, `/login`).

@@ -21,6 +21,7 @@
 //! | `shutting_down` | 503 | the node is stopping |
 //! | `rate_limited` | 429 | too many sends; `Retry-After` says when to try again |
 //! | `locked` | 423 | no identity is unlocked (decision 0013) |
+//! | `token_required` | 403 | only the bearer token may do this (new login links) |
 //! | `wrong_passphrase` | 403 | the passphrase (the current one, for a change) does not open the keystore |
 //! | `identity_exists` | 409 | first run asked for, but there is an identity |
 //! | `no_identity` | 409 | unlock, lock or a passphrase change asked for, but there is no identity yet |
@@ -61,6 +62,8 @@ pub enum ApiError {
     File(communitas_node::FileError),
     /// No identity is unlocked.
     Locked,
+    /// Allowed with the bearer token only, not a web session.
+    TokenRequired,
     /// Unlock asked for while the node runs.
     AlreadyUnlocked,
     /// Creating, unlocking or locking the identity failed.
@@ -109,6 +112,7 @@ impl ApiError {
             ApiError::Net(_) => (StatusCode::BAD_GATEWAY, "network_error"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Locked => (StatusCode::LOCKED, "locked"),
+            ApiError::TokenRequired => (StatusCode::FORBIDDEN, "token_required"),
             ApiError::AlreadyUnlocked => (StatusCode::CONFLICT, "already_unlocked"),
             ApiError::Identity(e) => {
                 use crate::KeyringError as K;
@@ -147,6 +151,9 @@ impl ApiError {
                                  in the web UI)"
                 .into(),
             ApiError::AlreadyUnlocked => "the node is unlocked already".into(),
+            ApiError::TokenRequired => {
+                "only the API token may do this: run `communitas login-link`".into()
+            }
             ApiError::Identity(e) => e.to_string(),
         }
     }

@@ -156,7 +156,7 @@ pub(crate) async fn get(AxumState(s): AxumState<State>) -> Response {
 
 #[derive(Deserialize)]
 pub(crate) struct Create {
-    passphrase: String,
+    passphrase: Zeroizing<String>,
     name: Option<String>,
 }
 
@@ -167,20 +167,42 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let request = body(request)?;
     let passphrase = passphrase(request.passphrase, "passphrase")?;
-    let keyring = s.gate.keyring()?;
-    let _turn = s.gate.turn.lock().await;
-    if s.gate.current().is_some() || keyring.exists() {
-        return Err(ApiError::Identity(KeyringError::Exists));
-    }
-    let node = keyring.create(request.name, passphrase).await.map_err(ApiError::Identity)?;
-    tracing::info!(address = %node.address(), "identity created from the API");
-    s.gate.set(Some(Open { node, locked: CancellationToken::new() }));
-    Ok((StatusCode::CREATED, Json(s.gate.view())).into_response())
+    in_turn(s, move |s, keyring| async move {
+        if s.gate.current().is_some() || keyring.exists() {
+            return Err(ApiError::Identity(KeyringError::Exists));
+        }
+        let node = keyring.create(request.name, passphrase).await.map_err(ApiError::Identity)?;
+        tracing::info!(address = %node.address(), "identity created from the API");
+        s.gate.set(Some(Open { node, locked: CancellationToken::new() }));
+        Ok((StatusCode::CREATED, Json(s.gate.view())).into_response())
+    })
+    .await
+}
+
+/// Runs `work` holding the gate's turn, in a task of its own: a client that leaves
+/// cannot cut a start, stop or rewrite of the keystore in half. Refused once the API
+/// is stopping, so nothing starts a node that nobody would stop.
+async fn in_turn<F, Fut>(s: State, work: F) -> Result<Response, ApiError>
+where
+    F: FnOnce(State, Arc<dyn Keyring>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response, ApiError>> + Send,
+{
+    let keyring = s.gate.keyring()?.clone();
+    let task = tokio::spawn(async move {
+        let gate = s.gate.clone();
+        let _turn = gate.turn.lock().await;
+        if s.shutdown.is_cancelled() {
+            return Err(ApiError::Identity(KeyringError::Failed("the node is stopping".into())));
+        }
+        work(s, keyring).await
+    });
+    task.await
+        .unwrap_or_else(|_| Err(ApiError::Identity(KeyringError::Failed("interrupted".into()))))
 }
 
 #[derive(Deserialize)]
 pub(crate) struct Unlock {
-    passphrase: String,
+    passphrase: Zeroizing<String>,
 }
 
 /// `POST /v1/unlock`.
@@ -190,29 +212,30 @@ pub(crate) async fn unlock(
 ) -> Result<Response, ApiError> {
     let request = body(request)?;
     let passphrase = passphrase(request.passphrase, "passphrase")?;
-    let keyring = s.gate.keyring()?;
-    let _turn = s.gate.turn.lock().await;
-    if s.gate.current().is_some() {
-        return Err(ApiError::AlreadyUnlocked);
-    }
-    match keyring.unlock(passphrase).await {
-        Ok(node) => {
-            tracing::info!(address = %node.address(), "unlocked from the API");
-            s.gate.set(Some(Open { node, locked: CancellationToken::new() }));
-            Ok(Json(s.gate.view()).into_response())
+    in_turn(s, move |s, keyring| async move {
+        if s.gate.current().is_some() {
+            return Err(ApiError::AlreadyUnlocked);
         }
-        Err(KeyringError::WrongPassphrase) => {
-            tracing::warn!("unlock refused: wrong passphrase");
-            Err(wrong_passphrase().await)
+        match keyring.unlock(passphrase).await {
+            Ok(node) => {
+                tracing::info!(address = %node.address(), "unlocked from the API");
+                s.gate.set(Some(Open { node, locked: CancellationToken::new() }));
+                Ok(Json(s.gate.view()).into_response())
+            }
+            Err(KeyringError::WrongPassphrase) => {
+                tracing::warn!("unlock refused: wrong passphrase");
+                Err(wrong_passphrase().await)
+            }
+            Err(e) => Err(ApiError::Identity(e)),
         }
-        Err(e) => Err(ApiError::Identity(e)),
-    }
+    })
+    .await
 }
 
 #[derive(Deserialize)]
 pub(crate) struct ChangePassphrase {
-    old: String,
-    new: String,
+    old: Zeroizing<String>,
+    new: Zeroizing<String>,
 }
 
 /// `POST /v1/passphrase` (decision 0014): locked or unlocked, the node stays as it is.
@@ -223,22 +246,23 @@ pub(crate) async fn change_passphrase(
     let request = body(request)?;
     let old = passphrase(request.old, "current passphrase")?;
     let new = passphrase(request.new, "new passphrase")?;
-    let keyring = s.gate.keyring()?;
-    let _turn = s.gate.turn.lock().await;
-    if !keyring.exists() {
-        return Err(ApiError::Identity(KeyringError::Missing));
-    }
-    match keyring.change_passphrase(old, new).await {
-        Ok(()) => {
-            tracing::info!("passphrase changed from the API");
-            Ok(Json(json!({ "changed": true })).into_response())
+    in_turn(s, move |_, keyring| async move {
+        if !keyring.exists() {
+            return Err(ApiError::Identity(KeyringError::Missing));
         }
-        Err(KeyringError::WrongPassphrase) => {
-            tracing::warn!("passphrase change refused: wrong passphrase");
-            Err(wrong_passphrase().await)
+        match keyring.change_passphrase(old, new).await {
+            Ok(()) => {
+                tracing::info!("passphrase changed from the API");
+                Ok(Json(json!({ "changed": true })).into_response())
+            }
+            Err(KeyringError::WrongPassphrase) => {
+                tracing::warn!("passphrase change refused: wrong passphrase");
+                Err(wrong_passphrase().await)
+            }
+            Err(e) => Err(ApiError::Identity(e)),
         }
-        Err(e) => Err(ApiError::Identity(e)),
-    }
+    })
+    .await
 }
 
 /// The answer to a wrong passphrase, after [`WRONG_PASSPHRASE_DELAY`]. Called while
@@ -254,15 +278,16 @@ pub(crate) async fn lock(AxumState(s): AxumState<State>) -> Result<Response, Api
     if s.gate.current().is_none() && !keyring.exists() {
         return Err(ApiError::Identity(KeyringError::Missing));
     }
-    s.gate.lock().await;
+    // In a task of its own, so a client leaving cannot abandon a node half stopped.
+    let gate = s.gate.clone();
+    let _ = tokio::spawn(async move { gate.lock().await }).await;
     tracing::info!("locked from the API");
     Ok(Json(s.gate.view()).into_response())
 }
 
 /// A passphrase from a request body: not empty, at most [`MAX_PASSPHRASE`] bytes.
 /// `what` names it in the error ("passphrase", "new passphrase").
-fn passphrase(text: String, what: &str) -> Result<Zeroizing<String>, ApiError> {
-    let text = Zeroizing::new(text);
+fn passphrase(text: Zeroizing<String>, what: &str) -> Result<Zeroizing<String>, ApiError> {
     if text.is_empty() {
         return Err(ApiError::InvalidRequest(format!("the {what} is empty")));
     }

@@ -334,7 +334,9 @@ struct UploadQuery {
 
 /// Sends a file streamed in the request body (the web UI): written to the node's
 /// uploads folder as it arrives — never held whole in memory — then sent from there.
-/// An upload that fails (cut off, too large, refused) leaves nothing behind.
+/// An upload that fails (cut off, too large, refused) or whose client leaves leaves
+/// nothing behind; once the message is queued, the file stays for as long as it is
+/// offered.
 async fn upload_file(
     AxumState(s): AxumState<State>,
     query: std::result::Result<Query<UploadQuery>, QueryRejection>,
@@ -343,34 +345,47 @@ async fn upload_file(
 ) -> Result<Response> {
     let Query(query) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
     let to = address(&query.to)?;
-    let node = s.node()?;
-    let max = node.max_file_size();
+    // The node is not held while the body arrives (minutes, perhaps): a lock meanwhile
+    // must be able to stop it.
+    let (max, path) = {
+        let node = s.node()?;
+        (node.max_file_size(), node.upload_path(&query.name).await?)
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let folder = UploadFolder(path.parent().map(std::path::Path::to_path_buf));
     if let Some(size) = declared.filter(|size| *size > max) {
         return Err(communitas_node::FileError::TooLarge { size, max }.into());
     }
-    let path = node.upload_path(&query.name).await?;
-    let sent = async {
-        receive(&path, upload, max).await?;
-        Ok::<_, ApiError>(node.send_file(to, &query.text, path.clone()).await?)
-    };
-    let (id, file_id, status) = match sent.await {
-        Ok(sent) => sent,
-        Err(e) => {
-            if let Some(folder) = path.parent() {
-                let _ = tokio::fs::remove_dir_all(folder).await;
-            }
-            return Err(e);
-        }
-    };
+    receive(&path, upload, max).await?;
+    let (id, file_id, status) = s.node()?.send_file(to, &query.text, path).await?;
+    folder.keep();
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "file_id": file_id, "status": status.as_str() })),
     )
         .into_response())
+}
+
+/// An upload's folder, removed when dropped unless kept: every way out of the
+/// handler before the message is queued (an error, the client leaving) cleans up.
+struct UploadFolder(Option<std::path::PathBuf>);
+
+impl UploadFolder {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for UploadFolder {
+    fn drop(&mut self) {
+        if let Some(folder) = self.0.take() {
+            // Synchronous, small (one file): a drop cannot await.
+            let _ = std::fs::remove_dir_all(folder);
+        }
+    }
 }
 
 /// Writes the request body to `path`, at most `max` bytes, synced before it returns.

@@ -9,7 +9,7 @@
 //! browsers share cookies across the ports of one host (alice's and bob's nodes in the
 //! demo would overwrite each other's).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +26,9 @@ use crate::State;
 const MAX_SESSIONS: usize = 1_000;
 /// How long a session lasts after its login, whatever happens in between.
 pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a login link works if nobody opens it (the one `run` prints may end up
+/// in a log; `communitas login-link` makes a fresh one).
+pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(3600);
 /// Content Security Policy for the app: only our own scripts, styles and API.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
@@ -38,7 +41,8 @@ pub(crate) struct Sessions {
 
 #[derive(Default)]
 struct SessionSets {
-    codes: HashSet<String>,
+    /// Unused login codes and when each was made.
+    codes: HashMap<String, Instant>,
     /// Open sessions and when each was opened.
     sessions: HashMap<String, Instant>,
 }
@@ -52,7 +56,11 @@ impl Sessions {
     /// A new one-time login code.
     pub(crate) fn new_code(&self) -> Option<String> {
         let code = hex(random::bytes::<32>().ok()?);
-        self.with(|s| (s.codes.len() < MAX_SESSIONS).then(|| s.codes.insert(code.clone())))?;
+        let now = Instant::now();
+        self.with(|s| {
+            s.codes.retain(|_, made| now.duration_since(*made) < CODE_LIFETIME);
+            (s.codes.len() < MAX_SESSIONS).then(|| s.codes.insert(code.clone(), now))
+        })?;
         Some(code)
     }
 
@@ -61,7 +69,9 @@ impl Sessions {
         let now = Instant::now();
         self.with(|s| {
             s.sessions.retain(|_, opened| now.duration_since(*opened) < SESSION_LIFETIME);
-            (s.codes.remove(code) && s.sessions.len() < MAX_SESSIONS)
+            let fresh =
+                s.codes.remove(code).is_some_and(|made| now.duration_since(made) < CODE_LIFETIME);
+            (fresh && s.sessions.len() < MAX_SESSIONS)
                 .then(|| s.sessions.insert(session.clone(), now))
         })?;
         Some(session)
@@ -100,8 +110,9 @@ pub(crate) struct Login {
 
 pub(crate) async fn login(AxumState(s): AxumState<State>, Query(login): Query<Login>) -> Response {
     let Some(session) = login.code.as_deref().and_then(|c| s.sessions.redeem(c)) else {
-        let page = "<!doctype html><title>Communitas</title><p>This login link is wrong or was used already. \
-                    Start the node again (or ask it for a new link) and open the link it prints.</p>";
+        let page = "<!doctype html><title>Communitas</title><p>This login link is wrong, was used already, \
+                    or is more than an hour old. Run <code>communitas login-link</code> for a new one \
+                    and open the link it prints.</p>";
         return (
             StatusCode::UNAUTHORIZED,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -136,7 +147,15 @@ pub(crate) async fn logout(
 }
 
 /// `POST /v1/login-links`: a fresh one-time login link (`communitas login-link`).
-pub(crate) async fn login_link(AxumState(s): AxumState<State>) -> Response {
+/// Only with the bearer token: a browser session must not be able to make more
+/// sessions (its lifetime and logout would then mean nothing).
+pub(crate) async fn login_link(
+    AxumState(s): AxumState<State>,
+    axum::Extension(via): axum::Extension<crate::auth::Via>,
+) -> Response {
+    if via != crate::auth::Via::Token {
+        return crate::error::ApiError::TokenRequired.into_response();
+    }
     match s.login_url() {
         Some(url) => {
             (StatusCode::CREATED, axum::Json(serde_json::json!({ "url": url }))).into_response()

@@ -145,9 +145,13 @@ impl Running {
         let _ = std::fs::remove_file(self.home.join(API_FILE));
         let _ = std::fs::remove_file(self.home.join(TOKEN_FILE));
         self.shutdown.cancel();
+        let abort = self.api.abort_handle();
         match tokio::time::timeout(Duration::from_secs(5), self.api).await {
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "API server stopped with an error"),
-            Err(_) => tracing::warn!("API server did not stop within 5 s"),
+            Err(_) => {
+                tracing::warn!("API server did not stop within 5 s");
+                abort.abort();
+            }
             _ => {}
         }
         self.state.lock().await;

@@ -355,10 +355,15 @@ pub(crate) async fn fetched(
     if row.direction != Direction::Out || row.peer != from || row.status == FileStatus::Fetched {
         return Ok(());
     }
-    // The upload bitmap names the stripes on servers; none, nothing to release.
-    let release = row.done.iter().any(|b| *b != 0);
+    // Shards may be on servers if an upload ran (its bitmap is saved only now and
+    // then, so a running upload may have placed more than it says).
+    let release = matches!(row.status, FileStatus::Uploading | FileStatus::Stored)
+        || row.done.iter().any(|b| *b != 0);
     if !release {
         row.done = Vec::new();
+    } else if row.done.is_empty() {
+        // A non-empty bitmap on a fetched file is what marks a release still to do.
+        row.done = vec![0];
     }
     row.status = FileStatus::Fetched;
     row.error = None;

@@ -628,6 +628,13 @@ impl Handle {
         let now = Timestamp::now();
         let entry =
             self.inner.store.retry_dead_letter(id, now, now.saturating_add(MESSAGE_TTL)).await?;
+        // A file it offers from the uploads folder lives as long again.
+        if let Ok(Some(row)) = self.inner.store.file_by_message(id).await
+            && let Some(folder) = row.path.as_deref().and_then(std::path::Path::parent)
+            && folder.starts_with(&self.inner.files_config.uploads)
+        {
+            files::sweep::renew(folder);
+        }
         self.inner
             .outbox
             .send(outbox::Command::Enqueue(Box::new(entry)))

@@ -130,7 +130,10 @@ pub(crate) fn put(conn: &Connection, row: &FileRow) -> Result<(), Error> {
             status = CASE WHEN files.status = 'fetched' AND files.direction = 'out'
                           THEN 'fetched' ELSE excluded.status END,
             done = excluded.done,
-            fetched = excluded.fetched, error = excluded.error, updated_at = excluded.updated_at",
+            fetched = excluded.fetched,
+            error = CASE WHEN files.status = 'fetched' AND files.direction = 'out'
+                         THEN NULL ELSE excluded.error END,
+            updated_at = excluded.updated_at",
         params![
             row.file_id.as_bytes(),
             row.message_id.as_bytes(),

@@ -13,6 +13,9 @@ export interface UseEventsOptions {
   /** Events may have been missed (the socket (re)opened, or the node said `lagged`):
    * refetch what is on screen. */
   onResync?: () => void;
+  /** The socket closed (it reconnects by itself). A socket cannot say why, so the
+   * caller may ask the node (a locked node answers 423 to any request). */
+  onClose?: () => void;
   /** Defaults to `/v1/events` on this page's host. */
   url?: string;
 }
@@ -98,12 +101,12 @@ export function isAttachment(value: unknown): value is Attachment {
   );
 }
 
-export function useEvents({ enabled = true, onEvent, onResync, url }: UseEventsOptions): ConnectionState {
+export function useEvents({ enabled = true, onEvent, onResync, onClose, url }: UseEventsOptions): ConnectionState {
   const [state, setState] = useState<ConnectionState>('connecting');
   // The socket outlives renders; it calls whatever handlers are current.
-  const handlers = useRef({ onEvent, onResync });
+  const handlers = useRef({ onEvent, onResync, onClose });
   useEffect(() => {
-    handlers.current = { onEvent, onResync };
+    handlers.current = { onEvent, onResync, onClose };
   });
 
   useEffect(() => {
@@ -133,6 +136,7 @@ export function useEvents({ enabled = true, onEvent, onResync, url }: UseEventsO
         if (stopped) return;
         socket = null;
         setState('reconnecting');
+        handlers.current.onClose?.();
         retryTimer = setTimeout(connect, backoffMs(attempt));
         attempt += 1;
       };

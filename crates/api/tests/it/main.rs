@@ -142,6 +142,13 @@ async fn the_api_guards_validates_and_streams() {
     assert_eq!(seen, ["queued", "sent", "delivered"]);
     let (_, history) = api.get(&format!("/v1/conversations/{bob_address}/messages?limit=10")).await;
     assert_eq!(history[0]["text"], "hello over the API");
+    let (_, contacts) = api.get("/v1/contacts").await;
+    assert_eq!(contacts[0]["name"], "bob");
+    let (_, safety) = api.get(&format!("/v1/contacts/{bob_address}/safety-number")).await;
+    assert_eq!(safety["safety_number"].as_str().unwrap().len(), 71);
+    let (_, metrics) = api.call(reqwest::Method::GET, "/metrics", None, Some(TOKEN)).await;
+    assert!(metrics.as_str().unwrap().contains("communitas_messages_delivered_total 1"));
+    // (After the metrics: the read receipt below is a delivered message too.)
     // Bob answers: one unread message in alice's conversation list until she reads it.
     eventually(Duration::from_secs(20), || bob.add_contact(alice.address(), None)).await;
     bob.send_text(alice.address(), "hi alice").await.unwrap();
@@ -160,12 +167,6 @@ async fn the_api_guards_validates_and_streams() {
     api.post(&format!("/v1/conversations/{bob_address}/read"), json!({})).await;
     let (_, conversations) = api.get("/v1/conversations").await;
     assert_eq!(conversations[0]["unread"], 0);
-    let (_, contacts) = api.get("/v1/contacts").await;
-    assert_eq!(contacts[0]["name"], "bob");
-    let (_, safety) = api.get(&format!("/v1/contacts/{bob_address}/safety-number")).await;
-    assert_eq!(safety["safety_number"].as_str().unwrap().len(), 71);
-    let (_, metrics) = api.call(reqwest::Method::GET, "/metrics", None, Some(TOKEN)).await;
-    assert!(metrics.as_str().unwrap().contains("communitas_messages_delivered_total 1"));
 
     shutdown.cancel();
     net.shutdown().await;
@@ -337,6 +338,29 @@ async fn refused_uploads_leave_nothing_behind() {
         (StatusCode::BAD_REQUEST, Some("own_address"))
     );
     assert_eq!(kept(), 0, "a refused upload left a file");
+
+    // Cut off half-way (the client goes away): the partial copy goes too.
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let host = api.base.trim_start_matches("http://").to_owned();
+        let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let head = format!(
+            "POST /v1/files/upload?to={}&name=half.bin HTTP/1.1\r\nHost: {host}\r\n\
+             Authorization: Bearer {TOKEN}\r\nContent-Length: 100000\r\n\r\n",
+            bob.address()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&[7u8; 40_000]).await.unwrap();
+        eventually(Duration::from_secs(10), || async {
+            if kept() == 1 { Ok(()) } else { Err("the upload has not started") }
+        })
+        .await;
+        drop(stream);
+    }
+    eventually(Duration::from_secs(10), || async {
+        if kept() == 0 { Ok(()) } else { Err("a cut-off upload left a file") }
+    })
+    .await;
 
     // To bob: kept while it is offered.
     eventually(Duration::from_secs(20), || alice.add_contact(bob.address(), None)).await;

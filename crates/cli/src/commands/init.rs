@@ -25,6 +25,12 @@ pub(crate) fn run(home: &Path, passphrase: Source, name: Option<String>, json: b
         check_name(name)?;
     }
     let passphrase = passphrase.read(true)?;
+    // A node started with `run --locked` holds the home and may be creating the
+    // identity from its web UI: one of the two, never both.
+    home::create(home)?;
+    let Some(_lock) = crate::daemon::try_lock_home(home)? else {
+        bail!("a node is running for {}; create the identity in its web UI", home.display());
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let (_, public) =
         runtime.block_on(create(home, name, passphrase.as_bytes(), KdfParams::DEFAULT))?;
@@ -51,11 +57,21 @@ pub(crate) async fn create(
         created_at,
     };
     let path = home.join(DATABASE);
-    let store = Store::open(&path, secrets.storage.clone())
-        .with_context(|| format!("cannot create the database {}", path.display()))?;
-    store.set_identity(row).await.context("cannot record the identity")?;
-    drop(store);
-    home::write_new_file(&home.join(KEYSTORE), &keystore.to_bytes())?;
+    let made = async {
+        let store = Store::open(&path, secrets.storage.clone())
+            .with_context(|| format!("cannot create the database {}", path.display()))?;
+        store.set_identity(row).await.context("cannot record the identity")?;
+        drop(store);
+        home::write_new_file(&home.join(KEYSTORE), &keystore.to_bytes())
+    };
+    if let Err(e) = made.await {
+        // A database without its keystore would block every later try (`check_fresh`):
+        // nothing is in it yet but the identity row, so it goes.
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(home.join(format!("{DATABASE}{suffix}")));
+        }
+        return Err(e);
+    }
     Ok((secrets, keystore.public().clone()))
 }
 

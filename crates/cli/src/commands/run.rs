@@ -98,7 +98,8 @@ pub(crate) struct ServerLimits {
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub(crate) relay_ip_burst: u32,
     /// Server nodes: envelope bytes kept in all mailboxes together, in MiB; beyond,
-    /// puts are refused (communitas_refused_total{what="mailbox_server_full"}).
+    /// puts are refused (communitas_refused_total{what="mailbox_server_full"}). 0: no
+    /// limit.
     #[arg(long, value_name = "MIB", default_value_t = 16 * 1024)]
     pub(crate) mailbox_max_mib: u64,
 }
@@ -117,7 +118,10 @@ impl ServerLimits {
         config.net.max_memory_bytes =
             (self.max_memory_mib > 0).then(|| self.max_memory_mib.saturating_mul(1024 * 1024));
         config.net.relay_ip_burst = self.relay_ip_burst;
-        config.mailbox_limits.max_total_bytes = self.mailbox_max_mib.saturating_mul(1024 * 1024);
+        config.mailbox_limits.max_total_bytes = match self.mailbox_max_mib {
+            0 => u64::MAX,
+            mib => mib.saturating_mul(1024 * 1024),
+        };
     }
 }
 

@@ -148,6 +148,9 @@ fn a_login_link_opens_one_session_which_ends_at_logout() {
         None,
     );
     assert_eq!((foreign.code, foreign.error().as_str()), (403, "cross_origin"));
+    // A session cannot make more sessions: new links need the token.
+    let more = request(&addr, "POST", "/v1/login-links", &with_cookie, None);
+    assert_eq!((more.code, more.error().as_str()), (403, "token_required"));
 
     let logout = request(&addr, "POST", "/v1/logout", &with_cookie, None);
     assert_eq!(logout.code, 204);

@@ -32,6 +32,15 @@ pub(crate) async fn run(dir: std::path::PathBuf, shutdown: CancellationToken) {
     }
 }
 
+/// Marks an upload's folder as new again (its message was sent again, with a new
+/// lifetime).
+pub(crate) fn renew(folder: &Path) {
+    let renewed = std::fs::File::open(folder).and_then(|f| f.set_modified(SystemTime::now()));
+    if let Err(e) = renewed {
+        tracing::warn!(error = %e, "cannot renew an upload's folder");
+    }
+}
+
 /// Removes the folders in `dir` last changed more than `keep` before `now`; returns
 /// how many. Anything unreadable is left alone.
 pub(crate) fn sweep(dir: &Path, keep: Duration, now: SystemTime) -> usize {
@@ -77,5 +86,9 @@ mod tests {
         assert!(dir.path().join("recent/film.mp4").exists());
         assert!(dir.path().join("stray-file").exists());
         assert_eq!(sweep(&dir.path().join("missing"), KEEP, SystemTime::now()), 0);
+        // A folder renewed (its message retried) stays.
+        upload(dir.path(), "retried", KEEP + Duration::from_secs(60));
+        renew(&dir.path().join("retried"));
+        assert_eq!(sweep(dir.path(), KEEP, SystemTime::now()), 0);
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use communitas_net::libp2p::PeerId;
-use communitas_proto::file::wire::{Request, Response};
+use communitas_proto::file::wire::{Refusal, Request, Response};
 use communitas_proto::file::{
     EncodedStripe, Manifest, SHARDS, encode_stripe, segment_range, stripe_count,
 };
@@ -279,7 +279,9 @@ pub(crate) async fn release(inner: Arc<Inner>, file_id: FileId) -> Outcome {
                 answered += 1;
                 dropped += u64::from(n);
             }
-            Ok(Response::Refused(_)) => answered += 1,
+            // Not a server, or a version without `Drop`: nothing to ask it again.
+            Ok(Response::Refused(Refusal::NotFound | Refusal::Invalid)) => answered += 1,
+            // Busy or unreachable: asked again later.
             _ => {}
         }
     }

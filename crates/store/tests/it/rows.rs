@@ -291,11 +291,14 @@ async fn a_fetched_sent_file_stays_fetched_and_is_released_once() {
     let mut fetched = row.clone();
     fetched.status = FileStatus::Fetched;
     store.put_file(fetched).await.unwrap();
-    // An upload still running writes its progress: the status does not go back.
+    // An upload still running writes its progress, or fails: the status does not go
+    // back, and a fetched file shows no upload error.
     row.done = vec![0b111];
+    row.error = Some("no server node kept shard 3".into());
     store.put_file(row.clone()).await.unwrap();
     let now = store.file(row.file_id).await.unwrap().unwrap();
     assert_eq!((now.status, now.done.clone()), (FileStatus::Fetched, vec![0b111]));
+    assert_eq!(now.error, None);
     // Shards to release: picked up at start until the bitmap is cleared.
     assert_eq!(store.unfinished_files().await.unwrap(), vec![now.clone()]);
     let released = FileRow { done: Vec::new(), ..now };
