@@ -22,6 +22,7 @@ function start() {
     'GET /v1/status': json(200, STATUS),
     'GET /v1/contacts': json(200, CONTACTS),
     'GET /v1/outbox/dead': json(200, []),
+    'POST /v1/lock': json(200, { state: 'locked', address: null, name: null }),
     [`GET /v1/conversations/${BOB}/messages`]: json(200, []),
     [`GET /v1/conversations/${CAROL}/messages`]: json(200, []),
   });
@@ -199,6 +200,25 @@ describe('uploads', () => {
     expect(closingAsks()).toBe(true);
     act(() => MockXhr.latest().respond(202, queued()));
     await waitFor(() => expect(closingAsks()).toBe(false));
+  });
+});
+
+describe('locking while files are being sent', () => {
+  it('asks first, and a no keeps the node unlocked and the upload going', async () => {
+    const { user, calls } = start();
+    await open(user, 'Bob');
+    await send(user, [testFile('notes.txt', 4096)]);
+    const xhr = MockXhr.latest();
+    const confirm = vi.fn(() => false);
+    vi.stubGlobal('confirm', confirm);
+    await user.click(screen.getByRole('button', { name: 'Lock' }));
+    expect(confirm).toHaveBeenCalledWith('1 file is still being sent and will stop. Lock anyway?');
+    expect(calls.some((c) => c.method === 'POST' && c.url === '/v1/lock')).toBe(false);
+    expect(xhr.aborted).toBe(false);
+
+    confirm.mockReturnValue(true);
+    await user.click(screen.getByRole('button', { name: 'Lock' }));
+    await waitFor(() => expect(calls.some((c) => c.method === 'POST' && c.url === '/v1/lock')).toBe(true));
   });
 });
 

@@ -8,7 +8,8 @@ import { useSession } from '../api/session';
 import { ChangePassphraseDialog } from './ChangePassphraseDialog';
 import { LockIcon } from './icons';
 
-export function AccountActions() {
+/** `uploading`: files still being sent to the node (locking or signing out stops them). */
+export function AccountActions({ uploading = 0 }: { uploading?: number }) {
   const session = useSession();
   const name = session.gate.kind === 'unlocked' ? session.gate.identity.name : null;
   const [busy, setBusy] = useState<'lock' | 'logout' | null>(null);
@@ -19,6 +20,11 @@ export function AccountActions() {
 
   // On success this component is gone (another screen takes over).
   const run = async (action: 'lock' | 'logout') => {
+    if (uploading > 0) {
+      const files = uploading === 1 ? '1 file is' : `${uploading} files are`;
+      const verb = action === 'lock' ? 'Lock' : 'Sign out';
+      if (!window.confirm(`${files} still being sent and will stop. ${verb} anyway?`)) return;
+    }
     setBusy(action);
     setError(null);
     try {

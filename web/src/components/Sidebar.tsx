@@ -50,7 +50,9 @@ export function Sidebar(props: Props) {
           {connection === 'open' && peers !== undefined && ` · ${peers} ${peers === 1 ? 'peer' : 'peers'}`}
         </p>
       </header>
-      <AccountActions />
+      <AccountActions
+        uploading={Object.values(props.uploads ?? {}).reduce((n, c) => n + c.sending, 0)}
+      />
       {props.errors.map((e) => (
         <p key={e} role="alert" className="error banner">
           {e}
