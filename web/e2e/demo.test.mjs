@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
+import { assertAccessible } from './a11y.mjs';
 
 const bin = process.env.COMMUNITAS_BIN;
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -80,6 +81,7 @@ test('alice and bob chat live in their browsers, by keyboard', { timeout: 180_00
     const open = alicePage.getByRole('button', { name: 'Open conversation' });
     await open.waitFor();
     await alicePage.screenshot({ path: `${artifacts}alice-safety-number.png` });
+    await assertAccessible(alicePage, 'add contact dialog');
     await open.focus();
     await alicePage.keyboard.press('Enter');
 
@@ -104,6 +106,8 @@ test('alice and bob chat live in their browsers, by keyboard', { timeout: 180_00
 
     await alicePage.screenshot({ path: `${artifacts}alice.png`, fullPage: true });
     await bobPage.screenshot({ path: `${artifacts}bob-375px.png`, fullPage: true });
+    await assertAccessible(alicePage, 'conversation');
+    await assertAccessible(bobPage, 'conversation at 375 px');
 
     // Alice sends a file: the paperclip, by keyboard, opens the picker.
     const name = 'e2e-200k.bin';

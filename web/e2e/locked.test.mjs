@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
+import { assertAccessible } from './a11y.mjs';
 
 const bin = process.env.COMMUNITAS_BIN;
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -76,6 +77,7 @@ test('a new user creates, locks and unlocks an identity in the browser, by keybo
     await page.getByLabel('Confirm passphrase').focus();
     await page.keyboard.type(PASSPHRASE);
     await page.screenshot({ path: `${artifacts}first-run-375px.png`, fullPage: true });
+    await assertAccessible(page, 'first run');
     await page.keyboard.press('Enter');
 
     // The messenger, with the new four-word address.
@@ -87,6 +89,7 @@ test('a new user creates, locks and unlocks an identity in the browser, by keybo
     assert.match(created.address, /^[a-z]+-[a-z]+-[a-z]+-[a-z]+$/);
     await page.getByText(created.address).first().waitFor();
     await page.screenshot({ path: `${artifacts}created-375px.png`, fullPage: true });
+    await assertAccessible(page, 'messenger');
 
     // Lock; a wrong passphrase is refused, the right one opens the same identity.
     await lock.focus();
@@ -100,6 +103,7 @@ test('a new user creates, locks and unlocks an identity in the browser, by keybo
     await page.keyboard.press('Enter');
     await page.getByRole('alert').getByText('Wrong passphrase').waitFor({ timeout: 10_000 });
     await page.screenshot({ path: `${artifacts}unlock-wrong-375px.png`, fullPage: true });
+    await assertAccessible(page, 'unlock');
     await field.focus();
     await page.keyboard.type(PASSPHRASE);
     await page.keyboard.press('Enter');
