@@ -169,6 +169,7 @@ function Messenger() {
         unread={unread.counts}
         presence={presence.presence}
         uploads={uploadCounts(uploads.uploads)}
+        recent={unread.recent}
         active={peer}
         deadCount={dead.letters.length}
         deadOpen={view.kind === 'dead'}

@@ -1,5 +1,9 @@
-// The conversations in the sidebar: contacts, then senders who are not contacts yet.
+// The conversations in the sidebar, the most recent first (then the others, contacts
+// before senders who are not contacts yet). The order holds still while keyboard
+// focus is in the list: moving the focused button would drop focus (and a screen
+// reader's place); it catches up when focus leaves.
 
+import { useRef, useState } from 'react';
 import type { Address, Contact } from '../api/types';
 import { PresenceDot, type Presence } from './PresenceDot';
 import { ShieldIcon } from './icons';
@@ -20,6 +24,8 @@ interface Props {
   presence?: Record<Address, Presence>;
   /** Uploads per address still on their way, and those that failed. */
   uploads?: Record<Address, UploadCounts>;
+  /** Unix ms of each conversation's newest message. */
+  recent?: Record<Address, number>;
 }
 
 /** Files being sent to one person, as the contact list shows them. */
@@ -41,21 +47,49 @@ export function contactButtonId(address: Address): string {
   return `contact-${address}`;
 }
 
-export function ContactList({ contacts, unread, active, onOpen, presence = {}, uploads = {} }: Props) {
+/** Entries by their newest message, newest first; those without any keep their
+ * place after them (the sort is stable). */
+export function byRecent(entries: Entry[], recent: Record<Address, number>): Entry[] {
+  return [...entries].sort((a, b) => (recent[b.address] ?? 0) - (recent[a.address] ?? 0));
+}
+
+/** `next` in the order of `shown` where both have it, newcomers after. */
+function holding(shown: Address[], next: Entry[]): Entry[] {
+  const place = new Map(shown.map((a, i) => [a, i]));
+  return [...next].sort((a, b) => (place.get(a.address) ?? Infinity) - (place.get(b.address) ?? Infinity));
+}
+
+export function ContactList({ contacts, unread, active, onOpen, presence = {}, uploads = {}, recent = {} }: Props) {
   const known = new Set(contacts.map((c) => c.address));
-  const entries: Entry[] = [
-    ...contacts.map((c) => ({ address: c.address, name: c.name?.trim() || null, verified: c.verified, contact: true })),
-    ...Object.keys(unread)
-      .filter((a) => !known.has(a))
-      .map((address) => ({ address, name: null, verified: false, contact: false })),
-  ];
+  const wanted = byRecent(
+    [
+      ...contacts.map((c) => ({ address: c.address, name: c.name?.trim() || null, verified: c.verified, contact: true })),
+      ...[...new Set([...Object.keys(unread), ...Object.keys(recent)])]
+        .filter((a) => !known.has(a))
+        .map((address) => ({ address, name: null, verified: false, contact: false })),
+    ],
+    recent,
+  );
+  const list = useRef<HTMLUListElement>(null);
+  const shown = useRef<Address[]>([]);
+  // Bumped when focus leaves the list, so the held order catches up.
+  const [, setFocusLeft] = useState(0);
+  const focused = list.current?.contains(document.activeElement) ?? false;
+  const entries = focused ? holding(shown.current, wanted) : wanted;
+  shown.current = entries.map((e) => e.address);
 
   if (entries.length === 0) {
     return <p className="muted empty-list">No contacts yet. Add someone by their four words.</p>;
   }
 
   return (
-    <ul className="contacts">
+    <ul
+      className="contacts"
+      ref={list}
+      onBlur={(e) => {
+        if (!e.currentTarget.contains(e.relatedTarget as Node | null)) setFocusLeft((n) => n + 1);
+      }}
+    >
       {entries.map((e) => {
         const count = unread[e.address] ?? 0;
         const sending = uploadsText(uploads[e.address]);

@@ -19,6 +19,8 @@ interface Props {
   presence?: Record<Address, Presence>;
   /** Files being sent, per person (shown for conversations that are not open too). */
   uploads?: Record<Address, UploadCounts>;
+  /** Unix ms of each conversation's newest message (the list's order). */
+  recent?: Record<Address, number>;
   active: Address | null;
   deadCount: number;
   deadOpen: boolean;
@@ -85,6 +87,7 @@ export function Sidebar(props: Props) {
             unread={props.unread}
             presence={props.presence}
             uploads={props.uploads}
+            recent={props.recent}
             active={props.active}
             onOpen={props.onOpen}
           />

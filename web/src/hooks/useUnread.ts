@@ -7,6 +7,9 @@
 // conversation is marked read on the node (`useMarkRead`) under the same condition
 // that clears its count here.
 //
+// It also keeps when each conversation last moved (the newest message either way),
+// from the same answer and the same events, for the contact list's order.
+//
 // The race: a message that arrives while the counts are being read may or may not
 // be in the node's answer, and nothing in the answer says which. So an answer that
 // raced with a `message_received` is thrown away and the counts are read again;
@@ -25,6 +28,8 @@ export function useUnread(open: Address | null, active = true) {
   const api = useApi();
   // A key stays (at 0) once seen, so senders who are not contacts keep their entry.
   const [counts, setCounts] = useState<Record<Address, number>>({});
+  // Unix ms of each conversation's newest message, as far as this page knows.
+  const [recent, setRecent] = useState<Record<Address, number>>({});
   const seen = useRef<Address | null>(active ? open : null);
   // The read in flight: whether a message arrived during it, and whether another
   // `load` was asked for meanwhile.
@@ -38,7 +43,11 @@ export function useUnread(open: Address | null, active = true) {
   }, [open, active]);
 
   const handleEvent = useCallback((event: ServerEvent) => {
+    if (event.type === 'status_changed' && event.status === 'queued') {
+      setRecent((r) => ({ ...r, [event.to]: Math.max(r[event.to] ?? 0, Date.now()) }));
+    }
     if (event.type !== 'message_received') return;
+    setRecent((r) => ({ ...r, [event.from]: Math.max(r[event.from] ?? 0, event.timestamp) }));
     if (reading.current) reading.current.raced = true;
     if (event.from === seen.current) return;
     setCounts((c) => ({ ...c, [event.from]: (c[event.from] ?? 0) + 1 }));
@@ -65,6 +74,11 @@ export function useUnread(open: Address | null, active = true) {
           for (const { peer, unread } of list) next[peer] = peer === seen.current ? 0 : unread;
           return next;
         });
+        setRecent((r) => {
+          const next = { ...r };
+          for (const { peer, last_at } of list) next[peer] = Math.max(next[peer] ?? 0, last_at);
+          return next;
+        });
         break;
       }
     } catch {
@@ -79,5 +93,5 @@ export function useUnread(open: Address | null, active = true) {
   }, [load]);
 
   const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
-  return { counts, total, handleEvent, load };
+  return { counts, recent, total, handleEvent, load };
 }
