@@ -336,7 +336,9 @@ impl Node {
         });
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
-        let outbox = outbox::Actor::new(inner.clone(), outbox_rx, pending, config.max_deliveries);
+        let control = inner.store.control_ids().await?.into_iter().collect();
+        let outbox =
+            outbox::Actor::new(inner.clone(), outbox_rx, pending, control, config.max_deliveries);
         tasks.spawn(outbox.run(shutdown.child_token()));
         tasks.spawn(files::Actor::new(inner.clone(), files_rx).run(shutdown.child_token()));
         tasks.spawn(files::serve(inner.clone(), shutdown.child_token()));

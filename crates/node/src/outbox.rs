@@ -36,6 +36,9 @@ const BACKOFF_FLOOR: Duration = Duration::from_millis(100);
 pub(crate) enum Command {
     /// A message was queued (or re-queued from dead letters).
     Enqueue(Box<OutboxEntry>),
+    /// A control message (a receipt) was queued: delivered like a message, but not
+    /// one the user sent, so it moves no message counter and no message status.
+    EnqueueControl(Box<OutboxEntry>),
     /// A lookup found this record: remember its devices.
     Learned { address: Address, record: Box<IdentityRecord> },
     /// A connection to this device opened.
@@ -78,6 +81,8 @@ pub(crate) struct Actor {
     peer_addresses: HashMap<PeerId, Address>,
     running: JoinSet<(MessageId, Outcome)>,
     in_flight: std::collections::HashSet<MessageId>,
+    /// Entries that are control messages (receipts), not the user's messages.
+    control: std::collections::HashSet<MessageId>,
     max_running: usize,
 }
 
@@ -86,6 +91,7 @@ impl Actor {
         inner: Arc<Inner>,
         commands: mpsc::Receiver<Command>,
         pending: Vec<OutboxEntry>,
+        control: std::collections::HashSet<MessageId>,
         max_running: usize,
     ) -> Self {
         let mut actor = Self {
@@ -97,6 +103,7 @@ impl Actor {
             peer_addresses: HashMap::new(),
             running: JoinSet::new(),
             in_flight: Default::default(),
+            control,
             max_running: max_running.max(1),
         };
         for entry in pending {
@@ -145,12 +152,17 @@ impl Actor {
     fn handle_command(&mut self, command: Command) {
         match command {
             Command::Enqueue(entry) => self.schedule(*entry),
+            Command::EnqueueControl(entry) => {
+                self.control.insert(entry.message_id);
+                self.schedule(*entry);
+            }
             Command::Learned { address, record } => {
                 let devices = devices_of(&record);
                 self.remember(address, devices);
             }
             Command::Delivered(id) => {
                 if self.entries.remove(&id).is_some() {
+                    self.control.remove(&id);
                     self.inner.metrics.outbox_depth.dec();
                 }
             }
@@ -195,7 +207,8 @@ impl Actor {
                 .filter(|d| d.fetched.elapsed() < DEVICE_CACHE_TTL)
                 .cloned();
             self.in_flight.insert(id);
-            self.running.spawn(deliver(self.inner.clone(), entry, cached));
+            let control = self.control.contains(&id);
+            self.running.spawn(deliver(self.inner.clone(), entry, cached, control));
         }
     }
 
@@ -212,17 +225,21 @@ impl Actor {
                 // yet. (Should it be lost in a crash, the message goes out again and
                 // bob's node deduplicates it.) So the user hears it first.
                 let metrics = &self.inner.metrics;
-                metrics.delivered.inc();
-                let ms = Timestamp::now().as_millis().saturating_sub(entry.created_at.as_millis());
-                metrics.delivery_latency.observe(ms as f64 / 1000.0);
-                self.inner.emit(Event::StatusChanged {
-                    id,
-                    to: entry.recipient,
-                    status: Status::Delivered.as_str(),
-                });
+                if !self.control.contains(&id) {
+                    metrics.delivered.inc();
+                    let ms =
+                        Timestamp::now().as_millis().saturating_sub(entry.created_at.as_millis());
+                    metrics.delivery_latency.observe(ms as f64 / 1000.0);
+                    self.inner.emit(Event::StatusChanged {
+                        id,
+                        to: entry.recipient,
+                        status: Status::Delivered.as_str(),
+                    });
+                }
                 match store.mark_delivered(id).await {
                     Ok(_) => {
                         self.entries.remove(&id);
+                        self.control.remove(&id);
                         metrics.outbox_depth.dec();
                     }
                     Err(e) => {
@@ -279,11 +296,13 @@ impl Actor {
             tracing::error!(error = %e, "cannot record a delivery attempt");
         }
         tracing::debug!(id = %entry.message_id.fmt_short(), attempts = entry.attempts, "delivery will be retried");
-        self.inner.emit(Event::StatusChanged {
-            id: entry.message_id,
-            to: entry.recipient,
-            status: status.as_str(),
-        });
+        if !self.control.contains(&entry.message_id) {
+            self.inner.emit(Event::StatusChanged {
+                id: entry.message_id,
+                to: entry.recipient,
+                status: status.as_str(),
+            });
+        }
         self.schedule(entry);
     }
 
@@ -292,13 +311,15 @@ impl Actor {
         match self.inner.store.dead_letter(id, reason).await {
             Ok(()) => {
                 self.entries.remove(&id);
-                self.inner.metrics.failed.inc();
                 self.inner.metrics.outbox_depth.dec();
-                self.inner.emit(Event::StatusChanged {
-                    id,
-                    to: entry.recipient,
-                    status: Status::Failed.as_str(),
-                });
+                if !self.control.remove(&id) {
+                    self.inner.metrics.failed.inc();
+                    self.inner.emit(Event::StatusChanged {
+                        id,
+                        to: entry.recipient,
+                        status: Status::Failed.as_str(),
+                    });
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot move a message to dead letters");
@@ -352,10 +373,12 @@ fn devices_of(record: &IdentityRecord) -> Devices {
 }
 
 /// One delivery attempt: find the recipient's devices, send, read the receipt.
+/// `control`: a receipt, not a message of the user's (no status, no counter).
 async fn deliver(
     inner: Arc<Inner>,
     entry: OutboxEntry,
     cached: Option<Devices>,
+    control: bool,
 ) -> (MessageId, Outcome) {
     let id = entry.message_id;
     let devices = match cached {
@@ -370,7 +393,7 @@ async fn deliver(
         let sent = inner.store.set_status(id, Status::Sent);
         let request = inner.net.send(*peer, addrs.clone(), entry.envelope.clone());
         let (sent, receipt) = tokio::join!(sent, request);
-        if sent.is_ok() {
+        if sent.is_ok() && !control {
             inner.metrics.sent.inc();
             inner.emit(Event::StatusChanged {
                 id,

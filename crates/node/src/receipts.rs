@@ -91,7 +91,7 @@ pub(crate) async fn send_kind(
         inner.metrics.outbox_depth.inc();
         inner
             .outbox
-            .send(Command::Enqueue(Box::new(entry)))
+            .send(Command::EnqueueControl(Box::new(entry)))
             .await
             .map_err(|_| "shutting down".to_owned())?;
     }

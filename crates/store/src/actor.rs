@@ -180,6 +180,9 @@ pub(crate) enum Read {
     Outbox {
         reply: Reply<Vec<OutboxEntry>>,
     },
+    ControlIds {
+        reply: Reply<Vec<MessageId>>,
+    },
     IntegrityCheck {
         reply: Reply<bool>,
     },
@@ -453,6 +456,7 @@ impl Reader {
                 drop(reply.send(ops::history(conn, key, peer, limit, before_seq)))
             }
             Read::Outbox { reply } => drop(reply.send(ops::outbox(conn))),
+            Read::ControlIds { reply } => drop(reply.send(ops::control_ids(conn))),
             Read::IntegrityCheck { reply } => drop(reply.send(ops::integrity_check(conn))),
             Read::Contact { address, reply } => drop(reply.send(ops::contact(conn, &address))),
             Read::ContactByFingerprint { fingerprint, reply } => {

@@ -237,6 +237,11 @@ impl Store {
         self.read(|reply| Read::History { peer, limit, before_seq, reply }).await
     }
 
+    /// The outbox entries that are control messages (receipts), not messages.
+    pub async fn control_ids(&self) -> Result<Vec<MessageId>, Error> {
+        self.read(|reply| Read::ControlIds { reply }).await
+    }
+
     /// Every outbox entry, oldest first.
     pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, Error> {
         self.read(|reply| Read::Outbox { reply }).await

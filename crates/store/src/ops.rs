@@ -414,6 +414,20 @@ pub(crate) fn message(
     rows.next()?.map(|row| message_from_row(key, row)).transpose()
 }
 
+/// Outbox entries with no outgoing message behind them: control messages (receipts).
+pub(crate) fn control_ids(conn: &Connection) -> Result<Vec<MessageId>, Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT message_id FROM outbox o WHERE NOT EXISTS
+            (SELECT 1 FROM messages m WHERE m.id = o.message_id AND m.direction = 'out')",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut ids = Vec::new();
+    while let Some(r) = rows.next()? {
+        ids.push(MessageId::from_bytes(array(r.get(0)?, "message id")?));
+    }
+    Ok(ids)
+}
+
 pub(crate) fn outbox(conn: &Connection) -> Result<Vec<OutboxEntry>, Error> {
     outbox_query(conn, "", &0)
 }

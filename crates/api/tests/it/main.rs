@@ -167,6 +167,16 @@ async fn the_api_guards_validates_and_streams() {
     api.post(&format!("/v1/conversations/{bob_address}/read"), json!({})).await;
     let (_, conversations) = api.get("/v1/conversations").await;
     assert_eq!(conversations[0]["unread"], 0);
+    // The read receipt went out; it is not a message the user sent, so the count of
+    // delivered messages stays at one.
+    eventually(Duration::from_secs(20), || async {
+        let (_, outbox) = api.get("/v1/outbox").await;
+        if outbox == json!([]) { Ok(()) } else { Err(outbox) }
+    })
+    .await;
+    let (_, metrics) = api.call(reqwest::Method::GET, "/metrics", None, Some(TOKEN)).await;
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert!(metrics.contains("communitas_messages_delivered_total 1\n"), "{metrics}");
 
     shutdown.cancel();
     net.shutdown().await;
