@@ -22,6 +22,7 @@ import { useDeadLetters } from './hooks/useDeadLetters';
 import { useEvents } from './hooks/useEvents';
 import { useMarkRead } from './hooks/useMarkRead';
 import { useMessaging } from './hooks/useMessaging';
+import { useNotifications } from './hooks/useNotifications';
 import { usePresence } from './hooks/usePresence';
 import { useStatus } from './hooks/useStatus';
 import { useTransfers } from './hooks/useTransfers';
@@ -82,6 +83,7 @@ function Messenger() {
   const dead = useDeadLetters();
   const presence = usePresence();
   const transfers = useTransfers();
+  const notifications = useNotifications();
   const uploads = useUploads(messaging.showSentFile);
 
   const nameOf = (address: Address) => displayName(address, contacts.contacts);
@@ -100,6 +102,11 @@ function Messenger() {
       transfers.handleEvent(event);
       if (event.type === 'message_received') {
         const who = nameOf(event.from);
+        // Only when the user is not looking: otherwise the page itself shows it.
+        if (!active) {
+          const from = event.from;
+          notifications.notify(who, from, () => setView({ kind: 'chat', peer: from }));
+        }
         const caption = event.text ? `: ${event.text}` : '';
         const said = event.attachment ? ` sent a file, ${event.attachment.name}${caption}` : `: ${event.text}`;
         setAnnouncement(event.from === peer ? `${who}${said}` : `New message from ${who}`);
@@ -175,6 +182,7 @@ function Messenger() {
         deadOpen={view.kind === 'dead'}
         errors={errors}
         settings={settings}
+        notifications={notifications}
         onOpen={open}
         onAddContact={() => setModal({ kind: 'add' })}
         onShowQr={() => setModal({ kind: 'qr' })}

@@ -4,6 +4,8 @@ import type { Address, Contact, NodeStatus } from '../api/types';
 import type { ConnectionState } from '../hooks/useEvents';
 import type { SettingsState } from '../hooks/useSettings';
 import { AccountActions } from './AccountActions';
+import type { NotificationsState } from '../hooks/useNotifications';
+import { NotificationsToggle } from './NotificationsToggle';
 import { ContactList, type UploadCounts } from './ContactList';
 import { PlusIcon } from './icons';
 import { MyAddress } from './MyAddress';
@@ -27,6 +29,8 @@ interface Props {
   errors: string[];
   /** The user's settings; the section is left out without them. */
   settings?: SettingsState;
+  /** This browser's desktop notifications. */
+  notifications?: NotificationsState;
   onOpen: (address: Address) => void;
   onAddContact: () => void;
   onShowQr: () => void;
@@ -98,6 +102,7 @@ export function Sidebar(props: Props) {
       {props.settings && (
         <section className="sidebar-settings" aria-label="Settings">
           <ReadReceiptsToggle {...props.settings} />
+          {props.notifications && <NotificationsToggle {...props.notifications} />}
         </section>
       )}
     </aside>
