@@ -388,6 +388,8 @@ impl Node {
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
+        // Handles still held elsewhere (a request in flight) can no longer write.
+        self.handle.inner.store.close().await;
     }
 }
 

@@ -27,6 +27,10 @@ const MAX_BATCH: usize = 256;
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 pub(crate) enum Write {
+    /// Commit what came before, then take nothing more (the node stopped).
+    Close {
+        reply: Reply<()>,
+    },
     SetIdentity {
         row: IdentityRow,
         reply: Reply<()>,
@@ -142,6 +146,10 @@ pub(crate) enum Write {
 }
 
 pub(crate) enum Read {
+    /// Answer nothing more.
+    Close {
+        reply: Reply<()>,
+    },
     File {
         file_id: FileId,
         reply: Reply<Option<FileRow>>,
@@ -269,6 +277,8 @@ impl Write {
             (r.is_ok(), finish(r, reply))
         }
         match self {
+            // Taken out of the batch by the writer before it commits (see `run`).
+            Write::Close { reply } => done(Ok(()), reply),
             Write::FilePut { row, reply } => done(files::put(conn, &row), reply),
             Write::FileAdd { row, reply } => done(files::add(conn, &row), reply),
             Write::ShardPut { shard, limits, reply } => {
@@ -378,6 +388,20 @@ impl Actor {
                     Err(_) => break,
                 }
             }
+            // A close ends it: what came before is committed, what comes after is
+            // refused (its caller gets `ActorGone`), and the connection closes.
+            if let Some(at) = batch.iter().position(|w| matches!(w, Write::Close { .. })) {
+                let rest = batch.split_off(at);
+                self.commit(batch);
+                self.inbox.close();
+                for write in rest {
+                    if let Write::Close { reply } = write {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                while self.inbox.try_recv().is_ok() {}
+                return;
+            }
             self.commit(batch);
         }
     }
@@ -433,6 +457,12 @@ impl Reader {
 
     pub(crate) fn run(mut self) {
         while let Some(read) = self.inbox.blocking_recv() {
+            if let Read::Close { reply } = read {
+                self.inbox.close();
+                while self.inbox.try_recv().is_ok() {}
+                let _ = reply.send(Ok(()));
+                return;
+            }
             self.read(read);
         }
     }
@@ -441,6 +471,7 @@ impl Reader {
         let (conn, key) = (&self.conn, &self.key);
         // A dropped receiver means the caller gave up; nothing to do.
         match read {
+            Read::Close { reply } => drop(reply.send(Ok(()))),
             Read::File { file_id, reply } => drop(reply.send(files::get(conn, file_id))),
             Read::FileByMessage { id, reply } => drop(reply.send(files::by_message(conn, id))),
             Read::FilesUnfinished { reply } => drop(reply.send(files::unfinished(conn))),

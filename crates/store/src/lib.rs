@@ -150,6 +150,15 @@ impl Store {
         answer.await.map_err(|_| Error::ActorGone)?
     }
 
+    /// Closes the database for every clone of this handle: writes sent before are
+    /// committed, every call after fails with [`Error::ActorGone`]. A node that stops
+    /// closes its store, so a request still holding the old node cannot write while a
+    /// new one (after an unlock) has the database.
+    pub async fn close(&self) {
+        let _ = self.write(|reply| Write::Close { reply }).await;
+        let _ = self.read(|reply| Read::Close { reply }).await;
+    }
+
     /// Sets a per-user setting (issue 6: `read_receipts`, `presence`).
     pub async fn set_setting(&self, key: &'static str, value: String) -> Result<(), Error> {
         self.write(|reply| Write::SetSetting { key, value, reply }).await

@@ -337,3 +337,21 @@ async fn conversations_count_unread_incoming_until_read() {
         store.conversations().await.unwrap().iter().map(|c| (c.peer, c.unread)).collect();
     assert_eq!(after, [(bob(), 0), (carol, 1)]);
 }
+
+#[tokio::test]
+async fn a_closed_store_commits_what_came_before_and_refuses_the_rest() {
+    let (dir, store) = open();
+    let other = store.clone();
+    let (m, o) = outgoing(1, "before the close");
+    store.insert_outgoing(m, o).await.unwrap();
+    store.close().await;
+    let (m, o) = outgoing(2, "after the close");
+    assert!(matches!(other.insert_outgoing(m, o).await, Err(Error::ActorGone)));
+    assert!(matches!(other.history(bob(), 10, None).await, Err(Error::ActorGone)));
+    drop((store, other));
+    // Reopened: the first is there, the second never was.
+    let store = Store::open(&dir.path().join("c.db"), key()).unwrap();
+    let texts: Vec<_> =
+        store.history(bob(), 10, None).await.unwrap().into_iter().map(|m| m.message.body).collect();
+    assert_eq!(texts, [b"before the close".to_vec()]);
+}
