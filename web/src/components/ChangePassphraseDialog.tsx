@@ -1,8 +1,9 @@
 // "Change passphrase" (decision 0014): the node re-encrypts its keystore under the
 // new passphrase (`POST /v1/passphrase`). The fields follow the first-run screen.
 
-import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
+import { useId, useRef, useState, type FormEvent } from 'react';
 import { ApiError, errorMessage } from '../api/client';
+import { useProblemFocus } from '../hooks/useProblemFocus';
 import { Dialog } from './Dialog';
 import { MIN_PASSPHRASE_CHARS } from './FirstRun';
 
@@ -55,11 +56,7 @@ export function ChangePassphraseDialog({ onChange, onChanged, onClose }: Props) 
   // A new object per problem, so focus moves to its field each time.
   const [problem, setProblem] = useState<Problem | null>(null);
 
-  useEffect(() => {
-    if (!problem) return;
-    // `fields` is rebuilt each render, but the refs in it are stable.
-    (problem.field === 'form' ? submitButton : fields[problem.field]).current?.focus();
-  }, [problem]);
+  useProblemFocus(problem, fields, submitButton);
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();

@@ -3,6 +3,7 @@
 
 import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
 import { errorMessage } from '../api/client';
+import { useProblemFocus } from '../hooks/useProblemFocus';
 
 /** The node accepts any non-empty passphrase; the UI asks for a little more. */
 export const MIN_PASSPHRASE_CHARS = 8;
@@ -57,11 +58,7 @@ export function FirstRun({ onCreate }: Props) {
   useEffect(() => title.current?.focus(), []);
   // Focus follows each new problem: to its field, or the button for the node's answer.
   const submitButton = useRef<HTMLButtonElement>(null);
-  useEffect(() => {
-    if (!problem) return;
-    // `fields` is rebuilt each render, but the refs in it are stable.
-    (problem.field === 'form' ? submitButton : fields[problem.field]).current?.focus();
-  }, [problem]);
+  useProblemFocus(problem, fields, submitButton);
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
