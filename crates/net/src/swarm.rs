@@ -44,10 +44,7 @@ pub(crate) fn build(
                 .map_err(|e| err(&e))?
                 .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
                 .map_err(|e| err(&e))?
-                .with_swarm_config(|c| {
-                    c.with_idle_connection_timeout(IDLE_TIMEOUT)
-                        .with_dial_concurrency_factor(DIAL_CONCURRENCY)
-                })
+                .with_swarm_config(swarm_settings)
                 .build()
         }
         Transport::Memory => libp2p::SwarmBuilder::with_existing_identity(key)
@@ -65,13 +62,15 @@ pub(crate) fn build(
             .map_err(|e| err(&e))?
             .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
             .map_err(|e| err(&e))?
-            .with_swarm_config(|c| {
-                c.with_idle_connection_timeout(IDLE_TIMEOUT)
-                    .with_dial_concurrency_factor(DIAL_CONCURRENCY)
-            })
+            .with_swarm_config(swarm_settings)
             .build(),
     };
     Ok(swarm)
+}
+
+/// Idle timeout and dial concurrency, the same on every transport.
+fn swarm_settings(c: libp2p::swarm::Config) -> libp2p::swarm::Config {
+    c.with_idle_connection_timeout(IDLE_TIMEOUT).with_dial_concurrency_factor(DIAL_CONCURRENCY)
 }
 
 /// The builder takes closure errors as boxed trait objects.
