@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+mod devices;
 mod files;
 mod inbound;
 mod limits;
@@ -27,6 +28,9 @@ mod publisher;
 mod reading;
 mod receipts;
 mod replicate;
+#[allow(dead_code)] // the drivers take it up as they move onto `communitas_proto` machines
+mod rng;
+mod seal;
 mod send;
 
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use communitas_crypto::IdentityRecord;
-use communitas_net::libp2p::{Multiaddr, PeerId};
+use communitas_net::libp2p::PeerId;
 use communitas_net::{Receipt, Rejection};
 use communitas_store::{OutboxEntry, Status};
 use communitas_types::{Address, MessageId, Timestamp};
@@ -50,7 +50,7 @@ pub(crate) enum Command {
 /// Where a recipient's devices are.
 #[derive(Clone)]
 struct Devices {
-    list: Vec<(PeerId, Vec<Multiaddr>)>,
+    list: crate::devices::Devices,
     fetched: Instant,
 }
 
@@ -359,17 +359,7 @@ fn backoff(attempts: u32) -> Duration {
 }
 
 fn devices_of(record: &IdentityRecord) -> Devices {
-    let list = record
-        .devices
-        .iter()
-        .map(|d| {
-            (
-                d.peer_id,
-                d.addrs.iter().filter_map(|a| Multiaddr::try_from(a.clone()).ok()).collect(),
-            )
-        })
-        .collect();
-    Devices { list, fetched: Instant::now() }
+    Devices { list: crate::devices::of(record), fetched: Instant::now() }
 }
 
 /// One delivery attempt: find the recipient's devices, send, read the receipt.
@@ -440,10 +430,8 @@ async fn mailbox_fallback(
 /// Resolves the recipient's devices, using only records with the pinned keys.
 async fn lookup(inner: &Inner, recipient: Address) -> Result<Devices, String> {
     let pinned = inner.pinned.keys(&inner.store, recipient).await.map_err(|e| e.to_string())?;
-    let records = inner.net.resolve(recipient).await.map_err(|e| e.to_string())?;
-    let record = records
-        .iter()
-        .find(|r| pinned.as_ref().is_none_or(|keys| *keys == r.identity))
-        .ok_or_else(|| "the address's published keys differ from the pinned keys".to_owned())?;
-    Ok(devices_of(record))
+    let list = crate::devices::resolve(inner, recipient, pinned.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Devices { list, fetched: Instant::now() })
 }

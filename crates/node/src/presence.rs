@@ -24,11 +24,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use communitas_crypto::{Envelope, Kind, Letter, Opened, PublicIdentity, random};
-use communitas_net::libp2p::{Multiaddr, PeerId};
+use communitas_crypto::{Kind, Opened};
+use communitas_net::libp2p::PeerId;
 use communitas_net::{Receipt, Rejection};
 use communitas_store::Inserted;
-use communitas_types::{Address, MessageId, Timestamp};
+use communitas_types::{Address, Timestamp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -156,7 +156,7 @@ pub(crate) enum Command {
     Connection { peer: PeerId, open: bool },
 }
 
-type Devices = Vec<(PeerId, Vec<Multiaddr>)>;
+use crate::devices::Devices;
 
 /// Our view of one contact.
 struct Contact {
@@ -474,14 +474,16 @@ async fn send(
     };
     let devices = match devices {
         Some(d) => d,
-        None => match resolve(&inner, to, &keys).await {
+        None => match crate::devices::resolve(&inner, to, Some(&keys)).await {
             Ok(d) => d,
-            Err(e) => return fail(None, e),
+            Err(e) => return fail(None, e.to_string()),
         },
     };
-    let envelope = match seal(&inner, &keys, kind, &body) {
+    let sealed = crate::seal::fresh_id()
+        .and_then(|id| crate::seal::letter(&inner, &keys, id, Timestamp::now(), kind, &body));
+    let envelope = match sealed {
         Ok(e) => e,
-        Err(e) => return fail(Some(devices), e),
+        Err(e) => return fail(Some(devices), e.to_string()),
     };
     let mut last = String::from("no device");
     for (peer, addrs) in &devices {
@@ -494,31 +496,6 @@ async fn send(
         }
     }
     fail(None, last)
-}
-
-fn seal(inner: &Inner, keys: &PublicIdentity, kind: Kind, body: &[u8]) -> Result<Vec<u8>, String> {
-    let id = MessageId::from_bytes(random::bytes().map_err(|e| e.to_string())?);
-    let letter = Letter { message_id: id, timestamp: Timestamp::now(), kind, body };
-    Envelope::seal(&inner.secrets.identity, keys, letter)
-        .map(|e| e.to_bytes())
-        .map_err(|e| e.to_string())
-}
-
-/// A contact's devices from its identity record, only if it carries the pinned keys.
-async fn resolve(inner: &Inner, to: Address, keys: &PublicIdentity) -> Result<Devices, String> {
-    let records = inner.net.resolve(to).await.map_err(|e| e.to_string())?;
-    let record = records
-        .iter()
-        .find(|r| r.identity == *keys)
-        .ok_or_else(|| "the published keys differ from the pinned keys".to_owned())?;
-    Ok(record
-        .devices
-        .iter()
-        .map(|d| {
-            let addrs = d.addrs.iter().filter_map(|a| Multiaddr::try_from(a.clone()).ok());
-            (d.peer_id, addrs.collect())
-        })
-        .collect())
 }
 
 /// An opened presence or typing update from the network: only contacts are heard,

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use communitas_crypto::{Envelope, Kind, Letter, PublicIdentity, random};
+use communitas_crypto::{Kind, PublicIdentity};
 use communitas_store::Status;
 use communitas_types::codec::{Reader, Writer};
 use communitas_types::{Address, DecodeError, MessageId, Timestamp};
@@ -79,13 +79,11 @@ pub(crate) async fn send_kind(
     ids: &[MessageId],
 ) -> Result<(), String> {
     for chunk in ids.chunks(MAX_IDS) {
-        let id = MessageId::from_bytes(random::bytes().map_err(|e| e.to_string())?);
+        let id = crate::seal::fresh_id().map_err(|e| e.to_string())?;
         let now = Timestamp::now();
         let body = encode_kind(kind, chunk);
-        let letter = Letter { message_id: id, timestamp: now, kind: Kind::Receipt, body: &body };
-        let envelope = Envelope::seal(&inner.secrets.identity, keys, letter)
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let envelope = crate::seal::letter(inner, keys, id, now, Kind::Receipt, &body)
+            .map_err(|e| e.to_string())?;
         let entry = crate::outbox::fresh_entry(id, to, envelope, now);
         inner.store.insert_control(entry.clone()).await.map_err(|e| e.to_string())?;
         inner.metrics.outbox_depth.inc();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use communitas_crypto::payload::MAX_TEXT_LEN;
-use communitas_crypto::{Envelope, Kind, Letter, PublicIdentity, SealError, random};
+use communitas_crypto::{Kind, PublicIdentity, SealError, random};
 use communitas_store::{Contact, Direction, NewMessage, Status};
 use communitas_types::{Address, MessageId, Timestamp};
 
@@ -90,8 +90,7 @@ pub(crate) async fn queue(
 ) -> Result<(MessageId, Status), SendError> {
     let recipient = recipient_keys(inner, to).await?;
     let now = Timestamp::now();
-    let letter = Letter { message_id: id, timestamp: now, kind, body: &body };
-    let envelope = Envelope::seal(&inner.secrets.identity, &recipient, letter)?.to_bytes();
+    let envelope = crate::seal::letter(inner, &recipient, id, now, kind, &body)?;
     let message = NewMessage {
         id,
         peer: to,

@@ -1,6 +1,33 @@
-//! Communitas' sans-IO protocol pieces (ARCHITECTURE §2): pure functions and state,
-//! no tokio, no sockets, no SQLite, so they are tested with vectors and properties.
+//! Communitas' sans-IO protocol (ARCHITECTURE §2, §4 "How a protocol is written"):
+//! every rule of delivery lives here as a state machine or a pure function. Nothing in
+//! this crate reads a clock, draws OS randomness, touches a socket or a database, or
+//! depends on an async runtime; the drivers in `communitas-node` do that, and the
+//! simulator in this crate's tests runs many machines on a virtual clock.
 //!
+//! # The shape of a machine
+//!
+//! iroh-gossip's `proto` is the model. A machine is a struct that owns its state and
+//! has one entry point:
+//!
+//! ```text
+//! fn handle(&mut self, input: Input, now: Timestamp, rng: &mut impl Random) -> outputs
+//! ```
+//!
+//! - **Inputs** are everything that happens to it: a command from the user, a frame
+//!   from the network, the result of I/O the machine asked for (`Persisted { .. }`,
+//!   `Sent { .. }`, `LookedUp { .. }`), and its own timers firing (`Tick`).
+//! - **Outputs** are everything it wants done, in the order it must be done: rows to
+//!   persist, frames to send, events for the UI, and the next time it wants to be
+//!   woken (`WakeAt`). A machine never does I/O itself.
+//! - "Commit, then act" is explicit: a machine that must not act before a write is on
+//!   disk asks for the write and acts on the `Persisted` input, not on `await` order.
+//! - Time is a [`Timestamp`](communitas_types::Timestamp) (unix ms, the clock the wire
+//!   and the store use); randomness comes in through [`Random`].
+//!
+//! # Modules
+//!
+//! - [`backoff`]: exponential backoff with full jitter, the one copy.
+//! - [`random`]: the randomness a machine is handed, and a seeded source for tests.
 //! - [`mod@file`]: the attachment pipeline (ARCHITECTURE §7) — fixed-size segments, each
 //!   sealed with XChaCha20-Poly1305 under a per-file key, cut into Reed-Solomon data
 //!   and parity shards, every shard named by its BLAKE3 hash — the manifest that
@@ -8,4 +35,9 @@
 
 #![deny(missing_docs)]
 
+pub mod backoff;
 pub mod file;
+pub mod mbox;
+pub mod random;
+
+pub use random::Random;

@@ -23,7 +23,7 @@ use communitas_net::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use communitas_net::libp2p::{
     Multiaddr, PeerId, Swarm, identify, identity, noise, ping, relay, tcp, yamux,
 };
-use communitas_net::mbox::{FETCH_DOMAIN, MBOX_PROTOCOL, MboxCodec, MboxRequest, MboxResponse};
+use communitas_net::mbox::{MBOX_PROTOCOL, MboxCodec, MboxRequest, MboxResponse};
 use communitas_net::{MSG_PROTOCOL, Receipt};
 use communitas_types::MailboxId;
 use futures::StreamExt;
@@ -367,9 +367,12 @@ impl Client {
         match (step, response) {
             (Fetch::Challenge(expected), Some(MboxResponse::Nonce(nonce))) if expected == id => {
                 let me = *self.swarm.local_peer_id();
-                let signed =
-                    [FETCH_DOMAIN, &server.to_bytes(), &me.to_bytes(), &nonce, mailbox.as_bytes()]
-                        .concat();
+                let signed = communitas_net::mbox::fetch_signed_bytes(
+                    &server.to_bytes(),
+                    &me.to_bytes(),
+                    &nonce,
+                    &mailbox,
+                );
                 let request = MboxRequest::Fetch {
                     identity: self.identity.public().to_bytes(),
                     nonce,
