@@ -138,3 +138,33 @@ impl<P: Copy + Ord, V> Table<P, V> {
         peers.into_iter().take(n).map(|(_, p)| p).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mbox::server::MAX_PENDING;
+
+    #[test]
+    fn a_full_table_loses_its_oldest_entries_not_all() {
+        let ttl = Duration::from_secs(60);
+        let mut table: Table<usize, ()> = Table::new(ttl, 8, MAX_PENDING);
+        let mailbox = MailboxId::from_bytes([1; 32]);
+        let start = 1_780_000_000_000;
+        for n in 0..MAX_PENDING {
+            table.insert(n, mailbox, (), Timestamp::from_millis(start + n as u64));
+        }
+        assert_eq!(table.len(), MAX_PENDING);
+        // All live, and the table is full: the next one costs the oldest tenth.
+        let now = Timestamp::from_millis(start + MAX_PENDING as u64);
+        table.insert(MAX_PENDING, mailbox, (), now);
+        assert_eq!(table.len(), MAX_PENDING * 9 / 10 + 1);
+        let oldest_kept = (0..MAX_PENDING).find(|n| table.get(*n, mailbox, now).is_some());
+        assert_eq!(oldest_kept, Some(MAX_PENDING - MAX_PENDING * 9 / 10));
+        assert!(table.get(MAX_PENDING - 1, mailbox, now).is_some(), "the newest entries stay");
+        // Below the bound, only stale entries go.
+        let later = Timestamp::from_millis(start + (MAX_PENDING - 10) as u64 + 60_000);
+        table.prune(later);
+        assert_eq!(table.len(), 10);
+        assert_eq!(table.peers_of(mailbox, later, 100).len(), 10);
+    }
+}
