@@ -36,8 +36,10 @@
 //!
 //! The rules around the frames: [`server`] is the server's machine (nonces, sessions,
 //! puts, fetches, acks, owner notifications, the expiry sweep); [`replicate`] is the
-//! re-replication policy (whom to offer to, what to send).
+//! re-replication policy (whom to offer to, what to send); [`fuzz`] is the entry point
+//! of the `mbox` fuzz target.
 
+pub mod fuzz;
 pub mod replicate;
 pub mod server;
 
