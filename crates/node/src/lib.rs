@@ -31,7 +31,6 @@ mod publisher;
 mod reading;
 mod receipts;
 mod replicate;
-#[allow(dead_code)] // the drivers take it up as they move onto `communitas_proto` machines
 mod rng;
 mod seal;
 mod send;
