@@ -27,6 +27,10 @@
 //! # Modules
 //!
 //! - [`backoff`]: exponential backoff with full jitter, the one copy.
+//! - [`inbound`]: inbound acceptance — opening, the freshness window, replay, routing
+//!   by kind, and the answer, which only a commit produces.
+//! - [`receipts`]: the body of receipt letters (delivered, read, fetched) and what a
+//!   received one does.
 //! - [`random`]: the randomness a machine is handed, and a seeded source for tests.
 //! - [`mod@file`]: the attachment pipeline (ARCHITECTURE §7) — fixed-size segments, each
 //!   sealed with XChaCha20-Poly1305 under a per-file key, cut into Reed-Solomon data
@@ -37,7 +41,9 @@
 
 pub mod backoff;
 pub mod file;
+pub mod inbound;
 pub mod mbox;
 pub mod random;
+pub mod receipts;
 
 pub use random::Random;
