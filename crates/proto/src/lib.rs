@@ -26,6 +26,8 @@
 //!
 //! # Modules
 //!
+//! - [`presence`]: presence and typing — heartbeats, missed windows, typing that runs
+//!   out, backoff for unreachable contacts — and their wire bodies.
 //! - [`backoff`]: exponential backoff with full jitter, the one copy.
 //! - [`random`]: the randomness a machine is handed, and a seeded source for tests.
 //! - [`mod@file`]: the attachment pipeline (ARCHITECTURE §7) — fixed-size segments, each
@@ -38,6 +40,7 @@
 pub mod backoff;
 pub mod file;
 pub mod mbox;
+pub mod presence;
 pub mod random;
 
 pub use random::Random;
