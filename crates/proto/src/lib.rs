@@ -28,6 +28,7 @@
 //!
 //! - [`presence`]: presence and typing — heartbeats, missed windows, typing that runs
 //!   out, backoff for unreachable contacts — and their wire bodies.
+//! - [`fuzz`]: the entry points of the fuzz targets in `fuzz/`, replayed by the tests.
 //! - [`backoff`]: exponential backoff with full jitter, the one copy.
 //! - [`random`]: the randomness a machine is handed, and a seeded source for tests.
 //! - [`mod@file`]: the attachment pipeline (ARCHITECTURE §7) — fixed-size segments, each
@@ -39,6 +40,7 @@
 
 pub mod backoff;
 pub mod file;
+pub mod fuzz;
 pub mod mbox;
 pub mod presence;
 pub mod random;
