@@ -28,7 +28,6 @@ mod publisher;
 mod reading;
 mod receipts;
 mod replicate;
-#[allow(dead_code)] // the drivers take it up as they move onto `communitas_proto` machines
 mod rng;
 mod seal;
 mod send;
@@ -110,6 +109,9 @@ pub enum StartError {
     /// A worker thread could not be started.
     #[error("cannot start worker threads: {0}")]
     Threads(std::io::Error),
+    /// The operating system's random source failed.
+    #[error(transparent)]
+    Random(#[from] communitas_crypto::random::RandomError),
 }
 
 /// Something that happened, for `/v1/events` and tests.
@@ -347,7 +349,8 @@ impl Node {
         tasks.spawn(files::Actor::new(inner.clone(), files_rx).run(shutdown.child_token()));
         tasks.spawn(files::serve(inner.clone(), shutdown.child_token()));
         tasks.spawn(files::sweep::run(config.files.uploads.clone(), shutdown.child_token()));
-        let presence = presence::Actor::new(inner.clone(), presence_rx, config.presence);
+        let presence =
+            presence::Actor::new(inner.clone(), presence_rx, config.presence, rng::Os::new()?);
         tasks.spawn(presence.run(shutdown.child_token()));
         let (publish_tx, publish_rx) = mpsc::channel(8);
         tasks.spawn(publisher::run(inner.clone(), publish_rx, shutdown.child_token()));

@@ -97,7 +97,9 @@ pub enum Input<P, M> {
     Tick,
 }
 
-/// What the machine wants done, in order.
+/// What the machine wants done, in order. Deliberately exhaustive (as are
+/// [`Input`] and [`Event`]): a new output must break the driver's build, not be
+/// ignored by a wildcard arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output<P, M> {
     /// Seal `body` as an update of `kind` to contact `to` and hand it to the first of
@@ -114,7 +116,8 @@ pub enum Output<P, M> {
     },
     /// Show this to the user.
     Event(Event),
-    /// Feed [`Input::Tick`] at this time (the latest wish replaces earlier ones).
+    /// Feed [`Input::Tick`] at this time. Every [`Machine::handle`] ends with at most
+    /// one, which replaces any earlier wish; none means no timer is needed.
     WakeAt(Timestamp),
 }
 
