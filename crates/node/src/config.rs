@@ -58,4 +58,7 @@ pub enum StartError {
     /// A worker thread could not be started.
     #[error("cannot start worker threads: {0}")]
     Threads(std::io::Error),
+    /// The operating system's random source failed.
+    #[error(transparent)]
+    Random(#[from] communitas_crypto::random::RandomError),
 }

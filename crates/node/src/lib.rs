@@ -144,7 +144,8 @@ impl Node {
         tasks.spawn(files::Actor::new(inner.clone(), files_rx).run(shutdown.child_token()));
         tasks.spawn(files::serve(inner.clone(), shutdown.child_token()));
         tasks.spawn(files::sweep::run(config.files.uploads.clone(), shutdown.child_token()));
-        let presence = presence::Actor::new(inner.clone(), presence_rx, config.presence);
+        let presence =
+            presence::Actor::new(inner.clone(), presence_rx, config.presence, rng::Os::new()?);
         tasks.spawn(presence.run(shutdown.child_token()));
         let (publish_tx, publish_rx) = mpsc::channel(8);
         tasks.spawn(publisher::run(inner.clone(), publish_rx, shutdown.child_token()));

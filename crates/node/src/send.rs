@@ -157,6 +157,7 @@ pub(crate) async fn add_contact(
     };
     inner.store.add_contact(contact.clone()).await?;
     inner.pinned.remember(address, &contact.identity);
+    crate::presence::contact_added(inner, address);
     // The outbox needs the devices next; spare it a second lookup.
     let _ = inner.outbox.try_send(Command::Learned { address, record: Box::new(record) });
     Ok(contact)

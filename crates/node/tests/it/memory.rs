@@ -76,6 +76,9 @@ async fn bad_envelopes_are_rejected_and_the_node_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
     let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
     let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    // Each other's contacts: a contact's presence starts when it is added, and bob
+    // would refuse (and count) alice's if she were not his contact.
+    eventually(Duration::from_secs(20), || b.add_contact(a.address(), None)).await;
     eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
     let bob_addrs = b.dial_addrs().await.unwrap();
     let bob_peer = match bob_addrs[0].iter().last() {
