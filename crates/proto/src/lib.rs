@@ -27,6 +27,8 @@
 //! # Modules
 //!
 //! - [`backoff`]: exponential backoff with full jitter, the one copy.
+//! - [`outbox`]: the delivery schedule of queued messages — attempts, backoff, TTL
+//!   and dead letters, stored vs delivered, the device cache.
 //! - [`random`]: the randomness a machine is handed, and a seeded source for tests.
 //! - [`mod@file`]: the attachment pipeline (ARCHITECTURE §7) — fixed-size segments, each
 //!   sealed with XChaCha20-Poly1305 under a per-file key, cut into Reed-Solomon data
@@ -38,6 +40,7 @@
 pub mod backoff;
 pub mod file;
 pub mod mbox;
+pub mod outbox;
 pub mod random;
 
 pub use random::Random;
