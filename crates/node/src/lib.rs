@@ -28,7 +28,6 @@ mod publisher;
 mod reading;
 mod receipts;
 mod replicate;
-#[allow(dead_code)] // the drivers take it up as they move onto `communitas_proto` machines
 mod rng;
 mod seal;
 mod send;
@@ -110,6 +109,9 @@ pub enum StartError {
     /// A worker thread could not be started.
     #[error("cannot start worker threads: {0}")]
     Threads(std::io::Error),
+    /// The operating system's random source failed.
+    #[error(transparent)]
+    Random(#[from] communitas_crypto::random::RandomError),
 }
 
 /// Something that happened, for `/v1/events` and tests.
@@ -341,8 +343,14 @@ impl Node {
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
         let control = inner.store.control_ids().await?.into_iter().collect();
-        let outbox =
-            outbox::Actor::new(inner.clone(), outbox_rx, pending, control, config.max_deliveries);
+        let outbox = outbox::Actor::new(
+            inner.clone(),
+            outbox_rx,
+            pending,
+            &control,
+            config.max_deliveries,
+            rng::Os::new()?,
+        );
         tasks.spawn(outbox.run(shutdown.child_token()));
         tasks.spawn(files::Actor::new(inner.clone(), files_rx).run(shutdown.child_token()));
         tasks.spawn(files::serve(inner.clone(), shutdown.child_token()));

@@ -32,6 +32,10 @@
 //! - A write that fails ([`Input::PersistFailed`]) is asked again after a backoff;
 //!   the entry waits meanwhile (an outcome once decided is not re-attempted).
 //!
+//! The enums here are exhaustive on purpose (unlike the crate's other public enums):
+//! a driver must carry out every output and answer every write, and the compiler
+//! should tell it when one is added.
+//!
 //! # What survives a crash
 //!
 //! Exactly the outbox rows: each [`Entry`] as the sender inserted it, updated by
@@ -79,7 +83,6 @@ pub struct Entry {
 
 /// A message's status, as the user sees it (only for messages that are not control).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Status {
     /// Waiting for another attempt.
     Queued,
@@ -97,7 +100,6 @@ pub enum Status {
 /// devices the machine handed it. The error and reason texts are what the outbox
 /// row and the dead letter record, for the user to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Outcome<P, D> {
     /// A device's receipt says its node committed the message.
     Delivered {
@@ -127,7 +129,6 @@ pub enum Outcome<P, D> {
 
 /// Everything that happens to the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Input<P, D> {
     /// A message was queued (its row is on disk), or re-queued from dead letters.
     Enqueue(Entry),
@@ -163,7 +164,6 @@ pub enum Input<P, D> {
 
 /// A write the machine asks for; it acts on the answer ([`Input::Persisted`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Write {
     /// The message was delivered: take it out of the outbox, status delivered.
     Delivered(MessageId),
@@ -200,7 +200,6 @@ impl Write {
 
 /// A counter the driver keeps (the node's metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Metric {
     /// One of the user's messages was delivered, this long after it was queued.
     Delivered {
@@ -215,7 +214,6 @@ pub enum Metric {
 
 /// Everything the outbox wants done, in the order it must be done.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Output<P, D> {
     /// Start one delivery attempt; report it as [`Input::AttemptDone`].
     Attempt {
