@@ -267,6 +267,8 @@ impl Handle {
         let now = Timestamp::now();
         let entry =
             self.inner.store.retry_dead_letter(id, now, now.saturating_add(MESSAGE_TTL)).await?;
+        // Back in the outbox: its depth counts it again (it drops when the row leaves).
+        self.inner.metrics.outbox_depth.inc();
         // A file it offers from the uploads folder lives as long again.
         if let Ok(Some(row)) = self.inner.store.file_by_message(id).await
             && let Some(folder) = row.path.as_deref().and_then(std::path::Path::parent)

@@ -138,8 +138,14 @@ impl Node {
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
         let control = inner.store.control_ids().await?.into_iter().collect();
-        let outbox =
-            outbox::Actor::new(inner.clone(), outbox_rx, pending, control, config.max_deliveries);
+        let outbox = outbox::Actor::new(
+            inner.clone(),
+            outbox_rx,
+            pending,
+            &control,
+            config.max_deliveries,
+            rng::Os::new()?,
+        );
         tasks.spawn(outbox.run(shutdown.child_token()));
         tasks.spawn(files::Actor::new(inner.clone(), files_rx).run(shutdown.child_token()));
         tasks.spawn(files::serve(inner.clone(), shutdown.child_token()));

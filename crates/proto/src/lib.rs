@@ -34,6 +34,8 @@
 //! - [`fuzz`]: the entry points of the fuzz targets in `fuzz/`, replayed by the tests.
 //! - [`receipts`]: the body of receipt letters (delivered, read, fetched) and what a
 //!   received one does.
+//! - [`outbox`]: the delivery schedule of queued messages — attempts, backoff, TTL
+//!   and dead letters, stored vs delivered, the device cache.
 //! - [`random`]: the randomness a machine is handed, and a seeded source for tests.
 //! - [`mod@file`]: the attachment pipeline (ARCHITECTURE §7) — fixed-size segments, each
 //!   sealed with XChaCha20-Poly1305 under a per-file key, cut into Reed-Solomon data
@@ -47,6 +49,7 @@ pub mod file;
 pub mod fuzz;
 pub mod inbound;
 pub mod mbox;
+pub mod outbox;
 pub mod presence;
 pub mod random;
 pub mod receipts;
