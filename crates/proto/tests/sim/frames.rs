@@ -389,7 +389,7 @@ impl Node for Toy {
         }
     }
 
-    fn commit(disk: &mut Disk, write: &Write) {
+    fn commit(disk: &mut Disk, write: &mut Write) {
         match write {
             Write::Queue(h, e) => drop(disk.queued.insert(*h, e.clone())),
             Write::Unqueue(h) => drop(disk.queued.remove(h)),

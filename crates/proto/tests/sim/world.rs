@@ -73,8 +73,10 @@ pub trait Node: Sized {
 
     /// Builds the node from its disk: at the start, and after every crash.
     fn boot(disk: &Self::Disk, cx: &mut Cx<'_, Self>) -> Self;
-    /// Applies one committed write to the disk.
-    fn commit(disk: &mut Self::Disk, write: &Self::Write);
+    /// Applies one committed write to the disk. A write that is a store job with an
+    /// answer (a put that may find a duplicate, a read) records the answer in `write`
+    /// for [`on_committed`](Self::on_committed).
+    fn commit(disk: &mut Self::Disk, write: &mut Self::Write);
     /// A write asked for by this life of the node is on disk.
     fn on_committed(&mut self, _write: Self::Write, _cx: &mut Cx<'_, Self>) {}
     /// A command from the scenario.
@@ -107,6 +109,8 @@ pub enum Effect<N: Node> {
     Persist(N::Write),
     /// Call [`Node::on_timer`] at this time (a pending identical timer is not doubled).
     Wake(Timestamp, N::Timer),
+    /// The same, cancelling any pending wake-up of this timer.
+    SetTimer(Timestamp, N::Timer),
     /// Report something for the scenario.
     Observe(N::Event),
 }
@@ -161,9 +165,16 @@ impl<N: Node> Cx<'_, N> {
         self.effects.push(Effect::Persist(write));
     }
 
-    /// Asks to be woken at `at` (now, if `at` has passed).
+    /// Asks to be woken at `at` (now, if `at` has passed), in addition to any other
+    /// wake-up already asked for.
     pub fn wake_at(&mut self, at: Timestamp, timer: N::Timer) {
         self.effects.push(Effect::Wake(at, timer));
+    }
+
+    /// Asks to be woken at `at` instead of any pending wake-up of the same `timer`
+    /// (a machine whose `WakeAt` replaces its previous wish).
+    pub fn set_timer(&mut self, at: Timestamp, timer: N::Timer) {
+        self.effects.push(Effect::SetTimer(at, timer));
     }
 
     /// Reports an event for the scenario.
@@ -477,10 +488,10 @@ impl<N: Node> World<N> {
                     self.with_node(node, |n, cx| n.on_timer(timer, cx));
                 }
             }
-            Due::Commit(node, incarnation, write) => {
+            Due::Commit(node, incarnation, mut write) => {
                 let slot = &mut self.slots[node.index()];
                 if slot.incarnation == incarnation && slot.state.is_some() {
-                    N::commit(&mut slot.disk, &write);
+                    N::commit(&mut slot.disk, &mut write);
                     self.with_node(node, |n, cx| n.on_committed(write, cx));
                 }
             }
@@ -598,6 +609,10 @@ impl<N: Node> World<N> {
                     slot.commit_tail = at;
                     let incarnation = slot.incarnation;
                     self.push(at, Due::Commit(me, incarnation, write));
+                }
+                Effect::SetTimer(at, timer) => {
+                    self.slots[me.index()].timers.retain(|(_, t)| *t != timer);
+                    self.apply(me, vec![Effect::Wake(at, timer)]);
                 }
                 Effect::Wake(at, timer) => {
                     let at = at.max(now);
