@@ -474,7 +474,10 @@ impl<N: Node> World<N> {
         assert!(self.steps <= self.config.max_steps, "runaway: {} steps", self.steps);
         self.now = at;
         if self.trace || seed::tracing_digest() {
-            let line = format!("[{:>10} ms #{seq}] {due:?}", at.as_millis() - EPOCH.as_millis());
+            let line = clipped(format_args!(
+                "[{:>10} ms #{seq}] {due:?}",
+                at.as_millis() - EPOCH.as_millis()
+            ));
             if self.trace {
                 eprintln!("{line}");
             }
@@ -639,6 +642,33 @@ impl<N: Node> World<N> {
         self.queue.push(Queued { at, seq: self.seq, due });
     }
 }
+
+/// A trace line: at most [`CLIP`] characters (formatting stops there, so a frame
+/// carrying an envelope costs no more than a short one).
+fn clipped(args: std::fmt::Arguments<'_>) -> String {
+    struct Clip(String);
+    impl std::fmt::Write for Clip {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = CLIP.saturating_sub(self.0.len());
+            let cut =
+                s.char_indices().map(|(i, _)| i).take_while(|i| *i <= room).last().unwrap_or(0);
+            if s.len() <= room {
+                self.0.push_str(s);
+                Ok(())
+            } else {
+                self.0.push_str(&s[..cut]);
+                self.0.push('…');
+                Err(std::fmt::Error)
+            }
+        }
+    }
+    let mut clip = Clip(String::with_capacity(CLIP + 4));
+    let _ = std::fmt::Write::write_fmt(&mut clip, args);
+    clip.0
+}
+
+/// The longest trace line.
+const CLIP: usize = 240;
 
 /// Derives independent streams from one seed (SplitMix64's finaliser over a mix).
 fn mix(seed: u64, stream: u64) -> u64 {
