@@ -389,10 +389,7 @@ pub(crate) fn emit_progress(inner: &Inner, row: &FileRow) {
         file_id: row.file_id,
         message_id: row.message_id,
         peer: row.peer,
-        direction: match row.direction {
-            Direction::In => "in",
-            Direction::Out => "out",
-        },
+        direction: row.direction,
         bytes,
         size: row.size,
         status: row.status.as_str(),

@@ -1,10 +1,11 @@
 //! Mailboxes (ARCHITECTURE §6): the server side that keeps sealed envelopes for
 //! offline recipients, and the client side that deposits and fetches them.
 //!
-//! Server: one actor owns the nonces it handed out and the (peer, mailbox) pairs that
-//! proved ownership; envelopes live in the store (SQLite), so a restarted server still
-//! has them. Puts are deduplicated by the envelope's BLAKE3 hash and held to quotas
-//! per mailbox and per sending peer. Only the owner can fetch or acknowledge.
+//! Server: the rules are the machine `communitas_proto::mbox::server` (nonces, sessions,
+//! put rules, answers, owner notifications, the expiry sweep); `server` drives it.
+//! Envelopes live in the store (SQLite), so a restarted server still has them; the
+//! store deduplicates puts by the envelope's BLAKE3 hash and holds them to quotas per
+//! mailbox and per sending peer. Only the owner can fetch or acknowledge.
 //!
 //! Client: `deposit` puts an envelope at the R closest server nodes to the recipient's
 //! mailbox id; `fetcher` collects our own mail at start, when a server notifies us
@@ -36,17 +37,8 @@ pub(crate) const LIMITS: MailboxLimits = MailboxLimits {
     max_per_sender: 20_000,
     max_total_bytes: 16 << 30,
 };
-/// A challenge's nonce is good this long, once.
-pub(crate) const NONCE_TTL: Duration = Duration::from_secs(60);
-/// After a proven fetch, acks from that peer for that mailbox are accepted this long.
-pub(crate) const SESSION_TTL: Duration = Duration::from_secs(600);
-/// Outstanding nonces and sessions kept; beyond, the oldest are dropped.
-pub(crate) const MAX_PENDING: usize = 10_000;
-/// Outstanding nonces one peer may have (an owner asks for one or two mailboxes):
-/// a peer asking for many cannot push everybody else's out.
-pub(crate) const NONCES_PER_PEER: usize = 8;
-/// Bytes asked for per fetch.
-pub(crate) const FETCH_BYTES: u32 = 4 * 1024 * 1024;
+/// Bytes asked for per fetch: as much as a server answers.
+pub(crate) const FETCH_BYTES: u32 = communitas_proto::mbox::server::MAX_FETCH_BYTES;
 /// Owner notifications in flight at once.
 pub(crate) const MAX_NOTIFYING: usize = 64;
 /// Fetched envelopes accepted concurrently.

@@ -233,7 +233,7 @@ impl Actor {
                     self.inner.emit(Event::StatusChanged {
                         id,
                         to: entry.recipient,
-                        status: Status::Delivered.as_str(),
+                        status: Status::Delivered,
                     });
                 }
                 match store.mark_delivered(id).await {
@@ -300,7 +300,7 @@ impl Actor {
             self.inner.emit(Event::StatusChanged {
                 id: entry.message_id,
                 to: entry.recipient,
-                status: status.as_str(),
+                status,
             });
         }
         self.schedule(entry);
@@ -317,7 +317,7 @@ impl Actor {
                     self.inner.emit(Event::StatusChanged {
                         id,
                         to: entry.recipient,
-                        status: Status::Failed.as_str(),
+                        status: Status::Failed,
                     });
                 }
             }
@@ -385,11 +385,7 @@ async fn deliver(
         let (sent, receipt) = tokio::join!(sent, request);
         if sent.is_ok() && !control {
             inner.metrics.sent.inc();
-            inner.emit(Event::StatusChanged {
-                id,
-                to: entry.recipient,
-                status: Status::Sent.as_str(),
-            });
+            inner.emit(Event::StatusChanged { id, to: entry.recipient, status: Status::Sent });
         }
         match receipt {
             Ok(Receipt::Delivered) => return (id, Outcome::Delivered { devices }),

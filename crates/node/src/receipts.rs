@@ -124,7 +124,7 @@ pub(crate) async fn received(
     if kind == READ {
         for id in ids {
             if inner.store.mark_read(from, id).await? {
-                inner.emit(Event::StatusChanged { id, to: from, status: Status::Read.as_str() });
+                inner.emit(Event::StatusChanged { id, to: from, status: Status::Read });
                 let _ = inner.outbox.send(Command::Delivered(id)).await;
             }
         }
@@ -146,7 +146,7 @@ pub(crate) async fn received(
             inner.metrics.delivered.inc();
             let ms = Timestamp::now().as_millis().saturating_sub(row.message.timestamp.as_millis());
             inner.metrics.delivery_latency.observe(ms as f64 / 1000.0);
-            inner.emit(Event::StatusChanged { id, to: from, status: Status::Delivered.as_str() });
+            inner.emit(Event::StatusChanged { id, to: from, status: Status::Delivered });
             let _ = inner.outbox.send(Command::Delivered(id)).await;
         }
     }

@@ -1,5 +1,7 @@
 //! Server-side re-replication (decision 0020): keeps R copies of every mailbox
-//! envelope when holders leave, without the sender.
+//! envelope when holders leave, without the sender. The policy (the ranking walk,
+//! the offers, which answers count, the replicas' expiry) is
+//! `communitas_proto::mbox::replicate`; this is its I/O.
 //!
 //! Every `every`, a server pages through the mailboxes it keeps. For each, it asks the
 //! DHT for the servers closest to the mailbox id, ranks them together with itself by
@@ -20,7 +22,8 @@ use std::time::Duration;
 
 use communitas_net::libp2p::PeerId;
 use communitas_net::libp2p::kad::KBucketKey;
-use communitas_net::mbox::{MAX_ACK, MboxRequest, MboxResponse, Refusal};
+use communitas_net::mbox::MboxResponse;
+use communitas_proto::mbox::replicate::{self as policy, Answer, Walk};
 use communitas_types::{MailboxId, Timestamp};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -92,18 +95,11 @@ async fn replicate_mailbox(inner: &Inner, mailbox: MailboxId) -> Result<usize, R
     }
     let me = inner.secrets.device.peer_id();
     let candidates = inner.net.closest_peers(mailbox.as_bytes().to_vec()).await?;
-    let mut holders = 0;
-    for peer in ranked(mailbox, me, candidates) {
-        if holders >= REPLICAS {
-            break;
-        }
-        if peer == me {
-            holders += 1;
-            continue;
-        }
+    let mut walk = walk(mailbox, me, candidates);
+    while let Some(peer) = walk.next() {
         match offer(inner, peer, mailbox, &hashes).await {
             Ok(Some(copied)) => {
-                holders += 1;
+                walk.holds();
                 if copied > 0 {
                     tracing::debug!(%peer, copied, "re-replicated mailbox envelopes");
                 }
@@ -115,17 +111,21 @@ async fn replicate_mailbox(inner: &Inner, mailbox: MailboxId) -> Result<usize, R
     Ok(hashes.len())
 }
 
-/// `candidates` and `me`, nearest to the mailbox first (the DHT's XOR distance over
-/// the same hashed keys `closest_peers` uses).
-fn ranked(mailbox: MailboxId, me: PeerId, candidates: Vec<PeerId>) -> Vec<PeerId> {
-    let target = KBucketKey::new(mailbox.as_bytes().to_vec());
-    let mut all = candidates;
-    if !all.contains(&me) {
-        all.push(me);
+/// The walk over `candidates` and `me`, nearest to the mailbox first, by the DHT's XOR
+/// distance over the same hashed keys `closest_peers` uses.
+fn walk(mailbox: MailboxId, me: PeerId, candidates: Vec<PeerId>) -> Walk<PeerId> {
+    let key = |p: PeerId| (p, dht_key(KBucketKey::from(p).hashed_bytes()));
+    let target = dht_key(KBucketKey::new(mailbox.as_bytes().to_vec()).hashed_bytes());
+    Walk::new(target, key(me), candidates.into_iter().map(key), REPLICAS)
+}
+
+/// A Kademlia key's 32 hashed bytes (SHA-256: always 32).
+fn dht_key(hashed: &[u8]) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    for (k, b) in key.iter_mut().zip(hashed) {
+        *k = *b;
     }
-    all.sort_by_key(|p| target.distance(&KBucketKey::from(*p)));
-    all.dedup();
-    all
+    key
 }
 
 /// Offers `hashes` to `peer` and sends what it lacks. `None` if it keeps no
@@ -137,28 +137,23 @@ async fn offer(
     hashes: &[[u8; 32]],
 ) -> Result<Option<usize>, RoundError> {
     let mut copied = 0;
-    for chunk in hashes.chunks(MAX_ACK) {
-        let request = MboxRequest::Offer { mailbox, hashes: chunk.to_vec() };
-        let wanted = match inner.net.mailbox(peer, request).await? {
-            MboxResponse::Wanted(wanted) => wanted,
-            MboxResponse::Refused(Refusal::NotServer) => return Ok(None),
-            other => {
-                tracing::debug!(%peer, answer = ?other, "re-replication offer not taken");
+    for (offered, request) in policy::offers(mailbox, hashes) {
+        let response = inner.net.mailbox(peer, request).await?;
+        let wanted = match policy::answer(offered, response) {
+            Answer::Wants(wanted) => wanted,
+            Answer::NotServer => return Ok(None),
+            _ => {
+                tracing::debug!(%peer, "re-replication offer not taken");
                 return Ok(Some(copied));
             }
         };
-        // Only what was offered: a server cannot ask for other mailboxes' mail.
-        let wanted: Vec<[u8; 32]> = wanted.into_iter().filter(|h| chunk.contains(h)).collect();
         if wanted.is_empty() {
             continue;
         }
         let entries = inner.store.mailbox_entries(mailbox, wanted, Timestamp::now()).await?;
         let sent: Vec<bool> = futures::stream::iter(entries)
             .map(|entry| async move {
-                let request = MboxRequest::Replicate {
-                    expires_at: entry.expires_at.as_millis(),
-                    envelope: entry.envelope,
-                };
+                let request = policy::replica(entry.expires_at, entry.envelope);
                 matches!(inner.net.mailbox(peer, request).await, Ok(MboxResponse::Stored))
             })
             .buffer_unordered(COPIES_AT_ONCE)
@@ -176,18 +171,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ranking_puts_self_among_the_candidates_by_distance() {
+    fn the_walk_ranks_self_among_the_candidates_by_dht_distance() {
         let mailbox = MailboxId::from_bytes([3; 32]);
         let peers: Vec<PeerId> = (0..10).map(|_| PeerId::random()).collect();
         let me = PeerId::random();
-        let ranked = ranked(mailbox, me, peers.clone());
-        assert_eq!(ranked.len(), 11);
-        assert!(ranked.contains(&me));
         let target = KBucketKey::new(mailbox.as_bytes().to_vec());
-        let distances: Vec<_> =
-            ranked.iter().map(|p| target.distance(&KBucketKey::from(*p))).collect();
-        assert!(distances.windows(2).all(|w| w[0] <= w[1]));
-        // Already listed: not twice.
-        assert_eq!(super::ranked(mailbox, peers[0], peers.clone()).len(), 10);
+        let mut expected: Vec<PeerId> = peers.iter().copied().chain([me]).collect();
+        expected.sort_by_key(|p| target.distance(&KBucketKey::from(*p)));
+        // Every server keeps mailboxes: the walk offers to the R nearest in libp2p's
+        // order, counting us (not offering to us) if we are among them.
+        let mut walk = walk(mailbox, me, peers.clone());
+        let mut offered = Vec::new();
+        while let Some(peer) = walk.next() {
+            offered.push(peer);
+            walk.holds();
+        }
+        let nearest: Vec<PeerId> =
+            expected.iter().copied().take(REPLICAS).filter(|p| *p != me).collect();
+        assert_eq!(offered, nearest);
+        assert_eq!(walk.holders(), REPLICAS);
+        // Already listed: walked once, and counted once.
+        let mut none_serve = super::walk(mailbox, peers[0], peers.clone());
+        let reached: Vec<PeerId> = std::iter::from_fn(|| none_serve.next()).collect();
+        assert_eq!(reached.len(), 9);
+        assert!(!reached.contains(&peers[0]));
+        assert_eq!(none_serve.holders(), 1);
     }
 }

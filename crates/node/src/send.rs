@@ -104,7 +104,7 @@ pub(crate) async fn queue(
     inner.store.insert_outgoing(message, entry.clone()).await?;
     // Durable from here on: whatever happens next, the outbox has it.
     inner.metrics.outbox_depth.inc();
-    inner.emit(Event::StatusChanged { id, to, status: Status::Queued.as_str() });
+    inner.emit(Event::StatusChanged { id, to, status: Status::Queued });
     // Accepted either way: a node stopping now loads its outbox again at the next
     // start. Answering an error here would make the caller retry (a duplicate) or
     // throw away a file the queued message still offers.
@@ -157,6 +157,7 @@ pub(crate) async fn add_contact(
     };
     inner.store.add_contact(contact.clone()).await?;
     inner.pinned.remember(address, &contact.identity);
+    crate::presence::contact_added(inner, address);
     // The outbox needs the devices next; spare it a second lookup.
     let _ = inner.outbox.try_send(Command::Learned { address, record: Box::new(record) });
     Ok(contact)

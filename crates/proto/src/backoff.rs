@@ -27,6 +27,14 @@ impl Backoff {
         floor: Duration::from_millis(100),
     };
 
+    /// Presence heartbeats to a contact we cannot reach (decision 0030): 1 s doubling
+    /// to a 5-minute cap, and never sooner than the shortest heartbeat interval.
+    pub const PRESENCE: Self = Self {
+        base: Duration::from_secs(1),
+        cap: Duration::from_secs(300),
+        floor: Duration::from_millis(500),
+    };
+
     /// The largest wait after `failures` failed attempts in a row, before jitter.
     pub fn ceiling(&self, failures: u32) -> Duration {
         self.base.saturating_mul(2u32.saturating_pow(failures.min(24))).min(self.cap)

@@ -27,6 +27,13 @@
 //! # Modules
 //!
 //! - [`backoff`]: exponential backoff with full jitter, the one copy.
+//! - [`inbound`]: inbound acceptance — opening, the freshness window, replay, routing
+//!   by kind, and the answer, which only a commit produces.
+//! - [`presence`]: presence and typing — heartbeats, missed windows, typing that runs
+//!   out, backoff for unreachable contacts — and their wire bodies.
+//! - [`fuzz`]: the entry points of the fuzz targets in `fuzz/`, replayed by the tests.
+//! - [`receipts`]: the body of receipt letters (delivered, read, fetched) and what a
+//!   received one does.
 //! - [`random`]: the randomness a machine is handed, and a seeded source for tests.
 //! - [`mod@file`]: the attachment pipeline (ARCHITECTURE §7) — fixed-size segments, each
 //!   sealed with XChaCha20-Poly1305 under a per-file key, cut into Reed-Solomon data
@@ -37,7 +44,11 @@
 
 pub mod backoff;
 pub mod file;
+pub mod fuzz;
+pub mod inbound;
 pub mod mbox;
+pub mod presence;
 pub mod random;
+pub mod receipts;
 
 pub use random::Random;

@@ -33,6 +33,15 @@
 //! kept nor acknowledged there by the owner), and the holder sends those as
 //! `replicate`, a put that carries the original's expiry (the receiver keeps the
 //! earlier of it and its own TTL, so a copy never outlives the original).
+//!
+//! The rules around the frames: [`server`] is the server's machine (nonces, sessions,
+//! puts, fetches, acks, owner notifications, the expiry sweep); [`replicate`] is the
+//! re-replication policy (whom to offer to, what to send); [`fuzz`] is the entry point
+//! of the `mbox` fuzz target.
+
+pub mod fuzz;
+pub mod replicate;
+pub mod server;
 
 use communitas_types::MailboxId;
 use communitas_types::codec::{Reader, Writer};

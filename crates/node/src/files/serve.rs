@@ -276,7 +276,7 @@ async fn get(inner: &Inner, file_id: FileId, stripe: u32, mask: u16) -> Result<R
             file_id,
             message_id: source.message_id,
             peer: source.peer,
-            direction: "out",
+            direction: communitas_store::Direction::Out,
             bytes: (stripes * u64::from(communitas_proto::file::SEGMENT_LEN)).min(size),
             size,
             status: "offered",

@@ -1,34 +1,52 @@
-//! The server side of mailboxes: nonces, sessions, puts, fetches, acks.
+//! The driver of the mailbox server: feeds requests, finished store work and timers
+//! into [`communitas_proto::mbox::server::Server`] and carries out what it asks for.
+//!
+//! The machine decides (nonces, sessions, put rules, answers, notifications, when to
+//! sweep); this loop only does the I/O, in the order the machine gives:
+//!
+//! - `Respond` goes to the request's responder; the loop holds the responder of the
+//!   request it is handling, or of the store work that just finished.
+//! - `Store(work)` runs on a bounded set of tasks ([`MAX_STORE_WORK`]), so concurrent
+//!   puts share the store's group commit instead of paying one fsync each in a row;
+//!   the task takes the responder along and brings it back with the outcome. When the
+//!   set is full the loop stops reading requests; its bounded inbox then fills and the
+//!   dispatcher answers `Unavailable`.
+//! - `Notify` becomes a `notify` request to the owner, at most [`MAX_NOTIFYING`] in
+//!   flight (beyond, dropped: the owner polls anyway).
+//! - `WakeFetcher` wakes our own mailbox fetcher; `Count` bumps a metric; `WakeAt`
+//!   arms the one timer.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use communitas_crypto::{Envelope, PublicIdentity, random};
+use communitas_net::MboxResponder;
 use communitas_net::libp2p::PeerId;
-use communitas_net::mbox::{MboxRequest, MboxResponse, Refusal};
-use communitas_store::PutOutcome;
-use communitas_types::{MailboxId, Timestamp};
+use communitas_net::mbox::MboxRequest;
+use communitas_proto::mbox::server::{
+    Config, Input, Metric, Outcome, Output, PutOutcome, RequestId, Server, Work,
+};
+use communitas_store::PutOutcome as Stored;
+use communitas_types::Timestamp;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    FETCH_BYTES, MAX_NOTIFYING, MAX_PENDING, NONCE_TTL, NONCES_PER_PEER, Request, SESSION_TTL,
-    fetch_signed_bytes,
-};
+use super::{MAX_NOTIFYING, Request};
 use crate::{Inner, MESSAGE_TTL};
 
 /// Puts, fetches and acks at the store at once (server role): enough to fill the
 /// store writer's batches under load, bounded so a flood waits in the inbox instead.
 const MAX_STORE_WORK: usize = 128;
 
-/// The server side. Runs on every node; answers `NotServer` unless it is one.
-///
-/// The actor owns nonces and sessions and checks them inline (cheap, in memory); the
-/// store work of puts, fetches and acks runs in a bounded set of tasks
-/// ([`MAX_STORE_WORK`]), so concurrent puts share the store's group commit instead of
-/// paying one fsync each in a row. When the set is full the actor stops reading
-/// requests; its bounded inbox then fills and the dispatcher answers `Unavailable`.
+/// Store work that finished, with the responder of its request.
+struct Done {
+    request_id: RequestId,
+    outcome: Outcome,
+    responder: MboxResponder,
+}
+
+/// The server side. Runs on every node; the machine answers `NotServer` unless it is
+/// one.
 pub(crate) async fn serve(
     inner: Arc<Inner>,
     server: bool,
@@ -36,278 +54,183 @@ pub(crate) async fn serve(
     wake_fetcher: mpsc::Sender<()>,
     shutdown: CancellationToken,
 ) {
+    let mut rng = match crate::rng::Os::new() {
+        Ok(rng) => rng,
+        Err(e) => {
+            // Without nonces nothing can be fetched; the dispatcher answers
+            // `Unavailable` once this inbox is gone, and senders use other holders.
+            tracing::error!(error = %e, "no OS randomness: the mailbox server stops");
+            return;
+        }
+    };
+    let config = Config { envelope_ttl: MESSAGE_TTL, ..Config::new(server) };
     let own_mailbox = inner.secrets.identity.public().mailbox_id();
-    // Notifications to owners in flight; bounded, and dropped when full (the owner
-    // polls anyway).
-    let mut notifying: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
-    // Store work in flight; a finished put says whom to notify.
-    let mut work: tokio::task::JoinSet<Option<(MailboxId, Vec<PeerId>)>> =
-        tokio::task::JoinSet::new();
-    let mut nonces: HashMap<(PeerId, MailboxId), ([u8; 32], Instant)> = HashMap::new();
-    let mut sessions: HashMap<(PeerId, MailboxId), Instant> = HashMap::new();
-    let own_peer = inner.secrets.device.peer_id();
-    let mut expiry = tokio::time::interval(Duration::from_secs(600));
+    let mut machine = Server::new(config, inner.secrets.device.peer_id(), own_mailbox);
+    let mut notifying: JoinSet<()> = JoinSet::new();
+    let mut work: JoinSet<Option<Done>> = JoinSet::new();
+    let mut next_id = 0u64;
+    // The machine's one timer; the first tick is at once (it sweeps at start).
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut armed = true;
     loop {
-        let Request { peer, request, responder } = tokio::select! {
+        let (input, mut held) = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            _ = expiry.tick(), if server => {
-                if let Err(e) = inner.store.expire(Timestamp::now()).await {
-                    tracing::warn!(error = %e, "cannot expire mailbox entries");
-                }
-                continue;
+            () = &mut timer, if armed => {
+                armed = false;
+                (Input::Tick, None)
             }
             Some(_) = notifying.join_next(), if !notifying.is_empty() => continue,
-            Some(done) = work.join_next(), if !work.is_empty() => {
-                // Owners that fetched here lately are likely online: tell them.
-                if let Ok(Some((mailbox, owners))) = done {
-                    for owner in owners {
-                        if notifying.len() < MAX_NOTIFYING {
-                            let net = inner.net.clone();
-                            notifying.spawn(async move {
-                                let _ = net.mailbox(owner, MboxRequest::Notify { mailbox }).await;
-                            });
-                        }
-                    }
+            Some(done) = work.join_next(), if !work.is_empty() => match done {
+                Ok(Some(Done { request_id, outcome, responder })) => {
+                    (Input::StoreDone { request_id, outcome }, Some((request_id, responder)))
                 }
-                continue;
-            }
+                // A sweep, or work whose answer nobody waits for.
+                Ok(None) | Err(_) => continue,
+            },
             r = requests.recv(), if work.len() < MAX_STORE_WORK => match r {
-                Some(r) => r,
+                Some(Request { peer, request, responder }) => {
+                    next_id += 1;
+                    let request_id = RequestId(next_id);
+                    (Input::Request { peer, request_id, request }, Some((request_id, responder)))
+                }
                 None => break,
             },
         };
-        if let MboxRequest::Notify { mailbox } = request {
-            // Any node: mail waits for us somewhere; look now.
-            if mailbox == own_mailbox {
-                let _ = wake_fetcher.try_send(());
-            }
-            let _ = responder.send(MboxResponse::Acked(0)).await;
-            continue;
-        }
-        if !server {
-            let _ = responder.send(MboxResponse::Refused(Refusal::NotServer)).await;
-            continue;
-        }
-        let response = match request {
-            MboxRequest::Put { envelope } => {
-                spawn_put(&inner, &mut work, &sessions, peer, envelope, None, responder);
-                continue;
-            }
-            MboxRequest::Replicate { expires_at, envelope } => {
-                let until = Some(Timestamp::from_millis(expires_at));
-                spawn_put(&inner, &mut work, &sessions, peer, envelope, until, responder);
-                continue;
-            }
-            MboxRequest::Offer { hashes, .. } => {
-                let inner = inner.clone();
-                work.spawn(async move {
-                    let response = match inner.store.mailbox_wanted(hashes).await {
-                        Ok(answer) => {
-                            inner.metrics.mailbox_acked_refused.inc_by(answer.acked as u64);
-                            MboxResponse::Wanted(answer.hashes)
-                        }
-                        Err(_) => MboxResponse::Refused(Refusal::Unavailable),
-                    };
-                    let _ = responder.send(response).await;
-                    None
-                });
-                continue;
-            }
-            MboxRequest::Challenge { mailbox } => {
-                prune(&mut nonces, |(_, at)| at.elapsed() < NONCE_TTL, |(_, at)| *at);
-                let mine: Vec<_> = nonces.iter().filter(|((p, _), _)| *p == peer).collect();
-                if mine.len() >= NONCES_PER_PEER
-                    && let Some(oldest) =
-                        mine.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| **k)
-                {
-                    nonces.remove(&oldest);
-                }
-                match random::bytes::<32>() {
-                    Ok(nonce) => {
-                        nonces.insert((peer, mailbox), (nonce, Instant::now()));
-                        MboxResponse::Nonce(nonce)
-                    }
-                    Err(_) => MboxResponse::Refused(Refusal::Unavailable),
-                }
-            }
-            MboxRequest::Fetch { identity, nonce, signature, max_bytes } => {
-                match PublicIdentity::from_bytes(&identity) {
-                    Err(_) => MboxResponse::Refused(Refusal::Invalid),
-                    Ok(identity) => {
-                        let mailbox = identity.mailbox_id();
-                        let issued = nonces.remove(&(peer, mailbox));
-                        let fresh =
-                            issued.is_some_and(|(n, at)| n == nonce && at.elapsed() < NONCE_TTL);
-                        let signed = fetch_signed_bytes(&own_peer, &peer, &nonce, &mailbox);
-                        if fresh && identity.verify(&signed, &signature) {
-                            prune(&mut sessions, |at| at.elapsed() < SESSION_TTL, |at| *at);
-                            sessions.insert((peer, mailbox), Instant::now());
-                            let max = usize::try_from(max_bytes.min(FETCH_BYTES)).unwrap_or(0);
-                            let inner = inner.clone();
-                            work.spawn(async move {
-                                let response = match inner
-                                    .store
-                                    .mailbox_fetch(mailbox, Timestamp::now(), max)
-                                    .await
-                                {
-                                    Ok(list) => MboxResponse::Envelopes(list),
-                                    Err(_) => MboxResponse::Refused(Refusal::Unavailable),
-                                };
-                                let _ = responder.send(response).await;
-                                None
-                            });
-                            continue;
-                        }
-                        MboxResponse::Refused(Refusal::Unauthorized)
-                    }
-                }
-            }
-            MboxRequest::Ack { mailbox, hashes } => {
-                if sessions.get(&(peer, mailbox)).is_some_and(|at| at.elapsed() < SESSION_TTL) {
-                    let inner = inner.clone();
-                    work.spawn(async move {
-                        let response = match inner.store.mailbox_ack(mailbox, hashes).await {
-                            Ok(n) => MboxResponse::Acked(u32::try_from(n).unwrap_or(u32::MAX)),
-                            Err(_) => MboxResponse::Refused(Refusal::Unavailable),
-                        };
+        for output in machine.handle(input, Timestamp::now(), &mut rng) {
+            match output {
+                Output::Respond { request_id, response } => match held.take() {
+                    Some((id, responder)) if id == request_id => {
                         let _ = responder.send(response).await;
-                        None
-                    });
-                    continue;
+                    }
+                    other => {
+                        tracing::debug!(?request_id, "an answer for a request not in hand");
+                        held = other;
+                    }
+                },
+                Output::Store(job) => {
+                    let id = job_id(&job);
+                    let responder = match held.take() {
+                        Some((held_id, responder)) if Some(held_id) == id => Some(responder),
+                        other => {
+                            held = other;
+                            None
+                        }
+                    };
+                    spawn(&inner, &mut work, job, responder);
                 }
-                MboxResponse::Refused(Refusal::Unauthorized)
+                // Beyond the bound, dropped: the owner polls anyway.
+                Output::Notify { owner, mailbox } if notifying.len() < MAX_NOTIFYING => {
+                    let net = inner.net.clone();
+                    notifying.spawn(async move {
+                        let _ = net.mailbox(owner, MboxRequest::Notify { mailbox }).await;
+                    });
+                }
+                Output::WakeFetcher => {
+                    let _ = wake_fetcher.try_send(());
+                }
+                Output::Count(metric) => count(&inner, metric),
+                Output::WakeAt(at) => {
+                    timer.as_mut().reset(deadline(at));
+                    armed = true;
+                }
+                _ => {}
             }
-            _ => MboxResponse::Refused(Refusal::Invalid),
-        };
-        let _ = responder.send(response).await;
+        }
     }
     work.shutdown().await;
 }
 
-/// Keeps an envelope (a put, or a replica that expires no later than `until`) on its
-/// own task; when stored, the task names the owners that fetched here lately (likely
-/// online) so that the actor tells them.
-fn spawn_put(
+/// The request a piece of work answers, if any.
+fn job_id(job: &Work<PeerId>) -> Option<RequestId> {
+    match job {
+        Work::Put { request_id, .. }
+        | Work::Fetch { request_id, .. }
+        | Work::Ack { request_id, .. }
+        | Work::Wanted { request_id, .. } => Some(*request_id),
+        _ => None,
+    }
+}
+
+/// Runs `job` at the store on its own task; the task brings back the outcome with the
+/// request's responder.
+fn spawn(
     inner: &Arc<Inner>,
-    work: &mut tokio::task::JoinSet<Option<(MailboxId, Vec<PeerId>)>>,
-    sessions: &HashMap<(PeerId, MailboxId), Instant>,
-    peer: PeerId,
-    envelope: Vec<u8>,
-    until: Option<Timestamp>,
-    responder: communitas_net::MboxResponder,
+    work: &mut JoinSet<Option<Done>>,
+    job: Work<PeerId>,
+    responder: Option<MboxResponder>,
 ) {
-    let mailbox = Envelope::from_bytes(&envelope).map(|e| e.mailbox()).ok();
-    let owners: Vec<PeerId> = sessions
-        .iter()
-        .filter(|((_, m), at)| Some(*m) == mailbox && at.elapsed() < SESSION_TTL)
-        .map(|((owner, _), _)| *owner)
-        .collect();
     let inner = inner.clone();
     work.spawn(async move {
-        let response = put(&inner, peer, envelope, until).await;
-        let stored = response == MboxResponse::Stored;
-        let _ = responder.send(response).await;
-        mailbox.filter(|_| stored && !owners.is_empty()).map(|m| (m, owners))
+        let store = &inner.store;
+        let (request_id, outcome) = match job {
+            Work::Put { request_id, hash, mailbox, envelope, sender, now, expires_at } => {
+                let limits = inner.mailbox_limits;
+                let sender = sender.to_string();
+                let put =
+                    store.mailbox_put(hash, mailbox, envelope, sender, now, expires_at, limits);
+                let outcome = put.await.map_or(PutOutcome::Failed, put_outcome);
+                (request_id, Outcome::Put { mailbox, outcome })
+            }
+            Work::Fetch { request_id, mailbox, now, max_bytes } => {
+                let fetched = store.mailbox_fetch(mailbox, now, max_bytes).await;
+                (request_id, fetched.map_or(Outcome::Failed, Outcome::Fetched))
+            }
+            Work::Ack { request_id, mailbox, hashes } => {
+                let acked = store.mailbox_ack(mailbox, hashes).await;
+                (request_id, acked.map_or(Outcome::Failed, Outcome::Acked))
+            }
+            Work::Wanted { request_id, hashes } => {
+                let outcome = match store.mailbox_wanted(hashes).await {
+                    Ok(w) => Outcome::Wanted { hashes: w.hashes, acked: w.acked },
+                    Err(_) => Outcome::Failed,
+                };
+                (request_id, outcome)
+            }
+            Work::Expire { now } => {
+                if let Err(e) = store.expire(now).await {
+                    tracing::warn!(error = %e, "cannot expire mailbox entries");
+                }
+                return None;
+            }
+            _ => return None,
+        };
+        Some(Done { request_id, outcome, responder: responder? })
     });
 }
 
-/// Keeps the entries `keep` accepts; if the map is still at [`MAX_PENDING`], drops
-/// the oldest (by `born`) down to nine tenths of it, so a flood of new entries costs
-/// the oldest ones, not everybody's.
-fn prune<K: Clone + Eq + std::hash::Hash, V>(
-    map: &mut HashMap<K, V>,
-    keep: impl Fn(&V) -> bool,
-    born: impl Fn(&V) -> Instant,
-) {
-    map.retain(|_, v| keep(v));
-    if map.len() < MAX_PENDING {
-        return;
-    }
-    let mut ages: Vec<(Instant, K)> = map.iter().map(|(k, v)| (born(v), k.clone())).collect();
-    ages.sort_unstable_by_key(|(at, _)| *at);
-    let excess = map.len() - MAX_PENDING * 9 / 10;
-    for (_, key) in ages.into_iter().take(excess) {
-        map.remove(&key);
+fn put_outcome(stored: Stored) -> PutOutcome {
+    match stored {
+        Stored::Stored => PutOutcome::Stored,
+        Stored::AlreadyStored => PutOutcome::AlreadyStored,
+        Stored::AlreadyAcked => PutOutcome::AlreadyAcked,
+        Stored::MailboxFull => PutOutcome::MailboxFull,
+        Stored::SenderOverQuota => PutOutcome::SenderOverQuota,
+        Stored::ServerFull => PutOutcome::ServerFull,
+        _ => PutOutcome::Failed,
     }
 }
 
-/// Stores a put; a replica keeps its original's expiry `until` (if earlier than ours),
-/// so bouncing between holders never extends an envelope's life.
-async fn put(
-    inner: &Inner,
-    peer: PeerId,
-    envelope: Vec<u8>,
-    until: Option<Timestamp>,
-) -> MboxResponse {
-    let Ok(parsed) = Envelope::from_bytes(&envelope) else {
-        return MboxResponse::Refused(Refusal::Invalid);
-    };
-    let hash = *blake3::hash(&envelope).as_bytes();
-    let now = Timestamp::now();
-    let ours = now.saturating_add(MESSAGE_TTL);
-    let expires_at = until.map_or(ours, |until| until.min(ours));
-    if expires_at <= now {
-        return MboxResponse::Refused(Refusal::Invalid);
-    }
-    let outcome = inner
-        .store
-        .mailbox_put(
-            hash,
-            parsed.mailbox(),
-            envelope,
-            peer.to_string(),
-            now,
-            expires_at,
-            inner.mailbox_limits,
-        )
-        .await;
-    match outcome {
-        Ok(PutOutcome::Stored | PutOutcome::AlreadyStored) => MboxResponse::Stored,
-        // Delivered already: the put's purpose is served, and it is not kept again.
-        Ok(PutOutcome::AlreadyAcked) => {
-            inner.metrics.mailbox_acked_refused.inc();
-            MboxResponse::Stored
+fn count(inner: &Inner, metric: Metric) {
+    let metrics = &inner.metrics;
+    match metric {
+        Metric::AckedRefused(n) => {
+            metrics.mailbox_acked_refused.inc_by(n);
         }
-        Ok(PutOutcome::MailboxFull) => {
-            inner.metrics.mailbox_full.inc();
-            inner.metrics.refuse("mailbox_full");
-            MboxResponse::Refused(Refusal::MailboxFull)
+        Metric::MailboxFull => {
+            metrics.mailbox_full.inc();
+            metrics.refuse("mailbox_full");
         }
-        Ok(PutOutcome::SenderOverQuota) => {
-            inner.metrics.refuse("mailbox_sender_quota");
-            MboxResponse::Refused(Refusal::SenderOverQuota)
-        }
-        // The sender tries the other holders, as for a full mailbox.
-        Ok(PutOutcome::ServerFull) => {
-            inner.metrics.refuse("mailbox_server_full");
-            MboxResponse::Refused(Refusal::MailboxFull)
-        }
-        Ok(_) | Err(_) => {
-            inner.metrics.refuse("mailbox_unavailable");
-            MboxResponse::Refused(Refusal::Unavailable)
-        }
+        Metric::SenderOverQuota => metrics.refuse("mailbox_sender_quota"),
+        Metric::ServerFull => metrics.refuse("mailbox_server_full"),
+        Metric::Unavailable => metrics.refuse("mailbox_unavailable"),
+        _ => {}
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_map_loses_its_oldest_entries_not_all() {
-        let start = Instant::now();
-        let mut map: HashMap<usize, Instant> =
-            (0..MAX_PENDING).map(|n| (n, start + Duration::from_millis(n as u64))).collect();
-        // All live, and the map is full: the oldest tenth goes.
-        prune(&mut map, |_| true, |at| *at);
-        assert_eq!(map.len(), MAX_PENDING * 9 / 10);
-        let oldest_kept = map.keys().min().copied();
-        assert_eq!(oldest_kept, Some(MAX_PENDING - MAX_PENDING * 9 / 10));
-        assert!(map.contains_key(&(MAX_PENDING - 1)), "the newest entry stays");
-        // Below the bound, only stale entries go.
-        let cut = start + Duration::from_millis((MAX_PENDING - 10) as u64);
-        prune(&mut map, |at| *at >= cut, |at| *at);
-        assert_eq!(map.len(), 10);
-    }
+/// The monotonic instant of the wall-clock time `at`.
+fn deadline(at: Timestamp) -> tokio::time::Instant {
+    let wait = at.as_millis().saturating_sub(Timestamp::now().as_millis());
+    tokio::time::Instant::now() + Duration::from_millis(wait)
 }

@@ -1,0 +1,64 @@
+//! How to run a node, and why it could not start.
+
+use std::time::Duration;
+
+use crate::{FilesConfig, RateLimits, mailbox, presence, replicate};
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The network's configuration.
+    pub net: communitas_net::Config,
+    /// Outbox deliveries running at once.
+    pub max_deliveries: usize,
+    /// Inbound messages processed at once; more are answered `Busy`.
+    pub max_inbound: usize,
+    /// Per-peer request rates.
+    pub rate_limits: RateLimits,
+    /// Mailbox quotas (server role).
+    pub mailbox_limits: communitas_store::MailboxLimits,
+    /// Attachments: where they go, how big they may be.
+    pub files: FilesConfig,
+    /// Presence heartbeats (issue 6).
+    pub presence: presence::Config,
+    /// How often a server offers the envelopes it keeps to the other servers closest
+    /// to their mailbox, so that R copies remain when holders leave (decision 0020).
+    pub mailbox_replicate_every: Duration,
+    /// How often a user node looks in its mailboxes when no server told it of new
+    /// mail (servers tell online owners at once).
+    pub mailbox_fetch_every: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            net: communitas_net::Config::default(),
+            max_deliveries: 64,
+            max_inbound: 256,
+            rate_limits: RateLimits::default(),
+            mailbox_limits: mailbox::LIMITS,
+            files: FilesConfig::default(),
+            presence: presence::Config::default(),
+            mailbox_replicate_every: replicate::EVERY,
+            mailbox_fetch_every: mailbox::FETCH_EVERY,
+        }
+    }
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The network did not start.
+    #[error(transparent)]
+    Net(#[from] communitas_net::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] communitas_store::Error),
+    /// A worker thread could not be started.
+    #[error("cannot start worker threads: {0}")]
+    Threads(std::io::Error),
+    /// The operating system's random source failed.
+    #[error(transparent)]
+    Random(#[from] communitas_crypto::random::RandomError),
+}

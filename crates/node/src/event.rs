@@ -1,0 +1,162 @@
+//! What the node tells its API and tests: live [`Event`]s, and the views of history and
+//! status. Every state in them is an enum; serde writes the same strings as the API
+//! always did (`"delivered"`, `"in"`, `"online"`).
+
+use communitas_store::{Direction, Status};
+use communitas_types::{Address, MessageId, Timestamp};
+use serde::{Serialize, Serializer};
+
+use crate::Attachment;
+
+/// Something that happened, for `/v1/events` and tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A message arrived.
+    MessageReceived {
+        /// Its id.
+        id: MessageId,
+        /// The sender.
+        from: Address,
+        /// Its text.
+        text: String,
+        /// The sender's clock, unix ms.
+        timestamp: Timestamp,
+        /// The file it carries, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attachment: Option<Attachment>,
+    },
+    /// A file transfer moved: bytes on disk (received) or fetched by the recipient.
+    FileProgress {
+        /// The file.
+        file_id: communitas_types::FileId,
+        /// The message that carries it.
+        message_id: MessageId,
+        /// The other side.
+        peer: Address,
+        /// `"in"` or `"out"`.
+        #[serde(serialize_with = "direction_name")]
+        direction: Direction,
+        /// Bytes done.
+        bytes: u64,
+        /// The file's size.
+        size: u64,
+        /// The transfer's status (see [`Attachment::status`]).
+        status: &'static str,
+    },
+    /// A file being sent is being read and hashed.
+    FilePreparing {
+        /// The path being read.
+        path: String,
+        /// Bytes read.
+        bytes: u64,
+        /// Its size.
+        size: u64,
+    },
+    /// An outgoing message changed state.
+    StatusChanged {
+        /// The message.
+        id: MessageId,
+        /// To whom.
+        to: Address,
+        /// Its new state.
+        #[serde(serialize_with = "status_name")]
+        status: Status,
+    },
+    /// A contact's presence changed (issue 6).
+    Presence {
+        /// The contact.
+        address: Address,
+        /// `online`, `away`, `busy` or `offline`.
+        status: &'static str,
+        /// When we last heard from it, unix ms.
+        last_seen: Option<Timestamp>,
+    },
+    /// A contact started or stopped typing to us; a "typing" lasts 6 s unless renewed.
+    Typing {
+        /// The contact.
+        from: Address,
+        /// Typing now.
+        typing: bool,
+    },
+    /// A connection opened or closed.
+    Connection {
+        /// The peer (device) id.
+        peer: String,
+        /// Open now.
+        open: bool,
+        /// Peers connected in total.
+        connected: usize,
+    },
+}
+
+/// A message as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// Its id.
+    pub id: MessageId,
+    /// Sender.
+    pub from: Address,
+    /// Recipient.
+    pub to: Address,
+    /// `"in"` or `"out"`.
+    #[serde(serialize_with = "direction_name")]
+    pub direction: Direction,
+    /// The text.
+    pub text: String,
+    /// The sender's clock, unix ms.
+    pub timestamp: Timestamp,
+    /// `queued`, `sent`, `stored`, `delivered`, `read` or `failed`.
+    #[serde(serialize_with = "status_name")]
+    pub status: Status,
+    /// The file it carries, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
+    /// Paging cursor: pass as `before` to get older messages.
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeStatus {
+    /// Own address.
+    pub address: Address,
+    /// This device.
+    pub peer_id: String,
+    /// Where it listens.
+    pub listen_addrs: Vec<String>,
+    /// Peers with an open connection.
+    pub connected_peers: usize,
+    /// Messages waiting to be delivered.
+    pub outbox: usize,
+    /// This build's version.
+    pub version: &'static str,
+    /// Every connected peer: `{"peer_id","connection":"direct"|"relayed","connections"}`.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One connected peer, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerStatus {
+    /// Its device (PeerId).
+    pub peer_id: String,
+    /// `direct` if any connection to it is direct, else `relayed`.
+    pub connection: &'static str,
+    /// Open connections to it (more than one only briefly).
+    pub connections: usize,
+}
+
+/// Serializes a message status as its API name.
+pub(crate) fn status_name<S: Serializer>(status: &Status, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.as_str())
+}
+
+/// Serializes a direction as `"in"` or `"out"`.
+pub(crate) fn direction_name<S: Serializer>(d: &Direction, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match d {
+        Direction::In => "in",
+        Direction::Out => "out",
+    })
+}
