@@ -50,10 +50,24 @@
 
 mod sim {
     //! The simulator's modules (one folder, one test binary).
+    #[path = "expiry.rs"]
+    pub mod expiry;
+    #[path = "fixtures.rs"]
+    pub mod fixtures;
     #[path = "frames.rs"]
     pub mod frames;
+    #[path = "holders.rs"]
+    pub mod holders;
+    #[path = "mnode.rs"]
+    pub mod mnode;
+    #[path = "mstore.rs"]
+    pub mod mstore;
     #[path = "net.rs"]
     pub mod net;
+    #[path = "presence.rs"]
+    pub mod presence;
+    #[path = "replicate.rs"]
+    pub mod replicate;
     #[path = "seed.rs"]
     pub mod seed;
     #[path = "world.rs"]
