@@ -19,6 +19,7 @@
 mod behaviour;
 mod client;
 pub mod codec;
+mod error;
 mod event_loop;
 mod links;
 pub mod mbox;
@@ -31,6 +32,7 @@ use libp2p::{Multiaddr, PeerId};
 pub use behaviour::{KAD_PROTOCOL, PROTOCOL_VERSION};
 pub use client::{Client, MboxResponder, Responder, Status};
 pub use codec::{MSG_PROTOCOL, Receipt, Rejection};
+pub use error::{Cause, Error, ListenFailure, PublishFailure, Setup, Unreachable};
 pub use event_loop::EventLoop;
 pub use libp2p;
 pub use libp2p_stream as stream;
@@ -175,38 +177,6 @@ pub enum Event {
         /// Peers connected in total.
         connected: usize,
     },
-}
-
-/// Why a network operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The event loop has stopped.
-    #[error("the network has shut down")]
-    ActorGone,
-    /// No identity record was found for the address.
-    #[error("no identity record found")]
-    NotFound,
-    /// Publishing a record failed (no peers reached).
-    #[error("could not publish the identity record: {0}")]
-    Publish(String),
-    /// Could not reach the peer or it did not answer.
-    #[error("could not reach the peer: {0}")]
-    Unreachable(String),
-    /// Listening on an address failed.
-    #[error("cannot listen on {addr}: {reason}")]
-    Listen {
-        /// The address.
-        addr: Multiaddr,
-        /// Why.
-        reason: String,
-    },
-    /// A bootstrap address has no `/p2p/<peer id>`.
-    #[error("bootstrap address {0} must end in /p2p/<peer id>")]
-    BootstrapWithoutPeerId(Multiaddr),
-    /// Building the transport failed.
-    #[error("cannot start the network: {0}")]
-    Transport(String),
 }
 
 /// Builds the swarm and starts listening. Run the returned [`EventLoop`] on a task.

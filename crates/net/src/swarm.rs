@@ -7,7 +7,7 @@ use libp2p::core::upgrade::Version;
 use libp2p::{Swarm, Transport as _, noise, tcp, yamux};
 
 use crate::behaviour::Behaviour;
-use crate::{Config, Error, Transport};
+use crate::{Cause, Config, Error, Setup, Transport};
 
 /// Addresses dialled at once for one peer. libp2p's default of 8 lets a handful of
 /// unreachable addresses (a NATed peer's private ones, over QUIC: each waits for its
@@ -25,7 +25,9 @@ pub(crate) fn build(
     key: libp2p::identity::Keypair,
     config: &Config,
 ) -> Result<Swarm<Behaviour>, Error> {
-    let err = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
+    let noise_failed = |e: &dyn std::fmt::Display| Error::Transport(Setup::Noise(Cause::other(e)));
+    let behaviour_failed =
+        |e: &dyn std::fmt::Display| Error::Transport(Setup::Behaviour(Cause::other(e)));
     let swarm = match config.transport {
         Transport::Sockets => {
             let dns = resolver_config();
@@ -36,14 +38,14 @@ pub(crate) fn build(
                     noise::Config::new,
                     yamux::Config::default,
                 )
-                .map_err(|e| err(&e))?
+                .map_err(|e| noise_failed(&e))?
                 .with_quic()
                 // `/dns4/…`, `/dns6/…` and `/dns/…` addresses (bootstrap lists).
                 .with_dns_config(dns.0, dns.1)
                 .with_relay_client(noise::Config::new, yamux::Config::default)
-                .map_err(|e| err(&e))?
+                .map_err(|e| noise_failed(&e))?
                 .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
-                .map_err(|e| err(&e))?
+                .map_err(|e| behaviour_failed(&e))?
                 .with_swarm_config(swarm_settings)
                 .build()
         }
@@ -57,11 +59,11 @@ pub(crate) fn build(
                     .multiplex(yamux::Config::default())
                     .boxed())
             })
-            .map_err(|e| err(&e))?
+            .map_err(|e| noise_failed(&e))?
             .with_relay_client(noise::Config::new, yamux::Config::default)
-            .map_err(|e| err(&e))?
+            .map_err(|e| noise_failed(&e))?
             .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
-            .map_err(|e| err(&e))?
+            .map_err(|e| behaviour_failed(&e))?
             .with_swarm_config(swarm_settings)
             .build(),
     };
