@@ -159,11 +159,7 @@ impl Actor {
             }
             Output::Persist(write) => return Some(self.persist(write).await),
             Output::Status { id, to, status } => {
-                self.inner.emit(Event::StatusChanged {
-                    id,
-                    to,
-                    status: status_of(status),
-                });
+                self.inner.emit(Event::StatusChanged { id, to, status: status_of(status) });
             }
             Output::Stored(id) => {
                 tracing::debug!(id = %id.fmt_short(), "left in mailboxes");
@@ -280,11 +276,7 @@ async fn deliver(inner: Arc<Inner>, entry: Entry, cached: Option<Devices>) -> (M
         let (sent, receipt) = tokio::join!(sent, request);
         if sent.is_ok() && !entry.control {
             inner.metrics.sent.inc();
-            inner.emit(Event::StatusChanged {
-                id,
-                to: entry.recipient,
-                status: Status::Sent,
-            });
+            inner.emit(Event::StatusChanged { id, to: entry.recipient, status: Status::Sent });
         }
         match receipt {
             Ok(Receipt::Delivered) => {

@@ -46,11 +46,8 @@ fn outgoing(n: u64) -> (NewMessage, OutboxEntry) {
 }
 
 fn writes(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // On the target's disk, not a tmpfs: the fsync is what group commit shares.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let store = Store::open(&dir.path().join("bench.db"), StorageKey::from_bytes([7; 32])).unwrap();
