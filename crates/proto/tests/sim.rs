@@ -50,6 +50,8 @@
 
 mod sim {
     //! The simulator's modules (one folder, one test binary).
+    #[path = "delivery.rs"]
+    pub mod delivery;
     #[path = "expiry.rs"]
     pub mod expiry;
     #[path = "fixtures.rs"]
@@ -64,6 +66,8 @@ mod sim {
     pub mod mstore;
     #[path = "net.rs"]
     pub mod net;
+    #[path = "post.rs"]
+    pub mod post;
     #[path = "presence.rs"]
     pub mod presence;
     #[path = "replicate.rs"]
