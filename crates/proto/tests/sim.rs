@@ -6,11 +6,33 @@
 //!
 //! # Layout
 //!
+//! The framework:
+//!
 //! - [`world`](sim::world): the clock, the queue, the nodes, crash and restart, and
 //!   the [`Node`](sim::world::Node) trait a scenario's node implements.
 //! - [`net`](sim::net): links, partitions, offline intervals.
 //! - [`seed`](sim::seed): the seed sweep, replay, and the determinism check.
-//! - one file per scenario family, e.g. [`frames`](sim::frames).
+//! - [`fixtures`](sim::fixtures): identities, addresses, sealed letters, DHT keys.
+//!
+//! Nodes, each a few machines and their adapters:
+//!
+//! - [`mnode`](sim::mnode): the mailbox server machine over [`mstore`](sim::mstore)
+//!   (a model of the store's mailbox tables), re-replication
+//!   ([`replicate`](sim::replicate), the policy driven as the node drives it).
+//! - [`post`](sim::post): the outbox machine, and the receiver's inbound acceptance.
+//! - [`presence`](sim::presence): the presence machine.
+//!
+//! Scenarios (each file's tests):
+//!
+//! - [`frames`](sim::frames): the framework's own proof (mbox frames, one backoff,
+//!   three crashing stand-in machines).
+//! - [`delivery`](sim::delivery): a dead letter exactly at the 30-day TTL; delivered
+//!   when the peer is back on day 29; 1,000 messages over 5 % loss, the sender
+//!   crashing every 100, exactly once.
+//! - [`presence`](sim::presence): offline after three missed heartbeats, back on the
+//!   next; a restarted contact back within a round trip.
+//! - [`holders`](sim::holders): five holders, two die, the copies are re-replicated.
+//! - [`expiry`](sim::expiry): the mailbox server's nonce and session expiry.
 //!
 //! # Adding a scenario
 //!
@@ -50,6 +72,8 @@
 
 mod sim {
     //! The simulator's modules (one folder, one test binary).
+    #[path = "delivery.rs"]
+    pub mod delivery;
     #[path = "expiry.rs"]
     pub mod expiry;
     #[path = "fixtures.rs"]
@@ -64,6 +88,8 @@ mod sim {
     pub mod mstore;
     #[path = "net.rs"]
     pub mod net;
+    #[path = "post.rs"]
+    pub mod post;
     #[path = "presence.rs"]
     pub mod presence;
     #[path = "replicate.rs"]

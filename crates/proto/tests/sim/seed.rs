@@ -37,12 +37,18 @@ pub fn digest(line: &str) {
 /// Runs `scenario` for the seeds chosen by the environment (see the module docs),
 /// naming the seed of a failure and how to replay it.
 pub fn sweep(name: &str, scenario: impl Fn(u64)) {
+    sweep_n(name, SWEEP, scenario);
+}
+
+/// [`sweep`] with `seeds` seeds by default, for a scenario whose one run is long (a
+/// month of virtual time: tens of thousands of retries). `SIM_SEEDS` still wins.
+pub fn sweep_n(name: &str, seeds: u64, scenario: impl Fn(u64)) {
     if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.trim().parse().ok()) {
         run_one(name, seed, &scenario);
         return;
     }
     let seeds =
-        std::env::var("SIM_SEEDS").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(SWEEP);
+        std::env::var("SIM_SEEDS").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(seeds);
     for seed in 0..seeds {
         run_one(name, seed, &scenario);
     }

@@ -325,6 +325,12 @@ pub struct World<N: Node> {
 impl<N: Node> World<N> {
     /// A world of `disks.len()` nodes, each booted from its provisioning at [`EPOCH`].
     pub fn new(seed: u64, config: Config, disks: Vec<N::Disk>) -> Self {
+        Self::with_down(seed, config, disks, &[])
+    }
+
+    /// The same, but the nodes in `down` are not started (start them with
+    /// [`restart_at`](Self::restart_at)).
+    pub fn with_down(seed: u64, config: Config, disks: Vec<N::Disk>, down: &[NodeId]) -> Self {
         let slots = disks
             .into_iter()
             .enumerate()
@@ -352,7 +358,10 @@ impl<N: Node> World<N> {
             log: Vec::new(),
         };
         for i in 0..world.slots.len() {
-            world.boot(NodeId(u16::try_from(i).expect("fewer than 65536 nodes")));
+            let node = NodeId(u16::try_from(i).expect("fewer than 65536 nodes"));
+            if !down.contains(&node) {
+                world.boot(node);
+            }
         }
         world
     }
@@ -650,16 +659,14 @@ fn clipped(args: std::fmt::Arguments<'_>) -> String {
     impl std::fmt::Write for Clip {
         fn write_str(&mut self, s: &str) -> std::fmt::Result {
             let room = CLIP.saturating_sub(self.0.len());
-            let cut =
-                s.char_indices().map(|(i, _)| i).take_while(|i| *i <= room).last().unwrap_or(0);
             if s.len() <= room {
                 self.0.push_str(s);
-                Ok(())
-            } else {
-                self.0.push_str(&s[..cut]);
-                self.0.push('…');
-                Err(std::fmt::Error)
+                return Ok(());
             }
+            let cut = (0..=room).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+            self.0.push_str(&s[..cut]);
+            self.0.push('…');
+            Err(std::fmt::Error)
         }
     }
     let mut clip = Clip(String::with_capacity(CLIP + 4));
