@@ -3,7 +3,7 @@
 //!
 //! The actor owns the machine and feeds it, in one loop: commands from the
 //! [`Handle`] (set our status, typing), updates that `inbound` opened and
-//! [`accept`]ed (contacts only, not stale), connection events, the contact list
+//! `accept`ed (contacts only, not stale), connection events, the contact list
 //! (at start, once per heartbeat, and at once when a contact is added), the results
 //! of its sends, and its own wake-ups. It carries out what the machine returns, in
 //! order: each `Send` is sealed and sent by a bounded child task (`send`), whose
