@@ -2,7 +2,8 @@
 //! status. Every state in them is an enum; serde writes the same strings as the API
 //! always did (`"delivered"`, `"in"`, `"online"`).
 
-use communitas_store::{Direction, Status};
+use communitas_proto::presence::Status as PresenceStatus;
+use communitas_store::{Direction, FileStatus, Status};
 use communitas_types::{Address, MessageId, Timestamp};
 use serde::{Serialize, Serializer};
 
@@ -43,7 +44,8 @@ pub enum Event {
         /// The file's size.
         size: u64,
         /// The transfer's status (see [`Attachment::status`]).
-        status: &'static str,
+        #[serde(serialize_with = "file_status_name")]
+        status: FileStatus,
     },
     /// A file being sent is being read and hashed.
     FilePreparing {
@@ -69,7 +71,7 @@ pub enum Event {
         /// The contact.
         address: Address,
         /// `online`, `away`, `busy` or `offline`.
-        status: &'static str,
+        status: PresenceStatus,
         /// When we last heard from it, unix ms.
         last_seen: Option<Timestamp>,
     },
@@ -150,6 +152,14 @@ pub struct PeerStatus {
 
 /// Serializes a message status as its API name.
 pub(crate) fn status_name<S: Serializer>(status: &Status, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.as_str())
+}
+
+/// Serializes a file transfer's status as its API name.
+pub(crate) fn file_status_name<S: Serializer>(
+    status: &FileStatus,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.serialize_str(status.as_str())
 }
 

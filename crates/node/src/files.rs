@@ -97,7 +97,8 @@ pub struct Attachment {
     /// Sent: `offered`, `uploading`, `stored` or `fetched` (the recipient has it);
     /// received: `pending`, `downloading`,
     /// `done`, `too_large` or `failed`.
-    pub status: &'static str,
+    #[serde(serialize_with = "crate::event::file_status_name")]
+    pub status: FileStatus,
     /// Bytes on disk so far (received files; the size once done).
     pub progress: u64,
     /// Where the received file was saved, once done (lossy UTF-8 for display).
@@ -120,13 +121,13 @@ impl Attachment {
                     _ => fetch::bytes_done(&row.done, row.size),
                 };
                 (
-                    row.status.as_str(),
+                    row.status,
                     progress,
                     row.path.as_ref().map(|p| p.display().to_string()),
                     row.error.clone(),
                 )
             }
-            None => (FileStatus::Pending.as_str(), 0, None, None),
+            None => (FileStatus::Pending, 0, None, None),
         };
         Self {
             file_id: manifest.file_id,
@@ -392,7 +393,7 @@ pub(crate) fn emit_progress(inner: &Inner, row: &FileRow) {
         direction: row.direction,
         bytes,
         size: row.size,
-        status: row.status.as_str(),
+        status: row.status,
     });
 }
 

@@ -142,7 +142,7 @@ impl Actor {
                 Output::Event(event) => self.inner.emit(match event {
                     machine::Event::Presence { address, presence } => Event::Presence {
                         address,
-                        status: presence.status.as_str(),
+                        status: presence.status,
                         last_seen: presence.last_seen,
                     },
                     machine::Event::Typing { from, typing } => Event::Typing { from, typing },

@@ -279,7 +279,7 @@ async fn get(inner: &Inner, file_id: FileId, stripe: u32, mask: u16) -> Result<R
             direction: communitas_store::Direction::Out,
             bytes: (stripes * u64::from(communitas_proto::file::SEGMENT_LEN)).min(size),
             size,
-            status: "offered",
+            status: communitas_store::FileStatus::Offered,
         });
     }
     Ok(Response::Shards { hashes, shards })

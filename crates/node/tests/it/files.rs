@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use communitas_node::{Attachment, Handle, SendError};
+use communitas_store::FileStatus;
 use communitas_testkit::{Network, eventually};
 
 /// Deterministic, incompressible-looking bytes.
@@ -36,7 +37,7 @@ async fn bob_sees_all(
     eventually(Duration::from_secs(300), || async {
         let history = bob.history(from, 50, None).await.unwrap();
         let files: Vec<Attachment> = history.into_iter().filter_map(|e| e.attachment).collect();
-        if files.len() == count && files.iter().all(|f| f.status == status) {
+        if files.len() == count && files.iter().all(|f| f.status.as_str() == status) {
             Ok(files)
         } else {
             Err(files.iter().map(|f| (f.status, f.progress)).collect::<Vec<_>>())
@@ -94,7 +95,7 @@ async fn files_of_every_edge_size_arrive_byte_identical() {
         let mine = a.history(b.address(), 50, None).await.unwrap();
         assert!(mine.iter().all(|e| e.text == "here you go"));
         let statuses: Vec<_> = mine.iter().map(|e| e.attachment.as_ref().unwrap().status).collect();
-        if statuses.iter().all(|s| *s == "fetched") { Ok(()) } else { Err(statuses) }
+        if statuses.iter().all(|s| *s == FileStatus::Fetched) { Ok(()) } else { Err(statuses) }
     })
     .await;
     // No partial file is left behind.
@@ -232,10 +233,10 @@ async fn stored_case(servers: usize, kill: usize, corrupt: bool, size: usize) {
     eventually(Duration::from_secs(600), || async {
         let status = a.message_status(id).await.unwrap().map(|s| s.as_str());
         let file = a.file(file_id).await.unwrap();
-        if status == Some("stored") && file.status == "stored" {
+        if status == Some("stored") && file.status == FileStatus::Stored {
             Ok(())
         } else {
-            Err(format!("message {status:?}, file {} {}", file.status, file.progress))
+            Err(format!("message {status:?}, file {:?} {}", file.status, file.progress))
         }
     })
     .await;
@@ -311,7 +312,7 @@ async fn stored_shards_are_released_once_the_recipient_has_the_file() {
     let (id, file_id, _) = a.send_file(bob_address, "when you are back", path).await.unwrap();
     eventually(Duration::from_secs(300), || async {
         let file = a.file(file_id).await.unwrap();
-        if file.status == "stored" { Ok(()) } else { Err((file.status, file.progress)) }
+        if file.status == FileStatus::Stored { Ok(()) } else { Err((file.status, file.progress)) }
     })
     .await;
     let kept = shards_kept(dir.path(), servers);
@@ -335,7 +336,11 @@ async fn stored_shards_are_released_once_the_recipient_has_the_file() {
     eventually(Duration::from_secs(60), || async {
         let file = a.file(file_id).await.unwrap();
         let left = shards_kept(dir.path(), servers);
-        if file.status == "fetched" && left == 0 { Ok(()) } else { Err((file.status, left)) }
+        if file.status == FileStatus::Fetched && left == 0 {
+            Ok(())
+        } else {
+            Err((file.status, left))
+        }
     })
     .await;
     assert_eq!(a.message_status(id).await.unwrap().map(|s| s.as_str()), Some("delivered"));
@@ -360,7 +365,7 @@ async fn stored_upload_time() {
     let (_, file_id, _) = a.send_file(bob_address, "", path).await.unwrap();
     eventually(Duration::from_secs(600), || async {
         let file = a.file(file_id).await.unwrap();
-        if file.status == "stored" { Ok(()) } else { Err((file.status, file.progress)) }
+        if file.status == FileStatus::Stored { Ok(()) } else { Err((file.status, file.progress)) }
     })
     .await;
     let took = start.elapsed();
