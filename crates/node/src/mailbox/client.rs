@@ -140,7 +140,11 @@ impl Driver {
                     let inner = self.inner.clone();
                     self.lookups.spawn(async move {
                         let mailbox = inner.secrets.identity.public().mailbox_id();
-                        inner.net.closest_peers(mailbox.as_bytes().to_vec()).await
+                        let asked = std::time::Instant::now();
+                        let found = inner.net.closest_peers(mailbox.as_bytes().to_vec()).await;
+                        let candidates = found.as_ref().map_or(0, Vec::len);
+                        tracing::debug!(candidates, took = ?asked.elapsed(), "mailbox servers found");
+                        found
                     });
                 }
                 Output::Send { holder, request_id, request } => {
@@ -159,6 +163,7 @@ impl Driver {
                     });
                 }
                 Output::Accept { hash, envelope } => {
+                    tracing::trace!(queued = self.queued.len(), "mailbox envelope to accept");
                     self.queued.push_back((hash, envelope));
                     self.spawn_accepts();
                 }
@@ -171,7 +176,8 @@ impl Driver {
                     self.inner.metrics.duplicates.inc();
                 }
                 Output::RoundDone { answered } => {
-                    tracing::debug!(answered, "mailbox round done");
+                    let accepting = self.accepts.len();
+                    tracing::debug!(answered, accepting, "mailbox round done");
                 }
                 Output::WakeAt(at) => {
                     let wait = at.as_millis().saturating_sub(Timestamp::now().as_millis());
@@ -211,6 +217,7 @@ impl Driver {
             }
         };
         self.opening.remove(&id);
+        tracing::trace!(left = self.opening.len() + self.queued.len(), "mailbox envelope accepted");
         self.spawn_accepts();
         Input::Accepted { hash, acceptance }
     }
