@@ -35,10 +35,13 @@
 //! earlier of it and its own TTL, so a copy never outlives the original).
 //!
 //! The rules around the frames: [`server`] is the server's machine (nonces, sessions,
-//! puts, fetches, acks, owner notifications, the expiry sweep); [`replicate`] is the
+//! puts, fetches, acks, owner notifications, the expiry sweep); [`client`] is the
+//! owner's (when to look, holders asked at once with a deadline each, every envelope
+//! opened once and acknowledged at every holder); [`replicate`] is the
 //! re-replication policy (whom to offer to, what to send); [`fuzz`] is the entry point
 //! of the `mbox` fuzz target.
 
+pub mod client;
 pub mod fuzz;
 pub mod replicate;
 pub mod server;

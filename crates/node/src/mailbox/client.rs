@@ -1,17 +1,28 @@
-//! The client side of mailboxes: deposits, and fetch rounds over our holders.
+//! The client side of mailboxes: deposits, and the driver of the mailbox client
+//! machine (`communitas_proto::mbox::client`), which decides when to look, whom to
+//! ask and what to acknowledge.
+//!
+//! The driver owns the machine and its one timer, and carries out its outputs in
+//! order: lookups, requests to holders (each on its own task, many at once) and
+//! acceptance of fetched envelopes (at most [`ACCEPT_AT_ONCE`] tasks, the rest queued)
+//! come back as inputs; receipts are queued to the senders when a round is over.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use communitas_crypto::{Envelope, PublicIdentity};
+use communitas_crypto::Envelope;
 use communitas_net::libp2p::PeerId;
-use communitas_net::mbox::{MboxRequest, MboxResponse, Refusal};
-use communitas_types::{MailboxId, MessageId};
+use communitas_net::mbox::{MboxRequest, MboxResponse};
+use communitas_proto::mbox::client::{
+    self, Acceptance, Client, Delivered, Input, Metric, NoAnswer, Output, RequestId, Sign,
+};
+use communitas_types::Timestamp;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{ACCEPT_AT_ONCE, FETCH_BYTES, JOINING, REPLICAS, fetch_signed_bytes};
+use super::{ACCEPT_AT_ONCE, REPLICAS};
 use crate::Inner;
 use crate::inbound::{Accepted, Refusal as InboundRefusal, accept};
 
@@ -38,201 +49,201 @@ pub(crate) async fn deposit(inner: &Inner, envelope: &[u8]) -> Result<usize, Str
     if stored == 0 { Err(last) } else { Ok(stored) }
 }
 
-/// Client side: looks in our mailboxes at start, then `every` (by default
-/// [`FETCH_EVERY`]), and whenever a server says new mail arrived.
+/// Signs fetch proofs with the identity the node holds (the machine never holds it).
+struct Signer(Arc<Inner>);
+
+impl Sign for Signer {
+    fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.0.secrets.identity.sign(message)
+    }
+}
+
+/// How long a request task waits for the network before it gives up: the machine has
+/// dropped the holder after its own deadline by then, and nothing waits for the answer.
+const REQUEST_TASK_LIMIT: Duration = Duration::from_secs(5);
+
+/// Client side: the fetcher. Looks in our mailboxes at start, then `every` (by default
+/// [`FETCH_EVERY`](super::FETCH_EVERY)), and whenever a server says new mail arrived
+/// (`wake`); the machine decides, this loop carries it out.
 pub(crate) async fn fetcher(
     inner: Arc<Inner>,
     every: Duration,
     mut wake: mpsc::Receiver<()>,
     shutdown: CancellationToken,
 ) {
-    let started = Instant::now();
-    let mut wait = Duration::from_millis(200);
+    let config = client::Config { every, replicas: REPLICAS, ..client::Config::default() };
+    let me = inner.secrets.device.peer_id();
+    let identity = inner.secrets.identity.public();
+    let mut driver = Driver {
+        machine: Client::new(config, me, identity, Signer(inner.clone())),
+        inner,
+        lookups: JoinSet::new(),
+        requests: JoinSet::new(),
+        accepts: JoinSet::new(),
+        opening: HashMap::new(),
+        queued: VecDeque::new(),
+    };
+    let timer = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(timer);
+    driver.feed(Input::Tick, &mut timer).await;
     loop {
-        tokio::select! {
+        let input = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            Some(()) = wake.recv() => {}
-            () = tokio::time::sleep(wait) => {}
+            Some(()) = wake.recv() => Input::Wake,
+            Some(done) = driver.accepts.join_next_with_id(), if !driver.accepts.is_empty() => {
+                driver.accepted(done)
+            }
+            Some(Ok((request_id, answer))) = driver.requests.join_next(), if !driver.requests.is_empty() => {
+                Input::Answer { request_id, answer }
+            }
+            Some(found) = driver.lookups.join_next(), if !driver.lookups.is_empty() => {
+                match found {
+                    Ok(Ok(peers)) => Input::Holders(peers),
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "no mailbox servers found");
+                        Input::LookupFailed
+                    }
+                    Err(_) => Input::LookupFailed,
+                }
+            }
+            () = &mut timer => Input::Tick,
+        };
+        driver.feed(input, &mut timer).await;
+    }
+}
+
+/// The fetcher's state around the machine: the work out for it.
+struct Driver {
+    machine: Client<PeerId, Signer>,
+    inner: Arc<Inner>,
+    lookups: JoinSet<Result<Vec<PeerId>, communitas_net::Error>>,
+    requests: JoinSet<(RequestId, Result<MboxResponse, NoAnswer>)>,
+    accepts: JoinSet<([u8; 32], Acceptance)>,
+    /// The envelope each accept task is for, so that a task that dies still answers.
+    opening: HashMap<tokio::task::Id, [u8; 32]>,
+    /// Envelopes to accept once a task is free.
+    queued: VecDeque<([u8; 32], Vec<u8>)>,
+}
+
+impl Driver {
+    /// Feeds one input and carries out what the machine asks, in order.
+    async fn feed(
+        &mut self,
+        input: Input<PeerId>,
+        timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+    ) {
+        let outputs: Vec<Output<PeerId>> = self.machine.handle(input, Timestamp::now()).collect();
+        for output in outputs {
+            match output {
+                Output::FindHolders => {
+                    let inner = self.inner.clone();
+                    self.lookups.spawn(async move {
+                        let mailbox = inner.secrets.identity.public().mailbox_id();
+                        let asked = std::time::Instant::now();
+                        let found = inner.net.closest_peers(mailbox.as_bytes().to_vec()).await;
+                        let candidates = found.as_ref().map_or(0, Vec::len);
+                        tracing::debug!(candidates, took = ?asked.elapsed(), "mailbox servers found");
+                        found
+                    });
+                }
+                Output::Send { holder, request_id, request } => {
+                    let inner = self.inner.clone();
+                    self.requests.spawn(async move {
+                        let asked = inner.net.mailbox(holder, request);
+                        let answer = match tokio::time::timeout(REQUEST_TASK_LIMIT, asked).await {
+                            Ok(Ok(response)) => Ok(response),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%holder, error = %e, "mailbox server did not answer");
+                                Err(NoAnswer)
+                            }
+                            Err(_) => Err(NoAnswer),
+                        };
+                        (request_id, answer)
+                    });
+                }
+                Output::Accept { hash, envelope } => {
+                    tracing::trace!(queued = self.queued.len(), "mailbox envelope to accept");
+                    self.queued.push_back((hash, envelope));
+                    self.spawn_accepts();
+                }
+                Output::Receipts { to, keys, ids } => {
+                    if let Err(e) = crate::receipts::send(&self.inner, to, &keys, &ids).await {
+                        tracing::warn!(error = %e, "cannot queue a receipt");
+                    }
+                }
+                Output::Count(Metric::Duplicate) => {
+                    self.inner.metrics.duplicates.inc();
+                }
+                Output::RoundDone { answered } => {
+                    let accepting = self.accepts.len();
+                    tracing::debug!(answered, accepting, "mailbox round done");
+                }
+                Output::WakeAt(at) => {
+                    let wait = at.as_millis().saturating_sub(Timestamp::now().as_millis());
+                    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
+                    timer.as_mut().reset(deadline);
+                }
+                _ => {}
+            }
         }
-        wait = match fetch_all(&inner).await {
-            // No server answered yet: still joining, look again soon; after a while,
-            // at the normal pace.
-            Ok(0) if started.elapsed() < JOINING => Duration::from_millis(500),
-            Ok(_) => every,
+    }
+
+    /// Starts accept tasks for queued envelopes while fewer than [`ACCEPT_AT_ONCE`]
+    /// run. Opening is CPU work, and tasks spread it over the runtime's threads, while
+    /// their commits share transactions (group commit).
+    fn spawn_accepts(&mut self) {
+        while self.accepts.len() < ACCEPT_AT_ONCE {
+            let Some((hash, envelope)) = self.queued.pop_front() else { break };
+            let inner = self.inner.clone();
+            let task = self.accepts.spawn(async move {
+                let acceptance = acceptance(&inner, accept(&inner, &envelope).await);
+                (hash, acceptance)
+            });
+            self.opening.insert(task.id(), hash);
+        }
+    }
+
+    /// An accept task finished (or died: its envelope stays for a later round).
+    fn accepted(
+        &mut self,
+        done: Result<(tokio::task::Id, ([u8; 32], Acceptance)), tokio::task::JoinError>,
+    ) -> Input<PeerId> {
+        let (id, hash, acceptance) = match done {
+            Ok((id, (hash, acceptance))) => (id, hash, acceptance),
             Err(e) => {
-                tracing::debug!(error = %e, "mailbox fetch failed");
-                Duration::from_secs(1)
+                let id = e.id();
+                (id, self.opening.get(&id).copied().unwrap_or_default(), Acceptance::Busy)
             }
         };
+        self.opening.remove(&id);
+        tracing::trace!(left = self.opening.len() + self.queued.len(), "mailbox envelope accepted");
+        self.spawn_accepts();
+        Input::Accepted { hash, acceptance }
     }
 }
 
-/// One round over the closest servers; returns how many answered.
-async fn fetch_all(inner: &Arc<Inner>) -> Result<usize, String> {
-    let own = inner.secrets.identity.public().clone();
-    let mailbox = own.mailbox_id();
-    let me = inner.secrets.device.peer_id();
-    let started = Instant::now();
-    let candidates =
-        inner.net.closest_peers(mailbox.as_bytes().to_vec()).await.map_err(|e| e.to_string())?;
-    tracing::debug!(candidates = candidates.len(), took = ?started.elapsed(), "mailbox servers found");
-    let mut answered = 0;
-    let mut round = Round::default();
-    for server in candidates.into_iter().filter(|p| *p != me).take(REPLICAS * 2) {
-        if answered >= REPLICAS {
-            break;
-        }
-        let asked = Instant::now();
-        let before = round.accepted.len();
-        let result = fetch_from(inner, server, &own, mailbox, &mut round).await;
-        tracing::debug!(
-            %server,
-            accepted = round.accepted.len() - before,
-            took = ?asked.elapsed(),
-            "mailbox server asked"
-        );
-        match result {
-            Ok(true) => answered += 1,
-            Ok(false) => {}
-            Err(e) => tracing::debug!(%server, error = %e, "mailbox server did not answer"),
-        }
-    }
-    for (to, (keys, ids)) in round.receipts {
-        if let Err(e) = crate::receipts::send(inner, to, &keys, &ids).await {
-            tracing::warn!(error = %e, "cannot queue a receipt");
-        }
-    }
-    Ok(answered)
-}
-
-/// What one fetch round has done so far, across servers.
-#[derive(Default)]
-struct Round {
-    /// Receipts to send, by sender.
-    receipts: HashMap<communitas_types::Address, (PublicIdentity, Vec<MessageId>)>,
-    /// Envelopes (by hash) already accepted this round: the same envelope waits at up
-    /// to R holders, and opening it again would only find it a duplicate.
-    accepted: std::collections::HashSet<[u8; 32]>,
-}
-
-/// Fetches, accepts and acknowledges everything one server holds for us. `Ok(false)`
-/// if it is not a mailbox server.
-///
-/// The same envelope waits at up to R holders. What an earlier holder of this round
-/// already gave us is not fetched again: the first fetch from each later holder asks
-/// for as little as possible (it is what opens the session acks need), then
-/// acknowledges everything accepted so far in one go, and only then fetches the rest.
-async fn fetch_from(
-    inner: &Arc<Inner>,
-    server: PeerId,
-    own: &PublicIdentity,
-    mailbox: MailboxId,
-    round: &mut Round,
-) -> Result<bool, String> {
-    let me = inner.secrets.device.peer_id();
-    let mut known: Vec<[u8; 32]> = round.accepted.iter().copied().collect();
-    loop {
-        let nonce = match inner
-            .net
-            .mailbox(server, MboxRequest::Challenge { mailbox })
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            MboxResponse::Nonce(n) => n,
-            MboxResponse::Refused(Refusal::NotServer) => return Ok(false),
-            other => return Err(format!("unexpected answer to a challenge: {other:?}")),
-        };
-        let signature =
-            inner.secrets.identity.sign(&fetch_signed_bytes(&server, &me, &nonce, &mailbox));
-        // With acks to send first, a fetch of one envelope opens the session.
-        let max_bytes = if known.is_empty() { FETCH_BYTES } else { 1 };
-        let request = MboxRequest::Fetch { identity: own.to_bytes(), nonce, signature, max_bytes };
-        let list = match inner.net.mailbox(server, request).await.map_err(|e| e.to_string())? {
-            MboxResponse::Envelopes(list) => list,
-            other => return Err(format!("fetch refused: {other:?}")),
-        };
-        if list.is_empty() {
-            return Ok(true);
-        }
-        let fetched = list.len();
-        let mut done = std::mem::take(&mut known);
-        let mut fresh = Vec::with_capacity(fetched);
-        let mut handled = 0;
-        for (hash, envelope) in list {
-            if round.accepted.contains(&hash) {
+/// What acceptance did, as the machine needs it; counted and logged here.
+fn acceptance(inner: &Inner, result: Result<Accepted, InboundRefusal>) -> Acceptance {
+    match result {
+        Ok(Accepted { text_from, inserted }) => {
+            if inserted == communitas_store::Inserted::Duplicate {
                 inner.metrics.duplicates.inc();
-                handled += 1;
-                if !done.contains(&hash) {
-                    done.push(hash);
-                }
-            } else {
-                fresh.push((hash, envelope));
             }
+            let receipt =
+                text_from.map(|(from, keys, id)| Delivered { from, keys: Box::new(keys), id });
+            Acceptance::Accepted { receipt }
         }
-        for (hash, outcome) in accept_all(inner, fresh).await {
-            match outcome {
-                Ok(Accepted { text_from, inserted }) => {
-                    if inserted == communitas_store::Inserted::Duplicate {
-                        inner.metrics.duplicates.inc();
-                    }
-                    if let Some((from, keys, id)) = text_from {
-                        round.receipts.entry(from).or_insert_with(|| (keys, Vec::new())).1.push(id);
-                    }
-                    round.accepted.insert(hash);
-                    done.push(hash);
-                    handled += 1;
-                }
-                // Refused for good (not ours, forged, stale): drop it from the mailbox.
-                Err(InboundRefusal::Rejected(why, reason)) => {
-                    tracing::debug!(?why, %reason, "mailbox envelope refused");
-                    inner.metrics.rejected.inc();
-                    done.push(hash);
-                    handled += 1;
-                }
-                // Could not store now: leave it there for the next round.
-                Err(InboundRefusal::Busy(reason)) => {
-                    tracing::warn!(%reason, "mailbox envelope not stored yet")
-                }
-            }
+        // Refused for good (not ours, forged, stale): drop it from the mailbox.
+        Err(InboundRefusal::Rejected(why, reason)) => {
+            tracing::debug!(?why, %reason, "mailbox envelope refused");
+            inner.metrics.rejected.inc();
+            Acceptance::Rejected
         }
-        for chunk in done.chunks(communitas_net::mbox::MAX_ACK) {
-            inner
-                .net
-                .mailbox(server, MboxRequest::Ack { mailbox, hashes: chunk.to_vec() })
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        // Something stayed behind (not stored yet): the next round takes it.
-        if handled < fetched {
-            return Ok(true);
+        // Could not store now: leave it there for the next round.
+        Err(InboundRefusal::Busy(reason)) => {
+            tracing::warn!(%reason, "mailbox envelope not stored yet");
+            Acceptance::Busy
         }
     }
-}
-
-/// Accepts fetched envelopes, [`ACCEPT_AT_ONCE`] at a time, each on its own task: opening
-/// is CPU work, and tasks spread it over the runtime's threads, while their commits
-/// share transactions (group commit). Order does not matter; each is checked on its
-/// own. A task that fails leaves its envelope in the mailbox for the next round.
-async fn accept_all(
-    inner: &Arc<Inner>,
-    fresh: Vec<([u8; 32], Vec<u8>)>,
-) -> Vec<([u8; 32], Result<Accepted, InboundRefusal>)> {
-    let mut out = Vec::with_capacity(fresh.len());
-    let mut tasks = tokio::task::JoinSet::new();
-    for (hash, envelope) in fresh {
-        if tasks.len() >= ACCEPT_AT_ONCE
-            && let Some(Ok(done)) = tasks.join_next().await
-        {
-            out.push(done);
-        }
-        let inner = inner.clone();
-        tasks.spawn(async move { (hash, accept(&inner, &envelope).await) });
-    }
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(done) = done {
-            out.push(done);
-        }
-    }
-    out
 }

@@ -1,0 +1,140 @@
+//! Catch-up after coming online, on real processes (issue 13, point 6): bob is
+//! offline while alice sends him 60 texts, which wait at the five mailbox holders
+//! nearest his mailbox; one holder is killed; bob starts. All 60 are in his history,
+//! each once, within 2 s of his node's process starting (the issue's acceptance
+//! budget; the figure is printed). A dead holder costs the fetch round one request
+//! deadline, and the live holders are asked at once, not after it.
+//!
+//! Run it alone (it times 9 processes on a shared machine):
+//! `cargo nextest run -p communitas --test it catchup --run-ignored all --no-capture`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::daemon::{Daemon, http, init_all, metric, request};
+use super::{communitas, run};
+
+const MESSAGES: usize = 60;
+const SERVERS: usize = 7;
+/// Mailbox holders of each envelope (`mailbox::REPLICAS`).
+const R: usize = 5;
+/// The issue's budget from bob's node start to all 60 in his history.
+const BUDGET: Duration = Duration::from_secs(2);
+
+fn history(node: &Daemon, peer: &str) -> Vec<Value> {
+    let (api, token) = node.api();
+    let (code, body) =
+        http(&api, "GET", &format!("/v1/conversations/{peer}/messages?limit=200"), Some(&token));
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Sends a text through the API, waiting out the send rate limit.
+fn send(node: &Daemon, to: &str, text: &str) {
+    let (api, token) = node.api();
+    let auth = format!("Bearer {token}");
+    let body = serde_json::json!({ "to": to, "text": text }).to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer =
+            request(&api, "POST", "/v1/messages", &[("Authorization", &auth)], Some(&body));
+        if answer.code == 202 {
+            return;
+        }
+        assert!(answer.code == 429 && Instant::now() < deadline, "send: {}", answer.body);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+#[ignore = "a timing figure (the 2 s budget) on 9 processes: run alone, with --run-ignored"]
+fn bob_catches_up_on_sixty_messages_within_two_seconds_with_a_holder_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut names: Vec<String> = (0..SERVERS).map(|i| format!("s{i}")).collect();
+    names.extend(["alice".into(), "bob".into()]);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let homes = init_all(dir.path(), &names);
+    // Re-replication passes every 3 s set the servers' envelope gauges, which tell
+    // the holders apart.
+    let every = ["--replicate-every", "3"];
+    let first = Daemon::start_with(&homes[0].0, true, None, &every);
+    let boot = first.dial[0].clone();
+    let mut servers = vec![Some(first)];
+    for home in &homes[1..SERVERS] {
+        servers.push(Some(Daemon::start_with(&home.0, true, Some(&boot), &every)));
+    }
+    let (alice_home, alice_addr) = (&homes[SERVERS].0, homes[SERVERS].1.clone());
+    let (bob_home, bob_addr) = (&homes[SERVERS + 1].0, homes[SERVERS + 1].1.clone());
+
+    // Bob publishes his keys, alice pins them, bob goes offline.
+    let bob = Daemon::start(bob_home, false, Some(&boot));
+    let alice = Daemon::start(alice_home, false, Some(&boot));
+    wait_for("alice to find bob", Duration::from_secs(30), || {
+        run(communitas(alice_home).args(["contacts", "add", &bob_addr])).status.success()
+    });
+    assert!(bob.stop());
+
+    let texts: Vec<String> = (0..MESSAGES).map(|i| format!("catch-up message {i}")).collect();
+    for text in &texts {
+        send(&alice, &bob_addr, text);
+    }
+    wait_for("alice's messages to be stored", Duration::from_secs(120), || {
+        history(&alice, &bob_addr).iter().filter(|m| m["status"] == "stored").count() == MESSAGES
+    });
+    // Alice leaves, so that nothing reaches bob directly: all of it waits in mailboxes.
+    alice.kill9();
+    let holding = |s: &Daemon| {
+        let (api, token) = s.api();
+        metric(&api, &token, "communitas_mailbox_envelopes") >= MESSAGES as f64
+    };
+    let mut holders = Vec::new();
+    wait_for("R holders", Duration::from_secs(30), || {
+        holders = (0..SERVERS).filter(|i| holding(servers[*i].as_ref().unwrap())).collect();
+        holders.len() >= R
+    });
+    // One holder dies (not the one bob bootstraps from).
+    let victim = *holders.iter().find(|i| **i != 0).unwrap();
+    servers[victim].take().unwrap().kill9();
+    eprintln!("holders {holders:?}, killed s{victim}");
+
+    let started = Instant::now();
+    let bob = Daemon::start(bob_home, false, Some(&boot));
+    let api_up = started.elapsed();
+    let mut received = Vec::new();
+    wait_for("bob's history", Duration::from_secs(60), || {
+        received = history(&bob, &alice_addr);
+        received.len() >= MESSAGES
+    });
+    let took = started.elapsed();
+    eprintln!(
+        "catch-up: {MESSAGES} messages in bob's history {took:?} after his node started \
+         (API up after {api_up:?}; one of {R} holders dead)"
+    );
+
+    // A moment more: nothing arrives twice.
+    std::thread::sleep(Duration::from_millis(500));
+    let received = history(&bob, &alice_addr);
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for m in &received {
+        *counts.entry(m["text"].as_str().unwrap()).or_default() += 1;
+    }
+    for text in &texts {
+        assert_eq!(counts.get(text.as_str()), Some(&1), "{text:?} must arrive exactly once");
+    }
+    assert_eq!(received.len(), MESSAGES, "nothing else arrived");
+    assert!(took <= BUDGET, "catch-up took {took:?}, over the {BUDGET:?} budget");
+    assert!(bob.stop());
+    for s in servers.into_iter().flatten() {
+        assert!(s.stop());
+    }
+}
