@@ -1,12 +1,19 @@
 //! Catch-up after coming online, on real processes (issue 13, point 6): bob is
 //! offline while alice sends him 60 texts, which wait at the five mailbox holders
-//! nearest his mailbox; one holder is killed; bob starts. All 60 are in his history,
-//! each once, within 2 s of his node's process starting (the issue's acceptance
-//! budget; the figure is printed). A dead holder costs the fetch round one request
-//! deadline, and the live holders are asked at once, not after it.
+//! nearest his mailbox; one holder dies; bob starts. All 60 are in his history, each
+//! once; the time from his node's process starting is printed (the issue's budget is
+//! 2 s: a figure, measured in docs/benchmarks.md, not asserted on a shared machine).
 //!
-//! Run it alone (it times 9 processes on a shared machine):
-//! `cargo nextest run -p communitas --test it catchup --run-ignored all --no-capture`.
+//! Two ways to die: killed (its port refuses at once), and hung (SIGSTOP: connections
+//! stay open and requests are never answered, as with a machine that froze or a link
+//! that went dark). A hung holder costs the fetch round one request deadline while the
+//! live holders are asked at once; before the mailbox client machine, the round asked
+//! holders one after another and waited out the network's request timeout. The hung
+//! case asserts that bob is not kept waiting that long (`NOT_WAITED_OUT`).
+//!
+//! For the figure, alone and on a release build:
+//! `COMMUNITAS_TEST_BIN=target/release/communitas cargo nextest run -p communitas
+//! --test it catchup --no-capture`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -20,8 +27,18 @@ const MESSAGES: usize = 60;
 const SERVERS: usize = 7;
 /// Mailbox holders of each envelope (`mailbox::REPLICAS`).
 const R: usize = 5;
-/// The issue's budget from bob's node start to all 60 in his history.
-const BUDGET: Duration = Duration::from_secs(2);
+/// Bob must not wait out a hung holder: well under the network's mailbox request
+/// timeout (30 s), far above the figure (about a second).
+const NOT_WAITED_OUT: Duration = Duration::from_secs(15);
+
+/// How the holder dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Death {
+    /// SIGKILL: its port refuses.
+    Killed,
+    /// SIGSTOP: its connections stay open, nothing answers.
+    Hung,
+}
 
 fn history(node: &Daemon, peer: &str) -> Vec<Value> {
     let (api, token) = node.api();
@@ -57,8 +74,16 @@ fn send(node: &Daemon, to: &str, text: &str) {
 }
 
 #[test]
-#[ignore = "a timing figure (the 2 s budget) on 9 processes: run alone, with --run-ignored"]
-fn bob_catches_up_on_sixty_messages_within_two_seconds_with_a_holder_dead() {
+fn bob_catches_up_on_sixty_messages_with_a_holder_killed() {
+    catch_up(Death::Killed);
+}
+
+#[test]
+fn bob_catches_up_on_sixty_messages_with_a_holder_hung() {
+    catch_up(Death::Hung);
+}
+
+fn catch_up(death: Death) {
     let dir = tempfile::tempdir().unwrap();
     let mut names: Vec<String> = (0..SERVERS).map(|i| format!("s{i}")).collect();
     names.extend(["alice".into(), "bob".into()]);
@@ -104,8 +129,18 @@ fn bob_catches_up_on_sixty_messages_within_two_seconds_with_a_holder_dead() {
     });
     // One holder dies (not the one bob bootstraps from).
     let victim = *holders.iter().find(|i| **i != 0).unwrap();
-    servers[victim].take().unwrap().kill9();
-    eprintln!("holders {holders:?}, killed s{victim}");
+    let hung = match death {
+        Death::Killed => {
+            servers[victim].take().unwrap().kill9();
+            None
+        }
+        Death::Hung => {
+            let server = servers[victim].take().unwrap();
+            server.signal("STOP");
+            Some(server)
+        }
+    };
+    eprintln!("holders {holders:?}, s{victim} {death:?}");
 
     let started = Instant::now();
     let bob = Daemon::start(bob_home, false, Some(&boot));
@@ -118,7 +153,7 @@ fn bob_catches_up_on_sixty_messages_within_two_seconds_with_a_holder_dead() {
     let took = started.elapsed();
     eprintln!(
         "catch-up: {MESSAGES} messages in bob's history {took:?} after his node started \
-         (API up after {api_up:?}; one of {R} holders dead)"
+         (API up after {api_up:?}; one of {R} holders {death:?})"
     );
 
     // A moment more: nothing arrives twice.
@@ -132,8 +167,14 @@ fn bob_catches_up_on_sixty_messages_within_two_seconds_with_a_holder_dead() {
         assert_eq!(counts.get(text.as_str()), Some(&1), "{text:?} must arrive exactly once");
     }
     assert_eq!(received.len(), MESSAGES, "nothing else arrived");
-    assert!(took <= BUDGET, "catch-up took {took:?}, over the {BUDGET:?} budget");
+    if death == Death::Hung {
+        assert!(took < NOT_WAITED_OUT, "catch-up took {took:?}: bob waited for the hung holder");
+    }
     assert!(bob.stop());
+    if let Some(server) = hung {
+        server.signal("CONT");
+        assert!(server.stop());
+    }
     for s in servers.into_iter().flatten() {
         assert!(s.stop());
     }

@@ -17,9 +17,12 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// A `communitas` command with a clean environment: no passphrase, no home from the
-/// caller's shell, stdin not a terminal.
+/// caller's shell, stdin not a terminal. `COMMUNITAS_TEST_BIN=PATH` runs another build
+/// of the binary (a release build, or an older one for a paired figure).
 pub fn communitas(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_communitas"));
+    let bin = std::env::var_os("COMMUNITAS_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_communitas").into());
+    let mut cmd = Command::new(bin);
     cmd.arg("--home").arg(home);
     cmd.env_remove("COMMUNITAS_PASSPHRASE")
         .env_remove("COMMUNITAS_NEW_PASSPHRASE")
