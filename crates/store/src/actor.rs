@@ -219,3 +219,77 @@ impl Reader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    type Answer<T> = oneshot::Receiver<Result<T, Error>>;
+
+    fn writer() -> Actor {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (
+                 parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED
+             );",
+        )
+        .unwrap();
+        let (_, inbox) = mpsc::channel(1);
+        Actor::new(conn, StorageKey::from_bytes([7; 32]), inbox)
+    }
+
+    /// A write that inserts `row` into `table`, then fails if `fail`.
+    fn insert(table: &'static str, row: i64, fail: bool) -> (Write, Answer<()>) {
+        let (reply, answer) = oneshot::channel();
+        let op = move |conn: &Connection, _: &StorageKey| {
+            let column = if table == "parent" { "id" } else { "parent" };
+            conn.execute(&format!("INSERT INTO {table} ({column}) VALUES (?1)"), [row])?;
+            if fail {
+                Err(Error::NoSuchMessage(communitas_types::MessageId::from_bytes([0; 16])))
+            } else {
+                Ok(())
+            }
+        };
+        (Write::Run(Box::new(Pending::new(op, reply))), answer)
+    }
+
+    fn count(actor: &Actor, table: &str) -> i64 {
+        actor.conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_failing_write_is_rolled_back_alone_and_the_rest_of_its_batch_commits() {
+        let mut actor = writer();
+        let (a, answer_a) = insert("parent", 1, false);
+        let (b, mut answer_b) = insert("parent", 2, true);
+        let (c, answer_c) = insert("parent", 3, false);
+        actor.commit(vec![a, b, c]);
+        assert!(answer_a.blocking_recv().unwrap().is_ok());
+        assert!(matches!(answer_b.try_recv().unwrap(), Err(Error::NoSuchMessage(_))));
+        assert!(answer_c.blocking_recv().unwrap().is_ok());
+        let ids: Vec<i64> = {
+            let mut stmt = actor.conn.prepare("SELECT id FROM parent ORDER BY id").unwrap();
+            stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        };
+        assert_eq!(ids, [1, 3]);
+    }
+
+    #[test]
+    fn when_the_commit_fails_no_write_of_the_batch_is_answered_ok() {
+        let mut actor = writer();
+        // Each write is fine in its savepoint; the orphan child fails the deferred
+        // foreign key only at COMMIT, which takes the whole batch down.
+        let (a, answer_a) = insert("parent", 1, false);
+        let (b, answer_b) = insert("child", 99, false);
+        actor.commit(vec![a, b]);
+        for answer in [answer_a, answer_b] {
+            assert!(matches!(answer.blocking_recv().unwrap(), Err(Error::CommitFailed { .. })));
+        }
+        assert_eq!(count(&actor, "parent"), 0);
+        assert_eq!(count(&actor, "child"), 0);
+    }
+}
