@@ -130,7 +130,9 @@ fn put(conn: &Connection, shard: &StoredShard, limits: ShardLimits) -> Result<Sh
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
     let used = |v: i64| u64::try_from(v).unwrap_or(0);
-    if used(sender_bytes) + size > limits.per_sender || used(total_bytes) + size > limits.total {
+    if used(sender_bytes).saturating_add(size) > limits.per_sender
+        || used(total_bytes).saturating_add(size) > limits.total
+    {
         return Ok(ShardPut::QuotaExceeded);
     }
     conn.execute(
