@@ -48,18 +48,15 @@ pub(crate) fn array<const N: usize>(bytes: Vec<u8>, field: &'static str) -> Resu
     bytes.try_into().map_err(|_| Error::Corrupt { field })
 }
 
-/// Runs `sql` (with `param` bound to `?1`, if any) and maps every row it returns.
+/// Runs `sql` with `params` bound to `?1`, `?2`... and maps every row it returns.
 pub(crate) fn select<T>(
     conn: &Connection,
     sql: &str,
-    param: Option<&dyn ToSql>,
+    params: &[&dyn ToSql],
     map: impl Fn(&Row<'_>) -> Result<T, Error>,
 ) -> Result<Vec<T>, Error> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = match param {
-        Some(param) => stmt.query([param])?,
-        None => stmt.query([])?,
-    };
+    let mut rows = stmt.query(params)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         out.push(map(row)?);

@@ -22,13 +22,13 @@ impl Store {
 
     /// All contacts, by address.
     pub async fn contacts(&self) -> Result<Vec<Contact>, Error> {
-        self.read(|conn, _| query(conn, "", None)).await
+        self.read(|conn, _| query(conn, "", &[])).await
     }
 
     /// A contact by address.
     pub async fn contact(&self, address: Address) -> Result<Option<Contact>, Error> {
         self.read(move |conn, _| {
-            Ok(query(conn, "WHERE address = ?1", Some(&address.to_string()))?.pop())
+            Ok(query(conn, "WHERE address = ?1", &[&address.to_string()])?.pop())
         })
         .await
     }
@@ -39,8 +39,7 @@ impl Store {
         fingerprint: Fingerprint,
     ) -> Result<Option<Contact>, Error> {
         self.read(move |conn, _| {
-            Ok(query(conn, "WHERE fingerprint = ?1", Some(&fingerprint.as_bytes().as_slice()))?
-                .pop())
+            Ok(query(conn, "WHERE fingerprint = ?1", &[&fingerprint.as_bytes().as_slice()])?.pop())
         })
         .await
     }
@@ -106,12 +105,12 @@ fn from_row(r: &Row<'_>) -> Result<Contact, Error> {
     })
 }
 
-/// The contacts `filter` (a `WHERE` clause on `?1`, or empty) selects, by address.
+/// The contacts `filter` (a `WHERE` clause on `params`, or empty) selects, by address.
 fn query(
     conn: &Connection,
     filter: &str,
-    param: Option<&dyn rusqlite::ToSql>,
+    params: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<Contact>, Error> {
     let sql = format!("SELECT {COLUMNS} FROM contacts {filter} ORDER BY address");
-    select(conn, &sql, param, from_row)
+    select(conn, &sql, params, from_row)
 }

@@ -140,7 +140,7 @@ impl Store {
     /// The file transfer a message carries, if any.
     pub async fn file_by_message(&self, id: MessageId) -> Result<Option<FileRow>, Error> {
         self.read(move |conn, _| {
-            Ok(query(conn, "WHERE message_id = ?1", Some(&id.as_bytes().as_slice()))?.pop())
+            Ok(query(conn, "WHERE message_id = ?1", &[&id.as_bytes().as_slice()])?.pop())
         })
         .await
     }
@@ -156,7 +156,7 @@ impl Store {
                 "WHERE (direction = 'in' AND status IN ('pending', 'downloading'))
                     OR (direction = 'out' AND status = 'uploading')
                     OR (direction = 'out' AND status = 'fetched' AND length(done) > 0)",
-                None,
+                &[],
             )
         })
         .await
@@ -219,15 +219,15 @@ fn from_row(row: &Row<'_>) -> Result<FileRow, Error> {
     })
 }
 
-/// The transfers `filter` (a `WHERE` clause on `?1`, or empty) selects.
+/// The transfers `filter` (a `WHERE` clause on `params`, or empty) selects.
 fn query(
     conn: &Connection,
     filter: &str,
-    param: Option<&dyn rusqlite::ToSql>,
+    params: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<FileRow>, Error> {
-    select(conn, &format!("SELECT {COLUMNS} FROM files {filter}"), param, from_row)
+    select(conn, &format!("SELECT {COLUMNS} FROM files {filter}"), params, from_row)
 }
 
 fn get(conn: &Connection, file_id: FileId) -> Result<Option<FileRow>, Error> {
-    Ok(query(conn, "WHERE file_id = ?1", Some(&file_id.as_bytes().as_slice()))?.pop())
+    Ok(query(conn, "WHERE file_id = ?1", &[&file_id.as_bytes().as_slice()])?.pop())
 }

@@ -6,7 +6,7 @@ use communitas_crypto::at_rest::StorageKey;
 use communitas_types::{Address, Fingerprint, MessageId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{array, ms, outbox, parse_address, seen, ts};
+use super::{array, ms, outbox, parse_address, seen, select, ts};
 use crate::{
     Conversation, Direction, Error, Inserted, NewMessage, OutboxEntry, Status, Store, StoredMessage,
 };
@@ -209,50 +209,45 @@ fn history(
     limit: u32,
     before_seq: Option<i64>,
 ) -> Result<Vec<StoredMessage>, Error> {
-    let mut stmt = conn.prepare_cached(&format!(
+    let sql = format!(
         "SELECT {COLUMNS} FROM messages WHERE peer = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
-    ))?;
-    let mut rows = stmt.query(params![peer.to_string(), before_seq.unwrap_or(i64::MAX), limit])?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push(from_row(key, row)?);
-    }
+    );
+    let before = before_seq.unwrap_or(i64::MAX);
+    let mut out = select(conn, &sql, &[&peer.to_string(), &before, &limit], |r| from_row(key, r))?;
     out.reverse();
     Ok(out)
 }
 
 /// Marks every unread incoming message from `peer` read; returns their ids.
 fn read_incoming(conn: &Connection, peer: Address) -> Result<Vec<MessageId>, Error> {
-    let mut stmt = conn.prepare_cached(
+    select(
+        conn,
         "UPDATE messages SET status = 'read'
          WHERE peer = ?1 AND direction = 'in' AND status != 'read' RETURNING id",
-    )?;
-    let mut rows = stmt.query([peer.to_string()])?;
-    let mut ids = Vec::new();
-    while let Some(row) = rows.next()? {
-        ids.push(MessageId::from_bytes(array(row.get(0)?, "message id")?));
-    }
-    Ok(ids)
+        &[&peer.to_string()],
+        |r| Ok(MessageId::from_bytes(array(r.get(0)?, "message id")?)),
+    )
 }
 
 /// Every peer with history: incoming messages not yet read, and the newest message's
 /// time (the sender's clock), newest conversation first.
 fn conversations(conn: &Connection) -> Result<Vec<Conversation>, Error> {
-    let mut stmt = conn.prepare_cached(
+    select(
+        conn,
         "SELECT peer,
                 SUM(CASE WHEN direction = 'in' AND status != 'read' THEN 1 ELSE 0 END),
                 MAX(timestamp)
          FROM messages GROUP BY peer ORDER BY MAX(timestamp) DESC",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        let peer: String = row.get(0)?;
-        out.push(Conversation {
-            peer: peer.parse().map_err(|_| Error::Corrupt { field: "message peer" })?,
-            unread: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
-            last_at: ts(row.get(2)?),
-        });
-    }
-    Ok(out)
+        &[],
+        |r| {
+            Ok(Conversation {
+                peer: r
+                    .get::<_, String>(0)?
+                    .parse()
+                    .map_err(|_| Error::Corrupt { field: "message peer" })?,
+                unread: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                last_at: ts(r.get(2)?),
+            })
+        },
+    )
 }

@@ -81,7 +81,7 @@ impl Store {
 
     /// Every outbox entry, oldest first.
     pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, Error> {
-        self.read(|conn, _| query(conn, "", None)).await
+        self.read(|conn, _| query(conn, "", &[])).await
     }
 }
 
@@ -127,56 +127,52 @@ fn retry(
     }
     conn.execute("DELETE FROM dead_letters WHERE message_id = ?1", [id.as_bytes()])?;
     set_status_if_present(conn, id, Status::Queued)?;
-    query(conn, "WHERE message_id = ?1", Some(&id.as_bytes().as_slice()))?
+    query(conn, "WHERE message_id = ?1", &[&id.as_bytes().as_slice()])?
         .pop()
         .ok_or(Error::NoSuchMessage(id))
 }
 
 fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>, Error> {
-    let mut stmt = conn.prepare(
+    select(
+        conn,
         "SELECT message_id, recipient, attempts, reason, failed_at
          FROM dead_letters ORDER BY failed_at DESC",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(DeadLetter {
-            message_id: MessageId::from_bytes(array(r.get(0)?, "message id")?),
-            recipient: parse_address(&r.get::<_, String>(1)?)?,
-            attempts: r.get(2)?,
-            reason: r.get(3)?,
-            failed_at: ts(r.get(4)?),
-        });
-    }
-    Ok(out)
+        &[],
+        |r| {
+            Ok(DeadLetter {
+                message_id: MessageId::from_bytes(array(r.get(0)?, "message id")?),
+                recipient: parse_address(&r.get::<_, String>(1)?)?,
+                attempts: r.get(2)?,
+                reason: r.get(3)?,
+                failed_at: ts(r.get(4)?),
+            })
+        },
+    )
 }
 
 /// Outbox entries with no outgoing message behind them: control messages (receipts).
 fn control_ids(conn: &Connection) -> Result<Vec<MessageId>, Error> {
-    let mut stmt = conn.prepare_cached(
+    select(
+        conn,
         "SELECT message_id FROM outbox o WHERE NOT EXISTS
             (SELECT 1 FROM messages m WHERE m.id = o.message_id AND m.direction = 'out')",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut ids = Vec::new();
-    while let Some(r) = rows.next()? {
-        ids.push(MessageId::from_bytes(array(r.get(0)?, "message id")?));
-    }
-    Ok(ids)
+        &[],
+        |r| Ok(MessageId::from_bytes(array(r.get(0)?, "message id")?)),
+    )
 }
 
-/// The entries `filter` (a `WHERE` clause on `?1`, or empty) selects, oldest first.
+/// The entries `filter` (a `WHERE` clause on `params`, or empty) selects, oldest first.
 fn query(
     conn: &Connection,
     filter: &str,
-    param: Option<&dyn rusqlite::ToSql>,
+    params: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<OutboxEntry>, Error> {
     let sql = format!(
         "SELECT message_id, recipient, envelope, attempts, next_attempt_at, created_at,
                 expires_at, last_error
          FROM outbox {filter} ORDER BY created_at, message_id"
     );
-    select(conn, &sql, param, |r| {
+    select(conn, &sql, params, |r| {
         Ok(OutboxEntry {
             message_id: MessageId::from_bytes(array(r.get(0)?, "message id")?),
             recipient: parse_address(&r.get::<_, String>(1)?)?,

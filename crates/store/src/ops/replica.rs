@@ -10,7 +10,7 @@
 use communitas_types::{MailboxId, Timestamp};
 use rusqlite::{Connection, params};
 
-use super::{array, ms, ts};
+use super::{array, ms, select, ts};
 use crate::{Error, Store};
 
 /// An envelope as another holder gets it: hash, envelope, the original's expiry.
@@ -79,18 +79,15 @@ fn held_mailboxes(
     now: Timestamp,
     limit: usize,
 ) -> Result<Vec<MailboxId>, Error> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT mailbox FROM mailbox WHERE mailbox > ?1 AND expires_at > ?2
-         ORDER BY mailbox LIMIT ?3",
-    )?;
     let after = after.map(|m| m.as_bytes().to_vec()).unwrap_or_default();
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut rows = stmt.query(params![after, ms(now), limit])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(MailboxId::from_bytes(array(r.get(0)?, "mailbox id")?));
-    }
-    Ok(out)
+    select(
+        conn,
+        "SELECT DISTINCT mailbox FROM mailbox WHERE mailbox > ?1 AND expires_at > ?2
+         ORDER BY mailbox LIMIT ?3",
+        &[&after, &ms(now), &limit],
+        |r| Ok(MailboxId::from_bytes(array(r.get(0)?, "mailbox id")?)),
+    )
 }
 
 /// The hashes of the unexpired envelopes in `mailbox`, oldest first, at most `limit`.
@@ -100,17 +97,14 @@ fn hashes(
     now: Timestamp,
     limit: usize,
 ) -> Result<Vec<[u8; 32]>, Error> {
-    let mut stmt = conn.prepare_cached(
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    select(
+        conn,
         "SELECT hash FROM mailbox WHERE mailbox = ?1 AND expires_at > ?2
          ORDER BY received_at, hash LIMIT ?3",
-    )?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut rows = stmt.query(params![mailbox.as_bytes(), ms(now), limit])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(array(r.get(0)?, "mailbox hash")?);
-    }
-    Ok(out)
+        &[&mailbox.as_bytes().as_slice(), &ms(now), &limit],
+        |r| array(r.get(0)?, "mailbox hash"),
+    )
 }
 
 /// The answer to an offer of hashes.
