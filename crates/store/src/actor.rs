@@ -1,346 +1,94 @@
-//! The writer thread: owns the connection, batches writes into transactions.
+//! The two threads behind a [`Store`](crate::Store): the writer, which owns the writing
+//! connection and batches writes into transactions, and the reader, which owns a second
+//! connection that only reads.
 //!
-//! Loop: block for one command; if it is a write, take every write already waiting
-//! (up to [`MAX_BATCH`]) and commit them together, each in its own savepoint. Replies
-//! go out after the commit, so `Ok` always means "on disk". Reads run between batches
-//! on the same connection and so always see every write acknowledged before them.
+//! Neither thread knows any query. A write arrives as a [`Job`]: the handle's closure
+//! over the connection, together with the reply it owes. The writer blocks for one,
+//! takes every write already waiting (up to [`MAX_BATCH`]) and commits them together,
+//! each in its own savepoint, so a failing write is rolled back alone; replies go out
+//! after the commit, so `Ok` always means "on disk". A read arrives as a [`ReadJob`],
+//! which runs on the reader's connection and sends its own reply.
 
 use std::path::Path;
 
 use communitas_crypto::at_rest::StorageKey;
-use communitas_types::{Address, FileId, Fingerprint, MailboxId, MessageId, Timestamp};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::files::{self, FileRow, HeldShards, ShardLimits, ShardPut, StoredShard};
-use crate::model::{
-    Contact, DeadLetter, IdentityRow, Inserted, NewMessage, OutboxEntry, Status, StoredMessage,
-};
-use crate::ops::{MailboxEntry, MailboxLimits, PutOutcome};
-use crate::replica::{ReplicaEntry, Wanted};
-use crate::{Error, ops, replica, schema, settings};
+use crate::{Error, schema};
 
 /// Most writes committed in one transaction: bounds the latency a big burst adds to
 /// the first write in it.
 const MAX_BATCH: usize = 256;
 
-type Reply<T> = oneshot::Sender<Result<T, Error>>;
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
+/// What the writer thread takes in.
 pub(crate) enum Write {
+    /// One write.
+    Run(Box<dyn Job>),
     /// Commit what came before, then take nothing more (the node stopped).
-    Close {
-        reply: Reply<()>,
-    },
-    SetIdentity {
-        row: IdentityRow,
-        reply: Reply<()>,
-    },
-    AddContact {
-        contact: Box<Contact>,
-        reply: Reply<()>,
-    },
-    SetVerified {
-        address: Address,
-        verified: bool,
-        reply: Reply<bool>,
-    },
-    Outgoing {
-        message: NewMessage,
-        outbox: OutboxEntry,
-        reply: Reply<()>,
-    },
-    Incoming {
-        message: NewMessage,
-        sender: Fingerprint,
-        seen_until: Timestamp,
-        reply: Reply<Inserted>,
-    },
-    SetStatus {
-        id: MessageId,
-        status: Status,
-        reply: Reply<()>,
-    },
-    Delivered {
-        id: MessageId,
-        reply: Reply<bool>,
-    },
-    Control {
-        outbox: OutboxEntry,
-        reply: Reply<()>,
-    },
-    Seen {
-        sender: Fingerprint,
-        id: MessageId,
-        seen_until: Timestamp,
-        reply: Reply<Inserted>,
-    },
-    MboxPut {
-        put: Box<MboxPut>,
-        reply: Reply<PutOutcome>,
-    },
-    MboxAck {
-        mailbox: MailboxId,
-        hashes: Vec<[u8; 32]>,
-        reply: Reply<usize>,
-    },
-    MboxExpire {
-        now: Timestamp,
-        reply: Reply<usize>,
-    },
-    Attempt {
-        id: MessageId,
-        attempts: u32,
-        next_attempt_at: Timestamp,
-        error: String,
-        status: Status,
-        reply: Reply<()>,
-    },
-    DeadLetter {
-        id: MessageId,
-        reason: String,
-        reply: Reply<()>,
-    },
-    Retry {
-        id: MessageId,
-        now: Timestamp,
-        expires_at: Timestamp,
-        reply: Reply<OutboxEntry>,
-    },
-    FilePut {
-        row: Box<FileRow>,
-        reply: Reply<()>,
-    },
-    FileAdd {
-        row: Box<FileRow>,
-        reply: Reply<Inserted>,
-    },
-    ShardPut {
-        shard: Box<StoredShard>,
-        limits: ShardLimits,
-        reply: Reply<ShardPut>,
-    },
-    ShardsDrop {
-        file_id: communitas_types::FileId,
-        sender: String,
-        reply: Reply<usize>,
-    },
-    ShardsExpire {
-        now: Timestamp,
-        reply: Reply<usize>,
-    },
-    // Settings and read state (issue 6).
-    SetSetting {
-        key: &'static str,
-        value: String,
-        reply: Reply<()>,
-    },
-    ReadIncoming {
-        peer: Address,
-        reply: Reply<Vec<MessageId>>,
-    },
-    MarkRead {
-        peer: Address,
-        id: MessageId,
-        reply: Reply<bool>,
-    },
+    Close(Reply<()>),
 }
 
+/// What the reader thread takes in.
 pub(crate) enum Read {
+    /// One read.
+    Run(ReadJob),
     /// Answer nothing more.
-    Close {
-        reply: Reply<()>,
-    },
-    File {
-        file_id: FileId,
-        reply: Reply<Option<FileRow>>,
-    },
-    FileByMessage {
-        id: MessageId,
-        reply: Reply<Option<FileRow>>,
-    },
-    FilesUnfinished {
-        reply: Reply<Vec<FileRow>>,
-    },
-    Shards {
-        file_id: FileId,
-        stripe: u32,
-        mask: u16,
-        now: Timestamp,
-        reply: Reply<Option<HeldShards>>,
-    },
-    ShardsHeld {
-        file_id: FileId,
-        now: Timestamp,
-        reply: Reply<Vec<(u32, u16)>>,
-    },
-    Identity {
-        reply: Reply<Option<IdentityRow>>,
-    },
-    Contacts {
-        reply: Reply<Vec<Contact>>,
-    },
-    History {
-        peer: Address,
-        limit: u32,
-        before_seq: Option<i64>,
-        reply: Reply<Vec<StoredMessage>>,
-    },
-    Outbox {
-        reply: Reply<Vec<OutboxEntry>>,
-    },
-    ControlIds {
-        reply: Reply<Vec<MessageId>>,
-    },
-    IntegrityCheck {
-        reply: Reply<bool>,
-    },
-    Contact {
-        address: Address,
-        reply: Reply<Option<Contact>>,
-    },
-    ContactByFingerprint {
-        fingerprint: Fingerprint,
-        reply: Reply<Option<Contact>>,
-    },
-    Message {
-        id: MessageId,
-        reply: Reply<Option<StoredMessage>>,
-    },
-    DeadLetters {
-        reply: Reply<Vec<DeadLetter>>,
-    },
-    MboxFetch {
-        mailbox: MailboxId,
-        now: Timestamp,
-        max_bytes: usize,
-        reply: Reply<Vec<MailboxEntry>>,
-    },
-    Conversations {
-        reply: Reply<Vec<crate::Conversation>>,
-    },
-    Setting {
-        key: &'static str,
-        reply: Reply<Option<String>>,
-    },
-    MboxHeld {
-        after: Option<MailboxId>,
-        now: Timestamp,
-        limit: usize,
-        reply: Reply<Vec<MailboxId>>,
-    },
-    MboxHashes {
-        mailbox: MailboxId,
-        now: Timestamp,
-        limit: usize,
-        reply: Reply<Vec<[u8; 32]>>,
-    },
-    MboxWanted {
-        offered: Vec<[u8; 32]>,
-        reply: Reply<Wanted>,
-    },
-    MboxEntries {
-        mailbox: MailboxId,
-        hashes: Vec<[u8; 32]>,
-        now: Timestamp,
-        reply: Reply<Vec<ReplicaEntry>>,
-    },
+    Close(Reply<()>),
 }
 
-/// A mailbox put, boxed in its command (it carries a whole envelope).
-pub(crate) struct MboxPut {
-    pub(crate) hash: [u8; 32],
-    pub(crate) mailbox: MailboxId,
-    pub(crate) envelope: Vec<u8>,
-    pub(crate) sender: String,
-    pub(crate) now: Timestamp,
-    pub(crate) expires_at: Timestamp,
-    pub(crate) limits: MailboxLimits,
+/// A read: runs on the reader's connection and sends its own reply (a dropped
+/// receiver means its caller gave up; nothing to do then).
+pub(crate) type ReadJob = Box<dyn FnOnce(&Connection, &StorageKey) + Send>;
+
+/// A write waiting for the writer thread: its rows first, its reply once the
+/// transaction holding them is committed (or not).
+pub(crate) trait Job: Send {
+    /// Writes the rows (inside the job's own savepoint); false if they must be
+    /// rolled back.
+    fn apply(&mut self, conn: &Connection, key: &StorageKey) -> bool;
+
+    /// Sends the reply, now the commit's fate is known.
+    fn finish(self: Box<Self>, commit_error: Option<&Error>);
 }
 
-/// Sends a write's reply once the commit's fate is known.
-type Finish = Box<dyn FnOnce(Option<&Error>) + Send>;
+/// A write as the handle makes it: the closure, then the outcome it had.
+pub(crate) struct Pending<F, T> {
+    op: Option<F>,
+    outcome: Option<Result<T, Error>>,
+    reply: Reply<T>,
+}
 
-fn finish<T: Send + 'static>(outcome: Result<T, Error>, reply: Reply<T>) -> Finish {
-    Box::new(move |commit_error| {
-        let result = match commit_error {
-            Some(e) => Err(Error::CommitFailed { reason: e.to_string() }),
-            None => outcome,
+impl<F, T> Pending<F, T> {
+    pub(crate) fn new(op: F, reply: Reply<T>) -> Self {
+        Self { op: Some(op), outcome: None, reply }
+    }
+}
+
+impl<F, T> Job for Pending<F, T>
+where
+    F: FnOnce(&Connection, &StorageKey) -> Result<T, Error> + Send,
+    T: Send,
+{
+    fn apply(&mut self, conn: &Connection, key: &StorageKey) -> bool {
+        let Some(op) = self.op.take() else { return false };
+        let outcome = op(conn, key);
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit_error: Option<&Error>) {
+        let result = match (commit_error, self.outcome) {
+            (Some(e), _) => Err(Error::CommitFailed { reason: e.to_string() }),
+            (None, Some(outcome)) => outcome,
+            // Not reached: the writer finishes only the jobs it applied.
+            (None, None) => Err(Error::ActorGone),
         };
         // The caller may have stopped waiting; the write stands all the same.
-        let _ = reply.send(result);
-    })
-}
-
-impl Write {
-    fn apply(self, conn: &Connection, key: &StorageKey) -> (bool, Finish) {
-        fn done<T: Send + 'static>(r: Result<T, Error>, reply: Reply<T>) -> (bool, Finish) {
-            (r.is_ok(), finish(r, reply))
-        }
-        match self {
-            // Taken out of the batch by the writer before it commits (see `run`).
-            Write::Close { reply } => done(Ok(()), reply),
-            Write::FilePut { row, reply } => done(files::put(conn, &row), reply),
-            Write::FileAdd { row, reply } => done(files::add(conn, &row), reply),
-            Write::ShardPut { shard, limits, reply } => {
-                done(files::shard_put(conn, &shard, limits), reply)
-            }
-            Write::ShardsDrop { file_id, sender, reply } => {
-                done(files::shards_drop(conn, file_id, &sender), reply)
-            }
-            Write::ShardsExpire { now, reply } => done(files::shards_expire(conn, now), reply),
-            Write::SetIdentity { row, reply } => done(ops::set_identity(conn, &row), reply),
-            Write::AddContact { contact, reply } => done(ops::add_contact(conn, &contact), reply),
-            Write::SetVerified { address, verified, reply } => {
-                done(ops::set_verified(conn, address, verified), reply)
-            }
-            Write::Outgoing { message, outbox, reply } => {
-                done(ops::insert_outgoing(conn, key, &message, &outbox), reply)
-            }
-            Write::Incoming { message, sender, seen_until, reply } => {
-                done(ops::insert_incoming(conn, key, &message, &sender, seen_until), reply)
-            }
-            Write::SetStatus { id, status, reply } => {
-                done(ops::set_status(conn, id, status), reply)
-            }
-            Write::Delivered { id, reply } => done(ops::mark_delivered(conn, id), reply),
-            Write::SetSetting { key, value, reply } => {
-                done(settings::set_setting(conn, key, &value), reply)
-            }
-            Write::ReadIncoming { peer, reply } => done(settings::read_incoming(conn, peer), reply),
-            Write::MarkRead { peer, id, reply } => done(settings::mark_read(conn, peer, id), reply),
-            Write::Control { outbox, reply } => done(ops::insert_control(conn, &outbox), reply),
-            Write::Seen { sender, id, seen_until, reply } => {
-                done(ops::mark_seen(conn, &sender, id, seen_until), reply)
-            }
-            Write::MboxPut { put, reply } => {
-                let p = *put;
-                let outcome = ops::mbox_put(
-                    conn,
-                    &p.hash,
-                    &p.mailbox,
-                    &p.envelope,
-                    &p.sender,
-                    p.now,
-                    p.expires_at,
-                    p.limits,
-                );
-                done(outcome, reply)
-            }
-            Write::MboxAck { mailbox, hashes, reply } => {
-                done(ops::mbox_ack(conn, &mailbox, &hashes), reply)
-            }
-            Write::MboxExpire { now, reply } => done(ops::mbox_expire(conn, now), reply),
-            Write::Attempt { id, attempts, next_attempt_at, error, status, reply } => done(
-                ops::record_attempt(conn, id, attempts, next_attempt_at, &error, status),
-                reply,
-            ),
-            Write::DeadLetter { id, reason, reply } => {
-                done(ops::dead_letter(conn, id, &reason), reply)
-            }
-            Write::Retry { id, now, expires_at, reply } => {
-                done(ops::retry_dead_letter(conn, id, now, expires_at), reply)
-            }
-        }
+        let _ = self.reply.send(result);
     }
 }
 
@@ -368,6 +116,7 @@ fn restrict_permissions(path: &Path) {
     }
 }
 
+/// The writer thread.
 pub(crate) struct Actor {
     conn: Connection,
     key: StorageKey,
@@ -390,12 +139,12 @@ impl Actor {
             }
             // A close ends it: what came before is committed, what comes after is
             // refused (its caller gets `ActorGone`), and the connection closes.
-            if let Some(at) = batch.iter().position(|w| matches!(w, Write::Close { .. })) {
+            if let Some(at) = batch.iter().position(|w| matches!(w, Write::Close(_))) {
                 let rest = batch.split_off(at);
                 self.commit(batch);
                 self.inbox.close();
                 for write in rest {
-                    if let Write::Close { reply } = write {
+                    if let Write::Close(reply) = write {
                         let _ = reply.send(Ok(()));
                     }
                 }
@@ -407,18 +156,19 @@ impl Actor {
     }
 
     fn commit(&mut self, batch: Vec<Write>) {
-        let mut finishes = Vec::with_capacity(batch.len());
+        let mut applied = Vec::with_capacity(batch.len());
         let outcome = (|| -> Result<(), Error> {
             let mut tx = self.conn.transaction()?;
             for write in batch {
+                // Closes were taken out of the batch by `run`.
+                let Write::Run(mut job) = write else { continue };
                 let sp = tx.savepoint()?;
-                let (ok, finish) = write.apply(&sp, &self.key);
-                if ok {
+                if job.apply(&sp, &self.key) {
                     sp.commit()?
                 } else {
                     sp.finish()?
                 }
-                finishes.push(finish);
+                applied.push(job);
             }
             tx.commit()?;
             Ok(())
@@ -426,8 +176,8 @@ impl Actor {
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "store transaction failed");
         }
-        for finish in finishes {
-            finish(outcome.as_ref().err());
+        for job in applied {
+            job.finish(outcome.as_ref().err());
         }
     }
 }
@@ -457,61 +207,89 @@ impl Reader {
 
     pub(crate) fn run(mut self) {
         while let Some(read) = self.inbox.blocking_recv() {
-            if let Read::Close { reply } = read {
-                self.inbox.close();
-                while self.inbox.try_recv().is_ok() {}
-                let _ = reply.send(Ok(()));
-                return;
+            match read {
+                Read::Run(job) => job(&self.conn, &self.key),
+                Read::Close(reply) => {
+                    self.inbox.close();
+                    while self.inbox.try_recv().is_ok() {}
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
             }
-            self.read(read);
         }
     }
+}
 
-    fn read(&self, read: Read) {
-        let (conn, key) = (&self.conn, &self.key);
-        // A dropped receiver means the caller gave up; nothing to do.
-        match read {
-            Read::Close { reply } => drop(reply.send(Ok(()))),
-            Read::File { file_id, reply } => drop(reply.send(files::get(conn, file_id))),
-            Read::FileByMessage { id, reply } => drop(reply.send(files::by_message(conn, id))),
-            Read::FilesUnfinished { reply } => drop(reply.send(files::unfinished(conn))),
-            Read::Shards { file_id, stripe, mask, now, reply } => {
-                drop(reply.send(files::shards_get(conn, file_id, stripe, mask, now)))
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    type Answer<T> = oneshot::Receiver<Result<T, Error>>;
+
+    fn writer() -> Actor {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (
+                 parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED
+             );",
+        )
+        .unwrap();
+        let (_, inbox) = mpsc::channel(1);
+        Actor::new(conn, StorageKey::from_bytes([7; 32]), inbox)
+    }
+
+    /// A write that inserts `row` into `table`, then fails if `fail`.
+    fn insert(table: &'static str, row: i64, fail: bool) -> (Write, Answer<()>) {
+        let (reply, answer) = oneshot::channel();
+        let op = move |conn: &Connection, _: &StorageKey| {
+            let column = if table == "parent" { "id" } else { "parent" };
+            conn.execute(&format!("INSERT INTO {table} ({column}) VALUES (?1)"), [row])?;
+            if fail {
+                Err(Error::NoSuchMessage(communitas_types::MessageId::from_bytes([0; 16])))
+            } else {
+                Ok(())
             }
-            Read::ShardsHeld { file_id, now, reply } => {
-                drop(reply.send(files::shards_held(conn, file_id, now)))
-            }
-            Read::Identity { reply } => drop(reply.send(ops::identity(conn))),
-            Read::Contacts { reply } => drop(reply.send(ops::contacts(conn))),
-            Read::History { peer, limit, before_seq, reply } => {
-                drop(reply.send(ops::history(conn, key, peer, limit, before_seq)))
-            }
-            Read::Outbox { reply } => drop(reply.send(ops::outbox(conn))),
-            Read::ControlIds { reply } => drop(reply.send(ops::control_ids(conn))),
-            Read::IntegrityCheck { reply } => drop(reply.send(ops::integrity_check(conn))),
-            Read::Contact { address, reply } => drop(reply.send(ops::contact(conn, &address))),
-            Read::ContactByFingerprint { fingerprint, reply } => {
-                drop(reply.send(ops::contact_by_fingerprint(conn, &fingerprint)))
-            }
-            Read::Message { id, reply } => drop(reply.send(ops::message(conn, key, id))),
-            Read::DeadLetters { reply } => drop(reply.send(ops::dead_letters(conn))),
-            Read::Conversations { reply } => drop(reply.send(settings::conversations(conn))),
-            Read::Setting { key, reply } => drop(reply.send(settings::setting(conn, key))),
-            Read::MboxFetch { mailbox, now, max_bytes, reply } => {
-                drop(reply.send(ops::mbox_fetch(conn, &mailbox, now, max_bytes)))
-            }
-            Read::MboxHeld { after, now, limit, reply } => {
-                drop(reply.send(replica::held_mailboxes(conn, after, now, limit)))
-            }
-            Read::MboxHashes { mailbox, now, limit, reply } => {
-                drop(reply.send(replica::hashes(conn, &mailbox, now, limit)))
-            }
-            Read::MboxWanted { offered, reply } => {
-                drop(reply.send(replica::wanted(conn, &offered)))
-            }
-            Read::MboxEntries { mailbox, hashes, now, reply } => {
-                drop(reply.send(replica::entries(conn, &mailbox, &hashes, now)))
-            }
+        };
+        (Write::Run(Box::new(Pending::new(op, reply))), answer)
+    }
+
+    fn count(actor: &Actor, table: &str) -> i64 {
+        actor.conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_failing_write_is_rolled_back_alone_and_the_rest_of_its_batch_commits() {
+        let mut actor = writer();
+        let (a, answer_a) = insert("parent", 1, false);
+        let (b, mut answer_b) = insert("parent", 2, true);
+        let (c, answer_c) = insert("parent", 3, false);
+        actor.commit(vec![a, b, c]);
+        assert!(answer_a.blocking_recv().unwrap().is_ok());
+        assert!(matches!(answer_b.try_recv().unwrap(), Err(Error::NoSuchMessage(_))));
+        assert!(answer_c.blocking_recv().unwrap().is_ok());
+        let ids: Vec<i64> = {
+            let mut stmt = actor.conn.prepare("SELECT id FROM parent ORDER BY id").unwrap();
+            stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        };
+        assert_eq!(ids, [1, 3]);
+    }
+
+    #[test]
+    fn when_the_commit_fails_no_write_of_the_batch_is_answered_ok() {
+        let mut actor = writer();
+        // Each write is fine in its savepoint; the orphan child fails the deferred
+        // foreign key only at COMMIT, which takes the whole batch down.
+        let (a, answer_a) = insert("parent", 1, false);
+        let (b, answer_b) = insert("child", 99, false);
+        actor.commit(vec![a, b]);
+        for answer in [answer_a, answer_b] {
+            assert!(matches!(answer.blocking_recv().unwrap(), Err(Error::CommitFailed { .. })));
         }
+        assert_eq!(count(&actor, "parent"), 0);
+        assert_eq!(count(&actor, "child"), 0);
     }
 }

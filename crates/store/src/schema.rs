@@ -87,9 +87,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX mailbox_expiry ON mailbox (expires_at);
     ",
     // 4: file transfers (ARCHITECTURE §7).
-    crate::files::SCHEMA,
+    crate::ops::files::SCHEMA,
     // 5: file shards a server node keeps for offline recipients.
-    crate::files::SHARDS_SCHEMA,
+    crate::ops::shards::SCHEMA,
     // 6: per-user settings (read receipts on/off, own presence; issue 6).
     "
     CREATE TABLE settings (

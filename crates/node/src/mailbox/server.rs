@@ -25,7 +25,7 @@ use communitas_net::mbox::MboxRequest;
 use communitas_proto::mbox::server::{
     Config, Input, Metric, Outcome, Output, PutOutcome, RequestId, Server, Work,
 };
-use communitas_store::PutOutcome as Stored;
+use communitas_store::{MailboxPut, PutOutcome as Stored};
 use communitas_types::Timestamp;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -166,10 +166,9 @@ fn spawn(
         let store = &inner.store;
         let (request_id, outcome) = match job {
             Work::Put { request_id, hash, mailbox, envelope, sender, now, expires_at } => {
-                let limits = inner.mailbox_limits;
                 let sender = sender.to_string();
-                let put =
-                    store.mailbox_put(hash, mailbox, envelope, sender, now, expires_at, limits);
+                let put = MailboxPut { hash, mailbox, envelope, sender, now, expires_at };
+                let put = store.mailbox_put(put, inner.mailbox_limits);
                 let outcome = put.await.map_or(PutOutcome::Failed, put_outcome);
                 (request_id, Outcome::Put { mailbox, outcome })
             }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use communitas_store::{MailboxLimits, PutOutcome, Store};
+use communitas_store::{MailboxLimits, MailboxPut, PutOutcome, Store};
 use communitas_types::{MailboxId, Timestamp};
 
 use super::key;
@@ -24,10 +24,15 @@ fn open() -> (tempfile::TempDir, Store) {
 async fn put(store: &Store, n: u8, mailbox: MailboxId, now: Timestamp, ttl: u64) -> PutOutcome {
     let envelope = vec![n; 40];
     let expires = now.saturating_add(Duration::from_secs(ttl));
-    store
-        .mailbox_put(hash(n), mailbox, envelope, "peer".into(), now, expires, LIMITS)
-        .await
-        .unwrap()
+    let put = MailboxPut {
+        hash: hash(n),
+        mailbox,
+        envelope,
+        sender: "peer".into(),
+        now,
+        expires_at: expires,
+    };
+    store.mailbox_put(put, LIMITS).await.unwrap()
 }
 
 /// Stands for the envelope's BLAKE3 hash (the store does not recompute it).
@@ -113,18 +118,15 @@ async fn the_server_wide_cap_counts_every_mailbox_and_frees_on_ack_and_expiry() 
         let expires = now.saturating_add(Duration::from_secs(ttl));
         let store = store.clone();
         async move {
-            store
-                .mailbox_put(
-                    hash(n),
-                    mailbox,
-                    vec![n; 40],
-                    format!("peer {n}"),
-                    now,
-                    expires,
-                    limits,
-                )
-                .await
-                .unwrap()
+            let put = MailboxPut {
+                hash: hash(n),
+                mailbox,
+                envelope: vec![n; 40],
+                sender: format!("peer {n}"),
+                now,
+                expires_at: expires,
+            };
+            store.mailbox_put(put, limits).await.unwrap()
         }
     };
     assert_eq!(put(1, 10).await, PutOutcome::Stored);

@@ -10,8 +10,8 @@
 use communitas_types::{MailboxId, Timestamp};
 use rusqlite::{Connection, params};
 
-use crate::Error;
-use crate::ops::{array, ms, ts};
+use super::{array, ms, select, ts};
+use crate::{Error, Store};
 
 /// An envelope as another holder gets it: hash, envelope, the original's expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,45 @@ pub struct ReplicaEntry {
     pub expires_at: Timestamp,
 }
 
+impl Store {
+    /// Server role: up to `limit` mailboxes holding unexpired envelopes, in id order,
+    /// after `after` (to page through them all).
+    pub async fn mailbox_held(
+        &self,
+        after: Option<MailboxId>,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<MailboxId>, Error> {
+        self.read(move |conn, _| held_mailboxes(conn, after, now, limit)).await
+    }
+
+    /// Server role: the hashes of the unexpired envelopes in `mailbox`, oldest first.
+    pub async fn mailbox_hashes(
+        &self,
+        mailbox: MailboxId,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<[u8; 32]>, Error> {
+        self.read(move |conn, _| hashes(conn, &mailbox, now, limit)).await
+    }
+
+    /// Server role: of the `offered` hashes, those neither kept here nor acknowledged
+    /// here by their owner (a re-replication offer's answer).
+    pub async fn mailbox_wanted(&self, offered: Vec<[u8; 32]>) -> Result<Wanted, Error> {
+        self.read(move |conn, _| wanted(conn, &offered)).await
+    }
+
+    /// Server role: the unexpired envelopes of `mailbox` among `hashes`, with expiry.
+    pub async fn mailbox_entries(
+        &self,
+        mailbox: MailboxId,
+        hashes: Vec<[u8; 32]>,
+        now: Timestamp,
+    ) -> Result<Vec<ReplicaEntry>, Error> {
+        self.read(move |conn, _| entries(conn, &mailbox, &hashes, now)).await
+    }
+}
+
 /// Whether the owner acknowledged `hash` here (and its tombstone has not expired).
 pub(crate) fn tombstoned(conn: &Connection, hash: &[u8; 32]) -> Result<bool, Error> {
     Ok(conn.query_row(
@@ -34,44 +73,38 @@ pub(crate) fn tombstoned(conn: &Connection, hash: &[u8; 32]) -> Result<bool, Err
 }
 
 /// Up to `limit` mailboxes with unexpired envelopes, in id order, after `after`.
-pub(crate) fn held_mailboxes(
+fn held_mailboxes(
     conn: &Connection,
     after: Option<MailboxId>,
     now: Timestamp,
     limit: usize,
 ) -> Result<Vec<MailboxId>, Error> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT mailbox FROM mailbox WHERE mailbox > ?1 AND expires_at > ?2
-         ORDER BY mailbox LIMIT ?3",
-    )?;
     let after = after.map(|m| m.as_bytes().to_vec()).unwrap_or_default();
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut rows = stmt.query(params![after, ms(now), limit])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(MailboxId::from_bytes(array(r.get(0)?, "mailbox id")?));
-    }
-    Ok(out)
+    select(
+        conn,
+        "SELECT DISTINCT mailbox FROM mailbox WHERE mailbox > ?1 AND expires_at > ?2
+         ORDER BY mailbox LIMIT ?3",
+        &[&after, &ms(now), &limit],
+        |r| Ok(MailboxId::from_bytes(array(r.get(0)?, "mailbox id")?)),
+    )
 }
 
 /// The hashes of the unexpired envelopes in `mailbox`, oldest first, at most `limit`.
-pub(crate) fn hashes(
+fn hashes(
     conn: &Connection,
     mailbox: &MailboxId,
     now: Timestamp,
     limit: usize,
 ) -> Result<Vec<[u8; 32]>, Error> {
-    let mut stmt = conn.prepare_cached(
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    select(
+        conn,
         "SELECT hash FROM mailbox WHERE mailbox = ?1 AND expires_at > ?2
          ORDER BY received_at, hash LIMIT ?3",
-    )?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut rows = stmt.query(params![mailbox.as_bytes(), ms(now), limit])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(array(r.get(0)?, "mailbox hash")?);
-    }
-    Ok(out)
+        &[&mailbox.as_bytes().as_slice(), &ms(now), &limit],
+        |r| array(r.get(0)?, "mailbox hash"),
+    )
 }
 
 /// The answer to an offer of hashes.
@@ -84,7 +117,7 @@ pub struct Wanted {
 }
 
 /// Sorts `offered` into what this node lacks and what its owner already acknowledged.
-pub(crate) fn wanted(conn: &Connection, offered: &[[u8; 32]]) -> Result<Wanted, Error> {
+fn wanted(conn: &Connection, offered: &[[u8; 32]]) -> Result<Wanted, Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM mailbox WHERE hash = ?1),
                 EXISTS (SELECT 1 FROM mailbox_tombstones WHERE hash = ?1)",
@@ -102,7 +135,7 @@ pub(crate) fn wanted(conn: &Connection, offered: &[[u8; 32]]) -> Result<Wanted, 
 }
 
 /// The unexpired envelopes of `mailbox` among `hashes`, with their expiry.
-pub(crate) fn entries(
+fn entries(
     conn: &Connection,
     mailbox: &MailboxId,
     hashes: &[[u8; 32]],

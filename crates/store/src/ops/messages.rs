@@ -1,0 +1,253 @@
+//! The `messages` table: the history of every conversation, bodies sealed at rest
+//! under the storage key and bound to their row (id, direction, peer), and each
+//! outgoing message's status on its way.
+
+use communitas_crypto::at_rest::StorageKey;
+use communitas_types::{Address, Fingerprint, MessageId, Timestamp};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{array, ms, outbox, parse_address, seen, select, ts};
+use crate::{
+    Conversation, Direction, Error, Inserted, NewMessage, OutboxEntry, Status, Store, StoredMessage,
+};
+
+impl Store {
+    /// Stores an outgoing message and its outbox entry in one transaction.
+    pub async fn insert_outgoing(
+        &self,
+        message: NewMessage,
+        outbox: OutboxEntry,
+    ) -> Result<(), Error> {
+        self.write(move |conn, key| {
+            insert(conn, key, &message)?;
+            outbox::insert(conn, &outbox)
+        })
+        .await
+    }
+
+    /// Stores an incoming message unless `(sender, id)` was seen before; the seen id
+    /// is kept until `seen_until` (unix ms), in the same transaction.
+    pub async fn insert_incoming(
+        &self,
+        message: NewMessage,
+        sender: Fingerprint,
+        seen_until: Timestamp,
+    ) -> Result<Inserted, Error> {
+        self.write(move |conn, key| {
+            let seen = seen::record(conn, &sender, message.id, seen_until)?;
+            if seen == Inserted::New {
+                insert(conn, key, &message)?;
+            }
+            Ok(seen)
+        })
+        .await
+    }
+
+    /// Moves an outgoing message to a new status.
+    pub async fn set_status(&self, id: MessageId, status: Status) -> Result<(), Error> {
+        self.write(move |conn, _| set_status(conn, id, status)).await
+    }
+
+    /// The recipient committed the message: status `delivered`, outbox row gone, in
+    /// one transaction.
+    /// Returns whether anything changed (false: it was already delivered).
+    pub async fn mark_delivered(&self, id: MessageId) -> Result<bool, Error> {
+        self.write(move |conn, _| {
+            let updated = conn.execute(
+                "UPDATE messages SET status = 'delivered'
+                 WHERE id = ?1 AND direction = 'out' AND status NOT IN ('delivered', 'read')",
+                [id.as_bytes()],
+            )?;
+            let removed = outbox::remove(conn, id)?;
+            Ok(updated + removed > 0)
+        })
+        .await
+    }
+
+    /// `peer` read our message `id`: it becomes `read` (a read message was delivered,
+    /// so its outbox row goes too). False if it is not an outgoing message to `peer`,
+    /// or was read already.
+    pub async fn mark_read(&self, peer: Address, id: MessageId) -> Result<bool, Error> {
+        self.write(move |conn, _| {
+            let updated = conn.execute(
+                "UPDATE messages SET status = 'read'
+                 WHERE id = ?1 AND peer = ?2 AND direction = 'out' AND status != 'read'",
+                params![id.as_bytes(), peer.to_string()],
+            )?;
+            if updated > 0 {
+                outbox::remove(conn, id)?;
+            }
+            Ok(updated > 0)
+        })
+        .await
+    }
+
+    /// Marks every unread incoming message from `peer` read; returns their ids.
+    pub async fn read_incoming(&self, peer: Address) -> Result<Vec<MessageId>, Error> {
+        self.write(move |conn, _| read_incoming(conn, peer)).await
+    }
+
+    /// A conversation, oldest first: up to `limit` messages before `before_seq`.
+    pub async fn history(
+        &self,
+        peer: Address,
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<StoredMessage>, Error> {
+        self.read(move |conn, key| history(conn, key, peer, limit, before_seq)).await
+    }
+
+    /// One outgoing or incoming message by id (outgoing first).
+    pub async fn message(&self, id: MessageId) -> Result<Option<StoredMessage>, Error> {
+        self.read(move |conn, key| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM messages WHERE id = ?1 ORDER BY direction DESC LIMIT 1"
+            ))?;
+            let mut rows = stmt.query([id.as_bytes()])?;
+            rows.next()?.map(|row| from_row(key, row)).transpose()
+        })
+        .await
+    }
+
+    /// Every conversation with its unread count, newest first.
+    pub async fn conversations(&self) -> Result<Vec<Conversation>, Error> {
+        self.read(|conn, _| conversations(conn)).await
+    }
+}
+
+/// Associated data binding a sealed body to its row.
+fn body_aad(id: &MessageId, direction: Direction, peer: &Address) -> Vec<u8> {
+    [id.as_bytes().as_slice(), direction.as_str().as_bytes(), &peer.to_bytes()].concat()
+}
+
+fn insert(conn: &Connection, key: &StorageKey, m: &NewMessage) -> Result<(), Error> {
+    let sealed = key
+        .seal(&body_aad(&m.id, m.direction, &m.peer), &m.body)
+        .map_err(|_| Error::Corrupt { field: "random source" })?;
+    conn.execute(
+        "INSERT INTO messages (id, peer, direction, kind, body, timestamp, stored_at, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            m.id.as_bytes(),
+            m.peer.to_string(),
+            m.direction.as_str(),
+            m.kind,
+            sealed,
+            ms(m.timestamp),
+            ms(Timestamp::now()),
+            m.status.as_str()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Moves an outgoing message to `status`, except back from `delivered` or `read`: a
+/// delivery attempt still in flight when the end-to-end receipt arrived must not
+/// show the message `sent` again (found by issue 6's restart test).
+fn set_status(conn: &Connection, id: MessageId, status: Status) -> Result<(), Error> {
+    let changed = conn.execute(
+        "UPDATE messages SET status = ?2 WHERE id = ?1 AND direction = 'out'
+         AND (status NOT IN ('delivered', 'read') OR ?2 IN ('delivered', 'read'))",
+        params![id.as_bytes(), status.as_str()],
+    )?;
+    if changed == 0 {
+        let exists = conn
+            .query_row(
+                "SELECT 1 FROM messages WHERE id = ?1 AND direction = 'out'",
+                [id.as_bytes()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !exists {
+            return Err(Error::NoSuchMessage(id));
+        }
+    }
+    Ok(())
+}
+
+/// Sets an outgoing message's status if there is such a message (control messages,
+/// like receipts, have an outbox row but no history row).
+pub(crate) fn set_status_if_present(
+    conn: &Connection,
+    id: MessageId,
+    status: Status,
+) -> Result<usize, Error> {
+    Ok(conn.execute(
+        "UPDATE messages SET status = ?2 WHERE id = ?1 AND direction = 'out'",
+        params![id.as_bytes(), status.as_str()],
+    )?)
+}
+
+const COLUMNS: &str = "seq, id, peer, direction, kind, body, timestamp, stored_at, status";
+
+fn from_row(key: &StorageKey, r: &Row<'_>) -> Result<StoredMessage, Error> {
+    let id = MessageId::from_bytes(array(r.get(1)?, "message id")?);
+    let peer = parse_address(&r.get::<_, String>(2)?)?;
+    let direction = Direction::parse(&r.get::<_, String>(3)?)?;
+    let sealed: Vec<u8> = r.get(5)?;
+    let body = key.open(&body_aad(&id, direction, &peer), &sealed).map_err(|_| Error::Decrypt)?;
+    Ok(StoredMessage {
+        seq: r.get(0)?,
+        message: NewMessage {
+            id,
+            peer,
+            direction,
+            kind: r.get(4)?,
+            body,
+            timestamp: ts(r.get(6)?),
+            status: r.get::<_, String>(8)?.parse()?,
+        },
+        stored_at: ts(r.get(7)?),
+    })
+}
+
+fn history(
+    conn: &Connection,
+    key: &StorageKey,
+    peer: Address,
+    limit: u32,
+    before_seq: Option<i64>,
+) -> Result<Vec<StoredMessage>, Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE peer = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+    );
+    let before = before_seq.unwrap_or(i64::MAX);
+    let mut out = select(conn, &sql, &[&peer.to_string(), &before, &limit], |r| from_row(key, r))?;
+    out.reverse();
+    Ok(out)
+}
+
+/// Marks every unread incoming message from `peer` read; returns their ids.
+fn read_incoming(conn: &Connection, peer: Address) -> Result<Vec<MessageId>, Error> {
+    select(
+        conn,
+        "UPDATE messages SET status = 'read'
+         WHERE peer = ?1 AND direction = 'in' AND status != 'read' RETURNING id",
+        &[&peer.to_string()],
+        |r| Ok(MessageId::from_bytes(array(r.get(0)?, "message id")?)),
+    )
+}
+
+/// Every peer with history: incoming messages not yet read, and the newest message's
+/// time (the sender's clock), newest conversation first.
+fn conversations(conn: &Connection) -> Result<Vec<Conversation>, Error> {
+    select(
+        conn,
+        "SELECT peer,
+                SUM(CASE WHEN direction = 'in' AND status != 'read' THEN 1 ELSE 0 END),
+                MAX(timestamp)
+         FROM messages GROUP BY peer ORDER BY MAX(timestamp) DESC",
+        &[],
+        |r| {
+            Ok(Conversation {
+                peer: r
+                    .get::<_, String>(0)?
+                    .parse()
+                    .map_err(|_| Error::Corrupt { field: "message peer" })?,
+                unread: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                last_at: ts(r.get(2)?),
+            })
+        },
+    )
+}
