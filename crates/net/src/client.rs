@@ -26,6 +26,10 @@ pub(crate) enum Command {
         key: Vec<u8>,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    ClosestKnownPeers {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
     Listen {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<(), Error>>,
@@ -149,6 +153,14 @@ impl Client {
     /// The DHT server nodes closest to `key`, nearest first (at most 20).
     pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, Error> {
         self.ask(|reply| Command::ClosestPeers { key, reply }).await
+    }
+
+    /// The DHT server nodes closest to `key` that our routing table holds now, nearest
+    /// first (at most 20), without asking the network: at once, where
+    /// [`closest_peers`](Self::closest_peers) waits for every peer it asks (a hung one
+    /// holds the lookup until its timeout).
+    pub async fn closest_known_peers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, Error> {
+        self.ask(|reply| Command::ClosestKnownPeers { key, reply }).await
     }
 
     /// The network's state now.

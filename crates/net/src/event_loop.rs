@@ -158,6 +158,7 @@ impl EventLoop {
             }
             Command::Resolve { address, reply } => self.resolve(address, reply),
             Command::ClosestPeers { key, reply } => self.closest_peers(key, reply),
+            Command::ClosestKnownPeers { key, reply } => self.closest_known_peers(key, reply),
             Command::Send { peer, addrs, envelope, reply } => {
                 self.send(peer, addrs, envelope, reply)
             }

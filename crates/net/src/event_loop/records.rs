@@ -129,6 +129,17 @@ impl EventLoop {
         self.records.closest.insert(query, reply);
     }
 
+    pub(super) fn closest_known_peers(
+        &mut self,
+        key: Vec<u8>,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    ) {
+        let target = kad::KBucketKey::from(key);
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let peers = kad.get_closest_local_peers(&target).take(kad::K_VALUE.get());
+        let _ = reply.send(peers.map(|k| *k.preimage()).collect());
+    }
+
     /// A DHT server tells us where it listens: Kademlia may route through it.
     pub(super) fn handle_identify(&mut self, event: identify::Event) {
         if let identify::Event::Received { peer_id, info, .. } = event

@@ -99,8 +99,11 @@ pub(crate) async fn fetcher(
             }
             Some(found) = driver.lookups.join_next(), if !driver.lookups.is_empty() => {
                 match found {
-                    Ok(Ok(peers)) => Input::Holders(peers),
-                    Ok(Err(e)) => {
+                    Ok((Found::Nearby, Ok(peers))) => Input::Nearby(peers),
+                    // The lookup still answers.
+                    Ok((Found::Nearby, Err(_))) => continue,
+                    Ok((Found::Lookup, Ok(peers))) => Input::Holders(peers),
+                    Ok((Found::Lookup, Err(e))) => {
                         tracing::debug!(error = %e, "no mailbox servers found");
                         Input::LookupFailed
                     }
@@ -113,11 +116,20 @@ pub(crate) async fn fetcher(
     }
 }
 
+/// Where a list of holders came from.
+#[derive(Debug, Clone, Copy)]
+enum Found {
+    /// The routing table, at once ([`Input::Nearby`]).
+    Nearby,
+    /// The network lookup ([`Input::Holders`]).
+    Lookup,
+}
+
 /// The fetcher's state around the machine: the work out for it.
 struct Driver {
     machine: Client<PeerId, Signer>,
     inner: Arc<Inner>,
-    lookups: JoinSet<Result<Vec<PeerId>, communitas_net::Error>>,
+    lookups: JoinSet<(Found, Result<Vec<PeerId>, communitas_net::Error>)>,
     requests: JoinSet<(RequestId, Result<MboxResponse, NoAnswer>)>,
     accepts: JoinSet<([u8; 32], Acceptance)>,
     /// The envelope each accept task is for, so that a task that dies still answers.
@@ -137,14 +149,19 @@ impl Driver {
         for output in outputs {
             match output {
                 Output::FindHolders => {
+                    let key = self.inner.secrets.identity.public().mailbox_id().as_bytes().to_vec();
+                    let inner = self.inner.clone();
+                    let near = key.clone();
+                    self.lookups.spawn(async move {
+                        (Found::Nearby, inner.net.closest_known_peers(near).await)
+                    });
                     let inner = self.inner.clone();
                     self.lookups.spawn(async move {
-                        let mailbox = inner.secrets.identity.public().mailbox_id();
                         let asked = std::time::Instant::now();
-                        let found = inner.net.closest_peers(mailbox.as_bytes().to_vec()).await;
+                        let found = inner.net.closest_peers(key).await;
                         let candidates = found.as_ref().map_or(0, Vec::len);
                         tracing::debug!(candidates, took = ?asked.elapsed(), "mailbox servers found");
-                        found
+                        (Found::Lookup, found)
                     });
                 }
                 Output::Send { holder, request_id, request } => {

@@ -14,7 +14,8 @@
 //! # A round
 //!
 //! Of the server nodes nearest the mailbox (at most 2 × R, R = [`REPLICAS`]), R are
-//! asked **at once**, each walked through challenge → fetch → ack, again while it had
+//! asked **at once** — from the routing table's nearest ([`Input::Nearby`]) if the
+//! driver has them, without waiting for the lookup, whose answer adds spares — each walked through challenge → fetch → ack, again while it had
 //! more. Every request has a deadline ([`REQUEST_DEADLINE`]): a holder that does not
 //! answer by then, refuses (`NotServer`, ...) or fails is dropped for this round and
 //! the next spare candidate is asked instead, so a dead holder costs the round one
@@ -34,7 +35,7 @@
 //!
 //! ```text
 //! Tick / Wake ──────────────▶ FindHolders
-//! Holders(peers) ───────────▶ Send{holder, Challenge} × R, WakeAt(deadline)
+//! Nearby / Holders(peers) ──▶ Send{holder, Challenge} × R, WakeAt(deadline)
 //! Answer{Nonce} ────────────▶ Send{holder, Fetch}
 //! Answer{Envelopes} ────────▶ Accept{hash, envelope}… (new ones only), Count(Duplicate)
 //! Accepted{hash, verdict} ──▶ Send{holder, Ack}… (once a fetch is all decided)
@@ -145,8 +146,9 @@ enum Phase<P> {
     Idle { at: Option<Timestamp> },
     /// The holders are being looked up.
     Finding,
-    /// A round is under way.
-    Fetching(Round<P>),
+    /// A round is under way; `looking`: it started from [`Input::Nearby`] and the
+    /// lookup has not answered yet.
+    Fetching { round: Round<P>, looking: bool },
 }
 
 /// The mailbox client machine (see the module docs). `P` is a peer: the transport's
@@ -209,21 +211,33 @@ impl<P: Copy + PartialEq + Into<Vec<u8>>, S: Sign> Client<P, S> {
                 Phase::Idle { .. } => self.begin(),
                 _ => self.again = true,
             },
-            Input::Holders(peers) => {
-                if let Phase::Finding = self.phase {
-                    let me = self.me;
-                    let peers = peers.into_iter().filter(|p| *p != me);
-                    let round = Round::new(peers.take(self.config.candidates).collect());
-                    self.phase = Phase::Fetching(round);
-                    self.with_round(now, |round, io| round.fill(io));
+            Input::Holders(peers) => match &mut self.phase {
+                Phase::Finding => self.start(peers, false, now),
+                Phase::Fetching { looking: looking @ true, .. } => {
+                    *looking = false;
+                    let (me, most) = (self.me, self.config.candidates);
+                    self.with_round(now, |round, io| {
+                        round.more(peers.into_iter().filter(|p| *p != me), most);
+                        round.fill(io);
+                    });
+                }
+                _ => {}
+            },
+            Input::Nearby(peers) => {
+                if let Phase::Finding = self.phase
+                    && peers.iter().any(|p| *p != self.me)
+                {
+                    self.start(peers, true, now);
                 }
             }
-            Input::LookupFailed => {
-                if let Phase::Finding = self.phase {
+            Input::LookupFailed => match &mut self.phase {
+                Phase::Finding => {
                     let at = now.saturating_add(self.config.retry_after_error);
                     self.phase = Phase::Idle { at: Some(at) };
                 }
-            }
+                Phase::Fetching { looking, .. } => *looking = false,
+                Phase::Idle { .. } => {}
+            },
             Input::Answer { request_id, answer } => {
                 self.with_round(now, |round, io| round.answer(request_id, answer, io));
             }
@@ -231,8 +245,11 @@ impl<P: Copy + PartialEq + Into<Vec<u8>>, S: Sign> Client<P, S> {
                 self.with_round(now, |round, io| round.accepted(hash, acceptance, io));
             }
         }
-        if let Phase::Fetching(round) = &self.phase
+        // Over when nothing is out, unless fewer than R answered and the lookup may
+        // still bring more holders.
+        if let Phase::Fetching { round, looking } = &self.phase
             && round.is_over()
+            && !(*looking && round.answered() < self.config.replicas)
         {
             self.finish(now, started);
         }
@@ -246,7 +263,7 @@ impl<P: Copy + PartialEq + Into<Vec<u8>>, S: Sign> Client<P, S> {
         }
         match self.phase {
             Phase::Idle { at: Some(at) } if at <= now => self.begin(),
-            Phase::Fetching(_) => self.with_round(now, |round, io| round.tick(io)),
+            Phase::Fetching { .. } => self.with_round(now, |round, io| round.tick(io)),
             _ => {}
         }
     }
@@ -257,8 +274,17 @@ impl<P: Copy + PartialEq + Into<Vec<u8>>, S: Sign> Client<P, S> {
         self.out.push(Output::FindHolders);
     }
 
+    /// A round over `peers` (nearest first), asking the first R at once.
+    fn start(&mut self, peers: Vec<P>, looking: bool, now: Timestamp) {
+        let me = self.me;
+        let peers = peers.into_iter().filter(|p| *p != me);
+        let round = Round::new(peers.take(self.config.candidates).collect());
+        self.phase = Phase::Fetching { round, looking };
+        self.with_round(now, |round, io| round.fill(io));
+    }
+
     fn with_round(&mut self, now: Timestamp, f: impl FnOnce(&mut Round<P>, &mut Io<'_, P, S>)) {
-        let Phase::Fetching(round) = &mut self.phase else { return };
+        let Phase::Fetching { round, .. } = &mut self.phase else { return };
         let mut io = Io {
             owner: &self.owner,
             config: &self.config,
@@ -271,7 +297,7 @@ impl<P: Copy + PartialEq + Into<Vec<u8>>, S: Sign> Client<P, S> {
 
     /// The round is over: receipts, the count, and when to look next.
     fn finish(&mut self, now: Timestamp, started: Timestamp) {
-        let Phase::Fetching(mut round) =
+        let Phase::Fetching { mut round, .. } =
             std::mem::replace(&mut self.phase, Phase::Idle { at: None })
         else {
             return;
@@ -293,7 +319,7 @@ impl<P: Copy + PartialEq + Into<Vec<u8>>, S: Sign> Client<P, S> {
         let due = match &self.phase {
             Phase::Idle { at } => *at,
             Phase::Finding => None,
-            Phase::Fetching(round) => round.next_deadline(),
+            Phase::Fetching { round, .. } => round.next_deadline(),
         };
         if due.is_some() && due != self.wake {
             self.wake = due;

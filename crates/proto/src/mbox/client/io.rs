@@ -60,8 +60,14 @@ pub enum Input<P> {
     /// again right after the round under way.
     Wake,
     /// The answer to [`Output::FindHolders`]: the server nodes nearest our mailbox,
-    /// nearest first.
+    /// nearest first, as the network lookup found them.
     Holders(Vec<P>),
+    /// An early answer to [`Output::FindHolders`], before [`Input::Holders`]: the
+    /// nearest server nodes the routing table knows now. The round starts with them
+    /// at once; the lookup's answer, when it comes, adds the ones it finds as spares.
+    /// (A lookup waits for every peer it asks, so one hung peer holds it for the
+    /// transport's timeout; the mail must not wait for that.)
+    Nearby(Vec<P>),
     /// [`Output::FindHolders`] failed.
     LookupFailed,
     /// A holder answered a [`Output::Send`], or could not.
@@ -94,7 +100,8 @@ pub enum Metric {
 #[non_exhaustive]
 pub enum Output<P> {
     /// Look up the server nodes nearest our mailbox; answer with [`Input::Holders`]
-    /// or [`Input::LookupFailed`].
+    /// or [`Input::LookupFailed`], and, if the driver knows some at once, first with
+    /// [`Input::Nearby`].
     FindHolders,
     /// Send a request to a holder; answer with [`Input::Answer`] and the same id.
     Send {

@@ -96,6 +96,22 @@ impl<P: Copy + Into<Vec<u8>>> Round<P> {
         }
     }
 
+    /// Adds candidates the lookup found (nearest first) as spares: those not asked or
+    /// waiting already, up to `most` candidates in all.
+    pub(super) fn more(&mut self, peers: impl Iterator<Item = P>, most: usize)
+    where
+        P: PartialEq,
+    {
+        for peer in peers {
+            if self.holders.len() + self.spare.len() >= most {
+                break;
+            }
+            if !self.spare.contains(&peer) && !self.holders.iter().any(|h| h.peer == peer) {
+                self.spare.push_back(peer);
+            }
+        }
+    }
+
     fn active(&self) -> usize {
         let active =
             |h: &&Holder<P>| matches!(h.state, State::Asking { .. } | State::Opening { .. });

@@ -74,6 +74,10 @@ struct World {
     holders: BTreeMap<Peer, Holder>,
     /// Candidates the lookup answers, nearest first.
     nearest: Vec<Peer>,
+    /// How long the lookup takes (a hung peer holds it for the transport's timeout).
+    lookup_takes: u64,
+    /// What the routing table knows at once, if the driver answers with it first.
+    known: Option<Vec<Peer>>,
     busy: BTreeSet<[u8; 32]>,
     /// Hashes handed to acceptance, in order, with the time.
     opened: Vec<(u64, [u8; 32])>,
@@ -109,6 +113,8 @@ impl World {
             wake: None,
             holders,
             nearest,
+            lookup_takes: LATENCY,
+            known: None,
             busy: BTreeSet::new(),
             opened: Vec::new(),
             duplicates: 0,
@@ -150,8 +156,12 @@ impl World {
         let now = self.now;
         match output {
             Output::FindHolders => {
+                if let Some(known) = &self.known {
+                    let nearby = Input::Nearby(known.clone());
+                    self.push(now, Event::Input(nearby));
+                }
                 let found = Input::Holders(self.nearest.clone());
-                self.push(now + LATENCY, Event::Input(found));
+                self.push(now + self.lookup_takes, Event::Input(found));
             }
             Output::Send { holder, request_id, request } => {
                 let (delay, answer) = self.serve(holder, request);
@@ -409,4 +419,45 @@ fn a_peer_that_is_not_a_server_is_skipped_for_a_spare() {
     assert_eq!(world.kept(5), 0, "the spare served");
     assert!(world.holders[&Peer(6)].fetches.is_empty());
     assert_eq!(world.opened_once().len(), 20);
+}
+
+#[test]
+fn a_lookup_held_by_a_hung_peer_does_not_hold_the_mail() {
+    // The routing table knows only the bootstrap node (a holder); the lookup, held
+    // by a hung peer, answers the five holders after 10 s.
+    let mut world = World::new(Config::default(), &serving(REPLICAS), 60, REPLICAS);
+    world.known = Some(vec![Peer(0)]);
+    world.lookup_takes = 10_000;
+    world.run_until(5_000);
+    // Everything came from the one holder known at once, long before the lookup.
+    assert_eq!(world.opened_once().len(), 60);
+    let last_open = world.opened.iter().map(|(t, _)| *t).max().unwrap();
+    assert!(last_open < 500, "opened by {last_open} ms");
+    assert_eq!(world.kept(0), 0);
+    // One holder is fewer than R: the round waits for the lookup's holders...
+    assert!(world.rounds.is_empty(), "the round is not over before the lookup answers");
+    assert_eq!(world.kept(1), 60);
+    world.run_until(12_000);
+    // ...and acknowledges there what it already has, without opening anything again.
+    assert_eq!(world.opened_once().len(), 60);
+    assert_eq!(world.rounds.len(), 1);
+    assert_eq!(world.rounds[0].1, REPLICAS);
+    for h in 0..REPLICAS as u16 {
+        assert_eq!(world.kept(h), 0, "holder {h} acked");
+    }
+}
+
+#[test]
+fn with_r_holders_known_at_once_the_round_ends_before_the_lookup() {
+    let mut world = World::new(Config::default(), &serving(CANDIDATES), 60, REPLICAS);
+    world.known = Some((0..REPLICAS as u16).map(Peer).collect());
+    world.lookup_takes = 10_000;
+    world.run_until(5_000);
+    assert_eq!(world.opened_once().len(), 60);
+    assert_eq!(world.rounds.len(), 1, "over without the lookup");
+    assert!(world.rounds[0].0 < 500, "round done at {} ms", world.rounds[0].0);
+    // The lookup's late answer starts nothing: no spare is asked.
+    world.run_until(12_000);
+    assert!((REPLICAS..CANDIDATES).all(|h| world.holders[&Peer(h as u16)].fetches.is_empty()));
+    assert_eq!(world.rounds.len(), 1);
 }
