@@ -40,6 +40,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use crate::commands::files::Command;
 use crate::{Event, Inner};
 
 pub(crate) use cpu::Cpu;
@@ -188,20 +189,6 @@ pub enum FileError {
     Store(#[from] communitas_store::Error),
 }
 
-/// What the files actor is asked to do.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// A manifest arrived (or `files get` asked): fetch this file.
-    Fetch(FileId),
-    /// A message of ours was left in mailboxes: if it carries a file, put the file's
-    /// shards on server nodes too.
-    Stored(MessageId),
-    /// A peer connected: retry waiting transfers now.
-    PeerOnline,
-    /// The recipient has a file we stored on server nodes: release its shards.
-    Release(FileId),
-}
-
 /// A transfer the actor runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Job {
@@ -285,6 +272,13 @@ impl Actor {
                             self.start_due();
                         }
                     }
+                    Some(Command::Fetched { from, message }) => {
+                        // A failure leaves the shards until they expire: the receipt
+                        // that asked is not sent again.
+                        if let Err(e) = fetched(&self.inner, from, message).await {
+                            tracing::warn!(error = %e, "cannot record a fetched file");
+                        }
+                    }
                     Some(Command::Release(file_id)) => {
                         self.waiting.entry(Job::Release(file_id)).or_insert_with(Instant::now);
                         self.start_due();
@@ -346,7 +340,7 @@ pub(crate) fn manifest_of(body: &[u8]) -> Option<Manifest> {
 
 /// The recipient says it has the file that message `id` (ours, to `from`) carried:
 /// the file is `fetched`, and shards we put on server nodes are released.
-pub(crate) async fn fetched(
+async fn fetched(
     inner: &Inner,
     from: Address,
     id: MessageId,
