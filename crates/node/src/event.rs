@@ -3,10 +3,8 @@
 //! always did (`"delivered"`, `"in"`, `"online"`).
 
 use communitas_store::{Direction, Status};
-use communitas_types::{Address, MessageId, Timestamp};
+use communitas_types::{Address, FileId, MessageId, Timestamp};
 use serde::{Serialize, Serializer};
-
-use crate::Attachment;
 
 /// Something that happened, for `/v1/events` and tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -159,4 +157,31 @@ pub(crate) fn direction_name<S: Serializer>(d: &Direction, s: S) -> Result<S::Ok
         Direction::In => "in",
         Direction::Out => "out",
     })
+}
+
+/// What the API shows of an attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    /// The file's id.
+    pub file_id: FileId,
+    /// Its name (as sent, lossy UTF-8; the saved name may differ, see `path`).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the whole file, hex.
+    pub blake3: String,
+    /// Media type.
+    pub media_type: String,
+    /// Sent: `offered`, `uploading`, `stored` or `fetched` (the recipient has it);
+    /// received: `pending`, `downloading`,
+    /// `done`, `too_large` or `failed`.
+    pub status: &'static str,
+    /// Bytes on disk so far (received files; the size once done).
+    pub progress: u64,
+    /// Where the received file was saved, once done (lossy UTF-8 for display).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

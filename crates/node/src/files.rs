@@ -34,14 +34,13 @@ use std::time::Duration;
 use communitas_proto::file::Manifest;
 use communitas_store::{Direction, FileRow, FileStatus};
 use communitas_types::{Address, FileId, MessageId, Timestamp};
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use crate::commands::files::Command;
-use crate::{Event, Inner};
+use crate::{Attachment, Event, Inner};
 
 pub(crate) use cpu::Cpu;
 pub(crate) use name::sanitise;
@@ -82,33 +81,7 @@ impl Default for FilesConfig {
     }
 }
 
-/// What the API shows of an attachment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Attachment {
-    /// The file's id.
-    pub file_id: FileId,
-    /// Its name (as sent, lossy UTF-8; the saved name may differ, see `path`).
-    pub name: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// BLAKE3 of the whole file, hex.
-    pub blake3: String,
-    /// Media type.
-    pub media_type: String,
-    /// Sent: `offered`, `uploading`, `stored` or `fetched` (the recipient has it);
-    /// received: `pending`, `downloading`,
-    /// `done`, `too_large` or `failed`.
-    pub status: &'static str,
-    /// Bytes on disk so far (received files; the size once done).
-    pub progress: u64,
-    /// Where the received file was saved, once done (lossy UTF-8 for display).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
+// The view type is the API's (`event`); building it from a transfer is this module's.
 impl Attachment {
     pub(crate) fn new(manifest: &Manifest, row: Option<&FileRow>) -> Self {
         let (status, progress, path, error) = match row {

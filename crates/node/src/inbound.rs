@@ -139,7 +139,7 @@ async fn record(
         fetch = pending.then_some(manifest.file_id);
     }
     let text = record.text(&opened.body);
-    let attachment = record.file().map(|m| crate::files::Attachment::new(m, None));
+    let attachment = record.file().map(|m| crate::Attachment::new(m, None));
     let (id, timestamp, sender) = (opened.message_id, opened.timestamp, opened.sender);
     let message = NewMessage {
         id,

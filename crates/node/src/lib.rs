@@ -47,8 +47,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, StartError};
-pub use event::{Event, HistoryEntry, NodeStatus, PeerStatus};
-pub use files::{Attachment, FileError, FilesConfig};
+pub use event::{Attachment, Event, HistoryEntry, NodeStatus, PeerStatus};
+pub use files::{FileError, FilesConfig};
 pub use handle::Handle;
 pub use limits::{Rate, RateLimits};
 pub use metrics::Metrics;
