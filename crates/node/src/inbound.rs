@@ -276,3 +276,32 @@ fn wire(why: rules::Rejection) -> Rejection {
         _ => Rejection::Invalid,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the sender hears of a refusal: the rules' answer, in the wire's codes.
+    #[test]
+    fn refusals_reach_the_wire_as_the_rules_answer_them() {
+        let cases = [
+            (Refusal::from(Rejected::Stale), Receipt::Rejected(Rejection::Stale)),
+            (Refusal::from(Rejected::OldPresence), Receipt::Rejected(Rejection::Stale)),
+            (Refusal::from(Rejected::NotAContact), Receipt::Rejected(Rejection::Invalid)),
+            (
+                Refusal::from(Rejected::Unopened(communitas_crypto::OpenError::WrongRecipient)),
+                Receipt::Rejected(Rejection::WrongRecipient),
+            ),
+            (Refusal::from(Busy::Store), Receipt::Busy),
+            (Refusal::from(Busy::NewSenders), Receipt::Busy),
+        ];
+        for (refusal, wire) in cases {
+            assert_eq!(receipt_of(refusal.answer()), wire, "{refusal}");
+            // The wire reason carried for the mailbox client is the same one.
+            if let (Refusal::Rejected(carried, _), Receipt::Rejected(sent)) = (&refusal, wire) {
+                assert_eq!(*carried, sent);
+            }
+        }
+        assert_eq!(receipt_of(Answer::Delivered), Receipt::Delivered);
+    }
+}
