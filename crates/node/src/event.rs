@@ -4,10 +4,8 @@
 
 use communitas_proto::presence::Status as PresenceStatus;
 use communitas_store::{Direction, FileStatus, Status};
-use communitas_types::{Address, MessageId, Timestamp};
+use communitas_types::{Address, FileId, MessageId, Timestamp};
 use serde::{Serialize, Serializer};
-
-use crate::Attachment;
 
 /// Something that happened, for `/v1/events` and tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -169,4 +167,32 @@ pub(crate) fn direction_name<S: Serializer>(d: &Direction, s: S) -> Result<S::Ok
         Direction::In => "in",
         Direction::Out => "out",
     })
+}
+
+/// What the API shows of an attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    /// The file's id.
+    pub file_id: FileId,
+    /// Its name (as sent, lossy UTF-8; the saved name may differ, see `path`).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the whole file, hex.
+    pub blake3: String,
+    /// Media type.
+    pub media_type: String,
+    /// Sent: `offered`, `uploading`, `stored` or `fetched` (the recipient has it);
+    /// received: `pending`, `downloading`,
+    /// `done`, `too_large` or `failed`.
+    #[serde(serialize_with = "file_status_name")]
+    pub status: FileStatus,
+    /// Bytes on disk so far (received files; the size once done).
+    pub progress: u64,
+    /// Where the received file was saved, once done (lossy UTF-8 for display).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

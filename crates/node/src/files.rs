@@ -34,13 +34,13 @@ use std::time::Duration;
 use communitas_proto::file::Manifest;
 use communitas_store::{Direction, FileRow, FileStatus};
 use communitas_types::{Address, FileId, MessageId, Timestamp};
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Event, Inner};
+pub(crate) use crate::commands::files::Command;
+use crate::{Attachment, Event, Inner};
 
 pub(crate) use cpu::Cpu;
 pub(crate) use name::sanitise;
@@ -81,34 +81,7 @@ impl Default for FilesConfig {
     }
 }
 
-/// What the API shows of an attachment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Attachment {
-    /// The file's id.
-    pub file_id: FileId,
-    /// Its name (as sent, lossy UTF-8; the saved name may differ, see `path`).
-    pub name: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// BLAKE3 of the whole file, hex.
-    pub blake3: String,
-    /// Media type.
-    pub media_type: String,
-    /// Sent: `offered`, `uploading`, `stored` or `fetched` (the recipient has it);
-    /// received: `pending`, `downloading`,
-    /// `done`, `too_large` or `failed`.
-    #[serde(serialize_with = "crate::event::file_status_name")]
-    pub status: FileStatus,
-    /// Bytes on disk so far (received files; the size once done).
-    pub progress: u64,
-    /// Where the received file was saved, once done (lossy UTF-8 for display).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
+// The view type is the API's (`event`); building it from a transfer is this module's.
 impl Attachment {
     pub(crate) fn new(manifest: &Manifest, row: Option<&FileRow>) -> Self {
         let (status, progress, path, error) = match row {
@@ -187,20 +160,6 @@ pub enum FileError {
     /// Storing failed.
     #[error("storage failed: {0}")]
     Store(#[from] communitas_store::Error),
-}
-
-/// What the files actor is asked to do.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// A manifest arrived (or `files get` asked): fetch this file.
-    Fetch(FileId),
-    /// A message of ours was left in mailboxes: if it carries a file, put the file's
-    /// shards on server nodes too.
-    Stored(MessageId),
-    /// A peer connected: retry waiting transfers now.
-    PeerOnline,
-    /// The recipient has a file we stored on server nodes: release its shards.
-    Release(FileId),
 }
 
 /// A transfer the actor runs.
@@ -286,6 +245,13 @@ impl Actor {
                             self.start_due();
                         }
                     }
+                    Some(Command::Fetched { from, message }) => {
+                        // A failure leaves the shards until they expire: the receipt
+                        // that asked is not sent again.
+                        if let Err(e) = fetched(&self.inner, from, message).await {
+                            tracing::warn!(error = %e, "cannot record a fetched file");
+                        }
+                    }
                     Some(Command::Release(file_id)) => {
                         self.waiting.entry(Job::Release(file_id)).or_insert_with(Instant::now);
                         self.start_due();
@@ -347,7 +313,7 @@ pub(crate) fn manifest_of(body: &[u8]) -> Option<Manifest> {
 
 /// The recipient says it has the file that message `id` (ours, to `from`) carried:
 /// the file is `fetched`, and shards we put on server nodes are released.
-pub(crate) async fn fetched(
+async fn fetched(
     inner: &Inner,
     from: Address,
     id: MessageId,

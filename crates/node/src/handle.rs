@@ -1,6 +1,8 @@
 //! [`Handle`]: the cloneable interface to a running node, what the API, the CLI and the
 //! tests call.
 
+mod presence;
+
 use std::sync::Arc;
 
 use communitas_crypto::SafetyNumber;
@@ -11,7 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::{
     Attachment, Event, FileError, HistoryEntry, Inner, MESSAGE_TTL, Metrics, NodeStatus,
-    PeerStatus, SendError, files, outbox, send,
+    PeerStatus, SendError, commands, files, send,
 };
 
 /// The cloneable interface to a running node.
@@ -205,7 +207,7 @@ impl Handle {
             self.inner.store.put_file(row.clone()).await?;
         }
         if row.direction == Direction::In && row.status != communitas_store::FileStatus::Done {
-            let _ = self.inner.files.send(files::Command::Fetch(file_id)).await;
+            let _ = self.inner.files.send(commands::files::Command::Fetch(file_id)).await;
         }
         Ok(Attachment::new(&manifest, Some(&row)))
     }
@@ -278,7 +280,7 @@ impl Handle {
         }
         self.inner
             .outbox
-            .send(outbox::Command::Enqueue(Box::new(entry)))
+            .send(commands::outbox::Command::Enqueue(Box::new(entry)))
             .await
             .map_err(|_| SendError::ShuttingDown)
     }

@@ -15,8 +15,10 @@
 
 #![deny(missing_docs)]
 
+mod commands;
 mod config;
 mod devices;
+mod dispatch;
 mod event;
 mod files;
 mod handle;
@@ -36,7 +38,6 @@ mod seal;
 mod send;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use communitas_crypto::{KeystorePublic, Secrets};
 use communitas_net::libp2p::Multiaddr;
@@ -46,18 +47,16 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, StartError};
-pub use event::{Event, HistoryEntry, NodeStatus, PeerStatus};
-pub use files::{Attachment, FileError, FilesConfig};
+pub use event::{Attachment, Event, HistoryEntry, NodeStatus, PeerStatus};
+pub use files::{FileError, FilesConfig};
 pub use handle::Handle;
 pub use limits::{Rate, RateLimits};
 pub use metrics::Metrics;
 pub use reading::Settings;
 pub use send::SendError;
 
-/// How long a message is kept trying, and how long its id is remembered (ARCHITECTURE §6).
-pub const MESSAGE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// How far in the future a sender's clock may be.
-pub const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(5 * 60);
+// The acceptance window is the inbound rules' (one copy).
+pub use communitas_proto::inbound::{MAX_CLOCK_AHEAD, MESSAGE_TTL};
 
 /// State shared by the node's tasks. Immutable, or internally synchronised handles.
 pub(crate) struct Inner {
@@ -67,18 +66,18 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) metrics: Metrics,
-    pub(crate) outbox: mpsc::Sender<outbox::Command>,
+    pub(crate) outbox: mpsc::Sender<commands::outbox::Command>,
     pub(crate) pinned: pinned::Pinned,
     pub(crate) limiters: limits::Limiters,
     pub(crate) mailbox_limits: communitas_store::MailboxLimits,
-    pub(crate) files: mpsc::Sender<files::Command>,
+    pub(crate) files: mpsc::Sender<commands::files::Command>,
     pub(crate) files_config: FilesConfig,
     pub(crate) serving: files::Sources,
     /// A server node: keeps mailboxes and file shards for others.
     pub(crate) server: bool,
     /// Threads for the file pipeline's CPU and disk work.
     pub(crate) cpu: files::Cpu,
-    pub(crate) presence: mpsc::Sender<presence::Command>,
+    pub(crate) presence: mpsc::Sender<commands::presence::Command>,
     /// The addresses the identity record lists, if announced (`net::Config::announce`).
     pub(crate) announce: Vec<Multiaddr>,
 }
@@ -175,8 +174,8 @@ impl Node {
             let every = config.mailbox_replicate_every;
             tasks.spawn(replicate::run(inner.clone(), every, shutdown.child_token()));
         }
-        let channels = inbound::Channels { publish: publish_tx, mailbox: mbox_tx };
-        tasks.spawn(inbound::run(
+        let channels = dispatch::Channels { publish: publish_tx, mailbox: mbox_tx };
+        tasks.spawn(dispatch::run(
             inner.clone(),
             net_events,
             channels,

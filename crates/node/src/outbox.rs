@@ -25,26 +25,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use crate::commands::outbox::Command;
 use crate::devices::Devices;
 use crate::rng::Os;
 use crate::{Event, Inner};
 
 type Outbox = machine::Outbox<PeerId, Vec<Multiaddr>>;
 type Outcome = machine::Outcome<PeerId, Vec<Multiaddr>>;
-
-pub(crate) enum Command {
-    /// A message was queued (or re-queued from dead letters).
-    Enqueue(Box<OutboxEntry>),
-    /// A control message (a receipt) was queued: delivered like a message, but not
-    /// one the user sent, so it moves no message counter and no message status.
-    EnqueueControl(Box<OutboxEntry>),
-    /// A lookup found this record: remember its devices.
-    Learned { address: Address, record: Box<communitas_crypto::IdentityRecord> },
-    /// A connection to this device opened.
-    PeerOnline(PeerId),
-    /// An end-to-end receipt says this message arrived: stop trying.
-    Delivered(MessageId),
-}
 
 pub(crate) struct Actor {
     inner: Arc<Inner>,
@@ -163,7 +150,7 @@ impl Actor {
             }
             Output::Stored(id) => {
                 tracing::debug!(id = %id.fmt_short(), "left in mailboxes");
-                let _ = self.inner.files.try_send(crate::files::Command::Stored(id));
+                let _ = self.inner.files.try_send(crate::commands::files::Command::Stored(id));
             }
             Output::Metric(Metric::Delivered { latency }) => {
                 metrics.delivered.inc();
@@ -235,25 +222,6 @@ fn status_of(status: machine::Status) -> Status {
         machine::Status::Stored => Status::Stored,
         machine::Status::Delivered => Status::Delivered,
         machine::Status::Failed => Status::Failed,
-    }
-}
-
-/// A new outbox row: due now, no attempts yet, alive for the message TTL.
-pub(crate) fn fresh_entry(
-    id: MessageId,
-    to: Address,
-    envelope: Vec<u8>,
-    now: Timestamp,
-) -> OutboxEntry {
-    OutboxEntry {
-        message_id: id,
-        recipient: to,
-        envelope,
-        attempts: 0,
-        next_attempt_at: now,
-        created_at: now,
-        expires_at: now.saturating_add(crate::MESSAGE_TTL),
-        last_error: None,
     }
 }
 

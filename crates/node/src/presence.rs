@@ -2,8 +2,8 @@
 //! [`communitas_proto::presence::Machine`], which holds every rule and all state.
 //!
 //! The actor owns the machine and feeds it, in one loop: commands from the
-//! [`Handle`] (set our status, typing), updates that `inbound` opened and
-//! `accept`ed (contacts only, not stale), connection events, the contact list
+//! [`Handle`](crate::Handle) (set our status, typing), updates that `inbound` opened
+//! and judged (contacts only, not stale), connection events, the contact list
 //! (at start, once per heartbeat, and at once when a contact is added), the results
 //! of its sends, and its own wake-ups. It carries out what the machine returns, in
 //! order: each `Send` is sealed and sent by a bounded child task (`send`), whose
@@ -22,34 +22,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use communitas_crypto::{Kind, Opened};
-use communitas_net::Rejection;
 use communitas_net::libp2p::{Multiaddr, PeerId};
-use communitas_proto::presence::{self as machine, Body, Input, Machine, Output, Update};
-use communitas_store::Inserted;
+use communitas_proto::presence::{self as machine, Input, Machine, Output, Update};
 use communitas_types::{Address, Timestamp};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use communitas_proto::presence::{Config, Presence, Status, UnknownStatus};
 
-use crate::inbound::{Accepted, Refusal};
+pub(crate) use crate::commands::presence::Command;
 use crate::rng::Os;
-use crate::{Event, Handle, Inner, SendError};
+use crate::{Event, Inner};
 
 /// Setting key of our own status.
-const SETTING: &str = "presence";
-
-pub(crate) enum Command {
-    Set { status: Status, reply: oneshot::Sender<()> },
-    Get { address: Address, reply: oneshot::Sender<Presence> },
-    All { reply: oneshot::Sender<(Status, Vec<(Address, Presence)>)> },
-    Heard { from: Address, timestamp: Timestamp, body: Body },
-    Typing { to: Address, typing: bool },
-    Connection { peer: PeerId, open: bool },
-    ContactAdded(Address),
-}
+pub(crate) const SETTING: &str = "presence";
 
 type Outputs = Vec<Output<PeerId, Vec<Multiaddr>>>;
 
@@ -206,84 +193,4 @@ impl Actor {
 fn instant(at: Timestamp) -> tokio::time::Instant {
     let wait = at.as_millis().saturating_sub(Timestamp::now().as_millis());
     tokio::time::Instant::now() + Duration::from_millis(wait)
-}
-
-/// An opened presence or typing update from the network: only contacts are heard,
-/// nothing is stored, and the actor gets it without waiting.
-pub(crate) async fn accept(inner: &Inner, opened: Opened) -> Result<Accepted, Refusal> {
-    let invalid = |why: String| Refusal::Rejected(Rejection::Invalid, why);
-    let from = inner
-        .pinned
-        .address(&inner.store, &opened.sender)
-        .await
-        .map_err(|e| Refusal::Busy(e.to_string()))?
-        .ok_or_else(|| invalid("presence from someone who is not a contact".into()))?;
-    if machine::is_stale(opened.timestamp, Timestamp::now()) {
-        return Err(Refusal::Rejected(Rejection::Stale, "an old presence update".into()));
-    }
-    let update = if opened.kind == Kind::Presence { Update::Presence } else { Update::Typing };
-    let body = Body::decode(update, &opened.body).map_err(|e| match update {
-        Update::Presence => invalid(format!("bad presence body: {e}")),
-        Update::Typing => invalid(format!("bad typing body: {e}")),
-    })?;
-    let command = Command::Heard { from, timestamp: opened.timestamp, body };
-    inner.presence.try_send(command).map_err(|_| Refusal::Busy("presence is behind".into()))?;
-    Ok(Accepted { inserted: Inserted::New, text_from: None })
-}
-
-impl Handle {
-    async fn ask_presence<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, SendError> {
-        let (reply, answer) = oneshot::channel();
-        self.inner.presence.send(make(reply)).await.map_err(|_| SendError::ShuttingDown)?;
-        answer.await.map_err(|_| SendError::ShuttingDown)
-    }
-
-    async fn require_contact(&self, address: Address) -> Result<(), SendError> {
-        match self.inner.pinned.keys(&self.inner.store, address).await? {
-            Some(_) => Ok(()),
-            None => Err(SendError::NotAContact(address)),
-        }
-    }
-
-    /// Sets our own status (kept across restarts) and tells every contact.
-    pub async fn set_presence(&self, status: Status) -> Result<(), SendError> {
-        self.inner.store.set_setting(SETTING, status.as_str().to_owned()).await?;
-        self.ask_presence(|reply| Command::Set { status, reply }).await
-    }
-
-    /// A contact's presence.
-    pub async fn presence(&self, address: Address) -> Result<Presence, SendError> {
-        self.require_contact(address).await?;
-        self.ask_presence(|reply| Command::Get { address, reply }).await
-    }
-
-    /// Our own status and every contact's presence.
-    pub async fn presence_all(&self) -> Result<(Status, Vec<(Address, Presence)>), SendError> {
-        self.ask_presence(|reply| Command::All { reply }).await
-    }
-
-    /// Tells a contact that we are typing to them (or stopped). Best effort: not
-    /// queued, not retried; repeated "typing" within 3 s is sent once.
-    pub async fn typing(&self, to: Address, typing: bool) -> Result<(), SendError> {
-        self.require_contact(to).await?;
-        self.inner
-            .presence
-            .send(Command::Typing { to, typing })
-            .await
-            .map_err(|_| SendError::ShuttingDown)
-    }
-}
-
-pub(crate) fn connection(inner: &Inner, peer: PeerId, open: bool) {
-    // A full inbox only delays the offline view to the heartbeat window.
-    let _ = inner.presence.try_send(Command::Connection { peer, open });
-}
-
-/// A contact was just added: presence starts now, not at the next reload.
-pub(crate) fn contact_added(inner: &Inner, address: Address) {
-    // A full inbox only delays it to the next reload (one heartbeat).
-    let _ = inner.presence.try_send(Command::ContactAdded(address));
 }

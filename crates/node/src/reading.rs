@@ -44,9 +44,12 @@ impl Handle {
             .ok_or(SendError::NotAContact(peer))?;
         let ids = self.inner.store.read_incoming(peer).await?;
         if !ids.is_empty() && self.settings().await?.read_receipts {
-            crate::receipts::send_kind(&self.inner, peer, &keys, crate::receipts::READ, &ids)
-                .await
-                .map_err(|_| SendError::ShuttingDown)?;
+            let kind = communitas_proto::receipts::Kind::Read;
+            if let Err(e) = crate::receipts::send_kind(&self.inner, peer, &keys, kind, &ids).await {
+                // The messages are read here either way; the sender shows them unread.
+                tracing::warn!(error = %e, "cannot queue a read receipt");
+                return Err(SendError::ShuttingDown);
+            }
         }
         Ok(ids.len())
     }

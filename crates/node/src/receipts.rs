@@ -1,97 +1,75 @@
-//! End-to-end delivery receipts, for messages that came through a mailbox.
+//! End-to-end receipts: the driver of [`communitas_proto::receipts`], which owns the
+//! body's wire format, the cut of long id lists into letters and what a received
+//! receipt asks for ([`Receipt::steps`], [`may_mark`]).
 //!
 //! A message delivered directly is acknowledged by the `/communitas/msg/1` response.
 //! One fetched from a mailbox has no open request to answer, so the recipient sends
-//! the sender a sealed `Receipt` message instead, through the same outbox (so it, too,
-//! survives crashes and falls back to the sender's mailbox).
+//! the sender a sealed `Receipt` letter instead, through the same outbox (so it, too,
+//! survives crashes and falls back to the sender's mailbox). Read receipts (issue 6,
+//! `reading`) and "fetched" receipts (the recipient has a whole file, `files`) are the
+//! same letter with another type.
 //!
-//! Read receipts (issue 6, `reading`) are the same message with type 2: the
-//! recipient read those messages. Type 3 says the recipient has the whole file those
-//! messages carried (the sender then releases the shards it stored on servers).
+//! Sending: [`Receipt::chunks`] → seal → outbox row and control entry → the outbox
+//! actor. Receiving (inside inbound acceptance, once the seen id is committed): each
+//! [`Step`] in order against the store — a mark only for a message of ours to the
+//! receipt's sender; a release is handed to the files actor.
 //!
-//! Body, version 1: `version (1) ‖ type (1 = delivered, 2 = read, 3 = fetched) ‖ count
-//! (u16, ≤ 1024) ‖ message ids (16 bytes each)`.
+//! This module calls no other driver: it asks the outbox and the files actor through
+//! their commands (`crate::commands`).
 
-use std::sync::Arc;
+use communitas_crypto::{Kind as LetterKind, PublicIdentity};
+use communitas_proto::receipts::{Kind, Mark, Receipt, Step, may_mark};
+use communitas_store::{Direction, Status};
+use communitas_types::{Address, MessageId, Timestamp};
 
-use communitas_crypto::{Kind, PublicIdentity};
-use communitas_store::Status;
-use communitas_types::codec::{Reader, Writer};
-use communitas_types::{Address, DecodeError, MessageId, Timestamp};
-
-use crate::outbox::Command;
+use crate::commands::files::Command as FilesCommand;
+use crate::commands::outbox::{Command, fresh_entry};
 use crate::{Event, Inner};
 
-const VERSION: u8 = 1;
-pub(crate) const DELIVERED: u8 = 1;
-pub(crate) const READ: u8 = 2;
-pub(crate) const FETCHED: u8 = 3;
-/// Most ids in one receipt.
-pub(crate) const MAX_IDS: usize = 1024;
-
-fn encode_kind(kind: u8, ids: &[MessageId]) -> Vec<u8> {
-    let ids = ids.get(..ids.len().min(MAX_IDS)).unwrap_or_default();
-    let mut w = Writer::with_capacity(4 + 16 * ids.len());
-    // At most MAX_IDS (1024) ids: the count fits in u16.
-    w.u8(VERSION).u8(kind).raw(&(ids.len() as u16).to_be_bytes());
-    for id in ids {
-        w.raw(id.as_bytes());
-    }
-    w.into_vec()
+/// Why a receipt could not be queued. The ids stay unacknowledged: the sender keeps
+/// trying (delivery) or shows them unread.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SendError {
+    /// No randomness for its id, or sealing failed.
+    #[error("cannot seal a receipt: {0}")]
+    Seal(#[from] communitas_crypto::SealError),
+    /// The store did not take its outbox row.
+    #[error("cannot store a receipt: {0}")]
+    Store(#[from] communitas_store::Error),
+    /// The outbox has stopped.
+    #[error("shutting down")]
+    ShuttingDown,
 }
 
-/// The receipt's type (`DELIVERED` or `READ`) and the ids it covers.
-pub(crate) fn decode(body: &[u8]) -> Result<(u8, Vec<MessageId>), DecodeError> {
-    let mut r = Reader::new(body, 4 + 16 * MAX_IDS)?;
-    if r.u8("receipt version")? != VERSION {
-        return Err(DecodeError::InvalidValue { field: "receipt version" });
-    }
-    let kind = r.u8("receipt type")?;
-    if !matches!(kind, DELIVERED | READ | FETCHED) {
-        return Err(DecodeError::InvalidValue { field: "receipt type" });
-    }
-    let count = usize::from(u16::from_be_bytes(r.array("count")?));
-    if count > MAX_IDS {
-        return Err(DecodeError::TooLong { field: "receipt", len: count, max: MAX_IDS });
-    }
-    let ids =
-        (0..count).map(|_| r.array("id").map(MessageId::from_bytes)).collect::<Result<_, _>>()?;
-    r.finish()?;
-    Ok((kind, ids))
-}
-
-/// Queues a receipt for `ids` to their sender.
+/// Queues a delivery receipt for `ids` to their sender.
 pub(crate) async fn send(
-    inner: &Arc<Inner>,
+    inner: &Inner,
     to: Address,
     keys: &PublicIdentity,
     ids: &[MessageId],
-) -> Result<(), String> {
-    send_kind(inner, to, keys, DELIVERED, ids).await
+) -> Result<(), SendError> {
+    send_kind(inner, to, keys, Kind::Delivered, ids).await
 }
 
-/// Queues a receipt of type `kind` for `ids` to their sender.
+/// Queues receipts of type `kind` for `ids` to their sender, as many letters as
+/// [`Receipt::chunks`] cuts them into.
 pub(crate) async fn send_kind(
     inner: &Inner,
     to: Address,
     keys: &PublicIdentity,
-    kind: u8,
+    kind: Kind,
     ids: &[MessageId],
-) -> Result<(), String> {
-    for chunk in ids.chunks(MAX_IDS) {
-        let id = crate::seal::fresh_id().map_err(|e| e.to_string())?;
+) -> Result<(), SendError> {
+    for receipt in Receipt::chunks(kind, ids) {
+        let id = crate::seal::fresh_id()?;
         let now = Timestamp::now();
-        let body = encode_kind(kind, chunk);
-        let envelope = crate::seal::letter(inner, keys, id, now, Kind::Receipt, &body)
-            .map_err(|e| e.to_string())?;
-        let entry = crate::outbox::fresh_entry(id, to, envelope, now);
-        inner.store.insert_control(entry.clone()).await.map_err(|e| e.to_string())?;
+        let body = receipt.to_bytes();
+        let envelope = crate::seal::letter(inner, keys, id, now, LetterKind::Receipt, &body)?;
+        let entry = fresh_entry(id, to, envelope, now);
+        inner.store.insert_control(entry.clone()).await?;
         inner.metrics.outbox_depth.inc();
-        inner
-            .outbox
-            .send(Command::EnqueueControl(Box::new(entry)))
-            .await
-            .map_err(|_| "shutting down".to_owned())?;
+        let command = Command::EnqueueControl(Box::new(entry));
+        inner.outbox.send(command).await.map_err(|_| SendError::ShuttingDown)?;
     }
     Ok(())
 }
@@ -108,47 +86,75 @@ pub(crate) async fn file_fetched(inner: &Inner, to: Address, message_id: Message
             return;
         }
     };
-    if let Err(e) = send_kind(inner, to, &keys, FETCHED, &[message_id]).await {
+    if let Err(e) = send_kind(inner, to, &keys, Kind::Fetched, &[message_id]).await {
         tracing::warn!(error = %e, "cannot queue a fetched receipt");
     }
 }
 
-/// A receipt arrived from `from`: mark those of our messages to `from` delivered
-/// (or read; or, for files, fetched).
+/// Why a received receipt was not carried out to the end.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApplyError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] communitas_store::Error),
+    /// The node is stopping.
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+/// A receipt arrived from `from`: carries out its [`Step`]s in order.
 pub(crate) async fn received(
     inner: &Inner,
     from: Address,
-    kind: u8,
-    ids: Vec<MessageId>,
-) -> Result<(), communitas_store::Error> {
-    if kind == READ {
-        for id in ids {
-            if inner.store.mark_read(from, id).await? {
-                inner.emit(Event::StatusChanged { id, to: from, status: Status::Read });
-                let _ = inner.outbox.send(Command::Delivered(id)).await;
+    receipt: &Receipt,
+) -> Result<(), ApplyError> {
+    for step in receipt.steps() {
+        match step {
+            Step::Release(message) => {
+                // The files actor checks the message is ours to `from` and owns the
+                // release; waiting for room in its inbox keeps the order of steps.
+                let command = FilesCommand::Fetched { from, message };
+                inner.files.send(command).await.map_err(|_| ApplyError::ShuttingDown)?;
             }
-        }
-        return Ok(());
-    }
-    if kind == FETCHED {
-        for id in &ids {
-            crate::files::fetched(inner, from, *id).await?;
+            Step::Mark(id, mark) => mark_one(inner, from, id, mark).await?,
         }
     }
-    // Delivered, and fetched too: a file fetched was a message received.
-    for id in ids {
-        let Some(row) = inner.store.message(id).await? else { continue };
-        // Only the recipient of a message can acknowledge it.
-        if row.message.peer != from || row.message.direction != communitas_store::Direction::Out {
-            continue;
-        }
-        if inner.store.mark_delivered(id).await? {
+    Ok(())
+}
+
+/// Marks our message `id` to `from` as `mark`, if [`may_mark`] allows it; when the row
+/// changes, the UI hears the new status and the outbox stops trying.
+async fn mark_one(
+    inner: &Inner,
+    from: Address,
+    id: MessageId,
+    mark: Mark,
+) -> Result<(), ApplyError> {
+    let changed = match mark {
+        // The store's `mark_read` only touches a message of ours to `from`.
+        Mark::Read => inner.store.mark_read(from, id).await?,
+        Mark::Delivered => {
+            let Some(row) = inner.store.message(id).await? else { return Ok(()) };
+            let outgoing = row.message.direction == Direction::Out;
+            if !may_mark(from, row.message.peer, outgoing)
+                || !inner.store.mark_delivered(id).await?
+            {
+                return Ok(());
+            }
             inner.metrics.delivered.inc();
             let ms = Timestamp::now().as_millis().saturating_sub(row.message.timestamp.as_millis());
             inner.metrics.delivery_latency.observe(ms as f64 / 1000.0);
-            inner.emit(Event::StatusChanged { id, to: from, status: Status::Delivered });
-            let _ = inner.outbox.send(Command::Delivered(id)).await;
+            true
         }
+    };
+    if changed {
+        let status = match mark {
+            Mark::Read => Status::Read,
+            Mark::Delivered => Status::Delivered,
+        };
+        inner.emit(Event::StatusChanged { id, to: from, status });
+        // The outbox may be stopping; the row is marked either way.
+        let _ = inner.outbox.send(Command::Delivered(id)).await;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use communitas_crypto::{Kind, PublicIdentity, SealError, random};
 use communitas_store::{Contact, Direction, NewMessage, Status};
 use communitas_types::{Address, MessageId, Timestamp};
 
-use crate::outbox::Command;
+use crate::commands::outbox::{Command, fresh_entry};
 use crate::{Event, Inner};
 
 /// Why a message (or contact) was not accepted. Nothing was queued.
@@ -100,7 +100,7 @@ pub(crate) async fn queue(
         timestamp: now,
         status: Status::Queued,
     };
-    let entry = crate::outbox::fresh_entry(id, to, envelope, now);
+    let entry = fresh_entry(id, to, envelope, now);
     inner.store.insert_outgoing(message, entry.clone()).await?;
     // Durable from here on: whatever happens next, the outbox has it.
     inner.metrics.outbox_depth.inc();
@@ -157,7 +157,9 @@ pub(crate) async fn add_contact(
     };
     inner.store.add_contact(contact.clone()).await?;
     inner.pinned.remember(address, &contact.identity);
-    crate::presence::contact_added(inner, address);
+    // Presence starts now, not at the next reload; a full inbox only delays it to
+    // that reload (one heartbeat).
+    let _ = inner.presence.try_send(crate::commands::presence::Command::ContactAdded(address));
     // The outbox needs the devices next; spare it a second lookup.
     let _ = inner.outbox.try_send(Command::Learned { address, record: Box::new(record) });
     Ok(contact)

@@ -22,7 +22,8 @@
 //!                      transaction → r.committed(Inserted) → Reply (answer, show?, …)
 //!   Plan::Receipt(r) → driver: sender's address, seen id → r.committed(Inserted)
 //!                      → Reply (apply the receipt if new, then answer)
-//!   Plan::Presence   → the presence driver (never stored, no seen id)
+//!   Plan::Presence   → driver: the sender is a contact? → heard(&opened, now) → Body
+//!                      → the presence driver (never stored, no seen id)
 //!   Plan::Ignore     → answered `Delivered`, nothing stored (a newer version's kind)
 //! ```
 //!
@@ -38,6 +39,7 @@ use communitas_crypto::{Envelope, Identity, Kind, OpenError, Opened};
 use communitas_types::{DecodeError, Timestamp};
 
 use crate::file::Manifest;
+use crate::presence::{self, Body, Update};
 use crate::receipts::Receipt;
 
 /// How long a message is kept trying, and how long its id is remembered
@@ -229,6 +231,22 @@ pub fn decide(opened: &Opened, now: Timestamp) -> Result<Plan, Rejected> {
         // System, a newer version's kind, and any kind added to the enum later.
         _ => Plan::Ignore,
     })
+}
+
+/// Judges a presence or typing update (a [`Plan::Presence`]) at `now`, once the driver
+/// found its sender among the contacts (else [`Rejected::NotAContact`]): refused if
+/// older than the presence window ([`presence::is_stale`]) or if its body does not
+/// decode, else its body for the presence machine.
+pub fn heard(opened: &Opened, now: Timestamp) -> Result<Body, Rejected> {
+    if presence::is_stale(opened.timestamp, now) {
+        return Err(Rejected::OldPresence);
+    }
+    match opened.kind {
+        Kind::Presence => {
+            Body::decode(Update::Presence, &opened.body).map_err(Rejected::BadPresence)
+        }
+        _ => Body::decode(Update::Typing, &opened.body).map_err(Rejected::BadTyping),
+    }
 }
 
 /// A text or file letter on its way into history.

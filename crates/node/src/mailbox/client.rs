@@ -83,7 +83,7 @@ pub(crate) async fn fetcher(
         opening: HashMap::new(),
         queued: VecDeque::new(),
     };
-    let timer = tokio::time::sleep(Duration::from_secs(3600));
+    let timer = tokio::time::sleep(PARKED);
     tokio::pin!(timer);
     driver.feed(Input::Tick, &mut timer).await;
     loop {
@@ -110,11 +110,19 @@ pub(crate) async fn fetcher(
                     Err(_) => Input::LookupFailed,
                 }
             }
-            () = &mut timer => Input::Tick,
+            () = &mut timer => {
+                // An elapsed sleep stays ready: park it until the machine asks again
+                // (it asks at once for any wake-up still due), or this loop would spin.
+                timer.as_mut().reset(tokio::time::Instant::now() + PARKED);
+                Input::Tick
+            }
         };
         driver.feed(input, &mut timer).await;
     }
 }
+
+/// The timer's setting while the machine wants no wake-up.
+const PARKED: Duration = Duration::from_secs(3600);
 
 /// Where a list of holders came from.
 #[derive(Debug, Clone, Copy)]

@@ -197,3 +197,29 @@ fn a_failure_on_the_way_is_busy_never_rejected() {
     assert_eq!(Rejected::OldPresence.rejection(), Rejection::Stale);
     assert_eq!(Rejected::NotAContact.rejection(), Rejection::Invalid);
 }
+
+#[test]
+fn presence_is_heard_inside_its_window_with_a_body_that_decodes() {
+    use crate::presence::{STALE, Status, wire};
+    let online = wire::encode_presence(Status::Away, Duration::from_secs(30));
+    let heard_at = |kind, at, body: &[u8]| heard(&letter(kind, at, body), NOW);
+    let Ok(Body::Presence(body)) = heard_at(Kind::Presence, NOW, &online) else {
+        panic!("a fresh presence update is heard")
+    };
+    assert_eq!(body.status, Status::Away);
+    assert_eq!(
+        heard_at(Kind::Typing, NOW, &wire::encode_typing(true)).unwrap(),
+        Body::Typing(true)
+    );
+    // Exactly the window old is still heard; a millisecond more is stale.
+    let edge = NOW.saturating_sub(STALE);
+    assert!(heard_at(Kind::Presence, edge, &online).is_ok());
+    let old = heard_at(Kind::Typing, edge.saturating_sub(MS), &wire::encode_typing(false));
+    assert!(matches!(old, Err(Rejected::OldPresence)));
+    assert_eq!(old.unwrap_err().rejection(), Rejection::Stale);
+    // A body of the other kind does not decode as this one.
+    let crossed = heard_at(Kind::Typing, NOW, &online).unwrap_err();
+    assert!(matches!(crossed, Rejected::BadTyping(_)));
+    assert!(matches!(heard_at(Kind::Presence, NOW, b"\x01"), Err(Rejected::BadPresence(_))));
+    assert_eq!(crossed.rejection(), Rejection::Invalid);
+}

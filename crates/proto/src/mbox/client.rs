@@ -258,9 +258,9 @@ impl<P: Copy + PartialEq + Into<Vec<u8>>, S: Sign> Client<P, S> {
     }
 
     fn tick(&mut self, now: Timestamp) {
-        if self.wake.is_some_and(|at| at <= now) {
-            self.wake = None;
-        }
+        // A tick is the timer firing: the wake-up asked for is spent (even one that
+        // fired early by the driver's clock), so the next due time is asked again.
+        self.wake = None;
         match self.phase {
             Phase::Idle { at: Some(at) } if at <= now => self.begin(),
             Phase::Fetching { .. } => self.with_round(now, |round, io| round.tick(io)),
