@@ -27,10 +27,14 @@ use super::seed::sweep;
 use super::world::{Config, EPOCH, NodeId, World};
 use communitas_types::Timestamp;
 
-const SERVERS: u16 = 10;
-const OWNER: NodeId = NodeId(SERVERS);
-const SENDER: NodeId = NodeId(SERVERS + 1);
-const MESSAGES: usize = 60;
+/// Server nodes in the world (nodes `0..SERVERS`).
+pub const SERVERS: u16 = 10;
+/// The mailbox's owner: the [`waiting`] envelopes are sealed to it.
+pub const OWNER: NodeId = NodeId(SERVERS);
+/// Who sealed them.
+pub const SENDER: NodeId = NodeId(SERVERS + 1);
+/// Envelopes waiting.
+pub const MESSAGES: usize = 60;
 const EVERY: Duration = Duration::from_secs(5 * 60);
 
 /// The servers keeping each of `hashes`, among those up.
