@@ -17,14 +17,12 @@ use std::time::Duration;
 
 use communitas_proto::Random;
 use communitas_proto::mbox::client::{self, Acceptance, REQUEST_DEADLINE};
-use communitas_proto::mbox::server::ENVELOPE_TTL;
 use communitas_proto::random::Seeded;
 use communitas_types::Timestamp;
 
 use super::fixtures::{closest, mailbox};
-use super::holders::{MESSAGES, OWNER, SENDER, SERVERS, waiting};
+use super::holders::{MESSAGES, OWNER, SENDER, SERVERS, deposit, waiting};
 use super::mnode::{Disk, Event, MboxNode};
-use super::mstore::Kept;
 use super::net::Link;
 use super::replicate::REPLICAS;
 use super::seed::sweep;
@@ -68,18 +66,7 @@ fn run(seed: u64, dead: Dead) -> Run {
     owner.fetcher = Some(client::Config::default());
     disks.push(owner);
     disks.push(Disk::new(false, &servers));
-    for (at, hash, envelope) in waiting() {
-        for h in holders {
-            let kept = Kept {
-                mailbox: mailbox(OWNER),
-                envelope: envelope.clone(),
-                sender: SENDER,
-                received_at: *at,
-                expires_at: at.saturating_add(ENVELOPE_TTL),
-            };
-            disks[h.index()].mbox.kept.insert(*hash, kept);
-        }
-    }
+    deposit(&mut disks, holders);
     let config = Config { request_timeout: Duration::from_secs(30), ..Config::default() };
     let mut world = World::with_down(seed, config, disks, &[OWNER]);
     world.link(OWNER, dead, Link { loss: 1.0, ..Link::default() });

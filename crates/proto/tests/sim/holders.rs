@@ -64,16 +64,11 @@ pub fn waiting() -> &'static [Waiting] {
     })
 }
 
-/// A world of [`SERVERS`] servers, the owner and the sender, with the [`waiting`]
-/// envelopes at the five servers nearest the owner's mailbox.
-pub fn deposited(seed: u64) -> (World<MboxNode>, Vec<NodeId>, Vec<[u8; 32]>) {
-    let servers: Vec<NodeId> = (0..SERVERS).map(NodeId).collect();
-    let holders = closest(mailbox(OWNER), &servers, REPLICAS);
-    let mut disks: Vec<Disk> = servers.iter().map(|_| Disk::new(true, &servers)).collect();
-    disks.push(Disk::new(false, &servers));
-    disks.push(Disk::new(false, &servers));
+/// Leaves the [`waiting`] envelopes at each of `holders` (indexes into `disks`), as
+/// a sender's deposit left them.
+pub fn deposit(disks: &mut [Disk], holders: &[NodeId]) {
     for (at, hash, envelope) in waiting() {
-        for h in &holders {
+        for h in holders {
             let kept = Kept {
                 mailbox: mailbox(OWNER),
                 envelope: envelope.clone(),
@@ -84,6 +79,17 @@ pub fn deposited(seed: u64) -> (World<MboxNode>, Vec<NodeId>, Vec<[u8; 32]>) {
             disks[h.index()].mbox.kept.insert(*hash, kept);
         }
     }
+}
+
+/// A world of [`SERVERS`] servers, the owner and the sender, with the [`waiting`]
+/// envelopes at the five servers nearest the owner's mailbox.
+pub fn deposited(seed: u64) -> (World<MboxNode>, Vec<NodeId>, Vec<[u8; 32]>) {
+    let servers: Vec<NodeId> = (0..SERVERS).map(NodeId).collect();
+    let holders = closest(mailbox(OWNER), &servers, REPLICAS);
+    let mut disks: Vec<Disk> = servers.iter().map(|_| Disk::new(true, &servers)).collect();
+    disks.push(Disk::new(false, &servers));
+    disks.push(Disk::new(false, &servers));
+    deposit(&mut disks, &holders);
     let link = Link { loss: 0.02, ..Link::default() };
     let config = Config { link, request_timeout: Duration::from_secs(30), ..Config::default() };
     let world = World::new(seed, config, disks);
