@@ -199,7 +199,7 @@ fn catch_up_with_the_first_holder_asked_dead_waits_on_it_no_longer_than_its_dead
             );
             let deadline = dead_asked.saturating_add(REQUEST_DEADLINE);
             // Nobody waited on it: every envelope was in before its deadline...
-            let last = events.iter().filter(|(_, e)| matches!(e, Event::Accepted(..))).last();
+            let last = events.iter().rev().find(|(_, e)| matches!(e, Event::Accepted(..)));
             assert!(last.is_some_and(|(at, _)| *at < deadline), "all in before its deadline");
             // ...and the round was over within the spare's walk after it.
             let done = events.iter().find(|(_, e)| matches!(e, Event::RoundDone { .. }));
