@@ -18,7 +18,8 @@
 //!
 //! - [`mnode`](sim::mnode): the mailbox server machine over [`mstore`](sim::mstore)
 //!   (a model of the store's mailbox tables), re-replication
-//!   ([`replicate`](sim::replicate), the policy driven as the node drives it).
+//!   ([`replicate`](sim::replicate), the policy driven as the node drives it), and on
+//!   a user's node the mailbox client machine, its acceptance a durable write.
 //! - [`post`](sim::post): the outbox machine, and the receiver's inbound acceptance.
 //! - [`presence`](sim::presence): the presence machine.
 //!
@@ -33,6 +34,9 @@
 //!   next; a restarted contact back within a round trip.
 //! - [`holders`](sim::holders): five holders, two die, the copies are re-replicated.
 //! - [`expiry`](sim::expiry): the mailbox server's nonce and session expiry.
+//! - [`catchup`](sim::catchup): catch-up at start from five holders, one dead (at
+//!   random, or the first asked): 60 envelopes in exactly once, acked at each live
+//!   holder, the last within 2 s; the dead one costs one request deadline.
 //!
 //! # Adding a scenario
 //!
@@ -72,6 +76,8 @@
 
 mod sim {
     //! The simulator's modules (one folder, one test binary).
+    #[path = "catchup.rs"]
+    pub mod catchup;
     #[path = "delivery.rs"]
     pub mod delivery;
     #[path = "expiry.rs"]

@@ -27,10 +27,14 @@ use super::seed::sweep;
 use super::world::{Config, EPOCH, NodeId, World};
 use communitas_types::Timestamp;
 
-const SERVERS: u16 = 10;
-const OWNER: NodeId = NodeId(SERVERS);
-const SENDER: NodeId = NodeId(SERVERS + 1);
-const MESSAGES: usize = 60;
+/// Server nodes in the world (nodes `0..SERVERS`).
+pub const SERVERS: u16 = 10;
+/// The mailbox's owner: the [`waiting`] envelopes are sealed to it.
+pub const OWNER: NodeId = NodeId(SERVERS);
+/// Who sealed them.
+pub const SENDER: NodeId = NodeId(SERVERS + 1);
+/// Envelopes waiting.
+pub const MESSAGES: usize = 60;
 const EVERY: Duration = Duration::from_secs(5 * 60);
 
 /// The servers keeping each of `hashes`, among those up.
@@ -60,16 +64,11 @@ pub fn waiting() -> &'static [Waiting] {
     })
 }
 
-/// A world of [`SERVERS`] servers, the owner and the sender, with the [`waiting`]
-/// envelopes at the five servers nearest the owner's mailbox.
-pub fn deposited(seed: u64) -> (World<MboxNode>, Vec<NodeId>, Vec<[u8; 32]>) {
-    let servers: Vec<NodeId> = (0..SERVERS).map(NodeId).collect();
-    let holders = closest(mailbox(OWNER), &servers, REPLICAS);
-    let mut disks: Vec<Disk> = servers.iter().map(|_| Disk::new(true, &servers)).collect();
-    disks.push(Disk::new(false, &servers));
-    disks.push(Disk::new(false, &servers));
+/// Leaves the [`waiting`] envelopes at each of `holders` (indexes into `disks`), as
+/// a sender's deposit left them.
+pub fn deposit(disks: &mut [Disk], holders: &[NodeId]) {
     for (at, hash, envelope) in waiting() {
-        for h in &holders {
+        for h in holders {
             let kept = Kept {
                 mailbox: mailbox(OWNER),
                 envelope: envelope.clone(),
@@ -80,6 +79,17 @@ pub fn deposited(seed: u64) -> (World<MboxNode>, Vec<NodeId>, Vec<[u8; 32]>) {
             disks[h.index()].mbox.kept.insert(*hash, kept);
         }
     }
+}
+
+/// A world of [`SERVERS`] servers, the owner and the sender, with the [`waiting`]
+/// envelopes at the five servers nearest the owner's mailbox.
+pub fn deposited(seed: u64) -> (World<MboxNode>, Vec<NodeId>, Vec<[u8; 32]>) {
+    let servers: Vec<NodeId> = (0..SERVERS).map(NodeId).collect();
+    let holders = closest(mailbox(OWNER), &servers, REPLICAS);
+    let mut disks: Vec<Disk> = servers.iter().map(|_| Disk::new(true, &servers)).collect();
+    disks.push(Disk::new(false, &servers));
+    disks.push(Disk::new(false, &servers));
+    deposit(&mut disks, &holders);
     let link = Link { loss: 0.02, ..Link::default() };
     let config = Config { link, request_timeout: Duration::from_secs(30), ..Config::default() };
     let world = World::new(seed, config, disks);

@@ -10,13 +10,20 @@
 //!   `replicate` driver does.
 //! - A scenario can send any frame itself ([`Command::Ask`]) and read the answer
 //!   ([`Event::Answer`]): that is how the server's rules are probed from outside.
+//! - A user's node (its disk has a [`Disk::fetcher`]) runs the mailbox client machine
+//!   (`communitas_proto::mbox::client`) as `communitas_node`'s fetcher drives it: its
+//!   lookups answered by the servers it knows, nearest its mailbox first (the DHT's
+//!   stand-in), the requests to holders on the network, and acceptance a durable
+//!   write that opens the real envelope and answers from the commit.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use communitas_crypto::Envelope;
+use communitas_proto::mbox::client::{self, Acceptance, Client, Delivered, NoAnswer, Sign};
 use communitas_proto::mbox::server::{self, Input, Metric, Output, RequestId, Server, Work};
 use communitas_proto::mbox::{MboxRequest, MboxResponse, Refusal};
-use communitas_types::{MailboxId, Timestamp};
+use communitas_types::{MailboxId, MessageId, Timestamp};
 
 use super::fixtures;
 use super::mstore::MailboxStore;
@@ -36,6 +43,11 @@ pub struct Disk {
     pub replicate_every: Duration,
     /// The mailbox tables (server role).
     pub mbox: MailboxStore,
+    /// A user's node: the mailbox client's settings (`None`: it fetches nothing).
+    pub fetcher: Option<client::Config>,
+    /// A user's node: the messages acceptance stored, by id, with the hash of the
+    /// envelope that brought each.
+    pub inbox: BTreeMap<MessageId, [u8; 32]>,
 }
 
 impl Disk {
@@ -47,6 +59,8 @@ impl Disk {
             servers: servers.to_vec(),
             replicate_every: Duration::from_secs(5 * 60),
             mbox: MailboxStore::default(),
+            fetcher: None,
+            inbox: BTreeMap::new(),
         }
     }
 }
@@ -61,6 +75,8 @@ pub enum Write {
     Held(Timestamp, Vec<(MailboxId, Vec<[u8; 32]>)>),
     /// Re-replication: the entries of `mailbox` among `hashes` unexpired at this time.
     Entries(MailboxId, Vec<[u8; 32]>, Timestamp, Vec<(Vec<u8>, Timestamp)>),
+    /// A user's node: acceptance of a fetched envelope by `me`, and its verdict.
+    Accept { me: NodeId, hash: [u8; 32], envelope: Vec<u8>, verdict: Option<Acceptance> },
 }
 
 /// What a scenario asks.
@@ -81,6 +97,18 @@ pub enum Event {
     WakeFetcher,
     /// A re-replication copy was taken by `to`.
     Replicated { to: NodeId },
+    /// The mailbox client sent a challenge (`true`) or another frame to a holder.
+    Asked { holder: NodeId, challenge: bool },
+    /// The mailbox client handed this envelope to acceptance.
+    Accepting([u8; 32]),
+    /// Acceptance committed its verdict on this envelope.
+    Accepted([u8; 32], Acceptance),
+    /// The mailbox client queued a receipt for these messages.
+    Receipts { to: NodeId, ids: Vec<MessageId> },
+    /// The mailbox client counted a duplicate.
+    Duplicate,
+    /// A mailbox round is over.
+    RoundDone { answered: usize },
 }
 
 /// Which machine a timer wakes.
@@ -90,6 +118,8 @@ pub enum Timer {
     Server,
     /// The re-replication period.
     Replicate,
+    /// The mailbox client's `WakeAt`.
+    Client,
 }
 
 /// What an outgoing request was for.
@@ -98,6 +128,17 @@ enum Purpose {
     Ask,
     Notify,
     Replicate(replicate::Step),
+    Fetch(client::RequestId),
+}
+
+/// Signs fetch proofs with the node's identity (as the node's signer borrows it).
+#[derive(Debug)]
+pub struct Signer(NodeId);
+
+impl Sign for Signer {
+    fn sign(&self, message: &[u8]) -> [u8; 64] {
+        fixtures::identity(self.0).sign(message)
+    }
 }
 
 /// See the module docs.
@@ -108,6 +149,8 @@ pub struct MboxNode {
     next_request: u64,
     replicator: Option<Replicator>,
     outgoing: BTreeMap<ReqId, Purpose>,
+    /// A user's node: the mailbox client, and the servers it knows.
+    client: Option<(Client<NodeId, Signer>, Vec<NodeId>)>,
 }
 
 impl MboxNode {
@@ -124,7 +167,10 @@ impl MboxNode {
                     let id = cx.request(owner, MboxRequest::Notify { mailbox }.encode());
                     self.outgoing.insert(id, Purpose::Notify);
                 }
-                Output::WakeFetcher => cx.observe(Event::WakeFetcher),
+                Output::WakeFetcher => {
+                    cx.observe(Event::WakeFetcher);
+                    self.client(client::Input::Wake, cx);
+                }
                 Output::Count(metric) => cx.observe(Event::Count(metric)),
                 Output::WakeAt(at) => cx.set_timer(at, Timer::Server),
                 other => panic!("an output the simulator does not know: {other:?}"),
@@ -135,6 +181,50 @@ impl MboxNode {
     fn server(&mut self, input: Input<NodeId>, cx: &mut Cx<'_, Self>) {
         let outputs: Vec<_> = self.server.handle(input, cx.now(), cx.rng()).collect();
         self.route_server(outputs, cx);
+    }
+
+    fn client(&mut self, input: client::Input<NodeId>, cx: &mut Cx<'_, Self>) {
+        let Some((machine, servers)) = self.client.as_mut() else { return };
+        let outputs: Vec<_> = machine.handle(input, cx.now()).collect();
+        let servers = servers.clone();
+        self.route_client(outputs, &servers, cx);
+    }
+
+    /// Carries out the mailbox client's outputs, in order.
+    fn route_client(
+        &mut self,
+        outputs: Vec<client::Output<NodeId>>,
+        servers: &[NodeId],
+        cx: &mut Cx<'_, Self>,
+    ) {
+        let me = cx.me();
+        for output in outputs {
+            match output {
+                client::Output::FindHolders => {
+                    let found = fixtures::closest(fixtures::mailbox(me), servers, servers.len());
+                    self.client(client::Input::Holders(found), cx);
+                }
+                client::Output::Send { holder, request_id, request } => {
+                    let challenge = matches!(request, MboxRequest::Challenge { .. });
+                    cx.observe(Event::Asked { holder, challenge });
+                    let id = cx.request(holder, request.encode());
+                    self.outgoing.insert(id, Purpose::Fetch(request_id));
+                }
+                client::Output::Accept { hash, envelope } => {
+                    cx.observe(Event::Accepting(hash));
+                    cx.persist(Write::Accept { me, hash, envelope, verdict: None });
+                }
+                client::Output::Receipts { to, ids, .. } => {
+                    cx.observe(Event::Receipts { to: fixtures::node_of(to), ids });
+                }
+                client::Output::Count(_) => cx.observe(Event::Duplicate),
+                client::Output::RoundDone { answered } => {
+                    cx.observe(Event::RoundDone { answered });
+                }
+                client::Output::WakeAt(at) => cx.set_timer(at, Timer::Client),
+                other => panic!("an output the simulator does not know: {other:?}"),
+            }
+        }
     }
 
     fn route_replicator(&mut self, steps: Vec<replicate::Do>, cx: &mut Cx<'_, Self>) {
@@ -169,9 +259,15 @@ impl Node for MboxNode {
                 .serving
                 .then(|| Replicator::new(me, disk.servers.clone(), disk.replicate_every)),
             outgoing: BTreeMap::new(),
+            client: disk.fetcher.map(|config| {
+                let identity = fixtures::identity(me).public();
+                (Client::new(config, me, identity, Signer(me)), disk.servers.clone())
+            }),
         };
         // The driver starts the machine with a tick (its first sweep).
         node.server(Input::Tick, cx);
+        // The fetcher too: its first input is its start.
+        node.client(client::Input::Tick, cx);
         if disk.serving {
             // The node skips the interval's immediate first tick: it is still joining.
             cx.set_timer(cx.now().saturating_add(disk.replicate_every), Timer::Replicate);
@@ -194,6 +290,9 @@ impl Node for MboxNode {
             Write::Entries(mailbox, hashes, now, entries) => {
                 *entries = disk.mbox.entries(*mailbox, hashes, *now);
             }
+            Write::Accept { me, hash, envelope, verdict } => {
+                *verdict = Some(accept(disk, *me, *hash, envelope));
+            }
         }
     }
 
@@ -210,6 +309,11 @@ impl Node for MboxNode {
                 self.server(Input::StoreDone { request_id, outcome }, cx);
             }
             Write::Store(..) => {}
+            Write::Accept { hash, verdict: Some(acceptance), .. } => {
+                cx.observe(Event::Accepted(hash, acceptance.clone()));
+                self.client(client::Input::Accepted { hash, acceptance }, cx);
+            }
+            Write::Accept { .. } => {}
             read => {
                 if let Some(r) = self.replicator.as_mut() {
                     let steps = r.read_done(read, cx.now());
@@ -250,6 +354,10 @@ impl Node for MboxNode {
                     self.route_replicator(steps, cx);
                 }
             }
+            Some(Purpose::Fetch(request_id)) => {
+                let answer = answer.map_err(|_| NoAnswer);
+                self.client(client::Input::Answer { request_id, answer }, cx);
+            }
             Some(Purpose::Notify) | None => {}
         }
     }
@@ -257,6 +365,7 @@ impl Node for MboxNode {
     fn on_timer(&mut self, timer: Timer, cx: &mut Cx<'_, Self>) {
         match timer {
             Timer::Server => self.server(Input::Tick, cx),
+            Timer::Client => self.client(client::Input::Tick, cx),
             Timer::Replicate => {
                 if let Some(r) = self.replicator.as_mut() {
                     let every = r.every();
@@ -267,4 +376,23 @@ impl Node for MboxNode {
             }
         }
     }
+}
+
+/// Acceptance on a user's node, as the node's inbound path decides it: an envelope
+/// that opens for `me` is stored (a duplicate of a stored one is accepted again, and
+/// owes no receipt); one that does not is refused for good.
+fn accept(disk: &mut Disk, me: NodeId, hash: [u8; 32], envelope: &[u8]) -> Acceptance {
+    let Ok(envelope) = Envelope::from_bytes(envelope) else { return Acceptance::Rejected };
+    let Ok(opened) = envelope.open(fixtures::identity(me)) else { return Acceptance::Rejected };
+    if disk.inbox.contains_key(&opened.message_id) {
+        return Acceptance::Accepted { receipt: None };
+    }
+    disk.inbox.insert(opened.message_id, hash);
+    let from = (0..64u16).map(NodeId).find(|n| fixtures::identity(*n).public() == &opened.sender);
+    let receipt = from.map(|from| Delivered {
+        from: fixtures::address(from),
+        keys: Box::new(opened.sender.clone()),
+        id: opened.message_id,
+    });
+    Acceptance::Accepted { receipt }
 }

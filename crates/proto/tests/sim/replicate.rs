@@ -112,7 +112,7 @@ impl Replicator {
                     })
                     .collect()
             }
-            Write::Store(..) => vec![],
+            Write::Store(..) | Write::Accept { .. } => vec![],
         }
     }
 

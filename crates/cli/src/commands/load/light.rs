@@ -5,13 +5,19 @@
 //! `/communitas/msg/1`, `/communitas/mbox/1`; no Kademlia, no AutoNAT, no DCUtR — on
 //! loopback DCUtR would upgrade every circuit to a direct connection and take the
 //! server out of the path we want to measure) and no store: it answers direct
-//! messages at once and fetches its mailbox when the server notifies it, as
-//! `node::mailbox::fetcher` does, plus a poll every 15 s. Thousands share one tokio
-//! runtime; an idle one costs a few timers and two connections.
+//! messages at once and fetches its mailbox when the server notifies it, plus a poll
+//! every 15 s. Thousands share one tokio runtime; an idle one costs a few timers and
+//! two connections.
+//!
+//! Its mailbox rounds are the node's: it drives the same machine,
+//! `communitas_proto::mbox::client` (challenge, signed fetch, ack, again while there
+//! was mail), with one candidate, the server it joined, and a request deadline as
+//! long as the transport's timeout (a loaded server is slow, not dead). Every fetched
+//! envelope counts as delivered and is accepted at once.
 //!
 //! What happens to each message is written to the shared [`Ledger`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,9 +29,10 @@ use communitas_net::libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use communitas_net::libp2p::{
     Multiaddr, PeerId, Swarm, identify, identity, noise, ping, relay, tcp, yamux,
 };
+use communitas_net::mbox::client::{self, Acceptance, Input, NoAnswer, Output, RequestId};
 use communitas_net::mbox::{MBOX_PROTOCOL, MboxCodec, MboxRequest, MboxResponse};
 use communitas_net::{MSG_PROTOCOL, Receipt};
-use communitas_types::MailboxId;
+use communitas_types::{MailboxId, Timestamp};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -36,6 +43,25 @@ use super::ledger::Ledger;
 const POLL_EVERY: Duration = Duration::from_secs(15);
 /// Bytes asked for per fetch.
 const FETCH_BYTES: u32 = 1024 * 1024;
+/// How long a request may take: libp2p's request timeout below, the same for the
+/// mailbox machine's deadline (a server under load answers late, and late still
+/// counts).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The mailbox machine's settings for a light client: one holder, the server.
+fn fetch_config() -> client::Config {
+    client::Config {
+        replicas: 1,
+        candidates: 1,
+        request_deadline: REQUEST_TIMEOUT,
+        fetch_bytes: FETCH_BYTES,
+        // It starts on the relay reservation (a wake-up), and a refused or failed
+        // round waits for the next notice or poll, as a joined client does.
+        joining: Duration::ZERO,
+        every: POLL_EVERY,
+        ..client::Config::default()
+    }
+}
 
 #[derive(NetworkBehaviour)]
 #[behaviour(prelude = "communitas_net::libp2p::swarm::derive_prelude")]
@@ -62,19 +88,9 @@ pub(crate) enum Command {
     Sweep { reply: oneshot::Sender<()> },
 }
 
-/// Where a mailbox round is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fetch {
-    Idle,
-    Challenge(OutboundRequestId),
-    Envelopes(OutboundRequestId),
-    Ack(OutboundRequestId),
-}
-
 /// One light client. Run it with [`Client::run`].
 pub(crate) struct Client {
     swarm: Swarm<Light>,
-    identity: Arc<Identity>,
     mailbox: MailboxId,
     server: PeerId,
     server_addr: Multiaddr,
@@ -84,9 +100,16 @@ pub(crate) struct Client {
     dials: HashMap<PeerId, oneshot::Sender<Result<(), String>>>,
     directs: HashMap<OutboundRequestId, [u8; 32]>,
     puts: HashMap<OutboundRequestId, [u8; 32]>,
-    fetch: Fetch,
-    fetch_again: bool,
+    /// The mailbox rounds (see the module docs).
+    fetch: client::Client<PeerId, Arc<Identity>>,
+    /// The machine's requests out, by the transport's id.
+    fetches: HashMap<OutboundRequestId, RequestId>,
+    /// The machine's last [`Output::WakeAt`].
+    wake: Option<Timestamp>,
+    /// Sweeps answered when the round under way is over.
     sweeps: Vec<oneshot::Sender<()>>,
+    /// Sweeps asked during a round: answered when the round after it is over.
+    sweeps_next: Vec<oneshot::Sender<()>>,
 }
 
 impl Client {
@@ -121,23 +144,22 @@ impl Client {
                 msg: request_response::Behaviour::with_codec(
                     MsgCodec,
                     [(MSG_PROTOCOL, ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(30)),
+                    request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
                 ),
                 mbox: request_response::Behaviour::with_codec(
                     MboxCodec,
                     [(MBOX_PROTOCOL, ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(30)),
+                    request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
                 ),
             })
             .map_err(|e| err(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
             .build();
         let mailbox = identity.public().mailbox_id();
+        let me = *swarm.local_peer_id();
+        let fetch = client::Client::new(fetch_config(), me, identity.public(), identity.clone());
         Ok(Self {
             swarm,
-            identity,
             mailbox,
             server,
             server_addr,
@@ -147,9 +169,11 @@ impl Client {
             dials: HashMap::new(),
             directs: HashMap::new(),
             puts: HashMap::new(),
-            fetch: Fetch::Idle,
-            fetch_again: false,
+            fetch,
+            fetches: HashMap::new(),
+            wake: None,
             sweeps: Vec::new(),
+            sweeps_next: Vec::new(),
         })
     }
 
@@ -159,10 +183,18 @@ impl Client {
         mut commands: mpsc::Receiver<Command>,
         stop: CancellationToken,
     ) {
-        // Spread the polls of thousands of clients over the period.
-        let offset = Duration::from_millis(u64::from(self.mailbox.as_bytes()[0]) * 50);
-        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + offset, POLL_EVERY);
+        // The mailbox machine's one timer; armed once it asks (after the reservation).
+        let timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(timer);
+        let mut armed = None;
         loop {
+            if self.wake != armed {
+                armed = self.wake;
+                if let Some(at) = armed {
+                    let wait = at.as_millis().saturating_sub(Timestamp::now().as_millis());
+                    timer.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(wait));
+                }
+            }
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
@@ -171,7 +203,14 @@ impl Client {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.handle_event(event),
-                _ = poll.tick(), if self.reserved => self.start_fetch(),
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    // Early by a rounding: armed again at the top, the machine not fed.
+                    if self.wake.is_some_and(|at| at <= Timestamp::now()) {
+                        self.wake = None;
+                        self.feed(Input::Tick);
+                    }
+                }
             }
         }
     }
@@ -219,7 +258,11 @@ impl Client {
                 self.puts.insert(id, key);
             }
             Command::Sweep { reply } => {
-                self.sweeps.push(reply);
+                if self.fetch.in_round() {
+                    self.sweeps_next.push(reply);
+                } else {
+                    self.sweeps.push(reply);
+                }
                 self.start_fetch();
             }
         }
@@ -327,7 +370,7 @@ impl Client {
                             }
                         }
                     } else {
-                        self.fetch_step(request_id, Some(response));
+                        self.fetch_answer(request_id, Ok(response));
                     }
                 }
             },
@@ -335,105 +378,72 @@ impl Client {
                 if let Some(key) = self.puts.remove(&request_id) {
                     self.ledger().failed(key, &format!("mailbox: {}", short(&error.to_string())));
                 } else {
-                    self.fetch_step(request_id, None);
+                    self.fetch_answer(request_id, Err(NoAnswer));
                 }
             }
             _ => {}
         }
     }
 
-    /// Starts a mailbox round, or asks for another after the one under way.
+    /// Feeds the mailbox machine `input` and carries out what it asks, in order;
+    /// what comes back at once (the one holder, our verdicts) is fed next.
+    fn feed(&mut self, input: Input<PeerId>) {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let now = Timestamp::now();
+            let outputs: Vec<Output<PeerId>> = self.fetch.handle(input, now).collect();
+            for output in outputs {
+                match output {
+                    // Our one candidate is the server we joined.
+                    Output::FindHolders => inputs.push_back(Input::Holders(vec![self.server])),
+                    Output::Send { holder, request_id, request } => {
+                        let id = self.swarm.behaviour_mut().mbox.send_request(&holder, request);
+                        self.fetches.insert(id, request_id);
+                    }
+                    // Seen by the recipient: accepted at once (no store to commit to).
+                    Output::Accept { hash, .. } => {
+                        self.ledger().delivered(hash, Instant::now());
+                        let acceptance = Acceptance::Accepted { receipt: None };
+                        inputs.push_back(Input::Accepted { hash, acceptance });
+                    }
+                    Output::RoundDone { answered } => self.round_done(answered),
+                    Output::WakeAt(at) => self.wake = Some(at),
+                    // No receipts (no sender is told), no duplicates (one holder).
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Starts a mailbox round, or asks for another right after the one under way.
     fn start_fetch(&mut self) {
-        if self.fetch == Fetch::Idle {
-            let server = self.server;
-            let mailbox = self.mailbox;
-            let id = self
-                .swarm
-                .behaviour_mut()
-                .mbox
-                .send_request(&server, MboxRequest::Challenge { mailbox });
-            self.fetch = Fetch::Challenge(id);
-            self.fetch_again = false;
-        } else {
-            self.fetch_again = true;
+        self.feed(Input::Wake);
+    }
+
+    /// An answer (or none) to a mailbox request of a round.
+    fn fetch_answer(&mut self, id: OutboundRequestId, answer: Result<MboxResponse, NoAnswer>) {
+        if let Some(request_id) = self.fetches.remove(&id) {
+            self.feed(Input::Answer { request_id, answer });
         }
     }
 
-    /// Challenge → fetch → ack → (again while there was mail or a notice came).
-    fn fetch_step(&mut self, id: OutboundRequestId, response: Option<MboxResponse>) {
-        let server = self.server;
-        let mailbox = self.mailbox;
-        let step = self.fetch;
-        match (step, response) {
-            (Fetch::Challenge(expected), Some(MboxResponse::Nonce(nonce))) if expected == id => {
-                let me = *self.swarm.local_peer_id();
-                let signed = communitas_net::mbox::fetch_signed_bytes(
-                    &server.to_bytes(),
-                    &me.to_bytes(),
-                    &nonce,
-                    &mailbox,
-                );
-                let request = MboxRequest::Fetch {
-                    identity: self.identity.public().to_bytes(),
-                    nonce,
-                    signature: self.identity.sign(&signed),
-                    max_bytes: FETCH_BYTES,
-                };
-                let id = self.swarm.behaviour_mut().mbox.send_request(&server, request);
-                self.fetch = Fetch::Envelopes(id);
-            }
-            (Fetch::Envelopes(expected), Some(MboxResponse::Envelopes(list))) if expected == id => {
-                if list.is_empty() {
-                    self.finish_round();
-                    return;
-                }
-                let now = Instant::now();
-                let hashes: Vec<[u8; 32]> = {
-                    let mut ledger = self.ledger();
-                    list.iter()
-                        .map(|(hash, _)| {
-                            ledger.delivered(*hash, now);
-                            *hash
-                        })
-                        .collect()
-                };
-                let request = MboxRequest::Ack { mailbox, hashes };
-                let id = self.swarm.behaviour_mut().mbox.send_request(&server, request);
-                self.fetch = Fetch::Ack(id);
-                // There was mail: look again, more may have come meanwhile.
-                self.fetch_again = true;
-            }
-            (Fetch::Ack(expected), Some(_)) if expected == id => self.finish_round(),
-            (Fetch::Challenge(e) | Fetch::Envelopes(e) | Fetch::Ack(e), _) if e == id => {
-                // Refused or failed: give up this round; the next notice or poll retries.
-                self.ledger().fetch_failed();
-                self.fetch = Fetch::Idle;
-                self.fetch_again = false;
-                if let Some(reply) = self.join.take() {
-                    let _ = reply.send(Err("mailbox registration refused".into()));
-                }
-                self.answer_sweeps();
-            }
-            _ => {}
-        }
-    }
-
-    fn finish_round(&mut self) {
-        self.fetch = Fetch::Idle;
-        if self.fetch_again {
-            self.start_fetch();
-            return;
+    /// A round is over: the first answers the join, and each answers the sweeps asked
+    /// before it started.
+    fn round_done(&mut self, answered: usize) {
+        if answered == 0 {
+            // Refused or failed: the next notice or poll retries.
+            self.ledger().fetch_failed();
         }
         if let Some(reply) = self.join.take() {
-            let _ = reply.send(Ok(()));
+            let result =
+                if answered == 0 { Err("mailbox registration refused".into()) } else { Ok(()) };
+            let _ = reply.send(result);
         }
-        self.answer_sweeps();
-    }
-
-    fn answer_sweeps(&mut self) {
         for reply in self.sweeps.drain(..) {
             let _ = reply.send(());
         }
+        // Sweeps asked during this round: the machine runs another right after it.
+        self.sweeps = std::mem::take(&mut self.sweeps_next);
     }
 }
 
