@@ -15,13 +15,9 @@
 //! `COMMUNITAS_TEST_BIN=target/release/communitas cargo nextest run -p communitas
 //! --test it catchup --no-capture`.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use super::daemon::{Daemon, http, init_all, metric, request};
-use super::{communitas, run};
+use super::daemon::{Daemon, assert_each_once, history, mailboxes, metric, request, wait_for};
 
 const MESSAGES: usize = 60;
 const SERVERS: usize = 7;
@@ -38,22 +34,6 @@ enum Death {
     Killed,
     /// SIGSTOP: its connections stay open, nothing answers.
     Hung,
-}
-
-fn history(node: &Daemon, peer: &str) -> Vec<Value> {
-    let (api, token) = node.api();
-    let (code, body) =
-        http(&api, "GET", &format!("/v1/conversations/{peer}/messages?limit=200"), Some(&token));
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Sends a text through the API, waiting out the send rate limit.
@@ -85,29 +65,11 @@ fn bob_catches_up_on_sixty_messages_with_a_holder_hung() {
 
 fn catch_up(death: Death) {
     let dir = tempfile::tempdir().unwrap();
-    let mut names: Vec<String> = (0..SERVERS).map(|i| format!("s{i}")).collect();
-    names.extend(["alice".into(), "bob".into()]);
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let homes = init_all(dir.path(), &names);
     // Re-replication passes every 3 s set the servers' envelope gauges, which tell
     // the holders apart.
-    let every = ["--replicate-every", "3"];
-    let first = Daemon::start_with(&homes[0].0, true, None, &every);
-    let boot = first.dial[0].clone();
-    let mut servers = vec![Some(first)];
-    for home in &homes[1..SERVERS] {
-        servers.push(Some(Daemon::start_with(&home.0, true, Some(&boot), &every)));
-    }
-    let (alice_home, alice_addr) = (&homes[SERVERS].0, homes[SERVERS].1.clone());
-    let (bob_home, bob_addr) = (&homes[SERVERS + 1].0, homes[SERVERS + 1].1.clone());
-
-    // Bob publishes his keys, alice pins them, bob goes offline.
-    let bob = Daemon::start(bob_home, false, Some(&boot));
-    let alice = Daemon::start(alice_home, false, Some(&boot));
-    wait_for("alice to find bob", Duration::from_secs(30), || {
-        run(communitas(alice_home).args(["contacts", "add", &bob_addr])).status.success()
-    });
-    assert!(bob.stop());
+    let world = mailboxes(dir.path(), SERVERS, &["--replicate-every", "3"]);
+    let (mut servers, boot, alice) = (world.servers, world.boot, world.alice);
+    let (alice_addr, bob_home, bob_addr) = (world.alice_addr, world.bob_home, world.bob_addr);
 
     let texts: Vec<String> = (0..MESSAGES).map(|i| format!("catch-up message {i}")).collect();
     for text in &texts {
@@ -143,7 +105,7 @@ fn catch_up(death: Death) {
     eprintln!("holders {holders:?}, s{victim} {death:?}");
 
     let started = Instant::now();
-    let bob = Daemon::start(bob_home, false, Some(&boot));
+    let bob = Daemon::start(&bob_home, false, Some(&boot));
     let api_up = started.elapsed();
     let mut received = Vec::new();
     wait_for("bob's history", Duration::from_secs(60), || {
@@ -159,14 +121,7 @@ fn catch_up(death: Death) {
     // A moment more: nothing arrives twice.
     std::thread::sleep(Duration::from_millis(500));
     let received = history(&bob, &alice_addr);
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for m in &received {
-        *counts.entry(m["text"].as_str().unwrap()).or_default() += 1;
-    }
-    for text in &texts {
-        assert_eq!(counts.get(text.as_str()), Some(&1), "{text:?} must arrive exactly once");
-    }
-    assert_eq!(received.len(), MESSAGES, "nothing else arrived");
+    assert_each_once(&received, &texts);
     if death == Death::Hung {
         assert!(took < NOT_WAITED_OUT, "catch-up took {took:?}: bob waited for the hung holder");
     }

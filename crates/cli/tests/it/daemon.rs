@@ -4,6 +4,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -192,4 +193,72 @@ pub(crate) fn metric(addr: &str, token: &str, name: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(-1.0)
+}
+
+/// Waits until `done`, polling, or fails the test after `timeout`.
+pub(crate) fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A conversation's messages, as the API shows them (newest 200).
+pub(crate) fn history(node: &Daemon, peer: &str) -> Vec<Value> {
+    let (api, token) = node.api();
+    let (code, body) =
+        http(&api, "GET", &format!("/v1/conversations/{peer}/messages?limit=200"), Some(&token));
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Every one of `texts` is in `history` exactly once, and nothing else is.
+pub(crate) fn assert_each_once(history: &[Value], texts: &[String]) {
+    let mut counts = std::collections::HashMap::<&str, usize>::new();
+    for m in history {
+        *counts.entry(m["text"].as_str().unwrap_or_default()).or_default() += 1;
+    }
+    for text in texts {
+        assert_eq!(counts.get(text.as_str()), Some(&1), "{text:?} must arrive exactly once");
+    }
+    assert_eq!(history.len(), texts.len(), "nothing else arrived");
+}
+
+/// The start of the mailbox tests: server nodes, alice running with bob pinned, and
+/// bob (who published his keys) offline.
+pub(crate) struct Mailboxes {
+    /// The servers; `None` once a test killed one.
+    pub(crate) servers: Vec<Option<Daemon>>,
+    /// The first server's address, everyone's bootstrap.
+    pub(crate) boot: String,
+    pub(crate) alice: Daemon,
+    pub(crate) alice_home: PathBuf,
+    pub(crate) alice_addr: String,
+    pub(crate) bob_home: PathBuf,
+    pub(crate) bob_addr: String,
+}
+
+/// Starts `servers` server nodes (with `server_args`), then alice and bob; alice pins
+/// bob; bob stops.
+pub(crate) fn mailboxes(root: &Path, servers: usize, server_args: &[&str]) -> Mailboxes {
+    let mut names: Vec<String> = (0..servers).map(|i| format!("s{i}")).collect();
+    names.extend(["alice".into(), "bob".into()]);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut homes = init_all(root, &names);
+    let (bob_home, bob_addr) = homes.pop().unwrap();
+    let (alice_home, alice_addr) = homes.pop().unwrap();
+    let first = Daemon::start_with(&homes[0].0, true, None, server_args);
+    let boot = first.dial[0].clone();
+    let mut nodes = vec![Some(first)];
+    for (home, _) in &homes[1..] {
+        nodes.push(Some(Daemon::start_with(home, true, Some(&boot), server_args)));
+    }
+    let bob = Daemon::start(&bob_home, false, Some(&boot));
+    let alice = Daemon::start(&alice_home, false, Some(&boot));
+    wait_for("alice to find bob", Duration::from_secs(30), || {
+        run(communitas(&alice_home).args(["contacts", "add", &bob_addr])).status.success()
+    });
+    assert!(bob.stop());
+    Mailboxes { servers: nodes, boot, alice, alice_home, alice_addr, bob_home, bob_addr }
 }

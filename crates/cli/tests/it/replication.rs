@@ -5,26 +5,17 @@
 //! SIGSTOP while he fetched) offers the envelopes again, and the holders bob acked
 //! refuse them (their tombstones) instead of taking delivered mail back.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::daemon::{Daemon, http, init_all, metric};
+use super::daemon::{Daemon, assert_each_once, history, mailboxes, metric, wait_for};
 use super::{communitas, run, stderr, stdout};
 
 /// Copies of each envelope the servers keep (`mailbox::REPLICAS`).
 const R: usize = 5;
 const MESSAGES: usize = 5;
 const SERVERS: usize = 8;
-
-fn history(node: &Daemon, peer: &str) -> Vec<Value> {
-    let (api, token) = node.api();
-    let (code, body) =
-        http(&api, "GET", &format!("/v1/conversations/{peer}/messages?limit=100"), Some(&token));
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
 
 fn gauge(node: &Daemon, name: &str) -> f64 {
     let (api, token) = node.api();
@@ -42,44 +33,19 @@ fn holders(servers: &[Option<Daemon>]) -> Vec<usize> {
         .collect()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 #[test]
 fn holders_restore_copies_as_they_die_and_acked_mail_stays_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let mut names: Vec<String> = (0..SERVERS).map(|i| format!("s{i}")).collect();
-    names.extend(["alice".into(), "bob".into()]);
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let homes = init_all(dir.path(), &names);
-    let fast = ["--replicate-every", "1"];
-    let first = Daemon::start_with(&homes[0].0, true, None, &fast);
-    let boot = first.dial[0].clone();
-    let mut servers = vec![Some(first)];
-    for home in &homes[1..SERVERS] {
-        servers.push(Some(Daemon::start_with(&home.0, true, Some(&boot), &fast)));
-    }
-    let (alice_home, alice_addr) = (&homes[SERVERS].0, homes[SERVERS].1.clone());
-    let (bob_home, bob_addr) = (&homes[SERVERS + 1].0, homes[SERVERS + 1].1.clone());
-
-    // Bob publishes his keys, alice pins them, bob goes offline.
-    let bob = Daemon::start(bob_home, false, Some(&boot));
-    let alice = Daemon::start(alice_home, false, Some(&boot));
-    wait_for("alice to find bob", Duration::from_secs(30), || {
-        run(communitas(alice_home).args(["contacts", "add", &bob_addr])).status.success()
-    });
-    assert!(bob.stop());
+    let world = mailboxes(dir.path(), SERVERS, &["--replicate-every", "1"]);
+    let (mut servers, alice) = (world.servers, world.alice);
+    let (alice_home, alice_addr) = (world.alice_home, world.alice_addr);
+    let (bob_home, bob_addr) = (world.bob_home, world.bob_addr);
 
     // Alice's messages reach the mailboxes; then she is gone for good.
     let mut texts = Vec::new();
     for i in 0..MESSAGES {
         let text = format!("replicated message {i}");
-        let out = run(communitas(alice_home).args(["send", &bob_addr, &text, "--json"]));
+        let out = run(communitas(&alice_home).args(["send", &bob_addr, &text, "--json"]));
         assert!(out.status.success(), "send {i}: {}", stderr(&out));
         let _: Value = serde_json::from_str(&stdout(&out)).unwrap();
         texts.push(text);
@@ -118,7 +84,7 @@ fn holders_restore_copies_as_they_die_and_acked_mail_stays_gone() {
     servers[sleeper].as_ref().unwrap().signal("STOP");
     let awake: Vec<usize> = survivors[1..].to_vec();
     let boot_bob = servers[awake[0]].as_ref().unwrap().dial[0].clone();
-    let bob = Daemon::start(bob_home, false, Some(&boot_bob));
+    let bob = Daemon::start(&bob_home, false, Some(&boot_bob));
     let online = Instant::now();
     wait_for("bob's history", Duration::from_secs(90), || {
         history(&bob, &alice_addr).len() >= MESSAGES
@@ -151,14 +117,7 @@ fn holders_restore_copies_as_they_die_and_acked_mail_stays_gone() {
 
     eprintln!("bob dropped the sleeper's copies {:?} after he came online", online.elapsed());
     let received = history(&bob, &alice_addr);
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for m in &received {
-        *counts.entry(m["text"].as_str().unwrap()).or_default() += 1;
-    }
-    for text in &texts {
-        assert_eq!(counts.get(text.as_str()), Some(&1), "{text:?} must arrive exactly once");
-    }
-    assert_eq!(received.len(), MESSAGES, "nothing else arrived");
+    assert_each_once(&received, &texts);
     assert!(bob.stop());
     for s in servers.into_iter().flatten() {
         assert!(s.stop());
