@@ -1,17 +1,72 @@
 //! What the node's actors are asked to do: the outbox's, the files actor's and the
 //! presence actor's commands, kept apart from the actors that carry them out.
 //!
-//! `Inner` holds a bounded sender for each actor. Any driver queues work for another
-//! through it, naming only these types: inbound acceptance asks the presence actor to
+//! `Inner` holds a typed handle for each actor (`OutboxHandle`, `FilesHandle`,
+//! `PresenceHandle`): one method per thing it can be asked, over a bounded queue.
+//! A method that waits for room is `async` and fails only when the actor has stopped
+//! ([`Stopped`]); one named `offer_*`/`hint_*` is best effort (a full queue drops it, and
+//! says so): the actor recovers what a dropped hint would have told it on its own
+//! (a periodic pass, the next start). Any driver queues work for another through them,
+//! naming only these types: inbound acceptance asks the presence actor to
 //! hear an update and the files actor to fetch a file, receipts ask the outbox to stop
 //! trying a message and the files actor to release a file's shards, `send` asks the
 //! outbox to deliver. None of them imports the actor it asks, which is what keeps the
 //! node's modules free of import circles (docs/architecture.md, "Modules").
 
+/// The actor has stopped (the node is shutting down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stopped;
+
 /// The outbox actor's commands (`crate::outbox`).
 pub(crate) mod outbox {
     use communitas_store::OutboxEntry;
     use communitas_types::{Address, MessageId, Timestamp};
+    use tokio::sync::mpsc;
+
+    use super::Stopped;
+
+    /// The outbox, as other drivers see it.
+    #[derive(Debug, Clone)]
+    pub(crate) struct OutboxHandle(mpsc::Sender<Command>);
+
+    impl OutboxHandle {
+        /// The handle and the actor's end, with room for `capacity` commands.
+        pub(crate) fn channel(capacity: usize) -> (Self, mpsc::Receiver<Command>) {
+            let (tx, rx) = mpsc::channel(capacity);
+            (Self(tx), rx)
+        }
+
+        /// Deliver this message (its row is already in the store).
+        pub(crate) async fn enqueue(&self, entry: OutboxEntry) -> Result<(), Stopped> {
+            self.0.send(Command::Enqueue(Box::new(entry))).await.map_err(|_| Stopped)
+        }
+
+        /// Deliver this control message (a receipt; its row is already in the store).
+        pub(crate) async fn enqueue_control(&self, entry: OutboxEntry) -> Result<(), Stopped> {
+            self.0.send(Command::EnqueueControl(Box::new(entry))).await.map_err(|_| Stopped)
+        }
+
+        /// A receipt says this message arrived: stop trying.
+        pub(crate) async fn delivered(&self, id: MessageId) -> Result<(), Stopped> {
+            self.0.send(Command::Delivered(id)).await.map_err(|_| Stopped)
+        }
+
+        /// A hint: a lookup found this record (the outbox looks devices up itself
+        /// otherwise). `false` if it was dropped.
+        pub(crate) fn hint_learned(
+            &self,
+            address: Address,
+            record: communitas_crypto::IdentityRecord,
+        ) -> bool {
+            self.0.try_send(Command::Learned { address, record: Box::new(record) }).is_ok()
+        }
+
+        /// A hint: a connection to this device opened (retry what waits for it now,
+        /// not at its next due time). `false` if it was dropped.
+        pub(crate) fn hint_online(&self, peer: communitas_net::libp2p::PeerId) -> bool {
+            self.0.try_send(Command::PeerOnline(peer)).is_ok()
+        }
+    }
 
     /// What the outbox is asked to do.
     pub(crate) enum Command {
@@ -51,6 +106,58 @@ pub(crate) mod outbox {
 /// The files actor's commands (`crate::files`).
 pub(crate) mod files {
     use communitas_types::{Address, FileId, MessageId};
+    use tokio::sync::mpsc;
+
+    use super::Stopped;
+
+    /// The files actor, as other drivers see it.
+    #[derive(Debug, Clone)]
+    pub(crate) struct FilesHandle(mpsc::Sender<Command>);
+
+    impl FilesHandle {
+        /// The handle and the actor's end, with room for `capacity` commands.
+        pub(crate) fn channel(capacity: usize) -> (Self, mpsc::Receiver<Command>) {
+            let (tx, rx) = mpsc::channel(capacity);
+            (Self(tx), rx)
+        }
+
+        /// Fetch this file (the user asked), waiting for room.
+        pub(crate) async fn fetch(&self, file: FileId) -> Result<(), Stopped> {
+            self.0.send(Command::Fetch(file)).await.map_err(|_| Stopped)
+        }
+
+        /// The receipt step "`from` has the whole file of our `message`", in order
+        /// with the receipt's other steps.
+        pub(crate) async fn fetched(
+            &self,
+            from: Address,
+            message: MessageId,
+        ) -> Result<(), Stopped> {
+            self.0.send(Command::Fetched { from, message }).await.map_err(|_| Stopped)
+        }
+
+        /// A hint: a manifest arrived, fetch its file (pending rows are picked up at
+        /// the next start otherwise). `false` if it was dropped.
+        pub(crate) fn offer_fetch(&self, file: FileId) -> bool {
+            self.0.try_send(Command::Fetch(file)).is_ok()
+        }
+
+        /// A hint: our message went to mailboxes; if it carries a file, store its
+        /// shards on server nodes too. `false` if it was dropped.
+        pub(crate) fn offer_stored(&self, message: MessageId) -> bool {
+            self.0.try_send(Command::Stored(message)).is_ok()
+        }
+
+        /// A hint: release a file's stored shards. `false` if it was dropped.
+        pub(crate) fn offer_release(&self, file: FileId) -> bool {
+            self.0.try_send(Command::Release(file)).is_ok()
+        }
+
+        /// A hint: a peer connected, retry waiting transfers now. `false` if dropped.
+        pub(crate) fn hint_online(&self) -> bool {
+            self.0.try_send(Command::PeerOnline).is_ok()
+        }
+    }
 
     /// What the files actor is asked to do.
     #[derive(Debug)]
@@ -76,7 +183,54 @@ pub(crate) mod presence {
     use communitas_net::libp2p::PeerId;
     use communitas_proto::presence::{Body, Presence, Status};
     use communitas_types::{Address, Timestamp};
-    use tokio::sync::oneshot;
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::Stopped;
+
+    /// The presence actor, as other drivers see it.
+    #[derive(Debug, Clone)]
+    pub(crate) struct PresenceHandle(mpsc::Sender<Command>);
+
+    impl PresenceHandle {
+        /// The handle and the actor's end, with room for `capacity` commands.
+        pub(crate) fn channel(capacity: usize) -> (Self, mpsc::Receiver<Command>) {
+            let (tx, rx) = mpsc::channel(capacity);
+            (Self(tx), rx)
+        }
+
+        /// Asks something that answers on `reply` (`Set`, `Get`, `All`, `Typing`...),
+        /// waiting for room.
+        pub(crate) async fn ask<T>(
+            &self,
+            make: impl FnOnce(oneshot::Sender<T>) -> Command,
+        ) -> Result<T, Stopped> {
+            let (reply, answer) = oneshot::channel();
+            self.0.send(make(reply)).await.map_err(|_| Stopped)?;
+            answer.await.map_err(|_| Stopped)
+        }
+
+        /// Tells it something, waiting for room.
+        pub(crate) async fn tell(&self, command: Command) -> Result<(), Stopped> {
+            self.0.send(command).await.map_err(|_| Stopped)
+        }
+
+        /// A contact's update, judged by inbound acceptance. `false` if the queue is
+        /// full (the sender is told busy and sends again).
+        pub(crate) fn offer_heard(&self, from: Address, timestamp: Timestamp, body: Body) -> bool {
+            self.0.try_send(Command::Heard { from, timestamp, body }).is_ok()
+        }
+
+        /// A hint: a connection opened or closed. `false` if it was dropped.
+        pub(crate) fn hint_connection(&self, peer: PeerId, open: bool) -> bool {
+            self.0.try_send(Command::Connection { peer, open }).is_ok()
+        }
+
+        /// A hint: a contact was added (presence starts now, not at the next reload).
+        /// `false` if it was dropped.
+        pub(crate) fn hint_contact_added(&self, address: Address) -> bool {
+            self.0.try_send(Command::ContactAdded(address)).is_ok()
+        }
+    }
 
     /// What the presence actor is asked to do, or asked for.
     pub(crate) enum Command {

@@ -23,7 +23,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::commands::{files, outbox, presence};
 use crate::limits::Kind as Bucket;
 use crate::{Event, Inner};
 
@@ -112,10 +111,10 @@ async fn dispatch(
             // Full inboxes only delay these: the outbox and the files actor retry on
             // their own timers, presence goes offline at the heartbeat window.
             if open {
-                let _ = inner.outbox.try_send(outbox::Command::PeerOnline(peer));
-                let _ = inner.files.try_send(files::Command::PeerOnline);
+                inner.outbox.hint_online(peer);
+                inner.files.hint_online();
             }
-            let _ = inner.presence.try_send(presence::Command::Connection { peer, open });
+            inner.presence.hint_connection(peer, open);
             inner.emit(Event::Connection { peer: peer.to_string(), open, connected });
         }
         // Connection kinds and liveness (issue 6): metrics only.

@@ -341,7 +341,7 @@ async fn fetched(
     if release {
         // A full queue only delays it: fetched files with shards out are picked up
         // again at the next start.
-        let _ = inner.files.try_send(Command::Release(row.file_id));
+        inner.files.offer_release(row.file_id);
     }
     Ok(())
 }

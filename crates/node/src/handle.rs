@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::{
     Attachment, Event, FileError, HistoryEntry, Inner, MESSAGE_TTL, Metrics, NodeStatus,
-    PeerStatus, SendError, commands, files, send,
+    PeerStatus, SendError, files, send,
 };
 
 /// The cloneable interface to a running node.
@@ -207,7 +207,7 @@ impl Handle {
             self.inner.store.put_file(row.clone()).await?;
         }
         if row.direction == Direction::In && row.status != communitas_store::FileStatus::Done {
-            let _ = self.inner.files.send(commands::files::Command::Fetch(file_id)).await;
+            let _ = self.inner.files.fetch(file_id).await;
         }
         Ok(Attachment::new(&manifest, Some(&row)))
     }
@@ -278,11 +278,7 @@ impl Handle {
         {
             files::sweep::renew(folder);
         }
-        self.inner
-            .outbox
-            .send(commands::outbox::Command::Enqueue(Box::new(entry)))
-            .await
-            .map_err(|_| SendError::ShuttingDown)
+        self.inner.outbox.enqueue(entry).await.map_err(|_| SendError::ShuttingDown)
     }
 
     /// The node's state now.

@@ -35,8 +35,6 @@ use communitas_store::{Contact, Direction, FileStatus, Inserted, NewMessage, Sta
 use communitas_types::{Address, MessageId, Timestamp};
 use tokio::sync::Semaphore;
 
-use crate::commands::files::Command as FilesCommand;
-use crate::commands::presence::Command as PresenceCommand;
 use crate::{Event, Inner};
 
 /// Address derivations for unknown senders running at once (each ~0.27 s of CPU).
@@ -162,7 +160,7 @@ async fn record(
     }
     if let Some(file_id) = fetch {
         // Fetching starts now; a full queue only delays it to the actor's next look.
-        let _ = inner.files.try_send(FilesCommand::Fetch(file_id));
+        inner.files.offer_fetch(file_id);
     }
     let text_from = acknowledge.then_some((from, sender, id));
     Ok((Accepted { inserted, text_from }, answer))
@@ -200,8 +198,9 @@ async fn presence(inner: &Inner, opened: Opened) -> Result<(Accepted, Answer), R
         .map_err(store_busy)?
         .ok_or(Rejected::NotAContact)?;
     let body = rules::heard(&opened, Timestamp::now())?;
-    let command = PresenceCommand::Heard { from, timestamp: opened.timestamp, body };
-    inner.presence.try_send(command).map_err(|_| Busy::Presence)?;
+    if !inner.presence.offer_heard(from, opened.timestamp, body) {
+        return Err(Busy::Presence.into());
+    }
     Ok((Accepted { inserted: Inserted::New, text_from: None }, Answer::Delivered))
 }
 

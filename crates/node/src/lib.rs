@@ -66,18 +66,18 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) metrics: Metrics,
-    pub(crate) outbox: mpsc::Sender<commands::outbox::Command>,
+    pub(crate) outbox: commands::outbox::OutboxHandle,
     pub(crate) pinned: pinned::Pinned,
     pub(crate) limiters: limits::Limiters,
     pub(crate) mailbox_limits: communitas_store::MailboxLimits,
-    pub(crate) files: mpsc::Sender<commands::files::Command>,
+    pub(crate) files: commands::files::FilesHandle,
     pub(crate) files_config: FilesConfig,
     pub(crate) serving: files::Sources,
     /// A server node: keeps mailboxes and file shards for others.
     pub(crate) server: bool,
     /// Threads for the file pipeline's CPU and disk work.
     pub(crate) cpu: files::Cpu,
-    pub(crate) presence: mpsc::Sender<commands::presence::Command>,
+    pub(crate) presence: commands::presence::PresenceHandle,
     /// The addresses the identity record lists, if announced (`net::Config::announce`).
     pub(crate) announce: Vec<Multiaddr>,
 }
@@ -112,9 +112,9 @@ impl Node {
         tasks.spawn(event_loop.run(shutdown.child_token()));
 
         let (events, _) = broadcast::channel(1024);
-        let (outbox_tx, outbox_rx) = mpsc::channel(1024);
-        let (files_tx, files_rx) = mpsc::channel(256);
-        let (presence_tx, presence_rx) = mpsc::channel(256);
+        let (outbox_tx, outbox_rx) = commands::outbox::OutboxHandle::channel(1024);
+        let (files_tx, files_rx) = commands::files::FilesHandle::channel(256);
+        let (presence_tx, presence_rx) = commands::presence::PresenceHandle::channel(256);
         let inner = Arc::new(Inner {
             secrets,
             public,

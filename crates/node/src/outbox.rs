@@ -150,7 +150,7 @@ impl Actor {
             }
             Output::Stored(id) => {
                 tracing::debug!(id = %id.fmt_short(), "left in mailboxes");
-                let _ = self.inner.files.try_send(crate::commands::files::Command::Stored(id));
+                self.inner.files.offer_stored(id);
             }
             Output::Metric(Metric::Delivered { latency }) => {
                 metrics.delivered.inc();

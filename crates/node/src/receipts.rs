@@ -22,8 +22,7 @@ use communitas_proto::receipts::{Kind, Mark, Receipt, Step, may_mark};
 use communitas_store::{Direction, Status};
 use communitas_types::{Address, MessageId, Timestamp};
 
-use crate::commands::files::Command as FilesCommand;
-use crate::commands::outbox::{Command, fresh_entry};
+use crate::commands::outbox::fresh_entry;
 use crate::{Event, Inner};
 
 /// Why a receipt could not be queued. The ids stay unacknowledged: the sender keeps
@@ -68,8 +67,7 @@ pub(crate) async fn send_kind(
         let entry = fresh_entry(id, to, envelope, now);
         inner.store.insert_control(entry.clone()).await?;
         inner.metrics.outbox_depth.inc();
-        let command = Command::EnqueueControl(Box::new(entry));
-        inner.outbox.send(command).await.map_err(|_| SendError::ShuttingDown)?;
+        inner.outbox.enqueue_control(entry).await.map_err(|_| SendError::ShuttingDown)?;
     }
     Ok(())
 }
@@ -113,8 +111,7 @@ pub(crate) async fn received(
             Step::Release(message) => {
                 // The files actor checks the message is ours to `from` and owns the
                 // release; waiting for room in its inbox keeps the order of steps.
-                let command = FilesCommand::Fetched { from, message };
-                inner.files.send(command).await.map_err(|_| ApplyError::ShuttingDown)?;
+                inner.files.fetched(from, message).await.map_err(|_| ApplyError::ShuttingDown)?;
             }
             Step::Mark(id, mark) => mark_one(inner, from, id, mark).await?,
         }
@@ -154,7 +151,7 @@ async fn mark_one(
         };
         inner.emit(Event::StatusChanged { id, to: from, status });
         // The outbox may be stopping; the row is marked either way.
-        let _ = inner.outbox.send(Command::Delivered(id)).await;
+        let _ = inner.outbox.delivered(id).await;
     }
     Ok(())
 }

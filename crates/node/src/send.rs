@@ -7,7 +7,7 @@ use communitas_crypto::{Kind, PublicIdentity, SealError, random};
 use communitas_store::{Contact, Direction, NewMessage, Status};
 use communitas_types::{Address, MessageId, Timestamp};
 
-use crate::commands::outbox::{Command, fresh_entry};
+use crate::commands::outbox::fresh_entry;
 use crate::{Event, Inner};
 
 /// Why a message (or contact) was not accepted. Nothing was queued.
@@ -108,7 +108,7 @@ pub(crate) async fn queue(
     // Accepted either way: a node stopping now loads its outbox again at the next
     // start. Answering an error here would make the caller retry (a duplicate) or
     // throw away a file the queued message still offers.
-    if inner.outbox.send(Command::Enqueue(Box::new(entry))).await.is_err() {
+    if inner.outbox.enqueue(entry).await.is_err() {
         tracing::info!(message = %id.fmt_short(), "queued while the node stops: sent after the next start");
     }
     Ok((id, Status::Queued))
@@ -159,9 +159,9 @@ pub(crate) async fn add_contact(
     inner.pinned.remember(address, &contact.identity);
     // Presence starts now, not at the next reload; a full inbox only delays it to
     // that reload (one heartbeat).
-    let _ = inner.presence.try_send(crate::commands::presence::Command::ContactAdded(address));
+    inner.presence.hint_contact_added(address);
     // The outbox needs the devices next; spare it a second lookup.
-    let _ = inner.outbox.try_send(Command::Learned { address, record: Box::new(record) });
+    inner.outbox.hint_learned(address, record);
     Ok(contact)
 }
 

@@ -13,9 +13,7 @@ impl Handle {
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, SendError> {
-        let (reply, answer) = oneshot::channel();
-        self.inner.presence.send(make(reply)).await.map_err(|_| SendError::ShuttingDown)?;
-        answer.await.map_err(|_| SendError::ShuttingDown)
+        self.inner.presence.ask(make).await.map_err(|_| SendError::ShuttingDown)
     }
 
     async fn require_contact(&self, address: Address) -> Result<(), SendError> {
@@ -46,10 +44,7 @@ impl Handle {
     /// queued, not retried; repeated "typing" within 3 s is sent once.
     pub async fn typing(&self, to: Address, typing: bool) -> Result<(), SendError> {
         self.require_contact(to).await?;
-        self.inner
-            .presence
-            .send(Command::Typing { to, typing })
-            .await
-            .map_err(|_| SendError::ShuttingDown)
+        let typing = Command::Typing { to, typing };
+        self.inner.presence.tell(typing).await.map_err(|_| SendError::ShuttingDown)
     }
 }
