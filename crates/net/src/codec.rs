@@ -2,7 +2,8 @@
 //!
 //! Frames on a request-response stream: a request is `u32 length ‖ envelope bytes`
 //! (at most [`MAX_ENVELOPE`]); a response is two bytes, `version ‖ receipt code`. The
-//! length is checked before the buffer is allocated. The receiver answers only after
+//! length is checked first, and the buffer grows with the bytes that arrive, never
+//! ahead of them. The receiver answers only after
 //! its database committed the message (or found it was a duplicate), so a
 //! [`Receipt::Delivered`] means "durably in the recipient's history".
 
@@ -79,6 +80,22 @@ fn invalid(what: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
+/// Reads exactly `len` bytes into `body` (cleared first), growing it with the bytes
+/// that arrived: a peer that declares a large frame and sends little costs what it
+/// sent, not what it declared. A frame cut short is `UnexpectedEof`.
+pub(crate) async fn read_body<T: AsyncRead + Unpin>(
+    io: &mut T,
+    len: usize,
+    body: &mut Vec<u8>,
+) -> io::Result<()> {
+    body.clear();
+    let got = io.take(len as u64).read_to_end(body).await?;
+    if got < len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "frame cut short"));
+    }
+    Ok(())
+}
+
 impl request_response::Codec for MsgCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
@@ -94,8 +111,8 @@ impl request_response::Codec for MsgCodec {
         if len > MAX_ENVELOPE {
             return Err(invalid("envelope over 256 KiB"));
         }
-        let mut envelope = vec![0u8; len];
-        io.read_exact(&mut envelope).await?;
+        let mut envelope = Vec::new();
+        read_body(io, len, &mut envelope).await?;
         Ok(envelope)
     }
 
@@ -146,7 +163,37 @@ impl request_response::Codec for MsgCodec {
 
 #[cfg(test)]
 mod tests {
+    use futures::io::Cursor;
+    use request_response::Codec as _;
+
     use super::*;
+
+    #[tokio::test]
+    async fn a_frame_declaring_more_than_it_sends_costs_what_it_sent() {
+        // Declares 4 MiB, sends 10 bytes.
+        let mut io = Cursor::new(vec![7u8; 10]);
+        let mut body = Vec::new();
+        let e = read_body(&mut io, 4 << 20, &mut body).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(body.len(), 10);
+        assert!(body.capacity() < 64 << 10, "allocated {} bytes", body.capacity());
+        // Whole frames still read whole.
+        let mut io = Cursor::new(vec![7u8; 100]);
+        read_body(&mut io, 100, &mut body).await.unwrap();
+        assert_eq!(body, vec![7u8; 100]);
+    }
+
+    #[tokio::test]
+    async fn a_truncated_envelope_is_a_typed_error() {
+        let mut frame = (MAX_ENVELOPE as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&[1; 10]);
+        let mut io = Cursor::new(frame);
+        let e = MsgCodec.read_request(&MSG_PROTOCOL, &mut io).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        let mut over = Cursor::new((MAX_ENVELOPE as u32 + 1).to_be_bytes().to_vec());
+        let e = MsgCodec.read_request(&MSG_PROTOCOL, &mut over).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
 
     #[test]
     fn receipt_codes_round_trip() {

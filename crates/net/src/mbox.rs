@@ -24,8 +24,8 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::
     if len > max {
         return Err(invalid("mailbox frame over its limit"));
     }
-    let mut frame = vec![0u8; len];
-    io.read_exact(&mut frame).await?;
+    let mut frame = Vec::new();
+    crate::codec::read_body(io, len, &mut frame).await?;
     Ok(frame)
 }
 

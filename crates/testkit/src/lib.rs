@@ -1,11 +1,14 @@
 //! Test harness (dev-only): in-process networks of real nodes over libp2p's memory
 //! transport (real Noise and Yamux, no sockets), and a polling helper for conditions
 //! that other nodes bring about. [`impair`]: proxies that delay, reorder and drop
-//! traffic between real sockets.
+//! traffic between real sockets. [`attack`]: hostile peers for the adversarial suite
+//! (with [`Network::start_on`] and [`communitas_net::Transport::Sockets`], real TCP on
+//! 127.0.0.1).
 
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod attack;
 pub mod impair;
 
 pub use impair::{Impairment, TcpProxy, UdpProxy};
@@ -14,6 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use communitas_crypto::{KeystorePublic, Secrets, derive_address};
+pub use communitas_net::Transport;
 use communitas_net::libp2p::Multiaddr;
 use communitas_net::libp2p::multiaddr::Protocol;
 use communitas_node::{Config, Node};
@@ -53,7 +57,30 @@ pub async fn memory_node_with(
     bootstrap: &[Multiaddr],
     seeds: Seeds,
 ) -> Node {
-    start(dir, name, server, bootstrap, seeds, Config::default()).await
+    start(dir, name, server, bootstrap, seeds, Config::default(), Transport::Memory).await
+}
+
+/// A node with a fresh identity on `transport` (`Sockets`: TCP on 127.0.0.1, a port
+/// the system picks).
+pub async fn node_on(
+    dir: &Path,
+    name: &str,
+    server: bool,
+    bootstrap: &[Multiaddr],
+    transport: Transport,
+) -> Node {
+    start(dir, name, server, bootstrap, Seeds::random(), Config::default(), transport).await
+}
+
+/// Where a node on `transport` listens.
+fn listen_addr(transport: Transport) -> Multiaddr {
+    match transport {
+        Transport::Memory => {
+            let port = u64::from_le_bytes(communitas_crypto::random::bytes().unwrap()) >> 1;
+            Multiaddr::empty().with(Protocol::Memory(port))
+        }
+        Transport::Sockets => "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+    }
 }
 
 /// A node with fresh keys and the given configuration (its network part is set to
@@ -65,7 +92,7 @@ pub async fn memory_node_configured(
     bootstrap: &[Multiaddr],
     config: Config,
 ) -> Node {
-    start(dir, name, server, bootstrap, Seeds::random(), config).await
+    start(dir, name, server, bootstrap, Seeds::random(), config, Transport::Memory).await
 }
 
 async fn start(
@@ -75,6 +102,7 @@ async fn start(
     bootstrap: &[Multiaddr],
     seeds: Seeds,
     base: Config,
+    transport: Transport,
 ) -> Node {
     let secrets = seeds.secrets();
     let identity = secrets.identity.public().clone();
@@ -87,13 +115,12 @@ async fn start(
         created_at: Timestamp::now(),
     };
     let store = Store::open(&dir.join(format!("{name}.db")), secrets.storage.clone()).unwrap();
-    let port = u64::from_le_bytes(communitas_crypto::random::bytes().unwrap()) >> 1;
     let config = Config {
         net: communitas_net::Config {
-            listen: vec![Multiaddr::empty().with(Protocol::Memory(port))],
+            listen: vec![listen_addr(transport)],
             bootstrap: bootstrap.to_vec(),
             server,
-            transport: communitas_net::Transport::Memory,
+            transport,
             only_global_ips: false,
             announce: base.net.announce.clone(),
             ..communitas_net::Config::default()
@@ -120,10 +147,20 @@ pub struct Network {
 impl Network {
     /// Starts the network (databases in `dir`).
     pub async fn start(dir: &Path, servers: usize, users: &[&str]) -> Self {
+        Self::start_on(dir, servers, users, Transport::Memory).await
+    }
+
+    /// Starts the network on `transport` (`Sockets`: real TCP on 127.0.0.1).
+    pub async fn start_on(
+        dir: &Path,
+        servers: usize,
+        users: &[&str],
+        transport: Transport,
+    ) -> Self {
         let mut nodes = Vec::new();
         let mut boot: Vec<Multiaddr> = Vec::new();
         for i in 0..servers {
-            let server = memory_node(dir, &format!("server{i}"), true, &boot).await;
+            let server = node_on(dir, &format!("server{i}"), true, &boot, transport).await;
             let handle = server.handle();
             let addrs = eventually(Duration::from_secs(5), || {
                 let h = handle.clone();
@@ -139,7 +176,7 @@ impl Network {
         let mut people = Vec::new();
         for (i, name) in users.iter().enumerate() {
             let entry = boot.get(i % boot.len().max(1)).cloned().into_iter().collect::<Vec<_>>();
-            people.push(memory_node(dir, name, false, &entry).await);
+            people.push(node_on(dir, name, false, &entry, transport).await);
         }
         Self { servers: nodes, users: people }
     }
@@ -194,11 +231,15 @@ pub struct BareClient {
 impl BareClient {
     /// Starts one, joining through `bootstrap` (may be empty).
     pub fn start(bootstrap: &[Multiaddr]) -> Self {
-        let port = u64::from_le_bytes(communitas_crypto::random::bytes().unwrap()) >> 1;
+        Self::start_on(bootstrap, Transport::Memory)
+    }
+
+    /// Starts one on `transport` (`Sockets`: real TCP on 127.0.0.1).
+    pub fn start_on(bootstrap: &[Multiaddr], transport: Transport) -> Self {
         let config = communitas_net::Config {
-            listen: vec![Multiaddr::empty().with(Protocol::Memory(port))],
+            listen: vec![listen_addr(transport)],
             bootstrap: bootstrap.to_vec(),
-            transport: communitas_net::Transport::Memory,
+            transport,
             only_global_ips: false,
             ..communitas_net::Config::default()
         };

@@ -27,8 +27,14 @@ pub(super) async fn read_into<S: AsyncRead + Unpin>(
     if len > MAX_FRAME {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "frame over the limit"));
     }
-    body.resize(len, 0);
-    stream.read_exact(body).await?;
+    // The buffer grows with the bytes that arrive (a fetcher's keeps its capacity
+    // from frame to frame), never ahead of them: a peer that declares 4 MiB and
+    // sends little costs what it sent.
+    body.clear();
+    let got = stream.take(len as u64).read_to_end(body).await?;
+    if got < len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "frame cut short"));
+    }
     Ok(true)
 }
 
@@ -64,5 +70,17 @@ mod tests {
         // A frame cut short is an error, not a clean end.
         let mut cut = Cursor::new(vec![0, 0, 0, 9, 1, 2]);
         assert!(read(&mut cut).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_frame_declaring_4_mib_and_sending_10_bytes_allocates_little() {
+        let mut bytes = u32::try_from(MAX_FRAME).unwrap().to_be_bytes().to_vec();
+        bytes.extend_from_slice(&[1; 10]);
+        let mut cut = Cursor::new(bytes);
+        let mut body = Vec::new();
+        let e = read_into(&mut cut, &mut body).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(body.len(), 10);
+        assert!(body.capacity() < 64 << 10, "allocated {} bytes", body.capacity());
     }
 }

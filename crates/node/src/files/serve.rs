@@ -5,6 +5,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use communitas_net::libp2p::{PeerId, StreamProtocol};
 use communitas_proto::file::wire::{DATA_MASK, PROTOCOL, Refusal, Request, Response};
@@ -12,15 +13,22 @@ use communitas_proto::file::{EncodedStripe, Manifest, SHARDS, encode_stripe, seg
 use communitas_store::{Direction, FileStatus, ShardLimits, ShardPut, StoredShard};
 use communitas_types::{FileId, Timestamp};
 use futures::StreamExt as _;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::frame;
 use crate::Inner;
 
-/// Streams served at once; more are closed at once (the fetcher retries).
+/// Streams served at once, for all peers together; more are closed at once (the
+/// fetcher retries).
 const MAX_STREAMS: usize = 64;
+/// Streams one peer may hold at once: its share of [`MAX_STREAMS`], so one peer
+/// cannot take them all (a fetcher opens `parallel_streams`, 4 by default).
+const MAX_STREAMS_PER_PEER: usize = 8;
+/// A stream's first request must have arrived, whole, this soon after it opened.
+const FIRST_FRAME: Duration = Duration::from_secs(5);
+/// A later request must have arrived, whole, this soon after the previous answer.
+const IDLE: Duration = Duration::from_secs(30);
 /// Manifests kept in memory for serving.
 const CACHE: usize = 64;
 /// Server role: shard bytes kept per sending peer, and in all.
@@ -96,7 +104,7 @@ pub(crate) async fn serve(inner: Arc<Inner>, shutdown: CancellationToken) {
             return;
         }
     };
-    let slots = Arc::new(Semaphore::new(MAX_STREAMS));
+    let slots = Arc::new(Slots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER));
     let mut tasks = JoinSet::new();
     let mut expire = tokio::time::interval(EXPIRE_EVERY);
     loop {
@@ -111,9 +119,13 @@ pub(crate) async fn serve(inner: Arc<Inner>, shutdown: CancellationToken) {
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             next = incoming.next() => {
                 let Some((peer, stream)) = next else { break };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::debug!(%peer, "too many file streams: closing one");
-                    continue;
+                let permit = match slots.take(peer) {
+                    Ok(permit) => permit,
+                    Err(full) => {
+                        tracing::debug!(%peer, ?full, "too many file streams: closing one");
+                        inner.metrics.refuse(full.reason());
+                        continue;
+                    }
                 };
                 let inner = inner.clone();
                 tasks.spawn(async move {
@@ -126,16 +138,125 @@ pub(crate) async fn serve(inner: Arc<Inner>, shutdown: CancellationToken) {
     tasks.shutdown().await;
 }
 
+/// Why a stream was not given a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Full {
+    /// All [`MAX_STREAMS`] slots are taken.
+    All,
+    /// This peer holds its [`MAX_STREAMS_PER_PEER`] already.
+    Peer,
+}
+
+impl Full {
+    /// The `what` label of `communitas_refused_total`.
+    fn reason(self) -> &'static str {
+        match self {
+            Full::All => "file_streams_full",
+            Full::Peer => "file_streams_per_peer",
+        }
+    }
+}
+
+/// Stream slots: a global cap and a share per peer.
+struct Slots {
+    total: usize,
+    per_peer: usize,
+    /// Slots held in all, and by each peer holding any.
+    held: Mutex<(usize, HashMap<PeerId, usize>)>,
+}
+
+/// One slot, given back when dropped.
+struct Slot {
+    slots: Arc<Slots>,
+    peer: PeerId,
+}
+
+impl Slots {
+    fn new(total: usize, per_peer: usize) -> Self {
+        Self { total, per_peer, held: Mutex::new((0, HashMap::new())) }
+    }
+
+    fn take(self: &Arc<Self>, peer: PeerId) -> Result<Slot, Full> {
+        let mut held = self.held.lock().map_err(|_| Full::All)?;
+        let (all, by_peer) = &mut *held;
+        let mine = by_peer.get(&peer).copied().unwrap_or(0);
+        if mine >= self.per_peer {
+            return Err(Full::Peer);
+        }
+        if *all >= self.total {
+            return Err(Full::All);
+        }
+        *all += 1;
+        by_peer.insert(peer, mine + 1);
+        Ok(Slot { slots: self.clone(), peer })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Ok(mut held) = self.slots.held.lock() else { return };
+        let (all, by_peer) = &mut *held;
+        *all = all.saturating_sub(1);
+        if let Some(mine) = by_peer.get_mut(&self.peer) {
+            *mine = mine.saturating_sub(1);
+            if *mine == 0 {
+                by_peer.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// How reading a request ended, when it gave none.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The other side closed the stream cleanly.
+    Closed,
+    /// No (whole) request in time: `first` for a stream's first one.
+    Timeout { first: bool },
+    /// The stream broke or the frame was malformed.
+    Broken(std::io::ErrorKind),
+}
+
+impl Ended {
+    /// The `what` label of `communitas_refused_total`, for a stream we ended.
+    fn reason(&self) -> Option<&'static str> {
+        match self {
+            Ended::Timeout { first: true } => Some("file_stream_first_frame_timeout"),
+            Ended::Timeout { first: false } => Some("file_stream_idle"),
+            Ended::Closed | Ended::Broken(_) => None,
+        }
+    }
+}
+
+/// Reads the next request of a stream within its deadline ([`FIRST_FRAME`] for the
+/// first, [`IDLE`] for later ones).
+async fn next_request<S: futures::AsyncRead + Unpin>(
+    stream: &mut S,
+    first: bool,
+) -> Result<Vec<u8>, Ended> {
+    let deadline = if first { FIRST_FRAME } else { IDLE };
+    match tokio::time::timeout(deadline, frame::read(stream)).await {
+        Err(_) => Err(Ended::Timeout { first }),
+        Ok(Ok(Some(body))) => Ok(body),
+        Ok(Ok(None)) => Err(Ended::Closed),
+        Ok(Err(e)) => Err(Ended::Broken(e.kind())),
+    }
+}
+
 async fn serve_stream(inner: &Inner, peer: PeerId, mut stream: communitas_net::libp2p::Stream) {
+    let mut first = true;
     loop {
-        let body = match frame::read(&mut stream).await {
-            Ok(Some(body)) => body,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "file stream ended");
+        let body = match next_request(&mut stream, first).await {
+            Ok(body) => body,
+            Err(ended) => {
+                if let Some(reason) = ended.reason() {
+                    inner.metrics.refuse(reason);
+                }
+                tracing::debug!(%peer, ?ended, "file stream ended");
                 return;
             }
         };
+        first = false;
         let response = match Request::from_bytes(&body) {
             Ok(request) => answer(inner, peer, request).await,
             Err(e) => {
@@ -283,4 +404,81 @@ async fn get(inner: &Inner, file_id: FileId, stripe: u32, mask: u16) -> Result<R
         });
     }
     Ok(Response::Shards { hashes, shards })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    fn peer() -> PeerId {
+        PeerId::random()
+    }
+
+    #[test]
+    fn one_peer_gets_its_share_and_the_others_still_get_slots() {
+        let slots = Arc::new(Slots::new(4, 2));
+        let (hostile, bob, carol) = (peer(), peer(), peer());
+        let a = slots.take(hostile).unwrap();
+        let _b = slots.take(hostile).unwrap();
+        assert_eq!(slots.take(hostile).err(), Some(Full::Peer));
+        let _c = slots.take(bob).unwrap();
+        let _d = slots.take(carol).unwrap();
+        // All four are taken: a new peer is refused for the global cap.
+        assert_eq!(slots.take(peer()).err(), Some(Full::All));
+        // A slot given back is free again, for anyone.
+        drop(a);
+        let _e = slots.take(bob).unwrap();
+        assert_eq!(slots.take(bob).err(), Some(Full::Peer));
+        assert_eq!(slots.held.lock().unwrap().1.get(&hostile), Some(&1));
+    }
+
+    #[test]
+    fn slots_given_back_leave_no_entry() {
+        let slots = Arc::new(Slots::new(64, 8));
+        let p = peer();
+        let held: Vec<Slot> = (0..8).map(|_| slots.take(p).unwrap()).collect();
+        drop(held);
+        let state = slots.held.lock().unwrap();
+        assert_eq!(state.0, 0);
+        assert!(state.1.is_empty());
+    }
+
+    /// A stream whose peer sends nothing and never closes.
+    struct Silent;
+
+    impl futures::AsyncRead for Silent {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_stream_is_ended_at_its_deadline() {
+        let start = tokio::time::Instant::now();
+        assert_eq!(next_request(&mut Silent, true).await, Err(Ended::Timeout { first: true }));
+        assert_eq!(start.elapsed(), FIRST_FRAME);
+        let start = tokio::time::Instant::now();
+        assert_eq!(next_request(&mut Silent, false).await, Err(Ended::Timeout { first: false }));
+        assert_eq!(start.elapsed(), IDLE);
+        assert_eq!(
+            Ended::Timeout { first: true }.reason(),
+            Some("file_stream_first_frame_timeout")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_that_arrives_in_time_is_read() {
+        let mut bytes = Vec::new();
+        frame::write(&mut futures::io::Cursor::new(&mut bytes), b"hi").await.unwrap();
+        let mut stream = futures::io::Cursor::new(bytes);
+        assert_eq!(next_request(&mut stream, true).await, Ok(b"hi".to_vec()));
+        assert_eq!(next_request(&mut stream, false).await, Err(Ended::Closed));
+    }
 }
