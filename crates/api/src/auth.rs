@@ -18,7 +18,7 @@ pub(crate) async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    if peer.ip().is_loopback() && !host_is_loopback(&request) {
+    if peer.ip().is_loopback() && !host_is_own(&request, state.port) {
         return ApiError::BadHost.into_response();
     }
     if !same_origin(&request) {
@@ -51,11 +51,12 @@ pub(crate) enum Via {
 
 /// The Host check alone, for the routes anyone may load (the app's files, `/login`).
 pub(crate) async fn check_host(
+    AxumState(state): AxumState<State>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
     next: Next,
 ) -> Response {
-    if peer.ip().is_loopback() && !host_is_loopback(&request) {
+    if peer.ip().is_loopback() && !host_is_own(&request, state.port) {
         return ApiError::BadHost.into_response();
     }
     next.run(request).await
@@ -86,15 +87,62 @@ pub(crate) fn session_cookie<'r>(
 }
 
 /// A browser tricked into calling us through a rebound DNS name sends that name as
-/// `Host`; a loopback listener only answers to loopback names.
-fn host_is_loopback(request: &Request) -> bool {
-    let Some(host) = request.headers().get(HOST).and_then(|h| h.to_str().ok()) else {
+/// `Host`; a loopback listener only answers to its own address: `127.0.0.1`,
+/// `localhost` or `[::1]`, with the port it listens on (none only for port 80). Any
+/// other name (`127.attacker.example`, `127.0.0.2`, another port) is refused.
+fn host_is_own(request: &Request, port: u16) -> bool {
+    let Some(host) = request.headers().get(HOST) else {
         // HTTP/1.0 clients may omit it; they are not browsers.
         return true;
     };
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
+    host.to_str().is_ok_and(|host| is_own_host(host, port))
+}
+
+/// [`host_is_own`] on the header's text.
+pub(crate) fn is_own_host(host: &str, port: u16) -> bool {
+    let (name, given) = match host.rsplit_once(':') {
+        // `[::1]` alone splits inside the brackets: no port.
+        Some((name, given)) if !given.ends_with(']') => (name, Some(given)),
+        _ => (host, None),
     };
-    matches!(name, "localhost" | "127.0.0.1" | "[::1]") || name.starts_with("127.")
+    let port_ok = match given {
+        Some(given) => {
+            given.bytes().all(|b| b.is_ascii_digit()) && given.parse::<u16>() == Ok(port)
+        }
+        None => port == 80,
+    };
+    let name_ok = name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "[::1]";
+    port_ok && name_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_own_host;
+
+    #[test]
+    fn only_the_apis_own_address_is_its_host() {
+        for host in ["127.0.0.1:8080", "localhost:8080", "LocalHost:8080", "[::1]:8080"] {
+            assert!(is_own_host(host, 8080), "{host}");
+        }
+        for host in [
+            "127.attacker.example:8080",
+            "127.0.0.1.attacker.example:8080",
+            "127.0.0.2:8080",
+            "127.0.0.1:8081",
+            "localhost:80",
+            "127.0.0.1",
+            "[::1]",
+            "127.0.0.1:+8080",
+            "127.0.0.1:08080x",
+            "evil.example:8080",
+            "localhost.:8080",
+            "[::1]:8080:8080",
+            "",
+        ] {
+            assert!(!is_own_host(host, 8080), "{host}");
+        }
+        assert!(is_own_host("127.0.0.1", 80));
+        assert!(is_own_host("[::1]", 80));
+        assert!(!is_own_host("127.0.0.1:65536", 0));
+    }
 }

@@ -3,7 +3,7 @@
 //! | code | status | meaning |
 //! | --- | --- | --- |
 //! | `unauthorized` | 401 | missing or wrong bearer token |
-//! | `bad_host` | 400 | `Host` header is not a loopback name |
+//! | `bad_host` | 400 | `Host` header is not this API's own address (`127.0.0.1`, `localhost` or `[::1]` with its port) |
 //! | `cross_origin` | 403 | a browser request from another origin |
 //! | `invalid_address` | 400 | not a four-word address (the message names the word) |
 //! | `invalid_id` | 400 | not a message id |
@@ -21,7 +21,7 @@
 //! | `shutting_down` | 503 | the node is stopping |
 //! | `rate_limited` | 429 | too many sends; `Retry-After` says when to try again |
 //! | `locked` | 423 | no identity is unlocked (decision 0013) |
-//! | `token_required` | 403 | only the bearer token may do this (new login links) |
+//! | `token_required` | 403 | only the bearer token may do this (new login links, sending a file by path) |
 //! | `wrong_passphrase` | 403 | the passphrase (the current one, for a change) does not open the keystore |
 //! | `identity_exists` | 409 | first run asked for, but there is an identity |
 //! | `no_identity` | 409 | unlock, lock or a passphrase change asked for, but there is no identity yet |
@@ -132,7 +132,7 @@ impl ApiError {
             ApiError::Unauthorized => {
                 "sign in first: a bearer token (CLI) or the session of a login link (web UI)".into()
             }
-            ApiError::BadHost => "requests must be addressed to a loopback host".into(),
+            ApiError::BadHost => "requests must be addressed to this API's own address (127.0.0.1, localhost or [::1] with its port)".into(),
             ApiError::CrossOrigin => "requests from another origin are refused".into(),
             ApiError::InvalidAddress(m) | ApiError::InvalidRequest(m) | ApiError::NotFound(m) => {
                 m.clone()
@@ -152,7 +152,8 @@ impl ApiError {
                 .into(),
             ApiError::AlreadyUnlocked => "the node is unlocked already".into(),
             ApiError::TokenRequired => {
-                "only the API token may do this: run `communitas login-link`".into()
+                "only the API token may do this (a web session may not): for a login link, run \
+                 `communitas login-link`".into()
             }
             ApiError::Identity(e) => e.to_string(),
         }

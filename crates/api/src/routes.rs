@@ -308,11 +308,17 @@ struct SendFileRequest {
     text: String,
 }
 
-/// Sends a file the node can read from its own disk.
+/// Sends a file the node can read from its own disk. Only with the bearer token: a
+/// web session (a cookie a browser holds) must not be able to name any file the user
+/// can read; the web UI sends the bytes (`/v1/files/upload`).
 async fn send_file(
     AxumState(s): AxumState<State>,
+    axum::Extension(via): axum::Extension<crate::auth::Via>,
     request: std::result::Result<Json<SendFileRequest>, JsonRejection>,
 ) -> Result<Response> {
+    if via != crate::auth::Via::Token {
+        return Err(ApiError::TokenRequired);
+    }
     let request = body(request)?;
     let to = address(&request.to)?;
     let (id, file_id, status) =

@@ -3,8 +3,8 @@
 //!
 //! The static files hold no data and are served to anyone who can reach the
 //! listener; everything under `/v1` needs the token or a session. A login code is good
-//! once; the session it opens lasts [`SESSION_LIFETIME`] at most, until the node stops,
-//! or until `POST /v1/logout`. The cookie is HttpOnly
+//! once; the session it opens lasts [`SESSION_LIFETIME`] at most, ends after
+//! [`SESSION_IDLE`] without a request, when the node stops, or at `POST /v1/logout`. The cookie is HttpOnly
 //! (scripts never see it) and SameSite=Strict, and its name carries the port, because
 //! browsers share cookies across the ports of one host (alice's and bob's nodes in the
 //! demo would overwrite each other's).
@@ -26,6 +26,9 @@ use crate::State;
 const MAX_SESSIONS: usize = 1_000;
 /// How long a session lasts after its login, whatever happens in between.
 pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A session with no request for this long is over (a stolen or forgotten cookie
+/// stops working soon; an open event stream is not a request).
+pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 /// How long a login link works if nobody opens it (the one `run` prints may end up
 /// in a log; `communitas login-link` makes a fresh one).
 pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(3600);
@@ -43,8 +46,21 @@ pub(crate) struct Sessions {
 struct SessionSets {
     /// Unused login codes and when each was made.
     codes: HashMap<String, Instant>,
-    /// Open sessions and when each was opened.
-    sessions: HashMap<String, Instant>,
+    /// Open sessions: when each was opened and last used.
+    sessions: HashMap<String, Session>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    opened: Instant,
+    used: Instant,
+}
+
+impl Session {
+    fn live(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.opened) < SESSION_LIFETIME
+            && now.saturating_duration_since(self.used) < SESSION_IDLE
+    }
 }
 
 impl Sessions {
@@ -65,21 +81,34 @@ impl Sessions {
     }
 
     fn redeem(&self, code: &str) -> Option<String> {
+        self.redeem_at(code, Instant::now())
+    }
+
+    fn redeem_at(&self, code: &str, now: Instant) -> Option<String> {
         let session = hex(random::bytes::<32>().ok()?);
-        let now = Instant::now();
         self.with(|s| {
-            s.sessions.retain(|_, opened| now.duration_since(*opened) < SESSION_LIFETIME);
-            let fresh =
-                s.codes.remove(code).is_some_and(|made| now.duration_since(made) < CODE_LIFETIME);
+            s.sessions.retain(|_, session| session.live(now));
+            let fresh = s
+                .codes
+                .remove(code)
+                .is_some_and(|made| now.saturating_duration_since(made) < CODE_LIFETIME);
             (fresh && s.sessions.len() < MAX_SESSIONS)
-                .then(|| s.sessions.insert(session.clone(), now))
+                .then(|| s.sessions.insert(session.clone(), Session { opened: now, used: now }))
         })?;
         Some(session)
     }
 
+    /// Whether `session` is open; a request with it counts as use.
     pub(crate) fn is_open(&self, session: &str) -> bool {
-        self.with(|s| match s.sessions.get(session) {
-            Some(opened) if opened.elapsed() < SESSION_LIFETIME => true,
+        self.is_open_at(session, Instant::now())
+    }
+
+    fn is_open_at(&self, session: &str, now: Instant) -> bool {
+        self.with(|s| match s.sessions.get_mut(session) {
+            Some(open) if open.live(now) => {
+                open.used = open.used.max(now);
+                true
+            }
             Some(_) => {
                 s.sessions.remove(session);
                 false
@@ -228,4 +257,44 @@ fn content_type(path: &Path) -> &'static str {
 /// Shared pieces for [`State`].
 pub(crate) fn sessions() -> Arc<Sessions> {
     Arc::new(Sessions::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{SESSION_IDLE, SESSION_LIFETIME, Sessions};
+
+    fn open(sessions: &Sessions, at: Instant) -> String {
+        let code = sessions.new_code().unwrap();
+        sessions.redeem_at(&code, at).unwrap()
+    }
+
+    #[test]
+    fn a_session_ends_when_idle_and_at_its_lifetime_however_busy() {
+        let sessions = Sessions::default();
+        let t0 = Instant::now();
+        let minute = Duration::from_secs(60);
+
+        // Idle past the limit: over, and stays over.
+        let idle = open(&sessions, t0);
+        assert!(sessions.is_open_at(&idle, t0 + SESSION_IDLE - minute));
+        assert!(!sessions.is_open_at(&idle, t0 + SESSION_IDLE * 2));
+        assert!(!sessions.is_open_at(&idle, t0 + SESSION_IDLE * 2 + minute));
+
+        // Used within the limit, again and again: open, until the lifetime's end.
+        let busy = open(&sessions, t0);
+        let mut at = t0;
+        while at + SESSION_IDLE / 2 < t0 + SESSION_LIFETIME {
+            at += SESSION_IDLE / 2;
+            assert!(sessions.is_open_at(&busy, at));
+        }
+        assert!(!sessions.is_open_at(&busy, t0 + SESSION_LIFETIME));
+
+        // A code is good once.
+        let code = sessions.new_code().unwrap();
+        assert!(sessions.redeem_at(&code, t0).is_some());
+        assert!(sessions.redeem_at(&code, t0).is_none());
+        assert!(!sessions.is_open_at("not-a-session", t0));
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{FilesConfig, RateLimits, mailbox, presence, replicate};
+use crate::{FilesConfig, RateLimits, mailbox, presence, replicate, seen};
 
 /// How to run a node.
 #[derive(Debug, Clone)]
@@ -27,6 +27,9 @@ pub struct Config {
     /// How often a user node looks in its mailboxes when no server told it of new
     /// mail (servers tell online owners at once).
     pub mailbox_fetch_every: Duration,
+    /// How often every node forgets the seen ids past their expiry (user nodes too:
+    /// otherwise the table grows with every message ever received).
+    pub seen_sweep_every: Duration,
 }
 
 impl Default for Config {
@@ -41,6 +44,7 @@ impl Default for Config {
             presence: presence::Config::default(),
             mailbox_replicate_every: replicate::EVERY,
             mailbox_fetch_every: mailbox::FETCH_EVERY,
+            seen_sweep_every: seen::SWEEP_EVERY,
         }
     }
 }

@@ -41,6 +41,11 @@ impl Handle {
         self.inner.public.name.as_deref()
     }
 
+    /// Own public identity (what a sender seals to).
+    pub fn identity(&self) -> &communitas_crypto::PublicIdentity {
+        &self.inner.public.identity
+    }
+
     /// This device's PeerId.
     pub fn peer_id(&self) -> communitas_net::libp2p::PeerId {
         self.inner.public.peer_id

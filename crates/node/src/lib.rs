@@ -35,6 +35,7 @@ mod receipts;
 mod replicate;
 mod rng;
 mod seal;
+mod seen;
 mod send;
 
 use std::sync::Arc;
@@ -174,6 +175,8 @@ impl Node {
             let every = config.mailbox_replicate_every;
             tasks.spawn(replicate::run(inner.clone(), every, shutdown.child_token()));
         }
+        let every = config.seen_sweep_every;
+        tasks.spawn(seen::run(inner.clone(), every, shutdown.child_token()));
         let channels = dispatch::Channels { publish: publish_tx, mailbox: mbox_tx };
         tasks.spawn(dispatch::run(
             inner.clone(),

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub failed: Counter,
     /// Replayed envelopes dropped by the seen-id check.
     pub duplicates: Counter,
+    /// Seen ids forgotten past their expiry.
+    pub seen_expired: Counter,
     /// Inbound envelopes refused (invalid, stale, not for us).
     pub rejected: Counter,
     /// Inbound messages shed because the node was behind.
@@ -67,6 +69,7 @@ impl Metrics {
         let delivered = Counter::default();
         let failed = Counter::default();
         let duplicates = Counter::default();
+        let seen_expired = Counter::default();
         let rejected = Counter::default();
         let shed = Counter::default();
         // 0.25 ms .. ~65 s, doubling.
@@ -148,6 +151,11 @@ impl Metrics {
         );
         registry.register("messages_failed", "Messages given up on", failed.clone());
         registry.register("messages_duplicate", "Replayed envelopes dropped", duplicates.clone());
+        registry.register(
+            "seen_ids_expired",
+            "Seen message ids forgotten past their expiry",
+            seen_expired.clone(),
+        );
         registry.register("messages_rejected", "Inbound envelopes refused", rejected.clone());
         registry.register("messages_shed", "Inbound messages shed under load", shed.clone());
         registry.register(
@@ -168,6 +176,7 @@ impl Metrics {
             delivered,
             failed,
             duplicates,
+            seen_expired,
             rejected,
             shed,
             delivery_latency,

@@ -380,3 +380,83 @@ async fn refused_uploads_leave_nothing_behind() {
     shutdown.cancel();
     net.shutdown().await;
 }
+
+/// The Host must be exactly the API's own address with its port (DNS rebinding
+/// through `127.attacker.example` is refused), and a web session cannot make the node
+/// read a local path by name: only the bearer token can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_its_own_host_and_only_the_token_may_name_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (alice, bob) = (net.users[0].handle(), net.users[1].handle());
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let state = State::new(alice.clone(), TOKEN.into(), shutdown.clone(), local);
+    let code_link = state.login_url().unwrap();
+    tokio::spawn(communitas_api::serve(listener, state));
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("http://{local}");
+    let port = local.port();
+
+    let with_host = |path: &str, host: &str| {
+        http.get(format!("{base}{path}")).bearer_auth(TOKEN).header("host", host.to_owned())
+    };
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")]
+    {
+        let response = with_host("/v1/status", &host).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{host}");
+    }
+    for host in [
+        format!("127.attacker.example:{port}"),
+        format!("127.0.0.2:{port}"),
+        format!("127.0.0.1:{}", port.wrapping_add(1)),
+        "127.0.0.1".to_owned(),
+    ] {
+        for path in ["/v1/status", "/", "/login?code=x"] {
+            let response = with_host(path, &host).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{host} {path}");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "bad_host", "{host} {path}");
+        }
+    }
+
+    // A web session, from a login link.
+    let login = http.get(code_link).send().await.unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let cookie =
+        login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let session_get = http.get(format!("{base}/v1/status")).header("cookie", &cookie);
+    assert_eq!(session_get.send().await.unwrap().status(), StatusCode::OK);
+
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, b"not for web pages").unwrap();
+    let request = json!({ "to": bob.address().to_string(), "path": secret.display().to_string() });
+    let by_session = http
+        .post(format!("{base}/v1/files"))
+        .header("cookie", &cookie)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_session.status(), StatusCode::FORBIDDEN);
+    let body: Value = by_session.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "token_required");
+    assert!(alice.outbox().await.unwrap().is_empty(), "nothing was sent");
+    // The token still may (bob is not a contact yet: found through the DHT).
+    let api =
+        Api { base: base.clone(), http: reqwest::Client::builder().no_proxy().build().unwrap() };
+    let (status, body) = eventually(Duration::from_secs(20), || async {
+        let (status, body) = api.post("/v1/files", request.clone()).await;
+        if status == StatusCode::ACCEPTED { Ok((status, body)) } else { Err((status, body)) }
+    })
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    shutdown.cancel();
+    net.shutdown().await;
+}

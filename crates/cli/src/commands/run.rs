@@ -26,9 +26,14 @@ pub(crate) struct RunArgs {
         help = "Join the network through this node, /…/p2p/<peer id> (repeatable)."
     )]
     pub(crate) bootstrap: Vec<Multiaddr>,
-    /// Serve the local API here.
+    /// Serve the local API here. It speaks plain HTTP, so an address other than
+    /// loopback (127.0.0.0/8, ::1) is refused unless --api-insecure is given.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
     pub(crate) api: SocketAddr,
+    /// Allow --api on a non-loopback address: the token, session cookies and messages
+    /// then cross the network unencrypted (put TLS or an SSH tunnel in front).
+    #[arg(long)]
+    pub(crate) api_insecure: bool,
     /// Start without a passphrase: the node starts once the identity is unlocked in
     /// the web UI or with `communitas unlock`; on a home without an identity, the web
     /// UI creates one.
@@ -126,6 +131,7 @@ impl ServerLimits {
 }
 
 pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> {
+    check_api_addr(args.api, args.api_insecure)?;
     // Unlocked before anything starts, so a wrong passphrase changes nothing.
     let unlocked = if args.locked {
         None
@@ -210,4 +216,17 @@ fn seconds(flag: &str, secs: f64) -> Result<std::time::Duration> {
         return Err(crate::Exit::usage(format!("{flag} must be between 0.1 and 3600 seconds")));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// The API is plain HTTP: only on loopback, unless the user says otherwise.
+pub(crate) fn check_api_addr(api: SocketAddr, insecure: bool) -> Result<()> {
+    if api.ip().is_loopback() || insecure {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--api {api} is not a loopback address: the API speaks plain HTTP, so its token \
+         and your messages would cross the network unencrypted. Use 127.0.0.1:PORT (and \
+         an SSH tunnel or a TLS proxy to reach it from elsewhere), or add --api-insecure \
+         to serve it there anyway"
+    )
 }

@@ -1,6 +1,7 @@
 //! The `communitas` binary, run as a user runs it. One test binary (ARCHITECTURE §14).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api;
 mod catchup;
 mod chaos;
 mod daemon;

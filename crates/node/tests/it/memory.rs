@@ -395,3 +395,80 @@ async fn an_announced_address_is_the_only_one_published() {
     bob.shutdown().await;
     server.shutdown().await;
 }
+
+/// A user node (not a server) forgets a seen id once its message's lifetime is over,
+/// while a replay of a message still within its lifetime is still stored once; the
+/// expired message itself is then refused as stale, so forgetting lost nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_node_forgets_expired_seen_ids_and_still_refuses_live_replays() {
+    use communitas_crypto::{Envelope, Identity, Kind, Letter};
+    use communitas_net::libp2p::multiaddr::Protocol;
+    use communitas_net::{Receipt, Rejection};
+    use communitas_node::MESSAGE_TTL;
+    use communitas_types::{MessageId, Timestamp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = communitas_node::Config {
+        seen_sweep_every: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let bob =
+        communitas_testkit::memory_node_configured(dir.path(), "bob", false, &[], config).await;
+    let b = bob.handle();
+    let bob_addrs = communitas_testkit::dial_addrs(&b).await;
+    let bob_peer = match bob_addrs[0].iter().last() {
+        Some(Protocol::P2p(peer)) => peer,
+        _ => panic!("no peer id in {}", bob_addrs[0]),
+    };
+    let bob_keys = b.identity().clone();
+    let mallory_client = communitas_testkit::BareClient::start(&[]);
+    let mallory = &mallory_client.net;
+    let m = Identity::generate().unwrap();
+    let seal = |id: u8, timestamp: Timestamp| {
+        let letter = Letter {
+            message_id: MessageId::from_bytes([id; 16]),
+            timestamp,
+            kind: Kind::Text,
+            body: b"x",
+        };
+        Envelope::seal(&m, &bob_keys, letter).unwrap().to_bytes()
+    };
+    // Its lifetime ends a few seconds from now (its seen id is kept until then)...
+    let ending = seal(1, Timestamp::now().saturating_sub(MESSAGE_TTL - Duration::from_secs(4)));
+    // ... and this one's in 30 days.
+    let live = seal(2, Timestamp::now());
+    for envelope in [&ending, &live] {
+        assert_eq!(
+            mallory.send(bob_peer, bob_addrs.clone(), envelope.clone()).await.unwrap(),
+            Receipt::Delivered
+        );
+    }
+    let expired = |b: &communitas_node::Handle| {
+        b.metrics().encode().contains("communitas_seen_ids_expired_total 1\n")
+    };
+    assert!(!expired(&b), "nothing has expired yet");
+
+    // The sweep (user node) forgets exactly the one whose time is up.
+    eventually(Duration::from_secs(30), || async {
+        if expired(&b) { Ok(()) } else { Err(b.metrics().encode()) }
+    })
+    .await;
+    // The live one is still known: its replay is answered but stored once.
+    assert_eq!(
+        mallory.send(bob_peer, bob_addrs.clone(), live.clone()).await.unwrap(),
+        Receipt::Delivered
+    );
+    assert!(b.metrics().encode().contains("communitas_messages_duplicate_total 1\n"));
+    // The forgotten one is refused on its age, not taken again.
+    assert_eq!(
+        mallory.send(bob_peer, bob_addrs.clone(), ending.clone()).await.unwrap(),
+        Receipt::Rejected(Rejection::Stale)
+    );
+    let m_address = communitas_crypto::derive_address(m.public());
+    assert_eq!(b.history(m_address, 10, None).await.unwrap().len(), 2);
+    // Nothing else was swept.
+    assert!(expired(&b));
+
+    mallory_client.stop().await;
+    bob.shutdown().await;
+}

@@ -17,6 +17,13 @@ impl Store {
     ) -> Result<Inserted, Error> {
         self.write(move |conn, _| record(conn, &sender, id, seen_until)).await
     }
+
+    /// Forgets the seen ids whose time is up at `now`; returns how many went. Every
+    /// node runs this: an id is kept for the message's lifetime, after which the
+    /// message itself is refused as stale, so nothing is lost by forgetting it.
+    pub async fn expire_seen(&self, now: Timestamp) -> Result<usize, Error> {
+        self.write(move |conn, _| expire(conn, now)).await
+    }
 }
 
 /// Records `(sender, id)` until `seen_until`, unless it was seen before.
