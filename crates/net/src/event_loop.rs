@@ -9,7 +9,8 @@
 //! - [`relays`]: connections (direct or relayed, duplicates, pings that stopped coming
 //!   back), relay reservations, hole punches and our addresses;
 //! - [`records`]: the DHT: publishing and looking up identity records, validating the
-//!   records other nodes put here (rate-limited per peer), closest peers;
+//!   records other nodes put here (rate-limited per peer, in their own bounded queue
+//!   so that they never delay our lookups), closest peers;
 //! - [`requests`]: `/communitas/msg/1` and `/communitas/mbox/1`: our requests waiting
 //!   for their answers, and inbound ones handed to the node or shed when it is behind.
 

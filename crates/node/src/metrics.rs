@@ -233,7 +233,10 @@ impl Metrics {
             "refused",
             "What this node turned away, by what: connection_limit, memory_limit, \
              relay_reservation, relay_circuit, mailbox_full, mailbox_sender_quota, \
-             mailbox_server_full, mailbox_unavailable",
+             mailbox_server_full, mailbox_unavailable, file_streams_full, \
+             file_streams_per_peer, file_stream_first_frame_timeout, file_stream_idle, \
+             record_put_queue_full, record_put_peer_share, record_put_rate, \
+             record_put_overloaded, record_put_invalid, record_put_wrong_key",
             net.refused.clone(),
         );
         metrics.net = Some(net);

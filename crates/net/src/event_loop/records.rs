@@ -7,8 +7,15 @@
 //! rate-limited per peer ([`PUTS_PER_PEER_PER_MINUTE`], a `governor` bucket like the
 //! node's other limits), validated the same way, and merged into what we hold under
 //! that address's key only if its keys derive that address.
+//!
+//! Puts never stand in the way of our own lookups (issue 16): they wait in their own
+//! queue ([`PutQueue`]: at most [`PUTS_QUEUED`] records, [`PUTS_QUEUED_PER_PEER`] from
+//! one peer, served round robin), and only [`PUTS_VALIDATING`] of them is handed to the
+//! validator at a time. A lookup's record therefore waits behind at most one put's
+//! derivation, and strangers' puts get at most that share of the CPU. What is turned
+//! away is counted in `communitas_refused_total{what="record_put_…"}`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -31,6 +38,85 @@ const PUTS_PER_PEER_PER_MINUTE: NonZeroU32 = match NonZeroU32::new(30) {
     Some(n) => n,
     None => NonZeroU32::MIN,
 };
+
+/// Inbound put records waiting for the validator, from all peers together.
+const PUTS_QUEUED: usize = 64;
+/// Inbound put records one peer may have waiting (its fair share of [`PUTS_QUEUED`]).
+const PUTS_QUEUED_PER_PEER: usize = 8;
+/// Inbound put records handed to the validator at once: the CPU strangers' puts may
+/// take (one derivation of the validator's two), whatever our lookups need.
+const PUTS_VALIDATING: usize = 1;
+
+/// Refusal labels (`communitas_refused_total{what}`), one per reason a put is dropped.
+mod refused {
+    /// Over the peer's rate ([`super::PUTS_PER_PEER_PER_MINUTE`]); counted per put.
+    pub(super) const RATE: &str = "record_put_rate";
+    /// Not a record set with valid signatures; counted per put.
+    pub(super) const INVALID: &str = "record_put_invalid";
+    /// The peer already has its share queued; counted per record.
+    pub(super) const PEER_SHARE: &str = "record_put_peer_share";
+    /// The put queue is full; counted per record.
+    pub(super) const QUEUE_FULL: &str = "record_put_queue_full";
+    /// The validator had no room (our lookups filled it); counted per record.
+    pub(super) const OVERLOADED: &str = "record_put_overloaded";
+    /// Its keys do not derive the address it was put under; counted per record.
+    pub(super) const WRONG_KEY: &str = "record_put_wrong_key";
+}
+
+/// Why [`PutQueue::push`] refused a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueueRefusal {
+    PeerShare,
+    Full,
+}
+
+/// Inbound put records waiting for the validator: bounded in total and per source peer,
+/// taken round robin over the peers so one peer's backlog does not delay another's.
+#[derive(Default)]
+struct PutQueue {
+    by_peer: HashMap<PeerId, VecDeque<(IdentityRecord, Waiter)>>,
+    /// Peers with records waiting, in the order they are served.
+    turns: VecDeque<PeerId>,
+    len: usize,
+}
+
+impl PutQueue {
+    fn push(
+        &mut self,
+        source: PeerId,
+        record: IdentityRecord,
+        waiter: Waiter,
+    ) -> Result<(), QueueRefusal> {
+        if self.len >= PUTS_QUEUED {
+            return Err(QueueRefusal::Full);
+        }
+        let queue = self.by_peer.entry(source).or_default();
+        if queue.len() >= PUTS_QUEUED_PER_PEER {
+            return Err(QueueRefusal::PeerShare);
+        }
+        if queue.is_empty() {
+            self.turns.push_back(source);
+        }
+        queue.push_back((record, waiter));
+        self.len += 1;
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Option<(IdentityRecord, Waiter)> {
+        let peer = self.turns.pop_front()?;
+        let queue = self.by_peer.get_mut(&peer)?;
+        let item = queue.pop_front();
+        if queue.is_empty() {
+            self.by_peer.remove(&peer);
+        } else {
+            self.turns.push_back(peer);
+        }
+        if item.is_some() {
+            self.len -= 1;
+        }
+        item
+    }
+}
 
 /// How often the buckets of peers that are full again are forgotten (bounds memory:
 /// a bucket a peer has not touched for a minute is back at its burst anyway).
@@ -58,6 +144,10 @@ pub(super) struct Records {
     next_token: u64,
     /// Inbound record puts, per peer.
     puts: DefaultKeyedRateLimiter<PeerId>,
+    /// Inbound put records waiting for the validator.
+    put_queue: PutQueue,
+    /// Inbound put records with the validator now (at most [`PUTS_VALIDATING`]).
+    puts_validating: usize,
 }
 
 impl Default for Records {
@@ -70,6 +160,8 @@ impl Default for Records {
             lookup_queries: HashMap::new(),
             next_token: 0,
             puts: RateLimiter::keyed(Quota::per_minute(PUTS_PER_PEER_PER_MINUTE)),
+            put_queue: PutQueue::default(),
+            puts_validating: 0,
         }
     }
 }
@@ -196,12 +288,14 @@ impl EventLoop {
     fn handle_inbound_put(&mut self, source: PeerId, record: Record) {
         if self.records.puts.check_key(&source).is_err() {
             tracing::debug!(peer = %source, "record put over the rate limit: dropped");
+            self.metrics.refuse(refused::RATE);
             return;
         }
         let set = match RecordSet::from_bytes(&record.value) {
             Ok(set) => set,
             Err(e) => {
                 tracing::debug!(peer = %source, error = %e, "invalid record put: dropped");
+                self.metrics.refuse(refused::INVALID);
                 return;
             }
         };
@@ -211,11 +305,31 @@ impl EventLoop {
                 expires: record.expires,
                 publisher: record.publisher,
             };
-            match self.records.validator.check(identity_record, waiter) {
+            match self.records.put_queue.push(source, identity_record, waiter) {
+                Ok(()) => {}
+                Err(QueueRefusal::PeerShare) => {
+                    tracing::debug!(peer = %source, "peer's record puts over its share: dropped");
+                    self.metrics.refuse(refused::PEER_SHARE);
+                }
+                Err(QueueRefusal::Full) => {
+                    tracing::debug!(peer = %source, "record put queue full: dropped");
+                    self.metrics.refuse(refused::QUEUE_FULL);
+                }
+            }
+        }
+        self.validate_puts();
+    }
+
+    /// Hands queued puts to the validator while fewer than [`PUTS_VALIDATING`] are there.
+    fn validate_puts(&mut self) {
+        while self.records.puts_validating < PUTS_VALIDATING {
+            let Some((record, waiter)) = self.records.put_queue.pop() else { break };
+            match self.records.validator.check(record, waiter) {
                 Ok(Some(checked)) => self.handle_checked(checked, false),
-                Ok(None) => {}
+                Ok(None) => self.records.puts_validating += 1,
                 Err(_) => {
-                    tracing::debug!(peer = %source, "record validator overloaded: put dropped")
+                    tracing::debug!("record validator overloaded: put dropped");
+                    self.metrics.refuse(refused::OVERLOADED);
                 }
             }
         }
@@ -251,8 +365,13 @@ impl EventLoop {
         let Checked { address, record, waiter } = checked;
         match waiter {
             Waiter::Put { key, expires, publisher } => {
+                if queued {
+                    self.records.puts_validating = self.records.puts_validating.saturating_sub(1);
+                    self.validate_puts();
+                }
                 if key.as_ref() != dht_key(&address) {
                     tracing::debug!("record put under another address's key: dropped");
+                    self.metrics.refuse(refused::WRONG_KEY);
                     return;
                 }
                 let store = self.swarm.behaviour_mut().kad.store_mut();
@@ -315,5 +434,68 @@ mod tests {
         }
         assert!(records.puts.check_key(&peer).is_err(), "the 31st put in a minute is dropped");
         assert!(records.puts.check_key(&other).is_ok(), "each peer has its own bucket");
+    }
+
+    fn record() -> (IdentityRecord, Waiter) {
+        let identity = communitas_crypto::Identity::generate().unwrap();
+        let device = communitas_crypto::Device { peer_id: PeerId::random(), addrs: Vec::new() };
+        let created = communitas_types::Timestamp::from_millis(1);
+        let record = IdentityRecord::sign(&identity, 1, created, None, vec![device]).unwrap();
+        let waiter =
+            Waiter::Put { key: RecordKey::new(&[0u8; 32]), expires: None, publisher: None };
+        (record, waiter)
+    }
+
+    #[test]
+    fn a_peer_may_queue_its_share_and_no_more() {
+        let mut queue = PutQueue::default();
+        let (flooder, other) = (PeerId::random(), PeerId::random());
+        for _ in 0..PUTS_QUEUED_PER_PEER {
+            let (r, w) = record();
+            assert_eq!(queue.push(flooder, r, w), Ok(()));
+        }
+        let (r, w) = record();
+        assert_eq!(queue.push(flooder, r, w), Err(QueueRefusal::PeerShare));
+        let (r, w) = record();
+        assert_eq!(queue.push(other, r, w), Ok(()), "another peer still has its share");
+    }
+
+    #[test]
+    fn the_queue_is_bounded_over_all_peers() {
+        let mut queue = PutQueue::default();
+        for _ in 0..PUTS_QUEUED {
+            let (r, w) = record();
+            assert_eq!(queue.push(PeerId::random(), r, w), Ok(()));
+        }
+        let (r, w) = record();
+        assert_eq!(queue.push(PeerId::random(), r, w), Err(QueueRefusal::Full));
+        assert!(queue.pop().is_some());
+        let (r, w) = record();
+        assert_eq!(queue.push(PeerId::random(), r, w), Ok(()), "room again after one left");
+    }
+
+    #[test]
+    fn peers_are_served_in_turn() {
+        let mut queue = PutQueue::default();
+        let (flooder, other) = (PeerId::random(), PeerId::random());
+        let mut flooded = Vec::new();
+        for _ in 0..PUTS_QUEUED_PER_PEER {
+            let (r, w) = record();
+            flooded.push(r.identity.fingerprint());
+            queue.push(flooder, r, w).unwrap();
+        }
+        let (r, w) = record();
+        let late = r.identity.fingerprint();
+        queue.push(other, r, w).unwrap();
+        let first = queue.pop().unwrap().0.identity.fingerprint();
+        let second = queue.pop().unwrap().0.identity.fingerprint();
+        assert_eq!(first, flooded[0]);
+        assert_eq!(second, late, "the other peer's record comes before the flood's rest");
+        let mut rest = 0;
+        while queue.pop().is_some() {
+            rest += 1;
+        }
+        assert_eq!(rest, PUTS_QUEUED_PER_PEER - 1);
+        assert!(queue.by_peer.is_empty() && queue.turns.is_empty() && queue.len == 0);
     }
 }
