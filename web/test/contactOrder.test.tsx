@@ -50,7 +50,9 @@ describe('the contact list order', () => {
   it('puts the newest conversation first, and holds still while focus is in the list', async () => {
     start();
     await waitFor(() => expect(order()).toEqual(['Carol', 'Bob', 'Dave']));
-    act(() => MockWebSocket.latest().open());
+    // The events socket opens in an effect that may come after the first paint.
+    const ws = await waitFor(() => MockWebSocket.latest());
+    act(() => ws.open());
 
     message(DAVE, 5_000);
     expect(order()).toEqual(['Dave', 'Carol', 'Bob']);

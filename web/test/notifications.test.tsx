@@ -75,7 +75,9 @@ describe('desktop notifications', () => {
   it('are off until turned on, then name the sender only while the user looks away', async () => {
     const user = start();
     const toggle = await screen.findByRole('switch', { name: 'Desktop notifications' });
-    act(() => MockWebSocket.latest().open());
+    // The events socket opens in an effect that may come after the first paint.
+    const ws = await waitFor(() => MockWebSocket.latest());
+    act(() => ws.open());
     lookAway();
     message('the secret plan');
     expect(FakeNotification.shown).toHaveLength(0);
