@@ -241,27 +241,54 @@ async fn retry(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "queued" }))).into_response())
 }
 
-async fn events(AxumState(s): AxumState<State>, upgrade: WebSocketUpgrade) -> Result<Response> {
+async fn events(
+    AxumState(s): AxumState<State>,
+    via: Option<axum::Extension<crate::auth::Via>>,
+    headers: axum::http::HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response> {
     let (node, locked) = s.gate.node_until_locked()?;
     let shutdown = s.shutdown.clone();
-    Ok(upgrade.on_upgrade(move |socket| stream_events(node, shutdown, locked, socket)))
+    // A web session's stream lives as long as the session, and keeps it in use.
+    let session = match via.map(|v| v.0) {
+        Some(crate::auth::Via::Session) => {
+            crate::auth::session_cookie(&headers, &web::cookie_name(s.port))
+                .map(|id| (s.sessions.clone(), id.to_owned()))
+        }
+        _ => None,
+    };
+    Ok(upgrade.on_upgrade(move |socket| stream_events(node, shutdown, locked, session, socket)))
 }
 
+/// How often a web session's event stream checks that its session is still open.
+const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Forwards node events as JSON text frames until the client leaves, the node stops
-/// or is locked (then `{"type":"locked"}` is the last frame). A client too slow to
-/// keep up is told how many events it missed.
+/// or is locked (then `{"type":"locked"}` is the last frame), or the web session it
+/// was opened with ends (logout, its 7-day lifetime). A page with its stream open is
+/// in use: the stream renews its session's idle clock at each check. A client too
+/// slow to keep up is told how many events it missed.
 async fn stream_events(
     node: communitas_node::Handle,
     shutdown: tokio_util::sync::CancellationToken,
     locked: tokio_util::sync::CancellationToken,
+    session: Option<(std::sync::Arc<web::Sessions>, String)>,
     mut socket: WebSocket,
 ) {
     let mut events = node.subscribe();
     // The socket must not keep a locked node's state alive.
     drop(node);
+    let mut check = tokio::time::interval(SESSION_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let frame = tokio::select! {
             () = shutdown.cancelled() => break,
+            _ = check.tick(), if session.is_some() => {
+                match &session {
+                    Some((sessions, id)) if !sessions.is_open(id) => break,
+                    _ => continue,
+                }
+            }
             () = locked.cancelled() => {
                 let _ = socket.send(Message::Text(json!({ "type": "locked" }).to_string().into())).await;
                 break;

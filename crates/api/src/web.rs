@@ -27,7 +27,8 @@ const MAX_SESSIONS: usize = 1_000;
 /// How long a session lasts after its login, whatever happens in between.
 pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// A session with no request for this long is over (a stolen or forgotten cookie
-/// stops working soon; an open event stream is not a request).
+/// stops working soon). A page with its event stream open counts as in use: the
+/// stream renews the session while it is open, and ends when the session does.
 pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 /// How long a login link works if nobody opens it (the one `run` prints may end up
 /// in a log; `communitas login-link` makes a fresh one).

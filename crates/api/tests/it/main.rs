@@ -457,6 +457,27 @@ async fn only_its_own_host_and_only_the_token_may_name_a_path() {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 
+    // The session's event stream lives as long as the session: logout ends it.
+    let mut request = format!("ws://{local}/v1/events").into_client_request().unwrap();
+    request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let (mut events, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let logout = http.post(format!("{base}/v1/logout")).header("cookie", &cookie);
+    assert_eq!(logout.send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match events.next().await {
+                None
+                | Some(Err(_))
+                | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => {
+                    break;
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session's logout");
+
     shutdown.cancel();
     net.shutdown().await;
 }
