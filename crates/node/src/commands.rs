@@ -17,38 +17,71 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stopped;
 
+/// An actor's bounded inbox, under each typed handle.
+pub(crate) struct Queue<C>(tokio::sync::mpsc::Sender<C>);
+
+impl<C> std::fmt::Debug for Queue<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("capacity", &self.0.capacity()).finish()
+    }
+}
+
+impl<C> Clone for Queue<C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<C> Queue<C> {
+    /// The queue and the actor's end, with room for `capacity` commands.
+    fn channel(capacity: usize) -> (Self, tokio::sync::mpsc::Receiver<C>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+        (Self(tx), rx)
+    }
+
+    /// Queues `command`, waiting for room.
+    async fn send(&self, command: C) -> Result<(), Stopped> {
+        self.0.send(command).await.map_err(|_| Stopped)
+    }
+
+    /// Queues `command` if there is room; `false` if it was dropped.
+    fn offer(&self, command: C) -> bool {
+        self.0.try_send(command).is_ok()
+    }
+}
+
 /// The outbox actor's commands (`crate::outbox`).
 pub(crate) mod outbox {
     use communitas_store::OutboxEntry;
     use communitas_types::{Address, MessageId, Timestamp};
     use tokio::sync::mpsc;
 
-    use super::Stopped;
+    use super::{Queue, Stopped};
 
     /// The outbox, as other drivers see it.
     #[derive(Debug, Clone)]
-    pub(crate) struct OutboxHandle(mpsc::Sender<Command>);
+    pub(crate) struct OutboxHandle(Queue<Command>);
 
     impl OutboxHandle {
         /// The handle and the actor's end, with room for `capacity` commands.
         pub(crate) fn channel(capacity: usize) -> (Self, mpsc::Receiver<Command>) {
-            let (tx, rx) = mpsc::channel(capacity);
-            (Self(tx), rx)
+            let (queue, rx) = Queue::channel(capacity);
+            (Self(queue), rx)
         }
 
         /// Deliver this message (its row is already in the store).
         pub(crate) async fn enqueue(&self, entry: OutboxEntry) -> Result<(), Stopped> {
-            self.0.send(Command::Enqueue(Box::new(entry))).await.map_err(|_| Stopped)
+            self.0.send(Command::Enqueue(Box::new(entry))).await
         }
 
         /// Deliver this control message (a receipt; its row is already in the store).
         pub(crate) async fn enqueue_control(&self, entry: OutboxEntry) -> Result<(), Stopped> {
-            self.0.send(Command::EnqueueControl(Box::new(entry))).await.map_err(|_| Stopped)
+            self.0.send(Command::EnqueueControl(Box::new(entry))).await
         }
 
         /// A receipt says this message arrived: stop trying.
         pub(crate) async fn delivered(&self, id: MessageId) -> Result<(), Stopped> {
-            self.0.send(Command::Delivered(id)).await.map_err(|_| Stopped)
+            self.0.send(Command::Delivered(id)).await
         }
 
         /// A hint: a lookup found this record (the outbox looks devices up itself
@@ -58,13 +91,13 @@ pub(crate) mod outbox {
             address: Address,
             record: communitas_crypto::IdentityRecord,
         ) -> bool {
-            self.0.try_send(Command::Learned { address, record: Box::new(record) }).is_ok()
+            self.0.offer(Command::Learned { address, record: Box::new(record) })
         }
 
         /// A hint: a connection to this device opened (retry what waits for it now,
         /// not at its next due time). `false` if it was dropped.
         pub(crate) fn hint_online(&self, peer: communitas_net::libp2p::PeerId) -> bool {
-            self.0.try_send(Command::PeerOnline(peer)).is_ok()
+            self.0.offer(Command::PeerOnline(peer))
         }
     }
 
@@ -108,22 +141,22 @@ pub(crate) mod files {
     use communitas_types::{Address, FileId, MessageId};
     use tokio::sync::mpsc;
 
-    use super::Stopped;
+    use super::{Queue, Stopped};
 
     /// The files actor, as other drivers see it.
     #[derive(Debug, Clone)]
-    pub(crate) struct FilesHandle(mpsc::Sender<Command>);
+    pub(crate) struct FilesHandle(Queue<Command>);
 
     impl FilesHandle {
         /// The handle and the actor's end, with room for `capacity` commands.
         pub(crate) fn channel(capacity: usize) -> (Self, mpsc::Receiver<Command>) {
-            let (tx, rx) = mpsc::channel(capacity);
-            (Self(tx), rx)
+            let (queue, rx) = Queue::channel(capacity);
+            (Self(queue), rx)
         }
 
         /// Fetch this file (the user asked), waiting for room.
         pub(crate) async fn fetch(&self, file: FileId) -> Result<(), Stopped> {
-            self.0.send(Command::Fetch(file)).await.map_err(|_| Stopped)
+            self.0.send(Command::Fetch(file)).await
         }
 
         /// The receipt step "`from` has the whole file of our `message`", in order
@@ -133,29 +166,29 @@ pub(crate) mod files {
             from: Address,
             message: MessageId,
         ) -> Result<(), Stopped> {
-            self.0.send(Command::Fetched { from, message }).await.map_err(|_| Stopped)
+            self.0.send(Command::Fetched { from, message }).await
         }
 
         /// A hint: a manifest arrived, fetch its file (pending rows are picked up at
         /// the next start otherwise). `false` if it was dropped.
         pub(crate) fn offer_fetch(&self, file: FileId) -> bool {
-            self.0.try_send(Command::Fetch(file)).is_ok()
+            self.0.offer(Command::Fetch(file))
         }
 
         /// A hint: our message went to mailboxes; if it carries a file, store its
         /// shards on server nodes too. `false` if it was dropped.
         pub(crate) fn offer_stored(&self, message: MessageId) -> bool {
-            self.0.try_send(Command::Stored(message)).is_ok()
+            self.0.offer(Command::Stored(message))
         }
 
         /// A hint: release a file's stored shards. `false` if it was dropped.
         pub(crate) fn offer_release(&self, file: FileId) -> bool {
-            self.0.try_send(Command::Release(file)).is_ok()
+            self.0.offer(Command::Release(file))
         }
 
         /// A hint: a peer connected, retry waiting transfers now. `false` if dropped.
         pub(crate) fn hint_online(&self) -> bool {
-            self.0.try_send(Command::PeerOnline).is_ok()
+            self.0.offer(Command::PeerOnline)
         }
     }
 
@@ -185,17 +218,17 @@ pub(crate) mod presence {
     use communitas_types::{Address, Timestamp};
     use tokio::sync::{mpsc, oneshot};
 
-    use super::Stopped;
+    use super::{Queue, Stopped};
 
     /// The presence actor, as other drivers see it.
     #[derive(Debug, Clone)]
-    pub(crate) struct PresenceHandle(mpsc::Sender<Command>);
+    pub(crate) struct PresenceHandle(Queue<Command>);
 
     impl PresenceHandle {
         /// The handle and the actor's end, with room for `capacity` commands.
         pub(crate) fn channel(capacity: usize) -> (Self, mpsc::Receiver<Command>) {
-            let (tx, rx) = mpsc::channel(capacity);
-            (Self(tx), rx)
+            let (queue, rx) = Queue::channel(capacity);
+            (Self(queue), rx)
         }
 
         /// Asks something that answers on `reply` (`Set`, `Get`, `All`, `Typing`...),
@@ -205,30 +238,30 @@ pub(crate) mod presence {
             make: impl FnOnce(oneshot::Sender<T>) -> Command,
         ) -> Result<T, Stopped> {
             let (reply, answer) = oneshot::channel();
-            self.0.send(make(reply)).await.map_err(|_| Stopped)?;
+            self.0.send(make(reply)).await?;
             answer.await.map_err(|_| Stopped)
         }
 
         /// Tells it something, waiting for room.
         pub(crate) async fn tell(&self, command: Command) -> Result<(), Stopped> {
-            self.0.send(command).await.map_err(|_| Stopped)
+            self.0.send(command).await
         }
 
         /// A contact's update, judged by inbound acceptance. `false` if the queue is
         /// full (the sender is told busy and sends again).
         pub(crate) fn offer_heard(&self, from: Address, timestamp: Timestamp, body: Body) -> bool {
-            self.0.try_send(Command::Heard { from, timestamp, body }).is_ok()
+            self.0.offer(Command::Heard { from, timestamp, body })
         }
 
         /// A hint: a connection opened or closed. `false` if it was dropped.
         pub(crate) fn hint_connection(&self, peer: PeerId, open: bool) -> bool {
-            self.0.try_send(Command::Connection { peer, open }).is_ok()
+            self.0.offer(Command::Connection { peer, open })
         }
 
         /// A hint: a contact was added (presence starts now, not at the next reload).
         /// `false` if it was dropped.
         pub(crate) fn hint_contact_added(&self, address: Address) -> bool {
-            self.0.try_send(Command::ContactAdded(address)).is_ok()
+            self.0.offer(Command::ContactAdded(address))
         }
     }
 

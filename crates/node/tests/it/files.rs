@@ -7,8 +7,8 @@ use communitas_node::{Attachment, Handle, SendError};
 use communitas_store::FileStatus;
 use communitas_testkit::{Network, eventually};
 
-/// Deterministic, incompressible-looking bytes.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
+/// Deterministic, incompressible-looking bytes (also the hostile tests' files).
+pub(crate) fn bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..len)
         .map(|_| {

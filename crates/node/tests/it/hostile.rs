@@ -10,21 +10,11 @@ use communitas_node::Handle;
 use communitas_testkit::attack::StreamHoarder;
 use communitas_testkit::{Network, Transport, dial_addrs, eventually};
 
+use super::files::bytes;
+
 /// The bound on a 4 MiB file and a text during an attack (they take about a second).
 const BUDGET: Duration = Duration::from_secs(60);
 const FILE_PROTOCOL: StreamProtocol = StreamProtocol::new("/communitas/file/1");
-
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// Alice sends bob a 4 MiB file and a text; returns when both arrived (the file
 /// byte-identical, the text delivered), with the time each took.
