@@ -382,8 +382,10 @@ pub(crate) fn node_config(
     } else {
         listen
     };
-    // A network on loopback or a LAN has no global addresses; let AutoNAT count them.
+    // A network on loopback or a LAN has no global addresses; let AutoNAT count them,
+    // and dial the private addresses its peers give (issue 16 item 5).
     let only_global_ips = !listen.iter().all(is_local);
+    let dial_any_peer_addr = !only_global_ips || mdns || bootstrap.iter().any(is_local);
     communitas_node::Config {
         net: communitas_net::Config {
             listen,
@@ -391,6 +393,7 @@ pub(crate) fn node_config(
             server,
             mdns,
             only_global_ips,
+            dial_any_peer_addr,
             ..Default::default()
         },
         ..Default::default()

@@ -49,6 +49,9 @@ pub struct EventLoop {
     /// A server node: its listen addresses are its external addresses.
     server: bool,
     only_global_ips: bool,
+    /// What may be dialled: the transport enforces it; identify's addresses that it
+    /// refuses are not even added to the routing table.
+    dial_policy: crate::dial::DialPolicy,
     metrics: NetMetrics,
 }
 
@@ -59,6 +62,7 @@ impl EventLoop {
         events: mpsc::Sender<Event>,
         client: Client,
         config: &Config,
+        metrics: NetMetrics,
     ) -> Result<Self, Error> {
         for addr in &config.listen {
             swarm
@@ -95,7 +99,8 @@ impl EventLoop {
             ping_limit: config.ping_interval + config.ping_timeout,
             server: config.server,
             only_global_ips: config.only_global_ips,
-            metrics: NetMetrics::default(),
+            dial_policy: crate::dial::DialPolicy::from_config(config),
+            metrics,
         })
     }
 

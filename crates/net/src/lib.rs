@@ -19,6 +19,7 @@
 mod behaviour;
 mod client;
 pub mod codec;
+mod dial;
 mod error;
 mod event_loop;
 mod links;
@@ -87,6 +88,11 @@ pub struct Config {
     /// are its external addresses, identify hides the listen addresses, and AutoNAT is
     /// off. For a node behind a forwarder it knows about (a proxy, a port mapping).
     pub announce: Vec<Multiaddr>,
+    /// Dial any address a peer gives us. Off, peer-supplied private, loopback,
+    /// link-local and other non-global addresses and `/dns*` names are not dialled;
+    /// the addresses in `bootstrap` and `relays` always are. On for a network on
+    /// loopback or a LAN (`demo`, `testnet`, tests).
+    pub dial_any_peer_addr: bool,
 }
 
 /// The transports a swarm is built with.
@@ -118,6 +124,7 @@ impl Default for Config {
             max_memory_bytes: None,
             relay_ip_burst: 256,
             announce: Vec::new(),
+            dial_any_peer_addr: false,
         }
     }
 }
@@ -184,10 +191,12 @@ pub fn new(
     key: libp2p::identity::Keypair,
     config: Config,
 ) -> Result<(Client, tokio::sync::mpsc::Receiver<Event>, EventLoop), Error> {
-    let swarm = swarm::build(key, &config)?;
+    let metrics = NetMetrics::default();
+    let swarm = swarm::build(key, &config, &metrics)?;
     let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(256);
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(config.event_buffer);
     let client = Client::new(commands_tx, swarm.behaviour().stream.new_control());
-    let event_loop = EventLoop::new(swarm, commands_rx, events_tx, client.clone(), &config)?;
+    let event_loop =
+        EventLoop::new(swarm, commands_rx, events_tx, client.clone(), &config, metrics)?;
     Ok((client, events_rx, event_loop))
 }

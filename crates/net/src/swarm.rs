@@ -2,11 +2,14 @@
 
 use std::time::Duration;
 
-use libp2p::core::transport::MemoryTransport;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{Boxed, MemoryTransport};
 use libp2p::core::upgrade::Version;
-use libp2p::{Swarm, Transport as _, noise, tcp, yamux};
+use libp2p::{PeerId, Swarm, Transport as _, noise, quic, tcp, yamux};
 
 use crate::behaviour::Behaviour;
+use crate::dial::{DialPolicy, Guarded};
+use crate::metrics::NetMetrics;
 use crate::{Cause, Config, Error, Setup, Transport};
 
 /// Addresses dialled at once for one peer. libp2p's default of 8 lets a handful of
@@ -24,24 +27,18 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 pub(crate) fn build(
     key: libp2p::identity::Keypair,
     config: &Config,
+    metrics: &NetMetrics,
 ) -> Result<Swarm<Behaviour>, Error> {
     let noise_failed = |e: &dyn std::fmt::Display| Error::Transport(Setup::Noise(Cause::other(e)));
     let behaviour_failed =
         |e: &dyn std::fmt::Display| Error::Transport(Setup::Behaviour(Cause::other(e)));
     let swarm = match config.transport {
         Transport::Sockets => {
-            let dns = resolver_config();
+            let policy = DialPolicy::from_config(config);
             libp2p::SwarmBuilder::with_existing_identity(key)
                 .with_tokio()
-                .with_tcp(
-                    tcp::Config::default().nodelay(true),
-                    noise::Config::new,
-                    yamux::Config::default,
-                )
+                .with_other_transport(|key| sockets(key, policy, metrics.clone()))
                 .map_err(|e| noise_failed(&e))?
-                .with_quic()
-                // `/dns4/…`, `/dns6/…` and `/dns/…` addresses (bootstrap lists).
-                .with_dns_config(dns.0, dns.1)
                 .with_relay_client(noise::Config::new, yamux::Config::default)
                 .map_err(|e| noise_failed(&e))?
                 .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
@@ -68,6 +65,28 @@ pub(crate) fn build(
             .build(),
     };
     Ok(swarm)
+}
+
+/// TCP (Noise, Yamux) or QUIC, under DNS, under the dial guard: what libp2p's
+/// `with_tcp().with_quic().with_dns_config()` builds, with [`Guarded`] around it so
+/// that no peer-supplied address or name is dialled against the [`DialPolicy`].
+fn sockets(
+    key: &libp2p::identity::Keypair,
+    policy: DialPolicy,
+    metrics: NetMetrics,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise::Config::new(key).map_err(boxed)?)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+    let quic = quic::tokio::Transport::new(quic::Config::new(key))
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+    let both = tcp.or_transport(quic).map(|either, _| either.into_inner());
+    // `/dns4/…`, `/dns6/…` and `/dns/…` addresses (bootstrap lists).
+    let (dns_config, dns_opts) = resolver_config();
+    let dns = libp2p::dns::tokio::Transport::custom(both, dns_config, dns_opts);
+    Ok(Guarded::new(dns, policy, metrics).boxed())
 }
 
 /// Idle timeout and dial concurrency, the same on every transport.

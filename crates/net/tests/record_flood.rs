@@ -40,6 +40,7 @@ async fn start(server: bool, bootstrap: Vec<Multiaddr>, stop: &CancellationToken
         bootstrap,
         server,
         only_global_ips: false,
+        dial_any_peer_addr: true,
         ..Config::default()
     };
     let key = communitas_net::libp2p::identity::Keypair::generate_ed25519();

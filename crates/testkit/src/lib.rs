@@ -122,6 +122,7 @@ async fn start(
             server,
             transport,
             only_global_ips: false,
+            dial_any_peer_addr: true,
             announce: base.net.announce.clone(),
             ..communitas_net::Config::default()
         },
@@ -241,6 +242,7 @@ impl BareClient {
             bootstrap: bootstrap.to_vec(),
             transport,
             only_global_ips: false,
+            dial_any_peer_addr: true,
             ..communitas_net::Config::default()
         };
         let key = communitas_net::libp2p::identity::Keypair::generate_ed25519();

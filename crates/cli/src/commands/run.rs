@@ -45,6 +45,12 @@ pub(crate) struct RunArgs {
     /// Announce this node on the local network by mDNS (multicast leaves the machine).
     #[arg(long)]
     pub(crate) mdns: bool,
+    /// Dial any address peers give, including private, loopback and link-local ones and
+    /// DNS names. Off by default unless this node listens only on loopback or a
+    /// private network, bootstraps through one, or uses mDNS: on the open network a
+    /// hostile peer could otherwise point it at services on your LAN or machine.
+    #[arg(long)]
+    pub(crate) dial_any_peer_addr: bool,
     /// Largest file sent or accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     pub(crate) max_file_size: u64,
@@ -191,6 +197,7 @@ fn config(args: RunArgs) -> Result<communitas_node::Config> {
     config.files.parallel_streams = args.file_streams.max(1);
     config.presence.heartbeat = heartbeat(args.presence_heartbeat)?;
     config.net.relays = args.relay;
+    config.net.dial_any_peer_addr |= args.dial_any_peer_addr;
     config.net.ping_interval = seconds("--ping-interval", args.ping_interval)?;
     config.net.ping_timeout = seconds("--ping-timeout", args.ping_timeout)?;
     config.net.external_addrs = args.external_addr;

@@ -238,6 +238,9 @@ impl EventLoop {
             && info.protocols.contains(&crate::KAD_PROTOCOL)
         {
             for addr in info.listen_addrs {
+                if self.dial_policy.check(&addr).is_err() {
+                    continue;
+                }
                 self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
             }
         }
