@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
 use crate::codec::Receipt;
+use crate::inflight::Permit;
 use crate::mbox::{MboxRequest, MboxResponse};
 
 /// What the client asks of the event loop. Each carries its reply channel.
@@ -174,16 +175,22 @@ impl Client {
 pub struct Responder {
     channel: ResponseChannel<Receipt>,
     client: Client,
+    /// The sender's share of waiting requests, held until this is answered or dropped.
+    _permit: Option<Permit>,
 }
 
 impl Responder {
-    pub(crate) fn new(channel: ResponseChannel<Receipt>, client: Client) -> Self {
-        Self { channel, client }
+    pub(crate) fn new(
+        channel: ResponseChannel<Receipt>,
+        client: Client,
+        permit: Option<Permit>,
+    ) -> Self {
+        Self { channel, client, _permit: permit }
     }
 
     /// Sends the receipt.
     pub async fn send(self, receipt: Receipt) -> Result<(), Error> {
-        let Self { channel, client } = self;
+        let Self { channel, client, .. } = self;
         client
             .commands
             .send(Command::Respond { channel, receipt })
@@ -202,16 +209,22 @@ impl Responder {
 pub struct MboxResponder {
     channel: ResponseChannel<MboxResponse>,
     client: Client,
+    /// As [`Responder`]'s.
+    _permit: Option<Permit>,
 }
 
 impl MboxResponder {
-    pub(crate) fn new(channel: ResponseChannel<MboxResponse>, client: Client) -> Self {
-        Self { channel, client }
+    pub(crate) fn new(
+        channel: ResponseChannel<MboxResponse>,
+        client: Client,
+        permit: Option<Permit>,
+    ) -> Self {
+        Self { channel, client, _permit: permit }
     }
 
     /// Sends the answer.
     pub async fn send(self, response: MboxResponse) -> Result<(), Error> {
-        let Self { channel, client } = self;
+        let Self { channel, client, .. } = self;
         client
             .commands
             .send(Command::MboxRespond { channel, response })

@@ -22,6 +22,7 @@ pub mod codec;
 mod dial;
 mod error;
 mod event_loop;
+mod inflight;
 mod links;
 pub mod mbox;
 mod metrics;

@@ -19,10 +19,12 @@
 
 mod manifest;
 mod stripe;
+pub mod upload;
 pub mod wire;
 
 pub use manifest::{MAX_CAPTION_LEN, MAX_NAME_LEN, Manifest};
 pub use stripe::{EncodedStripe, decode_stripe, encode_stripe, stripe_digest};
+pub use upload::{Unauthorized, UploadKey, file_id_of, verify_put};
 
 /// Plaintext bytes per segment (= per stripe): 1 MiB. Large enough that the
 /// per-stripe costs (a round trip, 14 hashes, an AEAD tag) vanish, small enough that a

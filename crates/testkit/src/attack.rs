@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use communitas_net::libp2p::{Multiaddr, PeerId, StreamProtocol};
-use futures::AsyncReadExt as _;
+use communitas_proto::file::wire::{MAX_FRAME, Request, Response};
+use futures::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::task::JoinSet;
 
 use crate::{BareClient, Transport};
@@ -94,4 +95,70 @@ impl StreamHoarder {
         self.tasks.shutdown().await;
         self.client.stop().await;
     }
+}
+
+/// A peer that speaks `/communitas/file/1` by hand, one request at a time: for puts
+/// and gets a node's own code would never make (shard squatting, forged uploads).
+pub struct FileClient {
+    client: BareClient,
+    target: PeerId,
+    stream: Option<communitas_net::libp2p::Stream>,
+}
+
+const FILE_PROTOCOL: StreamProtocol = StreamProtocol::new("/communitas/file/1");
+
+impl FileClient {
+    /// A fresh peer (its own PeerId) that will talk to `target` at `addrs`.
+    pub async fn connect(target: PeerId, addrs: Vec<Multiaddr>, transport: Transport) -> Self {
+        let client = BareClient::start_on(&[], transport);
+        client.net.add_addresses(target, addrs).await.unwrap();
+        Self { client, target, stream: None }
+    }
+
+    /// Sends `request` and reads the answer, over one stream kept open between calls
+    /// (a new one if the target closed it).
+    pub async fn ask(&mut self, request: &Request) -> Result<Response, String> {
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                let mut control = self.client.net.streams();
+                let stream = control
+                    .open_stream(self.target, FILE_PROTOCOL)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.stream.insert(stream)
+            }
+        };
+        let answer = exchange(stream, &request.to_bytes()).await;
+        if answer.is_err() {
+            self.stream = None;
+        }
+        Response::from_bytes(&answer?).map_err(|e| e.to_string())
+    }
+
+    /// Stops the peer.
+    pub async fn stop(self) {
+        drop(self.stream);
+        self.client.stop().await;
+    }
+}
+
+/// One frame out, one frame back (a `u32` big-endian length, then the body).
+async fn exchange(
+    stream: &mut communitas_net::libp2p::Stream,
+    body: &[u8],
+) -> Result<Vec<u8>, String> {
+    let len = u32::try_from(body.len()).map_err(|_| "frame too long".to_owned())?;
+    stream.write_all(&len.to_be_bytes()).await.map_err(|e| e.to_string())?;
+    stream.write_all(body).await.map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.map_err(|e| e.to_string())?;
+    let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
+    if len > MAX_FRAME {
+        return Err("answer over the frame limit".into());
+    }
+    let mut answer = Vec::new();
+    (&mut *stream).take(len as u64).read_to_end(&mut answer).await.map_err(|e| e.to_string())?;
+    Ok(answer)
 }

@@ -4,7 +4,10 @@
 //! id, until the answer or the failure comes back ([`Pending`]). Inbound: a request is
 //! handed to the node with its responder on the bounded event channel; when the node is
 //! behind, the loop does not wait: it answers at once (`Busy`, or the mailbox's
-//! `Unavailable`) and counts the shed request ([`EventLoop::hand_over`]).
+//! `Unavailable`) and counts the shed request ([`EventLoop::hand_over`]). One peer may
+//! have at most [`inflight::PER_PEER`] requests waiting at the node; past that its
+//! requests are answered the same way before the node sees them, so one peer cannot
+//! fill the buffer that every peer shares.
 
 use std::collections::HashMap;
 
@@ -16,6 +19,7 @@ use tokio::sync::oneshot;
 use super::EventLoop;
 use crate::client::{MboxResponder, Responder};
 use crate::codec::Receipt;
+use crate::inflight::{self, InFlight};
 use crate::links::ConnectionKind;
 use crate::mbox::{MboxRequest, MboxResponse, Refusal};
 use crate::{Error, Event};
@@ -67,6 +71,8 @@ pub(super) struct Requests {
     mailbox: Pending<MboxResponse>,
     /// Inbound requests answered at once because the node was behind.
     shed: u64,
+    /// Inbound requests each peer has waiting at the node.
+    inflight: InFlight,
 }
 
 impl Requests {
@@ -112,7 +118,13 @@ impl EventLoop {
                     // Rare (only until hole punching succeeds), so worth a line.
                     tracing::info!(%peer, "message arrived through a relay circuit");
                 }
-                let responder = Responder::new(channel, self.client.clone());
+                let Some(permit) = self.requests.inflight.try_acquire(peer, inflight::PER_PEER)
+                else {
+                    self.metrics.refuse("msg_peer_share");
+                    let _ = self.swarm.behaviour_mut().msg.send_response(channel, Receipt::Busy);
+                    return;
+                };
+                let responder = Responder::new(channel, self.client.clone(), Some(permit));
                 self.hand_over(Event::Message { peer, envelope: request, responder });
             }
             Some(request_response::Event::InboundFailure { peer, error, .. }) => {
@@ -132,7 +144,13 @@ impl EventLoop {
             ..
         }) = self.requests.mailbox.settle(event)
         {
-            let responder = MboxResponder::new(channel, self.client.clone());
+            let Some(permit) = self.requests.inflight.try_acquire(peer, inflight::PER_PEER) else {
+                self.metrics.refuse("mbox_peer_share");
+                let busy = MboxResponse::Refused(Refusal::Unavailable);
+                let _ = self.swarm.behaviour_mut().mbox.send_response(channel, busy);
+                return;
+            };
+            let responder = MboxResponder::new(channel, self.client.clone(), Some(permit));
             self.hand_over(Event::Mailbox { peer, request, responder });
         }
     }

@@ -4,8 +4,9 @@ use std::fs::File;
 use std::io::Read as _;
 use std::path::Path;
 
-use communitas_proto::file::{Manifest, SEGMENT_LEN, encode_stripe, segment_range, stripe_count};
-use communitas_types::FileId;
+use communitas_proto::file::{
+    Manifest, SEGMENT_LEN, UploadKey, encode_stripe, segment_range, stripe_count,
+};
 
 use super::FileError;
 
@@ -40,9 +41,9 @@ pub(crate) fn prepare(
         path: shown.clone(),
         reason: "no randomness".into(),
     })?;
-    let file_id = FileId::from_bytes(communitas_crypto::random::bytes().map_err(|_| {
-        FileError::Unreadable { path: shown.clone(), reason: "no randomness".into() }
-    })?);
+    // The id commits to the file's upload key: only we can put its shards on server
+    // nodes (decision 0043).
+    let file_id = UploadKey::from_file_key(&key).file_id();
 
     let mut whole = blake3::Hasher::new();
     let mut digests = Vec::with_capacity(usize::try_from(stripe_count(size)).unwrap_or(0));

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use communitas_net::libp2p::{PeerId, StreamProtocol};
+use communitas_proto::file::verify_put;
 use communitas_proto::file::wire::{DATA_MASK, PROTOCOL, Refusal, Request, Response};
 use communitas_proto::file::{EncodedStripe, Manifest, SHARDS, encode_stripe, segment_range};
 use communitas_store::{Direction, FileStatus, ShardLimits, ShardPut, StoredShard};
@@ -277,8 +278,16 @@ async fn answer(inner: &Inner, peer: PeerId, request: Request) -> Response {
             Err(Refusal::NotFound) => stored_get(inner, file_id, stripe, mask).await,
             other => other,
         },
-        Request::Put { file_id, stripe, index, hashes, shard } => {
-            put(inner, peer, file_id, stripe, index, hashes, shard).await
+        Request::Put { file_id, stripe, index, hashes, upload, signature, shard } => {
+            // Only the file's sender may put its shards (decision 0043).
+            match verify_put(file_id, stripe, &hashes, &upload, &signature) {
+                _ if !inner.server => Err(Refusal::NotFound),
+                Ok(()) => put(inner, peer, file_id, stripe, index, hashes, shard).await,
+                Err(_) => {
+                    inner.metrics.refuse("shard_put_unauthorized");
+                    Err(Refusal::Invalid)
+                }
+            }
         }
         Request::Have { file_id } => inner
             .store

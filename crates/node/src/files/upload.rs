@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use communitas_net::libp2p::PeerId;
+use communitas_proto::file::upload::{PutSignature, UploadPublic};
 use communitas_proto::file::wire::{Refusal, Request, Response};
 use communitas_proto::file::{
-    EncodedStripe, Manifest, SHARDS, encode_stripe, segment_range, stripe_count,
+    EncodedStripe, Manifest, SHARDS, UploadKey, encode_stripe, segment_range, stripe_count,
 };
 use communitas_store::{FileRow, FileStatus};
 use communitas_types::{FileId, Timestamp};
@@ -141,6 +142,7 @@ async fn place_stripe(
     stripe: u64,
     encoded: &EncodedStripe,
 ) -> Result<(), Option<String>> {
+    let signed = sign(m, stripe, encoded)?;
     let used = holders.len().min(usize::from(SHARDS));
     let mut groups: HashMap<PeerId, Vec<u8>> = HashMap::new();
     for index in 0..SHARDS {
@@ -152,7 +154,7 @@ async fn place_stripe(
         async move {
             let mut refused = Vec::new();
             for index in indices {
-                let request = put_request(m, stripe, index, encoded)?;
+                let request = put_request(m, stripe, index, encoded, signed);
                 if put(inner, &mut channel, peer, &request).await.is_err() {
                     channel = None;
                     refused.push(index);
@@ -170,9 +172,26 @@ async fn place_stripe(
         retry.extend(refused);
     }
     for index in retry {
-        place(inner, streams, holders, m, stripe, index, encoded).await?;
+        let placing = Placing { m, stripe, encoded, signed };
+        place(inner, streams, holders, &placing, index).await?;
     }
     Ok(())
+}
+
+/// The stripe's put authorization (decision 0043): the file's upload key and its
+/// signature over the stripe, the same for each of its shards.
+fn sign(
+    m: &Manifest,
+    stripe: u64,
+    encoded: &EncodedStripe,
+) -> Result<(UploadPublic, PutSignature), Option<String>> {
+    let key = UploadKey::from_file_key(&m.key);
+    if key.file_id() != m.file_id {
+        // Sent by a version before upload keys: no holder takes its shards.
+        return Err(Some("this file was sent before upload keys; send it again".into()));
+    }
+    let stripe = u32::try_from(stripe).map_err(|_| Some("stripe out of range".to_owned()))?;
+    Ok((key.public(), key.sign_stripe(m.file_id, stripe, &encoded.hashes)))
 }
 
 fn put_request(
@@ -180,29 +199,40 @@ fn put_request(
     stripe: u64,
     index: u8,
     encoded: &EncodedStripe,
-) -> Result<Request, Option<String>> {
-    Ok(Request::Put {
+    (upload, signature): (UploadPublic, PutSignature),
+) -> Request {
+    Request::Put {
         file_id: m.file_id,
-        stripe: u32::try_from(stripe).map_err(|_| Some("stripe out of range".to_owned()))?,
+        // `sign` checked that the stripe fits.
+        stripe: u32::try_from(stripe).unwrap_or(u32::MAX),
         index,
         hashes: encoded.hashes.clone(),
+        upload,
+        signature,
         shard: encoded.shards[usize::from(index)].clone(),
-    })
+    }
 }
 
-/// Puts shard `index` of `stripe` on its holder, or on the next ones if it refuses.
+/// A stripe being placed: what each of its puts is made of.
+struct Placing<'a> {
+    m: &'a Manifest,
+    stripe: u64,
+    encoded: &'a EncodedStripe,
+    signed: (UploadPublic, PutSignature),
+}
+
+/// Puts shard `index` of a stripe on its holder, or on the next ones if it refuses.
 async fn place(
     inner: &Inner,
     streams: &mut HashMap<PeerId, Channel>,
     holders: &[PeerId],
-    m: &Manifest,
-    stripe: u64,
+    placing: &Placing<'_>,
     index: u8,
-    encoded: &EncodedStripe,
 ) -> Result<(), Option<String>> {
+    let Placing { m, stripe, encoded, signed } = *placing;
     let used = holders.len().min(usize::from(SHARDS));
     let first = (usize::from(index) + stripe as usize) % used;
-    let request = put_request(m, stripe, index, encoded)?;
+    let request = put_request(m, stripe, index, encoded, signed);
     let mut last = String::new();
     // The preferred holder, then the others in order of closeness.
     let order = std::iter::once(first).chain((0..holders.len()).filter(move |i| *i != first));

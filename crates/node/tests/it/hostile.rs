@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use communitas_net::libp2p::StreamProtocol;
 use communitas_node::Handle;
-use communitas_testkit::attack::StreamHoarder;
+use communitas_proto::file::wire::{DATA_MASK, Refusal, Request, Response};
+use communitas_proto::file::{SHARDS, UploadKey, encode_stripe};
+use communitas_testkit::attack::{FileClient, StreamHoarder};
 use communitas_testkit::{Network, Transport, dial_addrs, eventually};
 
 use super::files::bytes;
@@ -111,5 +113,96 @@ async fn idle_file_streams_from_one_peer_do_not_stop_a_contact_s_file() {
     assert!(per_peer > 0, "the per-peer limit never applied");
     assert_eq!(refused(&a, "file_streams_full"), 0);
     hoarder.stop().await;
+    net.shutdown().await;
+}
+
+/// The puts of one stripe of a file whose key is `key`: `(index, request)` pairs,
+/// signed with `signer`'s upload key (the file's own, or a squatter's).
+fn stripe_puts(key: &[u8; 32], signer: &UploadKey, data: &[u8]) -> Vec<Request> {
+    let file_id = UploadKey::from_file_key(key).file_id();
+    let size = data.len() as u64;
+    let encoded = encode_stripe(key, file_id, size, 0, data).unwrap();
+    let signature = signer.sign_stripe(file_id, 0, &encoded.hashes);
+    (0..SHARDS)
+        .map(|index| Request::Put {
+            file_id,
+            stripe: 0,
+            index,
+            hashes: encoded.hashes.clone(),
+            upload: signer.public(),
+            signature,
+            shard: encoded.shards[usize::from(index)].clone(),
+        })
+        .collect()
+}
+
+/// A peer that learned a file's id puts junk shards under it on a server node before
+/// the sender does (shard squatting, issue 16 item 2): every squatting put is refused,
+/// the sender's puts are then stored, and a fetch gets the sender's bytes. Meanwhile a
+/// contact's text and 4 MiB file flow between two users of the same network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn squatted_shard_slots_stay_the_sender_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start_on(dir.path(), 1, &["alice", "bob"], Transport::Sockets).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    let server = net.servers[0].handle();
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+
+    let file_key = [0x42; 32];
+    let data = bytes(300 << 10, 9);
+    let real = stripe_puts(&file_key, &UploadKey::from_file_key(&file_key), &data);
+    // The squatter's junk: its own upload key (which does not hash to the id), and the
+    // sender's public key with the squatter's signature.
+    let junk = bytes(300 << 10, 10);
+    let own_key = stripe_puts(&file_key, &UploadKey::from_file_key(&[0x66; 32]), &junk);
+    let borrowed: Vec<Request> = own_key
+        .iter()
+        .cloned()
+        .map(|mut put| {
+            if let Request::Put { upload, .. } = &mut put {
+                *upload = UploadKey::from_file_key(&file_key).public();
+            }
+            put
+        })
+        .collect();
+
+    let mut squatter =
+        FileClient::connect(server.peer_id(), dial_addrs(&server).await, Transport::Sockets).await;
+    let squatting = tokio::spawn(async move {
+        let mut refused = 0;
+        for round in 0..20 {
+            let puts = if round % 2 == 0 { &own_key } else { &borrowed };
+            for put in puts {
+                match squatter.ask(put).await {
+                    Ok(Response::Refused(Refusal::Invalid)) => refused += 1,
+                    other => panic!("a squatting put was answered {other:?}"),
+                }
+            }
+        }
+        squatter.stop().await;
+        refused
+    });
+    let (file_during, text_during) = file_and_text(&a, &b, dir.path(), 3).await;
+    println!("during shard squatting: 4 MiB file {file_during:?}, text {text_during:?}");
+    let refused_puts = squatting.await.unwrap();
+    assert_eq!(refused_puts, 20 * usize::from(SHARDS));
+    assert!(refused(&server, "shard_put_unauthorized") >= refused_puts as u64);
+
+    // The sender (any peer holding the file key) still gets every slot.
+    let mut sender =
+        FileClient::connect(server.peer_id(), dial_addrs(&server).await, Transport::Sockets).await;
+    for put in &real {
+        assert_eq!(sender.ask(put).await, Ok(Response::Stored));
+    }
+    let file_id = UploadKey::from_file_key(&file_key).file_id();
+    let got = sender.ask(&Request::Get { file_id, stripe: 0, mask: DATA_MASK }).await.unwrap();
+    let Response::Shards { hashes, shards } = got else { panic!("no shards: {got:?}") };
+    let Request::Put { hashes: real_hashes, .. } = &real[0] else { unreachable!() };
+    assert_eq!(&hashes, real_hashes, "the held hashes are the sender's");
+    for (index, shard) in shards {
+        let Request::Put { shard: sent, .. } = &real[usize::from(index)] else { unreachable!() };
+        assert_eq!(&shard, sent, "shard {index} is the sender's");
+    }
+    sender.stop().await;
     net.shutdown().await;
 }

@@ -8,6 +8,7 @@
 use communitas_types::FileId;
 use communitas_types::codec::{DecodeError, Reader, Writer};
 
+use super::upload::{PutSignature, UploadPublic};
 use super::{Hash, SHARDS};
 
 /// The protocol name.
@@ -46,6 +47,11 @@ pub enum Request {
         index: u8,
         /// The stripe's shard hashes (the shard must match its own).
         hashes: Vec<Hash>,
+        /// The file's upload public key: it must hash to `file_id`
+        /// ([`super::upload`]).
+        upload: UploadPublic,
+        /// The upload key's signature over the file id, the stripe and its digest.
+        signature: PutSignature,
         /// The shard.
         shard: Vec<u8>,
     },
@@ -144,7 +150,8 @@ pub enum Response {
 }
 
 const REQ_GET: u8 = 1;
-const REQ_PUT: u8 = 2;
+// 2 was an unsigned put (before decision 0043): now refused as an unknown request.
+const REQ_PUT: u8 = 5;
 const REQ_HAVE: u8 = 3;
 const REQ_DROP: u8 = 4;
 const RESP_SHARDS: u8 = 1;
@@ -176,10 +183,10 @@ impl Request {
             Request::Get { file_id, stripe, mask } => {
                 w.u8(REQ_GET).raw(file_id.as_bytes()).u32(*stripe).u32(u32::from(*mask));
             }
-            Request::Put { file_id, stripe, index, hashes, shard } => {
+            Request::Put { file_id, stripe, index, hashes, upload, signature, shard } => {
                 w.u8(REQ_PUT).raw(file_id.as_bytes()).u32(*stripe).u8(*index);
                 write_hashes(&mut w, hashes);
-                w.bytes(shard);
+                w.raw(upload).raw(signature).bytes(shard);
             }
             Request::Have { file_id } => {
                 w.u8(REQ_HAVE).raw(file_id.as_bytes());
@@ -212,8 +219,10 @@ impl Request {
                     return Err(DecodeError::InvalidValue { field: "index" });
                 }
                 let hashes = read_hashes(&mut r)?;
+                let upload = r.array("upload key")?;
+                let signature = r.array("put signature")?;
                 let shard = r.bytes("shard", MAX_SHARD_LEN)?.to_vec();
-                Request::Put { file_id, stripe, index, hashes, shard }
+                Request::Put { file_id, stripe, index, hashes, upload, signature, shard }
             }
             REQ_HAVE => Request::Have { file_id: FileId::from_bytes(r.array("file id")?) },
             REQ_DROP => Request::Drop { file_id: FileId::from_bytes(r.array("file id")?) },
@@ -317,7 +326,15 @@ mod tests {
         let hashes = vec![[1; 32]; 14];
         for request in [
             Request::Get { file_id: ID, stripe: 3, mask: DATA_MASK },
-            Request::Put { file_id: ID, stripe: 9, index: 13, hashes, shard: vec![1, 2, 3] },
+            Request::Put {
+                file_id: ID,
+                stripe: 9,
+                index: 13,
+                hashes,
+                upload: [5; 32],
+                signature: [6; 64],
+                shard: vec![1, 2, 3],
+            },
             Request::Have { file_id: ID },
             Request::Drop { file_id: ID },
         ] {
@@ -358,9 +375,15 @@ mod tests {
             stripe: 0,
             index: 14,
             hashes: vec![[0; 32]; 14],
+            upload: [0; 32],
+            signature: [0; 64],
             shard: vec![],
         };
         assert!(Request::from_bytes(&put.to_bytes()).is_err());
+        // The unsigned put of before decision 0043 is no longer a request.
+        let mut unsigned = put.to_bytes();
+        unsigned[0] = 2;
+        assert!(Request::from_bytes(&unsigned).is_err());
         let few = Response::Shards { hashes: vec![[0; 32]; 3], shards: vec![] };
         assert!(Response::from_bytes(&few.to_bytes()).is_err());
         // A holding list that claims more entries than it carries.

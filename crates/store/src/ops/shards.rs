@@ -2,7 +2,7 @@
 //! who were offline (decision 0012), within a per-sender and a server-wide quota.
 
 use communitas_types::{FileId, Timestamp};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{int, ms};
 use crate::{Error, Store};
@@ -65,7 +65,10 @@ pub(crate) const SCHEMA: &str = "
 ";
 
 impl Store {
-    /// Server role: keeps a file shard, within `limits`.
+    /// Server role: keeps a file shard, within `limits`. The caller has checked that
+    /// the put is authorized by the file's sender (decision 0043): a slot already
+    /// holding other hashes is overwritten, never answered `Stored` for bytes that are
+    /// not the putter's.
     pub async fn put_shard(
         &self,
         shard: StoredShard,
@@ -116,11 +119,24 @@ impl Store {
 }
 
 fn put(conn: &Connection, shard: &StoredShard, limits: ShardLimits) -> Result<ShardPut, Error> {
-    let exists: bool = conn
-        .prepare_cached("SELECT 1 FROM shards WHERE file_id = ?1 AND stripe = ?2 AND idx = ?3")?
-        .exists(params![shard.file_id.as_bytes(), shard.stripe, shard.index])?;
-    if exists {
-        return Ok(ShardPut::Stored);
+    let held: Option<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT hashes FROM shards WHERE file_id = ?1 AND stripe = ?2 AND idx = ?3",
+        )?
+        .query_row(params![shard.file_id.as_bytes(), shard.stripe, shard.index], |row| row.get(0))
+        .optional()?;
+    match held {
+        // These very bytes are here already.
+        Some(hashes) if hashes == shard.hashes => return Ok(ShardPut::Stored),
+        // The file's sender (the caller checked the put's signature) re-encoded the
+        // stripe: its new bytes replace the old ones, so `Stored` means ours are held.
+        Some(_) => {
+            conn.execute(
+                "DELETE FROM shards WHERE file_id = ?1 AND stripe = ?2 AND idx = ?3",
+                params![shard.file_id.as_bytes(), shard.stripe, shard.index],
+            )?;
+        }
+        None => {}
     }
     let size = u64::try_from(shard.shard.len()).unwrap_or(u64::MAX);
     let (sender_bytes, total_bytes): (i64, i64) = conn.query_row(
