@@ -14,6 +14,7 @@ use libp2p::{
 use crate::Config;
 use crate::codec::{MSG_PROTOCOL, MsgCodec};
 use crate::mbox::{MBOX_PROTOCOL, MboxCodec};
+use crate::metrics::NetMetrics;
 
 /// Our Kademlia protocol (ARCHITECTURE §5).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/communitas/kad/1.0.0");
@@ -49,6 +50,7 @@ impl Behaviour {
         key: &identity::Keypair,
         relay_client: relay::client::Behaviour,
         config: &Config,
+        metrics: &NetMetrics,
     ) -> Result<Self, std::io::Error> {
         let peer_id = key.public().to_peer_id();
         let announcing = !config.announce.is_empty();
@@ -95,7 +97,7 @@ impl Behaviour {
         };
 
         let msg = request_response::Behaviour::with_codec(
-            MsgCodec,
+            MsgCodec::counting(metrics.clone()),
             [(MSG_PROTOCOL, request_response::ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(MSG_TIMEOUT)
@@ -103,7 +105,7 @@ impl Behaviour {
         );
 
         let mbox = request_response::Behaviour::with_codec(
-            MboxCodec,
+            MboxCodec::counting(metrics.clone()),
             [(MBOX_PROTOCOL, request_response::ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(Duration::from_secs(30))

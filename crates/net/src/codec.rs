@@ -14,6 +14,8 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
 
+use crate::metrics::NetMetrics;
+
 /// The protocol id.
 pub const MSG_PROTOCOL: StreamProtocol = StreamProtocol::new("/communitas/msg/1");
 const RESPONSE_VERSION: u8 = 1;
@@ -73,8 +75,54 @@ impl Receipt {
 }
 
 /// The request-response codec for [`MSG_PROTOCOL`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MsgCodec;
+#[derive(Debug, Clone, Default)]
+pub struct MsgCodec {
+    watch: Option<NetMetrics>,
+}
+
+impl MsgCodec {
+    /// A codec that counts the inbound frames peers never finish or send malformed
+    /// (see [`FrameWatch`]).
+    pub(crate) fn counting(metrics: NetMetrics) -> Self {
+        Self { watch: Some(metrics) }
+    }
+}
+
+/// Watches one inbound frame being read, for `communitas_refused_total`: a frame over
+/// the limit or malformed (`InvalidData`) counts as `{protocol}_bad_frame`; a read
+/// dropped before the frame was whole — its stream's deadline passed, or the
+/// connection went mid-frame — as `{protocol}_frame_unfinished`. A stream closed
+/// before its first byte, or cut by the network, counts as neither.
+pub(crate) struct FrameWatch<'a> {
+    metrics: Option<&'a NetMetrics>,
+    unfinished: &'static str,
+    done: bool,
+}
+
+impl<'a> FrameWatch<'a> {
+    pub(crate) fn new(metrics: Option<&'a NetMetrics>, unfinished: &'static str) -> Self {
+        Self { metrics, unfinished, done: false }
+    }
+
+    /// The read ended with `result`.
+    pub(crate) fn finish<T>(mut self, result: io::Result<T>, bad: &'static str) -> io::Result<T> {
+        self.done = true;
+        if let (Err(e), Some(metrics)) = (&result, self.metrics)
+            && e.kind() == io::ErrorKind::InvalidData
+        {
+            metrics.refuse(bad);
+        }
+        result
+    }
+}
+
+impl Drop for FrameWatch<'_> {
+    fn drop(&mut self) {
+        if let (false, Some(metrics)) = (self.done, self.metrics) {
+            metrics.refuse(self.unfinished);
+        }
+    }
+}
 
 fn invalid(what: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
@@ -96,6 +144,19 @@ pub(crate) async fn read_body<T: AsyncRead + Unpin>(
     Ok(())
 }
 
+/// Reads one request frame: `u32 length ‖ envelope`, the length checked first.
+async fn read_envelope<T: AsyncRead + Unpin>(io: &mut T) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = usize::try_from(u32::from_be_bytes(len)).map_err(|_| invalid("length"))?;
+    if len > MAX_ENVELOPE {
+        return Err(invalid("envelope over 256 KiB"));
+    }
+    let mut envelope = Vec::new();
+    read_body(io, len, &mut envelope).await?;
+    Ok(envelope)
+}
+
 impl request_response::Codec for MsgCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
@@ -105,15 +166,8 @@ impl request_response::Codec for MsgCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let mut len = [0u8; 4];
-        io.read_exact(&mut len).await?;
-        let len = usize::try_from(u32::from_be_bytes(len)).map_err(|_| invalid("length"))?;
-        if len > MAX_ENVELOPE {
-            return Err(invalid("envelope over 256 KiB"));
-        }
-        let mut envelope = Vec::new();
-        read_body(io, len, &mut envelope).await?;
-        Ok(envelope)
+        let watch = FrameWatch::new(self.watch.as_ref(), "msg_frame_unfinished");
+        watch.finish(read_envelope(io).await, "msg_bad_frame")
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Receipt>
@@ -165,6 +219,7 @@ impl request_response::Codec for MsgCodec {
 mod tests {
     use futures::io::Cursor;
     use request_response::Codec as _;
+    use std::time::Duration;
 
     use super::*;
 
@@ -188,11 +243,50 @@ mod tests {
         let mut frame = (MAX_ENVELOPE as u32).to_be_bytes().to_vec();
         frame.extend_from_slice(&[1; 10]);
         let mut io = Cursor::new(frame);
-        let e = MsgCodec.read_request(&MSG_PROTOCOL, &mut io).await.unwrap_err();
+        let e = MsgCodec::default().read_request(&MSG_PROTOCOL, &mut io).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         let mut over = Cursor::new((MAX_ENVELOPE as u32 + 1).to_be_bytes().to_vec());
-        let e = MsgCodec.read_request(&MSG_PROTOCOL, &mut over).await.unwrap_err();
+        let e = MsgCodec::default().read_request(&MSG_PROTOCOL, &mut over).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn frames_never_finished_or_refused_are_counted_and_quiet_closes_are_not() {
+        let metrics = NetMetrics::default();
+        let mut codec = MsgCodec::counting(metrics.clone());
+        let count = |what| metrics.refused_count(what);
+        // Over the limit: a bad frame.
+        let mut over = Cursor::new((MAX_ENVELOPE as u32 + 1).to_be_bytes().to_vec());
+        assert!(codec.read_request(&MSG_PROTOCOL, &mut over).await.is_err());
+        assert_eq!((count("msg_bad_frame"), count("msg_frame_unfinished")), (1, 0));
+        // Closed before its first byte: neither.
+        assert!(codec.read_request(&MSG_PROTOCOL, &mut Cursor::new(Vec::new())).await.is_err());
+        assert_eq!((count("msg_bad_frame"), count("msg_frame_unfinished")), (1, 0));
+        // A read given up mid-frame (the stream's deadline): unfinished.
+        let mut reader = Cursor::new(100u32.to_be_bytes()).chain(Stalled);
+        let protocol = MSG_PROTOCOL;
+        let read = codec.read_request(&protocol, &mut reader);
+        assert!(tokio::time::timeout(Duration::from_millis(20), read).await.is_err());
+        assert_eq!((count("msg_bad_frame"), count("msg_frame_unfinished")), (1, 1));
+        // A whole frame: neither.
+        let mut whole = 3u32.to_be_bytes().to_vec();
+        whole.extend_from_slice(b"abc");
+        let got = codec.read_request(&MSG_PROTOCOL, &mut Cursor::new(whole)).await.unwrap();
+        assert_eq!(got, b"abc");
+        assert_eq!((count("msg_bad_frame"), count("msg_frame_unfinished")), (1, 1));
+    }
+
+    /// A stream whose peer sends nothing more.
+    struct Stalled;
+
+    impl AsyncRead for Stalled {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            std::task::Poll::Pending
+        }
     }
 
     #[test]

@@ -8,6 +8,9 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
 
+use crate::codec::FrameWatch;
+use crate::metrics::NetMetrics;
+
 pub use communitas_proto::mbox::*;
 
 /// The protocol id.
@@ -37,8 +40,17 @@ async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, frame: &[u8]) -> 
 }
 
 /// The request-response codec for [`MBOX_PROTOCOL`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MboxCodec;
+#[derive(Debug, Clone, Default)]
+pub struct MboxCodec {
+    watch: Option<NetMetrics>,
+}
+
+impl MboxCodec {
+    /// A codec that counts the inbound frames peers never finish or send malformed.
+    pub(crate) fn counting(metrics: NetMetrics) -> Self {
+        Self { watch: Some(metrics) }
+    }
+}
 
 impl request_response::Codec for MboxCodec {
     type Protocol = StreamProtocol;
@@ -50,8 +62,12 @@ impl request_response::Codec for MboxCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<MboxRequest> {
-        let frame = read_frame(io, MAX_REQUEST).await?;
-        MboxRequest::decode(&frame).map_err(|_| invalid("malformed mailbox request"))
+        let watch = FrameWatch::new(self.watch.as_ref(), "mbox_frame_unfinished");
+        let request = async {
+            let frame = read_frame(io, MAX_REQUEST).await?;
+            MboxRequest::decode(&frame).map_err(|_| invalid("malformed mailbox request"))
+        };
+        watch.finish(request.await, "mbox_bad_frame")
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(

@@ -41,7 +41,9 @@ pub(crate) fn build(
                 .map_err(|e| noise_failed(&e))?
                 .with_relay_client(noise::Config::new, yamux::Config::default)
                 .map_err(|e| noise_failed(&e))?
-                .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
+                .with_behaviour(|key, relay| {
+                    Behaviour::new(key, relay, config, metrics).map_err(boxed)
+                })
                 .map_err(|e| behaviour_failed(&e))?
                 .with_swarm_config(swarm_settings)
                 .build()
@@ -59,7 +61,7 @@ pub(crate) fn build(
             .map_err(|e| noise_failed(&e))?
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(|e| noise_failed(&e))?
-            .with_behaviour(|key, relay| Behaviour::new(key, relay, config).map_err(boxed))
+            .with_behaviour(|key, relay| Behaviour::new(key, relay, config, metrics).map_err(boxed))
             .map_err(|e| behaviour_failed(&e))?
             .with_swarm_config(swarm_settings)
             .build(),

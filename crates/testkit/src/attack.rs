@@ -162,3 +162,140 @@ async fn exchange(
     (&mut *stream).take(len as u64).read_to_end(&mut answer).await.map_err(|e| e.to_string())?;
     Ok(answer)
 }
+
+/// How a [`FrameAttack`] misbehaves on each stream it opens.
+#[derive(Debug, Clone, Copy)]
+pub enum Frames {
+    /// Declares a frame of `declare` bytes (a `u32` big-endian length, as the msg, mbox
+    /// and file protocols frame) and then sends one byte every `every`: the frame is
+    /// never finished, the stream only held.
+    Slow {
+        /// The length the frame declares.
+        declare: u32,
+        /// The wait between two bytes.
+        every: Duration,
+    },
+    /// Declares `u32::MAX` bytes, sends 64 KiB of them and waits for the target to
+    /// give the stream up.
+    Oversize,
+    /// Sends a frame of `bytes` pseudo-random bytes (well framed for msg, mbox and
+    /// file: the length first), closes its side and reads until the target closes;
+    /// then opens the next stream at once (a flood of garbage requests).
+    Garbage {
+        /// How many bytes each stream carries.
+        bytes: usize,
+    },
+}
+
+/// A peer that opens `streams` streams at a time on one protocol and misbehaves on
+/// each as [`Frames`] says, opening another whenever the target ends one.
+pub struct FrameAttack {
+    client: BareClient,
+    tasks: JoinSet<()>,
+    stats: Arc<Stats>,
+}
+
+impl FrameAttack {
+    /// Dials `target` (at `addrs`) over `transport` and starts the attack.
+    pub async fn start(
+        target: PeerId,
+        addrs: Vec<Multiaddr>,
+        transport: Transport,
+        protocol: StreamProtocol,
+        streams: usize,
+        frames: Frames,
+    ) -> Self {
+        let client = BareClient::start_on(&[], transport);
+        client.net.add_addresses(target, addrs).await.unwrap();
+        let stats = Arc::new(Stats::default());
+        let mut tasks = JoinSet::new();
+        for task in 0..streams {
+            let mut control = client.net.streams();
+            let stats = stats.clone();
+            let protocol = protocol.clone();
+            tasks.spawn(async move {
+                let mut noise = Noise(0x9e37_79b9_7f4a_7c15 ^ task as u64);
+                loop {
+                    let Ok(mut stream) = control.open_stream(target, protocol.clone()).await else {
+                        tokio::time::sleep(REOPEN_AFTER).await;
+                        continue;
+                    };
+                    stats.opened.fetch_add(1, Ordering::Relaxed);
+                    stats.open.fetch_add(1, Ordering::Relaxed);
+                    let _ = misbehave(&mut stream, frames, &mut noise).await;
+                    stats.open.fetch_sub(1, Ordering::Relaxed);
+                    stats.closed.fetch_add(1, Ordering::Relaxed);
+                    drop(stream);
+                    if !matches!(frames, Frames::Garbage { .. }) {
+                        tokio::time::sleep(REOPEN_AFTER).await;
+                    }
+                }
+            });
+        }
+        Self { client, tasks, stats }
+    }
+
+    /// Streams opened so far.
+    pub fn opened(&self) -> usize {
+        self.stats.opened.load(Ordering::Relaxed)
+    }
+
+    /// Streams the target ended (closed, reset or refused).
+    pub fn closed(&self) -> usize {
+        self.stats.closed.load(Ordering::Relaxed)
+    }
+
+    /// Stops the attack.
+    pub async fn stop(mut self) {
+        self.tasks.shutdown().await;
+        self.client.stop().await;
+    }
+}
+
+/// Misbehaves on one stream; returns when the target ended it.
+async fn misbehave(
+    stream: &mut communitas_net::libp2p::Stream,
+    frames: Frames,
+    noise: &mut Noise,
+) -> std::io::Result<()> {
+    match frames {
+        Frames::Slow { declare, every } => {
+            stream.write_all(&declare.to_be_bytes()).await?;
+            stream.flush().await?;
+            loop {
+                tokio::time::sleep(every).await;
+                stream.write_all(&[noise.byte()]).await?;
+                stream.flush().await?;
+            }
+        }
+        Frames::Oversize => {
+            stream.write_all(&u32::MAX.to_be_bytes()).await?;
+            stream.write_all(&vec![0u8; 64 << 10]).await?;
+            stream.flush().await?;
+            let mut sink = Vec::new();
+            stream.read_to_end(&mut sink).await.map(|_| ())
+        }
+        Frames::Garbage { bytes } => {
+            let body: Vec<u8> = (0..bytes).map(|_| noise.byte()).collect();
+            let len = u32::try_from(bytes).unwrap_or(u32::MAX);
+            stream.write_all(&len.to_be_bytes()).await?;
+            stream.write_all(&body).await?;
+            stream.close().await?;
+            let mut sink = Vec::new();
+            (&mut *stream).take(1 << 20).read_to_end(&mut sink).await.map(|_| ())
+        }
+    }
+}
+
+/// A xorshift generator: garbage that differs from stream to stream, without a
+/// dependency.
+struct Noise(u64);
+
+impl Noise {
+    fn byte(&mut self) -> u8 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0.to_le_bytes()[0]
+    }
+}

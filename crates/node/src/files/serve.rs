@@ -224,6 +224,8 @@ impl Ended {
         match self {
             Ended::Timeout { first: true } => Some("file_stream_first_frame_timeout"),
             Ended::Timeout { first: false } => Some("file_stream_idle"),
+            // Over the frame limit; a frame cut short or a reset may be the network's.
+            Ended::Broken(std::io::ErrorKind::InvalidData) => Some("file_bad_frame"),
             Ended::Closed | Ended::Broken(_) => None,
         }
     }
@@ -262,6 +264,7 @@ async fn serve_stream(inner: &Inner, peer: PeerId, mut stream: communitas_net::l
             Ok(request) => answer(inner, peer, request).await,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "malformed file request");
+                inner.metrics.refuse("file_bad_request");
                 Response::Refused(Refusal::Invalid)
             }
         };

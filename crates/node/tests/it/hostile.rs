@@ -9,7 +9,7 @@ use communitas_net::libp2p::StreamProtocol;
 use communitas_node::Handle;
 use communitas_proto::file::wire::{DATA_MASK, Refusal, Request, Response};
 use communitas_proto::file::{SHARDS, UploadKey, encode_stripe};
-use communitas_testkit::attack::{FileClient, StreamHoarder};
+use communitas_testkit::attack::{FileClient, FrameAttack, Frames, StreamHoarder};
 use communitas_testkit::{Network, Transport, dial_addrs, eventually};
 
 use super::files::bytes;
@@ -17,6 +17,13 @@ use super::files::bytes;
 /// The bound on a 4 MiB file and a text during an attack (they take about a second).
 const BUDGET: Duration = Duration::from_secs(60);
 const FILE_PROTOCOL: StreamProtocol = StreamProtocol::new("/communitas/file/1");
+const MSG_PROTOCOL: StreamProtocol = StreamProtocol::new("/communitas/msg/1");
+const MBOX_PROTOCOL: StreamProtocol = StreamProtocol::new("/communitas/mbox/1");
+const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/communitas/kad/1.0.0");
+const IDENTIFY_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/id/1.0.0");
+/// What the test process (both nodes, the server and the attackers) may grow by during
+/// an attack.
+const RSS_BOUND_MIB: u64 = 256;
 
 /// Alice sends bob a 4 MiB file and a text; returns when both arrived (the file
 /// byte-identical, the text delivered), with the time each took.
@@ -204,5 +211,223 @@ async fn squatted_shard_slots_stay_the_sender_s() {
         assert_eq!(&shard, sent, "shard {index} is the sender's");
     }
     sender.stop().await;
+    net.shutdown().await;
+}
+
+/// The resident set of this process, in MiB (every node of the test runs in it).
+fn rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// Alice sends bob `n` texts one after another, each once the last was delivered;
+/// returns each one's send-to-delivered time, sorted.
+async fn text_latencies(a: &Handle, b: &Handle, n: usize, tag: &str) -> Vec<Duration> {
+    let mut took = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        let (id, _) = a.send_text(b.address(), &format!("{tag} {i}")).await.unwrap();
+        eventually(BUDGET, || async {
+            match a.message_status(id).await.unwrap().map(|s| s.as_str()) {
+                Some("delivered") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        took.push(started.elapsed());
+    }
+    took.sort();
+    took
+}
+
+/// The `q`-quantile of sorted `times` (nearest rank).
+fn quantile(times: &[Duration], q: f64) -> Duration {
+    let rank = ((times.len() as f64 * q).ceil() as usize).clamp(1, times.len());
+    times[rank - 1]
+}
+
+/// Legitimate traffic before and during an attack: 20 texts (p50/p99) and a 4 MiB
+/// file with a text, and the process's RSS. Panics if the attack keeps a text or the
+/// file from arriving within [`BUDGET`] or RSS grows past [`RSS_BOUND_MIB`].
+struct Figures {
+    texts: Vec<Duration>,
+    file: Duration,
+    rss: u64,
+}
+
+async fn measure(a: &Handle, b: &Handle, dir: &Path, seed: u64) -> Figures {
+    let texts = text_latencies(a, b, 20, &format!("round {seed}")).await;
+    let (file, _) = file_and_text(a, b, dir, seed).await;
+    Figures { texts, file, rss: rss_mib() }
+}
+
+fn report(attack: &str, before: &Figures, during: &Figures) {
+    println!(
+        "{attack}: texts p50 {:?} -> {:?}, p99 {:?} -> {:?}; 4 MiB file {:?} -> {:?}; \
+         RSS {} MiB -> {} MiB",
+        quantile(&before.texts, 0.5),
+        quantile(&during.texts, 0.5),
+        quantile(&before.texts, 0.99),
+        quantile(&during.texts, 0.99),
+        before.file,
+        during.file,
+        before.rss,
+        during.rss,
+    );
+    assert!(
+        during.rss <= before.rss + RSS_BOUND_MIB,
+        "{attack}: RSS grew from {} to {} MiB",
+        before.rss,
+        during.rss
+    );
+}
+
+/// Alice and bob, contacts, on real TCP, warmed up (found, dialled, one file sent),
+/// with the figures of a quiet round.
+async fn quiet_pair(dir: &Path) -> (Network, Figures) {
+    let net = Network::start_on(dir, 1, &["alice", "bob"], Transport::Sockets).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    file_and_text(&a, &b, dir, 100).await;
+    let before = measure(&a, &b, dir, 101).await;
+    (net, before)
+}
+
+/// Idle streams on every other protocol a node serves (msg and mbox at bob, who
+/// receives; Kademlia and identify at both): each protocol's own per-connection cap and
+/// deadline hold them, and alice's texts and file still reach bob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_streams_on_msg_mbox_kad_and_identify_do_not_stop_a_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (net, before) = quiet_pair(dir.path()).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    let mut hoarders = Vec::new();
+    for (target, protocol) in [
+        (&b, MSG_PROTOCOL),
+        (&b, MBOX_PROTOCOL),
+        (&b, KAD_PROTOCOL),
+        (&b, IDENTIFY_PROTOCOL),
+        (&a, KAD_PROTOCOL),
+        (&a, IDENTIFY_PROTOCOL),
+    ] {
+        let addrs = dial_addrs(target).await;
+        hoarders.push(
+            StreamHoarder::start(target.peer_id(), addrs, Transport::Sockets, protocol, 100).await,
+        );
+    }
+    eventually(Duration::from_secs(30), || async {
+        let opened: usize = hoarders.iter().map(|h| h.opened()).sum();
+        if opened >= 600 { Ok(()) } else { Err(opened) }
+    })
+    .await;
+    let during = measure(&a, &b, dir.path(), 102).await;
+    report("idle streams (600 on msg, mbox, kad, identify)", &before, &during);
+    // The message streams end at their deadline (10 s) and are counted.
+    eventually(Duration::from_secs(30), || async {
+        let unfinished = refused(&b, "msg_frame_unfinished");
+        if unfinished > 0 { Ok(()) } else { Err("no msg stream timed out") }
+    })
+    .await;
+    for hoarder in hoarders {
+        hoarder.stop().await;
+    }
+    net.shutdown().await;
+}
+
+/// Frames that never finish (declared 200 KB, one byte every 500 ms) on msg and mbox
+/// at bob and on the file protocol at alice, 100 streams each: each stream ends at its
+/// deadline and holds only the bytes that arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_frames_do_not_stop_a_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (net, before) = quiet_pair(dir.path()).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    let slow = Frames::Slow { declare: 200_000, every: Duration::from_millis(500) };
+    let mut attacks = Vec::new();
+    for (target, protocol) in [(&b, MSG_PROTOCOL), (&b, MBOX_PROTOCOL), (&a, FILE_PROTOCOL)] {
+        let addrs = dial_addrs(target).await;
+        attacks.push(
+            FrameAttack::start(target.peer_id(), addrs, Transport::Sockets, protocol, 100, slow)
+                .await,
+        );
+    }
+    eventually(Duration::from_secs(30), || async {
+        let opened: usize = attacks.iter().map(|h| h.opened()).sum();
+        if opened >= 300 { Ok(()) } else { Err(opened) }
+    })
+    .await;
+    let during = measure(&a, &b, dir.path(), 103).await;
+    report("slow frames (300 streams on msg, mbox, file)", &before, &during);
+    eventually(Duration::from_secs(40), || async {
+        let counts = [
+            refused(&b, "msg_frame_unfinished"),
+            refused(&b, "mbox_frame_unfinished"),
+            refused(&a, "file_stream_first_frame_timeout"),
+        ];
+        if counts.iter().all(|&n| n > 0) { Ok(()) } else { Err(counts) }
+    })
+    .await;
+    for attack in attacks {
+        attack.stop().await;
+    }
+    net.shutdown().await;
+}
+
+/// Oversize frames (a declared 4 GiB) and a flood of garbage requests (well framed,
+/// 2 KB of noise, a new stream as soon as one ends) on msg, mbox, file and Kademlia:
+/// refused as bad frames or invalid requests, counted, and alice's texts and file
+/// still reach bob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_frames_and_garbage_floods_do_not_stop_a_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (net, before) = quiet_pair(dir.path()).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    let garbage = Frames::Garbage { bytes: 2000 };
+    let mut attacks = Vec::new();
+    for (target, protocol, streams, frames) in [
+        (&b, MSG_PROTOCOL, 20, Frames::Oversize),
+        (&b, MBOX_PROTOCOL, 20, Frames::Oversize),
+        (&a, FILE_PROTOCOL, 20, Frames::Oversize),
+        (&b, MSG_PROTOCOL, 8, garbage),
+        (&b, MBOX_PROTOCOL, 8, garbage),
+        (&a, FILE_PROTOCOL, 8, garbage),
+        (&b, KAD_PROTOCOL, 8, garbage),
+    ] {
+        let addrs = dial_addrs(target).await;
+        attacks.push(
+            FrameAttack::start(
+                target.peer_id(),
+                addrs,
+                Transport::Sockets,
+                protocol,
+                streams,
+                frames,
+            )
+            .await,
+        );
+    }
+    eventually(Duration::from_secs(30), || async {
+        let closed: usize = attacks.iter().map(|h| h.closed()).sum();
+        if closed >= 500 { Ok(()) } else { Err(closed) }
+    })
+    .await;
+    let during = measure(&a, &b, dir.path(), 104).await;
+    let streams: usize = attacks.iter().map(|h| h.opened()).sum();
+    report(&format!("oversize frames and garbage floods ({streams} streams)"), &before, &during);
+    let counts = [
+        refused(&b, "msg_bad_frame"),
+        refused(&b, "mbox_bad_frame"),
+        refused(&a, "file_bad_frame"),
+        refused(&a, "file_bad_request"),
+    ];
+    println!("refused: msg, mbox, file bad frames, file bad requests: {counts:?}");
+    assert!(counts.iter().all(|&n| n > 0), "a refusal was not counted: {counts:?}");
+    for attack in attacks {
+        attack.stop().await;
+    }
     net.shutdown().await;
 }

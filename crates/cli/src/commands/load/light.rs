@@ -142,12 +142,12 @@ impl Client {
                     ping::Config::new().with_interval(Duration::from_secs(15)),
                 ),
                 msg: request_response::Behaviour::with_codec(
-                    MsgCodec,
+                    MsgCodec::default(),
                     [(MSG_PROTOCOL, ProtocolSupport::Full)],
                     request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
                 ),
                 mbox: request_response::Behaviour::with_codec(
-                    MboxCodec,
+                    MboxCodec::default(),
                     [(MBOX_PROTOCOL, ProtocolSupport::Full)],
                     request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
                 ),
