@@ -29,11 +29,15 @@ pub(crate) use server::serve;
 
 /// Copies of each envelope: the R closest server nodes (ARCHITECTURE §6).
 pub(crate) const REPLICAS: usize = communitas_proto::mbox::client::REPLICAS;
-/// Default quotas per recipient and per sending peer.
+/// Default quotas per recipient and per sending peer (decision 0044): a sender may
+/// hold a tenth of any one mailbox, a holder's copies half of it.
 pub(crate) const LIMITS: MailboxLimits = MailboxLimits {
     max_envelopes: 10_000,
     max_bytes: 256 * 1024 * 1024,
     max_per_sender: 20_000,
+    max_per_sender_in_mailbox: 1_000,
+    max_replicas_per_peer: 100_000,
+    max_replicas_per_peer_in_mailbox: 5_000,
     max_total_bytes: 16 << 30,
 };
 /// Owner notifications in flight at once.

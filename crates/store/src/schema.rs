@@ -123,6 +123,13 @@ const MIGRATIONS: &[&str] = &[
         UPDATE mailbox_usage SET bytes = bytes - LENGTH(OLD.envelope) WHERE id = 1;
     END;
     ",
+    // 9 (issue 15 item 7): a holder's copies (`Replicate`) have quotas of their own,
+    // and a sender's share is counted per mailbox (decision 0044).
+    "
+    ALTER TABLE mailbox ADD COLUMN replica INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX mailbox_by_sender;
+    CREATE INDEX mailbox_by_sender ON mailbox (sender_peer, replica, mailbox);
+    ",
 ];
 
 /// The schema version this build writes.

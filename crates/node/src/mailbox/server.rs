@@ -165,9 +165,9 @@ fn spawn(
     work.spawn(async move {
         let store = &inner.store;
         let (request_id, outcome) = match job {
-            Work::Put { request_id, hash, mailbox, envelope, sender, now, expires_at } => {
+            Work::Put { request_id, hash, mailbox, envelope, sender, replica, now, expires_at } => {
                 let sender = sender.to_string();
-                let put = MailboxPut { hash, mailbox, envelope, sender, now, expires_at };
+                let put = MailboxPut { hash, mailbox, envelope, sender, replica, now, expires_at };
                 let put = store.mailbox_put(put, inner.mailbox_limits);
                 let outcome = put.await.map_or(PutOutcome::Failed, put_outcome);
                 (request_id, Outcome::Put { mailbox, outcome })

@@ -245,6 +245,9 @@ async fn a_flood_of_puts_cannot_fill_past_quota_or_starve_others() {
             max_envelopes: 25,
             max_bytes: 1 << 30,
             max_per_sender: 1000,
+            max_per_sender_in_mailbox: 1000,
+            max_replicas_per_peer: 1000,
+            max_replicas_per_peer_in_mailbox: 1000,
             max_total_bytes: 1 << 30,
         },
         ..Config::default()

@@ -246,7 +246,9 @@ impl<P: Copy + Ord + Into<Vec<u8>>> Server<P> {
         }
         let hash = *blake3::hash(&envelope).as_bytes();
         let mailbox = parsed.mailbox();
-        let work = Work::Put { request_id, hash, mailbox, envelope, sender, now, expires_at };
+        let replica = until.is_some();
+        let work =
+            Work::Put { request_id, hash, mailbox, envelope, sender, replica, now, expires_at };
         self.out.push(Output::Store(work));
     }
 

@@ -16,8 +16,19 @@ pub struct MailboxLimits {
     pub max_envelopes: u32,
     /// Bytes per mailbox.
     pub max_bytes: u64,
-    /// Envelopes stored from one sending peer, over all mailboxes.
+    /// Envelopes stored from one sending peer, over all mailboxes (its own puts, not
+    /// the copies it hands over as a holder).
     pub max_per_sender: u32,
+    /// Envelopes one sending peer may have in any one mailbox: a share, so that one
+    /// sender cannot fill a user's mailbox.
+    pub max_per_sender_in_mailbox: u32,
+    /// Copies one peer may hand over as a holder (`Replicate`), over all mailboxes: a
+    /// quota of its own, so that re-replication after churn is not cut short by the
+    /// sender quota, and a sender's quota is not spent by the copies of others' mail.
+    pub max_replicas_per_peer: u32,
+    /// Copies one peer may have handed over into any one mailbox. Anyone can claim to
+    /// be a holder, so this too is a share: less than the mailbox.
+    pub max_replicas_per_peer_in_mailbox: u32,
     /// Envelope bytes kept in all mailboxes together: a server's disk is finite, and
     /// new PeerIds (new senders) are free to make.
     pub max_total_bytes: u64,
@@ -34,6 +45,8 @@ pub struct MailboxPut {
     pub envelope: Vec<u8>,
     /// The authenticated peer that put it (quotas are per sending peer).
     pub sender: String,
+    /// A holder's copy (`Replicate`): charged to the peer's replica quotas.
+    pub replica: bool,
     /// The server's clock: envelopes expired by then do not count against a quota.
     pub now: Timestamp,
     /// When the envelope is dropped.
@@ -106,7 +119,7 @@ impl Store {
 }
 
 fn keep(conn: &Connection, put: &MailboxPut, limits: MailboxLimits) -> Result<PutOutcome, Error> {
-    let MailboxPut { hash, mailbox, envelope, sender, now, expires_at } = put;
+    let MailboxPut { hash, mailbox, envelope, sender, replica, now, expires_at } = put;
     let exists: bool =
         conn.query_row("SELECT EXISTS (SELECT 1 FROM mailbox WHERE hash = ?1)", [hash], |r| {
             r.get(0)
@@ -127,12 +140,18 @@ fn keep(conn: &Connection, put: &MailboxPut, limits: MailboxLimits) -> Result<Pu
     if count >= limits.max_envelopes || bytes.saturating_add(size) > int(limits.max_bytes) {
         return Ok(PutOutcome::MailboxFull);
     }
-    let from_sender: u32 = conn.query_row(
-        "SELECT COUNT(*) FROM mailbox WHERE sender_peer = ?1 AND expires_at > ?2",
-        params![sender, ms(*now)],
-        |r| r.get(0),
+    let (here, everywhere): (u32, u32) = conn.query_row(
+        "SELECT COALESCE(SUM(mailbox = ?2), 0), COUNT(*) FROM mailbox
+         WHERE sender_peer = ?1 AND replica = ?3 AND expires_at > ?4",
+        params![sender, mailbox.as_bytes(), replica, ms(*now)],
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    if from_sender >= limits.max_per_sender {
+    let (share, quota) = if *replica {
+        (limits.max_replicas_per_peer_in_mailbox, limits.max_replicas_per_peer)
+    } else {
+        (limits.max_per_sender_in_mailbox, limits.max_per_sender)
+    };
+    if here >= share || everywhere >= quota {
         return Ok(PutOutcome::SenderOverQuota);
     }
     // Kept by triggers on `mailbox` (migration 8): one row, no scan.
@@ -142,9 +161,10 @@ fn keep(conn: &Connection, put: &MailboxPut, limits: MailboxLimits) -> Result<Pu
         return Ok(PutOutcome::ServerFull);
     }
     conn.execute(
-        "INSERT INTO mailbox (hash, mailbox, envelope, sender_peer, received_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![hash, mailbox.as_bytes(), envelope, sender, ms(*now), ms(*expires_at)],
+        "INSERT INTO mailbox (hash, mailbox, envelope, sender_peer, replica, received_at,
+                              expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![hash, mailbox.as_bytes(), envelope, sender, replica, ms(*now), ms(*expires_at)],
     )?;
     Ok(PutOutcome::Stored)
 }

@@ -12,6 +12,9 @@ const LIMITS: MailboxLimits = MailboxLimits {
     max_envelopes: 100,
     max_bytes: 1 << 20,
     max_per_sender: 100,
+    max_per_sender_in_mailbox: 100,
+    max_replicas_per_peer: 100,
+    max_replicas_per_peer_in_mailbox: 100,
     max_total_bytes: 1 << 30,
 };
 
@@ -29,6 +32,7 @@ async fn put(store: &Store, n: u8, mailbox: MailboxId, now: Timestamp, ttl: u64)
         mailbox,
         envelope,
         sender: "peer".into(),
+        replica: false,
         now,
         expires_at: expires,
     };
@@ -123,6 +127,7 @@ async fn the_server_wide_cap_counts_every_mailbox_and_frees_on_ack_and_expiry() 
                 mailbox,
                 envelope: vec![n; 40],
                 sender: format!("peer {n}"),
+                replica: false,
                 now,
                 expires_at: expires,
             };
@@ -139,4 +144,62 @@ async fn the_server_wide_cap_counts_every_mailbox_and_frees_on_ack_and_expiry() 
     assert!(store.expire(later).await.unwrap() >= 1);
     assert_eq!(put(4, 100).await, PutOutcome::Stored);
     assert_eq!(put(5, 100).await, PutOutcome::ServerFull);
+}
+
+/// One sender gets a share of each mailbox, not the whole of it; a holder's copies
+/// have a share and a quota of their own (issue 15 item 7).
+#[tokio::test]
+async fn one_sender_cannot_fill_a_mailbox_and_copies_have_their_own_quota() {
+    let (_dir, store) = open();
+    let now = Timestamp::from_millis(1_780_000_000_000);
+    let limits = MailboxLimits {
+        max_envelopes: 10,
+        max_per_sender: 6,
+        max_per_sender_in_mailbox: 3,
+        max_replicas_per_peer: 8,
+        max_replicas_per_peer_in_mailbox: 5,
+        ..LIMITS
+    };
+    let (bob, carol) = (MailboxId::from_bytes([1; 32]), MailboxId::from_bytes([2; 32]));
+    let mut n = 0u8;
+    let mut put = |mailbox: MailboxId, sender: &str, replica: bool| {
+        n += 1;
+        let put = MailboxPut {
+            hash: hash(n),
+            mailbox,
+            envelope: vec![n; 40],
+            sender: sender.into(),
+            replica,
+            now,
+            expires_at: now.saturating_add(Duration::from_secs(100)),
+        };
+        let store = store.clone();
+        async move { store.mailbox_put(put, limits).await.unwrap() }
+    };
+    for _ in 0..3 {
+        assert_eq!(put(bob, "mallory", false).await, PutOutcome::Stored);
+    }
+    // Mallory's share of bob's mailbox is used up; bob still has room for others.
+    assert_eq!(put(bob, "mallory", false).await, PutOutcome::SenderOverQuota);
+    assert_eq!(put(bob, "alice", false).await, PutOutcome::Stored);
+    // Her share of carol's mailbox is untouched; her quota over all mailboxes holds.
+    for _ in 0..3 {
+        assert_eq!(put(carol, "mallory", false).await, PutOutcome::Stored);
+    }
+    let other = MailboxId::from_bytes([3; 32]);
+    assert_eq!(put(other, "mallory", false).await, PutOutcome::SenderOverQuota);
+    // Copies she hands over as a holder count apart from her puts, within their own
+    // share of a mailbox: she cannot fill bob's mailbox that way either.
+    for _ in 0..5 {
+        assert_eq!(put(bob, "mallory", true).await, PutOutcome::Stored);
+    }
+    assert_eq!(put(bob, "mallory", true).await, PutOutcome::SenderOverQuota);
+    assert_eq!(put(bob, "alice", false).await, PutOutcome::Stored);
+    // And their quota over all mailboxes.
+    for _ in 0..3 {
+        assert_eq!(put(carol, "mallory", true).await, PutOutcome::Stored);
+    }
+    assert_eq!(put(other, "mallory", true).await, PutOutcome::SenderOverQuota);
+    // Another holder's copies are not charged to her.
+    assert_eq!(put(other, "server", true).await, PutOutcome::Stored);
 }

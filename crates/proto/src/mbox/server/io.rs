@@ -97,6 +97,9 @@ pub enum Work<P> {
         envelope: Vec<u8>,
         /// The peer that put it (its quota is charged).
         sender: P,
+        /// A copy handed over by another holder (`Replicate`), charged to that peer's
+        /// replica quota rather than its sender quota.
+        replica: bool,
         /// The time of the put.
         now: Timestamp,
         /// When it expires here.

@@ -302,11 +302,16 @@ fn a_replica_never_outlives_its_original() {
     let mut h = Harness::serving();
     let envelope = envelope_to(&bob(), 1);
     let ttl = ENVELOPE_TTL.as_millis() as u64;
-    let put = |h: &mut Harness, request| match h.work(Peer(3), request, at(0)) {
-        Work::Put { expires_at, .. } => expires_at,
+    // Returns when the kept envelope expires and whether it is charged as a copy (to
+    // the holder's replica quota) rather than a put (to its sender quota).
+    let work = |h: &mut Harness, request| match h.work(Peer(3), request, at(0)) {
+        Work::Put { expires_at, replica, .. } => (expires_at, replica),
         other => panic!("{other:?}"),
     };
-    assert_eq!(put(&mut h, MboxRequest::Put { envelope: envelope.clone() }), at(ttl));
+    assert_eq!(work(&mut h, MboxRequest::Put { envelope: envelope.clone() }), (at(ttl), false));
+    let copy = MboxRequest::Replicate { expires_at: T0 + ttl, envelope: envelope.clone() };
+    assert_eq!(work(&mut h, copy), (at(ttl), true));
+    let put = |h: &mut Harness, request| work(h, request).0;
     let sooner = MboxRequest::Replicate { expires_at: T0 + 1_000, envelope: envelope.clone() };
     assert_eq!(put(&mut h, sooner), at(1_000), "the original expires sooner");
     let later = MboxRequest::Replicate { expires_at: T0 + 2 * ttl, envelope: envelope.clone() };
