@@ -154,7 +154,14 @@ test('alice and bob chat live in their browsers, by keyboard', { timeout: 180_00
     assert.equal(anonymous.status, 401);
     const crossOrigin = await alicePage.request.get(`${origin}/v1/status`, { headers: { Origin: 'http://evil.example' } });
     assert.equal(crossOrigin.status(), 403);
-    const sameOrigin = await alicePage.request.get(`${origin}/v1/status`);
+    // The cookie alone (what a program on another local port collects) is no session;
+    // with the page token that only alice's page holds, it is.
+    const cookieOnly = await alicePage.request.get(`${origin}/v1/status`);
+    assert.equal(cookieOnly.status(), 401);
+    const page = await alicePage.evaluate(() => localStorage.getItem('communitas-page'));
+    assert.match(page ?? '', /^[0-9a-f]{64}$/, 'the page kept its token');
+    assert.ok(!alicePage.url().includes('page='), 'the token left the address bar');
+    const sameOrigin = await alicePage.request.get(`${origin}/v1/status`, { headers: { 'X-Communitas-Page': page } });
     assert.equal(sameOrigin.status(), 200);
   } finally {
     await browser.close();

@@ -67,7 +67,9 @@ test('a new user creates, locks and unlocks an identity in the browser, by keybo
     await page.keyboard.type('short');
     await page.keyboard.press('Enter');
     await page.getByText('Use at least 8 characters.').waitFor();
-    const identity = await page.request.get(new URL('/v1/identity', link).href);
+    const pageToken = await page.evaluate(() => localStorage.getItem('communitas-page'));
+    const ours = { headers: { 'X-Communitas-Page': pageToken } };
+    const identity = await page.request.get(new URL('/v1/identity', link).href, ours);
     assert.equal((await identity.json()).state, 'new', 'nothing was created');
 
     await page.getByLabel('Passphrase', { exact: true }).fill('');
@@ -83,7 +85,7 @@ test('a new user creates, locks and unlocks an identity in the browser, by keybo
     // The messenger, with the new four-word address.
     const lock = page.getByRole('button', { name: 'Lock' });
     await lock.waitFor({ timeout: 30_000 });
-    const created = await (await page.request.get(new URL('/v1/identity', link).href)).json();
+    const created = await (await page.request.get(new URL('/v1/identity', link).href, ours)).json();
     assert.equal(created.state, 'unlocked');
     assert.equal(created.name, 'carol');
     assert.match(created.address, /^[a-z]+-[a-z]+-[a-z]+-[a-z]+$/);
@@ -95,7 +97,7 @@ test('a new user creates, locks and unlocks an identity in the browser, by keybo
     await lock.focus();
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Unlock Communitas' }).waitFor();
-    const status = await page.request.get(new URL('/v1/status', link).href);
+    const status = await page.request.get(new URL('/v1/status', link).href, ours);
     assert.equal(status.status(), 423, 'a locked node serves nothing of its data');
     const field = page.getByLabel('Passphrase', { exact: true });
     await field.focus();
@@ -148,8 +150,10 @@ test('a new user creates, locks and unlocks an identity in the browser, by keybo
     await page.getByRole('button', { name: 'Sign out' }).focus();
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Signed out' }).waitFor();
-    const after = await page.request.get(new URL('/v1/identity', link).href);
+    const after = await page.request.get(new URL('/v1/identity', link).href, ours);
     assert.equal(after.status(), 401);
+    const kept = await page.evaluate(() => localStorage.getItem('communitas-page'));
+    assert.equal(kept, null, 'signing out forgets the page token');
   } finally {
     await browser.close();
     node.kill('SIGTERM');

@@ -32,7 +32,7 @@ pub(crate) async fn require_token(
         .unwrap_or("");
     let token_ok: bool = presented.as_bytes().ct_eq(state.token.as_bytes()).into();
     let cookie_ok = session_cookie(request.headers(), &crate::web::cookie_name(state.port))
-        .is_some_and(|s| state.sessions.is_open(s));
+        .is_some_and(|s| state.sessions.is_open(s, page_token(&request).unwrap_or("")));
     if !token_ok && !cookie_ok {
         return ApiError::Unauthorized.into_response();
     }
@@ -70,6 +70,19 @@ fn same_origin(request: &Request) -> bool {
     let host = request.headers().get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     origin.to_str().is_ok_and(|o| o == format!("http://{host}"))
 }
+
+/// The page token a web session's request carries (see `web`): the
+/// `X-Communitas-Page` header, or the `page` query parameter where the browser sends
+/// no header of ours (the event stream's WebSocket, file links).
+fn page_token(request: &Request) -> Option<&str> {
+    if let Some(header) = request.headers().get(PAGE_HEADER) {
+        return header.to_str().ok();
+    }
+    request.uri().query()?.split('&').find_map(|pair| pair.strip_prefix("page="))
+}
+
+/// The header that carries the page token.
+pub(crate) const PAGE_HEADER: &str = "x-communitas-page";
 
 /// The value of the cookie `name`, if the request carries it.
 pub(crate) fn session_cookie<'r>(

@@ -285,7 +285,7 @@ async fn stream_events(
             () = shutdown.cancelled() => break,
             _ = check.tick(), if session.is_some() => {
                 match &session {
-                    Some((sessions, id)) if !sessions.is_open(id) => break,
+                    Some((sessions, id)) if !sessions.still_open(id) => break,
                     _ => continue,
                 }
             }

@@ -8,6 +8,14 @@
 //! (scripts never see it) and SameSite=Strict, and its name carries the port, because
 //! browsers share cookies across the ports of one host (alice's and bob's nodes in the
 //! demo would overwrite each other's).
+//!
+//! A cookie alone is not a session: each session also has a page token, handed to the
+//! page once, in the fragment of the login redirect (`/#page=…`, which never goes over
+//! the network), and kept by the page in its origin's storage — our port's only. Every
+//! cookie request must carry it (the `X-Communitas-Page` header, or `?page=` where a
+//! browser sends no headers of ours: the event stream, file links). Browsers send a
+//! host's cookies to all its ports, so a program listening on another local port can
+//! collect the cookie; it cannot collect the page token (issue 16 item 4).
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -51,10 +59,12 @@ struct SessionSets {
     sessions: HashMap<String, Session>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Session {
     opened: Instant,
     used: Instant,
+    /// The page token: the page proves with it that it is ours (see the module docs).
+    page: String,
 }
 
 impl Session {
@@ -81,12 +91,15 @@ impl Sessions {
         Some(code)
     }
 
-    fn redeem(&self, code: &str) -> Option<String> {
+    /// Opens a session for a fresh login code: its cookie value and its page token.
+    fn redeem(&self, code: &str) -> Option<(String, String)> {
         self.redeem_at(code, Instant::now())
     }
 
-    fn redeem_at(&self, code: &str, now: Instant) -> Option<String> {
+    fn redeem_at(&self, code: &str, now: Instant) -> Option<(String, String)> {
         let session = hex(random::bytes::<32>().ok()?);
+        let page = hex(random::bytes::<32>().ok()?);
+        let opened = Session { opened: now, used: now, page: page.clone() };
         self.with(|s| {
             s.sessions.retain(|_, session| session.live(now));
             let fresh = s
@@ -94,21 +107,33 @@ impl Sessions {
                 .remove(code)
                 .is_some_and(|made| now.saturating_duration_since(made) < CODE_LIFETIME);
             (fresh && s.sessions.len() < MAX_SESSIONS)
-                .then(|| s.sessions.insert(session.clone(), Session { opened: now, used: now }))
+                .then(|| s.sessions.insert(session.clone(), opened))
         })?;
-        Some(session)
+        Some((session, page))
     }
 
-    /// Whether `session` is open; a request with it counts as use.
-    pub(crate) fn is_open(&self, session: &str) -> bool {
-        self.is_open_at(session, Instant::now())
+    /// Whether `session` is open and `page` is its page token; a request with both
+    /// counts as use.
+    pub(crate) fn is_open(&self, session: &str, page: &str) -> bool {
+        self.is_open_at(session, Some(page), Instant::now())
     }
 
-    fn is_open_at(&self, session: &str, now: Instant) -> bool {
+    /// Whether `session` is still open, for a stream its page opened (checked then):
+    /// counts as use.
+    pub(crate) fn still_open(&self, session: &str) -> bool {
+        self.is_open_at(session, None, Instant::now())
+    }
+
+    fn is_open_at(&self, session: &str, page: Option<&str>, now: Instant) -> bool {
+        use subtle::ConstantTimeEq;
         self.with(|s| match s.sessions.get_mut(session) {
             Some(open) if open.live(now) => {
-                open.used = open.used.max(now);
-                true
+                let ours =
+                    page.is_none_or(|page| open.page.as_bytes().ct_eq(page.as_bytes()).into());
+                if ours {
+                    open.used = open.used.max(now);
+                }
+                ours
             }
             Some(_) => {
                 s.sessions.remove(session);
@@ -139,7 +164,7 @@ pub(crate) struct Login {
 }
 
 pub(crate) async fn login(AxumState(s): AxumState<State>, Query(login): Query<Login>) -> Response {
-    let Some(session) = login.code.as_deref().and_then(|c| s.sessions.redeem(c)) else {
+    let Some((session, page)) = login.code.as_deref().and_then(|c| s.sessions.redeem(c)) else {
         let page = "<!doctype html><title>Communitas</title><p>This login link is wrong, was used already, \
                     or is more than an hour old. Run <code>communitas login-link</code> for a new one \
                     and open the link it prints.</p>";
@@ -151,7 +176,7 @@ pub(crate) async fn login(AxumState(s): AxumState<State>, Query(login): Query<Lo
             .into_response();
     };
     let cookie = format!("{}={session}; HttpOnly; SameSite=Strict; Path=/", cookie_name(s.port));
-    let mut response = Redirect::to("/").into_response();
+    let mut response = Redirect::to(&format!("/#page={page}")).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -266,7 +291,8 @@ mod tests {
 
     use super::{SESSION_IDLE, SESSION_LIFETIME, Sessions};
 
-    fn open(sessions: &Sessions, at: Instant) -> String {
+    /// Opens a session at `at`: its cookie value and page token.
+    fn open(sessions: &Sessions, at: Instant) -> (String, String) {
         let code = sessions.new_code().unwrap();
         sessions.redeem_at(&code, at).unwrap()
     }
@@ -278,24 +304,42 @@ mod tests {
         let minute = Duration::from_secs(60);
 
         // Idle past the limit: over, and stays over.
-        let idle = open(&sessions, t0);
-        assert!(sessions.is_open_at(&idle, t0 + SESSION_IDLE - minute));
-        assert!(!sessions.is_open_at(&idle, t0 + SESSION_IDLE * 2));
-        assert!(!sessions.is_open_at(&idle, t0 + SESSION_IDLE * 2 + minute));
+        let (idle, page) = open(&sessions, t0);
+        let page = Some(page.as_str());
+        assert!(sessions.is_open_at(&idle, page, t0 + SESSION_IDLE - minute));
+        assert!(!sessions.is_open_at(&idle, page, t0 + SESSION_IDLE * 2));
+        assert!(!sessions.is_open_at(&idle, page, t0 + SESSION_IDLE * 2 + minute));
 
         // Used within the limit, again and again: open, until the lifetime's end.
-        let busy = open(&sessions, t0);
+        let (busy, page) = open(&sessions, t0);
+        let page = Some(page.as_str());
         let mut at = t0;
         while at + SESSION_IDLE / 2 < t0 + SESSION_LIFETIME {
             at += SESSION_IDLE / 2;
-            assert!(sessions.is_open_at(&busy, at));
+            assert!(sessions.is_open_at(&busy, page, at));
         }
-        assert!(!sessions.is_open_at(&busy, t0 + SESSION_LIFETIME));
+        assert!(!sessions.is_open_at(&busy, page, t0 + SESSION_LIFETIME));
 
         // A code is good once.
         let code = sessions.new_code().unwrap();
         assert!(sessions.redeem_at(&code, t0).is_some());
         assert!(sessions.redeem_at(&code, t0).is_none());
-        assert!(!sessions.is_open_at("not-a-session", t0));
+        assert!(!sessions.is_open_at("not-a-session", None, t0));
+    }
+
+    #[test]
+    fn a_cookie_without_its_page_token_is_no_session() {
+        let sessions = Sessions::default();
+        let t0 = Instant::now();
+        let (alice, alice_page) = open(&sessions, t0);
+        let (_bob, bob_page) = open(&sessions, t0);
+        let later = t0 + SESSION_IDLE - Duration::from_secs(1);
+        // The cookie alone, or with another session's token, is refused and is no use:
+        // the session still goes idle.
+        for wrong in ["", "00", bob_page.as_str()] {
+            assert!(!sessions.is_open_at(&alice, Some(wrong), t0 + Duration::from_secs(60)));
+        }
+        assert!(sessions.is_open_at(&alice, Some(&alice_page), later));
+        assert!(!sessions.is_open_at(&alice, Some(&alice_page), later + SESSION_IDLE));
     }
 }

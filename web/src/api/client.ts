@@ -1,8 +1,10 @@
 // A small typed client for the node's API under `/v1`.
 //
 // Same-origin only: the browser sends the HttpOnly session cookie itself
-// (`credentials: 'same-origin'`); this module never sees or stores a token.
+// (`credentials: 'same-origin'`); this module never sees it, and adds the page token
+// (`./page`) that makes the cookie count.
 
+import { PAGE_HEADER, forgetPageToken, pageToken, withPage } from './page';
 import type {
   Address,
   Attachment,
@@ -123,7 +125,7 @@ export interface ApiClient {
 
 /** Where a file's bytes are served (a received file once done, or one we sent). */
 export function fileContentUrl(id: FileId): string {
-  return `/v1/files/${encodeURIComponent(id)}/content`;
+  return withPage(`/v1/files/${encodeURIComponent(id)}/content`);
 }
 
 export interface ClientOptions {
@@ -143,6 +145,8 @@ const LOCKED = 423;
 export function createClient(options: ClientOptions = {}): ApiClient {
   async function request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' };
+    const page = pageToken();
+    if (page) headers[PAGE_HEADER] = page;
     const init: RequestInit = { method, credentials: 'same-origin', headers };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -188,6 +192,8 @@ export function createClient(options: ClientOptions = {}): ApiClient {
       const settle = () => signal?.removeEventListener('abort', onAbort);
       xhr.open('POST', `/v1/files/upload?${query.toString()}`);
       xhr.setRequestHeader('Accept', 'application/json');
+      const page = pageToken();
+      if (page) xhr.setRequestHeader(PAGE_HEADER, page);
       xhr.setRequestHeader('Content-Type', 'application/octet-stream');
       xhr.upload.onprogress = (e: ProgressEvent) => onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size);
       xhr.onload = () => {
@@ -264,7 +270,10 @@ export function createClient(options: ClientOptions = {}): ApiClient {
     unlock: (passphrase) => request('POST', '/v1/unlock', { passphrase }),
     lock: () => request('POST', '/v1/lock'),
     changePassphrase: (current, next) => request('POST', '/v1/passphrase', { old: current, new: next }),
-    logout: () => request('POST', '/v1/logout'),
+    logout: async () => {
+      await request<void>('POST', '/v1/logout');
+      forgetPageToken();
+    },
   };
 }
 

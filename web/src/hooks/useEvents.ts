@@ -3,6 +3,7 @@
 
 import { useEffect, useRef, useState } from 'react';
 import { FILE_STATUSES, MESSAGE_STATUSES, PRESENCE_STATUSES, type Attachment, type ServerEvent } from '../api/types';
+import { withPage } from '../api/page';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting';
 
@@ -27,7 +28,7 @@ export function backoffMs(attempt: number): number {
 
 export function eventsUrl(location: Pick<Location, 'protocol' | 'host'> = window.location): string {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/v1/events`;
+  return withPage(`${scheme}//${location.host}/v1/events`);
 }
 
 /** A frame as a typed event, or null for anything this UI does not know. */

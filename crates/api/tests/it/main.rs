@@ -430,8 +430,27 @@ async fn only_its_own_host_and_only_the_token_may_name_a_path() {
     assert_eq!(login.status(), StatusCode::SEE_OTHER);
     let cookie =
         login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let session_get = http.get(format!("{base}/v1/status")).header("cookie", &cookie);
+    // The page token comes in the redirect's fragment, which only our page reads.
+    let location = login.headers()["location"].to_str().unwrap().to_owned();
+    let page = location.strip_prefix("/#page=").expect("a page token").to_owned();
+    assert_eq!(page.len(), 64);
+    // The cookie alone (as a program on another local port collects it) is no session,
+    // nor is it with a wrong token; with its page's token it is, as a header or, where
+    // a browser cannot add one (file links, the event stream), as `?page=`.
+    let cookie_only = http.get(format!("{base}/v1/status")).header("cookie", &cookie);
+    assert_eq!(cookie_only.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let wrong = http
+        .get(format!("{base}/v1/status"))
+        .header("cookie", &cookie)
+        .header("x-communitas-page", "0".repeat(64));
+    assert_eq!(wrong.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let session_get = http
+        .get(format!("{base}/v1/status"))
+        .header("cookie", &cookie)
+        .header("x-communitas-page", &page);
     assert_eq!(session_get.send().await.unwrap().status(), StatusCode::OK);
+    let by_query = http.get(format!("{base}/v1/status?page={page}")).header("cookie", &cookie);
+    assert_eq!(by_query.send().await.unwrap().status(), StatusCode::OK);
 
     let secret = dir.path().join("secret.txt");
     std::fs::write(&secret, b"not for web pages").unwrap();
@@ -439,6 +458,7 @@ async fn only_its_own_host_and_only_the_token_may_name_a_path() {
     let by_session = http
         .post(format!("{base}/v1/files"))
         .header("cookie", &cookie)
+        .header("x-communitas-page", &page)
         .json(&request)
         .send()
         .await
@@ -458,10 +478,13 @@ async fn only_its_own_host_and_only_the_token_may_name_a_path() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 
     // The session's event stream lives as long as the session: logout ends it.
-    let mut request = format!("ws://{local}/v1/events").into_client_request().unwrap();
+    let mut request = format!("ws://{local}/v1/events?page={page}").into_client_request().unwrap();
     request.headers_mut().insert("cookie", cookie.parse().unwrap());
     let (mut events, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let logout = http.post(format!("{base}/v1/logout")).header("cookie", &cookie);
+    let logout = http
+        .post(format!("{base}/v1/logout"))
+        .header("cookie", &cookie)
+        .header("x-communitas-page", &page);
     assert_eq!(logout.send().await.unwrap().status(), StatusCode::NO_CONTENT);
     let ended = tokio::time::timeout(Duration::from_secs(20), async {
         loop {

@@ -137,14 +137,24 @@ fn a_login_link_opens_one_session_which_ends_at_logout() {
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
     assert_eq!(request(&addr, "GET", path, &[], None).code, 401, "a link works once");
 
-    let with_cookie = [("Cookie", cookie.as_str())];
+    // The page token, in the redirect's fragment: only our page reads it.
+    let page = login
+        .head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: /#page="))
+        .expect("a page token")
+        .trim()
+        .to_owned();
+    let cookie_only = [("Cookie", cookie.as_str())];
+    assert_eq!(request(&addr, "GET", "/v1/identity", &cookie_only, None).code, 401);
+    let with_cookie = [("Cookie", cookie.as_str()), ("X-Communitas-Page", page.as_str())];
     assert_eq!(request(&addr, "GET", "/v1/identity", &with_cookie, None).code, 200);
     assert_eq!(request(&addr, "GET", "/v1/identity", &[], None).code, 401);
     let foreign = request(
         &addr,
         "POST",
         "/v1/lock",
-        &[with_cookie[0], ("Origin", "http://127.0.0.1:1")],
+        &[with_cookie[0], with_cookie[1], ("Origin", "http://127.0.0.1:1")],
         None,
     );
     assert_eq!((foreign.code, foreign.error().as_str()), (403, "cross_origin"));
