@@ -78,8 +78,15 @@ pub(crate) async fn status(home: &Path, json: bool) -> Result<()> {
     }
     println!("address    {}", status["address"].as_str().unwrap_or(""));
     println!("peer id    {}", status["peer_id"].as_str().unwrap_or(""));
+    // Full addresses, `/p2p/<peer id>` included: what another node's --bootstrap takes.
+    let peer_id = status["peer_id"].as_str().unwrap_or("");
     for addr in status["listen_addrs"].as_array().into_iter().flatten() {
-        println!("listening  {}", addr.as_str().unwrap_or(""));
+        let addr = addr.as_str().unwrap_or("");
+        if addr.contains("/p2p/") || peer_id.is_empty() {
+            println!("listening  {addr}");
+        } else {
+            println!("listening  {addr}/p2p/{peer_id}");
+        }
     }
     println!("peers      {}", status["connected_peers"]);
     for p in status["peers"].as_array().into_iter().flatten() {

@@ -55,6 +55,12 @@ pub(crate) fn run() -> Result<()> {
             "Their passphrase is \"{}\" (to try Lock and unlock).",
             String::from_utf8_lossy(PASSPHRASE)
         );
+        if let Some(server) = dial.first() {
+            println!();
+            println!("A third user joins this network through a server node:");
+            println!("  {exe} --home <new home> init");
+            println!("  {exe} --home <new home> run --bootstrap {server}");
+        }
         println!("Ctrl-C stops the demo and deletes its folder.");
         daemon::wait_for_signal().await?;
         eprintln!("communitas: stopping the demo");

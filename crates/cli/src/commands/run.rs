@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::io::Write;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use communitas_net::libp2p::Multiaddr;
 
 use crate::daemon::{self, Running};
@@ -26,6 +26,11 @@ pub(crate) struct RunArgs {
         help = "Join the network through this node, /…/p2p/<peer id> (repeatable)."
     )]
     pub(crate) bootstrap: Vec<Multiaddr>,
+    /// Join through the nodes listed in this file: one multiaddr per line, blank lines
+    /// and `#` comments skipped. Without --bootstrap or this flag, `<home>/bootstrap`
+    /// is read if it exists.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) bootstrap_file: Option<std::path::PathBuf>,
     /// Serve the local API here. It speaks plain HTTP, so an address other than
     /// loopback (127.0.0.0/8, ::1) is refused unless --api-insecure is given.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
@@ -154,7 +159,7 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
         daemon::init_logging("warn,communitas_node=info,communitas_net=info,communitas_api=info");
         let server = args.server;
         let api = args.api;
-        let config = config(args)?;
+        let config = config(home, args)?;
         let running = match unlocked {
             Some((secrets, public)) => Running::start(home, secrets, public, config, api).await?,
             None => Running::start_locked(home, config, api).await?,
@@ -189,8 +194,44 @@ pub(crate) fn run(home: &Path, passphrase: Source, args: RunArgs) -> Result<()> 
     })
 }
 
+/// The bootstrap list `run` reads from the home when given no bootstrap node.
+const BOOTSTRAP_FILE: &str = "bootstrap";
+
+/// The multiaddrs of a bootstrap list: one per line; blank lines and `#` comments
+/// (whole-line or trailing) are skipped. A line that is not a multiaddr with a
+/// `/p2p/<peer id>` is an error naming the line.
+fn bootstrap_list(text: &str) -> Result<Vec<Multiaddr>> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let addr: Multiaddr =
+            line.parse().with_context(|| format!("line {}: not a multiaddr: {line}", n + 1))?;
+        if !addr.iter().any(|p| matches!(p, communitas_net::libp2p::multiaddr::Protocol::P2p(_))) {
+            anyhow::bail!("line {}: {line} has no /p2p/<peer id>", n + 1);
+        }
+        out.push(addr);
+    }
+    Ok(out)
+}
+
 /// The node's configuration from `run`'s flags.
-fn config(args: RunArgs) -> Result<communitas_node::Config> {
+fn config(home: &Path, mut args: RunArgs) -> Result<communitas_node::Config> {
+    let default_list = home.join(BOOTSTRAP_FILE);
+    let list = match args.bootstrap_file.take() {
+        Some(path) => Some(path),
+        None if args.bootstrap.is_empty() && default_list.exists() => Some(default_list),
+        None => None,
+    };
+    if let Some(path) = list {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the bootstrap list {}", path.display()))?;
+        let listed = bootstrap_list(&text)
+            .with_context(|| format!("in the bootstrap list {}", path.display()))?;
+        args.bootstrap.extend(listed);
+    }
     let mut config = daemon::node_config(args.listen, args.bootstrap, args.server, args.mdns);
     config.files.max_size = args.max_file_size;
     config.files.auto_download = args.auto_download;
@@ -236,4 +277,28 @@ pub(crate) fn check_api_addr(api: SocketAddr, insecure: bool) -> Result<()> {
          an SSH tunnel or a TLS proxy to reach it from elsewhere), or add --api-insecure \
          to serve it there anyway"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bootstrap_list;
+
+    const PEER: &str = "12D3KooWGYg1vAjNdSmtbsYBS3xfXr9dqYYSVwKoBoKdyVNuNsdh";
+
+    #[test]
+    fn a_bootstrap_list_skips_comments_and_names_a_bad_line() {
+        let text = format!(
+            "# our community's servers\n\n/ip4/10.0.0.1/tcp/4001/p2p/{PEER}\n  \
+             /dns4/example.org/udp/4001/quic-v1/p2p/{PEER}  # the backup\n"
+        );
+        let list = bootstrap_list(&text).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].to_string(), format!("/ip4/10.0.0.1/tcp/4001/p2p/{PEER}"));
+
+        let e = bootstrap_list("# fine\n/ip4/10.0.0.1/tcp/4001\n").unwrap_err();
+        assert!(format!("{e:#}").contains("line 2") && format!("{e:#}").contains("/p2p/"), "{e:#}");
+        let e = bootstrap_list("not an address\n").unwrap_err();
+        assert!(format!("{e:#}").contains("line 1: not a multiaddr"), "{e:#}");
+        assert!(bootstrap_list("").unwrap().is_empty());
+    }
 }

@@ -18,7 +18,10 @@ fn alice_messages_bob_by_four_words_across_real_processes() {
     let s0 = Daemon::start(&homes[0].0, true, None);
     let s1 = Daemon::start(&homes[1].0, true, Some(&s0.dial[0]));
     let s2 = Daemon::start(&homes[2].0, true, Some(&s0.dial[0]));
-    let alice = Daemon::start(&homes[3].0, false, Some(&s1.dial[0]));
+    // Alice joins through the list in her home (`<home>/bootstrap`), no flag.
+    let list = format!("# our servers\n\n{}  # s1\n", s1.dial[0]);
+    std::fs::write(homes[3].0.join("bootstrap"), list).unwrap();
+    let alice = Daemon::start(&homes[3].0, false, None);
     // Bob joins through a DNS name (bootstrap lists of real deployments use them).
     let by_name = s2.dial[0].replace("/ip4/127.0.0.1/", "/dns4/localhost/");
     assert!(by_name.starts_with("/dns4/localhost/tcp/"), "{by_name}");
