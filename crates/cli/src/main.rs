@@ -3,7 +3,8 @@
 //! Every command prints its result on stdout (`--json` where a script would read it)
 //! and, on failure, one clear line on stderr with a non-zero exit code: 1 for a failed
 //! operation, 2 for a usage problem (including no passphrase source), 3 when
-//! `send --wait` ran out of time.
+//! `send --wait` ran out of time with the message safely queued (it will still be
+//! delivered), 4 when the message failed for good.
 //!
 //! `init`, `address` and `run` open the keystore, and `passphrase` rewrites it when no
 //! node runs; the other user commands talk to the home's running node through its API
@@ -67,7 +68,8 @@ enum Command {
         /// With --wait, waits until the recipient has fetched it.
         #[arg(long, value_name = "PATH")]
         file: Option<std::path::PathBuf>,
-        /// Wait up to SECS for the delivery receipt (exit 3 if it does not come).
+        /// Wait up to SECS for the delivery receipt: exit 3 if it does not come (the
+        /// message stays queued and will still be delivered), 4 if the message failed.
         #[arg(long, value_name = "SECS")]
         wait: Option<u64>,
         /// Print {"id","status"} as JSON.

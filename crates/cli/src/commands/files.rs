@@ -147,9 +147,17 @@ pub(crate) async fn send(
         println!("{}", queued.file_id);
     }
     match wait {
+        Some(_) if status == "failed" => Err(Exit::with_code(
+            4,
+            format!("the file's message {} failed: it will not be retried", queued.id),
+        )),
         Some(secs) if !served_all => Err(Exit::with_code(
             3,
-            format!("the file was not fetched within {secs} s (message status: {status})"),
+            format!(
+                "the file was not fetched within {secs} s, but is queued (message status: \
+                 {status}): it will be fetched when the recipient is reachable; do not send it \
+                 again"
+            ),
         )),
         _ => Ok(()),
     }

@@ -43,9 +43,20 @@ pub(crate) async fn send(
     }
     match (wait, queued.status.as_str()) {
         (None, _) | (Some(_), "delivered" | "read") => Ok(()),
-        (Some(secs), status) => {
-            Err(Exit::with_code(3, format!("not delivered within {secs} s (status: {status})")))
-        }
+        (Some(_), "failed") => Err(Exit::with_code(
+            4,
+            format!(
+                "message {} failed: it will not be retried (see `communitas outbox --dead`)",
+                queued.id
+            ),
+        )),
+        (Some(secs), status) => Err(Exit::with_code(
+            3,
+            format!(
+                "not delivered within {secs} s, but queued (status: {status}): it stays in the \
+                 outbox and will be delivered when {to} is reachable; do not send it again"
+            ),
+        )),
     }
 }
 

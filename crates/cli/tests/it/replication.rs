@@ -43,13 +43,19 @@ fn holders_restore_copies_as_they_die_and_acked_mail_stays_gone() {
 
     // Alice's messages reach the mailboxes; then she is gone for good.
     let mut texts = Vec::new();
-    for i in 0..MESSAGES {
+    for i in 0..MESSAGES - 1 {
         let text = format!("replicated message {i}");
         let out = run(communitas(&alice_home).args(["send", &bob_addr, &text, "--json"]));
         assert!(out.status.success(), "send {i}: {}", stderr(&out));
         let _: Value = serde_json::from_str(&stdout(&out)).unwrap();
         texts.push(text);
     }
+    // Bob is offline: waiting runs out, and says the message is queued, not lost.
+    let text = format!("replicated message {}", MESSAGES - 1);
+    let out = run(communitas(&alice_home).args(["send", &bob_addr, &text, "--wait", "1"]));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("but queued") && stderr(&out).contains("do not send it again"));
+    texts.push(text);
     wait_for("alice's messages to be stored", Duration::from_secs(60), || {
         history(&alice, &bob_addr).iter().filter(|m| m["status"] == "stored").count() == MESSAGES
     });
