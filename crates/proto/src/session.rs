@@ -19,7 +19,7 @@
 //!
 //! No IO, no clock, no OS randomness: the time is an argument (skipped keys expire,
 //! the post-quantum cadence has a time bound), and randomness comes in as a
-//! [`Random`](crate::Random) — the OS source in the node, a seeded one in tests and
+//! [`Random`] — the OS source in the node, a seeded one in tests and
 //! vectors.
 //!
 //! # Flow
@@ -49,7 +49,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use communitas_crypto::dh::{DhSecret, device_dh_public};
+use communitas_crypto::dh::DhSecret;
 use communitas_crypto::handshake::{
     self, HandshakeError, InitMessage, InitRandomness, ResponderKeys,
 };
@@ -274,7 +274,6 @@ impl Session {
             frame.init.ok_or(DecodeError::InvalidValue { field: "session message kind" })?;
         let init = InitMessage::from_bytes(init_bytes)?;
         let done = handshake::respond(keys, &init)?;
-        device_dh_public(&done.initiator_device).ok_or(HandshakeError::InvalidDeviceKey)?;
         let (rk, hka, nhkb) = kdf::init(done.secret.as_bytes());
         let mut state = State {
             initiator: false,

@@ -11,15 +11,16 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-/// Context of [`init`].
+/// Context of the first derivation: handshake secret → root key and the first two
+/// header keys.
 pub const INIT_CONTEXT: &str = "communitas 2026-12 session init v1";
-/// Context of [`root`].
+/// Context of the root KDF (`KDF_RK`).
 pub const ROOT_CONTEXT: &str = "communitas 2026-12 session root v1";
-/// Context of [`chain`]'s next chain key.
+/// Context of the chain KDF's next chain key.
 pub const CHAIN_CONTEXT: &str = "communitas 2026-12 session chain key v1";
-/// Context of [`chain`]'s message key.
+/// Context of the chain KDF's message key.
 pub const MESSAGE_KEY_CONTEXT: &str = "communitas 2026-12 session message key v1";
-/// Context of [`message`].
+/// Context of the message key → body key and nonce derivation.
 pub const MESSAGE_AEAD_CONTEXT: &str = "communitas 2026-12 session message aead v1";
 
 /// A 32-byte symmetric key of the ratchet. Zeroed on drop, never printed.

@@ -3,22 +3,22 @@
 //! struct). The bytes hold every secret of the session: the node keeps them only
 //! inside its encrypted store.
 //!
-//! Layout, version 1 (big-endian; `[..]` = present when its flag is set):
+//! Layout, version 1 (big-endian; a size in brackets = present when its flag is set):
 //!
 //! | bytes | field |
 //! | --- | --- |
 //! | 1 | snapshot version = 1 |
 //! | 1 | flags: bit 0 initiator, 1 remote ratchet key, 2 sending chain, 3 receiving chain, 4 sending step pending, 5 init message, 6 own offer, 7 peer's offer |
 //! | 32 × 5 | AD, handshake id, peer device key, root key, own ratchet secret |
-//! | [32] | remote ratchet key |
-//! | [32 + 32 + 4 + 1 + [1184] + [1088]] | sending chain: chain key, header key, N, flags (bit 0 key, bit 1 ciphertext), its post-quantum fields |
+//! | `[32]` | remote ratchet key |
+//! | `[32 + 32 + 4 + 1 + [1184] + [1088]]` | sending chain: chain key, header key, N, flags (bit 0 key, bit 1 ciphertext), its post-quantum fields |
 //! | 32 | next sending header key |
-//! | [32 + 32 + 4] | receiving chain: chain key, header key, N |
+//! | `[32 + 32 + 4]` | receiving chain: chain key, header key, N |
 //! | 32 | next receiving header key |
 //! | 4 | PN |
-//! | [4 + n] | init message |
-//! | [64] | own offer: ML-KEM seed |
-//! | [1184] | peer's offer: ML-KEM encapsulation key |
+//! | `[4 + n]` | init message |
+//! | `[64]` | own offer: ML-KEM seed |
+//! | `[1184]` | peer's offer: ML-KEM encapsulation key |
 //! | 4 + 8 | chains since the last post-quantum step, its time (unix ms) |
 //! | 4 + 76 × n | skipped keys, oldest first: header key, N, message key, stored at |
 

@@ -257,3 +257,73 @@ fn debug_output_holds_no_secret() {
     let text = format!("{a:?}");
     assert_eq!(text, "Session { initiator: true, .. }");
 }
+
+/// Replays given bytes for the first draws, then a different seeded stream: a thief
+/// that knows some of a party's randomness (what breaking X25519 gives) and not the
+/// rest.
+struct Replay(Vec<[u8; 32]>, Seeded);
+
+impl crate::Random for Replay {
+    fn fill(&mut self, out: &mut [u8]) {
+        match self.0.pop() {
+            Some(known) if out.len() == 32 => out.copy_from_slice(&known),
+            _ => self.1.fill(out),
+        }
+    }
+}
+
+/// A thief who stole Bob's state *and* breaks X25519 (a quantum attacker: every
+/// ratchet secret from its public key) follows the ratchet through any number of DH
+/// steps — until one post-quantum step, whose ML-KEM secret the thief lacks.
+#[test]
+fn a_thief_who_breaks_x25519_is_locked_out_by_the_post_quantum_step() {
+    let mut rng = Seeded::new(12);
+    let (mut a, mut b) = pair(&mut rng);
+    let r = send(&mut b, b"warm", &mut rng);
+    recv(&mut a, &r);
+    let mut thief = b.clone();
+    let mut garbage = Seeded::new(999);
+    // Bob's turn: the thief redoes Bob's sending step with Bob's new ratchet secret.
+    let follow_bob = |thief: &mut Session, bob: &Session, garbage: &mut Seeded, at: Timestamp| {
+        let known = bob.state.dhs.to_bytes();
+        let mut replay = Replay(vec![known], Seeded::new(garbage.next_u64()));
+        *thief = thief.encrypt(b"", at, &mut replay).unwrap().next;
+    };
+    // Phase 1: turns without a post-quantum step. The thief reads everything.
+    for i in 0..5u8 {
+        let m = send(&mut a, &[i], &mut rng);
+        assert_eq!(recv(&mut thief, &m), [i], "the thief follows DH steps");
+        recv(&mut b, &m);
+        let r = send(&mut b, &[i], &mut rng);
+        follow_bob(&mut thief, &b, &mut garbage, T0);
+        assert!(thief.state.rk == b.state.rk, "same root key as Bob");
+        recv(&mut a, &r);
+    }
+    // Phase 2: a day later Alice offers a fresh ML-KEM key, Bob answers.
+    let day = T0.saturating_add(pq::PQ_EVERY);
+    let offer = a.encrypt(b"offer", day, &mut rng).unwrap();
+    a = offer.next;
+    assert!(a.pq_offer_open());
+    assert_eq!(thief.decrypt(&offer.bytes, day).unwrap().plaintext.as_slice(), b"offer");
+    thief = thief.decrypt(&offer.bytes, day).unwrap().next;
+    b = b.decrypt(&offer.bytes, day).unwrap().next;
+    let answer = b.encrypt(b"answer", day, &mut rng).unwrap();
+    b = answer.next;
+    follow_bob(&mut thief, &b, &mut garbage, day);
+    assert!(thief.state.rk != b.state.rk, "the KEM secret is not the thief's");
+    a = a.decrypt(&answer.bytes, day).unwrap().next;
+    assert!(!a.pq_offer_open());
+    // From now on the thief reads nothing, even knowing every X25519 secret.
+    for i in 0..4u8 {
+        let m = a.encrypt(&[i], day, &mut rng).unwrap();
+        a = m.next;
+        let mut t = thief.clone();
+        t.state.dhs = b.state.dhs.clone();
+        assert!(t.decrypt(&m.bytes, day).is_err(), "thief opened {i}");
+        b = b.decrypt(&m.bytes, day).unwrap().next;
+        let r = b.encrypt(&[i], day, &mut rng).unwrap();
+        b = r.next;
+        follow_bob(&mut thief, &b, &mut garbage, day);
+        a = a.decrypt(&r.bytes, day).unwrap().next;
+    }
+}
