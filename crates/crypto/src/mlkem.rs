@@ -74,18 +74,21 @@ impl fmt::Debug for KemPublic {
     }
 }
 
-/// An ML-KEM-768 decapsulation key, held as its seed. Zeroed on drop.
-#[derive(Zeroize, ZeroizeOnDrop)]
+/// An ML-KEM-768 decapsulation key, held as its seed (and expanded, boxed: ~2.4
+/// KiB). Zeroed on drop; cloning copies the expanded key rather than redoing the
+/// key generation.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct KemSecret {
     seed: [u8; SEED_LEN],
+    // The ml-kem type zeroes itself on drop.
     #[zeroize(skip)]
-    key: Dk,
+    key: Box<Dk>,
 }
 
 impl KemSecret {
     /// The key made from a 64-byte seed (uniformly random, or read back from state).
     pub fn from_seed(seed: [u8; SEED_LEN]) -> Self {
-        let key = Dk::from_seed(Array::from(seed));
+        let key = Box::new(Dk::from_seed(Array::from(seed)));
         Self { seed, key }
     }
 
@@ -108,12 +111,6 @@ impl KemSecret {
     pub fn decapsulate(&self, ct: &[u8; CT_LEN]) -> Zeroizing<[u8; SS_LEN]> {
         let ct = Array::from(*ct);
         Zeroizing::new(self.key.decapsulate(&ct).into())
-    }
-}
-
-impl Clone for KemSecret {
-    fn clone(&self) -> Self {
-        Self::from_seed(self.seed)
     }
 }
 
