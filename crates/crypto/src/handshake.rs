@@ -144,7 +144,9 @@ pub struct Initiated {
     pub signed_prekey: DhPublic,
 }
 
-/// The secrets the responder looks up by the ids an [`InitMessage`] names.
+/// The secrets the responder looks up by the ids an [`InitMessage`] names. (`Debug`
+/// shows public keys only.)
+#[derive(Debug, Clone, Copy)]
 pub struct ResponderKeys<'a> {
     /// The responder's device key.
     pub device: &'a DeviceKey,

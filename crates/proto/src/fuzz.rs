@@ -14,6 +14,7 @@ use communitas_types::Timestamp;
 
 use crate::presence::{Status, wire};
 use crate::random::Seeded;
+use crate::session::prekeys::PrekeySecrets;
 use crate::session::{Peeked, Session, peek};
 
 /// Decodes `bytes` as a presence body and as a typing body (the two bodies a
@@ -91,14 +92,17 @@ impl SessionFixture {
             ("seed-state-bob".into(), reply.next.to_bytes().to_vec()),
             ("seed-state-alice".into(), offer.next.to_bytes().to_vec()),
         ];
+        let mut prekeys = PrekeySecrets::new(T0, &mut rng);
+        prekeys.mint_one_time(&self.device, 2, &mut rng);
+        self.seeds.push(("seed-state-prekeys".into(), prekeys.to_bytes().to_vec()));
         self.bob = Some(reply.next);
     }
 }
 
 /// Reads `bytes` as a session message — framing, init message, and opening it with
 /// a fixed session (or, for an initial message, accepting it with fixed prekeys) —
-/// and as session state, which must encode back to the same bytes. Returns whether
-/// it opened, and whether it was valid state.
+/// and as session state and as prekey secrets, each of which must encode back to
+/// the same bytes. Returns whether it opened, and whether it was valid state.
 pub fn session(bytes: &[u8]) -> (bool, bool) {
     let fixture = session_fixture();
     let opened = match peek(bytes) {
@@ -114,7 +118,11 @@ pub fn session(bytes: &[u8]) -> (bool, bool) {
     if let Ok(state) = &state {
         debug_assert_eq!(state.to_bytes().as_slice(), bytes);
     }
-    (opened, state.is_ok())
+    let prekeys = PrekeySecrets::from_bytes(bytes);
+    if let Ok(prekeys) = &prekeys {
+        debug_assert_eq!(prekeys.to_bytes().as_slice(), bytes);
+    }
+    (opened, state.is_ok() | prekeys.is_ok())
 }
 
 /// Valid inputs for the `session` corpus: `(name, bytes)`.

@@ -64,6 +64,7 @@ use crate::Random;
 pub mod header;
 mod kdf;
 pub mod pq;
+pub mod prekeys;
 pub mod skipped;
 pub mod snapshot;
 mod state;
