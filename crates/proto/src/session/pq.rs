@@ -7,10 +7,11 @@
 //!
 //! Cadence: a side offers when no offer of either side is open and either
 //! [`PQ_EVERY_CHAINS`] of its sending chains have started since the last
-//! post-quantum step or [`PQ_EVERY`] has passed. Every header of an offering chain
-//! carries the key (1,184 bytes) and every header of an answering chain the
-//! ciphertext (1,088 bytes): any one message of a chain is enough to follow it.
-//! An offer stays open — repeated in each new chain — until its answer arrives.
+//! post-quantum step or [`PQ_EVERY`] has passed. The first [`OFFER_MESSAGES`]
+//! headers of an offering chain carry the key (1,184 bytes) and every header of an
+//! answering chain the ciphertext (1,088 bytes): any one message of an answering
+//! chain is enough to follow it, since its keys depend on the answer. An offer stays
+//! open — repeated in each new chain — until its answer arrives.
 //!
 //! Why this works with loss and reordering: chains are strictly sequential (a side
 //! starts a new chain only after it has read a message of the other side's last
@@ -31,6 +32,10 @@ use crate::Random;
 pub const PQ_EVERY_CHAINS: u32 = 32;
 /// ... or after this long without one, whichever comes first.
 pub const PQ_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// An offer rides the first this-many messages of its chain, not a whole long
+/// monologue: a receiver that sees none of them (all lost) never answers, and the
+/// offer, still open, rides the next chain.
+pub const OFFER_MESSAGES: u32 = 8;
 
 /// What a post-quantum step's fields in one sending chain are.
 pub(crate) type ChainFields =

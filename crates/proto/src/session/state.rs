@@ -107,7 +107,11 @@ impl State {
         send.n = n.checked_add(1).ok_or(EncryptError::ChainExhausted)?;
         let (ck, mk) = kdf::chain(&send.ck);
         send.ck = ck;
-        let h = Header { dh, pn, n, kem_ek: send.kem_ek.clone(), kem_ct: send.kem_ct.clone() };
+        // An offer rides only the first messages of its chain (if all of those are
+        // lost it stays open and rides the next chain); an answer rides every one,
+        // since the chain's keys depend on it.
+        let kem_ek = send.kem_ek.clone().filter(|_| n < super::pq::OFFER_MESSAGES);
+        let h = Header { dh, pn, n, kem_ek, kem_ct: send.kem_ct.clone() };
         let sealed = header::seal(&send.hk, &h, rng.bytes(), &header_aad(&self.ad));
         let (key, nonce) = kdf::message(&mk);
         #[allow(clippy::expect_used)]

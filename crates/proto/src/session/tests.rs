@@ -251,6 +251,40 @@ fn an_open_offer_is_repeated_until_answered_and_the_time_bound_starts_one() {
 }
 
 #[test]
+fn an_offer_rides_only_the_first_messages_of_a_long_chain() {
+    let mut rng = Seeded::new(13);
+    let (mut a, mut b) = pair(&mut rng);
+    let r = send(&mut b, b"r", &mut rng);
+    recv(&mut a, &r);
+    let day = T0.saturating_add(pq::PQ_EVERY);
+    let sizes: Vec<usize> = (0..12)
+        .map(|_| {
+            let m = a.encrypt(b"monologue", day, &mut rng).unwrap();
+            a = m.next;
+            m.bytes.len()
+        })
+        .collect();
+    let big = sizes.iter().filter(|len| **len > 1184).count();
+    assert_eq!(big, pq::OFFER_MESSAGES as usize, "{sizes:?}");
+    // Bob sees only message 9 of that chain (the first 8, with the offer, are lost):
+    // he does not answer, and Alice's next chain offers again.
+    let late = a.encrypt(b"9", day, &mut rng).unwrap();
+    a = late.next;
+    assert_eq!(recv(&mut b, &late.bytes), b"9");
+    let r = send(&mut b, b"no answer", &mut rng);
+    assert!(r.len() < 200, "nothing to answer");
+    recv(&mut a, &r);
+    assert!(a.pq_offer_open());
+    let again = send(&mut a, b"offer again", &mut rng);
+    assert!(again.len() > 1184);
+    recv(&mut b, &again);
+    let answer = send(&mut b, b"answer", &mut rng);
+    assert!(answer.len() > 1088);
+    recv(&mut a, &answer);
+    assert!(!a.pq_offer_open());
+}
+
+#[test]
 fn debug_output_holds_no_secret() {
     let mut rng = Seeded::new(11);
     let (a, _) = pair(&mut rng);
