@@ -139,6 +139,67 @@ fn tampering_anywhere_is_a_typed_error_and_changes_nothing() {
 }
 
 #[test]
+fn a_warm_message_tampered_anywhere_is_refused_and_changes_nothing() {
+    let mut rng = Seeded::new(14);
+    let (mut a, mut b) = pair(&mut rng);
+    let r = send(&mut b, b"r", &mut rng);
+    recv(&mut a, &r);
+    let m = send(&mut a, b"warm and tampered", &mut rng);
+    assert_eq!(peek(&m).unwrap(), Peeked::Message);
+    let before = b.to_bytes();
+    let sealed_header_end = 4 + header::BASE_LEN + header::SEAL_OVERHEAD;
+    for i in 0..m.len() {
+        let mut bad = m.clone();
+        bad[i] ^= 0x01;
+        let err = b.decrypt(&bad, T0).unwrap_err();
+        let expected = match i {
+            0..4 => matches!(err, DecryptError::Decode(_) | DecryptError::UnknownHeader),
+            // Header nonce, header or header tag: no key opens it.
+            _ if i < sealed_header_end => err == DecryptError::UnknownHeader,
+            // Body or tag: the header opens, the body does not.
+            _ => err == DecryptError::Decrypt,
+        };
+        assert!(expected, "byte {i}: {err:?}");
+    }
+    assert_eq!(b.to_bytes(), before);
+    assert_eq!(recv(&mut b, &m), b"warm and tampered");
+}
+
+#[test]
+fn nothing_in_clear_tells_two_sessions_or_two_chains_apart() {
+    let mut rng = Seeded::new(15);
+    let mut warm = Vec::new();
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let (mut a, mut b) = pair(&mut rng);
+        let r = send(&mut b, b"r", &mut rng);
+        recv(&mut a, &r);
+        for _ in 0..3 {
+            warm.push(send(&mut a, b"same length", &mut rng));
+            keys.push(a.state.dhs.public());
+            warm.push(send(&mut b, b"same length", &mut rng));
+            keys.push(b.state.dhs.public());
+            recv(&mut a, warm.last().unwrap());
+            recv(&mut b, &warm[warm.len() - 2]);
+        }
+    }
+    // Equal lengths and equal clear prefixes (version, kind, header length) …
+    assert!(warm.iter().all(|m| m.len() == warm[0].len() && m[..4] == warm[0][..4]));
+    // … and no ratchet key, and no 8-byte run shared between two messages after it.
+    for m in &warm {
+        for k in &keys {
+            assert!(!m.windows(32).any(|w| w == k.as_bytes()));
+        }
+    }
+    for (i, x) in warm.iter().enumerate() {
+        for y in &warm[i + 1..] {
+            let shared = x[4..].windows(8).any(|w| y[4..].windows(8).any(|v| v == w));
+            assert!(!shared, "two messages share bytes after the prefix");
+        }
+    }
+}
+
+#[test]
 fn decrypt_is_try_then_commit() {
     let mut rng = Seeded::new(5);
     let (mut a, b) = pair(&mut rng);
