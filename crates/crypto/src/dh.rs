@@ -104,17 +104,6 @@ impl DeviceKey {
     pub fn dh_secret(&self) -> DhSecret {
         DhSecret::from_bytes(SigningKey::from_bytes(self.secret_bytes()).to_scalar_bytes())
     }
-
-    /// The device's Ed25519 public key (what its PeerId wraps).
-    pub fn public_bytes(&self) -> [u8; 32] {
-        SigningKey::from_bytes(self.secret_bytes()).verifying_key().to_bytes()
-    }
-
-    /// An Ed25519 signature by the device key over `message`.
-    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
-        use ed25519_dalek::Signer;
-        SigningKey::from_bytes(self.secret_bytes()).sign(message).to_bytes()
-    }
 }
 
 /// The X25519 public key of the device whose Ed25519 public key is `ed25519`, or
