@@ -1,6 +1,7 @@
 //! Sessions end to end: golden vectors, long random runs with loss, duplication and
 //! reordering, forward secrecy and post-compromise security.
 
+mod flow;
 mod props;
 mod security;
 mod vectors;
