@@ -32,6 +32,16 @@ fn handshake_vector() -> Value {
     let done = handshake::respond(&keys, &init.message).unwrap();
     assert_eq!(done.secret.as_bytes(), init.secret.as_bytes());
     json!({
+        "init_message_layout": [
+            { "field": "version = 1", "offset": 0, "len": 1 },
+            { "field": "ephemeral key EK", "offset": 1, "len": 32 },
+            { "field": "signed prekey id", "offset": 33, "len": 4 },
+            { "field": "ML-KEM prekey id (here the one-time one)", "offset": 37, "len": 4 },
+            { "field": "flags (bit 0 ML-KEM one-time, bit 1 X25519 one-time) = 3", "offset": 41, "len": 1 },
+            { "field": "X25519 one-time prekey id", "offset": 42, "len": 4 },
+            { "field": "ML-KEM-768 ciphertext CT", "offset": 46, "len": 1088 },
+            { "field": "identity box: initiator's device key, ChaCha20-Poly1305", "offset": 1134, "len": 48 },
+        ],
         "initiator_device_secret": hex::encode([0xa0; 32]),
         "responder_device_secret": hex::encode([0xb0; 32]),
         "signed_prekey_secret": hex::encode(r.spk.to_bytes()),
@@ -101,6 +111,16 @@ fn ratchet_vector() -> Value {
     }
     json!({
         "note": "Session::initiate(alice, bundle, no one-time prekeys, T0, Seeded(14)); messages in order, the first delivered after the second; every draw from the one Seeded source in call order",
+        "warm_layout": [
+            { "field": "version = 1", "offset": 0, "len": 1 },
+            { "field": "kind (1 = ratchet message)", "offset": 1, "len": 1 },
+            { "field": "sealed header length (u16 BE) = 81", "offset": 2, "len": 2 },
+            { "field": "header nonce (XChaCha20-Poly1305)", "offset": 4, "len": 24 },
+            { "field": "header ciphertext: ratchet key 32, PN 4, N 4, flags 1", "offset": 28, "len": 41 },
+            { "field": "header tag", "offset": 69, "len": 16 },
+            { "field": "body ciphertext (ChaCha20-Poly1305)", "offset": 85, "len": 10 },
+            { "field": "body tag", "offset": 95, "len": 16 },
+        ],
         "t0_ms": T0.as_millis(),
         "seeded_random": SEED,
         "warm_overhead": wire::OVERHEAD,
@@ -136,4 +156,19 @@ fn session_vectors_rebuild_and_open() {
     }
     let warm = &msgs[7];
     assert_eq!(warm["len"], 10 + wire::OVERHEAD);
+    // The layouts tile their messages exactly.
+    for (layout, len) in [
+        (&stored["ratchet"]["warm_layout"], warm["len"].as_u64().unwrap()),
+        (&stored["handshake"]["init_message_layout"], 1182),
+    ] {
+        let mut at = 0;
+        for f in layout.as_array().unwrap() {
+            assert_eq!(f["offset"].as_u64().unwrap(), at, "{f}");
+            at += f["len"].as_u64().unwrap();
+        }
+        assert_eq!(at, len);
+    }
+    let init = hex::decode(stored["handshake"]["init_message"].as_str().unwrap()).unwrap();
+    assert_eq!(init.len(), 1182);
+    assert_eq!(init[41], 3, "both one-time prekeys used");
 }
