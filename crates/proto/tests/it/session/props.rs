@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use communitas_proto::Random;
 use communitas_proto::random::Seeded;
-use communitas_proto::session::{DecryptError, Session};
+use communitas_proto::session::{DecryptError, Peeked, Session, peek};
 use communitas_types::Timestamp;
 use proptest::prelude::*;
 
@@ -33,6 +33,8 @@ struct World {
     sent: [u32; 2],
     opened: [HashSet<u32>; 2],
     dropped: [HashSet<u32>; 2],
+    /// Messages that carried a post-quantum offer or answer.
+    pq_messages: u32,
     now: Timestamp,
 }
 
@@ -57,6 +59,7 @@ impl World {
             sent: [0; 2],
             opened: [HashSet::new(), HashSet::new()],
             dropped: [HashSet::new(), HashSet::new()],
+            pq_messages: 0,
             now: T0,
         }
     }
@@ -66,6 +69,8 @@ impl World {
         let Some(session) = self.sides[dir].as_mut() else { return };
         let id = self.sent[dir];
         let bytes = send(session, &plaintext(dir, id), self.now, &mut self.rng);
+        let initial = matches!(peek(&bytes), Ok(Peeked::Initial { .. }));
+        self.pq_messages += u32::from(!initial && bytes.len() > 1_000);
         self.sent[dir] += 1;
         self.in_flight[dir].push(Msg { id, bytes });
     }
@@ -184,8 +189,10 @@ fn ten_thousand_messages_each_way_with_loss_duplication_and_reordering() {
     world.drain();
     let lost = world.dropped[0].len() + world.dropped[1].len();
     assert!(lost > 50, "the schedule loses messages ({lost})");
+    assert!(world.pq_messages > 20, "post-quantum steps happen ({})", world.pq_messages);
     println!(
-        "seed {SEED:#x}: 2 × 10,000 sent, {lost} lost, {:?} skipped keys left",
+        "seed {SEED:#x}: 2 × 10,000 sent, {lost} lost, {} with a post-quantum field, {:?} skipped keys left",
+        world.pq_messages,
         world.sides.iter().flatten().map(Session::skipped_keys).collect::<Vec<_>>()
     );
 }
