@@ -129,6 +129,8 @@ impl State {
     fn send_step(&mut self, now: Timestamp, rng: &mut impl Random) -> Result<(), EncryptError> {
         let dhr = self.dhr.ok_or(EncryptError::NotReady)?;
         let dhs = DhSecret::from_bytes(rng.bytes());
+        // `dhr` already gave a contributory result in the receiving step (or is the
+        // bundle's checked signed prekey), so this cannot fail for a fresh secret.
         let dh = dhs.agree(&dhr).map_err(|_| EncryptError::NotReady)?;
         let (kem_ek, kem_ct, ss) = self.pq.on_send_step(now, rng);
         let (rk, ck, nhk) = kdf::root(&self.rk, &dh, ss.as_deref());
