@@ -65,5 +65,33 @@ fn slow_kdfs(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, envelopes, slow_kdfs);
+/// The primitives a session pays for (issue 14): what decision 0051's figures are
+/// made of.
+fn session_primitives(c: &mut Criterion) {
+    use communitas_crypto::dh::DhSecret;
+    use communitas_crypto::mlkem::KemSecret;
+    let a = DhSecret::from_bytes([1; 32]);
+    let b = DhSecret::from_bytes([2; 32]).public();
+    let sk = KemSecret::from_seed([3; 64]);
+    let pk = sk.public();
+    let (ct, _) = pk.encapsulate(&[4; 32]);
+    let mut g = c.benchmark_group("session_primitives");
+    g.bench_function("x25519_keygen", |bench| {
+        bench.iter(|| DhSecret::from_bytes(black_box([5; 32])))
+    });
+    g.bench_function("x25519_agree", |bench| bench.iter(|| a.agree(black_box(&b)).unwrap()));
+    g.bench_function("mlkem768_keygen", |bench| {
+        bench.iter(|| KemSecret::from_seed(black_box([6; 64])))
+    });
+    g.bench_function("mlkem768_parse_ek", |bench| {
+        bench.iter(|| {
+            communitas_crypto::mlkem::KemPublic::from_bytes(black_box(pk.as_bytes())).unwrap()
+        })
+    });
+    g.bench_function("mlkem768_encaps", |bench| bench.iter(|| pk.encapsulate(black_box(&[7; 32]))));
+    g.bench_function("mlkem768_decaps", |bench| bench.iter(|| sk.decapsulate(black_box(&ct))));
+    g.finish();
+}
+
+criterion_group!(benches, envelopes, slow_kdfs, session_primitives);
 criterion_main!(benches);

@@ -5,10 +5,14 @@
 use communitas_types::{Address, MessageId, Timestamp};
 
 use crate::at_rest::StorageKey;
+use crate::dh::DhSecret;
 use crate::envelope::{Envelope, Letter, MAX_BODY_LEN};
+use crate::handshake::{self, InitMessage, InitRandomness, ResponderKeys};
 use crate::identity::{DeviceKey, Identity, PublicIdentity};
 use crate::keystore::{KdfParams, Keystore, Secrets};
+use crate::mlkem::KemSecret;
 use crate::payload::{self, Kind};
+use crate::prekey::{OneTimeKey, OneTimePrekey, PrekeyBundle, PrekeyId};
 
 /// The fixed recipient the envelope target opens as.
 fn recipient() -> Identity {
@@ -47,6 +51,74 @@ pub fn public_identity(bytes: &[u8]) -> bool {
 /// Parses an identity record set (signatures checked, no address derivation).
 pub fn record_set(bytes: &[u8]) -> bool {
     crate::record::RecordSet::from_bytes(bytes).is_ok()
+}
+
+/// The fixed responder device the prekey and init message targets use, and the
+/// secrets of its prekeys: signed, last-resort, one-time X25519, one-time ML-KEM.
+struct Prekeys {
+    device: DeviceKey,
+    spk: DhSecret,
+    pq: KemSecret,
+    opk: DhSecret,
+    pq_opk: KemSecret,
+}
+
+fn prekeys() -> Prekeys {
+    Prekeys {
+        device: DeviceKey::from_secret_bytes([30; 32]),
+        spk: DhSecret::from_bytes([31; 32]),
+        pq: KemSecret::from_seed([32; 64]),
+        opk: DhSecret::from_bytes([33; 32]),
+        pq_opk: KemSecret::from_seed([34; 64]),
+    }
+}
+
+/// Parses a prekey bundle, and a one-time prekey of the fixed device. True if
+/// either parsed (and its signature verified).
+pub fn prekey(bytes: &[u8]) -> bool {
+    let device = DeviceKey::from_secret_bytes([30; 32]).public_bytes();
+    let bundle = PrekeyBundle::from_bytes(bytes);
+    if let Ok(b) = &bundle {
+        debug_assert_eq!(b.to_bytes(), bytes);
+    }
+    bundle.is_ok() | OneTimePrekey::from_bytes(bytes, &device).is_ok()
+}
+
+/// Parses an init message and answers it with the fixed device's prekeys (the ones
+/// its ids would name). A message that parses must encode back to the same bytes.
+/// True if the handshake completed.
+pub fn init_message(bytes: &[u8]) -> bool {
+    let Ok(message) = InitMessage::from_bytes(bytes) else { return false };
+    debug_assert_eq!(message.to_bytes(), bytes);
+    let p = prekeys();
+    let keys = ResponderKeys {
+        device: &p.device,
+        signed_prekey: &p.spk,
+        kem_prekey: if message.kem_one_time { &p.pq_opk } else { &p.pq },
+        one_time_prekey: message.one_time_prekey_id.map(|_| &p.opk),
+    };
+    handshake::respond(&keys, &message).is_ok()
+}
+
+fn prekey_seeds(out: &mut Vec<(&'static str, String, Vec<u8>)>) {
+    let p = prekeys();
+    let created = Timestamp::from_millis(1_780_000_000_000);
+    let bundle =
+        PrekeyBundle::sign(&p.device, created, (PrekeyId(1), &p.spk), (PrekeyId(2), &p.pq));
+    let opk = OneTimePrekey::sign(&p.device, PrekeyId(3), OneTimeKey::Dh(p.opk.public()));
+    let pq_opk = OneTimePrekey::sign(&p.device, PrekeyId(4), OneTimeKey::Kem(p.pq_opk.public()));
+    out.push(("prekey", "seed-bundle".into(), bundle.to_bytes().to_vec()));
+    out.push(("prekey", "seed-one-time-dh".into(), opk.to_bytes().to_vec()));
+    out.push(("prekey", "seed-one-time-kem".into(), pq_opk.to_bytes().to_vec()));
+    let initiator = DeviceKey::from_secret_bytes([35; 32]);
+    for (name, dh, kem) in
+        [("seed-plain", None, None), ("seed-one-time", Some(&opk), Some(&pq_opk))]
+    {
+        let randomness = InitRandomness { ephemeral: [36; 32], kem: [37; 32] };
+        if let Ok(init) = handshake::initiate(&initiator, &bundle, dh, kem, &randomness) {
+            out.push(("init_message", name.into(), init.message.to_bytes()));
+        }
+    }
 }
 
 /// Valid inputs to start each corpus from: `(target, name, bytes)`.
@@ -123,5 +195,6 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     {
         out.push(("address", format!("seed-{i}"), text.as_bytes().to_vec()));
     }
+    prekey_seeds(&mut out);
     out
 }

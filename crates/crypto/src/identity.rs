@@ -203,6 +203,18 @@ impl DeviceKey {
     pub fn peer_id(&self) -> libp2p_identity::PeerId {
         self.keypair().public().to_peer_id()
     }
+
+    /// The device's Ed25519 public key (what its PeerId wraps; what prekey bundles
+    /// and the session handshake name the device by).
+    pub fn public_bytes(&self) -> [u8; 32] {
+        SigningKey::from_bytes(&self.0).verifying_key().to_bytes()
+    }
+
+    /// An Ed25519 signature by the device key over `message` (prekey bundles and
+    /// one-time prekeys; never a message in a session, which stays deniable).
+    pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        SigningKey::from_bytes(&self.0).sign(message).to_bytes()
+    }
 }
 
 impl fmt::Debug for DeviceKey {

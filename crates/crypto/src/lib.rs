@@ -7,7 +7,9 @@
 //! golden vectors.
 //!
 //! Primitives (ARCHITECTURE §3–4): Ed25519 signatures, X-Wing (X25519 + ML-KEM-768)
-//! key encapsulation, XChaCha20-Poly1305, BLAKE3 and Argon2id.
+//! key encapsulation, XChaCha20-Poly1305, BLAKE3 and Argon2id. Sessions (decision
+//! 0050) add [`prekey`] bundles, the PQXDH-shaped [`handshake`], and the [`dh`]
+//! (X25519) and [`mlkem`] (ML-KEM-768) wrappers the ratchet in `proto` uses.
 //!
 //! ```
 //! use communitas_crypto::{Envelope, Identity, Kind, Letter};
@@ -32,12 +34,16 @@
 
 pub mod address;
 pub mod at_rest;
+pub mod dh;
 pub mod envelope;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod handshake;
 pub mod identity;
 pub mod keystore;
+pub mod mlkem;
 pub mod payload;
+pub mod prekey;
 pub mod random;
 pub mod record;
 pub mod safety;
@@ -47,5 +53,6 @@ pub use envelope::{Envelope, Letter, OpenError, Opened, SealError};
 pub use identity::{DeviceKey, Identity, PublicIdentity};
 pub use keystore::{Keystore, KeystoreError, KeystorePublic, Secrets};
 pub use payload::Kind;
+pub use prekey::{OneTimeKey, OneTimePrekey, PrekeyBundle, PrekeyId};
 pub use record::{Device, IdentityRecord, RecordSet};
 pub use safety::SafetyNumber;

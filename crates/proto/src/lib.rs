@@ -36,6 +36,9 @@
 //!   received one does.
 //! - [`outbox`]: the delivery schedule of queued messages — attempts, backoff, TTL
 //!   and dead letters, stored vs delivered, the device cache.
+//! - [`session`]: one end-to-end session between two devices — the PQXDH-shaped
+//!   handshake, the double ratchet with header encryption and its post-quantum step;
+//!   sans-IO, try then commit, state as versioned bytes.
 //! - [`random`]: the randomness a machine is handed, and a seeded source for tests.
 //! - [`mod@file`]: the attachment pipeline (ARCHITECTURE §7) — fixed-size segments, each
 //!   sealed with XChaCha20-Poly1305 under a per-file key, cut into Reed-Solomon data
@@ -53,5 +56,6 @@ pub mod outbox;
 pub mod presence;
 pub mod random;
 pub mod receipts;
+pub mod session;
 
 pub use random::Random;

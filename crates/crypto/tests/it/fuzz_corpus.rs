@@ -69,6 +69,24 @@ fn public_identity_corpus_replays() {
     }
 }
 
+#[test]
+fn prekey_corpus_replays() {
+    let mut valid = 0;
+    for (_, bytes) in corpus("prekey") {
+        valid += usize::from(communitas_crypto::fuzz::prekey(&bytes));
+    }
+    assert!(valid >= 3, "the seed bundle and one-time prekeys must parse");
+}
+
+#[test]
+fn init_message_corpus_replays() {
+    let mut done = 0;
+    for (_, bytes) in corpus("init_message") {
+        done += usize::from(communitas_crypto::fuzz::init_message(&bytes));
+    }
+    assert!(done >= 2, "the seed init messages must complete the handshake");
+}
+
 /// Writes the seed inputs into the corpora (with `COMMUNITAS_WRITE_VECTORS=1`), and
 /// checks that they are there.
 #[test]

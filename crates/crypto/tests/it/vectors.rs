@@ -53,6 +53,79 @@ fn xwing_draft_vectors() {
     }
 }
 
+/// The session wrappers (`dh`, `mlkem`) against the same draft vectors: X-Wing is
+/// ML-KEM-768 and X25519 side by side, so each vector is a known answer for both.
+/// The seed expands (SHAKE-256) into the ML-KEM seed `d ‖ z` and the X25519 secret;
+/// `eseed` is the ML-KEM `m` then the X25519 ephemeral secret; the shared secret is
+/// SHA3-256(ss_M ‖ ss_X ‖ ct_X ‖ pk_X ‖ label).
+#[test]
+fn session_primitives_match_the_xwing_draft_vectors() {
+    use communitas_crypto::dh::{DhPublic, DhSecret};
+    use communitas_crypto::mlkem::{KemPublic, KemSecret};
+    use sha3::Digest;
+    use shake::{ExtendableOutput, Update, XofReader};
+
+    let text = std::fs::read_to_string(vectors_dir().join("xwing-draft-06.json")).unwrap();
+    let vectors: Vec<XWingVector> = serde_json::from_str(&text).unwrap();
+    for v in vectors {
+        let seed = hex::decode(&v.seed).unwrap();
+        let mut expanded = [0u8; 96];
+        let mut xof = shake::Shake256::default();
+        xof.update(&seed);
+        xof.finalize_xof().read(&mut expanded);
+        let pk = hex::decode(&v.pk).unwrap();
+        let ct = hex::decode(&v.ct).unwrap();
+        let eseed = hex::decode(&v.eseed).unwrap();
+
+        let kem = KemSecret::from_seed(expanded[..64].try_into().unwrap());
+        assert_eq!(kem.public().as_bytes().as_slice(), &pk[..1184]);
+        let dh = DhSecret::from_bytes(expanded[64..].try_into().unwrap());
+        assert_eq!(dh.public().as_bytes().as_slice(), &pk[1184..]);
+
+        let ek = KemPublic::from_bytes(&pk[..1184]).unwrap();
+        let (ct_m, ss_m) = ek.encapsulate(eseed[..32].try_into().unwrap());
+        assert_eq!(ct_m.as_slice(), &ct[..1088]);
+        assert_eq!(*kem.decapsulate(&ct_m), *ss_m);
+        let ephemeral = DhSecret::from_bytes(eseed[32..].try_into().unwrap());
+        assert_eq!(ephemeral.public().as_bytes().as_slice(), &ct[1088..]);
+        let pk_x = DhPublic::from_bytes(pk[1184..].try_into().unwrap());
+        let ss_x = ephemeral.agree(&pk_x).unwrap();
+        assert_eq!(*dh.agree(&ephemeral.public()).unwrap(), *ss_x);
+
+        let mut h = sha3::Sha3_256::new();
+        Digest::update(&mut h, *ss_m);
+        Digest::update(&mut h, *ss_x);
+        Digest::update(&mut h, &ct[1088..]);
+        Digest::update(&mut h, &pk[1184..]);
+        Digest::update(&mut h, br"\.//^\");
+        assert_eq!(hex::encode(h.finalize()), v.ss);
+    }
+}
+
+/// RFC 7748 §6.1: the X25519 example of Alice and Bob.
+#[test]
+fn x25519_matches_rfc_7748() {
+    use communitas_crypto::dh::DhSecret;
+    let key = |h: &str| -> [u8; 32] { hex::decode(h).unwrap().try_into().unwrap() };
+    let alice = DhSecret::from_bytes(key(
+        "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+    ));
+    let bob = DhSecret::from_bytes(key(
+        "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+    ));
+    assert_eq!(
+        hex::encode(alice.public().as_bytes()),
+        "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+    );
+    assert_eq!(
+        hex::encode(bob.public().as_bytes()),
+        "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"
+    );
+    let shared = "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742";
+    assert_eq!(hex::encode(*alice.agree(&bob.public()).unwrap()), shared);
+    assert_eq!(hex::encode(*bob.agree(&alice.public()).unwrap()), shared);
+}
+
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
 struct IdentityVector {
     signing_seed: String,

@@ -116,3 +116,48 @@ fn presence_bodies_survive_every_small_mutation() {
     // neighbours with a known status or an interval still in range.
     assert!(valid.count() > 8);
 }
+
+#[test]
+fn session_corpus_replays() {
+    let (mut opened, mut states) = (0, 0);
+    for (_, bytes) in corpus("session") {
+        let (o, s) = communitas_proto::fuzz::session(&bytes);
+        opened += usize::from(o);
+        states += usize::from(s);
+    }
+    // The seeds: three messages the fixed session opens, two session states and
+    // prekey secrets.
+    assert!(opened >= 3 && states >= 3, "{opened} opened, {states} states");
+}
+
+/// Writes the session seeds into the corpus (with `COMMUNITAS_WRITE_VECTORS=1`),
+/// and checks that they are there.
+#[test]
+fn session_seeds_are_in_the_corpus() {
+    let seeds = communitas_proto::fuzz::session_seeds();
+    assert_eq!(seeds.len(), 6);
+    for (name, bytes) in seeds {
+        let path = root().join("session").join(&name);
+        if std::env::var_os("COMMUNITAS_WRITE_VECTORS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{} is stale", path.display());
+    }
+}
+
+/// Every one-bit flip and every truncation of the session seeds is refused or
+/// opens harmlessly, and none panics.
+#[test]
+fn session_seeds_survive_every_flip_and_cut() {
+    for (name, seed) in communitas_proto::fuzz::session_seeds() {
+        // The state seeds carry keys anywhere; messages sample their KEM fields.
+        for i in (0..seed.len()).filter(|i| *i < 160 || i % 29 == 0) {
+            let mut bad = seed.clone();
+            bad[i] ^= 0x10;
+            let (opened, _) = communitas_proto::fuzz::session(&bad);
+            assert!(!opened || name.starts_with("seed-state"), "{name}: flip at {i} opened");
+            communitas_proto::fuzz::session(&seed[..i]);
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use communitas_proto::presence::{Status, wire};
 use serde_json::{Value, json};
 
-fn path(name: &str) -> PathBuf {
+pub(crate) fn path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test-vectors").join(name)
 }
 
