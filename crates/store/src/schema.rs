@@ -123,6 +123,10 @@ const MIGRATIONS: &[&str] = &[
         UPDATE mailbox_usage SET bytes = bytes - LENGTH(OLD.envelope) WHERE id = 1;
     END;
     ",
+    // 9 (issue 15): message requests from strangers (decision 0052).
+    crate::ops::requests::SCHEMA,
+    // 10 (issue 15): blocked addresses (decision 0052).
+    crate::ops::blocks::SCHEMA,
 ];
 
 /// The schema version this build writes.

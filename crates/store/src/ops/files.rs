@@ -148,12 +148,14 @@ impl Store {
     /// Transfers to pick up again at start: received files still to fetch (pending or
     /// interrupted), sent files whose upload to server nodes was interrupted, and sent
     /// files the recipient has whose stored shards are still to be released (a `done`
-    /// bitmap left on a fetched file).
+    /// bitmap left on a fetched file). A message request's files wait for it to be
+    /// accepted (decision 0052).
     pub async fn unfinished_files(&self) -> Result<Vec<FileRow>, Error> {
         self.read(|conn, _| {
             query(
                 conn,
-                "WHERE (direction = 'in' AND status IN ('pending', 'downloading'))
+                "WHERE (direction = 'in' AND status IN ('pending', 'downloading')
+                        AND peer NOT IN (SELECT address FROM requests))
                     OR (direction = 'out' AND status = 'uploading')
                     OR (direction = 'out' AND status = 'fetched' AND length(done) > 0)",
                 &[],
