@@ -1,7 +1,10 @@
 //! [`Handle`]: the cloneable interface to a running node, what the API, the CLI and the
 //! tests call.
 
+mod consent;
 mod presence;
+
+pub use consent::MessageRequest;
 
 use std::sync::Arc;
 

@@ -165,7 +165,7 @@ impl Store {
     }
 }
 
-fn put(conn: &Connection, row: &FileRow) -> Result<(), Error> {
+pub(crate) fn put(conn: &Connection, row: &FileRow) -> Result<(), Error> {
     conn.execute(
         "INSERT INTO files (file_id, message_id, direction, peer, size, path, status, done,
                             fetched, error, updated_at)
@@ -230,6 +230,6 @@ fn query(
     select(conn, &format!("SELECT {COLUMNS} FROM files {filter}"), params, from_row)
 }
 
-fn get(conn: &Connection, file_id: FileId) -> Result<Option<FileRow>, Error> {
+pub(crate) fn get(conn: &Connection, file_id: FileId) -> Result<Option<FileRow>, Error> {
     Ok(query(conn, "WHERE file_id = ?1", &[&file_id.as_bytes().as_slice()])?.pop())
 }

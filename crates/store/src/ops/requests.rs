@@ -17,7 +17,7 @@ use communitas_types::{Address, Fingerprint, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{int, ms, parse_address, seen, select, ts};
-use crate::{Contact, Error, Inserted, NewMessage, Store, StoredMessage};
+use crate::{Contact, Error, FileRow, Inserted, NewMessage, Store, StoredMessage};
 
 /// The table (migration 9).
 pub(crate) const SCHEMA: &str = "
@@ -83,6 +83,8 @@ pub struct RequestMessage {
     pub identity: PublicIdentity,
     /// The message (`peer` is the stranger's address).
     pub message: NewMessage,
+    /// The file transfer it offers, if any: recorded with it, never before it.
+    pub file: Option<FileRow>,
     /// Its seen id's expiry (and so the request's).
     pub seen_until: Timestamp,
     /// Our clock now.
@@ -248,7 +250,7 @@ fn add(
                 added.over_bound = true;
                 return Ok(added);
             }
-            super::messages::insert(conn, key, &entry.message)?;
+            insert(conn, key, entry)?;
             conn.execute(
                 "UPDATE requests SET count = count + 1, bytes = bytes + ?2, last_at = ?3,
                         expires_at = MAX(expires_at, ?4)
@@ -284,7 +286,7 @@ fn add(
                 added.new_request = false;
                 return Ok(added);
             }
-            super::messages::insert(conn, key, &entry.message)?;
+            insert(conn, key, entry)?;
             conn.execute(
                 "INSERT INTO requests (address, public_identity, fingerprint, first_at, last_at,
                                        count, bytes, dropped, expires_at)
@@ -301,6 +303,20 @@ fn add(
         }
     }
     Ok(added)
+}
+
+/// The message and its file row (a known file is left as it is).
+fn insert(
+    conn: &Connection,
+    key: &communitas_crypto::at_rest::StorageKey,
+    entry: &RequestMessage,
+) -> Result<(), Error> {
+    if let Some(row) = &entry.file
+        && super::files::get(conn, row.file_id)?.is_none()
+    {
+        super::files::put(conn, row)?;
+    }
+    super::messages::insert(conn, key, &entry.message)
 }
 
 /// Deletes a request with its messages and their file rows.

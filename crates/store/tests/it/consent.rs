@@ -40,6 +40,7 @@ fn message(
             timestamp: Timestamp::from_millis(at),
             status: Status::Delivered,
         },
+        file: None,
         seen_until: Timestamp::from_millis(at + 1_000_000),
         now: Timestamp::from_millis(at),
     }
