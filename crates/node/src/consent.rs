@@ -1,5 +1,6 @@
 //! Who may reach us (issue 15, decision 0052): the in-memory view of the block list
-//! that inbound consults before any costly work, and the impostors it refused.
+//! that inbound consults before any costly work, the impostors it refused, and what
+//! follows a contact accepted.
 //!
 //! The `blocks` table is the source of truth; this mirror is loaded at start and
 //! updated by the same calls that write the table (`Handle::block`, `unblock`, and
@@ -16,8 +17,11 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use communitas_store::{Block, MAX_BLOCKS};
+use communitas_store::{Block, Contact, Direction, FileStatus, MAX_BLOCKS};
 use communitas_types::{Address, Fingerprint};
+
+use crate::Inner;
+use crate::commands::presence::Command;
 
 /// Impostor fingerprints kept; a full set is cleared (each costs its sender a forged
 /// 48-bit address collision, so there are few).
@@ -106,6 +110,27 @@ impl Consent {
             }
             s.impostors.insert(fingerprint);
         });
+    }
+}
+
+/// What follows a contact made from a request (accepted, written to) or unblocked:
+/// its keys cached, presence due at once (waiting for room in the actor's inbox, so
+/// it comes within a second: issue 15 item 5), its waiting attachments fetched.
+pub(crate) async fn accepted(inner: &Inner, contact: &Contact) {
+    inner.pinned.remember(contact.address, &contact.identity);
+    let _ = inner.presence.tell(Command::ContactAdded(contact.address)).await;
+    match inner.store.unfinished_files().await {
+        Ok(rows) => {
+            for row in rows {
+                if row.peer == contact.address
+                    && row.direction == Direction::In
+                    && row.status == FileStatus::Pending
+                {
+                    inner.files.offer_fetch(row.file_id);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list an accepted request's files"),
     }
 }
 

@@ -26,6 +26,7 @@ mod handle;
 #[cfg(any(test, feature = "test-hooks"))]
 mod hooks;
 mod inbound;
+mod joined;
 mod limits;
 mod mailbox;
 mod metrics;

@@ -28,9 +28,15 @@ pub enum SendError {
     /// Sending to oneself.
     #[error("{0} is your own address")]
     OwnAddress(Address),
-    /// No identity record for the address in the DHT.
+    /// No identity record for the address in the DHT (a lookup on a joined node).
     #[error("no identity found for {0}: check the four words, or ask them to start their node")]
     UnknownAddress(Address),
+    /// The node has not joined the network yet, so nothing could be looked up.
+    #[error("not connected to the network yet (waited {waited:?}); try again shortly")]
+    NotJoined {
+        /// How long the lookup waited.
+        waited: std::time::Duration,
+    },
     /// Several identities claim the address: a forged collision.
     #[error(
         "{address} is claimed by {count} different identities; add the right one by comparing safety numbers"
@@ -161,8 +167,13 @@ pub(crate) async fn add_contact(
             added_at: Timestamp::now(),
         };
         inner.store.add_contact(contact.clone()).await?;
-        crate::Handle { inner: inner.clone() }.contact_accepted(&contact).await;
+        crate::consent::accepted(inner, &contact).await;
         return Ok(contact);
+    }
+    // Right after start: wait (bounded) to join, so that "not found" means not found.
+    let waited = crate::joined::JOIN_WAIT;
+    if !crate::joined::wait(inner, waited).await? {
+        return Err(SendError::NotJoined { waited });
     }
     let mut records = match inner.net.resolve(address).await {
         Ok(records) => records,

@@ -7,7 +7,7 @@
 //! and the files actor (an accepted request's attachments are fetched now).
 
 use communitas_crypto::SafetyNumber;
-use communitas_store::{Block, Contact, Direction, FileStatus, Request};
+use communitas_store::{Block, Contact, Request};
 use communitas_types::{Address, Timestamp};
 use serde::Serialize;
 
@@ -82,28 +82,8 @@ impl Handle {
             .accept_request(address, Timestamp::now())
             .await?
             .ok_or(SendError::NoSuchRequest(address))?;
-        self.contact_accepted(&contact).await;
+        crate::consent::accepted(&self.inner, &contact).await;
         Ok(contact)
-    }
-
-    /// What follows a contact accepted (a request, or an unblock).
-    pub(crate) async fn contact_accepted(&self, contact: &Contact) {
-        self.inner.pinned.remember(contact.address, &contact.identity);
-        // Presence starts now: a full inbox would delay it a heartbeat, so wait for room.
-        let _ = self.inner.presence.tell(Command::ContactAdded(contact.address)).await;
-        match self.inner.store.unfinished_files().await {
-            Ok(rows) => {
-                for row in rows {
-                    if row.peer == contact.address
-                        && row.direction == Direction::In
-                        && row.status == FileStatus::Pending
-                    {
-                        self.inner.files.offer_fetch(row.file_id);
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot list an accepted request's files"),
-        }
     }
 
     /// Declines a request: it is deleted with its messages; with `block`, its address
@@ -150,7 +130,7 @@ impl Handle {
         }
         self.inner.consent.unblock(address, fingerprint);
         if let Some(contact) = self.inner.store.contact(address).await? {
-            self.contact_accepted(&contact).await;
+            crate::consent::accepted(&self.inner, &contact).await;
         }
         Ok(())
     }

@@ -223,3 +223,29 @@ async fn a_request_s_file_is_fetched_only_once_accepted() {
     .await;
     net.shutdown().await;
 }
+
+/// Right after start, a lookup waits for the node to join the network instead of
+/// answering "no identity found" (issue 15 item 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_right_after_start_waits_for_the_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    // Bob's record is in the DHT.
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    let boot = net.servers[0].handle().dial_addrs().await.unwrap();
+    let carol = communitas_testkit::memory_node(dir.path(), "carol", false, &boot).await;
+    // At once, no retry: the first lookup is the one that counts.
+    let found = carol.handle().add_contact(b.address(), None).await.unwrap();
+    assert_eq!(found.identity, *b.identity());
+    carol.shutdown().await;
+    // A node that cannot join says so, after waiting: "no identity found" would be a
+    // lie, since nothing was looked up.
+    let alone = communitas_testkit::memory_node(dir.path(), "dave", false, &[]).await;
+    let started = std::time::Instant::now();
+    let answer = alone.handle().add_contact(b.address(), None).await;
+    assert!(matches!(answer, Err(communitas_node::SendError::NotJoined { .. })), "{answer:?}");
+    assert!(started.elapsed() >= Duration::from_secs(9), "it waited for the join");
+    alone.shutdown().await;
+    net.shutdown().await;
+}
