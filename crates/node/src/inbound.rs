@@ -239,6 +239,8 @@ async fn request(
     }
     let Reply { show, answer, acknowledge, .. } = record.committed(rules_inserted(added.inserted));
     if show && !added.over_bound {
+        // Received and committed, like a contact's (`messages_received_total`).
+        inner.metrics.received.inc();
         inner.emit(Event::Request { from, id, text, timestamp, new: added.new_request });
     }
     // Its delivery is acknowledged like a contact's: a request is not a block.
