@@ -49,6 +49,10 @@ pub(crate) fn run() -> Result<()> {
         println!("  {exe} --home {} send {} \"hi bob\"", alice_home.display(), b.address());
         println!("  {exe} --home {} history {}", bob_home.display(), a.address());
         println!();
+        if let Some(join) = dial.first() {
+            // A third user joins with `init`, then `run --bootstrap` this address.
+            println!("Others join the network with:  run --bootstrap {join}");
+        }
         println!("Or open the two web links in a browser (each works once) and chat there;");
         println!("`{exe} --home <home> login-link` prints a new link.");
         println!(
