@@ -197,6 +197,7 @@ fn file_code(e: &communitas_node::FileError) -> (StatusCode, &'static str) {
         }
         FileError::NoSuchFile(_) => (StatusCode::NOT_FOUND, "not_found"),
         FileError::NotReady(_) => (StatusCode::CONFLICT, "file_not_ready"),
+        FileError::FromRequest(_) => (StatusCode::CONFLICT, "request_not_accepted"),
         FileError::Unwritable { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "file_unwritable"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
     }

@@ -203,6 +203,9 @@ impl Handle {
         file_id: communitas_types::FileId,
     ) -> Result<Attachment, FileError> {
         let (mut row, manifest) = self.file_parts(file_id).await?;
+        if row.direction == Direction::In && self.inner.store.request(row.peer).await?.is_some() {
+            return Err(FileError::FromRequest(file_id));
+        }
         if row.direction == Direction::In
             && matches!(
                 row.status,

@@ -212,6 +212,8 @@ async fn a_request_s_file_is_fetched_only_once_accepted() {
     assert_eq!(request.first_text.as_deref(), Some("a photo"));
     assert_eq!(b.file(file_id).await.unwrap().status.as_str(), "pending");
     assert_eq!(b.metrics().file_bytes_fetched.get(), 0, "nothing fetched for a request");
+    // Not by hand either, until accepted.
+    assert!(matches!(b.fetch_file(file_id).await, Err(communitas_node::FileError::FromRequest(_))));
 
     b.accept_request(a.address()).await.unwrap();
     eventually(Duration::from_secs(20), || async {
