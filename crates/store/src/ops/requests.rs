@@ -7,12 +7,13 @@
 //! file rows.
 //!
 //! Bounded twice: at most [`RequestLimits::max_requests`] requests (a new one evicts
-//! the one heard from longest ago, with its messages), and per request at most
+//! the oldest, by its first message, with its messages), and per request at most
 //! [`RequestLimits::max_messages`] messages and [`RequestLimits::max_bytes`] body
 //! bytes (beyond, a message is dropped and counted in the row). A request expires
 //! with its newest message's time-to-live.
 
 use communitas_crypto::PublicIdentity;
+use communitas_crypto::at_rest::StorageKey;
 use communitas_types::{Address, Fingerprint, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -39,7 +40,7 @@ pub(crate) const SCHEMA: &str = "
 /// How much a stranger may leave (decision 0052).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLimits {
-    /// Requests kept at once; a new one beyond evicts the one heard from longest ago.
+    /// Requests kept at once; a new one beyond evicts the oldest (by first message).
     pub max_requests: u32,
     /// Messages kept per request.
     pub max_messages: u32,
@@ -203,7 +204,7 @@ impl Store {
 
 fn add(
     conn: &Connection,
-    key: &communitas_crypto::at_rest::StorageKey,
+    key: &StorageKey,
     entry: &RequestMessage,
     limits: RequestLimits,
 ) -> Result<RequestAdded, Error> {
@@ -223,94 +224,99 @@ fn add(
     }
     let mut added = RequestAdded {
         inserted: seen::record(conn, &fingerprint, entry.message.id, entry.seen_until)?,
-        new_request: existing.is_none(),
+        new_request: false,
         over_bound: false,
         evicted: 0,
     };
     if added.inserted == Inserted::Duplicate {
         return Ok(added);
     }
-    let len = u64::try_from(entry.message.body.len()).unwrap_or(u64::MAX);
-    let now = ms(entry.now);
-    let until = ms(entry.seen_until);
     match existing {
-        Some(request) => {
-            let bytes: i64 = conn.query_row(
-                "SELECT bytes FROM requests WHERE address = ?1",
-                [address.to_string()],
-                |r| r.get(0),
-            )?;
-            let bytes = u64::try_from(bytes).unwrap_or(0);
-            if request.count >= limits.max_messages || bytes.saturating_add(len) > limits.max_bytes
-            {
-                conn.execute(
-                    "UPDATE requests SET dropped = dropped + 1, last_at = ?2 WHERE address = ?1",
-                    params![address.to_string(), now],
-                )?;
-                added.over_bound = true;
-                return Ok(added);
-            }
-            insert(conn, key, entry)?;
-            conn.execute(
-                "UPDATE requests SET count = count + 1, bytes = bytes + ?2, last_at = ?3,
-                        expires_at = MAX(expires_at, ?4)
-                 WHERE address = ?1",
-                params![address.to_string(), int(len), now, until],
-            )?;
-        }
-        None => {
-            if len > limits.max_bytes || limits.max_messages == 0 {
-                added.over_bound = true;
-                added.new_request = false;
-                return Ok(added);
-            }
-            loop {
-                let held: i64 =
-                    conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))?;
-                if u64::try_from(held).unwrap_or(0) < u64::from(limits.max_requests) {
-                    break;
-                }
-                let oldest: Option<String> = conn
-                    .query_row(
-                        "SELECT address FROM requests ORDER BY last_at, first_at LIMIT 1",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                let Some(oldest) = oldest else { break };
-                decline(conn, parse_address(&oldest)?)?;
-                added.evicted += 1;
-            }
-            if limits.max_requests == 0 {
-                added.over_bound = true;
-                added.new_request = false;
-                return Ok(added);
-            }
-            insert(conn, key, entry)?;
-            conn.execute(
-                "INSERT INTO requests (address, public_identity, fingerprint, first_at, last_at,
-                                       count, bytes, dropped, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, 0, ?6)",
-                params![
-                    address.to_string(),
-                    entry.identity.to_bytes(),
-                    fingerprint.as_bytes(),
-                    now,
-                    int(len),
-                    until
-                ],
-            )?;
-        }
+        Some(request) => append(conn, key, entry, &request, limits, &mut added)?,
+        None => open(conn, key, entry, limits, &mut added)?,
     }
     Ok(added)
 }
 
-/// The message and its file row (a known file is left as it is).
-fn insert(
+/// One more message for an open request, unless that takes it over its bound (then
+/// only its `dropped` count moves: a flood of dropped messages does not make it look
+/// recent, nor keep it from eviction).
+fn append(
     conn: &Connection,
-    key: &communitas_crypto::at_rest::StorageKey,
+    key: &StorageKey,
     entry: &RequestMessage,
+    request: &Request,
+    limits: RequestLimits,
+    added: &mut RequestAdded,
 ) -> Result<(), Error> {
+    let peer = entry.message.peer.to_string();
+    let len = u64::try_from(entry.message.body.len()).unwrap_or(u64::MAX);
+    let bytes: i64 =
+        conn.query_row("SELECT bytes FROM requests WHERE address = ?1", [&peer], |r| r.get(0))?;
+    let bytes = u64::try_from(bytes).unwrap_or(0);
+    if request.count >= limits.max_messages || bytes.saturating_add(len) > limits.max_bytes {
+        conn.execute("UPDATE requests SET dropped = dropped + 1 WHERE address = ?1", [&peer])?;
+        added.over_bound = true;
+        return Ok(());
+    }
+    insert(conn, key, entry)?;
+    conn.execute(
+        "UPDATE requests SET count = count + 1, bytes = bytes + ?2, last_at = ?3,
+                expires_at = MAX(expires_at, ?4)
+         WHERE address = ?1",
+        params![peer, int(len), ms(entry.now), ms(entry.seen_until)],
+    )?;
+    Ok(())
+}
+
+/// A new request for the message, evicting the oldest requests (by their first
+/// message) while the list is full.
+fn open(
+    conn: &Connection,
+    key: &StorageKey,
+    entry: &RequestMessage,
+    limits: RequestLimits,
+    added: &mut RequestAdded,
+) -> Result<(), Error> {
+    let len = u64::try_from(entry.message.body.len()).unwrap_or(u64::MAX);
+    if len > limits.max_bytes || limits.max_messages == 0 || limits.max_requests == 0 {
+        added.over_bound = true;
+        return Ok(());
+    }
+    loop {
+        let held: i64 = conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))?;
+        if u64::try_from(held).unwrap_or(0) < u64::from(limits.max_requests) {
+            break;
+        }
+        let oldest: Option<String> = conn
+            .query_row("SELECT address FROM requests ORDER BY first_at, address LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(oldest) = oldest else { break };
+        decline(conn, parse_address(&oldest)?)?;
+        added.evicted += 1;
+    }
+    insert(conn, key, entry)?;
+    conn.execute(
+        "INSERT INTO requests (address, public_identity, fingerprint, first_at, last_at,
+                               count, bytes, dropped, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, 0, ?6)",
+        params![
+            entry.message.peer.to_string(),
+            entry.identity.to_bytes(),
+            entry.identity.fingerprint().as_bytes(),
+            ms(entry.now),
+            int(len),
+            ms(entry.seen_until)
+        ],
+    )?;
+    added.new_request = true;
+    Ok(())
+}
+
+/// The message and its file row (a known file is left as it is).
+fn insert(conn: &Connection, key: &StorageKey, entry: &RequestMessage) -> Result<(), Error> {
     if let Some(row) = &entry.file
         && super::files::get(conn, row.file_id)?.is_none()
     {
@@ -365,11 +371,7 @@ fn get(
     Ok(select(conn, &sql, &[value], from_row)?.pop())
 }
 
-fn with_first(
-    conn: &Connection,
-    key: &communitas_crypto::at_rest::StorageKey,
-    mut request: Request,
-) -> Result<Request, Error> {
+fn with_first(conn: &Connection, key: &StorageKey, mut request: Request) -> Result<Request, Error> {
     request.first = super::messages::first(conn, key, request.address)?;
     Ok(request)
 }
