@@ -23,6 +23,7 @@ import { useEvents } from './hooks/useEvents';
 import { useMarkRead } from './hooks/useMarkRead';
 import { useMessaging } from './hooks/useMessaging';
 import { useNotifications } from './hooks/useNotifications';
+import { useRequests } from './hooks/useRequests';
 import { usePresence } from './hooks/usePresence';
 import { useStatus } from './hooks/useStatus';
 import { useTransfers } from './hooks/useTransfers';
@@ -85,6 +86,7 @@ function Messenger() {
   const transfers = useTransfers();
   const notifications = useNotifications();
   const uploads = useUploads(messaging.showSentFile);
+  const requests = useRequests(contacts.refresh);
 
   const nameOf = (address: Address) => displayName(address, contacts.contacts);
 
@@ -100,6 +102,8 @@ function Messenger() {
       dead.handleEvent(event);
       presence.handleEvent(event);
       transfers.handleEvent(event);
+      requests.handleEvent(event);
+      if (event.type === 'request') setAnnouncement(`New message request from ${event.from}`);
       if (event.type === 'message_received') {
         const who = nameOf(event.from);
         // Only when the user is not looking: otherwise the page itself shows it.
@@ -122,6 +126,7 @@ function Messenger() {
       void dead.refresh();
       void presence.refresh();
       void settings.refresh();
+      void requests.refresh();
       void unread.load();
     },
   });
@@ -159,7 +164,21 @@ function Messenger() {
     [retryMessage, removeDead],
   );
 
-  const errors = [status.error, contacts.error].filter((e): e is string => e !== null);
+  const imitations = requests.imitated.map(
+    (a) => `Someone is imitating ${nameOf(a)}: a message from other keys claimed this address and was refused.`,
+  );
+  const errors = [status.error, contacts.error, requests.error, ...imitations].filter(
+    (e): e is string => e !== null,
+  );
+  const blockPeer = async (address: Address) => {
+    try {
+      await requests.block(address);
+      setAnnouncement(`${nameOf(address)} is blocked.`);
+      setView({ kind: 'home' });
+    } catch (e) {
+      setAnnouncement(e instanceof Error ? e.message : 'Blocking failed.');
+    }
+  };
   const contact = peer ? contacts.contacts.find((c) => c.address === peer) : undefined;
   const verifying = modal?.kind === 'verify' ? contacts.contacts.find((c) => c.address === modal.address) : undefined;
 
@@ -183,6 +202,8 @@ function Messenger() {
         errors={errors}
         settings={settings}
         notifications={notifications}
+        requests={requests}
+        nameOf={nameOf}
         onOpen={open}
         onAddContact={() => setModal({ kind: 'add' })}
         onShowQr={() => setModal({ kind: 'qr' })}
@@ -199,6 +220,7 @@ function Messenger() {
             onBack={back}
             onVerify={() => setModal({ kind: 'verify', address: view.peer })}
             onAddContact={() => setModal({ kind: 'add', address: view.peer })}
+            onBlock={() => void blockPeer(view.peer)}
             presence={presence.presence[view.peer]}
             typing={presence.typing.has(view.peer)}
             transfers={transfers.transfers}

@@ -23,9 +23,14 @@ export function apiError(status: number, code: string, message: string): Respons
   return json(status, { error: { code, message } });
 }
 
+/** Lists every messenger reads at start that most tests do not care about: empty
+ * unless a test routes them (message requests and blocks, issue 15). */
+const QUIET_LISTS = ['GET /v1/requests', 'GET /v1/blocks'];
+
 /**
  * A `fetch` answering from `routes`, keyed `"METHOD /path"` (the path without its
- * query) or `"METHOD /path?query"` for an exact match. Unrouted requests get 404.
+ * query) or `"METHOD /path?query"` for an exact match. Unrouted requests get 404,
+ * but for the `QUIET_LISTS`, which answer `[]`.
  */
 export function mockFetch(routes: Record<string, Reply>) {
   const calls: Call[] = [];
@@ -35,7 +40,9 @@ export function mockFetch(routes: Record<string, Reply>) {
     const body = typeof init?.body === 'string' ? JSON.parse(init.body) : undefined;
     const call = { method, url, body, init };
     calls.push(call);
-    const reply = routes[`${method} ${url}`] ?? routes[`${method} ${url.split('?')[0]}`];
+    const key = `${method} ${url.split('?')[0]}`;
+    const reply = routes[`${method} ${url}`] ?? routes[key];
+    if (reply === undefined && QUIET_LISTS.includes(key)) return json(200, []);
     if (reply === undefined) return apiError(404, 'not_found', `no route for ${method} ${url}`);
     const response = typeof reply === 'function' ? await reply(call) : reply;
     // A Response body can be read once; hand out a copy so routes can be reused.

@@ -91,6 +91,13 @@ impl ApiError {
                 SendError::TooLong { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "message_too_long"),
                 SendError::OwnAddress(_) => (StatusCode::BAD_REQUEST, "own_address"),
                 SendError::UnknownAddress(_) => (StatusCode::NOT_FOUND, "unknown_address"),
+                SendError::NotJoined { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_joined"),
+                SendError::NoSuchRequest(_) => (StatusCode::NOT_FOUND, "no_such_request"),
+                SendError::Blocked(_) => (StatusCode::CONFLICT, "blocked"),
+                SendError::NotBlocked(_) => (StatusCode::NOT_FOUND, "not_blocked"),
+                SendError::Store(communitas_store::Error::TooManyBlocks { .. }) => {
+                    (StatusCode::CONFLICT, "too_many_blocks")
+                }
                 SendError::NotAContact(_) => (StatusCode::NOT_FOUND, "not_a_contact"),
                 SendError::Ambiguous { .. } => (StatusCode::CONFLICT, "ambiguous_address"),
                 SendError::Network(_) => (StatusCode::BAD_GATEWAY, "network_error"),
@@ -190,6 +197,7 @@ fn file_code(e: &communitas_node::FileError) -> (StatusCode, &'static str) {
         }
         FileError::NoSuchFile(_) => (StatusCode::NOT_FOUND, "not_found"),
         FileError::NotReady(_) => (StatusCode::CONFLICT, "file_not_ready"),
+        FileError::FromRequest(_) => (StatusCode::CONFLICT, "request_not_accepted"),
         FileError::Unwritable { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "file_unwritable"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
     }

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod consent;
 pub mod error;
 mod identity;
 mod presence;

@@ -6,7 +6,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State as AxumState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use communitas_store::Contact;
 use communitas_types::{Address, MessageId};
@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::error::ApiError;
-use crate::{State, identity, presence, web};
+use crate::{State, consent, identity, presence, web};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -35,6 +35,11 @@ pub(crate) fn router(state: State) -> Router {
         .route("/v1/contacts", get(contacts).post(add_contact))
         .route("/v1/contacts/{address}/safety-number", get(safety_number))
         .route("/v1/contacts/{address}/verify", post(verify))
+        .route("/v1/requests", get(consent::list))
+        .route("/v1/requests/{address}/accept", post(consent::accept))
+        .route("/v1/requests/{address}/decline", post(consent::decline))
+        .route("/v1/blocks", get(consent::blocks).post(consent::block))
+        .route("/v1/blocks/{address}", delete(consent::unblock))
         .route("/v1/files", post(send_file))
         .route("/v1/files/upload", post(upload_file))
         .route("/v1/files/{id}", get(file))
@@ -141,7 +146,7 @@ async fn conversations(AxumState(s): AxumState<State>) -> Result<Response> {
 }
 
 #[derive(Serialize)]
-struct ContactView {
+pub(crate) struct ContactView {
     address: Address,
     name: Option<String>,
     fingerprint: String,

@@ -83,6 +83,10 @@ impl Api {
         self.call(self.http.put(self.url(path)).json(body)).await
     }
 
+    pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call(self.http.delete(self.url(path))).await
+    }
+
     async fn call<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {
         let response = request.bearer_auth(&self.token).send().await.map_err(|e| {
             if e.is_connect() {

@@ -12,6 +12,7 @@ pub(crate) mod init;
 pub(crate) mod load;
 pub(crate) mod messages;
 pub(crate) mod presence;
+pub(crate) mod requests;
 pub(crate) mod run;
 pub(crate) mod session;
 pub(crate) mod testnet;

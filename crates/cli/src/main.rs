@@ -90,6 +90,38 @@ enum Command {
     /// Manage contacts.
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// Message requests: strangers who wrote to you, not yet accepted (lists them
+    /// without a subcommand).
+    Requests {
+        #[command(subcommand)]
+        action: Option<RequestsCommand>,
+        /// Print a JSON array of {address, first_at, count, ...}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Block an address (a contact, a request or anyone): what it sends is dropped,
+    /// and it hears nothing more from you.
+    Block {
+        /// The four-word address.
+        address: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Unblock an address.
+    Unblock {
+        /// The four-word address.
+        address: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List blocked addresses.
+    Blocked {
+        /// Print a JSON array of {address, blocked_at}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Received and sent files.
     #[command(subcommand)]
     Files(FilesCommand),
@@ -179,6 +211,35 @@ enum BenchCommand {
     /// Many light users on one server node: delivery p50/p99, server RSS and CPU,
     /// refused and lost messages.
     Load(commands::load::LoadArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum RequestsCommand {
+    /// List message requests (the default).
+    List {
+        /// Print a JSON array of {address, first_at, count, ...}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept a request: they become a contact, their messages the conversation.
+    Accept {
+        /// The four-word address.
+        address: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decline a request: deleted with its messages.
+    Decline {
+        /// The four-word address.
+        address: String,
+        /// Block the address too.
+        #[arg(long)]
+        block: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -375,6 +436,24 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
             client(|| contacts::verify(home, &address, confirm, json))
         }
         Command::Status { json } => client(|| contacts::status(home, json)),
+        Command::Requests { action: None, json }
+        | Command::Requests { action: Some(RequestsCommand::List { json }), .. } => {
+            client(|| commands::requests::list(home, json))
+        }
+        Command::Requests { action: Some(RequestsCommand::Accept { address, json }), .. } => {
+            client(|| commands::requests::accept(home, &address, json))
+        }
+        Command::Requests {
+            action: Some(RequestsCommand::Decline { address, block, json }),
+            ..
+        } => client(|| commands::requests::decline(home, &address, block, json)),
+        Command::Block { address, json } => {
+            client(|| commands::requests::block(home, &address, json))
+        }
+        Command::Unblock { address, json } => {
+            client(|| commands::requests::unblock(home, &address, json))
+        }
+        Command::Blocked { json } => client(|| commands::requests::blocked(home, json)),
         Command::Unlock => client(|| commands::session::unlock(home, passphrase)),
         Command::Lock => client(|| commands::session::lock(home)),
         Command::Passphrase { new_passphrase_file } => commands::change_passphrase::run(

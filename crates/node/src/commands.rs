@@ -257,12 +257,6 @@ pub(crate) mod presence {
         pub(crate) fn hint_connection(&self, peer: PeerId, open: bool) -> bool {
             self.0.offer(Command::Connection { peer, open })
         }
-
-        /// A hint: a contact was added (presence starts now, not at the next reload).
-        /// `false` if it was dropped.
-        pub(crate) fn hint_contact_added(&self, address: Address) -> bool {
-            self.0.offer(Command::ContactAdded(address))
-        }
     }
 
     /// What the presence actor is asked to do, or asked for.
@@ -281,5 +275,7 @@ pub(crate) mod presence {
         Connection { peer: PeerId, open: bool },
         /// A contact was just added: presence starts now, not at the next reload.
         ContactAdded(Address),
+        /// A contact was blocked: nothing more goes to it (issue 15).
+        ContactRemoved(Address),
     }
 }

@@ -30,6 +30,8 @@ pub struct Config {
     /// How often every node forgets the seen ids past their expiry (user nodes too:
     /// otherwise the table grows with every message ever received).
     pub seen_sweep_every: Duration,
+    /// How much strangers may leave as message requests (issue 15).
+    pub request_limits: communitas_store::RequestLimits,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             mailbox_replicate_every: replicate::EVERY,
             mailbox_fetch_every: mailbox::FETCH_EVERY,
             seen_sweep_every: seen::SWEEP_EVERY,
+            request_limits: communitas_store::RequestLimits::default(),
         }
     }
 }

@@ -80,6 +80,26 @@ pub enum Event {
         /// Typing now.
         typing: bool,
     },
+    /// A stranger wrote: its message went to the message requests (issue 15), not to
+    /// a conversation.
+    Request {
+        /// The stranger's address.
+        from: Address,
+        /// The message's id.
+        id: MessageId,
+        /// Its text (a file's caption).
+        text: String,
+        /// The sender's clock, unix ms.
+        timestamp: Timestamp,
+        /// It opened a new request.
+        new: bool,
+    },
+    /// Keys other than a pinned contact's claimed its address and were refused:
+    /// someone is imitating that address (issue 15).
+    Impersonation {
+        /// The address being imitated.
+        address: Address,
+    },
     /// A connection opened or closed.
     Connection {
         /// The peer (device) id.

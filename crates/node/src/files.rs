@@ -149,6 +149,10 @@ pub enum FileError {
     /// The received file is not complete yet.
     #[error("file {0} is not downloaded yet")]
     NotReady(FileId),
+    /// The file came with a message request: it is fetched once the request is
+    /// accepted (issue 15).
+    #[error("file {0} came with a message request: accept the request to fetch it")]
+    FromRequest(FileId),
     /// Writing the copy failed.
     #[error("cannot write {path}: {reason}")]
     Unwritable {

@@ -1,7 +1,10 @@
 //! [`Handle`]: the cloneable interface to a running node, what the API, the CLI and the
 //! tests call.
 
+mod consent;
 mod presence;
+
+pub use consent::MessageRequest;
 
 use std::sync::Arc;
 
@@ -200,6 +203,9 @@ impl Handle {
         file_id: communitas_types::FileId,
     ) -> Result<Attachment, FileError> {
         let (mut row, manifest) = self.file_parts(file_id).await?;
+        if row.direction == Direction::In && self.inner.store.request(row.peer).await?.is_some() {
+            return Err(FileError::FromRequest(file_id));
+        }
         if row.direction == Direction::In
             && matches!(
                 row.status,

@@ -7,38 +7,41 @@
 //! answered. This driver does the I/O between them, in this order:
 //!
 //! ```text
-//! bytes ─ open ─ decide(now) ─┬─ Record  ─ sender's address ─ (file row) ─ seen id + message
-//!                             │            in ONE transaction ─ committed(inserted) ─ Reply
-//!                             ├─ Receipt ─ sender's address ─ seen id ─ committed(inserted)
-//!                             │            ─ Reply ─ apply (receipts) ─ answer
+//! bytes ─ open ─ blocked keys? ─ drop (answered delivered, counted)
+//!              └ decide(now) ─┬─ Record  ─ sender ─┬ contact  ─ (file row) ─ seen id + message in ONE
+//!                             │                    │            transaction ─ committed ─ Reply
+//!                             │                    ├ stranger ─ request: seen id + message (+ file
+//!                             │                    │            row, not fetched) in ONE transaction
+//!                             │                    ├ blocked  ─ drop
+//!                             │                    └ impostor ─ refused, counted, Event::Impersonation
+//!                             ├─ Receipt ─ a contact? ─ seen id ─ committed ─ Reply ─ apply ─ answer
 //!                             ├─ Presence ─ a contact? ─ heard(now) ─ presence actor
 //!                             └─ Ignore  ─ answered, nothing stored
 //! ```
 //!
-//! The sender's address comes from the contacts if its keys are pinned, else it is
-//! derived (once, ~0.27 s of Argon2 CPU, at most two at a time) and pinned as a new,
-//! unverified contact. A replay finds its seen id and is answered without being shown
-//! again; a crash never leaves the seen id without the message or the other way round.
+//! The sender is found by its keys among the contacts, then among the message
+//! requests; keys never seen cost one derivation of their address (`sender`). A
+//! stranger is never pinned as a contact: its messages wait in its request until the
+//! user accepts (issue 15, decision 0052). A replay finds its seen id and is answered
+//! without being shown again; a crash never leaves the seen id without the message or
+//! the other way round.
 //!
 //! Each direct envelope is answered from its own task, which `dispatch` spawns (at
 //! most `max_inbound` at once); the mailbox client calls [`accept`] for fetched ones.
 
-use std::time::Duration;
-
 use communitas_crypto::Opened;
-use communitas_crypto::derive_address;
 use communitas_net::{Receipt, Rejection, Responder};
 use communitas_proto::inbound::{
     self as rules, Answer, Busy, Plan, ReceiptPlan, Record, Rejected, Reply,
 };
-use communitas_store::{Contact, Direction, FileStatus, Inserted, NewMessage, Status};
+use communitas_store::{Direction, FileStatus, Inserted, NewMessage, RequestMessage, Status};
 use communitas_types::{Address, MessageId, Timestamp};
-use tokio::sync::Semaphore;
 
 use crate::{Event, Inner};
 
-/// Address derivations for unknown senders running at once (each ~0.27 s of CPU).
-static DERIVATIONS: Semaphore = Semaphore::const_new(2);
+mod sender;
+
+use sender::Sender;
 
 /// Why an envelope was not accepted: for good (the wire's reason, and ours for the
 /// logs), or for now.
@@ -110,6 +113,16 @@ pub(crate) async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Accepted, Refu
 /// [`accept`], with the answer the rules give once it is committed.
 async fn judge(inner: &Inner, bytes: &[u8]) -> Result<(Accepted, Answer), Refusal> {
     let opened = rules::open(bytes, &inner.secrets.identity)?;
+    // A blocked sender's envelope goes no further than opening it (which finds its
+    // keys): no freshness check, no database, no derivation (decision 0052).
+    let fingerprint = opened.sender.fingerprint();
+    if inner.consent.blocks_keys(&fingerprint) {
+        return Ok(dropped_blocked(inner, &opened));
+    }
+    if inner.consent.is_impostor(&fingerprint) {
+        inner.metrics.impersonations.inc();
+        return Err(Rejected::Impersonating.into());
+    }
     match rules::decide(&opened, Timestamp::now())? {
         Plan::Record(record) => self::record(inner, opened, record).await,
         Plan::Receipt(plan) => receipt(inner, opened, plan).await,
@@ -119,13 +132,30 @@ async fn judge(inner: &Inner, bytes: &[u8]) -> Result<(Accepted, Answer), Refusa
     }
 }
 
-/// A text or a file: into history, then the reply.
+/// A blocked sender's envelope: counted and dropped, and answered as delivered so
+/// that the sender cannot tell a block from an unanswered request (decision 0052).
+/// Nothing goes back to it beyond that answer: no receipt from a mailbox fetch.
+fn dropped_blocked(inner: &Inner, opened: &Opened) -> (Accepted, Answer) {
+    let kind = match opened.kind {
+        communitas_crypto::Kind::Presence | communitas_crypto::Kind::Typing => "presence",
+        communitas_crypto::Kind::Receipt => "receipt",
+        _ => "message",
+    };
+    inner.metrics.blocked(kind);
+    (Accepted { inserted: Inserted::Duplicate, text_from: None }, Answer::Delivered)
+}
+
+/// A text or a file: into the conversation of a contact, or into a stranger's request.
 async fn record(
     inner: &Inner,
     opened: Opened,
     record: Record,
 ) -> Result<(Accepted, Answer), Refusal> {
-    let from = sender_address(inner, &opened).await?;
+    let from = match sender::of(inner, &opened).await? {
+        Sender::Contact(address) => address,
+        Sender::Stranger(address) => return self::request(inner, opened, record, address).await,
+        Sender::Blocked => return Ok(dropped_blocked(inner, &opened)),
+    };
     let mut fetch = None;
     if let Some(manifest) = record.file() {
         // The transfer is recorded before the message (the rules' order); a replay
@@ -166,13 +196,74 @@ async fn record(
     Ok((Accepted { inserted, text_from }, answer))
 }
 
-/// A receipt: its seen id, then (if new) its steps, then the answer.
+/// A text or a file from a stranger: into its request (opened if new), its file not
+/// fetched (issue 15 item 1). Other keys under a request's address are an impostor.
+async fn request(
+    inner: &Inner,
+    opened: Opened,
+    record: Record,
+    from: Address,
+) -> Result<(Accepted, Answer), Refusal> {
+    let file = record.file().map(|manifest| {
+        let limit = inner.files_config.auto_download.min(inner.files_config.max_size);
+        crate::files::incoming_row(manifest, opened.message_id, from, limit)
+    });
+    let text = record.text(&opened.body);
+    let (id, timestamp, sender) = (opened.message_id, opened.timestamp, opened.sender);
+    let entry = RequestMessage {
+        identity: sender.clone(),
+        message: NewMessage {
+            id,
+            peer: from,
+            direction: Direction::In,
+            kind: opened.kind.to_u8(),
+            body: opened.body,
+            timestamp,
+            status: Status::Delivered,
+        },
+        file,
+        seen_until: record.seen_until(),
+        now: Timestamp::now(),
+    };
+    let added = match inner.store.add_request_message(entry, inner.request_limits).await {
+        Ok(added) => added,
+        Err(communitas_store::Error::KeyChanged { address }) => {
+            return Err(sender::impersonation(inner, address, &sender));
+        }
+        Err(e) => return Err(store_busy(e)),
+    };
+    inner.metrics.request_dropped("evicted", u64::from(added.evicted));
+    inner.metrics.request_dropped("over_bound", u64::from(added.over_bound));
+    if added.new_request {
+        inner.metrics.requests_opened.inc();
+    }
+    let Reply { show, answer, acknowledge, .. } = record.committed(rules_inserted(added.inserted));
+    if show && !added.over_bound {
+        // Received and committed, like a contact's (`messages_received_total`).
+        inner.metrics.received.inc();
+        inner.emit(Event::Request { from, id, text, timestamp, new: added.new_request });
+    }
+    // Its delivery is acknowledged like a contact's: a request is not a block.
+    let text_from = acknowledge.then_some((from, sender, id));
+    Ok((Accepted { inserted: added.inserted, text_from }, answer))
+}
+
+/// A receipt: from a contact only (a stranger has no message of ours to acknowledge);
+/// its seen id, then (if new) its steps, then the answer.
 async fn receipt(
     inner: &Inner,
     opened: Opened,
     plan: ReceiptPlan,
 ) -> Result<(Accepted, Answer), Refusal> {
-    let from = sender_address(inner, &opened).await?;
+    let Some(from) =
+        inner.pinned.address(&inner.store, &opened.sender).await.map_err(store_busy)?
+    else {
+        // Answered so that it stops; nothing derived, nothing stored.
+        return Ok((
+            Accepted { inserted: Inserted::Duplicate, text_from: None },
+            Answer::Delivered,
+        ));
+    };
     let fingerprint = opened.sender.fingerprint();
     let inserted = inner
         .store
@@ -202,47 +293,6 @@ async fn presence(inner: &Inner, opened: Opened) -> Result<(Accepted, Answer), R
         return Err(Busy::Presence.into());
     }
     Ok((Accepted { inserted: Inserted::New, text_from: None }, Answer::Delivered))
-}
-
-/// The sender's address: from contacts if its keys are pinned, else derived (once,
-/// then pinned as a new, unverified contact).
-async fn sender_address(inner: &Inner, opened: &Opened) -> Result<Address, Refusal> {
-    let pinned = || async { inner.pinned.address(&inner.store, &opened.sender).await };
-    if let Some(address) = pinned().await.map_err(store_busy)? {
-        return Ok(address);
-    }
-    let permit = tokio::time::timeout(Duration::from_secs(5), DERIVATIONS.acquire())
-        .await
-        .map_err(|_| Busy::NewSenders)?
-        .map_err(|_| Busy::ShuttingDown)?;
-    // Envelopes from one new sender come in bunches (a mailbox fetch accepts many at
-    // once): whoever held the permit before us may have derived and pinned it already.
-    // Looking again saves a derivation per envelope (each ~0.27 s of CPU).
-    if let Some(address) = pinned().await.map_err(store_busy)? {
-        return Ok(address);
-    }
-    let identity = opened.sender.clone();
-    let address = tokio::task::spawn_blocking(move || derive_address(&identity))
-        .await
-        .map_err(|_| Busy::ShuttingDown)?;
-    // The permit is held until the address is pinned, so the next holder finds it.
-    let contact = Contact {
-        address,
-        name: None,
-        identity: opened.sender.clone(),
-        verified: false,
-        added_at: Timestamp::now(),
-    };
-    let pinned = match inner.store.add_contact(contact).await {
-        Ok(()) => {
-            inner.pinned.remember(address, &opened.sender);
-            Ok(address)
-        }
-        Err(communitas_store::Error::KeyChanged { .. }) => Ok(address),
-        Err(e) => Err(store_busy(e)),
-    };
-    drop(permit);
-    pinned
 }
 
 /// A store failure: logged here, and the sender is told to come back.

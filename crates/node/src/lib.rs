@@ -17,12 +17,16 @@
 
 mod commands;
 mod config;
+mod consent;
 mod devices;
 mod dispatch;
 mod event;
 mod files;
 mod handle;
+#[cfg(any(test, feature = "test-hooks"))]
+mod hooks;
 mod inbound;
+mod joined;
 mod limits;
 mod mailbox;
 mod metrics;
@@ -50,7 +54,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{Config, StartError};
 pub use event::{Attachment, Event, HistoryEntry, NodeStatus, PeerStatus};
 pub use files::{FileError, FilesConfig};
-pub use handle::Handle;
+pub use handle::{Handle, MessageRequest};
 pub use limits::{Rate, RateLimits};
 pub use metrics::Metrics;
 pub use reading::Settings;
@@ -81,6 +85,13 @@ pub(crate) struct Inner {
     pub(crate) presence: commands::presence::PresenceHandle,
     /// The addresses the identity record lists, if announced (`net::Config::announce`).
     pub(crate) announce: Vec<Multiaddr>,
+    /// The block list and refused impostors, mirrored for inbound (issue 15).
+    pub(crate) consent: consent::Consent,
+    /// How much strangers may leave as message requests.
+    pub(crate) request_limits: communitas_store::RequestLimits,
+    /// Addresses tests inject for keys, in place of deriving them.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) injected: hooks::Injected,
 }
 
 impl Inner {
@@ -134,7 +145,12 @@ impl Node {
             cpu: files::Cpu::start().map_err(StartError::Threads)?,
             presence: presence_tx,
             announce: config.net.announce.clone(),
+            consent: consent::Consent::default(),
+            request_limits: config.request_limits,
+            #[cfg(any(test, feature = "test-hooks"))]
+            injected: hooks::Injected::default(),
         });
+        inner.consent.load(&inner.store.blocks().await?);
         let pending = inner.store.outbox().await?;
         inner.metrics.outbox_depth.set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
         let control = inner.store.control_ids().await?.into_iter().collect();

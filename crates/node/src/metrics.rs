@@ -59,6 +59,17 @@ pub struct Metrics {
     pub mailbox_replicated: Counter,
     /// Offered or re-put envelopes refused because their owner had acknowledged them.
     pub mailbox_acked_refused: Counter,
+    /// Message requests opened by strangers (issue 15).
+    pub requests_opened: Counter,
+    /// Requests or request messages dropped, by reason (`evicted`, `over_bound`,
+    /// `expired`).
+    pub requests_dropped: Family<Vec<(String, String)>, Counter>,
+    /// Envelopes from blocked identities dropped, by kind (`message`, `presence`,
+    /// `receipt`).
+    pub blocked_dropped: Family<Vec<(String, String)>, Counter>,
+    /// Envelopes refused because other keys claimed a pinned contact's (or a
+    /// request's) address: someone imitating it.
+    pub impersonations: Counter,
 }
 
 impl Metrics {
@@ -169,6 +180,30 @@ impl Metrics {
             connected_peers.clone(),
         );
         registry.register("outbox_depth", "Messages waiting in the outbox", outbox_depth.clone());
+        let requests_opened = Counter::default();
+        let requests_dropped = Family::<Vec<(String, String)>, Counter>::default();
+        let blocked_dropped = Family::<Vec<(String, String)>, Counter>::default();
+        let impersonations = Counter::default();
+        registry.register(
+            "requests_opened",
+            "Message requests opened by strangers",
+            requests_opened.clone(),
+        );
+        registry.register(
+            "requests_dropped",
+            "Message requests or their messages dropped, by reason",
+            requests_dropped.clone(),
+        );
+        registry.register(
+            "blocked_dropped",
+            "Envelopes from blocked identities dropped, by kind",
+            blocked_dropped.clone(),
+        );
+        registry.register(
+            "impersonations_refused",
+            "Envelopes refused: other keys claimed a pinned contact's address",
+            impersonations.clone(),
+        );
         Self {
             registry,
             sent,
@@ -195,6 +230,10 @@ impl Metrics {
             mailbox_envelopes,
             mailbox_replicated,
             mailbox_acked_refused,
+            requests_opened,
+            requests_dropped,
+            blocked_dropped,
+            impersonations,
         }
     }
 
@@ -248,6 +287,19 @@ impl Metrics {
         if let Some(net) = &self.net {
             net.refuse(what);
         }
+    }
+
+    /// Counts `n` requests (or request messages) dropped for `reason`.
+    pub(crate) fn request_dropped(&self, reason: &str, n: u64) {
+        if n > 0 {
+            let label = vec![("reason".to_owned(), reason.to_owned())];
+            self.requests_dropped.get_or_create(&label).inc_by(n);
+        }
+    }
+
+    /// Counts one envelope of `kind` from a blocked identity, dropped.
+    pub(crate) fn blocked(&self, kind: &str) {
+        self.blocked_dropped.get_or_create(&vec![("kind".to_owned(), kind.to_owned())]).inc();
     }
 
     /// Counts one request refused by the rate limit of `protocol`.

@@ -80,8 +80,9 @@ impl Actor {
             Err(e) => tracing::warn!(error = %e, "cannot read the saved presence"),
         }
         self.reload_contacts().await;
-        // Contacts added elsewhere than `add_contact` (a first message pins its
-        // sender) are picked up here.
+        // Every path that makes a contact (adding one, accepting a request, unblocking)
+        // tells the actor at once and waits for room (issue 15 item 5); this reload
+        // only repairs a view that missed one.
         let every = self.machine.heartbeat();
         let mut reload = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -144,7 +145,10 @@ impl Actor {
     async fn reload_contacts(&mut self) {
         match self.inner.store.contacts().await {
             Ok(list) => {
-                self.feed(Input::ContactsLoaded(list.into_iter().map(|c| c.address).collect()))
+                // Blocked contacts stay contacts but get nothing (issue 15).
+                let consent = &self.inner.consent;
+                let list = list.into_iter().map(|c| c.address).filter(|a| !consent.is_blocked(a));
+                self.feed(Input::ContactsLoaded(list.collect()))
             }
             Err(e) => tracing::warn!(error = %e, "cannot list contacts for presence"),
         }
@@ -169,6 +173,7 @@ impl Actor {
             Command::Connection { peer, open: true } => self.feed(Input::Connected(peer)),
             Command::Connection { peer, open: false } => self.feed(Input::Disconnected(peer)),
             Command::ContactAdded(address) => self.feed(Input::ContactAdded(address)),
+            Command::ContactRemoved(address) => self.feed(Input::ContactRemoved(address)),
         }
     }
 

@@ -34,16 +34,20 @@ impl Handle {
     }
 
     /// Marks every message from `peer` read; tells `peer` unless read receipts are
-    /// off. Returns how many messages were newly read.
+    /// off, or `peer` is a message request or blocked: read receipts go to accepted
+    /// contacts only (issue 15). Returns how many messages were newly read.
     pub async fn mark_read(&self, peer: Address) -> Result<usize, SendError> {
-        let keys = self
-            .inner
-            .pinned
-            .keys(&self.inner.store, peer)
-            .await?
-            .ok_or(SendError::NotAContact(peer))?;
+        let keys = match self.inner.pinned.keys(&self.inner.store, peer).await? {
+            Some(keys) => Some(keys),
+            None if self.inner.store.request(peer).await?.is_some() => None,
+            None => return Err(SendError::NotAContact(peer)),
+        };
         let ids = self.inner.store.read_incoming(peer).await?;
-        if !ids.is_empty() && self.settings().await?.read_receipts {
+        let tell = keys.filter(|_| !self.inner.consent.is_blocked(&peer));
+        if let Some(keys) = tell
+            && !ids.is_empty()
+            && self.settings().await?.read_receipts
+        {
             let kind = communitas_proto::receipts::Kind::Read;
             if let Err(e) = crate::receipts::send_kind(&self.inner, peer, &keys, kind, &ids).await {
                 // The messages are read here either way; the sender shows them unread.

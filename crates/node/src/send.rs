@@ -28,9 +28,15 @@ pub enum SendError {
     /// Sending to oneself.
     #[error("{0} is your own address")]
     OwnAddress(Address),
-    /// No identity record for the address in the DHT.
+    /// No identity record for the address in the DHT (a lookup on a joined node).
     #[error("no identity found for {0}: check the four words, or ask them to start their node")]
     UnknownAddress(Address),
+    /// The node has not joined the network yet, so nothing could be looked up.
+    #[error("not connected to the network yet (waited {waited:?}); try again shortly")]
+    NotJoined {
+        /// How long the lookup waited.
+        waited: std::time::Duration,
+    },
     /// Several identities claim the address: a forged collision.
     #[error(
         "{address} is claimed by {count} different identities; add the right one by comparing safety numbers"
@@ -44,6 +50,15 @@ pub enum SendError {
     /// Not a contact.
     #[error("{0} is not a contact")]
     NotAContact(Address),
+    /// No message request from this address.
+    #[error("no message request from {0}")]
+    NoSuchRequest(Address),
+    /// The address is blocked: unblock it first.
+    #[error("{0} is blocked; unblock it first")]
+    Blocked(Address),
+    /// The address is not blocked.
+    #[error("{0} is not blocked")]
+    NotBlocked(Address),
     /// The network lookup failed.
     #[error("lookup failed: {0}")]
     Network(#[from] communitas_net::Error),
@@ -74,6 +89,9 @@ pub(crate) async fn send_text(
     }
     if to == inner.public.address {
         return Err(SendError::OwnAddress(to));
+    }
+    if inner.consent.is_blocked(&to) {
+        return Err(SendError::Blocked(to));
     }
     let id = MessageId::from_bytes(random::bytes().map_err(SealError::from)?);
     queue(inner, to, id, Kind::Text, text.as_bytes().to_vec()).await
@@ -138,6 +156,25 @@ pub(crate) async fn add_contact(
         }
         return Ok(existing);
     }
+    // Writing to (or adding) someone whose request waits accepts it, with the keys
+    // its messages came with: no lookup, and no chance of pinning other keys.
+    if let Some(request) = inner.store.request(address).await? {
+        let contact = Contact {
+            address,
+            name,
+            identity: request.identity,
+            verified: false,
+            added_at: Timestamp::now(),
+        };
+        inner.store.add_contact(contact.clone()).await?;
+        crate::consent::accepted(inner, &contact).await;
+        return Ok(contact);
+    }
+    // Right after start: wait (bounded) to join, so that "not found" means not found.
+    let waited = crate::joined::JOIN_WAIT;
+    if !crate::joined::wait(inner, waited).await? {
+        return Err(SendError::NotJoined { waited });
+    }
     let mut records = match inner.net.resolve(address).await {
         Ok(records) => records,
         Err(communitas_net::Error::NotFound) => return Err(SendError::UnknownAddress(address)),
@@ -157,9 +194,9 @@ pub(crate) async fn add_contact(
     };
     inner.store.add_contact(contact.clone()).await?;
     inner.pinned.remember(address, &contact.identity);
-    // Presence starts now, not at the next reload; a full inbox only delays it to
-    // that reload (one heartbeat).
-    inner.presence.hint_contact_added(address);
+    // Presence starts now, not at the next reload (issue 15 item 5: within a
+    // second), so this waits for room in the actor's inbox rather than drop the hint.
+    let _ = inner.presence.tell(crate::commands::presence::Command::ContactAdded(address)).await;
     // The outbox needs the devices next; spare it a second lookup.
     inner.outbox.hint_learned(address, record);
     Ok(contact)
@@ -182,6 +219,9 @@ pub(crate) async fn send_file(
     }
     if to == inner.public.address {
         return Err(SendError::OwnAddress(to));
+    }
+    if inner.consent.is_blocked(&to) {
+        return Err(SendError::Blocked(to));
     }
     // Keys first: an unknown address is refused before the file is read.
     recipient_keys(inner, to).await?;

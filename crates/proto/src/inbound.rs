@@ -106,6 +106,10 @@ pub enum Rejected {
     /// A typing body that does not decode.
     #[error("bad typing body: {0}")]
     BadTyping(DecodeError),
+    /// Keys other than the pinned ones claim a contact's (or a request's) address:
+    /// someone imitating it (issue 15). Never stored under that address.
+    #[error("other keys claim a pinned address")]
+    Impersonating,
 }
 
 impl Rejected {

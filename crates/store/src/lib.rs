@@ -46,9 +46,11 @@ pub use model::{
     Contact, Conversation, DeadLetter, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry,
     Status, StoredMessage,
 };
+pub use ops::blocks::{Block, Blocked, MAX_BLOCKS};
 pub use ops::files::{FileRow, FileStatus};
 pub use ops::mailbox::{MailboxEntry, MailboxLimits, MailboxPut, PutOutcome};
 pub use ops::replica::{ReplicaEntry, Wanted};
+pub use ops::requests::{Request, RequestAdded, RequestLimits, RequestMessage};
 pub use ops::shards::{HeldShards, ShardLimits, ShardPut, StoredShard};
 
 use actor::{Read, Write};
@@ -79,6 +81,12 @@ pub enum Error {
     KeyChanged {
         /// The contact.
         address: Address,
+    },
+    /// The block list is full.
+    #[error("at most {max} addresses can be blocked")]
+    TooManyBlocks {
+        /// The limit.
+        max: u32,
     },
     /// No such message.
     #[error("no message {0}")]

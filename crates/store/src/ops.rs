@@ -9,6 +9,7 @@
 //! message read and drops its outbox row) lives with the table it is about and calls
 //! the other table's functions, inside the same savepoint.
 
+pub(crate) mod blocks;
 pub(crate) mod contacts;
 pub(crate) mod files;
 pub(crate) mod identity;
@@ -16,6 +17,7 @@ pub(crate) mod mailbox;
 pub(crate) mod messages;
 pub(crate) mod outbox;
 pub(crate) mod replica;
+pub(crate) mod requests;
 pub(crate) mod seen;
 pub(crate) mod settings;
 pub(crate) mod shards;

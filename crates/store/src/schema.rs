@@ -123,7 +123,11 @@ const MIGRATIONS: &[&str] = &[
         UPDATE mailbox_usage SET bytes = bytes - LENGTH(OLD.envelope) WHERE id = 1;
     END;
     ",
-    // 9 (issue 15 item 7): a holder's copies (`Replicate`) have quotas of their own,
+    // 9 (issue 15): message requests from strangers (decision 0052).
+    crate::ops::requests::SCHEMA,
+    // 10 (issue 15): blocked addresses (decision 0052).
+    crate::ops::blocks::SCHEMA,
+    // 11 (issue 15 item 7): a holder's copies (`Replicate`) have quotas of their own,
     // and a sender's share is counted per mailbox (decision 0044).
     "
     ALTER TABLE mailbox ADD COLUMN replica INTEGER NOT NULL DEFAULT 0;

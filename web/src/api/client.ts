@@ -8,6 +8,7 @@ import { PAGE_HEADER, forgetPageToken, pageToken, withPage } from './page';
 import type {
   Address,
   Attachment,
+  Block,
   Contact,
   ConversationSummary,
   DeadLetter,
@@ -17,6 +18,7 @@ import type {
   HistoryEntry,
   Identity,
   MessageId,
+  MessageRequest,
   NodeStatus,
   OutboxEntry,
   PassphraseChanged,
@@ -99,6 +101,18 @@ export interface ApiClient {
   /** Marks the conversation with `peer` read; the node sends a read receipt unless
    * they are turned off. Answers how many messages were newly read. */
   markRead(peer: Address): Promise<ReadAnswer>;
+  /** Message requests: strangers who wrote and are not contacts yet. */
+  requests(): Promise<MessageRequest[]>;
+  /** Accepts a request: its sender becomes a contact, its messages the conversation. */
+  acceptRequest(address: Address): Promise<Contact>;
+  /** Deletes a request with its messages; with `block`, blocks its sender too. */
+  declineRequest(address: Address, block: boolean): Promise<unknown>;
+  /** Blocked addresses, newest first. */
+  blocks(): Promise<Block[]>;
+  /** Blocks an address: what it sends is dropped, it hears nothing more from us. */
+  block(address: Address): Promise<unknown>;
+  /** Unblocks an address. 404 `not_blocked` if it was not blocked. */
+  unblock(address: Address): Promise<unknown>;
   settings(): Promise<Settings>;
   /** Changes the given settings; the others stay. */
   updateSettings(changes: Partial<Settings>): Promise<Settings>;
@@ -143,7 +157,7 @@ const seg = encodeURIComponent;
 const LOCKED = 423;
 
 export function createClient(options: ClientOptions = {}): ApiClient {
-  async function request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
+  async function request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' };
     const page = pageToken();
     if (page) headers[PAGE_HEADER] = page;
@@ -262,6 +276,13 @@ export function createClient(options: ClientOptions = {}): ApiClient {
     fetchFile: (id) => request('POST', `/v1/files/${seg(id)}/fetch`),
     typing: (peer, typing) => request('POST', `/v1/conversations/${seg(peer)}/typing`, { typing }),
     markRead: (peer) => request('POST', `/v1/conversations/${seg(peer)}/read`),
+    requests: () => request('GET', '/v1/requests'),
+    acceptRequest: (address) => request('POST', `/v1/requests/${seg(address)}/accept`),
+    declineRequest: (address, block) =>
+      request('POST', `/v1/requests/${seg(address)}/decline${block ? '?block=true' : ''}`),
+    blocks: () => request('GET', '/v1/blocks'),
+    block: (address) => request('POST', '/v1/blocks', { address }),
+    unblock: (address) => request('DELETE', `/v1/blocks/${seg(address)}`),
     settings: () => request('GET', '/v1/settings'),
     updateSettings: (changes) => request('PUT', '/v1/settings', changes),
     identity: () => request('GET', '/v1/identity'),

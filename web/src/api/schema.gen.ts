@@ -325,6 +325,243 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Message requests: strangers who wrote, not yet accepted (issue 15); heard from most recently first */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Requests */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["MessageRequest"][];
+                    };
+                };
+                401: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{address}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Accept a request: its keys become a contact and its messages the conversation; presence starts and its files are fetched */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    address: components["schemas"]["Address"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Accepted */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Contact"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/requests/{address}/decline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Decline a request: deleted with its messages; with block=true the address is blocked too */
+        post: {
+            parameters: {
+                query?: {
+                    block?: boolean;
+                };
+                header?: never;
+                path: {
+                    address: components["schemas"]["Address"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Declined */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Declined"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/blocks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Blocked addresses, newest first */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Blocked addresses */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Block"][];
+                    };
+                };
+                401: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        /** Block an address (a contact, a request or any other): what it sends is dropped and it hears nothing more; a request from it is deleted */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["BlockRequest"];
+                };
+            };
+            responses: {
+                /** @description Blocked already */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Blocked"];
+                    };
+                };
+                /** @description Blocked */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Blocked"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/blocks/{address}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Unblock an address; a blocked contact is a contact again */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    address: components["schemas"]["Address"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Unblocked */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Unblocked"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/outbox": {
         parameters: {
             query?: never;
@@ -1573,6 +1810,19 @@ export interface components {
         } | {
             /** @constant */
             type: "locked";
+        } | {
+            /** @constant */
+            type: "request";
+            from: components["schemas"]["Address"];
+            id: components["schemas"]["MessageId"];
+            text: string;
+            timestamp: components["schemas"]["Timestamp"];
+            /** @description it opened a new request */
+            new: boolean;
+        } | {
+            /** @constant */
+            type: "impersonation";
+            address: components["schemas"]["Address"];
         };
         SendFileRequest: {
             to: components["schemas"]["Address"];
@@ -1650,6 +1900,43 @@ export interface components {
         LoginLink: {
             /** @description a one-time link; opening it sets the session cookie */
             url: string;
+        };
+        MessageRequest: {
+            address: components["schemas"]["Address"];
+            first_at: components["schemas"]["Timestamp"];
+            last_at: components["schemas"]["Timestamp"];
+            /** @description messages kept */
+            count: number;
+            /** @description messages dropped for being over the per-request bound */
+            dropped: number;
+            expires_at: components["schemas"]["Timestamp"];
+            /** @description the first message's text (a file's caption) */
+            first_text: string | null;
+            first_is_file: boolean;
+            /** @description twelve groups of five digits: compare before accepting */
+            safety_number: string;
+        };
+        Declined: {
+            address: components["schemas"]["Address"];
+            declined: boolean;
+            blocked: boolean;
+        };
+        Block: {
+            address: components["schemas"]["Address"];
+            blocked_at: components["schemas"]["Timestamp"];
+        };
+        BlockRequest: {
+            address: string;
+        };
+        Blocked: {
+            address: components["schemas"]["Address"];
+            blocked_at: components["schemas"]["Timestamp"];
+            /** @description a request from it was deleted */
+            request_deleted: boolean;
+        };
+        Unblocked: {
+            address: components["schemas"]["Address"];
+            unblocked: boolean;
         };
     };
     responses: {

@@ -53,6 +53,10 @@ export type Contact = Schemas['Contact'];
 export type SafetyNumber = Schemas['SafetyNumber'];
 export type OutboxEntry = Schemas['OutboxEntry'];
 export type DeadLetter = Schemas['DeadLetter'];
+/** `GET /v1/requests`: a stranger who wrote, not yet accepted (issue 15). */
+export type MessageRequest = Schemas['MessageRequest'];
+/** `GET /v1/blocks`: a blocked address. */
+export type Block = Schemas['Block'];
 /** `GET/PUT /v1/settings`: the user's settings. */
 export type Settings = Schemas['Settings'];
 /** `GET /v1/identity` (and the answer to create, unlock and lock): address and

@@ -20,6 +20,8 @@ interface Props {
   onBack: () => void;
   onVerify: () => void;
   onAddContact: () => void;
+  /** Blocks this address (issue 15); left out, no Block button. */
+  onBlock?: () => void;
   /** The contact's presence (issue 6). */
   presence?: Presence;
   /** The contact is typing to us now. */
@@ -48,6 +50,7 @@ export function Conversation({
   onBack,
   onVerify,
   onAddContact,
+  onBlock,
   presence = 'unknown',
   typing = false,
   transfers,
@@ -151,6 +154,11 @@ export function Conversation({
         ) : (
           <button type="button" className="button small" onClick={onAddContact}>
             <PlusIcon /> Add contact
+          </button>
+        )}
+        {onBlock && (
+          <button type="button" className="button small danger" onClick={onBlock} aria-label={`Block ${name}`}>
+            Block
           </button>
         )}
       </header>

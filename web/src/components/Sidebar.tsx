@@ -10,6 +10,9 @@ import { ContactList, type UploadCounts } from './ContactList';
 import { PlusIcon } from './icons';
 import { MyAddress } from './MyAddress';
 import { ReadReceiptsToggle } from './ReadReceiptsToggle';
+import { BlockedList } from './BlockedList';
+import { Requests } from './Requests';
+import type { RequestsState } from '../hooks/useRequests';
 import type { Presence } from './PresenceDot';
 
 interface Props {
@@ -31,6 +34,10 @@ interface Props {
   settings?: SettingsState;
   /** This browser's desktop notifications. */
   notifications?: NotificationsState;
+  /** Message requests and the block list (issue 15); left out without them. */
+  requests?: RequestsState;
+  /** A contact's name, or its address. */
+  nameOf?: (address: Address) => string;
   onOpen: (address: Address) => void;
   onAddContact: () => void;
   onShowQr: () => void;
@@ -84,6 +91,13 @@ export function Sidebar(props: Props) {
           )}
         </button>
       </div>
+      {props.requests && (
+        <Requests
+          requests={props.requests.requests}
+          onAccept={props.requests.accept}
+          onDecline={props.requests.decline}
+        />
+      )}
       <nav className="conversations" aria-label="Conversations">
         {props.contactsLoaded ? (
           <ContactList
@@ -103,6 +117,13 @@ export function Sidebar(props: Props) {
         <section className="sidebar-settings" aria-label="Settings">
           <ReadReceiptsToggle {...props.settings} />
           {props.notifications && <NotificationsToggle {...props.notifications} />}
+          {props.requests && (
+            <BlockedList
+              blocks={props.requests.blocks}
+              nameOf={props.nameOf ?? ((a) => a)}
+              onUnblock={props.requests.unblock}
+            />
+          )}
         </section>
       )}
     </aside>

@@ -78,6 +78,16 @@ export function parseEvent(data: unknown): ServerEvent | null {
       return typeof e.from === 'string' && typeof e.typing === 'boolean' ? (e as ServerEvent) : null;
     case 'lagged':
       return typeof e.missed === 'number' ? (e as ServerEvent) : null;
+    case 'request':
+      return typeof e.from === 'string' &&
+        typeof e.id === 'string' &&
+        typeof e.text === 'string' &&
+        typeof e.timestamp === 'number' &&
+        typeof e.new === 'boolean'
+        ? (e as ServerEvent)
+        : null;
+    case 'impersonation':
+      return typeof e.address === 'string' ? (e as ServerEvent) : null;
     case 'locked':
       return { type: 'locked' };
     default:

@@ -2,6 +2,8 @@
 //! One test binary (ARCHITECTURE §14).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod consent;
+
 use std::time::Duration;
 
 use communitas_api::State;

@@ -163,7 +163,7 @@ pub(crate) fn latency(args: LatencyArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let Trio { dir: _dir, homes, addresses, server, alice, bob, .. } = Trio::start().await?;
-        let result = measure(&args, &homes[1], addresses[2]).await;
+        let result = measure(&args, &homes[1], &homes[2], addresses[1], addresses[2]).await;
         for p in [alice, bob, server] {
             stop(p).await;
         }
@@ -189,6 +189,8 @@ pub(crate) fn latency(args: LatencyArgs) -> Result<()> {
 async fn measure(
     args: &LatencyArgs,
     alice_home: &Path,
+    bob_home: &Path,
+    alice: communitas_types::Address,
     bob: communitas_types::Address,
 ) -> Result<Value> {
     let api = Api::for_home(alice_home)?;
@@ -196,6 +198,15 @@ async fn measure(
     while let Err(e) = api.post::<Value>("/v1/contacts", &json!({ "address": bob })).await {
         if Instant::now() > deadline {
             return Err(e).context("alice could not find bob");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Each other's contacts: a stranger's messages would be a bounded request
+    // (issue 15), not a conversation.
+    let bob_api = Api::for_home(bob_home)?;
+    while let Err(e) = bob_api.post::<Value>("/v1/contacts", &json!({ "address": alice })).await {
+        if Instant::now() > deadline {
+            return Err(e).context("bob could not find alice");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -48,7 +48,8 @@ pub(crate) fn file(args: FileArgs) -> Result<()> {
         let expected = write_file(&path, size)?;
         let pids = (alice.child.id(), bob.child.id());
         let idle = (pids.0.and_then(peak_rss_kib), pids.1.and_then(peak_rss_kib));
-        let result = measure(&homes[1], &homes[2], addresses[2], &path, expected).await;
+        let result =
+            measure(&homes[1], &homes[2], addresses[1], addresses[2], &path, expected).await;
         let rss = (pids.0.and_then(peak_rss_kib), pids.1.and_then(peak_rss_kib));
         for p in [alice, bob, server] {
             stop(p).await;
@@ -114,6 +115,7 @@ fn write_file(path: &Path, size: u64) -> Result<String> {
 async fn measure(
     alice_home: &Path,
     bob_home: &Path,
+    alice_address: communitas_types::Address,
     bob: communitas_types::Address,
     path: &Path,
     expected: String,
@@ -124,6 +126,15 @@ async fn measure(
     while let Err(e) = alice.post::<Value>("/v1/contacts", &json!({ "address": bob })).await {
         if Instant::now() > deadline {
             return Err(e).context("alice could not find bob");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Bob accepts alice: a stranger's files are not fetched (issue 15).
+    while let Err(e) =
+        bob_api.post::<Value>("/v1/contacts", &json!({ "address": alice_address })).await
+    {
+        if Instant::now() > deadline {
+            return Err(e).context("bob could not find alice");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

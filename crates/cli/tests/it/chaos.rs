@@ -71,6 +71,15 @@ fn nothing_lost_nothing_doubled_through_kills_and_an_offline_recipient() {
         assert!(Instant::now() < deadline, "alice never found bob: {}", stderr(&out));
         std::thread::sleep(Duration::from_millis(300));
     }
+    // Bob knows alice too: a stranger's messages would be a bounded request (issue 15).
+    loop {
+        let out = run(communitas(bob_home).args(["contacts", "add", &alice_addr]));
+        if out.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bob never found alice: {}", stderr(&out));
+        std::thread::sleep(Duration::from_millis(300));
+    }
     assert!(bob.stop());
 
     // The sends; SIGKILL right after every (messages / (kills + 1))th was accepted,

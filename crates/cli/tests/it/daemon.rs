@@ -259,6 +259,10 @@ pub(crate) fn mailboxes(root: &Path, servers: usize, server_args: &[&str]) -> Ma
     wait_for("alice to find bob", Duration::from_secs(30), || {
         run(communitas(&alice_home).args(["contacts", "add", &bob_addr])).status.success()
     });
+    // Bob knows alice too: a stranger's messages would be a bounded request (issue 15).
+    wait_for("bob to find alice", Duration::from_secs(30), || {
+        run(communitas(&bob_home).args(["contacts", "add", &alice_addr])).status.success()
+    });
     assert!(bob.stop());
     Mailboxes { servers: nodes, boot, alice, alice_home, alice_addr, bob_home, bob_addr }
 }

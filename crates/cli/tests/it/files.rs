@@ -51,6 +51,16 @@ fn a_100_mib_file_arrives_whole_after_either_side_is_killed_mid_transfer() {
         assert!(Instant::now() < deadline, "{}", stderr(&out));
         std::thread::sleep(Duration::from_millis(300));
     }
+    // Bob knows alice: a stranger's files wait for its request to be accepted.
+    let alice_addr = homes[1].1.clone();
+    loop {
+        let out = run(communitas(bob_home).args(["contacts", "add", &alice_addr]));
+        if out.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", stderr(&out));
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let out = run(communitas(alice_home).args([
         "send",
         &bob_addr,

@@ -4,6 +4,7 @@
 mod api;
 mod catchup;
 mod chaos;
+mod consent;
 mod daemon;
 mod files;
 mod identity;

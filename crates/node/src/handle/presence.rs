@@ -16,7 +16,12 @@ impl Handle {
         self.inner.presence.ask(make).await.map_err(|_| SendError::ShuttingDown)
     }
 
+    /// A contact we talk to: presence and typing go to accepted, unblocked contacts
+    /// only (issue 15 item 5).
     async fn require_contact(&self, address: Address) -> Result<(), SendError> {
+        if self.inner.consent.is_blocked(&address) {
+            return Err(SendError::Blocked(address));
+        }
         match self.inner.pinned.keys(&self.inner.store, address).await? {
             Some(_) => Ok(()),
             None => Err(SendError::NotAContact(address)),

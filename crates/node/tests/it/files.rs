@@ -54,6 +54,8 @@ async fn bob_sees(bob: &Handle, from: communitas_types::Address, status: &str) -
 async fn connected(net: &Network) -> (Handle, Handle) {
     let (a, b) = (net.users[0].handle(), net.users[1].handle());
     eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    // Each other's contacts: a stranger's files wait for its request to be accepted.
+    eventually(Duration::from_secs(20), || b.add_contact(a.address(), None)).await;
     (a, b)
 }
 
@@ -145,6 +147,7 @@ async fn a_file_changed_after_sending_is_never_served() {
         communitas_testkit::memory_node_configured(dir.path(), "bob", false, &boot, config).await;
     let (a, b) = (net.users[0].handle(), bob.handle());
     eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    eventually(Duration::from_secs(20), || b.add_contact(a.address(), None)).await;
 
     let path = write(dir.path(), b"draft.txt", &bytes(100_000, 7));
     let (_, file_id, _) = a.send_file(b.address(), "", path.clone()).await.unwrap();
@@ -217,6 +220,9 @@ async fn with_bob_away(
     let a = net.users[0].handle();
     let bob_address = bob.handle().address();
     eventually(Duration::from_secs(120), || a.add_contact(bob_address, None)).await;
+    // Bob accepts alice first: a stranger's files are not fetched (issue 15).
+    let b = bob.handle();
+    eventually(Duration::from_secs(120), || b.add_contact(a.address(), None)).await;
     bob.shutdown().await;
     (net, boot, bob_address)
 }

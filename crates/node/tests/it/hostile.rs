@@ -85,6 +85,7 @@ async fn idle_file_streams_from_one_peer_do_not_stop_a_contact_s_file() {
     let net = Network::start_on(dir.path(), 1, &["alice", "bob"], Transport::Sockets).await;
     let (a, b) = (net.users[0].handle(), net.users[1].handle());
     eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    eventually(Duration::from_secs(20), || b.add_contact(a.address(), None)).await;
     assert!(dial_addrs(&a).await.iter().all(|m| m.to_string().contains("/tcp/")));
 
     // The first transfer also pays for finding and dialling alice: warm up first.
@@ -154,6 +155,7 @@ async fn squatted_shard_slots_stay_the_sender_s() {
     let (a, b) = (net.users[0].handle(), net.users[1].handle());
     let server = net.servers[0].handle();
     eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    eventually(Duration::from_secs(20), || b.add_contact(a.address(), None)).await;
 
     let file_key = [0x42; 32];
     let data = bytes(300 << 10, 9);

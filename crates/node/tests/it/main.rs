@@ -2,6 +2,7 @@
 //! no sockets). One test binary (ARCHITECTURE §14).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod consent;
 mod files;
 mod hostile;
 mod memory;

@@ -36,7 +36,7 @@ async fn alice_reaches_bob_by_address_through_the_dht() {
     .expect("delivered within 10 s");
     let received = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            if let Ok(Event::MessageReceived { id: got, from, text, .. }) = bob_events.recv().await
+            if let Ok(Event::Request { id: got, from, text, .. }) = bob_events.recv().await
                 && got == id
             {
                 return (from, text);
@@ -58,8 +58,9 @@ async fn alice_reaches_bob_by_address_through_the_dht() {
         }
     })
     .await;
-    // Bob pinned alice on first contact.
-    assert!(b.contacts().await.unwrap().iter().any(|c| c.address == a.address()));
+    // Alice is a stranger to bob: her message is a request, not a contact (issue 15).
+    assert!(b.contacts().await.unwrap().iter().all(|c| c.address != a.address()));
+    assert_eq!(b.requests().await.unwrap()[0].address, a.address());
 
     net.shutdown().await;
 }

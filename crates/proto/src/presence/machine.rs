@@ -81,6 +81,9 @@ pub enum Input<P, M> {
     ContactsLoaded(Vec<Address>),
     /// A contact was just added: tracked, and due at once.
     ContactAdded(Address),
+    /// A contact is no longer one we talk to (blocked, issue 15): untracked, so
+    /// nothing more is sent to it and what it sends is not shown.
+    ContactRemoved(Address),
     /// A [`Output::Send`] finished.
     SendDone {
         /// The contact it went to.
@@ -298,6 +301,11 @@ impl<P: Copy + Ord, M: Clone> Machine<P, M> {
             }
             Input::ContactAdded(address) => {
                 track(&mut self.contacts, address, now);
+            }
+            Input::ContactRemoved(address) => {
+                if self.contacts.remove(&address).is_some() {
+                    self.peers.retain(|_, owner| *owner != address);
+                }
             }
             Input::SendDone { to, kind, delivered, devices } => {
                 self.send_done(to, kind, delivered, devices, now, rng);

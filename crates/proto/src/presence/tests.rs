@@ -650,3 +650,20 @@ fn a_week_of_heartbeats_in_milliseconds() {
     assert_eq!(sim.nodes[0].m.presence(&bob).status, Status::Online);
     assert_eq!(sim.nodes[1].m.presence(&alice).status, Status::Online);
 }
+
+#[test]
+fn a_removed_contact_gets_no_more_heartbeats_and_its_devices_are_forgotten() {
+    // Issue 15: blocking a contact stops our presence to it at once.
+    let (alice, bob) = (addr(1), addr(2));
+    let mut w = with_alice_online(alice);
+    w.feed(Input::ContactAdded(bob));
+    w.done(bob, Update::Presence, true, &[8]);
+    w.feed(Input::ContactRemoved(alice));
+    assert!(w.m.all().iter().all(|(a, _)| *a != alice));
+    let later: Vec<_> = w.advance(Duration::from_secs(3600)).into_iter().map(|(_, o)| o).collect();
+    let to: Vec<_> = sends(&later).into_iter().map(|(a, _)| a).collect();
+    assert!(!to.is_empty() && to.iter().all(|a| *a == bob), "only bob hears from us: {to:?}");
+    // Her device's connection no longer means anything.
+    assert!(events(&w.feed(Input::Connected(7))).is_empty());
+    assert!(sends(&w.feed(Input::Connected(7))).is_empty());
+}

@@ -10,7 +10,9 @@ use crate::{Contact, Error, Store};
 
 impl Store {
     /// Adds a contact, pinning its keys. Adding it again with the same keys updates
-    /// the name; with other keys it fails with [`Error::KeyChanged`].
+    /// the name; with other keys it fails with [`Error::KeyChanged`]. A message
+    /// request from the same keys is accepted by it (its messages stay as the
+    /// conversation); one from other keys under that address fails it the same way.
     pub async fn add_contact(&self, contact: Contact) -> Result<(), Error> {
         self.write(move |conn, _| add(conn, &contact)).await
     }
@@ -45,7 +47,7 @@ impl Store {
     }
 }
 
-fn add(conn: &Connection, contact: &Contact) -> Result<(), Error> {
+pub(crate) fn add(conn: &Connection, contact: &Contact) -> Result<(), Error> {
     let keys = contact.identity.to_bytes();
     let pinned: Option<Vec<u8>> = conn
         .query_row(
@@ -66,6 +68,25 @@ fn add(conn: &Connection, contact: &Contact) -> Result<(), Error> {
             Ok(())
         }
         None => {
+            let request: Option<Vec<u8>> = conn
+                .query_row(
+                    "SELECT public_identity FROM requests WHERE address = ?1",
+                    [contact.address.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match request {
+                Some(existing) if existing != keys => {
+                    return Err(Error::KeyChanged { address: contact.address });
+                }
+                Some(_) => {
+                    conn.execute(
+                        "DELETE FROM requests WHERE address = ?1",
+                        [contact.address.to_string()],
+                    )?;
+                }
+                None => {}
+            }
             conn.execute(
                 "INSERT INTO contacts (address, name, public_identity, fingerprint, verified, added_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -148,12 +148,14 @@ impl Store {
     /// Transfers to pick up again at start: received files still to fetch (pending or
     /// interrupted), sent files whose upload to server nodes was interrupted, and sent
     /// files the recipient has whose stored shards are still to be released (a `done`
-    /// bitmap left on a fetched file).
+    /// bitmap left on a fetched file). A message request's files wait for it to be
+    /// accepted (decision 0052).
     pub async fn unfinished_files(&self) -> Result<Vec<FileRow>, Error> {
         self.read(|conn, _| {
             query(
                 conn,
-                "WHERE (direction = 'in' AND status IN ('pending', 'downloading'))
+                "WHERE (direction = 'in' AND status IN ('pending', 'downloading')
+                        AND peer NOT IN (SELECT address FROM requests))
                     OR (direction = 'out' AND status = 'uploading')
                     OR (direction = 'out' AND status = 'fetched' AND length(done) > 0)",
                 &[],
@@ -163,7 +165,7 @@ impl Store {
     }
 }
 
-fn put(conn: &Connection, row: &FileRow) -> Result<(), Error> {
+pub(crate) fn put(conn: &Connection, row: &FileRow) -> Result<(), Error> {
     conn.execute(
         "INSERT INTO files (file_id, message_id, direction, peer, size, path, status, done,
                             fetched, error, updated_at)
@@ -228,6 +230,6 @@ fn query(
     select(conn, &format!("SELECT {COLUMNS} FROM files {filter}"), params, from_row)
 }
 
-fn get(conn: &Connection, file_id: FileId) -> Result<Option<FileRow>, Error> {
+pub(crate) fn get(conn: &Connection, file_id: FileId) -> Result<Option<FileRow>, Error> {
     Ok(query(conn, "WHERE file_id = ?1", &[&file_id.as_bytes().as_slice()])?.pop())
 }

@@ -120,7 +120,7 @@ fn body_aad(id: &MessageId, direction: Direction, peer: &Address) -> Vec<u8> {
     [id.as_bytes().as_slice(), direction.as_str().as_bytes(), &peer.to_bytes()].concat()
 }
 
-fn insert(conn: &Connection, key: &StorageKey, m: &NewMessage) -> Result<(), Error> {
+pub(crate) fn insert(conn: &Connection, key: &StorageKey, m: &NewMessage) -> Result<(), Error> {
     let sealed = key
         .seal(&body_aad(&m.id, m.direction, &m.peer), &m.body)
         .map_err(|_| Error::Corrupt { field: "random source" })?;
@@ -218,6 +218,16 @@ fn history(
     Ok(out)
 }
 
+/// The oldest message with `peer`, if any (what a request shows first).
+pub(crate) fn first(
+    conn: &Connection,
+    key: &StorageKey,
+    peer: Address,
+) -> Result<Option<StoredMessage>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE peer = ?1 ORDER BY seq LIMIT 1");
+    Ok(select(conn, &sql, &[&peer.to_string()], |r| from_row(key, r))?.pop())
+}
+
 /// Marks every unread incoming message from `peer` read; returns their ids.
 fn read_incoming(conn: &Connection, peer: Address) -> Result<Vec<MessageId>, Error> {
     select(
@@ -230,14 +240,16 @@ fn read_incoming(conn: &Connection, peer: Address) -> Result<Vec<MessageId>, Err
 }
 
 /// Every peer with history: incoming messages not yet read, and the newest message's
-/// time (the sender's clock), newest conversation first.
+/// time (the sender's clock), newest conversation first. A message request is not a
+/// conversation yet (decision 0052): its peer is left out until it is accepted.
 fn conversations(conn: &Connection) -> Result<Vec<Conversation>, Error> {
     select(
         conn,
         "SELECT peer,
                 SUM(CASE WHEN direction = 'in' AND status != 'read' THEN 1 ELSE 0 END),
                 MAX(timestamp)
-         FROM messages GROUP BY peer ORDER BY MAX(timestamp) DESC",
+         FROM messages WHERE peer NOT IN (SELECT address FROM requests)
+         GROUP BY peer ORDER BY MAX(timestamp) DESC",
         &[],
         |r| {
             Ok(Conversation {

@@ -1,6 +1,7 @@
 //! Integration tests of the store, on real SQLite files. One binary (ARCHITECTURE §14).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod consent;
 mod crash;
 mod mailbox;
 mod rows;

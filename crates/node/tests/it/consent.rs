@@ -1,0 +1,253 @@
+//! Who may reach us (issue 15): a stranger's message is a request until accepted,
+//! a blocked sender is dropped, and other keys claiming a contact's address are
+//! refused and shown.
+
+use std::time::Duration;
+
+use communitas_node::{Event, Handle};
+use communitas_testkit::{Network, eventually};
+
+/// Waits for the first event `pick` returns something for.
+async fn next_event<T>(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(event) = events.recv().await
+                && let Some(found) = pick(&event)
+            {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("event within 20 s")
+}
+
+async fn online(of: &Handle, who: communitas_types::Address) {
+    eventually(Duration::from_secs(10), || async {
+        match of.presence(who).await {
+            Ok(p) if p.status.as_str() == "online" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
+fn metric(handle: &Handle, line_start: &str) -> u64 {
+    handle
+        .metrics()
+        .encode()
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A stranger's text is a request: no conversation, no contact, its presence not
+/// taken; accepting makes it a contact with the message in the conversation, and
+/// presence flows both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_is_a_request_until_accepted_then_presence_flows_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    let mut bob_events = b.subscribe();
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    a.send_text(b.address(), "hi bob, it's alice").await.unwrap();
+    let (from, new) = next_event(&mut bob_events, |e| match e {
+        Event::Request { from, new, .. } => Some((*from, *new)),
+        Event::MessageReceived { .. } => panic!("a stranger's message is not a conversation"),
+        _ => None,
+    })
+    .await;
+    assert_eq!((from, new), (a.address(), true));
+    let requests = b.requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].first_text.as_deref(), Some("hi bob, it's alice"));
+    assert_eq!(requests[0].count, 1);
+    assert_eq!(requests[0].safety_number.replace(' ', "").len(), 60);
+    assert!(b.contacts().await.unwrap().is_empty());
+    assert!(b.conversations().await.unwrap().is_empty());
+    // Alice's heartbeats reach bob, who keeps none of them; he sends her none.
+    assert!(b.presence(a.address()).await.is_err(), "not a contact");
+    assert!(b.typing(a.address(), true).await.is_err(), "no typing to a request");
+    assert_eq!(metric(&b, "communitas_requests_opened_total"), 1);
+
+    let contact = b.accept_request(a.address()).await.unwrap();
+    assert_eq!(contact.address, a.address());
+    assert!(b.requests().await.unwrap().is_empty());
+    let history = b.history(a.address(), 10, None).await.unwrap();
+    assert_eq!(history[0].text, "hi bob, it's alice");
+    assert_eq!(b.conversations().await.unwrap().len(), 1);
+    online(&b, a.address()).await;
+    online(&a, b.address()).await;
+    net.shutdown().await;
+}
+
+/// Declining deletes a request; a blocked sender's later messages are dropped and
+/// counted, while its node is answered as if they were delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declined_requests_go_and_blocked_senders_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    let mut bob_events = b.subscribe();
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    a.send_text(b.address(), "buy my stuff").await.unwrap();
+    next_event(&mut bob_events, |e| matches!(e, Event::Request { .. }).then_some(())).await;
+    b.decline_request(a.address(), false).await.unwrap();
+    assert!(b.requests().await.unwrap().is_empty());
+    assert!(b.history(a.address(), 10, None).await.unwrap().is_empty());
+
+    a.send_text(b.address(), "again").await.unwrap();
+    next_event(&mut bob_events, |e| matches!(e, Event::Request { .. }).then_some(())).await;
+    b.decline_request(a.address(), true).await.unwrap();
+    assert!(b.is_blocked(a.address()));
+    assert_eq!(b.blocked().await.unwrap()[0].address, a.address());
+
+    let (id, _) = a.send_text(b.address(), "let me in").await.unwrap();
+    // The blocked sender cannot tell: its message shows delivered (decision 0052).
+    eventually(Duration::from_secs(10), || async {
+        match a.message_status(id).await.unwrap().map(|s| s.as_str()) {
+            Some("delivered") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(b.requests().await.unwrap().is_empty(), "nothing stored");
+    assert!(b.history(a.address(), 10, None).await.unwrap().is_empty());
+    assert!(metric(&b, "communitas_blocked_dropped_total{kind=\"message\"}") >= 1);
+    // Bob cannot write to whom he blocked until he unblocks.
+    assert!(b.send_text(a.address(), "x").await.is_err());
+    b.unblock(a.address()).await.unwrap();
+    assert!(!b.is_blocked(a.address()));
+    assert!(b.unblock(a.address()).await.is_err(), "not blocked any more");
+    net.shutdown().await;
+}
+
+/// A blocked contact stays a contact, but its presence is dropped and ours stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_contact_gets_no_presence_and_its_own_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    eventually(Duration::from_secs(20), || b.add_contact(a.address(), None)).await;
+    online(&b, a.address()).await;
+    b.block(a.address()).await.unwrap();
+    assert!(b.presence(a.address()).await.is_err(), "blocked");
+    // Alice's next heartbeat (she tells bob at once when her status changes) is
+    // dropped as blocked.
+    a.set_presence(communitas_node::presence::Status::Busy).await.unwrap();
+    eventually(Duration::from_secs(10), || async {
+        let n = metric(&b, "communitas_blocked_dropped_total{kind=\"presence\"}");
+        if n >= 1 { Ok(()) } else { Err(n) }
+    })
+    .await;
+    assert_eq!(b.contacts().await.unwrap().len(), 1, "still a contact");
+    net.shutdown().await;
+}
+
+/// Carol's keys, claiming alice's address (a forged collision, injected: the real one
+/// costs 2^48 Argon2 hashes), never reach alice's conversation: refused, counted, and
+/// shown as an impersonation warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_keys_claiming_a_contact_s_address_are_refused_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob", "carol"]).await;
+    let (a, b, c) = (net.users[0].handle(), net.users[1].handle(), net.users[2].handle());
+    eventually(Duration::from_secs(20), || b.add_contact(a.address(), None)).await;
+    eventually(Duration::from_secs(20), || c.add_contact(b.address(), None)).await;
+    b.inject_address(c.identity(), a.address());
+    let mut bob_events = b.subscribe();
+    let (id, _) = c.send_text(b.address(), "it's me, alice (not)").await.unwrap();
+    let imitated = next_event(&mut bob_events, |e| match e {
+        Event::Impersonation { address } => Some(*address),
+        Event::MessageReceived { .. } | Event::Request { .. } => panic!("stored: {e:?}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(imitated, a.address());
+    assert!(b.history(a.address(), 10, None).await.unwrap().is_empty());
+    assert!(b.requests().await.unwrap().is_empty());
+    assert_eq!(b.contacts().await.unwrap()[0].identity, *a.identity(), "the pin holds");
+    assert!(metric(&b, "communitas_impersonations_refused_total") >= 1);
+    // Refused for good: the impostor's message is not retried as delivered.
+    eventually(Duration::from_secs(10), || async {
+        match c.message_status(id).await.unwrap().map(|s| s.as_str()) {
+            Some("delivered") => Err("delivered".to_owned()),
+            Some(s) if s != "queued" && s != "sent" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    net.shutdown().await;
+}
+
+/// A stranger's attachment waits: not fetched while it is a request, fetched once
+/// the request is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_s_file_is_fetched_only_once_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    let mut bob_events = b.subscribe();
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    let path = dir.path().join("photo.jpg");
+    std::fs::write(&path, vec![7u8; 200_000]).unwrap();
+    let (_, file_id, _) = a.send_file(b.address(), "a photo", path).await.unwrap();
+    next_event(&mut bob_events, |e| matches!(e, Event::Request { .. }).then_some(())).await;
+    // A text sent after the file arrives after it; by then a fetch would have run.
+    a.send_text(b.address(), "did you get it?").await.unwrap();
+    next_event(&mut bob_events, |e| match e {
+        Event::Request { text, .. } if text == "did you get it?" => Some(()),
+        _ => None,
+    })
+    .await;
+    let request = b.requests().await.unwrap().remove(0);
+    assert!(request.first_is_file);
+    assert_eq!(request.first_text.as_deref(), Some("a photo"));
+    assert_eq!(b.file(file_id).await.unwrap().status.as_str(), "pending");
+    assert_eq!(b.metrics().file_bytes_fetched.get(), 0, "nothing fetched for a request");
+    // Not by hand either, until accepted.
+    assert!(matches!(b.fetch_file(file_id).await, Err(communitas_node::FileError::FromRequest(_))));
+
+    b.accept_request(a.address()).await.unwrap();
+    eventually(Duration::from_secs(20), || async {
+        match b.file(file_id).await.unwrap().status.as_str() {
+            "done" => Ok(()),
+            other => Err(other.to_owned()),
+        }
+    })
+    .await;
+    net.shutdown().await;
+}
+
+/// Right after start, a lookup waits for the node to join the network instead of
+/// answering "no identity found" (issue 15 item 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_right_after_start_waits_for_the_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    // Bob's record is in the DHT.
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    let boot = net.servers[0].handle().dial_addrs().await.unwrap();
+    let carol = communitas_testkit::memory_node(dir.path(), "carol", false, &boot).await;
+    // At once, no retry: the first lookup is the one that counts.
+    let found = carol.handle().add_contact(b.address(), None).await.unwrap();
+    assert_eq!(found.identity, *b.identity());
+    carol.shutdown().await;
+    // A node that cannot join says so, after waiting: "no identity found" would be a
+    // lie, since nothing was looked up.
+    let alone = communitas_testkit::memory_node(dir.path(), "dave", false, &[]).await;
+    let started = std::time::Instant::now();
+    let answer = alone.handle().add_contact(b.address(), None).await;
+    assert!(matches!(answer, Err(communitas_node::SendError::NotJoined { .. })), "{answer:?}");
+    assert!(started.elapsed() >= Duration::from_secs(9), "it waited for the join");
+    alone.shutdown().await;
+    net.shutdown().await;
+}
