@@ -251,3 +251,31 @@ async fn a_lookup_right_after_start_waits_for_the_join() {
     alone.shutdown().await;
     net.shutdown().await;
 }
+
+/// An address blocked before its keys were ever seen: its first envelope is dropped
+/// after one derivation, which records its keys; later ones are dropped by their keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_blocked_in_advance_is_dropped_and_its_keys_learned() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob"]).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    let blocked = b.block(a.address()).await.unwrap();
+    assert_eq!(blocked.block.fingerprint, None, "never seen: no keys yet");
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    for text in ["one", "two"] {
+        let (id, _) = a.send_text(b.address(), text).await.unwrap();
+        eventually(Duration::from_secs(10), || async {
+            match a.message_status(id).await.unwrap().map(|s| s.as_str()) {
+                Some("delivered") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+    }
+    assert_eq!(metric(&b, "communitas_blocked_dropped_total{kind=\"message\"}"), 2);
+    assert!(b.requests().await.unwrap().is_empty());
+    assert!(b.history(a.address(), 10, None).await.unwrap().is_empty());
+    let learned = b.blocked().await.unwrap().remove(0);
+    assert_eq!(learned.fingerprint, Some(a.identity().fingerprint()));
+    net.shutdown().await;
+}
