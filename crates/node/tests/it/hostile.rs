@@ -294,6 +294,7 @@ async fn quiet_pair(dir: &Path) -> (Network, Figures) {
     let net = Network::start_on(dir, 1, &["alice", "bob"], Transport::Sockets).await;
     let (a, b) = (net.users[0].handle(), net.users[1].handle());
     eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    eventually(Duration::from_secs(20), || b.add_contact(a.address(), None)).await;
     file_and_text(&a, &b, dir, 100).await;
     let before = measure(&a, &b, dir, 101).await;
     (net, before)
@@ -431,5 +432,75 @@ async fn oversize_frames_and_garbage_floods_do_not_stop_a_contact() {
     for attack in attacks {
         attack.stop().await;
     }
+    net.shutdown().await;
+}
+
+/// One peer floods dave's mailbox at the server (dave is offline) with 1,200
+/// well-formed envelopes: it gets its share (a tenth of the mailbox, decision 0044) and
+/// is then refused, another peer's deposit for dave is still stored, and meanwhile
+/// alice's texts and file reach bob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_flood_from_one_peer_gets_a_tenth_of_the_mailbox() {
+    use communitas_crypto::{Envelope, Identity, Kind, Letter};
+    use communitas_net::mbox::{MboxRequest, MboxResponse, Refusal as MboxRefusal};
+    use communitas_testkit::BareClient;
+    use communitas_types::{MessageId, Timestamp};
+
+    const FLOOD: u32 = 1_200;
+    const SHARE: u32 = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (net, before) = quiet_pair(dir.path()).await;
+    let (a, b) = (net.users[0].handle(), net.users[1].handle());
+    let server = net.servers[0].handle();
+    let server_addrs = dial_addrs(&server).await;
+    // Offline: nobody fetches (and so empties) this mailbox during the test.
+    let dave = Identity::generate().unwrap();
+    let to = dave.public().clone();
+    let sender = Identity::generate().unwrap();
+    let envelope = move |n: u32| {
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&n.to_be_bytes());
+        let letter = Letter {
+            message_id: MessageId::from_bytes(id),
+            timestamp: Timestamp::now(),
+            kind: Kind::Text,
+            body: b"flood",
+        };
+        Envelope::seal(&sender, &to, letter).unwrap().to_bytes()
+    };
+    let envelopes: Vec<Vec<u8>> = (0..=FLOOD).map(envelope).collect();
+
+    let mallory = BareClient::start_on(&server_addrs, Transport::Sockets);
+    let server_peer = server.peer_id();
+    let flood_envelopes = envelopes[..FLOOD as usize].to_vec();
+    let flood = {
+        let net = mallory.net.clone();
+        tokio::spawn(async move {
+            let (mut stored, mut over, mut other) = (0u32, 0u32, 0u32);
+            for envelope in flood_envelopes {
+                match net.mailbox(server_peer, MboxRequest::Put { envelope }).await {
+                    Ok(MboxResponse::Stored) => stored += 1,
+                    Ok(MboxResponse::Refused(MboxRefusal::SenderOverQuota)) => over += 1,
+                    _ => other += 1,
+                }
+            }
+            (stored, over, other)
+        })
+    };
+    let during = measure(&a, &b, dir.path(), 105).await;
+    let (stored, over, other) = flood.await.unwrap();
+    report(&format!("mailbox flood ({FLOOD} puts for dave from one peer)"), &before, &during);
+    println!("flood: stored {stored}, over its share {over}, other answers {other}");
+    assert_eq!(stored, SHARE, "one peer gets a tenth of dave's mailbox");
+    assert_eq!(over + other, FLOOD - SHARE);
+    assert!(over > 0 && refused(&server, "mailbox_sender_quota") >= u64::from(over));
+
+    // Dave's mailbox still takes another sender's envelope.
+    let carol = BareClient::start_on(&server_addrs, Transport::Sockets);
+    let last = envelopes[FLOOD as usize].clone();
+    let answer = carol.net.mailbox(server_peer, MboxRequest::Put { envelope: last }).await;
+    assert_eq!(answer.unwrap(), MboxResponse::Stored);
+    mallory.stop().await;
+    carol.stop().await;
     net.shutdown().await;
 }
