@@ -69,14 +69,15 @@ fn a_stranger_is_a_request_accepted_into_presence_then_blocked() {
     let out = run(communitas(bob_home).args(["presence", "get", &alice, "--json"]));
     assert!(stderr(&out).contains("is not a contact"), "{}", stderr(&out));
 
-    // Accept: alice, a contact added at run time, sees bob's presence within a second
-    // (his node tells her at once); her answer brings hers to him (a bound for a loaded
-    // machine: it goes after his, and may need a lookup of her devices).
+    // Accept: alice, a contact added at run time, sees bob's presence at once (his node
+    // tells her; ~0.5 s measured, docs/benchmarks.md), not at the next 30 s heartbeat;
+    // her answer brings hers to him. The bounds are for a loaded machine: the times are
+    // printed, not asserted tighter (a timed test on a shared machine flakes).
     let mut alice_events = events(&alice_node);
     let mut bob_events = events(&bob_node);
     cli(bob_home, &["requests", "accept", &alice]);
     let accepted = Instant::now();
-    wait_for(&mut alice_events, Duration::from_secs(1), |e| online(e, &bob));
+    wait_for(&mut alice_events, Duration::from_secs(5), |e| online(e, &bob));
     println!("alice saw bob online {:?} after the accept", accepted.elapsed());
     wait_for(&mut bob_events, Duration::from_secs(5), |e| online(e, &alice));
     println!("presence both ways {:?} after the accept", accepted.elapsed());
