@@ -160,6 +160,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let device = crate::record::Device {
         peer_id: DeviceKey::from_secret_bytes([4; 32]).peer_id(),
         addrs: vec![vec![4, 127, 0, 0, 1, 6, 0x1f, 0x90]],
+        prekeys: None,
     };
     let created = Timestamp::from_millis(1_780_000_000_000);
     if let Ok(record) =

@@ -65,7 +65,7 @@ async fn connected(peer: &Peer, at_least: usize) {
 }
 
 fn signed(identity: &Identity) -> IdentityRecord {
-    let device = Device { peer_id: PeerId::random(), addrs: Vec::new() };
+    let device = Device { peer_id: PeerId::random(), addrs: Vec::new(), prekeys: None };
     IdentityRecord::sign(identity, 1, Timestamp::from_millis(1), None, vec![device]).unwrap()
 }
 

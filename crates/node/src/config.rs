@@ -32,6 +32,11 @@ pub struct Config {
     pub seen_sweep_every: Duration,
     /// How much strangers may leave as message requests (issue 15).
     pub request_limits: communitas_store::RequestLimits,
+    /// End-to-end sessions (issue 14 phase 2, decision 0053): make and rotate this
+    /// device's prekeys and publish their bundle in the identity record. Off by
+    /// default until texts ride sessions end to end: a bundle in the record tells
+    /// contacts this device opens session messages, which it does not yet.
+    pub sessions: bool,
 }
 
 impl Default for Config {
@@ -48,6 +53,7 @@ impl Default for Config {
             mailbox_fetch_every: mailbox::FETCH_EVERY,
             seen_sweep_every: seen::SWEEP_EVERY,
             request_limits: communitas_store::RequestLimits::default(),
+            sessions: false,
         }
     }
 }

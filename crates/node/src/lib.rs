@@ -32,6 +32,7 @@ mod mailbox;
 mod metrics;
 mod outbox;
 mod pinned;
+mod prekeys;
 pub mod presence;
 mod publisher;
 mod reading;
@@ -89,6 +90,8 @@ pub(crate) struct Inner {
     pub(crate) consent: consent::Consent,
     /// How much strangers may leave as message requests.
     pub(crate) request_limits: communitas_store::RequestLimits,
+    /// Sessions on (`Config::sessions`): prekeys made and published.
+    pub(crate) sessions: bool,
     /// Addresses tests inject for keys, in place of deriving them.
     #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) injected: hooks::Injected,
@@ -147,6 +150,7 @@ impl Node {
             announce: config.net.announce.clone(),
             consent: consent::Consent::default(),
             request_limits: config.request_limits,
+            sessions: config.sessions,
             #[cfg(any(test, feature = "test-hooks"))]
             injected: hooks::Injected::default(),
         });
@@ -170,7 +174,9 @@ impl Node {
             presence::Actor::new(inner.clone(), presence_rx, config.presence, rng::Os::new()?);
         tasks.spawn(presence.run(shutdown.child_token()));
         let (publish_tx, publish_rx) = mpsc::channel(8);
-        tasks.spawn(publisher::run(inner.clone(), publish_rx, shutdown.child_token()));
+        let publisher =
+            publisher::run(inner.clone(), publish_rx, rng::Os::new()?, shutdown.child_token());
+        tasks.spawn(publisher);
         let (mbox_tx, mbox_rx) = mpsc::channel(256);
         let (wake_tx, wake_rx) = mpsc::channel(1);
         let server = config.net.server;

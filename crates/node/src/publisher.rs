@@ -1,5 +1,7 @@
 //! Publishes this identity's record in the DHT: at start, when our addresses change,
-//! and every few hours so it never expires; retried while nobody can take it.
+//! and every few hours so it never expires; retried while nobody can take it. With
+//! sessions on (`Config::sessions`), the record carries this device's prekey bundle,
+//! rotated when a week old (checked at each publish, so within [`REPUBLISH`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use communitas_types::Timestamp;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::Inner;
+use crate::{Inner, prekeys, rng};
 
 const REPUBLISH: Duration = Duration::from_secs(6 * 3600);
 /// First retry after a failed publish (no peer yet); doubles up to `RETRY_MAX`.
@@ -24,6 +26,7 @@ const SETTLE: Duration = Duration::from_millis(300);
 pub(crate) async fn run(
     inner: Arc<Inner>,
     mut changed: mpsc::Receiver<()>,
+    mut rng: rng::Os,
     shutdown: CancellationToken,
 ) {
     let mut wait = SETTLE;
@@ -39,7 +42,7 @@ pub(crate) async fn run(
             }
             () = tokio::time::sleep(wait) => {}
         }
-        wait = match publish(&inner).await {
+        wait = match publish(&inner, &mut rng).await {
             Ok(()) => {
                 tracing::debug!("identity record published");
                 retry = RETRY;
@@ -54,7 +57,7 @@ pub(crate) async fn run(
     }
 }
 
-async fn publish(inner: &Inner) -> Result<(), String> {
+async fn publish(inner: &Inner, rng: &mut rng::Os) -> Result<(), String> {
     let status = inner.net.status().await.map_err(|e| e.to_string())?;
     let addrs: Vec<Multiaddr> = if inner.announce.is_empty() {
         let mut addrs = status.external_addrs;
@@ -79,14 +82,25 @@ async fn publish(inner: &Inner) -> Result<(), String> {
     if addrs.is_empty() {
         return Err("no address to publish yet".into());
     }
+    let now = Timestamp::now();
+    let prekeys = if inner.sessions {
+        // A record without a bundle still lets contacts reach us (version 1): better
+        // than not publishing at all while the store fails.
+        prekeys::current_bundle(inner, now, rng).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "identity record published without prekeys");
+            None
+        })
+    } else {
+        None
+    };
     // Wall-clock milliseconds: increases across restarts without stored state.
-    let seq = Timestamp::now().as_millis();
+    let seq = now.as_millis();
     let record = IdentityRecord::sign(
         &inner.secrets.identity,
         seq,
         inner.public.created_at,
         inner.public.name.clone(),
-        vec![Device { peer_id: status.peer_id, addrs }],
+        vec![Device { peer_id: status.peer_id, addrs, prekeys }],
     )
     .map_err(|e| e.to_string())?;
     let set = RecordSet { records: vec![record] };

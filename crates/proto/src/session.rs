@@ -63,6 +63,7 @@ use crate::Random;
 
 pub mod header;
 mod kdf;
+pub mod letter;
 pub mod pq;
 pub mod prekeys;
 pub mod skipped;

@@ -51,6 +51,7 @@ pub use ops::files::{FileRow, FileStatus};
 pub use ops::mailbox::{MailboxEntry, MailboxLimits, MailboxPut, PutOutcome};
 pub use ops::replica::{ReplicaEntry, Wanted};
 pub use ops::requests::{Request, RequestAdded, RequestLimits, RequestMessage};
+pub use ops::sessions::{SessionUpdate, StoredSession};
 pub use ops::shards::{HeldShards, ShardLimits, ShardPut, StoredShard};
 
 use actor::{Read, Write};

@@ -19,6 +19,7 @@ pub(crate) mod outbox;
 pub(crate) mod replica;
 pub(crate) mod requests;
 pub(crate) mod seen;
+pub(crate) mod sessions;
 pub(crate) mod settings;
 pub(crate) mod shards;
 

@@ -134,6 +134,9 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX mailbox_by_sender;
     CREATE INDEX mailbox_by_sender ON mailbox (sender_peer, replica, mailbox);
     ",
+    // 12 (issue 14): this device's prekey secrets and its sessions, sealed at rest
+    // (decision 0053).
+    crate::ops::sessions::SCHEMA,
 ];
 
 /// The schema version this build writes.

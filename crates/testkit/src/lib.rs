@@ -60,6 +60,19 @@ pub async fn memory_node_with(
     start(dir, name, server, bootstrap, seeds, Config::default(), Transport::Memory).await
 }
 
+/// A node made from `seeds` with the given configuration (its network part is set to
+/// the memory transport here); same seeds and `dir`: the same node, restarted.
+pub async fn memory_node_seeded(
+    dir: &Path,
+    name: &str,
+    server: bool,
+    bootstrap: &[Multiaddr],
+    seeds: Seeds,
+    config: Config,
+) -> Node {
+    start(dir, name, server, bootstrap, seeds, config, Transport::Memory).await
+}
+
 /// A node with a fresh identity on `transport` (`Sockets`: TCP on 127.0.0.1, a port
 /// the system picks).
 pub async fn node_on(

@@ -441,7 +441,11 @@ mod tests {
 
     fn record() -> (IdentityRecord, Waiter) {
         let identity = communitas_crypto::Identity::generate().unwrap();
-        let device = communitas_crypto::Device { peer_id: PeerId::random(), addrs: Vec::new() };
+        let device = communitas_crypto::Device {
+            peer_id: PeerId::random(),
+            addrs: Vec::new(),
+            prekeys: None,
+        };
         let created = communitas_types::Timestamp::from_millis(1);
         let record = IdentityRecord::sign(&identity, 1, created, None, vec![device]).unwrap();
         let waiter =

@@ -7,3 +7,4 @@ mod files;
 mod hostile;
 mod memory;
 mod modules;
+mod sessions;

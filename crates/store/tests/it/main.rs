@@ -5,6 +5,7 @@ mod consent;
 mod crash;
 mod mailbox;
 mod rows;
+mod sessions;
 
 use communitas_crypto::at_rest::StorageKey;
 use communitas_store::{Direction, NewMessage, OutboxEntry, Status};

@@ -1,0 +1,108 @@
+//! Prekey secrets and sessions (issue 14 phase 2, decision 0053): sealed at rest, and
+//! a session's state committed in the same transaction as the message that advanced
+//! it, or not at all.
+
+use communitas_crypto::at_rest::StorageKey;
+use communitas_store::{Direction, Error, Inserted, SessionUpdate, Status, Store};
+use communitas_types::{Fingerprint, Timestamp};
+use zeroize::Zeroizing;
+
+use super::{key, outgoing};
+
+const DEVICE: [u8; 32] = [0x42; 32];
+
+fn update(state: &[u8]) -> SessionUpdate {
+    SessionUpdate { peer_device: DEVICE, state: Zeroizing::new(state.to_vec()), prekeys: None }
+}
+
+fn state_of(session: Option<communitas_store::StoredSession>) -> Option<Vec<u8>> {
+    session.map(|s| s.state.to_vec())
+}
+
+#[tokio::test]
+async fn prekey_secrets_survive_a_reopen_and_are_not_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let secret = b"PREKEY-SECRET-MARKER-0123456789".to_vec();
+    {
+        let store = Store::open(&path, key()).unwrap();
+        assert!(store.prekey_secrets().await.unwrap().is_none());
+        store.save_prekey_secrets(Zeroizing::new(b"old".to_vec())).await.unwrap();
+        store.save_prekey_secrets(Zeroizing::new(secret.clone())).await.unwrap();
+        store.save_session(update(b"SESSION-STATE-MARKER-abcdefgh")).await.unwrap();
+        store.close().await;
+    }
+    let store = Store::open(&path, key()).unwrap();
+    assert_eq!(store.prekey_secrets().await.unwrap().unwrap().as_slice(), secret.as_slice());
+    assert_eq!(
+        state_of(store.session(DEVICE).await.unwrap()).unwrap(),
+        b"SESSION-STATE-MARKER-abcdefgh"
+    );
+    store.close().await;
+
+    let mut raw = std::fs::read(&path).unwrap();
+    if let Ok(wal) = std::fs::read(dir.path().join("s.db-wal")) {
+        raw.extend(wal);
+    }
+    for marker in [&b"PREKEY-SECRET-MARKER"[..], b"SESSION-STATE-MARKER"] {
+        assert!(!raw.windows(marker.len()).any(|w| w == marker), "plaintext secret in the file");
+    }
+
+    // Another storage key opens the file but not the secrets.
+    let other = Store::open(&path, StorageKey::from_bytes([8; 32])).unwrap();
+    assert!(matches!(other.prekey_secrets().await, Err(Error::Decrypt)));
+    assert!(matches!(other.session(DEVICE).await, Err(Error::Decrypt)));
+}
+
+#[tokio::test]
+async fn an_outgoing_message_commits_with_its_session_state_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db"), key()).unwrap();
+    let (m, o) = outgoing(1, "hello");
+    store.insert_outgoing_with_session(m.clone(), o.clone(), update(b"state 1")).await.unwrap();
+    assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"state 1");
+    assert_eq!(store.outbox().await.unwrap().len(), 1);
+
+    // The same message again fails (its row exists): the state must not advance.
+    let again = store.insert_outgoing_with_session(m, o, update(b"state 2")).await;
+    assert!(again.is_err());
+    assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"state 1");
+
+    // A control message: outbox row and state, no history row.
+    let (_, mut o3) = outgoing(3, "receipt");
+    o3.envelope = vec![3; 40];
+    store.enqueue_with_session(o3, update(b"state 3")).await.unwrap();
+    assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"state 3");
+    assert_eq!(store.outbox().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_incoming_message_commits_with_its_session_state_and_the_prekeys_it_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db"), key()).unwrap();
+    store.save_prekey_secrets(Zeroizing::new(b"prekeys before".to_vec())).await.unwrap();
+    let (mut m, _) = outgoing(5, "hi bob");
+    m.direction = Direction::In;
+    m.status = Status::Delivered;
+    let sender = Fingerprint::from_bytes([9; 32]);
+    let until = Timestamp::from_millis(u64::MAX / 2);
+
+    let mut first = update(b"accepted");
+    first.prekeys = Some(Zeroizing::new(b"prekeys after".to_vec()));
+    let got = store.insert_incoming_with_session(m.clone(), sender, until, first).await.unwrap();
+    assert_eq!(got, Inserted::New);
+    assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"accepted");
+    assert_eq!(store.prekey_secrets().await.unwrap().unwrap().as_slice(), b"prekeys after");
+    assert_eq!(store.message(m.id).await.unwrap().unwrap().message.body, b"hi bob");
+
+    // A duplicate stores no second row, but its state stands (the keys are spent).
+    let got = store.insert_incoming_with_session(m, sender, until, update(b"later")).await.unwrap();
+    assert_eq!(got, Inserted::Duplicate);
+    assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"later");
+    assert_eq!(store.prekey_secrets().await.unwrap().unwrap().as_slice(), b"prekeys after");
+
+    assert_eq!(store.sessions().await.unwrap().len(), 1);
+    assert!(store.drop_session(DEVICE).await.unwrap());
+    assert!(!store.drop_session(DEVICE).await.unwrap());
+    assert!(store.session(DEVICE).await.unwrap().is_none());
+}
