@@ -54,7 +54,8 @@ describe('App', () => {
     expect(await screen.findByRole('heading', { name: 'Not signed in' })).toBeInTheDocument();
     expect(screen.getByText(/communitas run/)).toBeInTheDocument();
     expect(screen.queryByRole('navigation', { name: 'Conversations' })).not.toBeInTheDocument();
-    expect(MockWebSocket.latest().closedByClient).toBe(true);
+    // The stream closes in an effect after the view shows: wait for it, not for a tick.
+    await waitFor(() => expect(MockWebSocket.latest().closedByClient).toBe(true));
   });
 
   it('shows the own address with a QR code and copies it', async () => {

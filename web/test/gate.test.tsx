@@ -85,7 +85,9 @@ describe('the gate', () => {
 
   it('shows the first-run screen for a new node, and asks nothing of the messenger', async () => {
     const { calls } = start('new');
-    expect(await screen.findByRole('heading', { name: 'Set up Communitas' })).toHaveFocus();
+    const heading = await screen.findByRole('heading', { name: 'Set up Communitas' });
+    // Focus moves in an effect after the screen renders: wait for it, not for a tick.
+    await waitFor(() => expect(heading).toHaveFocus());
     expect(screen.getByText(/no account recovery/)).toBeInTheDocument();
     expect(calls.map((c) => c.url)).toEqual(['/v1/identity']);
     expect(MockWebSocket.instances).toHaveLength(0);
