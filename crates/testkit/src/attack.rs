@@ -14,16 +14,13 @@ use tokio::task::JoinSet;
 use crate::{BareClient, Transport};
 
 /// A peer that holds as many idle streams on `protocol` as it can: it opens them,
-/// sends nothing, and opens another whenever the target closes one.
-pub struct StreamHoarder {
-    client: BareClient,
-    tasks: JoinSet<()>,
-    stats: Arc<Stats>,
-}
+/// sends nothing, and opens another whenever the target closes one. A
+/// [`FrameAttack`] with [`Frames::Idle`].
+pub struct StreamHoarder(FrameAttack);
 
 #[derive(Default)]
 struct Stats {
-    /// Streams open now (as far as the hoarder can tell).
+    /// Streams open now (as far as the attacker can tell).
     open: AtomicUsize,
     /// Streams opened in all.
     opened: AtomicUsize,
@@ -45,55 +42,28 @@ impl StreamHoarder {
         protocol: StreamProtocol,
         streams: usize,
     ) -> Self {
-        let client = BareClient::start_on(&[], transport);
-        client.net.add_addresses(target, addrs).await.unwrap();
-        let stats = Arc::new(Stats::default());
-        let mut tasks = JoinSet::new();
-        for _ in 0..streams {
-            let mut control = client.net.streams();
-            let stats = stats.clone();
-            let protocol = protocol.clone();
-            tasks.spawn(async move {
-                loop {
-                    let Ok(mut stream) = control.open_stream(target, protocol.clone()).await else {
-                        tokio::time::sleep(REOPEN_AFTER).await;
-                        continue;
-                    };
-                    stats.opened.fetch_add(1, Ordering::Relaxed);
-                    stats.open.fetch_add(1, Ordering::Relaxed);
-                    // Nothing is sent; a read ends when the target gives the stream up.
-                    let mut byte = [0u8; 1];
-                    let _ = stream.read(&mut byte).await;
-                    stats.open.fetch_sub(1, Ordering::Relaxed);
-                    stats.closed.fetch_add(1, Ordering::Relaxed);
-                    drop(stream);
-                    tokio::time::sleep(REOPEN_AFTER).await;
-                }
-            });
-        }
-        Self { client, tasks, stats }
+        Self(FrameAttack::start(target, addrs, transport, protocol, streams, Frames::Idle).await)
     }
 
     /// Streams opened so far (reopened ones count again).
     pub fn opened(&self) -> usize {
-        self.stats.opened.load(Ordering::Relaxed)
+        self.0.opened()
     }
 
     /// Streams open now, as far as the hoarder can tell (the target may have dropped
     /// some it has not noticed yet).
     pub fn open(&self) -> usize {
-        self.stats.open.load(Ordering::Relaxed)
+        self.0.stats.open.load(Ordering::Relaxed)
     }
 
     /// Streams the target closed or reset.
     pub fn closed(&self) -> usize {
-        self.stats.closed.load(Ordering::Relaxed)
+        self.0.closed()
     }
 
     /// Stops the attack.
-    pub async fn stop(mut self) {
-        self.tasks.shutdown().await;
-        self.client.stop().await;
+    pub async fn stop(self) {
+        self.0.stop().await;
     }
 }
 
@@ -166,6 +136,8 @@ async fn exchange(
 /// How a [`FrameAttack`] misbehaves on each stream it opens.
 #[derive(Debug, Clone, Copy)]
 pub enum Frames {
+    /// Sends nothing; the stream is only held until the target gives it up.
+    Idle,
     /// Declares a frame of `declare` bytes (a `u32` big-endian length, as the msg, mbox
     /// and file protocols frame) and then sends one byte every `every`: the frame is
     /// never finished, the stream only held.
@@ -259,6 +231,10 @@ async fn misbehave(
     noise: &mut Noise,
 ) -> std::io::Result<()> {
     match frames {
+        Frames::Idle => {
+            let mut byte = [0u8; 1];
+            stream.read(&mut byte).await.map(|_| ())
+        }
         Frames::Slow { declare, every } => {
             stream.write_all(&declare.to_be_bytes()).await?;
             stream.flush().await?;
