@@ -360,6 +360,12 @@ impl Session {
         self.state.skipped.len()
     }
 
+    /// Whether this side started the session and has not read a reply yet: its
+    /// messages still carry the init message (and the node introduces itself in them).
+    pub fn awaiting_reply(&self) -> bool {
+        self.state.prefix.is_some()
+    }
+
     /// Whether a post-quantum offer of this side is open.
     pub fn pq_offer_open(&self) -> bool {
         self.state.pq.own_offer.is_some()

@@ -11,7 +11,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use communitas_crypto::Envelope;
 use communitas_net::libp2p::PeerId;
 use communitas_net::mbox::{MboxRequest, MboxResponse};
 use communitas_proto::mbox::client::{
@@ -29,7 +28,7 @@ use crate::inbound::{Accepted, Refusal as InboundRefusal, accept};
 /// Client side: leaves `envelope` at up to [`REPLICAS`] server nodes near its
 /// mailbox. Returns how many keep it.
 pub(crate) async fn deposit(inner: &Inner, envelope: &[u8]) -> Result<usize, String> {
-    let mailbox = Envelope::from_bytes(envelope).map_err(|e| e.to_string())?.mailbox();
+    let mailbox = communitas_proto::session::letter::mailbox_of(envelope).map_err(|e| e.to_string())?;
     let candidates =
         inner.net.closest_peers(mailbox.as_bytes().to_vec()).await.map_err(|e| e.to_string())?;
     let own = inner.secrets.device.peer_id();

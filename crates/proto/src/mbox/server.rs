@@ -47,7 +47,7 @@ mod tests;
 
 use std::time::Duration;
 
-use communitas_crypto::{Envelope, PublicIdentity};
+use communitas_crypto::PublicIdentity;
 use communitas_types::{MailboxId, Timestamp};
 
 use super::{MboxRequest, MboxResponse, Refusal, fetch_signed_bytes};
@@ -236,7 +236,8 @@ impl<P: Copy + Ord + Into<Vec<u8>>> Server<P> {
         until: Option<Timestamp>,
         now: Timestamp,
     ) {
-        let Ok(parsed) = Envelope::from_bytes(&envelope) else {
+        // Either envelope version; a direct (version 2) one names no mailbox.
+        let Ok(mailbox) = crate::session::letter::mailbox_of(&envelope) else {
             return self.refuse(request_id, Refusal::Invalid);
         };
         let ours = now.saturating_add(self.config.envelope_ttl);
@@ -245,7 +246,6 @@ impl<P: Copy + Ord + Into<Vec<u8>>> Server<P> {
             return self.refuse(request_id, Refusal::Invalid);
         }
         let hash = *blake3::hash(&envelope).as_bytes();
-        let mailbox = parsed.mailbox();
         let replica = until.is_some();
         let work =
             Work::Put { request_id, hash, mailbox, envelope, sender, replica, now, expires_at };
