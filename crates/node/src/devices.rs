@@ -50,9 +50,13 @@ pub(crate) async fn resolve(
     pinned: Option<&PublicIdentity>,
 ) -> Result<Devices, ResolveError> {
     let records = inner.net.resolve(address).await?;
-    records
+    let record = records
         .iter()
         .find(|r| pinned.is_none_or(|keys| *keys == r.identity))
-        .map(of)
-        .ok_or(ResolveError::KeysDiffer)
+        .ok_or(ResolveError::KeysDiffer)?;
+    // Its prekey bundle, for the next letter's session.
+    if pinned.is_some() {
+        inner.sessions.learn(address, record);
+    }
+    Ok(of(record))
 }

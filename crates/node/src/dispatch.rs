@@ -81,7 +81,9 @@ async fn dispatch(
             }
             tracing::trace!(%peer, len = envelope.len(), "envelope arrived");
             let inner = inner.clone();
-            tasks.spawn(async move { crate::inbound::answer(&inner, envelope, responder).await });
+            tasks.spawn(
+                async move { crate::inbound::answer(&inner, peer, envelope, responder).await },
+            );
         }
         NetEvent::AddressesChanged => {
             let _ = channels.publish.try_send(());

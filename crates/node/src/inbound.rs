@@ -30,13 +30,16 @@
 //! most `max_inbound` at once); the mailbox client calls [`accept`] for fetched ones.
 
 use communitas_crypto::Opened;
+use communitas_net::libp2p::PeerId;
 use communitas_net::{Receipt, Rejection, Responder};
 use communitas_proto::inbound::{
     self as rules, Answer, Busy, Plan, ReceiptPlan, Record, Rejected, Reply,
 };
+use communitas_proto::session::letter;
 use communitas_store::{Direction, FileStatus, Inserted, NewMessage, RequestMessage, Status};
 use communitas_types::{Address, MessageId, Timestamp};
 
+use crate::sessions::{OpenFailure, Opening};
 use crate::{Event, Inner};
 
 mod sender;
@@ -85,8 +88,8 @@ pub(crate) struct Accepted {
 
 /// Accepts one envelope and answers its sender on `responder`, only once what it
 /// asked is committed.
-pub(crate) async fn answer(inner: &Inner, envelope: Vec<u8>, responder: Responder) {
-    let receipt = match judge(inner, &envelope).await {
+pub(crate) async fn answer(inner: &Inner, peer: PeerId, envelope: Vec<u8>, responder: Responder) {
+    let receipt = match judge(inner, &envelope, Some(peer)).await {
         Ok((accepted, answer)) => {
             if accepted.inserted == Inserted::Duplicate {
                 inner.metrics.duplicates.inc();
@@ -107,12 +110,26 @@ pub(crate) async fn answer(inner: &Inner, envelope: Vec<u8>, responder: Responde
 
 /// Accepts one envelope (direct or from a mailbox): checks, commits, applies.
 pub(crate) async fn accept(inner: &Inner, bytes: &[u8]) -> Result<Accepted, Refusal> {
-    judge(inner, bytes).await.map(|(accepted, _)| accepted)
+    judge(inner, bytes, None).await.map(|(accepted, _)| accepted)
 }
 
 /// [`accept`], with the answer the rules give once it is committed.
-async fn judge(inner: &Inner, bytes: &[u8]) -> Result<(Accepted, Answer), Refusal> {
-    let opened = rules::open(bytes, &inner.secrets.identity)?;
+async fn judge(
+    inner: &Inner,
+    bytes: &[u8],
+    from: Option<PeerId>,
+) -> Result<(Accepted, Answer), Refusal> {
+    let (opened, session) = if bytes.first() == Some(&letter::ENVELOPE_VERSION) {
+        match inner.sessions.open(inner, bytes, from, Timestamp::now()).await {
+            Ok((opened, opening)) => (opened, Some(opening)),
+            // Its keys are spent: it was read (and committed) before.
+            Err(OpenFailure::Duplicate) => return Ok((nothing_new(), Answer::Delivered)),
+            Err(OpenFailure::Rejected(why)) => return Err(why.into()),
+            Err(OpenFailure::Busy(e)) => return Err(store_busy(e)),
+        }
+    } else {
+        (rules::open(bytes, &inner.secrets.identity)?, None)
+    };
     // A blocked sender's envelope goes no further than opening it (which finds its
     // keys): no freshness check, no database, no derivation (decision 0052).
     let fingerprint = opened.sender.fingerprint();
@@ -124,12 +141,37 @@ async fn judge(inner: &Inner, bytes: &[u8]) -> Result<(Accepted, Answer), Refusa
         return Err(Rejected::Impersonating.into());
     }
     match rules::decide(&opened, Timestamp::now())? {
-        Plan::Record(record) => self::record(inner, opened, record).await,
-        Plan::Receipt(plan) => receipt(inner, opened, plan).await,
-        Plan::Presence => presence(inner, opened).await,
+        Plan::Record(record) => self::record(inner, opened, record, session).await,
+        Plan::Receipt(plan) => receipt(inner, opened, plan, session).await,
+        Plan::Presence => presence(inner, opened, session).await,
         // A kind this build stores nothing for: answered so that its sender stops.
-        _ => Ok((Accepted { inserted: Inserted::Duplicate, text_from: None }, Answer::Delivered)),
+        _ => {
+            if let Some(address) =
+                inner.pinned.address(&inner.store, &opened.sender).await.map_err(store_busy)?
+            {
+                save_alone(inner, session, address).await?;
+            }
+            Ok((nothing_new(), Answer::Delivered))
+        }
     }
+}
+
+/// Nothing stored, nothing to acknowledge.
+fn nothing_new() -> Accepted {
+    Accepted { inserted: Inserted::Duplicate, text_from: None }
+}
+
+/// Commits a session's state when nothing else is stored with it (presence, typing,
+/// a receipt already seen, a request's message stored just before).
+async fn save_alone(
+    inner: &Inner,
+    session: Option<Opening<'_>>,
+    address: Address,
+) -> Result<(), Refusal> {
+    let Some(mut session) = session else { return Ok(()) };
+    inner.store.save_session(session.update(address)).await.map_err(store_busy)?;
+    session.committed();
+    Ok(())
 }
 
 /// A blocked sender's envelope: counted and dropped, and answered as delivered so
@@ -150,10 +192,13 @@ async fn record(
     inner: &Inner,
     opened: Opened,
     record: Record,
+    session: Option<Opening<'_>>,
 ) -> Result<(Accepted, Answer), Refusal> {
     let from = match sender::of(inner, &opened).await? {
         Sender::Contact(address) => address,
-        Sender::Stranger(address) => return self::request(inner, opened, record, address).await,
+        Sender::Stranger(address) => {
+            return self::request(inner, opened, record, address, session).await;
+        }
         Sender::Blocked => return Ok(dropped_blocked(inner, &opened)),
     };
     let mut fetch = None;
@@ -178,11 +223,29 @@ async fn record(
         timestamp,
         status: Status::Delivered,
     };
-    let inserted = inner
-        .store
-        .insert_incoming(message, sender.fingerprint(), record.seen_until())
-        .await
-        .map_err(store_busy)?;
+    let inserted = match session {
+        // The session's next state in the same transaction as the message.
+        Some(mut session) => {
+            let update = session.update(from);
+            let inserted = inner
+                .store
+                .insert_incoming_with_session(
+                    message,
+                    sender.fingerprint(),
+                    record.seen_until(),
+                    update,
+                )
+                .await
+                .map_err(store_busy)?;
+            session.committed();
+            inserted
+        }
+        None => inner
+            .store
+            .insert_incoming(message, sender.fingerprint(), record.seen_until())
+            .await
+            .map_err(store_busy)?,
+    };
     let Reply { show, answer, acknowledge, .. } = record.committed(rules_inserted(inserted));
     if show {
         inner.metrics.received.inc();
@@ -203,6 +266,7 @@ async fn request(
     opened: Opened,
     record: Record,
     from: Address,
+    session: Option<Opening<'_>>,
 ) -> Result<(Accepted, Answer), Refusal> {
     let file = record.file().map(|manifest| {
         let limit = inner.files_config.auto_download.min(inner.files_config.max_size);
@@ -232,6 +296,9 @@ async fn request(
         }
         Err(e) => return Err(store_busy(e)),
     };
+    // The message first, then the state: a crash between them leaves the old state,
+    // which opens the sender's retry, and its seen id makes that a duplicate.
+    save_alone(inner, session, from).await?;
     inner.metrics.request_dropped("evicted", u64::from(added.evicted));
     inner.metrics.request_dropped("over_bound", u64::from(added.over_bound));
     if added.new_request {
@@ -254,6 +321,7 @@ async fn receipt(
     inner: &Inner,
     opened: Opened,
     plan: ReceiptPlan,
+    session: Option<Opening<'_>>,
 ) -> Result<(Accepted, Answer), Refusal> {
     let Some(from) =
         inner.pinned.address(&inner.store, &opened.sender).await.map_err(store_busy)?
@@ -270,6 +338,7 @@ async fn receipt(
         .mark_seen(fingerprint, opened.message_id, plan.seen_until())
         .await
         .map_err(store_busy)?;
+    save_alone(inner, session, from).await?;
     let reply = plan.committed(rules_inserted(inserted));
     if let Some(receipt) = &reply.apply {
         crate::receipts::received(inner, from, receipt).await.map_err(|e| match e {
@@ -281,7 +350,11 @@ async fn receipt(
 }
 
 /// Presence or typing: contacts only, never stored; the actor gets it without waiting.
-async fn presence(inner: &Inner, opened: Opened) -> Result<(Accepted, Answer), Refusal> {
+async fn presence(
+    inner: &Inner,
+    opened: Opened,
+    session: Option<Opening<'_>>,
+) -> Result<(Accepted, Answer), Refusal> {
     let from = inner
         .pinned
         .address(&inner.store, &opened.sender)
@@ -289,6 +362,7 @@ async fn presence(inner: &Inner, opened: Opened) -> Result<(Accepted, Answer), R
         .map_err(store_busy)?
         .ok_or(Rejected::NotAContact)?;
     let body = rules::heard(&opened, Timestamp::now())?;
+    save_alone(inner, session, from).await?;
     if !inner.presence.offer_heard(from, opened.timestamp, body) {
         return Err(Busy::Presence.into());
     }

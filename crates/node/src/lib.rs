@@ -42,6 +42,7 @@ mod rng;
 mod seal;
 mod seen;
 mod send;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -90,8 +91,9 @@ pub(crate) struct Inner {
     pub(crate) consent: consent::Consent,
     /// How much strangers may leave as message requests.
     pub(crate) request_limits: communitas_store::RequestLimits,
-    /// Sessions on (`Config::sessions`): prekeys made and published.
-    pub(crate) sessions: bool,
+    /// End-to-end sessions (`Config::sessions`): prekeys made and published, letters
+    /// sealed and opened with sessions.
+    pub(crate) sessions: sessions::Sessions,
     /// Addresses tests inject for keys, in place of deriving them.
     #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) injected: hooks::Injected,
@@ -130,6 +132,8 @@ impl Node {
         let (outbox_tx, outbox_rx) = commands::outbox::OutboxHandle::channel(1024);
         let (files_tx, files_rx) = commands::files::FilesHandle::channel(256);
         let (presence_tx, presence_rx) = commands::presence::PresenceHandle::channel(256);
+        let stored = if config.sessions { store.sessions().await? } else { Vec::new() };
+        let sessions = sessions::Sessions::new(config.sessions, stored);
         let inner = Arc::new(Inner {
             secrets,
             public,
@@ -150,7 +154,7 @@ impl Node {
             announce: config.net.announce.clone(),
             consent: consent::Consent::default(),
             request_limits: config.request_limits,
-            sessions: config.sessions,
+            sessions,
             #[cfg(any(test, feature = "test-hooks"))]
             injected: hooks::Injected::default(),
         });

@@ -70,6 +70,12 @@ pub struct Metrics {
     /// Envelopes refused because other keys claimed a pinned contact's (or a
     /// request's) address: someone imitating it.
     pub impersonations: Counter,
+    /// Session events (issue 14), by `event`: `sealed`, `opened` (letters),
+    /// `initiated`, `accepted` (sessions started), `refused` (envelopes no session
+    /// opened or whose contents were bad).
+    pub sessions: Family<Vec<(String, String)>, Counter>,
+    /// Letters sealed as version-1 envelopes (no session with the recipient).
+    pub sealed_v1: Counter,
 }
 
 impl Metrics {
@@ -204,6 +210,14 @@ impl Metrics {
             "Envelopes refused: other keys claimed a pinned contact's address",
             impersonations.clone(),
         );
+        let sessions = Family::<Vec<(String, String)>, Counter>::default();
+        let sealed_v1 = Counter::default();
+        registry.register("sessions", "Session events, by event", sessions.clone());
+        registry.register(
+            "sealed_v1",
+            "Letters sealed as version-1 envelopes (no session with the recipient)",
+            sealed_v1.clone(),
+        );
         Self {
             registry,
             sent,
@@ -234,7 +248,19 @@ impl Metrics {
             requests_dropped,
             blocked_dropped,
             impersonations,
+            sessions,
+            sealed_v1,
         }
+    }
+
+    /// Counts a session event (see [`Metrics::sessions`]).
+    pub(crate) fn session(&self, event: &str) {
+        self.sessions.get_or_create(&vec![("event".to_owned(), event.to_owned())]).inc();
+    }
+
+    /// How many session events of `event` were counted.
+    pub fn session_events(&self, event: &str) -> u64 {
+        self.sessions.get_or_create(&vec![("event".to_owned(), event.to_owned())]).get()
     }
 
     /// The Prometheus text exposition.

@@ -238,9 +238,12 @@ async fn deliver(inner: Arc<Inner>, entry: Entry, cached: Option<Devices>) -> (M
     };
     let mut last_error = String::from("no device to deliver to");
     let mut delivered = false;
+    // A session's envelope is kept in its mailbox form; a device gets the direct one.
+    let direct = communitas_proto::session::letter::direct_from_mailbox(&entry.envelope)
+        .unwrap_or_else(|| entry.envelope.clone());
     for (peer, addrs) in &devices {
         let sent = inner.store.set_status(id, Status::Sent);
-        let request = inner.net.send(*peer, addrs.clone(), entry.envelope.clone());
+        let request = inner.net.send(*peer, addrs.clone(), direct.clone());
         let (sent, receipt) = tokio::join!(sent, request);
         if sent.is_ok() && !entry.control {
             inner.metrics.sent.inc();

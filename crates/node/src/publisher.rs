@@ -83,7 +83,7 @@ async fn publish(inner: &Inner, rng: &mut rng::Os) -> Result<(), String> {
         return Err("no address to publish yet".into());
     }
     let now = Timestamp::now();
-    let prekeys = if inner.sessions {
+    let prekeys = if inner.sessions.enabled() {
         // A record without a bundle still lets contacts reach us (version 1): better
         // than not publishing at all while the store fails.
         prekeys::current_bundle(inner, now, rng).await.unwrap_or_else(|e| {
@@ -103,8 +103,16 @@ async fn publish(inner: &Inner, rng: &mut rng::Os) -> Result<(), String> {
         vec![Device { peer_id: status.peer_id, addrs, prekeys }],
     )
     .map_err(|e| e.to_string())?;
+    if prekeys_published(&record) {
+        inner.sessions.set_own_record(record.to_bytes());
+    }
     let set = RecordSet { records: vec![record] };
     inner.net.publish(inner.public.address, set.to_bytes()).await.map_err(|e| e.to_string())
+}
+
+/// Whether a record offers sessions (a bundle): only then is it our intro.
+fn prekeys_published(record: &IdentityRecord) -> bool {
+    record.devices.iter().any(|d| d.prekeys.is_some())
 }
 
 fn is_loopback(addr: &Multiaddr) -> bool {

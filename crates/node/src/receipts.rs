@@ -63,9 +63,25 @@ pub(crate) async fn send_kind(
         let id = crate::seal::fresh_id()?;
         let now = Timestamp::now();
         let body = receipt.to_bytes();
-        let envelope = crate::seal::letter(inner, keys, id, now, LetterKind::Receipt, &body)?;
-        let entry = fresh_entry(id, to, envelope, now);
-        inner.store.insert_control(entry.clone()).await?;
+        let sealed = inner
+            .sessions
+            .seal(inner, to, keys, crate::seal::parts(id, now, LetterKind::Receipt, &body))
+            .await;
+        let entry = match sealed {
+            Some(sealed) => {
+                let entry = fresh_entry(id, to, sealed.envelope.clone(), now);
+                inner.store.enqueue_with_session(entry.clone(), sealed.update()).await?;
+                sealed.committed();
+                entry
+            }
+            None => {
+                let envelope =
+                    crate::seal::letter(inner, keys, id, now, LetterKind::Receipt, &body)?;
+                let entry = fresh_entry(id, to, envelope, now);
+                inner.store.insert_control(entry.clone()).await?;
+                entry
+            }
+        };
         inner.metrics.outbox_depth.inc();
         inner.outbox.enqueue_control(entry).await.map_err(|_| SendError::ShuttingDown)?;
     }

@@ -17,7 +17,14 @@ pub(crate) fn letter(
     body: &[u8],
 ) -> Result<Vec<u8>, SealError> {
     let letter = Letter { message_id: id, timestamp: now, kind, body };
-    Ok(Envelope::seal(&inner.secrets.identity, to, letter)?.to_bytes())
+    let envelope = Envelope::seal(&inner.secrets.identity, to, letter)?.to_bytes();
+    inner.metrics.sealed_v1.inc();
+    Ok(envelope)
+}
+
+/// The fields of a letter, for a session to seal.
+pub(crate) fn parts(id: MessageId, now: Timestamp, kind: Kind, body: &[u8]) -> Letter<'_> {
+    Letter { message_id: id, timestamp: now, kind, body }
 }
 
 /// A fresh random message id.

@@ -108,7 +108,8 @@ pub(crate) async fn queue(
 ) -> Result<(MessageId, Status), SendError> {
     let recipient = recipient_keys(inner, to).await?;
     let now = Timestamp::now();
-    let envelope = crate::seal::letter(inner, &recipient, id, now, kind, &body)?;
+    let sealed =
+        inner.sessions.seal(inner, to, &recipient, crate::seal::parts(id, now, kind, &body)).await;
     let message = NewMessage {
         id,
         peer: to,
@@ -118,8 +119,24 @@ pub(crate) async fn queue(
         timestamp: now,
         status: Status::Queued,
     };
-    let entry = fresh_entry(id, to, envelope, now);
-    inner.store.insert_outgoing(message, entry.clone()).await?;
+    let entry = match sealed {
+        // The session's next state goes in the same transaction as the message.
+        Some(sealed) => {
+            let entry = fresh_entry(id, to, sealed.envelope.clone(), now);
+            inner
+                .store
+                .insert_outgoing_with_session(message, entry.clone(), sealed.update())
+                .await?;
+            sealed.committed();
+            entry
+        }
+        None => {
+            let envelope = crate::seal::letter(inner, &recipient, id, now, kind, &message.body)?;
+            let entry = fresh_entry(id, to, envelope, now);
+            inner.store.insert_outgoing(message, entry.clone()).await?;
+            entry
+        }
+    };
     // Durable from here on: whatever happens next, the outbox has it.
     inner.metrics.outbox_depth.inc();
     inner.emit(Event::StatusChanged { id, to, status: Status::Queued });
@@ -194,6 +211,7 @@ pub(crate) async fn add_contact(
     };
     inner.store.add_contact(contact.clone()).await?;
     inner.pinned.remember(address, &contact.identity);
+    inner.sessions.learn(address, &record);
     // Presence starts now, not at the next reload (issue 15 item 5: within a
     // second), so this waits for room in the actor's inbox rather than drop the hint.
     let _ = inner.presence.tell(crate::commands::presence::Command::ContactAdded(address)).await;

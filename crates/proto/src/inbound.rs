@@ -110,15 +110,51 @@ pub enum Rejected {
     /// someone imitating it (issue 15). Never stored under that address.
     #[error("other keys claim a pinned address")]
     Impersonating,
+    /// A version-2 envelope that no session of ours opens, or whose contents are bad.
+    #[error("session message refused: {0}")]
+    Session(SessionRejected),
+}
+
+/// Why a version-2 (session) envelope was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionRejected {
+    /// For another mailbox than ours.
+    #[error("for another mailbox")]
+    WrongMailbox,
+    /// No session of ours opens it (another device's, tampered, or a session this
+    /// device no longer has).
+    #[error("no session opens it")]
+    NoSession,
+    /// The session that owns it refused it (tampered body, too many skipped keys…).
+    #[error(transparent)]
+    Decrypt(crate::session::DecryptError),
+    /// An initial message that does not start a session.
+    #[error(transparent)]
+    Accept(crate::session::AcceptError),
+    /// An initial message naming prekeys this device does not have (or no longer).
+    #[error(transparent)]
+    Prekeys(crate::session::prekeys::PrekeyLookupError),
+    /// The letter inside does not decode.
+    #[error("bad letter: {0}")]
+    Letter(DecodeError),
+    /// A new session whose first letter does not say who is calling.
+    #[error("a new session without an intro")]
+    NoIntro,
+    /// The intro is not a valid identity record.
+    #[error("bad intro: {0}")]
+    Intro(communitas_crypto::record::RecordError),
+    /// The intro's record does not list the device the handshake authenticated.
+    #[error("the intro does not list the handshake's device")]
+    IntroDevice,
 }
 
 impl Rejected {
     /// The reason the sender is told.
     pub fn rejection(&self) -> Rejection {
         match self {
-            Rejected::Unopened(OpenError::WrongMailbox | OpenError::WrongRecipient) => {
-                Rejection::WrongRecipient
-            }
+            Rejected::Unopened(OpenError::WrongMailbox | OpenError::WrongRecipient)
+            | Rejected::Session(SessionRejected::WrongMailbox) => Rejection::WrongRecipient,
             Rejected::Stale | Rejected::OldPresence => Rejection::Stale,
             _ => Rejection::Invalid,
         }

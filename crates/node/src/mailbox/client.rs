@@ -28,7 +28,8 @@ use crate::inbound::{Accepted, Refusal as InboundRefusal, accept};
 /// Client side: leaves `envelope` at up to [`REPLICAS`] server nodes near its
 /// mailbox. Returns how many keep it.
 pub(crate) async fn deposit(inner: &Inner, envelope: &[u8]) -> Result<usize, String> {
-    let mailbox = communitas_proto::session::letter::mailbox_of(envelope).map_err(|e| e.to_string())?;
+    let mailbox =
+        communitas_proto::session::letter::mailbox_of(envelope).map_err(|e| e.to_string())?;
     let candidates =
         inner.net.closest_peers(mailbox.as_bytes().to_vec()).await.map_err(|e| e.to_string())?;
     let own = inner.secrets.device.peer_id();

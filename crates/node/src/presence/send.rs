@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use communitas_crypto::Kind;
+use communitas_crypto::{Kind, PublicIdentity, SealError};
 use communitas_net::Receipt;
 use communitas_proto::presence::Update;
 use communitas_types::{Address, Timestamp};
@@ -59,10 +59,7 @@ pub(super) async fn run(
             }
         },
     };
-    let sealed = crate::seal::fresh_id().and_then(|id| {
-        crate::seal::letter(&inner, &keys, id, Timestamp::now(), kind(update), &body)
-    });
-    let envelope = match sealed {
+    let envelope = match seal(&inner, to, &keys, kind(update), &body).await {
         Ok(e) => e,
         Err(e) => {
             tracing::warn!(error = %e, "cannot seal a presence update");
@@ -77,4 +74,35 @@ pub(super) async fn run(
         }
     }
     done(false, None)
+}
+
+/// Seals a presence or typing letter: with the contact's session when there is one
+/// (its state saved before the letter leaves), as version 1 otherwise.
+async fn seal(
+    inner: &Inner,
+    to: Address,
+    keys: &PublicIdentity,
+    kind: Kind,
+    body: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let id = crate::seal::fresh_id()?;
+    let now = Timestamp::now();
+    if let Some(sealed) =
+        inner.sessions.seal(inner, to, keys, crate::seal::parts(id, now, kind, body)).await
+    {
+        match inner.store.save_session(sealed.update()).await {
+            Ok(()) => {
+                let envelope = sealed.envelope.clone();
+                sealed.committed();
+                if let Some(direct) =
+                    communitas_proto::session::letter::direct_from_mailbox(&envelope)
+                {
+                    return Ok(direct);
+                }
+            }
+            // Not sent with a state we could not keep; version 1 says the same.
+            Err(e) => tracing::debug!(error = %e, "cannot save the session; presence as version 1"),
+        }
+    }
+    crate::seal::letter(inner, keys, id, now, kind, body)
 }

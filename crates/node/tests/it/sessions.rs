@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use communitas_node::Config;
-use communitas_testkit::{BareClient, Seeds, eventually};
+use communitas_node::{Config, Handle};
+use communitas_store::Direction;
+use communitas_testkit::{BareClient, Network, Seeds, eventually};
 
 fn sessions_on() -> Config {
     Config { sessions: true, ..Config::default() }
@@ -70,4 +71,135 @@ async fn the_record_carries_a_bundle_of_this_device_kept_across_a_restart() {
     for node in [bob, alice, server] {
         node.shutdown().await;
     }
+}
+
+/// Three server nodes and their first dial address.
+async fn servers(dir: &std::path::Path) -> (Network, Vec<communitas_net::libp2p::Multiaddr>) {
+    let net = Network::start(dir, 3, &[]).await;
+    let boot = communitas_testkit::dial_addrs(&net.servers[0].handle()).await;
+    (net, boot)
+}
+
+/// Makes `a` and `b` each other's contacts (once their records are in the DHT).
+async fn befriend(a: &Handle, b: &Handle) {
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    eventually(Duration::from_secs(20), || b.add_contact(a.address(), None)).await;
+}
+
+/// The texts of `of`'s conversation with `with`, by direction, in stored order.
+async fn texts(of: &Handle, with: &Handle, direction: Direction) -> Vec<String> {
+    let history = of.history(with.address(), 1_000, None).await.unwrap();
+    history.into_iter().filter(|m| m.direction == direction).map(|m| m.text).collect()
+}
+
+/// Waits until `of` has `n` texts from `with`.
+async fn received(of: &Handle, with: &Handle, n: usize) -> Vec<String> {
+    eventually(Duration::from_secs(40), || async {
+        let got = texts(of, with, Direction::In).await;
+        if got.len() >= n { Ok(got) } else { Err(format!("{} of {n}", got.len())) }
+    })
+    .await
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Issue 14 items 3, 5, 7: with sessions on, texts and receipts ride sessions both
+/// ways, directly and through mailboxes; the sessions survive a restart; a node with
+/// sessions off still talks to one with them on (version 1 still opens).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn texts_ride_sessions_both_ways_through_mailboxes_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (net, boot) = servers(dir.path()).await;
+    let start = |name: &'static str, seeds: Seeds| {
+        let (dir, boot) = (dir.path().to_owned(), boot.clone());
+        async move {
+            communitas_testkit::memory_node_seeded(&dir, name, false, &boot, seeds, sessions_on())
+                .await
+        }
+    };
+    let bob_seeds = Seeds::random();
+    let alice = start("alice", Seeds::random()).await;
+    let bob = start("bob", bob_seeds).await;
+    let (a, b) = (alice.handle(), bob.handle());
+    befriend(&a, &b).await;
+
+    // 50 texts each way, sent at once.
+    let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
+    for i in 0..50 {
+        let (ta, tb) = (format!("a→b {i}"), format!("b→a {i}"));
+        let (sa, sb) = tokio::join!(a.send_text(b.address(), &ta), b.send_text(a.address(), &tb));
+        sa.unwrap();
+        sb.unwrap();
+        from_a.push(ta);
+        from_b.push(tb);
+    }
+    assert_eq!(sorted(received(&b, &a, 50).await), sorted(from_a.clone()));
+    assert_eq!(sorted(received(&a, &b, 50).await), sorted(from_b.clone()));
+    for h in [&a, &b] {
+        let m = h.metrics();
+        println!(
+            "{}: sealed {} opened {} initiated {} accepted {} refused {}; version 1 sealed {}",
+            h.name().unwrap_or("?"),
+            m.session_events("sealed"),
+            m.session_events("opened"),
+            m.session_events("initiated"),
+            m.session_events("accepted"),
+            m.session_events("refused"),
+            m.sealed_v1.get(),
+        );
+        assert!(m.session_events("sealed") >= 50, "every text rode a session");
+        assert!(m.session_events("opened") >= 50);
+        assert_eq!(m.session_events("refused"), 0);
+    }
+
+    // Bob goes offline: alice's texts wait in mailboxes, sealed by the session.
+    bob.shutdown().await;
+    let mut offline = Vec::new();
+    for i in 0..5 {
+        let text = format!("while away {i}");
+        a.send_text(b.address(), &text).await.unwrap();
+        offline.push(text);
+    }
+    a.send_text(b.address(), "0123456789").await.unwrap();
+    offline.push("0123456789".to_owned());
+    let sizes = eventually(Duration::from_secs(30), || async {
+        let outbox = a.outbox().await.map_err(|e| e.to_string())?;
+        let ten = outbox.iter().find(|e| e.envelope.len() < 512).map(|e| e.envelope.len());
+        ten.ok_or_else(|| format!("{} queued, no small envelope", outbox.len()))
+    })
+    .await;
+    let warm = a.outbox().await.unwrap().iter().map(|e| e.envelope.len()).min().unwrap();
+    println!("warm 10-byte text in a mailbox: {warm} bytes (direct form {} bytes)", warm - 32);
+    assert!(sizes <= 512 && warm <= 512, "a warm text fits the mailbox budget: {warm}");
+    assert_eq!(warm, 2 + 32 + 101 + 27 + 10, "mailbox form of a warm 10-byte text");
+
+    // Back, bob reads them from the mailboxes with the session he stored.
+    let bob = start("bob", bob_seeds).await;
+    let b = bob.handle();
+    let got = received(&b, &a, 56).await;
+    for text in &offline {
+        assert!(got.contains(text), "{text} arrived after the restart");
+    }
+    assert_eq!(got.len(), 56, "nothing twice");
+    assert_eq!(b.metrics().session_events("refused"), 0);
+    assert_eq!(b.metrics().session_events("accepted"), 0, "the stored session, not a new one");
+    b.send_text(a.address(), "back").await.unwrap();
+    assert!(received(&a, &b, 51).await.contains(&"back".to_owned()));
+
+    // A node with sessions off: version 1 both ways.
+    let carol = communitas_testkit::memory_node(dir.path(), "carol", false, &boot).await;
+    let c = carol.handle();
+    befriend(&b, &c).await;
+    c.send_text(b.address(), "v1 to bob").await.unwrap();
+    b.send_text(c.address(), "v1 to carol").await.unwrap();
+    assert_eq!(received(&b, &c, 1).await, ["v1 to bob"]);
+    assert_eq!(received(&c, &b, 1).await, ["v1 to carol"]);
+
+    for node in [alice, bob, carol] {
+        node.shutdown().await;
+    }
+    net.shutdown().await;
 }

@@ -6,6 +6,7 @@ use communitas_types::MessageId;
 
 use super::*;
 use crate::random::Seeded;
+use communitas_crypto::Envelope;
 
 /// A peer: its binary form is what the fetch signature covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

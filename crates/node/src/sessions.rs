@@ -1,0 +1,660 @@
+//! Sessions in the node (issue 14, decisions 0050, 0051, 0053): the driver around the
+//! proto [`Session`] machine — which session seals a letter, which one opens an
+//! envelope, and the rule that a session's new state is committed in the same
+//! transaction as the message that moved it.
+//!
+//! One [`Slot`] per peer device (the store's `sessions` row) holds the session we
+//! send on (`current`) and the one before it (`previous`), which still opens late
+//! messages: of a handshake the peer replaced (it lost its state and started again),
+//! or of the losing side of a simultaneous start. Each slot has an async lock, held
+//! from reading the session to committing its next state, so two messages never
+//! advance the same session from the same state; different devices never wait for
+//! each other (a stranger's slow first message delays only its own slot).
+//!
+//! ```text
+//! seal:  lock slot ─ encrypt on a copy ─ caller commits copy + message (one transaction) ─ slot = copy
+//! open:  form ─ peek ─┬ initial, known handshake id ─ lock its slot ─ decrypt on a copy
+//!                     ├ initial, new ─ prekeys ─ accept ─ lock slot ─ install (simultaneous-start rule)
+//!                     └ message ─ the connection's device, or every slot (mailbox) ─ decrypt on a copy
+//!        ─ letter ─ who (the intro's record, or the slot's contact) ─ caller commits ─ slot = copy
+//! ```
+//!
+//! Sealing never blocks on the network: a contact gets a session once its record
+//! (with a prekey bundle) has been seen — by adding it, or by the outbox's lookups —
+//! and until then its messages are sealed as version-1 envelopes, which every build
+//! opens.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use communitas_crypto::prekey::PrekeyBundle;
+use communitas_crypto::{IdentityRecord, Letter, Opened, PublicIdentity};
+use communitas_net::libp2p::PeerId;
+use communitas_net::libp2p::identity::{PublicKey, ed25519};
+use communitas_proto::inbound::{Rejected, SessionRejected};
+use communitas_proto::session::letter::{self, Form, SessionLetter};
+use communitas_proto::session::prekeys::PrekeySecrets;
+use communitas_proto::session::{DecryptError, Peeked, Session, peek};
+use communitas_store::{SessionUpdate, StoredSession};
+use communitas_types::codec::{DecodeError, Reader, Writer};
+use communitas_types::{Address, Timestamp};
+use tokio::sync::OwnedMutexGuard;
+use zeroize::Zeroizing;
+
+use crate::Inner;
+
+/// A peer device: the Ed25519 key its PeerId wraps.
+type Device = [u8; 32];
+
+/// The format version of a stored [`Slot`].
+const SLOT_VERSION: u8 = 1;
+const HAS_ADDRESS: u8 = 1;
+const HAS_CURRENT: u8 = 2;
+const HAS_PREVIOUS: u8 = 4;
+/// Longest stored slot (two sessions well under 64 KiB each).
+const MAX_SLOT_LEN: usize = 256 * 1024;
+
+/// What the node keeps per peer device.
+#[derive(Clone, Default)]
+struct Slot {
+    /// The contact (or request) the device belongs to, once known.
+    address: Option<Address>,
+    /// The session we send on.
+    current: Option<Session>,
+    /// The session before it, kept to open late messages.
+    previous: Option<Session>,
+}
+
+impl Slot {
+    fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let current = self.current.as_ref().map(Session::to_bytes);
+        let previous = self.previous.as_ref().map(Session::to_bytes);
+        let mut flags = 0;
+        if self.address.is_some() {
+            flags |= HAS_ADDRESS;
+        }
+        if current.is_some() {
+            flags |= HAS_CURRENT;
+        }
+        if previous.is_some() {
+            flags |= HAS_PREVIOUS;
+        }
+        let mut w = Writer::with_capacity(1024);
+        w.u8(SLOT_VERSION).u8(flags);
+        if let Some(address) = self.address {
+            w.raw(&address.to_bytes());
+        }
+        for state in [&current, &previous].into_iter().flatten() {
+            w.u32(u32::try_from(state.len()).unwrap_or(u32::MAX)).raw(state);
+        }
+        Zeroizing::new(w.into_vec())
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes, MAX_SLOT_LEN)?;
+        let version = r.u8("slot version")?;
+        if version != SLOT_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                what: "session slot",
+                got: version,
+                min: SLOT_VERSION,
+                max: SLOT_VERSION,
+            });
+        }
+        let flags = r.u8("slot flags")?;
+        if flags & !(HAS_ADDRESS | HAS_CURRENT | HAS_PREVIOUS) != 0 {
+            return Err(DecodeError::InvalidValue { field: "slot flags" });
+        }
+        let address = (flags & HAS_ADDRESS != 0)
+            .then(|| r.array("address").map(Address::from_bytes))
+            .transpose()?;
+        let mut session = |present: bool| -> Result<Option<Session>, DecodeError> {
+            if !present {
+                return Ok(None);
+            }
+            let len = r.u32("session length")? as usize;
+            Session::from_bytes(r.take("session", len)?).map(Some)
+        };
+        let current = session(flags & HAS_CURRENT != 0)?;
+        let previous = session(flags & HAS_PREVIOUS != 0)?;
+        r.finish()?;
+        Ok(Self { address, current, previous })
+    }
+
+    fn sessions(&self) -> impl Iterator<Item = (bool, &Session)> {
+        [(true, &self.current), (false, &self.previous)]
+            .into_iter()
+            .filter_map(|(current, s)| s.as_ref().map(|s| (current, s)))
+    }
+
+    /// Puts a session a peer just started in its place. We keep sending on ours only
+    /// when both sides started at once (ours still awaits its first reply) and ours
+    /// has the lower handshake id; the peer applies the same rule, so both end up
+    /// sending on the same session (decision 0050).
+    fn install(&mut self, new: Session) {
+        match self.current.take() {
+            Some(ours) if ours.awaiting_reply() && ours.handshake_id() < new.handshake_id() => {
+                self.current = Some(ours);
+                self.previous = Some(new);
+            }
+            Some(ours) => {
+                self.previous = Some(ours);
+                self.current = Some(new);
+            }
+            None => self.current = Some(new),
+        }
+    }
+
+    /// Replaces the session that opened a message (`current` or not) with its next state.
+    fn advance(&mut self, current: bool, next: Session) {
+        if current {
+            self.current = Some(next);
+        } else {
+            self.previous = Some(next);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Index {
+    /// The device each contact's session is with.
+    by_address: HashMap<Address, Device>,
+    /// Handshake id → device, for initial messages of known sessions.
+    by_handshake: HashMap<[u8; 32], Device>,
+}
+
+/// The node's sessions, bundles it learned and its own intro.
+pub(crate) struct Sessions {
+    enabled: bool,
+    slots: Mutex<HashMap<Device, Arc<tokio::sync::Mutex<Slot>>>>,
+    index: Mutex<Index>,
+    /// The newest prekey bundle seen in each contact's record.
+    bundles: Mutex<HashMap<Address, PrekeyBundle>>,
+    /// This device's current signed identity record: the intro of its initial letters.
+    own_record: Mutex<Option<Vec<u8>>>,
+    /// Accepting sessions one at a time: each reads the prekey secrets.
+    accepting: tokio::sync::Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The maps stay consistent through a panic elsewhere (each update is one insert).
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Why an envelope did not open, as inbound answers it.
+pub(crate) enum OpenFailure {
+    /// Refused for good.
+    Rejected(Rejected),
+    /// Read before: answered as delivered, nothing shown again.
+    Duplicate,
+    /// The store failed: the sender comes back later.
+    Busy(communitas_store::Error),
+}
+
+impl From<SessionRejected> for OpenFailure {
+    fn from(why: SessionRejected) -> Self {
+        OpenFailure::Rejected(Rejected::Session(why))
+    }
+}
+
+/// A letter a session sealed, holding the session's lock until it is committed or
+/// dropped (dropped: the session is as it was).
+pub(crate) struct Sealed<'a> {
+    /// The mailbox form of the envelope (the outbox sends its direct form).
+    pub(crate) envelope: Vec<u8>,
+    guard: OwnedMutexGuard<Slot>,
+    next: Slot,
+    device: Device,
+    sessions: &'a Sessions,
+}
+
+impl Sealed<'_> {
+    /// The state to store with the message.
+    pub(crate) fn update(&self) -> SessionUpdate {
+        SessionUpdate { peer_device: self.device, state: self.next.to_bytes(), prekeys: None }
+    }
+
+    /// The store committed [`Self::update`]: the session moves on.
+    pub(crate) fn committed(self) {
+        let Sealed { mut guard, next, device, sessions, .. } = self;
+        sessions.index(device, &next);
+        *guard = next;
+    }
+}
+
+/// A session message opened, holding its slot's lock until the caller commits.
+pub(crate) struct Opening<'a> {
+    guard: OwnedMutexGuard<Slot>,
+    next: Slot,
+    device: Device,
+    sessions: &'a Sessions,
+}
+
+impl Opening<'_> {
+    /// The state to store with the message, the device now known to be `address`'s.
+    pub(crate) fn update(&mut self, address: Address) -> SessionUpdate {
+        self.next.address = Some(address);
+        SessionUpdate { peer_device: self.device, state: self.next.to_bytes(), prekeys: None }
+    }
+
+    /// The store committed [`Self::update`].
+    pub(crate) fn committed(self) {
+        let Opening { mut guard, next, device, sessions } = self;
+        sessions.index(device, &next);
+        *guard = next;
+    }
+}
+
+/// The Ed25519 key a PeerId wraps (ours are all Ed25519, inlined in the id).
+pub(crate) fn device_of(peer: &PeerId) -> Option<Device> {
+    let key = PublicKey::try_decode_protobuf(peer.as_ref().digest()).ok()?;
+    key.try_into_ed25519().ok().map(|k| k.to_bytes())
+}
+
+/// The PeerId of a device key.
+fn peer_of(device: &Device) -> Option<PeerId> {
+    let key = ed25519::PublicKey::try_from_bytes(device).ok()?;
+    Some(PublicKey::from(key).to_peer_id())
+}
+
+impl Sessions {
+    /// Sessions restored from the store (`stored`), or none when `enabled` is off.
+    pub(crate) fn new(enabled: bool, stored: Vec<StoredSession>) -> Self {
+        let sessions = Self {
+            enabled,
+            slots: Mutex::default(),
+            index: Mutex::default(),
+            bundles: Mutex::default(),
+            own_record: Mutex::default(),
+            accepting: tokio::sync::Mutex::new(()),
+        };
+        for row in stored {
+            match Slot::from_bytes(&row.state) {
+                Ok(slot) => {
+                    sessions.index(row.peer_device, &slot);
+                    lock(&sessions.slots)
+                        .insert(row.peer_device, Arc::new(tokio::sync::Mutex::new(slot)));
+                }
+                // Not fatal: the peer's next initial message starts a new session.
+                Err(e) => tracing::warn!(error = %e, "a stored session does not decode; skipped"),
+            }
+        }
+        sessions
+    }
+
+    /// Whether this node opens and seals sessions (`Config::sessions`).
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn index(&self, device: Device, slot: &Slot) {
+        let mut index = lock(&self.index);
+        if let Some(address) = slot.address {
+            index.by_address.insert(address, device);
+        }
+        for (_, session) in slot.sessions() {
+            index.by_handshake.insert(session.handshake_id(), device);
+        }
+    }
+
+    fn slot(&self, device: Device) -> Arc<tokio::sync::Mutex<Slot>> {
+        lock(&self.slots).entry(device).or_default().clone()
+    }
+
+    /// A contact's record was read: remember the bundle of its first device that has
+    /// one, for the session the next letter to it starts.
+    pub(crate) fn learn(&self, address: Address, record: &IdentityRecord) {
+        if !self.enabled {
+            return;
+        }
+        if let Some(bundle) = record.devices.iter().find_map(|d| d.prekeys.clone()) {
+            lock(&self.bundles).insert(address, bundle);
+        }
+    }
+
+    /// This device published `record`: its intro from now on.
+    pub(crate) fn set_own_record(&self, record: &[u8]) {
+        *lock(&self.own_record) = Some(record.to_vec());
+    }
+
+    /// Seals a letter for `to` (whose keys are `keys`) with its session, starting one
+    /// if its bundle is known. `None`: no session can be had now (sessions off, no
+    /// bundle seen, or a failure, logged), and the caller seals version 1.
+    pub(crate) async fn seal(
+        &self,
+        inner: &Inner,
+        to: Address,
+        keys: &PublicIdentity,
+        letter: Letter<'_>,
+    ) -> Option<Sealed<'_>> {
+        let Letter { message_id, timestamp: now, kind, body } = letter;
+        if !self.enabled {
+            return None;
+        }
+        let known = lock(&self.index).by_address.get(&to).copied();
+        let bundle = lock(&self.bundles).get(&to).cloned();
+        let device = known.or(bundle.as_ref().map(|b| b.device))?;
+        let guard = self.slot(device).lock_owned().await;
+        let mut next = guard.clone();
+        let mut rng = crate::rng::Os::new().ok()?;
+        let session = match next.current.take() {
+            Some(session) => session,
+            None => {
+                let bundle = bundle.filter(|b| b.device == device)?;
+                match Session::initiate(&inner.secrets.device, &bundle, None, None, now, &mut rng) {
+                    Ok(session) => {
+                        inner.metrics.session("initiated");
+                        session
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot start a session; sealed as version 1");
+                        return None;
+                    }
+                }
+            }
+        };
+        let intro = if session.awaiting_reply() {
+            // Without a published record there is nothing to introduce us with yet.
+            Some(lock(&self.own_record).clone()?)
+        } else {
+            None
+        };
+        let letter = SessionLetter { intro, message_id, timestamp: now, kind, body: body.to_vec() };
+        let sent = match session.encrypt(&letter.to_bytes(), now, &mut rng) {
+            Ok(sent) => sent,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot seal with the session; sealed as version 1");
+                return None;
+            }
+        };
+        next.current = Some(sent.next);
+        next.address = Some(to);
+        let envelope = letter::mailbox_envelope(&keys.mailbox_id(), &sent.bytes);
+        inner.metrics.session("sealed");
+        Some(Sealed { envelope, guard, next, device, sessions: self })
+    }
+
+    /// Opens a version-2 envelope, from the device behind `from` when it came over a
+    /// direct connection. The caller finds the sender's address among its contacts and
+    /// requests, commits with [`Opening::update`], then calls [`Opening::committed`].
+    pub(crate) async fn open(
+        &self,
+        inner: &Inner,
+        bytes: &[u8],
+        from: Option<PeerId>,
+        now: Timestamp,
+    ) -> Result<(Opened, Opening<'_>), OpenFailure> {
+        let opened = self.open_inner(inner, bytes, from, now).await;
+        match &opened {
+            Ok(_) => inner.metrics.session("opened"),
+            Err(OpenFailure::Rejected(why)) => {
+                inner.metrics.session("refused");
+                tracing::debug!(reason = %why, "session envelope refused");
+            }
+            Err(_) => {}
+        }
+        opened
+    }
+
+    async fn open_inner(
+        &self,
+        inner: &Inner,
+        bytes: &[u8],
+        from: Option<PeerId>,
+        now: Timestamp,
+    ) -> Result<(Opened, Opening<'_>), OpenFailure> {
+        if !self.enabled {
+            return Err(SessionRejected::NoSession.into());
+        }
+        let form = Form::parse(bytes).map_err(|e| OpenFailure::Rejected(Rejected::Malformed(e)))?;
+        if let Form::Mailbox(mailbox, _) = form
+            && mailbox != inner.secrets.identity.public().mailbox_id()
+        {
+            return Err(SessionRejected::WrongMailbox.into());
+        }
+        let message = form.message();
+        let peeked = peek(message).map_err(|e| OpenFailure::Rejected(Rejected::Malformed(e)))?;
+        let (plaintext, opening, new) = match peeked {
+            Peeked::Initial { handshake_id, init } => {
+                let known = lock(&self.index).by_handshake.get(&handshake_id).copied();
+                match known {
+                    Some(device) => {
+                        let (plaintext, opening) = self.decrypt_in(device, message, now).await?;
+                        (plaintext, opening, false)
+                    }
+                    None => {
+                        let ((plaintext, opening), new) =
+                            self.accept(inner, &init, handshake_id, message, now).await?;
+                        (plaintext, opening, new)
+                    }
+                }
+            }
+            Peeked::Message => {
+                let candidates: Vec<Device> = match from.as_ref().and_then(device_of) {
+                    Some(device) => vec![device],
+                    None => lock(&self.slots).keys().copied().collect(),
+                };
+                let mut found = None;
+                for device in candidates {
+                    match self.decrypt_in(device, message, now).await {
+                        Ok(opened) => {
+                            found = Some(opened);
+                            break;
+                        }
+                        Err(OpenFailure::Rejected(Rejected::Session(
+                            SessionRejected::NoSession,
+                        ))) => {}
+                        Err(other) => return Err(other),
+                    }
+                }
+                let (plaintext, opening) = found.ok_or(SessionRejected::NoSession)?;
+                (plaintext, opening, false)
+            }
+            _ => return Err(SessionRejected::NoSession.into()),
+        };
+        let letter = SessionLetter::from_bytes(&plaintext).map_err(SessionRejected::Letter)?;
+        let sender = self.sender(inner, &opening, &letter, new).await?;
+        let opened = Opened {
+            sender,
+            message_id: letter.message_id,
+            timestamp: letter.timestamp,
+            kind: letter.kind,
+            body: letter.body,
+        };
+        Ok((opened, opening))
+    }
+
+    /// Tries the sessions of `device`'s slot on `message`.
+    async fn decrypt_in(
+        &self,
+        device: Device,
+        message: &[u8],
+        now: Timestamp,
+    ) -> Result<(Zeroizing<Vec<u8>>, Opening<'_>), OpenFailure> {
+        let Some(slot) = lock(&self.slots).get(&device).cloned() else {
+            return Err(SessionRejected::NoSession.into());
+        };
+        let guard = slot.lock_owned().await;
+        let mut outcome: Result<_, OpenFailure> = Err(SessionRejected::NoSession.into());
+        for (current, session) in guard.sessions() {
+            match session.decrypt(message, now) {
+                Ok(done) => {
+                    let mut next = guard.clone();
+                    next.advance(current, done.next);
+                    outcome = Ok((done.plaintext, next));
+                    break;
+                }
+                Err(DecryptError::UnknownHeader | DecryptError::OtherHandshake) => continue,
+                Err(DecryptError::Duplicate) => return Err(OpenFailure::Duplicate),
+                Err(e) => return Err(SessionRejected::Decrypt(e).into()),
+            }
+        }
+        let (plaintext, next) = outcome?;
+        Ok((plaintext, Opening { guard, next, device, sessions: self }))
+    }
+
+    /// An initial message of a handshake we do not know: starts the session.
+    async fn accept(
+        &self,
+        inner: &Inner,
+        init: &communitas_crypto::handshake::InitMessage,
+        handshake_id: [u8; 32],
+        message: &[u8],
+        now: Timestamp,
+    ) -> Result<((Zeroizing<Vec<u8>>, Opening<'_>), bool), OpenFailure> {
+        let accepting = self.accepting.lock().await;
+        let stored = inner.store.prekey_secrets().await.map_err(OpenFailure::Busy)?;
+        let secrets = stored
+            .map(|bytes| PrekeySecrets::from_bytes(&bytes))
+            .transpose()
+            .map_err(|e| OpenFailure::Rejected(Rejected::Malformed(e)))?
+            .ok_or(SessionRejected::NoSession)?;
+        let keys =
+            secrets.keys_for(&inner.secrets.device, init).map_err(SessionRejected::Prekeys)?;
+        let accepted = Session::accept(&keys, message, now).map_err(SessionRejected::Accept)?;
+        drop(accepting);
+        let device = accepted.initiator_device;
+        let guard = self.slot(device).lock_owned().await;
+        // Another copy of the same initial message may have been accepted while this
+        // one waited: then it is that session's message (a duplicate, or the next).
+        if guard.sessions().any(|(_, s)| s.handshake_id() == handshake_id) {
+            drop(guard);
+            return Ok((self.decrypt_in(device, message, now).await?, false));
+        }
+        let mut next = guard.clone();
+        next.install(accepted.session);
+        inner.metrics.session("accepted");
+        Ok(((accepted.plaintext, Opening { guard, next, device, sessions: self }), true))
+    }
+
+    /// Who sent a letter: the identity its intro names (checked to list the
+    /// handshake's device), or the contact or request the device's slot belongs to.
+    async fn sender(
+        &self,
+        inner: &Inner,
+        opening: &Opening<'_>,
+        letter: &SessionLetter,
+        new: bool,
+    ) -> Result<PublicIdentity, OpenFailure> {
+        if let Some(intro) = &letter.intro {
+            let record = IdentityRecord::from_bytes(intro).map_err(SessionRejected::Intro)?;
+            let peer = peer_of(&opening.device).ok_or(SessionRejected::IntroDevice)?;
+            if !record.devices.iter().any(|d| d.peer_id == peer) {
+                return Err(SessionRejected::IntroDevice.into());
+            }
+            return Ok(record.identity);
+        }
+        if new {
+            return Err(SessionRejected::NoIntro.into());
+        }
+        let address = opening.next.address.ok_or(SessionRejected::NoIntro)?;
+        if let Some(keys) =
+            inner.pinned.keys(&inner.store, address).await.map_err(OpenFailure::Busy)?
+        {
+            return Ok(keys);
+        }
+        match inner.store.request(address).await.map_err(OpenFailure::Busy)? {
+            Some(request) => Ok(request.identity),
+            // Neither a contact nor a request any more (declined): nobody to show it to.
+            None => Err(SessionRejected::NoSession.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use communitas_crypto::DeviceKey;
+    use communitas_proto::random::Seeded;
+
+    const T0: Timestamp = Timestamp::from_millis(1_780_000_000_000);
+
+    fn pair(seed: u64) -> (Session, Session) {
+        let mut rng = Seeded::new(seed);
+        let (a, b) = (DeviceKey::from_secret_bytes([1; 32]), DeviceKey::from_secret_bytes([2; 32]));
+        let prekeys = PrekeySecrets::new(T0, &mut rng);
+        let bundle = prekeys.bundle(&b).unwrap();
+        let s = Session::initiate(&a, &bundle, None, None, T0, &mut rng).unwrap();
+        let first = s.encrypt(b"x", T0, &mut rng).unwrap();
+        let Peeked::Initial { init, .. } = peek(&first.bytes).unwrap() else { panic!() };
+        let keys = prekeys.keys_for(&b, &init).unwrap();
+        let accepted = Session::accept(&keys, &first.bytes, T0).unwrap();
+        (first.next, accepted.session)
+    }
+
+    #[test]
+    fn slots_round_trip_and_bad_bytes_are_refused() {
+        let (a, b) = pair(1);
+        let slot = Slot {
+            address: Some(Address::from_bytes([1, 2, 3, 4, 5, 6])),
+            current: Some(a.clone()),
+            previous: Some(b.clone()),
+        };
+        let back = Slot::from_bytes(&slot.to_bytes()).unwrap();
+        assert_eq!(back.address, slot.address);
+        assert_eq!(back.current.unwrap().handshake_id(), a.handshake_id());
+        assert!(back.previous.unwrap().is_initiator() == b.is_initiator());
+        let empty = Slot::from_bytes(&Slot::default().to_bytes()).unwrap();
+        assert!(empty.address.is_none() && empty.current.is_none());
+        let bytes = slot.to_bytes();
+        for cut in [0, 1, 2, 8, bytes.len() - 1] {
+            assert!(Slot::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut flags = bytes.to_vec();
+        flags[1] |= 8;
+        assert!(Slot::from_bytes(&flags).is_err());
+    }
+
+    /// Both sides started at once: each keeps receiving on both, and both send on the
+    /// session with the lower handshake id.
+    #[test]
+    fn a_simultaneous_start_settles_on_the_lower_handshake_id() {
+        let mut rng = Seeded::new(9);
+        let (a, b) = (DeviceKey::from_secret_bytes([1; 32]), DeviceKey::from_secret_bytes([2; 32]));
+        let (pa, pb) = (PrekeySecrets::new(T0, &mut rng), PrekeySecrets::new(T0, &mut rng));
+        let a_started = Session::initiate(&a, &pb.bundle(&b).unwrap(), None, None, T0, &mut rng);
+        let b_started = Session::initiate(&b, &pa.bundle(&a).unwrap(), None, None, T0, &mut rng);
+        let (a_started, b_started) = (a_started.unwrap(), b_started.unwrap());
+        let a_first = a_started.encrypt(b"from a", T0, &mut rng).unwrap();
+        let b_first = b_started.encrypt(b"from b", T0, &mut rng).unwrap();
+        let accept = |prekeys: &PrekeySecrets, me: &DeviceKey, bytes: &[u8]| {
+            let Peeked::Initial { init, .. } = peek(bytes).unwrap() else { panic!() };
+            Session::accept(&prekeys.keys_for(me, &init).unwrap(), bytes, T0).unwrap().session
+        };
+        let lower = a_first.next.handshake_id().min(b_first.next.handshake_id());
+        let mut slot_a = Slot { current: Some(a_first.next), ..Slot::default() };
+        let mut slot_b = Slot { current: Some(b_first.next), ..Slot::default() };
+        slot_a.install(accept(&pa, &a, &b_first.bytes));
+        slot_b.install(accept(&pb, &b, &a_first.bytes));
+        let (ca, cb) = (slot_a.current.as_ref().unwrap(), slot_b.current.as_ref().unwrap());
+        assert_eq!(ca.handshake_id(), cb.handshake_id(), "both send on one session");
+        assert_eq!(ca.handshake_id(), lower);
+        assert!(slot_a.previous.is_some() && slot_b.previous.is_some(), "both keep the other");
+        // The winner's responder can send, and the initiator opens it.
+        let (sender, receiver) = if ca.is_initiator() { (cb, ca) } else { (ca, cb) };
+        let reply = sender.encrypt(b"reply", T0, &mut rng).unwrap();
+        assert_eq!(&receiver.decrypt(&reply.bytes, T0).unwrap().plaintext[..], b"reply");
+    }
+
+    #[test]
+    fn a_restarted_peer_s_new_session_replaces_the_answered_one() {
+        // A responder's session (never awaiting a reply) gives way to any new one,
+        // whatever the handshake ids.
+        let (a, _) = pair(2);
+        let (_, ours) = pair(3);
+        assert!(!ours.awaiting_reply());
+        let mut slot = Slot { current: Some(ours.clone()), ..Slot::default() };
+        slot.install(a.clone());
+        assert_eq!(slot.current.as_ref().unwrap().handshake_id(), a.handshake_id());
+        assert_eq!(slot.previous.as_ref().unwrap().handshake_id(), ours.handshake_id());
+    }
+
+    #[test]
+    fn peer_ids_and_device_keys_map_both_ways() {
+        let key = DeviceKey::from_secret_bytes([3; 32]);
+        let peer = key.peer_id();
+        assert_eq!(device_of(&peer), Some(key.public_bytes()));
+        assert_eq!(peer_of(&key.public_bytes()), Some(peer));
+        assert_eq!(device_of(&PeerId::random()), None, "not an inlined Ed25519 key");
+    }
+}
