@@ -44,6 +44,9 @@ pub enum Rejection {
     Invalid,
     /// Timestamp outside the accepted window.
     Stale,
+    /// A session message no session of the recipient's device opens (it lost its
+    /// state): the sender starts a new session and seals the message again.
+    NoSession,
     /// A code from a newer version.
     Unknown(u8),
 }
@@ -57,6 +60,7 @@ impl Receipt {
             Receipt::Rejected(Rejection::WrongRecipient) => 16,
             Receipt::Rejected(Rejection::Invalid) => 17,
             Receipt::Rejected(Rejection::Stale) => 18,
+            Receipt::Rejected(Rejection::NoSession) => 19,
             Receipt::Rejected(Rejection::Unknown(code)) => code,
         }
     }
@@ -69,6 +73,7 @@ impl Receipt {
             16 => Receipt::Rejected(Rejection::WrongRecipient),
             17 => Receipt::Rejected(Rejection::Invalid),
             18 => Receipt::Rejected(Rejection::Stale),
+            19 => Receipt::Rejected(Rejection::NoSession),
             code => Receipt::Rejected(Rejection::Unknown(code)),
         }
     }

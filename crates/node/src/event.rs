@@ -100,6 +100,13 @@ pub enum Event {
         /// The address being imitated.
         address: Address,
     },
+    /// A contact's device had lost our session (restored from an old copy,
+    /// reinstalled): a new one was started and what it had not acknowledged is sealed
+    /// again. Nothing is lost; the conversation may say so.
+    SessionReset {
+        /// The contact.
+        peer: Address,
+    },
     /// A connection opened or closed.
     Connection {
         /// The peer (device) id.

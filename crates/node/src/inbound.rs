@@ -396,6 +396,7 @@ fn wire(why: rules::Rejection) -> Rejection {
     match why {
         rules::Rejection::WrongRecipient => Rejection::WrongRecipient,
         rules::Rejection::Stale => Rejection::Stale,
+        rules::Rejection::NoSession => Rejection::NoSession,
         _ => Rejection::Invalid,
     }
 }

@@ -33,12 +33,20 @@ use crate::{Event, Inner};
 type Outbox = machine::Outbox<PeerId, Vec<Multiaddr>>;
 type Outcome = machine::Outcome<PeerId, Vec<Multiaddr>>;
 
+/// How a delivery task ended: its outcome, and the envelope it sealed again if the
+/// recipient's device had lost the session.
+struct Done {
+    id: MessageId,
+    outcome: Outcome,
+    resealed: Option<Vec<u8>>,
+}
+
 pub(crate) struct Actor {
     inner: Arc<Inner>,
     commands: mpsc::Receiver<Command>,
     machine: Outbox,
     rng: Os,
-    running: JoinSet<(MessageId, Outcome)>,
+    running: JoinSet<Done>,
     /// Which message each running task delivers, to report one that panicked.
     tasks: HashMap<tokio::task::Id, MessageId>,
     wake: Option<Timestamp>,
@@ -82,8 +90,7 @@ impl Actor {
                 () = shutdown.cancelled() => break,
                 Some(command) = self.commands.recv() => self.feed(input(command)).await,
                 Some(done) = self.running.join_next_with_id(), if !self.running.is_empty() => {
-                    let report = self.report(done);
-                    if let Some(input) = report {
+                    for input in self.report(done) {
                         self.feed(input).await;
                     }
                 }
@@ -101,18 +108,19 @@ impl Actor {
     /// A delivery task ended: its outcome, or a retry if it panicked.
     fn report(
         &mut self,
-        done: Result<(tokio::task::Id, (MessageId, Outcome)), tokio::task::JoinError>,
-    ) -> Option<Input<PeerId, Vec<Multiaddr>>> {
+        done: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
+    ) -> Vec<Input<PeerId, Vec<Multiaddr>>> {
         match done {
-            Ok((task, (id, outcome))) => {
+            Ok((task, Done { id, outcome, resealed })) => {
                 self.tasks.remove(&task);
-                Some(Input::AttemptDone { id, outcome })
+                let resealed = resealed.map(|envelope| Input::Resealed { id, envelope });
+                resealed.into_iter().chain([Input::AttemptDone { id, outcome }]).collect()
             }
             Err(e) => {
                 tracing::error!(error = %e, "delivery task failed");
-                let id = self.tasks.remove(&e.id())?;
+                let Some(id) = self.tasks.remove(&e.id()) else { return Vec::new() };
                 let error = "the delivery task failed".to_owned();
-                Some(Input::AttemptDone { id, outcome: Outcome::Retry { error, looked_up: None } })
+                vec![Input::AttemptDone { id, outcome: Outcome::Retry { error, looked_up: None } }]
             }
         }
     }
@@ -227,24 +235,40 @@ fn status_of(status: machine::Status) -> Status {
 
 /// One delivery attempt: find the recipient's devices, send, read the receipt, or
 /// leave the envelope in the recipient's mailboxes.
-async fn deliver(inner: Arc<Inner>, entry: Entry, cached: Option<Devices>) -> (MessageId, Outcome) {
+async fn deliver(inner: Arc<Inner>, mut entry: Entry, cached: Option<Devices>) -> Done {
     let id = entry.id;
+    let done = |outcome, resealed| Done { id, outcome, resealed };
     let (devices, looked_up) = match cached {
         Some(devices) => (devices, false),
         None => match lookup(&inner, entry.recipient).await {
             Ok(devices) => (devices, true),
-            Err(error) => return (id, mailbox_fallback(&inner, &entry, error, None).await),
+            Err(error) => return done(mailbox_fallback(&inner, &entry, error, None).await, None),
         },
     };
+    let mut resealed = None;
     let mut last_error = String::from("no device to deliver to");
     let mut delivered = false;
-    // A session's envelope is kept in its mailbox form; a device gets the direct one.
-    let direct = communitas_proto::session::letter::direct_from_mailbox(&entry.envelope)
-        .unwrap_or_else(|| entry.envelope.clone());
     for (peer, addrs) in &devices {
         let sent = inner.store.set_status(id, Status::Sent);
-        let request = inner.net.send(*peer, addrs.clone(), direct.clone());
-        let (sent, receipt) = tokio::join!(sent, request);
+        let request = inner.net.send(*peer, addrs.clone(), direct_form(&entry.envelope));
+        let (sent, mut receipt) = tokio::join!(sent, request);
+        if let Ok(Receipt::Rejected(Rejection::NoSession)) = receipt {
+            // The device lost its session: a new one, the message sealed again, sent
+            // again at once (the machine learns the new envelope from `Done`).
+            match inner.sessions.heal(&inner, *peer, &entry).await {
+                Some(envelope) => {
+                    entry.envelope = envelope.clone();
+                    resealed = Some(envelope);
+                    receipt =
+                        inner.net.send(*peer, addrs.clone(), direct_form(&entry.envelope)).await;
+                }
+                None => {
+                    last_error =
+                        "the recipient's device lost its session; sealing again later".into();
+                    continue;
+                }
+            }
+        }
         if sent.is_ok() && !entry.control {
             inner.metrics.sent.inc();
             inner.emit(Event::StatusChanged { id, to: entry.recipient, status: Status::Sent });
@@ -256,6 +280,10 @@ async fn deliver(inner: Arc<Inner>, entry: Entry, cached: Option<Devices>) -> (M
             }
             Ok(Receipt::Busy) => last_error = "recipient busy".into(),
             Ok(Receipt::RateLimited) => last_error = "over the recipient's rate limit".into(),
+            // Not for good: the next attempt seals it again.
+            Ok(Receipt::Rejected(Rejection::NoSession)) => {
+                last_error = "the recipient's device has no session for it".into();
+            }
             Ok(Receipt::Rejected(why)) => {
                 let reason = match why {
                     Rejection::WrongRecipient => {
@@ -264,7 +292,7 @@ async fn deliver(inner: Arc<Inner>, entry: Entry, cached: Option<Devices>) -> (M
                     Rejection::Stale => "the recipient's device refused it: timestamp out of range",
                     _ => "the recipient's device refused it as invalid",
                 };
-                return (id, Outcome::Reject { reason: reason.into() });
+                return done(Outcome::Reject { reason: reason.into() }, resealed);
             }
             Ok(_) => last_error = "unknown receipt".into(),
             Err(e) => last_error = e.to_string(),
@@ -272,9 +300,16 @@ async fn deliver(inner: Arc<Inner>, entry: Entry, cached: Option<Devices>) -> (M
     }
     let looked_up = looked_up.then_some(devices);
     if delivered {
-        return (id, Outcome::Delivered { looked_up });
+        return done(Outcome::Delivered { looked_up }, resealed);
     }
-    (id, mailbox_fallback(&inner, &entry, last_error, looked_up).await)
+    done(mailbox_fallback(&inner, &entry, last_error, looked_up).await, resealed)
+}
+
+/// What a device is sent: a session's envelope is kept in its mailbox form, and a
+/// device gets the direct one; a version-1 envelope is the same either way.
+fn direct_form(envelope: &[u8]) -> Vec<u8> {
+    communitas_proto::session::letter::direct_from_mailbox(envelope)
+        .unwrap_or_else(|| envelope.to_vec())
 }
 
 /// Direct delivery failed: leave the envelope in the recipient's mailboxes.

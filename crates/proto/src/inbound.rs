@@ -73,6 +73,9 @@ pub enum Rejection {
     Invalid,
     /// Timestamp outside the accepted window.
     Stale,
+    /// A session message that no session of ours opens: the sender should start
+    /// a new session and seal it again (issue 14 item 6).
+    NoSession,
 }
 
 /// An envelope refused for good, and why (for logs; the sender hears a [`Rejection`]).
@@ -156,6 +159,7 @@ impl Rejected {
             Rejected::Unopened(OpenError::WrongMailbox | OpenError::WrongRecipient)
             | Rejected::Session(SessionRejected::WrongMailbox) => Rejection::WrongRecipient,
             Rejected::Stale | Rejected::OldPresence => Rejection::Stale,
+            Rejected::Session(SessionRejected::NoSession) => Rejection::NoSession,
             _ => Rejection::Invalid,
         }
     }

@@ -154,6 +154,14 @@ pub enum Input<P, D> {
         /// How.
         outcome: Outcome<P, D>,
     },
+    /// The driver sealed this message again (a new session with its recipient) and
+    /// stored the new envelope in its row: later attempts send this one.
+    Resealed {
+        /// The message.
+        id: MessageId,
+        /// Its new envelope.
+        envelope: Vec<u8>,
+    },
     /// The [`Output::Persist`] asked for this message is on disk.
     Persisted(MessageId),
     /// The [`Output::Persist`] asked for this message failed.

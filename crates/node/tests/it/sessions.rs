@@ -203,3 +203,93 @@ async fn texts_ride_sessions_both_ways_through_mailboxes_and_a_restart() {
     }
     net.shutdown().await;
 }
+
+/// Issue 14 item 6: a device that lost its session state (here: its `sessions` rows
+/// deleted while it was off, as a restore from an old copy would) gets a new session
+/// without anyone doing anything, and what was not acknowledged is sealed again and
+/// arrives, each message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_lost_its_sessions_heals_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (net, boot) = servers(dir.path()).await;
+    let start = |name: &'static str, seeds: Seeds| {
+        let (dir, boot) = (dir.path().to_owned(), boot.clone());
+        async move {
+            communitas_testkit::memory_node_seeded(&dir, name, false, &boot, seeds, sessions_on())
+                .await
+        }
+    };
+    let bob_seeds = Seeds::random();
+    let alice = start("alice", Seeds::random()).await;
+    let bob = start("bob", bob_seeds).await;
+    let (a, b) = (alice.handle(), bob.handle());
+    befriend(&a, &b).await;
+    a.send_text(b.address(), "before").await.unwrap();
+    b.send_text(a.address(), "reply").await.unwrap();
+    received(&b, &a, 1).await;
+    received(&a, &b, 1).await;
+
+    // Bob stops; alice writes (into mailboxes, with the session bob is about to lose).
+    bob.shutdown().await;
+    let mut events = a.subscribe();
+    let mut lost = Vec::new();
+    for i in 0..3 {
+        let text = format!("sealed with the lost session {i}");
+        a.send_text(b.address(), &text).await.unwrap();
+        lost.push(text);
+    }
+    eventually(Duration::from_secs(30), || async {
+        let outbox = a.outbox().await.map_err(|e| e.to_string())?;
+        let stored = outbox.iter().filter(|e| e.last_error.is_some()).count();
+        if stored >= 3 { Ok(()) } else { Err(format!("{stored} of 3 left in mailboxes")) }
+    })
+    .await;
+    let db = rusqlite::Connection::open(dir.path().join("bob.db")).unwrap();
+    let wiped = db.execute("DELETE FROM sessions", []).unwrap();
+    assert!(wiped >= 1, "bob had a session to lose");
+    drop(db);
+
+    let bob = start("bob", bob_seeds).await;
+    let b = bob.handle();
+    let got = received(&b, &a, 4).await;
+    for text in &lost {
+        assert_eq!(got.iter().filter(|t| *t == text).count(), 1, "{text} arrived once");
+    }
+    // Both ways work on the healed session, and nothing shows twice.
+    a.send_text(b.address(), "after").await.unwrap();
+    b.send_text(a.address(), "after too").await.unwrap();
+    assert_eq!(received(&b, &a, 5).await.len(), 5);
+    assert_eq!(received(&a, &b, 2).await.len(), 2);
+    let healed = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match events.recv().await {
+                Ok(communitas_node::Event::SessionReset { peer }) => return peer,
+                Ok(_) => {}
+                Err(e) => panic!("events ended: {e}"),
+            }
+        }
+    })
+    .await;
+    let (ma, mb) = (a.metrics(), b.metrics());
+    println!(
+        "alice: resets {} resealed {} sealed {} initiated {} accepted {}; bob: refused {} initiated {} accepted {}",
+        ma.session_events("reset"),
+        ma.session_events("resealed"),
+        ma.session_events("sealed"),
+        ma.session_events("initiated"),
+        ma.session_events("accepted"),
+        mb.session_events("refused"),
+        mb.session_events("initiated"),
+        mb.session_events("accepted"),
+    );
+    assert!(ma.session_events("resealed") >= 3, "the three lost messages were sealed again");
+    // Healing came from one of two sides: alice's outbox sealing again after bob's
+    // "no session" (a reset), or bob's new session reaching alice first.
+    if ma.session_events("reset") > 0 {
+        assert_eq!(healed.ok(), Some(b.address()));
+    }
+    for node in [alice, bob] {
+        node.shutdown().await;
+    }
+    net.shutdown().await;
+}

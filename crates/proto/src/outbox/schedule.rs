@@ -122,6 +122,11 @@ impl<P: Copy + Eq + Hash, D: Clone> Outbox<P, D> {
             Input::AttemptDone { id, outcome } => {
                 self.attempt_done(id, outcome, now, rng, &mut out)
             }
+            Input::Resealed { id, envelope } => {
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.entry.envelope = envelope;
+                }
+            }
             Input::Persisted(id) => self.persisted(id, &mut out),
             Input::PersistFailed(id) => self.persist_failed(id, now, rng),
             Input::Tick => {}

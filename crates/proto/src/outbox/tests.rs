@@ -407,3 +407,26 @@ fn a_restored_outbox_is_exactly_its_rows() {
     assert_eq!(attempts(&out).len(), 1);
     assert_eq!(copy.running(), 1, "a clone is independent");
 }
+
+/// A message sealed again (its recipient lost the session) goes out as its new
+/// envelope from its next attempt on; an unknown id changes nothing.
+#[test]
+fn a_resealed_entry_is_sent_as_its_new_envelope() {
+    let mut sim = Sim::new(4);
+    let now = sim.now;
+    let out = sim.feed(Input::Enqueue(entry(1, 1, now, false)));
+    assert_eq!(attempts(&out), [id(1)]);
+    sim.feed(Input::Resealed { id: id(1), envelope: b"new".to_vec() });
+    sim.feed(Input::Resealed { id: id(9), envelope: b"other".to_vec() });
+    sim.done(1, retry());
+    sim.feed(Input::Persisted(id(1)));
+    let again = sim.wake_up();
+    let sent: Vec<_> = again
+        .iter()
+        .filter_map(|o| match o {
+            Output::Attempt { entry, .. } => Some(entry.envelope.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, [b"new".to_vec()]);
+}

@@ -10,7 +10,7 @@
 //! either keeps both or neither, so no message is left undecryptable or opened twice.
 
 use communitas_crypto::at_rest::StorageKey;
-use communitas_types::{Fingerprint, Timestamp};
+use communitas_types::{Fingerprint, MessageId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
@@ -148,6 +148,28 @@ impl Store {
     ) -> Result<(), Error> {
         self.write(move |conn, key| {
             outbox::insert(conn, &outbox)?;
+            commit(conn, key, &update)
+        })
+        .await
+    }
+
+    /// Replaces a queued message's envelope with one a new session sealed (its
+    /// recipient lost the old session), with that session's state, in one
+    /// transaction. [`Error::NoSuchMessage`] if the message left the outbox meanwhile.
+    pub async fn reseal_with_session(
+        &self,
+        id: MessageId,
+        envelope: Vec<u8>,
+        update: SessionUpdate,
+    ) -> Result<(), Error> {
+        self.write(move |conn, key| {
+            let changed = conn.execute(
+                "UPDATE outbox SET envelope = ?1 WHERE message_id = ?2",
+                params![envelope, &id.as_bytes()[..]],
+            )?;
+            if changed == 0 {
+                return Err(Error::NoSuchMessage(id));
+            }
             commit(conn, key, &update)
         })
         .await

@@ -106,3 +106,23 @@ async fn an_incoming_message_commits_with_its_session_state_and_the_prekeys_it_u
     assert!(!store.drop_session(DEVICE).await.unwrap());
     assert!(store.session(DEVICE).await.unwrap().is_none());
 }
+
+/// Sealed again for a new session (issue 14 item 6): the outbox row's envelope and the
+/// session change together; a message no longer queued changes neither.
+#[tokio::test]
+async fn a_resealed_message_commits_its_envelope_with_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db"), key()).unwrap();
+    let (m, o) = outgoing(1, "hello");
+    let id = o.message_id;
+    store.insert_outgoing_with_session(m, o, update(b"old session")).await.unwrap();
+    store.reseal_with_session(id, vec![9; 50], update(b"new session")).await.unwrap();
+    let outbox = store.outbox().await.unwrap();
+    assert_eq!(outbox[0].envelope, vec![9; 50]);
+    assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"new session");
+
+    let (_, gone) = outgoing(2, "never queued");
+    let refused = store.reseal_with_session(gone.message_id, vec![1; 5], update(b"x")).await;
+    assert!(matches!(refused, Err(Error::NoSuchMessage(_))), "{refused:?}");
+    assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"new session");
+}
