@@ -32,10 +32,11 @@ pub struct Config {
     pub seen_sweep_every: Duration,
     /// How much strangers may leave as message requests (issue 15).
     pub request_limits: communitas_store::RequestLimits,
-    /// End-to-end sessions (issue 14 phase 2, decision 0053): make and rotate this
-    /// device's prekeys and publish their bundle in the identity record. Off by
-    /// default until texts ride sessions end to end: a bundle in the record tells
-    /// contacts this device opens session messages, which it does not yet.
+    /// End-to-end sessions (issue 14, decision 0053), on by default: this device
+    /// makes, rotates and publishes prekeys (a version-2 identity record), and every
+    /// letter to a contact whose record has a bundle rides a session. Off: version-1
+    /// records and envelopes only, as builds before sessions (both still open
+    /// version 1).
     pub sessions: bool,
 }
 
@@ -53,7 +54,7 @@ impl Default for Config {
             mailbox_fetch_every: mailbox::FETCH_EVERY,
             seen_sweep_every: seen::SWEEP_EVERY,
             request_limits: communitas_store::RequestLimits::default(),
-            sessions: false,
+            sessions: true,
         }
     }
 }

@@ -11,6 +11,10 @@ fn sessions_on() -> Config {
     Config { sessions: true, ..Config::default() }
 }
 
+fn sessions_off() -> Config {
+    Config { sessions: false, ..Config::default() }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_record_carries_a_bundle_of_this_device_kept_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,7 +30,14 @@ async fn the_record_carries_a_bundle_of_this_device_kept_across_a_restart() {
         sessions_on(),
     )
     .await;
-    let alice = communitas_testkit::memory_node(dir.path(), "alice", false, &boot).await;
+    let alice = communitas_testkit::memory_node_configured(
+        dir.path(),
+        "alice",
+        false,
+        &boot,
+        sessions_off(),
+    )
+    .await;
     let (bob_address, bob_peer) = (bob.handle().address(), bob.handle().peer_id());
     let client = BareClient::start(&boot);
 
@@ -37,7 +48,7 @@ async fn the_record_carries_a_bundle_of_this_device_kept_across_a_restart() {
     let bundle = device.prekeys.clone().expect("sessions on: the record carries a bundle");
     assert_eq!(first[0].to_bytes()[0], communitas_crypto::record::VERSION);
 
-    // Sessions off (the default): a version-1 record, as before.
+    // Sessions off: a version-1 record, as before.
     let plain =
         eventually(Duration::from_secs(10), || client.net.resolve(alice.handle().address())).await;
     assert!(plain[0].devices[0].prekeys.is_none());
@@ -190,7 +201,14 @@ async fn texts_ride_sessions_both_ways_through_mailboxes_and_a_restart() {
     assert!(received(&a, &b, 51).await.contains(&"back".to_owned()));
 
     // A node with sessions off: version 1 both ways.
-    let carol = communitas_testkit::memory_node(dir.path(), "carol", false, &boot).await;
+    let carol = communitas_testkit::memory_node_configured(
+        dir.path(),
+        "carol",
+        false,
+        &boot,
+        sessions_off(),
+    )
+    .await;
     let c = carol.handle();
     befriend(&b, &c).await;
     c.send_text(b.address(), "v1 to bob").await.unwrap();
@@ -264,7 +282,7 @@ async fn a_device_that_lost_its_sessions_heals_and_nothing_is_lost() {
         loop {
             match events.recv().await {
                 Ok(communitas_node::Event::SessionReset { peer }) => return peer,
-                Ok(_) => {}
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(e) => panic!("events ended: {e}"),
             }
         }
