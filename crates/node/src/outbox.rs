@@ -252,22 +252,19 @@ async fn deliver(inner: Arc<Inner>, mut entry: Entry, cached: Option<Devices>) -
         let sent = inner.store.set_status(id, Status::Sent);
         let request = inner.net.send(*peer, addrs.clone(), direct_form(&entry.envelope));
         let (sent, mut receipt) = tokio::join!(sent, request);
-        if let Ok(Receipt::Rejected(Rejection::NoSession)) = receipt {
-            // The device lost its session: a new one, the message sealed again, sent
-            // again at once (the machine learns the new envelope from `Done`).
-            match inner.sessions.heal(&inner, *peer, &entry).await {
-                Some(envelope) => {
-                    entry.envelope = envelope.clone();
-                    resealed = Some(envelope);
-                    receipt =
-                        inner.net.send(*peer, addrs.clone(), direct_form(&entry.envelope)).await;
-                }
-                None => {
-                    last_error =
-                        "the recipient's device lost its session; sealing again later".into();
-                    continue;
-                }
+        // No session of the device opens it: sealed again with our current session
+        // and sent at once; refused again, the device lost the session, so a new one
+        // (the machine learns the new envelope from `Done`).
+        for reset in [false, true] {
+            if !matches!(receipt, Ok(Receipt::Rejected(Rejection::NoSession))) {
+                break;
             }
+            let Some(envelope) = inner.sessions.heal(&inner, *peer, &entry, reset).await else {
+                break;
+            };
+            entry.envelope = envelope.clone();
+            resealed = Some(envelope);
+            receipt = inner.net.send(*peer, addrs.clone(), direct_form(&entry.envelope)).await;
         }
         if sent.is_ok() && !entry.control {
             inner.metrics.sent.inc();

@@ -37,7 +37,7 @@ use communitas_proto::session::prekeys::PrekeySecrets;
 use communitas_proto::session::{DecryptError, Peeked, Session, peek};
 use communitas_store::{SessionUpdate, StoredSession};
 use communitas_types::codec::{DecodeError, Reader, Writer};
-use communitas_types::{Address, MessageId, Timestamp};
+use communitas_types::{Address, Timestamp};
 use tokio::sync::OwnedMutexGuard;
 use zeroize::Zeroizing;
 
@@ -51,8 +51,6 @@ const SLOT_VERSION: u8 = 1;
 const HAS_ADDRESS: u8 = 1;
 const HAS_CURRENT: u8 = 2;
 const HAS_PREVIOUS: u8 = 4;
-/// Messages [`Sessions::heal`] remembers having sealed again.
-const MAX_RESEALED: usize = 10_000;
 /// Longest stored slot (two sessions well under 64 KiB each).
 const MAX_SLOT_LEN: usize = 256 * 1024;
 
@@ -176,12 +174,6 @@ pub(crate) struct Sessions {
     own_record: Mutex<Option<Vec<u8>>>,
     /// Accepting sessions one at a time: each reads the prekey secrets.
     accepting: tokio::sync::Mutex<()>,
-    /// When each device's current session began (started, accepted, or ours
-    /// dropped), this run: a session begun after a message was sealed is not the one
-    /// the device lost.
-    begun: Mutex<HashMap<Device, Timestamp>>,
-    /// Messages sealed again by [`Sessions::heal`], and when (this run).
-    resealed: Mutex<HashMap<MessageId, Timestamp>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -275,8 +267,6 @@ impl Sessions {
             bundles: Mutex::default(),
             own_record: Mutex::default(),
             accepting: tokio::sync::Mutex::new(()),
-            begun: Mutex::default(),
-            resealed: Mutex::default(),
         };
         for row in stored {
             match Slot::from_bytes(&row.state) {
@@ -354,7 +344,6 @@ impl Sessions {
                 match Session::initiate(&inner.secrets.device, &bundle, None, None, now, &mut rng) {
                     Ok(session) => {
                         inner.metrics.session("initiated");
-                        lock(&self.begun).insert(device, Timestamp::now());
                         session
                     }
                     Err(e) => {
@@ -385,27 +374,27 @@ impl Sessions {
         Some(Sealed { envelope, guard, next, device, sessions: self })
     }
 
-    /// The device behind `peer` answered that no session of its opens `entry` (it
-    /// lost its state: restored from an old copy, reinstalled). Drops our sessions
-    /// with it — unless the current one began after the message was sealed, so is
-    /// not the one lost — and seals the message again with the current or a new
-    /// session, its row and the session committed together.
-    /// Returns the new envelope, or `None` if it cannot be sealed again now (a
-    /// control message, whose body is not kept; no bundle found), and the outbox
-    /// tries again later.
+    /// The device behind `peer` answered that no session of its opens `entry`. Seals
+    /// the message again — with our current session (`reset` off: the envelope was
+    /// only old, a chain the device has moved past, which is what a retry after a
+    /// lost receipt looks like), or with a new session after dropping ours (`reset`:
+    /// a freshly sealed envelope was refused too, so the device lost its state —
+    /// restored from an old copy, reinstalled). The row and the session are
+    /// committed together. Returns the new envelope, or `None` if it cannot be
+    /// sealed again now (a control message, whose body is not kept; no bundle
+    /// found), and the outbox tries again later.
     pub(crate) async fn heal(
         &self,
         inner: &Inner,
         peer: PeerId,
         entry: &communitas_proto::outbox::Entry,
+        reset: bool,
     ) -> Option<Vec<u8>> {
         let device = device_of(&peer)?;
-        let sealed_at = lock(&self.resealed).get(&entry.id).copied().unwrap_or(entry.created_at);
-        {
+        if reset {
             let slot = self.slot(device);
             let mut guard = slot.lock().await;
-            let begun = lock(&self.begun).get(&device).copied();
-            if begun.is_none_or(|at| at <= sealed_at) {
+            {
                 tracing::info!(
                     message = %entry.id.fmt_short(),
                     "a contact's device lost our session: starting a new one"
@@ -413,7 +402,6 @@ impl Sessions {
                 inner.metrics.session("reset");
                 guard.current = None;
                 guard.previous = None;
-                lock(&self.begun).insert(device, Timestamp::now());
                 inner.emit(crate::Event::SessionReset { peer: entry.recipient });
             }
         }
@@ -438,12 +426,6 @@ impl Sessions {
                 return None;
             }
         }
-        let mut resealed = lock(&self.resealed);
-        if resealed.len() >= MAX_RESEALED {
-            // Forgetting costs at most one extra reset of a session later.
-            resealed.clear();
-        }
-        resealed.insert(entry.id, Timestamp::now());
         Some(envelope)
     }
 
@@ -597,7 +579,6 @@ impl Sessions {
         let mut next = guard.clone();
         next.install(accepted.session);
         inner.metrics.session("accepted");
-        lock(&self.begun).insert(device, Timestamp::now());
         Ok(((accepted.plaintext, Opening { guard, next, device, sessions: self }), true))
     }
 
