@@ -168,6 +168,20 @@ async fn texts_ride_sessions_both_ways_through_mailboxes_and_a_restart() {
 
     // Bob goes offline: alice's texts wait in mailboxes, sealed by the session.
     bob.shutdown().await;
+    // What a session costs in the database (issue 14's budget: measured): the row as
+    // stored, sealed at rest, after 50 texts each way.
+    let db = rusqlite::Connection::open(dir.path().join("bob.db")).unwrap();
+    let rows: Vec<i64> = db
+        .prepare("SELECT length(state) FROM sessions")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    drop(db);
+    println!("session state per contact in the database: {rows:?} bytes");
+    assert_eq!(rows.len(), 1, "one session row for alice's one device");
+    assert!(rows[0] < 16 * 1024, "{rows:?}");
     let mut offline = Vec::new();
     for i in 0..5 {
         let text = format!("while away {i}");
@@ -312,6 +326,122 @@ async fn a_device_that_lost_its_sessions_heals_and_nothing_is_lost() {
     assert_eq!(announced.len() as u64, ma.session_events("reset"), "each reset is announced");
     assert!(announced.iter().all(|peer| *peer == b.address()));
     watcher.abort();
+    for node in [alice, bob] {
+        node.shutdown().await;
+    }
+    net.shutdown().await;
+}
+
+/// Issue 14's budget "first message to a new contact: bytes": the first text to a
+/// contact who never answered carries the handshake and our intro (our signed record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_message_to_a_new_contact_carries_the_handshake_and_the_intro() {
+    let dir = tempfile::tempdir().unwrap();
+    let (net, boot) = servers(dir.path()).await;
+    let alice = communitas_testkit::memory_node_configured(
+        dir.path(),
+        "alice",
+        false,
+        &boot,
+        sessions_on(),
+    )
+    .await;
+    let bob =
+        communitas_testkit::memory_node_configured(dir.path(), "bob", false, &boot, sessions_on())
+            .await;
+    let (a, b) = (alice.handle(), bob.handle());
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    bob.shutdown().await;
+    a.send_text(b.address(), "0123456789").await.unwrap();
+    let first = eventually(Duration::from_secs(30), || async {
+        let outbox = a.outbox().await.map_err(|e| e.to_string())?;
+        outbox.first().map(|e| e.envelope.clone()).ok_or_else(|| "not queued".to_string())
+    })
+    .await;
+    let client = BareClient::start(&boot);
+    let records = eventually(Duration::from_secs(10), || client.net.resolve(a.address())).await;
+    let record = records[0].to_bytes().len();
+    client.stop().await;
+    println!(
+        "first 10-byte text to a new contact: {} bytes in a mailbox (our record, the intro: {} bytes)",
+        first.len(),
+        record
+    );
+    assert_eq!(first[..2], [2, 3], "a version-2 mailbox envelope");
+    let init = communitas_crypto::handshake::MAX_LEN - 4;
+    assert!(first.len() > 2 + 32 + init + record, "{} bytes", first.len());
+    assert!(first.len() < 2 + 32 + init + record + 200, "{} bytes", first.len());
+    assert_eq!(a.metrics().session_events("initiated"), 1);
+    alice.shutdown().await;
+    net.shutdown().await;
+}
+
+/// Hostile bytes in the version-2 form (issue 14 item 8, house rule: typed errors,
+/// nothing changed): truncated, unknown forms, another mailbox, junk behind a valid
+/// form, and a real session envelope replayed from another peer's connection — each
+/// refused with a typed receipt, and the contact's texts go on arriving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_session_envelopes_are_refused_and_the_contact_s_texts_flow() {
+    use communitas_net::{Receipt, Rejection};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (net, boot) = servers(dir.path()).await;
+    let start = |name: &'static str, seeds: Seeds| {
+        let (dir, boot) = (dir.path().to_owned(), boot.clone());
+        async move {
+            communitas_testkit::memory_node_seeded(&dir, name, false, &boot, seeds, sessions_on())
+                .await
+        }
+    };
+    let bob_seeds = Seeds::random();
+    let alice = start("alice", Seeds::random()).await;
+    let bob = start("bob", bob_seeds).await;
+    let (a, b) = (alice.handle(), bob.handle());
+    befriend(&a, &b).await;
+    a.send_text(b.address(), "first").await.unwrap();
+    received(&b, &a, 1).await;
+
+    // A real envelope of alice's session, captured while bob is away.
+    bob.shutdown().await;
+    a.send_text(b.address(), "captured").await.unwrap();
+    let captured = eventually(Duration::from_secs(30), || async {
+        let outbox = a.outbox().await.map_err(|e| e.to_string())?;
+        outbox.first().map(|e| e.envelope.clone()).ok_or_else(|| "not queued".to_string())
+    })
+    .await;
+    let bob = start("bob", bob_seeds).await;
+    let b = bob.handle();
+    let bob_addrs = communitas_testkit::dial_addrs(&b).await;
+    let attacker = BareClient::start(&boot);
+    let send = |bytes: Vec<u8>| {
+        let (net, addrs, peer) = (attacker.net.clone(), bob_addrs.clone(), b.peer_id());
+        async move { net.send(peer, addrs, bytes).await.unwrap() }
+    };
+    let mut junk = vec![2, 1];
+    junk.extend(std::iter::repeat_n(0xa5, 300));
+    let mut other_mailbox = vec![2, 3];
+    other_mailbox.extend([7; 32]);
+    other_mailbox.extend(std::iter::repeat_n(0x5a, 200));
+    let mut replayed = vec![2, 1];
+    replayed.extend(&captured[34..]);
+    let cases: Vec<(&str, Vec<u8>, Receipt)> = vec![
+        ("truncated", vec![2, 1], Receipt::Rejected(Rejection::Invalid)),
+        ("unknown form", vec![2, 9, 1, 2, 3], Receipt::Rejected(Rejection::Invalid)),
+        ("junk behind the direct form", junk, Receipt::Rejected(Rejection::Invalid)),
+        ("another mailbox", other_mailbox, Receipt::Rejected(Rejection::WrongRecipient)),
+        ("replayed from another peer", replayed, Receipt::Rejected(Rejection::NoSession)),
+    ];
+    let refused_before = b.metrics().session_events("refused");
+    for (what, bytes, expected) in cases {
+        assert_eq!(send(bytes).await, expected, "{what}");
+    }
+    assert_eq!(b.metrics().session_events("refused") - refused_before, 5);
+    // The session is untouched: alice's captured text and a new one arrive, once each.
+    a.send_text(b.address(), "still here").await.unwrap();
+    let got = received(&b, &a, 3).await;
+    assert_eq!(sorted(got), ["captured", "first", "still here"]);
+
+    attacker.stop().await;
     for node in [alice, bob] {
         node.shutdown().await;
     }
