@@ -168,10 +168,11 @@ async fn save_alone(
     session: Option<Opening<'_>>,
     address: Address,
 ) -> Result<(), Refusal> {
-    let Some(mut session) = session else { return Ok(()) };
-    inner.store.save_session(session.update(address)).await.map_err(store_busy)?;
-    session.committed();
-    Ok(())
+    let Some(session) = session else { return Ok(()) };
+    session
+        .commit(inner, address, |update| inner.store.submit_session(update))
+        .await
+        .map_err(store_busy)
 }
 
 /// A blocked sender's envelope: counted and dropped, and answered as delivered so
@@ -225,20 +226,14 @@ async fn record(
     };
     let inserted = match session {
         // The session's next state in the same transaction as the message.
-        Some(mut session) => {
-            let update = session.update(from);
-            let inserted = inner
-                .store
-                .insert_incoming_with_session(
-                    message,
-                    sender.fingerprint(),
-                    record.seen_until(),
-                    update,
-                )
+        Some(session) => {
+            let (fingerprint, until) = (sender.fingerprint(), record.seen_until());
+            session
+                .commit(inner, from, |update| {
+                    inner.store.insert_incoming_with_session(message, fingerprint, until, update)
+                })
                 .await
-                .map_err(store_busy)?;
-            session.committed();
-            inserted
+                .map_err(store_busy)?
         }
         None => inner
             .store

@@ -70,8 +70,10 @@ pub(crate) async fn send_kind(
         let entry = match sealed {
             Some(sealed) => {
                 let entry = fresh_entry(id, to, sealed.envelope.clone(), now);
-                inner.store.enqueue_with_session(entry.clone(), sealed.update()).await?;
-                sealed.committed();
+                let row = entry.clone();
+                sealed
+                    .commit(inner, |update| inner.store.enqueue_with_session(row, update))
+                    .await?;
                 entry
             }
             None => {

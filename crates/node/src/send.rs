@@ -123,11 +123,12 @@ pub(crate) async fn queue(
         // The session's next state goes in the same transaction as the message.
         Some(sealed) => {
             let entry = fresh_entry(id, to, sealed.envelope.clone(), now);
-            inner
-                .store
-                .insert_outgoing_with_session(message, entry.clone(), sealed.update())
+            let row = entry.clone();
+            sealed
+                .commit(inner, |update| {
+                    inner.store.insert_outgoing_with_session(message, row, update)
+                })
                 .await?;
-            sealed.committed();
             entry
         }
         None => {

@@ -35,7 +35,7 @@ use communitas_proto::inbound::{Rejected, SessionRejected};
 use communitas_proto::session::letter::{self, Form, SessionLetter};
 use communitas_proto::session::prekeys::PrekeySecrets;
 use communitas_proto::session::{DecryptError, Peeked, Session, peek};
-use communitas_store::{SessionUpdate, StoredSession};
+use communitas_store::{Committing, SessionUpdate, StoredSession};
 use communitas_types::codec::{DecodeError, Reader, Writer};
 use communitas_types::{Address, Timestamp};
 use tokio::sync::OwnedMutexGuard;
@@ -63,6 +63,9 @@ struct Slot {
     current: Option<Session>,
     /// The session before it, kept to open late messages.
     previous: Option<Session>,
+    /// Commits of this slot queued so far (the store row's generation once they are
+    /// done); not part of the stored bytes.
+    generation: u64,
 }
 
 impl Slot {
@@ -118,7 +121,7 @@ impl Slot {
         let current = session(flags & HAS_CURRENT != 0)?;
         let previous = session(flags & HAS_PREVIOUS != 0)?;
         r.finish()?;
-        Ok(Self { address, current, previous })
+        Ok(Self { address, current, previous, generation: 0 })
     }
 
     fn sessions(&self) -> impl Iterator<Item = (bool, &Session)> {
@@ -209,16 +212,21 @@ pub(crate) struct Sealed<'a> {
 }
 
 impl Sealed<'_> {
-    /// The state to store with the message.
-    pub(crate) fn update(&self) -> SessionUpdate {
-        SessionUpdate { peer_device: self.device, state: self.next.to_bytes(), prekeys: None }
-    }
-
-    /// The store committed [`Self::update`]: the session moves on.
-    pub(crate) fn committed(self) {
-        let Sealed { mut guard, next, device, sessions, .. } = self;
-        sessions.index(device, &next);
-        *guard = next;
+    /// Commits the session's next state with what `write` stores (it queues the
+    /// write and returns; the store commits writes in order), lets the session go on
+    /// at once, and waits for the commit. If it fails, the session goes back to what
+    /// is stored, unless a later letter already moved it (that one's write, made
+    /// from this one, fails too and does it).
+    pub(crate) async fn commit<T, F>(
+        self,
+        inner: &Inner,
+        write: impl FnOnce(SessionUpdate) -> F,
+    ) -> Result<T, communitas_store::Error>
+    where
+        F: std::future::Future<Output = Result<Committing<T>, communitas_store::Error>>,
+    {
+        let Sealed { guard, next, device, sessions, .. } = self;
+        sessions.commit(inner, guard, next, device, write).await
     }
 }
 
@@ -231,17 +239,20 @@ pub(crate) struct Opening<'a> {
 }
 
 impl Opening<'_> {
-    /// The state to store with the message, the device now known to be `address`'s.
-    pub(crate) fn update(&mut self, address: Address) -> SessionUpdate {
-        self.next.address = Some(address);
-        SessionUpdate { peer_device: self.device, state: self.next.to_bytes(), prekeys: None }
-    }
-
-    /// The store committed [`Self::update`].
-    pub(crate) fn committed(self) {
-        let Opening { mut guard, next, device, sessions } = self;
-        sessions.index(device, &next);
-        *guard = next;
+    /// [`Sealed::commit`] for an opened message, the device now known to be
+    /// `address`'s.
+    pub(crate) async fn commit<T, F>(
+        self,
+        inner: &Inner,
+        address: Address,
+        write: impl FnOnce(SessionUpdate) -> F,
+    ) -> Result<T, communitas_store::Error>
+    where
+        F: std::future::Future<Output = Result<Committing<T>, communitas_store::Error>>,
+    {
+        let Opening { guard, mut next, device, sessions } = self;
+        next.address = Some(address);
+        sessions.commit(inner, guard, next, device, write).await
     }
 }
 
@@ -270,7 +281,8 @@ impl Sessions {
         };
         for row in stored {
             match Slot::from_bytes(&row.state) {
-                Ok(slot) => {
+                Ok(mut slot) => {
+                    slot.generation = row.generation;
                     sessions.index(row.peer_device, &slot);
                     lock(&sessions.slots)
                         .insert(row.peer_device, Arc::new(tokio::sync::Mutex::new(slot)));
@@ -285,6 +297,71 @@ impl Sessions {
     /// Whether this node opens and seals sessions (`Config::sessions`).
     pub(crate) fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    async fn commit<T, F>(
+        &self,
+        inner: &Inner,
+        mut guard: OwnedMutexGuard<Slot>,
+        mut next: Slot,
+        device: Device,
+        write: impl FnOnce(SessionUpdate) -> F,
+    ) -> Result<T, communitas_store::Error>
+    where
+        F: std::future::Future<Output = Result<Committing<T>, communitas_store::Error>>,
+    {
+        let made_from = guard.generation;
+        next.generation = made_from + 1;
+        let update = SessionUpdate {
+            peer_device: device,
+            made_from: Some(made_from),
+            state: next.to_bytes(),
+            prekeys: None,
+        };
+        // Not queued: nothing changed.
+        let committing = write(update).await?;
+        let made = next.generation;
+        self.index(device, &next);
+        *guard = next;
+        drop(guard);
+        match committing.done().await {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                self.restore(inner, device, made).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A write of generation `made` failed: back to the stored state, if nothing was
+    /// built on the failed one since (else the write built on it fails as well, and
+    /// its caller comes here).
+    async fn restore(&self, inner: &Inner, device: Device, made: u64) {
+        let slot = self.slot(device);
+        let mut guard = slot.lock().await;
+        if guard.generation != made {
+            return;
+        }
+        let stored = match inner.store.session(device).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                // Left as it is: the next write fails its generation check and
+                // comes back here.
+                tracing::warn!(error = %e, "cannot read a session back after a failed write");
+                return;
+            }
+        };
+        *guard = match stored {
+            Some(row) => match Slot::from_bytes(&row.state) {
+                Ok(mut slot) => {
+                    slot.generation = row.generation;
+                    slot
+                }
+                Err(_) => Slot { generation: row.generation, ..Slot::default() },
+            },
+            None => Slot::default(),
+        };
+        tracing::debug!("a session went back to its stored state after a failed write");
     }
 
     fn index(&self, device: Device, slot: &Slot) {
@@ -416,16 +493,15 @@ impl Sessions {
             crate::seal::parts(entry.id, stored.message.timestamp, kind, &stored.message.body);
         let sealed = self.seal(inner, entry.recipient, &keys, parts).await?;
         let envelope = sealed.envelope.clone();
-        match inner.store.reseal_with_session(entry.id, envelope.clone(), sealed.update()).await {
-            Ok(()) => {
-                sealed.committed();
-                inner.metrics.session("resealed");
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot store the message sealed again");
-                return None;
-            }
+        let row = envelope.clone();
+        let stored = sealed
+            .commit(inner, |update| inner.store.reseal_with_session(entry.id, row, update))
+            .await;
+        if let Err(e) = stored {
+            tracing::debug!(error = %e, "cannot store the message sealed again");
+            return None;
         }
+        inner.metrics.session("resealed");
         Some(envelope)
     }
 
@@ -644,6 +720,7 @@ mod tests {
             address: Some(Address::from_bytes([1, 2, 3, 4, 5, 6])),
             current: Some(a.clone()),
             previous: Some(b.clone()),
+            generation: 7,
         };
         let back = Slot::from_bytes(&slot.to_bytes()).unwrap();
         assert_eq!(back.address, slot.address);

@@ -92,6 +92,10 @@ pub enum Error {
     /// No such message.
     #[error("no message {0}")]
     NoSuchMessage(MessageId),
+    /// A session state was not made from the stored one (an earlier write it was
+    /// made from failed): nothing was written.
+    #[error("the session changed since this state was made from it")]
+    SessionConflict,
     /// A stored value is not what this build wrote.
     #[error("stored {field} is invalid")]
     Corrupt {
@@ -117,6 +121,19 @@ pub struct SqliteError(#[from] rusqlite::Error);
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Sqlite(SqliteError(e))
+    }
+}
+
+/// A write queued in order behind every write before it: [`Committing::done`] waits
+/// until it is committed (or failed). Writes are committed in the order they were
+/// handed over, so a caller may let the next write go once this one is queued.
+#[must_use = "a write's outcome must be awaited"]
+pub struct Committing<T>(oneshot::Receiver<Result<T, Error>>);
+
+impl<T> Committing<T> {
+    /// Waits for the write's outcome.
+    pub async fn done(self) -> Result<T, Error> {
+        self.0.await.map_err(|_| Error::ActorGone)?
     }
 }
 
@@ -157,6 +174,19 @@ impl Store {
         let job = Box::new(actor::Pending::new(op, reply));
         self.commands.send(Write::Run(job)).await.map_err(|_| Error::ActorGone)?;
         answer.await.map_err(|_| Error::ActorGone)?
+    }
+
+    /// Hands `op` to the writer thread, after every write handed to it before, and
+    /// returns at once; [`Committing::done`] waits for its answer.
+    async fn submit<T, F>(&self, op: F) -> Result<Committing<T>, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &StorageKey) -> Result<T, Error> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(actor::Pending::new(op, reply));
+        self.commands.send(Write::Run(job)).await.map_err(|_| Error::ActorGone)?;
+        Ok(Committing(answer))
     }
 
     /// Runs `op` on the reader thread's connection, which cannot write; it sees every

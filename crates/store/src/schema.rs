@@ -137,6 +137,9 @@ const MIGRATIONS: &[&str] = &[
     // 12 (issue 14): this device's prekey secrets and its sessions, sealed at rest
     // (decision 0053).
     crate::ops::sessions::SCHEMA,
+    // 13 (issue 14): each session row counts its commits, so a state is written only
+    // over the one it was made from (decision 0053, "Commits without waiting").
+    crate::ops::sessions::GENERATION,
 ];
 
 /// The schema version this build writes.

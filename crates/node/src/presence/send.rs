@@ -90,10 +90,9 @@ async fn seal(
     if let Some(sealed) =
         inner.sessions.seal(inner, to, keys, crate::seal::parts(id, now, kind, body)).await
     {
-        match inner.store.save_session(sealed.update()).await {
+        let envelope = sealed.envelope.clone();
+        match sealed.commit(inner, |update| inner.store.submit_session(update)).await {
             Ok(()) => {
-                let envelope = sealed.envelope.clone();
-                sealed.committed();
                 if let Some(direct) =
                     communitas_proto::session::letter::direct_from_mailbox(&envelope)
                 {

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use super::{messages, ms, outbox, seen, select, ts};
-use crate::{Error, Inserted, NewMessage, OutboxEntry, Store};
+use crate::{Committing, Error, Inserted, NewMessage, OutboxEntry, Store};
 
 /// The migration that creates both tables.
 pub(crate) const SCHEMA: &str = "
@@ -31,11 +31,21 @@ pub(crate) const SCHEMA: &str = "
     ) WITHOUT ROWID;
 ";
 
+/// Migration 13: the commit count of each session row.
+pub(crate) const GENERATION: &str = "
+    ALTER TABLE sessions ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+";
+
 /// A session's new state, to be committed with the message that advanced it.
 #[derive(Clone)]
 pub struct SessionUpdate {
     /// The peer device the session is with (its public device key).
     pub peer_device: [u8; 32],
+    /// The generation of the stored state this one was made from (0: none). The
+    /// write fails with [`Error::SessionConflict`], writing nothing, unless the row
+    /// holds exactly that generation; the new state is `made_from + 1`. `None` writes
+    /// whatever is stored (tests, a session set up before any message).
+    pub made_from: Option<u64>,
     /// The session's state bytes (proto `Session::to_bytes`).
     pub state: Zeroizing<Vec<u8>>,
     /// This device's prekey secrets after accepting the session, when accepting it
@@ -62,6 +72,8 @@ pub struct StoredSession {
     pub state: Zeroizing<Vec<u8>>,
     /// When it was last committed (our clock).
     pub updated_at: Timestamp,
+    /// How many times it was committed.
+    pub generation: u64,
 }
 
 impl std::fmt::Debug for StoredSession {
@@ -94,24 +106,38 @@ impl Store {
         self.read(|conn, key| {
             let rows = select(
                 conn,
-                "SELECT peer_device, state, updated_at FROM sessions ORDER BY updated_at DESC",
+                "SELECT peer_device, state, updated_at, generation FROM sessions
+                 ORDER BY updated_at DESC",
                 &[],
-                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
             )?;
             rows.into_iter()
-                .map(|(device, sealed, at)| {
+                .map(|(device, sealed, at, generation)| {
                     let peer_device = super::array(device, "peer device")?;
                     let state = open_state(key, &peer_device, &sealed)?;
-                    Ok(StoredSession { peer_device, state, updated_at: ts(at) })
+                    let generation = u64::try_from(generation).unwrap_or(0);
+                    Ok(StoredSession { peer_device, state, updated_at: ts(at), generation })
                 })
                 .collect()
         })
         .await
     }
 
-    /// Commits a session state alone (a session set up before any message).
+    /// Commits a session state alone (presence, typing, a receipt already seen).
     pub async fn save_session(&self, update: SessionUpdate) -> Result<(), Error> {
-        self.write(move |conn, key| commit(conn, key, &update)).await
+        self.submit_session(update).await?.done().await
+    }
+
+    /// [`Self::save_session`], returning once the write is queued.
+    pub async fn submit_session(&self, update: SessionUpdate) -> Result<Committing<()>, Error> {
+        self.submit(move |conn, key| commit(conn, key, &update)).await
     }
 
     /// Forgets the session with a peer device (it is to be re-established). True if
@@ -125,13 +151,15 @@ impl Store {
 
     /// Stores an outgoing message, its outbox row (the envelope the session sealed)
     /// and the session's new state in one transaction.
+    /// Returns once the write is queued: writes commit in the order they were
+    /// queued, so the session's next write may be queued before this one is done.
     pub async fn insert_outgoing_with_session(
         &self,
         message: NewMessage,
         outbox: OutboxEntry,
         update: SessionUpdate,
-    ) -> Result<(), Error> {
-        self.write(move |conn, key| {
+    ) -> Result<Committing<()>, Error> {
+        self.submit(move |conn, key| {
             messages::insert(conn, key, &message)?;
             outbox::insert(conn, &outbox)?;
             commit(conn, key, &update)
@@ -141,12 +169,13 @@ impl Store {
 
     /// Stores an outbox row without a history row (a control message) sealed by a
     /// session, and the session's new state, in one transaction.
+    /// Returns once queued, like [`Self::insert_outgoing_with_session`].
     pub async fn enqueue_with_session(
         &self,
         outbox: OutboxEntry,
         update: SessionUpdate,
-    ) -> Result<(), Error> {
-        self.write(move |conn, key| {
+    ) -> Result<Committing<()>, Error> {
+        self.submit(move |conn, key| {
             outbox::insert(conn, &outbox)?;
             commit(conn, key, &update)
         })
@@ -161,8 +190,8 @@ impl Store {
         id: MessageId,
         envelope: Vec<u8>,
         update: SessionUpdate,
-    ) -> Result<(), Error> {
-        self.write(move |conn, key| {
+    ) -> Result<Committing<()>, Error> {
+        self.submit(move |conn, key| {
             let changed = conn.execute(
                 "UPDATE outbox SET envelope = ?1 WHERE message_id = ?2",
                 params![envelope, &id.as_bytes()[..]],
@@ -179,14 +208,15 @@ impl Store {
     /// before, and the session's new state, in one transaction. The state is
     /// committed even for a duplicate: the message did open, so the keys it used are
     /// spent either way.
+    /// Returns once queued, like [`Self::insert_outgoing_with_session`].
     pub async fn insert_incoming_with_session(
         &self,
         message: NewMessage,
         sender: Fingerprint,
         seen_until: Timestamp,
         update: SessionUpdate,
-    ) -> Result<Inserted, Error> {
-        self.write(move |conn, key| {
+    ) -> Result<Committing<Inserted>, Error> {
+        self.submit(move |conn, key| {
             let seen = seen::record(conn, &sender, message.id, seen_until)?;
             if seen == Inserted::New {
                 messages::insert(conn, key, &message)?;
@@ -240,18 +270,19 @@ fn load(
     key: &StorageKey,
     peer_device: &[u8; 32],
 ) -> Result<Option<StoredSession>, Error> {
-    let row: Option<(Vec<u8>, i64)> = conn
+    let row: Option<(Vec<u8>, i64, i64)> = conn
         .query_row(
-            "SELECT state, updated_at FROM sessions WHERE peer_device = ?1",
+            "SELECT state, updated_at, generation FROM sessions WHERE peer_device = ?1",
             [&peer_device[..]],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    row.map(|(sealed, at)| {
+    row.map(|(sealed, at, generation)| {
         Ok(StoredSession {
             peer_device: *peer_device,
             state: open_state(key, peer_device, &sealed)?,
             updated_at: ts(at),
+            generation: u64::try_from(generation).unwrap_or(0),
         })
     })
     .transpose()
@@ -263,11 +294,24 @@ pub(crate) fn commit(
     key: &StorageKey,
     update: &SessionUpdate,
 ) -> Result<(), Error> {
+    let stored: Option<i64> = conn
+        .query_row(
+            "SELECT generation FROM sessions WHERE peer_device = ?1",
+            [&update.peer_device[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let stored = stored.map_or(0, |g| u64::try_from(g).unwrap_or(0));
+    if update.made_from.is_some_and(|from| from != stored) {
+        return Err(Error::SessionConflict);
+    }
+    let generation = i64::try_from(stored.saturating_add(1)).unwrap_or(i64::MAX);
     let sealed = seal(key, &session_aad(&update.peer_device), &update.state)?;
     conn.execute(
-        "INSERT INTO sessions (peer_device, state, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (peer_device) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-        params![&update.peer_device[..], sealed, ms(Timestamp::now())],
+        "INSERT INTO sessions (peer_device, state, updated_at, generation) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (peer_device) DO UPDATE SET state = excluded.state,
+             updated_at = excluded.updated_at, generation = excluded.generation",
+        params![&update.peer_device[..], sealed, ms(Timestamp::now()), generation],
     )?;
     if let Some(prekeys) = &update.prekeys {
         save_prekeys(conn, key, prekeys)?;

@@ -12,7 +12,12 @@ use super::{key, outgoing};
 const DEVICE: [u8; 32] = [0x42; 32];
 
 fn update(state: &[u8]) -> SessionUpdate {
-    SessionUpdate { peer_device: DEVICE, state: Zeroizing::new(state.to_vec()), prekeys: None }
+    SessionUpdate {
+        peer_device: DEVICE,
+        made_from: None,
+        state: Zeroizing::new(state.to_vec()),
+        prekeys: None,
+    }
 }
 
 fn state_of(session: Option<communitas_store::StoredSession>) -> Option<Vec<u8>> {
@@ -59,19 +64,26 @@ async fn an_outgoing_message_commits_with_its_session_state_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.db"), key()).unwrap();
     let (m, o) = outgoing(1, "hello");
-    store.insert_outgoing_with_session(m.clone(), o.clone(), update(b"state 1")).await.unwrap();
+    store
+        .insert_outgoing_with_session(m.clone(), o.clone(), update(b"state 1"))
+        .await
+        .unwrap()
+        .done()
+        .await
+        .unwrap();
     assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"state 1");
     assert_eq!(store.outbox().await.unwrap().len(), 1);
 
     // The same message again fails (its row exists): the state must not advance.
-    let again = store.insert_outgoing_with_session(m, o, update(b"state 2")).await;
+    let again =
+        store.insert_outgoing_with_session(m, o, update(b"state 2")).await.unwrap().done().await;
     assert!(again.is_err());
     assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"state 1");
 
     // A control message: outbox row and state, no history row.
     let (_, mut o3) = outgoing(3, "receipt");
     o3.envelope = vec![3; 40];
-    store.enqueue_with_session(o3, update(b"state 3")).await.unwrap();
+    store.enqueue_with_session(o3, update(b"state 3")).await.unwrap().done().await.unwrap();
     assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"state 3");
     assert_eq!(store.outbox().await.unwrap().len(), 2);
 }
@@ -89,14 +101,26 @@ async fn an_incoming_message_commits_with_its_session_state_and_the_prekeys_it_u
 
     let mut first = update(b"accepted");
     first.prekeys = Some(Zeroizing::new(b"prekeys after".to_vec()));
-    let got = store.insert_incoming_with_session(m.clone(), sender, until, first).await.unwrap();
+    let got = store
+        .insert_incoming_with_session(m.clone(), sender, until, first)
+        .await
+        .unwrap()
+        .done()
+        .await
+        .unwrap();
     assert_eq!(got, Inserted::New);
     assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"accepted");
     assert_eq!(store.prekey_secrets().await.unwrap().unwrap().as_slice(), b"prekeys after");
     assert_eq!(store.message(m.id).await.unwrap().unwrap().message.body, b"hi bob");
 
     // A duplicate stores no second row, but its state stands (the keys are spent).
-    let got = store.insert_incoming_with_session(m, sender, until, update(b"later")).await.unwrap();
+    let got = store
+        .insert_incoming_with_session(m, sender, until, update(b"later"))
+        .await
+        .unwrap()
+        .done()
+        .await
+        .unwrap();
     assert_eq!(got, Inserted::Duplicate);
     assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"later");
     assert_eq!(store.prekey_secrets().await.unwrap().unwrap().as_slice(), b"prekeys after");
@@ -115,14 +139,65 @@ async fn a_resealed_message_commits_its_envelope_with_the_session() {
     let store = Store::open(&dir.path().join("s.db"), key()).unwrap();
     let (m, o) = outgoing(1, "hello");
     let id = o.message_id;
-    store.insert_outgoing_with_session(m, o, update(b"old session")).await.unwrap();
-    store.reseal_with_session(id, vec![9; 50], update(b"new session")).await.unwrap();
+    store
+        .insert_outgoing_with_session(m, o, update(b"old session"))
+        .await
+        .unwrap()
+        .done()
+        .await
+        .unwrap();
+    store
+        .reseal_with_session(id, vec![9; 50], update(b"new session"))
+        .await
+        .unwrap()
+        .done()
+        .await
+        .unwrap();
     let outbox = store.outbox().await.unwrap();
     assert_eq!(outbox[0].envelope, vec![9; 50]);
     assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"new session");
 
     let (_, gone) = outgoing(2, "never queued");
-    let refused = store.reseal_with_session(gone.message_id, vec![1; 5], update(b"x")).await;
+    let refused = store
+        .reseal_with_session(gone.message_id, vec![1; 5], update(b"x"))
+        .await
+        .unwrap()
+        .done()
+        .await;
     assert!(matches!(refused, Err(Error::NoSuchMessage(_))), "{refused:?}");
     assert_eq!(state_of(store.session(DEVICE).await.unwrap()).unwrap(), b"new session");
+}
+
+/// Commits without waiting (decision 0053): a state is written only over the one it was
+/// made from, so when a write fails, the writes queued after it (made from its state)
+/// fail too and the stored state never skips a message it did not store.
+#[tokio::test]
+async fn a_state_is_written_only_over_the_generation_it_was_made_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db"), key()).unwrap();
+    let at = |made_from: u64, state: &[u8]| SessionUpdate {
+        made_from: Some(made_from),
+        ..update(state)
+    };
+    store.save_session(at(0, b"g1")).await.unwrap();
+    let (m, o) = outgoing(1, "one");
+    let first =
+        store.insert_outgoing_with_session(m.clone(), o.clone(), at(1, b"g2")).await.unwrap();
+    // Queued before the first is done, made from its state.
+    let (m2, o2) = outgoing(2, "two");
+    let second = store.insert_outgoing_with_session(m2, o2, at(2, b"g3")).await.unwrap();
+    first.done().await.unwrap();
+    second.done().await.unwrap();
+    let stored = store.session(DEVICE).await.unwrap().unwrap();
+    assert_eq!((stored.state.to_vec(), stored.generation), (b"g3".to_vec(), 3));
+
+    // A failing write (its message exists already), and one made from it behind it.
+    let failing = store.insert_outgoing_with_session(m, o, at(3, b"g4")).await.unwrap();
+    let (m5, o5) = outgoing(5, "five");
+    let behind = store.insert_outgoing_with_session(m5, o5, at(4, b"g5")).await.unwrap();
+    assert!(failing.done().await.is_err());
+    assert!(matches!(behind.done().await, Err(Error::SessionConflict)));
+    let stored = store.session(DEVICE).await.unwrap().unwrap();
+    assert_eq!((stored.state.to_vec(), stored.generation), (b"g3".to_vec(), 3));
+    assert_eq!(store.outbox().await.unwrap().len(), 2, "neither failed message stored");
 }
