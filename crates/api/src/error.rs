@@ -11,6 +11,7 @@
 //! | `empty_message` | 400 | the text is empty |
 //! | `message_too_long` | 413 | the text is over 64 KiB |
 //! | `own_address` | 400 | sending to or adding oneself |
+//! | `invalid_name` | 400 | a display name that is blank, over 128 bytes, or has control characters |
 //! | `unknown_address` | 404 | no identity record found for the address |
 //! | `not_a_contact` | 404 | the address is not a contact |
 //! | `not_found` | 404 | no such message or route |
@@ -90,6 +91,7 @@ impl ApiError {
                 SendError::Empty => (StatusCode::BAD_REQUEST, "empty_message"),
                 SendError::TooLong { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "message_too_long"),
                 SendError::OwnAddress(_) => (StatusCode::BAD_REQUEST, "own_address"),
+                SendError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
                 SendError::UnknownAddress(_) => (StatusCode::NOT_FOUND, "unknown_address"),
                 SendError::NotJoined { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_joined"),
                 SendError::NoSuchRequest(_) => (StatusCode::NOT_FOUND, "no_such_request"),

@@ -33,6 +33,8 @@ pub(crate) fn router(state: State) -> Router {
         .route("/v1/messages/{id}", get(message))
         .route("/v1/conversations/{address}/messages", get(history))
         .route("/v1/contacts", get(contacts).post(add_contact))
+        .route("/v1/contacts/{address}", axum::routing::put(rename_contact).delete(remove_contact))
+        .route("/v1/profile", get(profile).put(set_profile))
         .route("/v1/contacts/{address}/safety-number", get(safety_number))
         .route("/v1/contacts/{address}/verify", post(verify))
         .route("/v1/requests", get(consent::list))
@@ -183,15 +185,55 @@ async fn add_contact(
 ) -> Result<Response> {
     let request = body(request)?;
     let address = address(&request.address)?;
-    if let Some(name) = &request.name
-        && (name.len() > 128 || name.chars().any(char::is_control))
-    {
-        return Err(ApiError::InvalidRequest(
-            "a name is at most 128 bytes, without control characters".into(),
-        ));
-    }
     let contact = s.node()?.add_contact(address, request.name).await?;
     Ok((StatusCode::CREATED, Json(ContactView::from(contact))).into_response())
+}
+
+/// A name to set: `null` (or absent) clears it.
+#[derive(Deserialize)]
+struct NameBody {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `PUT /v1/contacts/{address}`: renames a contact.
+async fn rename_contact(
+    AxumState(s): AxumState<State>,
+    Path(peer): Path<String>,
+    request: std::result::Result<Json<NameBody>, JsonRejection>,
+) -> Result<Response> {
+    let peer = address(&peer)?;
+    let request = body(request)?;
+    let contact = s.node()?.rename_contact(peer, request.name).await?;
+    Ok(Json(ContactView::from(contact)).into_response())
+}
+
+/// `DELETE /v1/contacts/{address}`: removes a contact; its conversation stays
+/// (decision 0060).
+async fn remove_contact(
+    AxumState(s): AxumState<State>,
+    Path(peer): Path<String>,
+) -> Result<Response> {
+    let peer = address(&peer)?;
+    s.node()?.remove_contact(peer).await?;
+    Ok(Json(json!({ "address": peer, "removed": true })).into_response())
+}
+
+/// `GET /v1/profile`: our address and display name.
+async fn profile(AxumState(s): AxumState<State>) -> Result<Response> {
+    let node = s.node()?;
+    Ok(Json(json!({ "address": node.address(), "name": node.name() })).into_response())
+}
+
+/// `PUT /v1/profile`: changes our display name (`null` clears it).
+async fn set_profile(
+    AxumState(s): AxumState<State>,
+    request: std::result::Result<Json<NameBody>, JsonRejection>,
+) -> Result<Response> {
+    let request = body(request)?;
+    let node = s.node()?;
+    let name = node.set_name(request.name).await?;
+    Ok(Json(json!({ "address": node.address(), "name": name })).into_response())
 }
 
 async fn safety_number(

@@ -2,15 +2,15 @@
 //! tests call.
 
 mod consent;
+mod contacts;
 mod presence;
 
 pub use consent::MessageRequest;
 
 use std::sync::Arc;
 
-use communitas_crypto::SafetyNumber;
 use communitas_net::libp2p::Multiaddr;
-use communitas_store::{Contact, DeadLetter, Direction, OutboxEntry, Status};
+use communitas_store::{DeadLetter, Direction, OutboxEntry, Status};
 use communitas_types::{Address, MessageId, Timestamp};
 use tokio::sync::broadcast;
 
@@ -39,9 +39,10 @@ impl Handle {
         self.inner.public.address
     }
 
-    /// The display name chosen when the identity was made, if any.
-    pub fn name(&self) -> Option<&str> {
-        self.inner.public.name.as_deref()
+    /// Our display name now, if any: the one chosen when the identity was made, or
+    /// the one it was changed to ([`Handle::set_name`]).
+    pub fn name(&self) -> Option<String> {
+        self.inner.name.borrow().clone()
     }
 
     /// Own public identity (what a sender seals to).
@@ -235,34 +236,6 @@ impl Handle {
             (Direction::Out, _, Some(path)) => Ok(path),
             _ => Err(FileError::NotReady(file_id)),
         }
-    }
-
-    /// Every contact.
-    pub async fn contacts(&self) -> Result<Vec<Contact>, communitas_store::Error> {
-        self.inner.store.contacts().await
-    }
-
-    /// Adds a contact by address: looks its keys up in the DHT and pins them.
-    pub async fn add_contact(
-        &self,
-        address: Address,
-        name: Option<String>,
-    ) -> Result<Contact, SendError> {
-        send::add_contact(&self.inner, address, name).await
-    }
-
-    /// The safety number with a contact; with `confirm`, marks the contact verified.
-    pub async fn verify_contact(
-        &self,
-        address: Address,
-        confirm: bool,
-    ) -> Result<SafetyNumber, SendError> {
-        let contact =
-            self.inner.store.contact(address).await?.ok_or(SendError::NotAContact(address))?;
-        if confirm {
-            self.inner.store.set_verified(address, true).await?;
-        }
-        Ok(SafetyNumber::new(self.inner.secrets.identity.public(), &contact.identity))
     }
 
     /// Messages waiting to be delivered.

@@ -1,4 +1,4 @@
-//! `contacts add|list|verify`, `status`, `outbox`.
+//! `contacts add|list|rename|remove|verify`, `name`, `status`, `outbox`.
 
 use std::path::Path;
 
@@ -44,6 +44,57 @@ pub(crate) async fn list(home: &Path, json: bool) -> Result<()> {
     for c in &contacts {
         let verified = if c["verified"] == true { "verified" } else { "not verified" };
         println!("{}{}  {verified}", c["address"].as_str().unwrap_or(""), name_suffix(c));
+    }
+    Ok(())
+}
+
+pub(crate) async fn rename(
+    home: &Path,
+    address: &str,
+    name: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let address = parse(address)?;
+    let api = Api::for_home(home)?;
+    let contact: Value =
+        api.put(&format!("/v1/contacts/{address}"), &json!({ "name": name })).await?;
+    if json {
+        println!("{contact}");
+    } else if contact["name"].is_string() {
+        println!("renamed {address}{}", name_suffix(&contact));
+    } else {
+        println!("{address} has no name now");
+    }
+    Ok(())
+}
+
+pub(crate) async fn remove(home: &Path, address: &str, json: bool) -> Result<()> {
+    let address = parse(address)?;
+    let api = Api::for_home(home)?;
+    let answer: Value = api.delete(&format!("/v1/contacts/{address}")).await?;
+    if json {
+        println!("{answer}");
+    } else {
+        println!("removed {address}; the conversation is kept");
+    }
+    Ok(())
+}
+
+/// `name`: shows our display name, or sets it (`clear`: none).
+pub(crate) async fn name(home: &Path, name: Option<String>, clear: bool, json: bool) -> Result<()> {
+    let api = Api::for_home(home)?;
+    let profile: Value = if name.is_some() || clear {
+        api.put("/v1/profile", &json!({ "name": name })).await?
+    } else {
+        api.get("/v1/profile").await?
+    };
+    if json {
+        println!("{profile}");
+    } else {
+        match profile["name"].as_str() {
+            Some(name) => println!("{name}"),
+            None => println!("(no name)"),
+        }
     }
     Ok(())
 }

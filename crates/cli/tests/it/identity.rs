@@ -85,7 +85,11 @@ fn wrong_passphrase_fails_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), "alice");
     let before = snapshot(dir.path());
-    let out = run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "not it").arg("address"));
+    // (`address` needs no passphrase since issue 23; changing it does.)
+    let out = run(communitas(dir.path())
+        .env("COMMUNITAS_PASSPHRASE", "not it")
+        .env("COMMUNITAS_NEW_PASSPHRASE", "a new passphrase")
+        .arg("passphrase"));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).trim(), "communitas: wrong passphrase");
     assert!(stdout(&out).is_empty());
