@@ -11,6 +11,7 @@ import { DeadLetters } from './components/DeadLetters';
 import { Dialog } from './components/Dialog';
 import { FirstRun } from './components/FirstRun';
 import { CheckingIdentity, IdentityUnavailable } from './components/IdentityCheck';
+import { NameDialog } from './components/NameDialog';
 import { NotSignedIn } from './components/NotSignedIn';
 import { QrCode } from './components/QrCode';
 import { SafetyNumber } from './components/SafetyNumber';
@@ -34,7 +35,12 @@ import { useWindowActive } from './hooks/useWindowActive';
 import { displayName } from './lib/format';
 
 type View = { kind: 'home' } | { kind: 'chat'; peer: Address } | { kind: 'dead' };
-type Modal = { kind: 'add'; address?: Address } | { kind: 'qr' } | { kind: 'verify'; address: Address } | null;
+type Modal =
+  | { kind: 'add'; address?: Address }
+  | { kind: 'qr' }
+  | { kind: 'verify'; address: Address }
+  | { kind: 'rename'; address: Address }
+  | null;
 
 export function App({ fetch }: { fetch?: typeof globalThis.fetch }) {
   return (
@@ -96,7 +102,9 @@ function Messenger() {
         session.locked(); // The unlock screen replaces this messenger.
         return;
       }
+      if (event.type === 'profile') session.renamed(event.name);
       messaging.handleEvent(event);
+      contacts.handleEvent(event);
       unread.handleEvent(event);
       status.handleEvent(event);
       dead.handleEvent(event);
@@ -179,7 +187,19 @@ function Messenger() {
       setAnnouncement(e instanceof Error ? e.message : 'Blocking failed.');
     }
   };
+  const removePeer = async (address: Address) => {
+    const who = nameOf(address);
+    // Decision 0060: the contact goes, the conversation stays; asked first all the same.
+    if (!window.confirm(`Remove ${who} from your contacts? The conversation is kept; if they write again, it is a message request.`)) return;
+    try {
+      await contacts.remove(address);
+      setAnnouncement(`${who} is no longer a contact. The conversation is kept.`);
+    } catch (e) {
+      setAnnouncement(e instanceof Error ? e.message : 'Removing failed.');
+    }
+  };
   const contact = peer ? contacts.contacts.find((c) => c.address === peer) : undefined;
+  const renaming = modal?.kind === 'rename' ? contacts.contacts.find((c) => c.address === modal.address) : undefined;
   const verifying = modal?.kind === 'verify' ? contacts.contacts.find((c) => c.address === modal.address) : undefined;
 
   return (
@@ -221,6 +241,8 @@ function Messenger() {
             onVerify={() => setModal({ kind: 'verify', address: view.peer })}
             onAddContact={() => setModal({ kind: 'add', address: view.peer })}
             onBlock={() => void blockPeer(view.peer)}
+            onRename={() => setModal({ kind: 'rename', address: view.peer })}
+            onRemove={() => void removePeer(view.peer)}
             presence={presence.presence[view.peer]}
             typing={presence.typing.has(view.peer)}
             transfers={transfers.transfers}
@@ -267,6 +289,16 @@ function Messenger() {
             <CopyButton text={me} label="Copy address" />
           </div>
         </Dialog>
+      )}
+      {renaming && (
+        <NameDialog
+          title={`Rename ${renaming.name || renaming.address}`}
+          label="Name"
+          hint="What you call them; only you see it. Leave it empty to show their address."
+          initial={renaming.name ?? ''}
+          onSave={(name) => contacts.rename(renaming.address, name)}
+          onClose={() => setModal(null)}
+        />
       )}
       {verifying && (
         <Dialog title={`Verify ${verifying.name || verifying.address}`} onClose={() => setModal(null)}>

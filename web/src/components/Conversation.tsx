@@ -22,6 +22,10 @@ interface Props {
   onAddContact: () => void;
   /** Blocks this address (issue 15); left out, no Block button. */
   onBlock?: () => void;
+  /** Renames the contact (issue 23); left out, or not a contact, no Rename button. */
+  onRename?: () => void;
+  /** Removes the contact, keeping the conversation; left out, no Remove button. */
+  onRemove?: () => void;
   /** The contact's presence (issue 6). */
   presence?: Presence;
   /** The contact is typing to us now. */
@@ -51,6 +55,8 @@ export function Conversation({
   onVerify,
   onAddContact,
   onBlock,
+  onRename,
+  onRemove,
   presence = 'unknown',
   typing = false,
   transfers,
@@ -134,7 +140,9 @@ export function Conversation({
         </button>
         <PresenceDot status={presence} />
         <div className="pane-title">
-          <h2 id="conversation-title">{name}</h2>
+          <h2 id="conversation-title" dir="auto">
+            {name}
+          </h2>
           {contact?.name && (
             <p className="address small" translate="no">
               {peer}
@@ -154,6 +162,16 @@ export function Conversation({
         ) : (
           <button type="button" className="button small" onClick={onAddContact}>
             <PlusIcon /> Add contact
+          </button>
+        )}
+        {contact && onRename && (
+          <button type="button" className="button small" onClick={onRename} aria-label={`Rename ${name}`}>
+            Rename
+          </button>
+        )}
+        {contact && onRemove && (
+          <button type="button" className="button small" onClick={onRemove} aria-label={`Remove ${name} from contacts`}>
+            Remove
           </button>
         )}
         {onBlock && (
