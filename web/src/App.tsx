@@ -72,9 +72,27 @@ function Gate() {
   }
 }
 
+/** The conversation the address bar names (`#/c/<address>`), if any: a reload
+ * returns to it (issue 23 item 5). */
+export function conversationInUrl(hash: string = window.location.hash): Address | null {
+  const found = /^#\/c\/([a-z]+(?:-[a-z]+){3})$/.exec(hash);
+  return found?.[1] ?? null;
+}
+
+function viewInUrl(): View {
+  const peer = conversationInUrl();
+  return peer ? { kind: 'chat', peer } : { kind: 'home' };
+}
+
+/** Where unsent text for `peer` is kept: per node identity and conversation. */
+export function draftKey(me: Address, peer: Address): string {
+  return `communitas-draft:${me}:${peer}`;
+}
+
 function Messenger() {
   const session = useSession();
-  const [view, setView] = useState<View>({ kind: 'home' });
+  const [view, setView] = useState<View>(viewInUrl);
+  const myAddress = session.gate.kind === 'unlocked' ? (session.gate.identity.address ?? null) : null;
   const [modal, setModal] = useState<Modal>(null);
   const [announcement, setAnnouncement] = useState('');
   const peer = view.kind === 'chat' ? view.peer : null;
@@ -142,6 +160,28 @@ function Messenger() {
   useEffect(() => {
     document.title = unread.total > 0 ? `(${unread.total}) Communitas` : 'Communitas';
   }, [unread.total]);
+
+  // The address bar names the open conversation; editing it opens another.
+  useEffect(() => {
+    const hash = view.kind === 'chat' ? `#/c/${view.peer}` : '';
+    if (window.location.hash !== hash) {
+      window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}${hash}`);
+    }
+  }, [view]);
+  useEffect(() => {
+    const follow = () => {
+      const peer = conversationInUrl();
+      if (peer) setView((v) => (v.kind === 'chat' && v.peer === peer ? v : { kind: 'chat', peer }));
+    };
+    window.addEventListener('hashchange', follow);
+    return () => {
+      window.removeEventListener('hashchange', follow);
+      // Locked or signed out: the next messenger starts fresh (a reload keeps it).
+      if (conversationInUrl()) {
+        window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}`);
+      }
+    };
+  }, []);
 
   // Going back on a narrow screen returns focus to the conversation that was open.
   const returnFocusTo = useRef<string | null>(null);
@@ -243,6 +283,7 @@ function Messenger() {
             onBlock={() => void blockPeer(view.peer)}
             onRename={() => setModal({ kind: 'rename', address: view.peer })}
             onRemove={() => void removePeer(view.peer)}
+            draftKey={myAddress ? draftKey(myAddress, view.peer) : undefined}
             presence={presence.presence[view.peer]}
             typing={presence.typing.has(view.peer)}
             transfers={transfers.transfers}

@@ -39,6 +39,8 @@ interface Props {
   onSendFiles: (files: File[], caption: string) => void;
   onCancelUpload: (id: number) => void;
   onRetryUpload: (id: number) => void;
+  /** Where the composer keeps unsent text (issue 23 item 5). */
+  draftKey?: string;
 }
 
 /** The drag carries files (not text or a link dragged from the page). */
@@ -65,6 +67,7 @@ export function Conversation({
   onSendFiles,
   onCancelUpload,
   onRetryUpload,
+  draftKey,
 }: Props) {
   const composer = useRef<ComposerHandle>(null);
   const typingIndicator = useTyping(peer);
@@ -208,6 +211,7 @@ export function Conversation({
         onSend={messaging.send}
         onSendFiles={onSendFiles}
         onTextChange={typingIndicator.update}
+        draftKey={draftKey}
       />
     </section>
   );

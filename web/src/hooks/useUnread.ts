@@ -1,7 +1,8 @@
 // Unread counts: incoming messages the user has not seen — for conversations that
 // are not open, or for the open one while the window is hidden or unfocused.
 //
-// The node's read state is the truth: `load` reads the counts from
+// The node's read state is the truth: a `read` event (a conversation read on this
+// node from any client) clears its count, and `load` reads the counts from
 // `GET /v1/conversations` (on start, and on every resync after the event stream
 // reconnects), and `message_received` events add to them in between. The open
 // conversation is marked read on the node (`useMarkRead`) under the same condition
@@ -45,6 +46,11 @@ export function useUnread(open: Address | null, active = true) {
   const handleEvent = useCallback((event: ServerEvent) => {
     if (event.type === 'status_changed' && event.status === 'queued') {
       setRecent((r) => ({ ...r, [event.to]: Math.max(r[event.to] ?? 0, Date.now()) }));
+    }
+    // Read on this node, perhaps in another browser or from the CLI (issue 23 item 5).
+    if (event.type === 'read') {
+      setCounts((c) => (c[event.peer] ? { ...c, [event.peer]: 0 } : c));
+      return;
     }
     if (event.type !== 'message_received') return;
     setRecent((r) => ({ ...r, [event.from]: Math.max(r[event.from] ?? 0, event.timestamp) }));
