@@ -126,3 +126,19 @@ describe('names', () => {
     expect(await screen.findByText('Ally')).toBeInTheDocument();
   });
 });
+
+describe('adding a contact', () => {
+  it('clears the node’s suggestion once the address is edited', async () => {
+    const { user } = start({
+      'POST /v1/contacts': apiError(400, 'invalid_address', '"amul" (word 1) is not an address word; did you mean "amulet"?'),
+    });
+    await user.click(await screen.findByRole('button', { name: 'Add contact' }));
+    const dialog = await screen.findByRole('dialog', { name: 'Add a contact' });
+    const field = within(dialog).getByRole('combobox');
+    await user.type(field, 'amul-lemon-tiger-wafer');
+    await user.click(within(dialog).getByRole('button', { name: 'Add contact' }));
+    expect(await within(dialog).findByRole('alert')).toHaveTextContent('did you mean "amulet"');
+    await user.type(field, 'x');
+    expect(within(dialog).queryByRole('alert')).not.toBeInTheDocument();
+  });
+});

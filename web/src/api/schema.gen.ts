@@ -2043,6 +2043,11 @@ export interface components {
             address: components["schemas"]["Address"] | null;
             /** @description the display name, only when unlocked */
             name: string | null;
+            /**
+             * @description the fewest characters a new passphrase may have (create, change); shorter ones are refused with passphrase_too_short
+             * @constant
+             */
+            passphrase_min_chars: 8;
         };
         ChangePassphrase: {
             /** @description the current passphrase */

@@ -13,6 +13,7 @@ use communitas_store::{IdentityRow, Store};
 use communitas_types::Timestamp;
 
 use super::Summary;
+use crate::Exit;
 use crate::home::{self, DATABASE, KEYSTORE};
 use crate::passphrase::Source;
 
@@ -25,6 +26,8 @@ pub(crate) fn run(home: &Path, passphrase: Source, name: Option<String>, json: b
         check_name(name)?;
     }
     let passphrase = passphrase.read(true)?;
+    communitas_crypto::keystore::check_new_passphrase(&passphrase)
+        .map_err(|e| Exit::usage(e.to_string()))?;
     // A node started with `run --locked` holds the home and may be creating the
     // identity from its web UI: one of the two, never both.
     home::create(home)?;

@@ -25,7 +25,7 @@ fn json(home: &Path, args: &[&str]) -> Value {
 fn init(root: &Path, name: &str) -> (PathBuf, String) {
     let home = root.join(name);
     let out = run(communitas(&home)
-        .env("COMMUNITAS_PASSPHRASE", "pw")
+        .env("COMMUNITAS_PASSPHRASE", "pw-for-tests")
         .args(["init", "--name", name]));
     assert!(out.status.success(), "{}", stderr(&out));
     (home, stdout(&out).trim().to_owned())

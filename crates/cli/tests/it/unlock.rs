@@ -33,8 +33,15 @@ fn a_locked_node_is_created_then_locked_and_unlocked_through_the_api() {
     let create = |body: &str| request(&addr, "POST", "/v1/identity", &auth, Some(body));
     let empty = create(r#"{"passphrase":""}"#);
     assert_eq!((empty.code, empty.error().as_str()), (400, "invalid_request"));
-    let bad_name = create(r#"{"passphrase":"x","name":"a\u0007b"}"#);
+    let bad_name = create(r#"{"passphrase":"long enough","name":"a\u0007b"}"#);
     assert_eq!((bad_name.code, bad_name.error().as_str()), (400, "invalid_request"));
+    // One passphrase rule, the CLI's and the web UI's (issue 23 item 6).
+    let short = create(r#"{"passphrase":"seven c"}"#);
+    assert_eq!((short.code, short.error().as_str()), (400, "passphrase_too_short"));
+    assert_eq!(
+        short.json()["error"]["message"],
+        "The passphrase is too short: use at least 8 characters."
+    );
     let foreign = request(
         &addr,
         "POST",
