@@ -238,6 +238,12 @@ function Messenger() {
       setAnnouncement(e instanceof Error ? e.message : 'Removing failed.');
     }
   };
+  // The open conversation's newest message is the one this page has (sent from here).
+  const newest = messaging.messages[messaging.messages.length - 1];
+  const last =
+    peer && newest
+      ? { ...unread.last, [peer]: { text: newest.text || newest.attachment?.name || '', out: newest.direction === 'out' } }
+      : unread.last;
   const contact = peer ? contacts.contacts.find((c) => c.address === peer) : undefined;
   const renaming = modal?.kind === 'rename' ? contacts.contacts.find((c) => c.address === modal.address) : undefined;
   const verifying = modal?.kind === 'verify' ? contacts.contacts.find((c) => c.address === modal.address) : undefined;
@@ -256,6 +262,8 @@ function Messenger() {
         presence={presence.presence}
         uploads={uploadCounts(uploads.uploads)}
         recent={unread.recent}
+        last={last}
+        typing={presence.typing}
         active={peer}
         deadCount={dead.letters.length}
         deadOpen={view.kind === 'dead'}

@@ -72,3 +72,27 @@ describe('state that survives', () => {
     await waitFor(() => expect(screen.getByRole('button', { name: /^Bob/ })).not.toHaveAccessibleName(/unread/));
   });
 });
+
+describe('the conversation list', () => {
+  it('shows each conversation’s newest message and its time, and who is typing', async () => {
+    const at = new Date(2026, 11, 3, 9, 5).getTime();
+    start({
+      'GET /v1/conversations': json(200, [
+        { peer: BOB, unread: 0, last_at: at, last_text: 'see you at noon', last_direction: 'out' },
+        { peer: CAROL, unread: 1, last_at: at - 1, last_text: 'hi there', last_direction: 'in' },
+      ]),
+      'GET /v1/presence': json(200, { status: 'online', contacts: [] }),
+    });
+    const bob = await screen.findByRole('button', { name: /^Bob/ });
+    await waitFor(() => expect(bob).toHaveTextContent('You: see you at noon'));
+    expect(screen.getByRole('button', { name: /^Carol/ })).toHaveTextContent('hi there');
+    expect(bob.querySelector('time')).toHaveAttribute('dateTime', new Date(at).toISOString());
+    await waitFor(() => expect(MockWebSocket.instances.length).toBeGreaterThan(0));
+    const ws = MockWebSocket.latest();
+    act(() => ws.open());
+    act(() => ws.receive({ type: 'message_received', id: 'e'.repeat(32), from: CAROL, text: 'are you there?', timestamp: at + 5 }));
+    expect(screen.getByRole('button', { name: /^Carol/ })).toHaveTextContent('are you there?');
+    act(() => ws.receive({ type: 'typing', from: CAROL, typing: true }));
+    expect(screen.getByRole('button', { name: /^Carol/ })).toHaveTextContent('typing…');
+  });
+});

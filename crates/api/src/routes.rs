@@ -136,15 +136,9 @@ async fn history(
 }
 
 /// Every conversation with its unread count, newest first.
+/// With the start of the newest message and its direction (issue 23 item 8).
 async fn conversations(AxumState(s): AxumState<State>) -> Result<Response> {
-    let list: Vec<_> = s
-        .node()?
-        .conversations()
-        .await?
-        .into_iter()
-        .map(|c| json!({ "peer": c.peer, "unread": c.unread, "last_at": c.last_at }))
-        .collect();
-    Ok(Json(list).into_response())
+    Ok(Json(s.node()?.conversation_list().await?).into_response())
 }
 
 #[derive(Serialize)]
@@ -249,36 +243,32 @@ async fn verify(AxumState(s): AxumState<State>, Path(peer): Path<String>) -> Res
     Ok(Json(json!({ "safety_number": number.to_string(), "verified": true })).into_response())
 }
 
+/// Each entry with the start of its text (`preview`, null for receipts; issue 23
+/// item 8).
 async fn outbox(AxumState(s): AxumState<State>) -> Result<Response> {
-    let rows: Vec<_> = s
-        .node()?
-        .outbox()
-        .await?
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.message_id, "to": e.recipient, "attempts": e.attempts,
-                "next_attempt_at": e.next_attempt_at, "created_at": e.created_at,
-                "expires_at": e.expires_at, "last_error": e.last_error,
-            })
-        })
-        .collect();
+    let node = s.node()?;
+    let mut rows = Vec::new();
+    for e in node.outbox().await? {
+        let preview = node.message_preview(e.message_id).await?;
+        rows.push(json!({
+            "id": e.message_id, "to": e.recipient, "attempts": e.attempts,
+            "next_attempt_at": e.next_attempt_at, "created_at": e.created_at,
+            "expires_at": e.expires_at, "last_error": e.last_error, "preview": preview,
+        }));
+    }
     Ok(Json(rows).into_response())
 }
 
 async fn dead_letters(AxumState(s): AxumState<State>) -> Result<Response> {
-    let rows: Vec<_> = s
-        .node()?
-        .dead_letters()
-        .await?
-        .into_iter()
-        .map(|d| {
-            json!({
-                "id": d.message_id, "to": d.recipient, "attempts": d.attempts,
-                "reason": d.reason, "failed_at": d.failed_at,
-            })
-        })
-        .collect();
+    let node = s.node()?;
+    let mut rows = Vec::new();
+    for d in node.dead_letters().await? {
+        let preview = node.message_preview(d.message_id).await?;
+        rows.push(json!({
+            "id": d.message_id, "to": d.recipient, "attempts": d.attempts,
+            "reason": d.reason, "failed_at": d.failed_at, "preview": preview,
+        }));
+    }
     Ok(Json(rows).into_response())
 }
 

@@ -56,7 +56,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{Config, StartError};
 pub use event::{Attachment, ContactChange, Event, HistoryEntry, NodeStatus, PeerStatus};
 pub use files::{FileError, FilesConfig};
-pub use handle::{Handle, MessageRequest};
+pub use handle::{ConversationView, Handle, MessageRequest, PREVIEW_CHARS};
 pub use limits::{Rate, RateLimits};
 pub use metrics::Metrics;
 pub use names::{NameError, check_name};

@@ -1895,6 +1895,8 @@ export interface components {
             created_at: components["schemas"]["Timestamp"];
             expires_at: components["schemas"]["Timestamp"];
             last_error: string | null;
+            /** @description the start of the message's text (a file's name and caption); null for a receipt */
+            preview: string | null;
         };
         DeadLetter: {
             id: components["schemas"]["MessageId"];
@@ -1902,6 +1904,8 @@ export interface components {
             attempts: number;
             reason: string;
             failed_at: components["schemas"]["Timestamp"];
+            /** @description the start of the message's text (a file's name and caption); null for a receipt */
+            preview: string | null;
         };
         Event: {
             /** @constant */
@@ -2064,6 +2068,10 @@ export interface components {
             /** @description incoming messages not yet marked read */
             unread: number;
             last_at: components["schemas"]["Timestamp"];
+            /** @description the start of the newest message (at most 80 characters, one line; a file's name and caption); null for none */
+            last_text: string | null;
+            /** @description which way the newest message went */
+            last_direction: ("in" | "out") | null;
         };
         LoginLink: {
             /** @description a one-time link; opening it sets the session cookie */

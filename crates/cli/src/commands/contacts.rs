@@ -157,13 +157,30 @@ pub(crate) async fn outbox(home: &Path, dead: bool, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string(&rows)?);
         return Ok(());
     }
+    // Names where the recipient is a contact; best effort (the list is what matters).
+    let contacts: Vec<Value> = api.get("/v1/contacts").await.unwrap_or_default();
+    let name_of = |address: &str| {
+        contacts
+            .iter()
+            .find(|c| c["address"] == address)
+            .and_then(|c| c["name"].as_str())
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    };
     for r in &rows {
         let why =
             r.get("reason").or_else(|| r.get("last_error")).and_then(Value::as_str).unwrap_or("");
+        let to = r["to"].as_str().unwrap_or("");
+        // A receipt has no text of the user's.
+        let what = match r["preview"].as_str() {
+            Some(text) => format!("\"{text}\""),
+            None => "(receipt)".to_owned(),
+        };
+        let why = if why.is_empty() { String::new() } else { format!("  {why}") };
         println!(
-            "{}  to {}  attempts {}  {why}",
+            "{}  to {to}{}  {what}  attempts {}{why}",
             r["id"].as_str().unwrap_or(""),
-            r["to"].as_str().unwrap_or(""),
+            name_of(to),
             r["attempts"]
         );
     }

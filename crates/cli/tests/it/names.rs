@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::daemon::Daemon;
+use super::daemon::{Daemon, request};
 use super::presence::{events, wait_for};
 use super::{communitas, run, stderr, stdout};
 
@@ -46,7 +46,7 @@ fn contacts_are_named_renamed_and_removed_from_the_cli() {
     let server = Daemon::start(&s0, true, None);
     let boot = server.dial[0].clone();
     let alice_node = Daemon::start(&alice_home, false, Some(&boot));
-    let _bob_node = Daemon::start(&bob_home, false, Some(&boot));
+    let bob_node = Daemon::start(&bob_home, false, Some(&boot));
     let mut stream = events(&alice_node);
 
     // Added without --name: the name bob publishes is saved.
@@ -95,4 +95,26 @@ fn contacts_are_named_renamed_and_removed_from_the_cli() {
     });
     assert_eq!(json(&alice_home, &["name", "--json"])["name"], "Alice Liddell");
     assert!(cli(&alice_home, &["name", "--clear"]).contains("no name"));
+
+    // The conversation list has the newest message; the outbox names who a waiting
+    // message is for and how it starts (item 8).
+    let (api, token) = alice_node.api();
+    let auth = format!("Bearer {token}");
+    let list = request(&api, "GET", "/v1/conversations", &[("Authorization", &auth)], None);
+    let list = list.json();
+    assert_eq!(list[0]["peer"], bob.as_str());
+    assert_eq!(list[0]["last_text"], "kept after removal");
+    assert_eq!(list[0]["last_direction"], "out");
+    assert!(bob_node.stop());
+    cli(&alice_home, &["contacts", "add", &bob, "--name", "Bobby"]);
+    let long = format!("waiting for bob {}", "x".repeat(100));
+    cli(&alice_home, &["send", &bob, &long]);
+    let outbox = cli(&alice_home, &["outbox"]);
+    let line = outbox
+        .lines()
+        .find(|l| l.contains("waiting for bob"))
+        .unwrap_or_else(|| panic!("{outbox}"));
+    assert!(line.contains(&format!("to {bob} (Bobby)")), "{line}");
+    assert!(line.contains("…\""), "the start of the text only: {line}");
+    assert!(!line.contains(&"x".repeat(100)), "{line}");
 }

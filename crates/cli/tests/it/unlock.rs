@@ -142,7 +142,13 @@ fn a_login_link_opens_one_session_which_ends_at_logout() {
         .to_owned();
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
-    assert_eq!(request(&addr, "GET", path, &[], None).code, 401, "a link works once");
+    let again = request(&addr, "GET", path, &[], None);
+    assert_eq!(again.code, 401, "a link works once");
+    // A page that says how to get a new one, for this home (issue 23 item 8).
+    assert!(again.head.to_lowercase().contains("content-type: text/html"), "{}", again.head);
+    assert!(again.body.contains("This login link cannot be used"), "{}", again.body);
+    let command = format!("communitas --home {} login-link", home.display());
+    assert!(again.body.contains(&command), "{}", again.body);
 
     // The page token, in the redirect's fragment: only our page reads it.
     let page = login
