@@ -66,7 +66,7 @@ test('a new user creates, locks and unlocks an identity in the browser, by keybo
     await page.getByLabel('Confirm passphrase').focus();
     await page.keyboard.type('short');
     await page.keyboard.press('Enter');
-    await page.getByText('Use at least 8 characters.').waitFor();
+    await page.getByText('The passphrase is too short: use at least 8 characters.').waitFor();
     const pageToken = await page.evaluate(() => localStorage.getItem('communitas-page'));
     const ours = { headers: { 'X-Communitas-Page': pageToken } };
     const identity = await page.request.get(new URL('/v1/identity', link).href, ours);

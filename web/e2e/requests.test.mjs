@@ -43,7 +43,7 @@ function startDemo() {
 /** `communitas --home HOME ...args`, synchronously; its stdout. */
 function cli(home, args) {
   const out = spawnSync(bin, ['--home', home, ...args], {
-    env: { ...process.env, COMMUNITAS_PASSPHRASE: 'pw' },
+    env: { ...process.env, COMMUNITAS_PASSPHRASE: 'pw-for-tests' },
     encoding: 'utf8',
   });
   return { ok: out.status === 0, stdout: out.stdout, stderr: out.stderr };
@@ -69,7 +69,7 @@ test('a stranger is a message request bob accepts; blocking and unblocking', { t
     assert.ok(init.ok, init.stderr);
     const carolAddress = init.stdout.trim().split(/\s+/).pop();
     carol = spawn(bin, ['--home', carolHome, 'run', '--bootstrap', boot, '--listen', '/ip4/127.0.0.1/tcp/0'], {
-      env: { ...process.env, COMMUNITAS_PASSPHRASE: 'pw' },
+      env: { ...process.env, COMMUNITAS_PASSPHRASE: 'pw-for-tests' },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
 

@@ -11,6 +11,7 @@ import { DeadLetters } from './components/DeadLetters';
 import { Dialog } from './components/Dialog';
 import { FirstRun } from './components/FirstRun';
 import { CheckingIdentity, IdentityUnavailable } from './components/IdentityCheck';
+import { NameDialog } from './components/NameDialog';
 import { NotSignedIn } from './components/NotSignedIn';
 import { QrCode } from './components/QrCode';
 import { SafetyNumber } from './components/SafetyNumber';
@@ -34,7 +35,12 @@ import { useWindowActive } from './hooks/useWindowActive';
 import { displayName } from './lib/format';
 
 type View = { kind: 'home' } | { kind: 'chat'; peer: Address } | { kind: 'dead' };
-type Modal = { kind: 'add'; address?: Address } | { kind: 'qr' } | { kind: 'verify'; address: Address } | null;
+type Modal =
+  | { kind: 'add'; address?: Address }
+  | { kind: 'qr' }
+  | { kind: 'verify'; address: Address }
+  | { kind: 'rename'; address: Address }
+  | null;
 
 export function App({ fetch }: { fetch?: typeof globalThis.fetch }) {
   return (
@@ -66,9 +72,27 @@ function Gate() {
   }
 }
 
+/** The conversation the address bar names (`#/c/<address>`), if any: a reload
+ * returns to it (issue 23 item 5). */
+export function conversationInUrl(hash: string = window.location.hash): Address | null {
+  const found = /^#\/c\/([a-z]+(?:-[a-z]+){3})$/.exec(hash);
+  return found?.[1] ?? null;
+}
+
+function viewInUrl(): View {
+  const peer = conversationInUrl();
+  return peer ? { kind: 'chat', peer } : { kind: 'home' };
+}
+
+/** Where unsent text for `peer` is kept: per node identity and conversation. */
+export function draftKey(me: Address, peer: Address): string {
+  return `communitas-draft:${me}:${peer}`;
+}
+
 function Messenger() {
   const session = useSession();
-  const [view, setView] = useState<View>({ kind: 'home' });
+  const [view, setView] = useState<View>(viewInUrl);
+  const myAddress = session.gate.kind === 'unlocked' ? (session.gate.identity.address ?? null) : null;
   const [modal, setModal] = useState<Modal>(null);
   const [announcement, setAnnouncement] = useState('');
   const peer = view.kind === 'chat' ? view.peer : null;
@@ -96,7 +120,9 @@ function Messenger() {
         session.locked(); // The unlock screen replaces this messenger.
         return;
       }
+      if (event.type === 'profile') session.renamed(event.name);
       messaging.handleEvent(event);
+      contacts.handleEvent(event);
       unread.handleEvent(event);
       status.handleEvent(event);
       dead.handleEvent(event);
@@ -134,6 +160,28 @@ function Messenger() {
   useEffect(() => {
     document.title = unread.total > 0 ? `(${unread.total}) Communitas` : 'Communitas';
   }, [unread.total]);
+
+  // The address bar names the open conversation; editing it opens another.
+  useEffect(() => {
+    const hash = view.kind === 'chat' ? `#/c/${view.peer}` : '';
+    if (window.location.hash !== hash) {
+      window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}${hash}`);
+    }
+  }, [view]);
+  useEffect(() => {
+    const follow = () => {
+      const peer = conversationInUrl();
+      if (peer) setView((v) => (v.kind === 'chat' && v.peer === peer ? v : { kind: 'chat', peer }));
+    };
+    window.addEventListener('hashchange', follow);
+    return () => {
+      window.removeEventListener('hashchange', follow);
+      // Locked or signed out: the next messenger starts fresh (a reload keeps it).
+      if (conversationInUrl()) {
+        window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}`);
+      }
+    };
+  }, []);
 
   // Going back on a narrow screen returns focus to the conversation that was open.
   const returnFocusTo = useRef<string | null>(null);
@@ -179,7 +227,25 @@ function Messenger() {
       setAnnouncement(e instanceof Error ? e.message : 'Blocking failed.');
     }
   };
+  const removePeer = async (address: Address) => {
+    const who = nameOf(address);
+    // Decision 0060: the contact goes, the conversation stays; asked first all the same.
+    if (!window.confirm(`Remove ${who} from your contacts? The conversation is kept; if they write again, it is a message request.`)) return;
+    try {
+      await contacts.remove(address);
+      setAnnouncement(`${who} is no longer a contact. The conversation is kept.`);
+    } catch (e) {
+      setAnnouncement(e instanceof Error ? e.message : 'Removing failed.');
+    }
+  };
+  // The open conversation's newest message is the one this page has (sent from here).
+  const newest = messaging.messages[messaging.messages.length - 1];
+  const last =
+    peer && newest
+      ? { ...unread.last, [peer]: { text: newest.text || newest.attachment?.name || '', out: newest.direction === 'out' } }
+      : unread.last;
   const contact = peer ? contacts.contacts.find((c) => c.address === peer) : undefined;
+  const renaming = modal?.kind === 'rename' ? contacts.contacts.find((c) => c.address === modal.address) : undefined;
   const verifying = modal?.kind === 'verify' ? contacts.contacts.find((c) => c.address === modal.address) : undefined;
 
   return (
@@ -196,6 +262,8 @@ function Messenger() {
         presence={presence.presence}
         uploads={uploadCounts(uploads.uploads)}
         recent={unread.recent}
+        last={last}
+        typing={presence.typing}
         active={peer}
         deadCount={dead.letters.length}
         deadOpen={view.kind === 'dead'}
@@ -221,6 +289,9 @@ function Messenger() {
             onVerify={() => setModal({ kind: 'verify', address: view.peer })}
             onAddContact={() => setModal({ kind: 'add', address: view.peer })}
             onBlock={() => void blockPeer(view.peer)}
+            onRename={() => setModal({ kind: 'rename', address: view.peer })}
+            onRemove={() => void removePeer(view.peer)}
+            draftKey={myAddress ? draftKey(myAddress, view.peer) : undefined}
             presence={presence.presence[view.peer]}
             typing={presence.typing.has(view.peer)}
             transfers={transfers.transfers}
@@ -267,6 +338,16 @@ function Messenger() {
             <CopyButton text={me} label="Copy address" />
           </div>
         </Dialog>
+      )}
+      {renaming && (
+        <NameDialog
+          title={`Rename ${renaming.name || renaming.address}`}
+          label="Name"
+          hint="What you call them; only you see it. Leave it empty to show their address."
+          initial={renaming.name ?? ''}
+          onSave={(name) => contacts.rename(renaming.address, name)}
+          onClose={() => setModal(null)}
+        />
       )}
       {verifying && (
         <Dialog title={`Verify ${verifying.name || verifying.address}`} onClose={() => setModal(null)}>

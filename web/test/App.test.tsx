@@ -199,7 +199,7 @@ describe('App', () => {
   });
 
   it('lists dead letters with their reason and retries them', async () => {
-    const letter: DeadLetter = { id: '7'.repeat(32), to: BOB, attempts: 5, reason: 'recipient unreachable', failed_at: Date.now() };
+    const letter: DeadLetter = { id: '7'.repeat(32), to: BOB, attempts: 5, reason: 'recipient unreachable', failed_at: Date.now(), preview: 'text 7' };
     const { user, calls } = start({
       'GET /v1/outbox/dead': json(200, [letter]),
       [`POST /v1/outbox/${letter.id}/retry`]: json(202, { id: letter.id, status: 'queued' }),

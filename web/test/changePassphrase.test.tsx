@@ -74,7 +74,7 @@ describe('the change passphrase dialog', () => {
     const next = screen.getByLabelText('New passphrase');
     expect(next).toHaveFocus();
     expect(next).toHaveAttribute('aria-invalid', 'true');
-    expect(next).toHaveAccessibleDescription(/Use at least 8 characters\./);
+    expect(next).toHaveAccessibleDescription(/The passphrase is too short: use at least 8 characters\./);
 
     await user.clear(next);
     await user.type(next, NEXT);

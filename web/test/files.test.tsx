@@ -99,8 +99,12 @@ describe('AttachmentCard', () => {
 
     rerender(<AttachmentCard attachment={attachment({ status: 'done', progress: 200 * 1024 })} direction="in" peerName="Bob" onFetch={vi.fn()} />);
     expect(screen.queryByRole('progressbar')).not.toBeInTheDocument();
-    expect(screen.getByText(/Downloaded/)).toBeInTheDocument();
-    expect(screen.getByRole('link', { name: 'Download report.pdf' })).toHaveAttribute('href', `/v1/files/${FILE_ID}/content`);
+    // Saved by the node; the link saves another copy (issue 23 item 8).
+    expect(screen.getByText(/200 KiB/)).toHaveTextContent('200 KiB · Saved');
+    expect(screen.queryByText(/Downloaded/)).not.toBeInTheDocument();
+    const link = screen.getByRole('link', { name: 'Save report.pdf again' });
+    expect(link).toHaveAttribute('href', `/v1/files/${FILE_ID}/content`);
+    expect(link).toHaveTextContent('Save again');
   });
 
   it('links to a sent file at once and shows the recipient fetching it', () => {

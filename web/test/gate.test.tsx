@@ -148,7 +148,7 @@ describe('first run', () => {
     const field = screen.getByLabelText('Passphrase');
     expect(field).toHaveFocus();
     expect(field).toHaveAttribute('aria-invalid', 'true');
-    expect(field).toHaveAccessibleDescription(/Use at least 8 characters\./);
+    expect(field).toHaveAccessibleDescription(/The passphrase is too short: use at least 8 characters\./);
     expect(sent('POST', '/v1/identity')).toHaveLength(0);
   });
 

@@ -18,7 +18,7 @@ function incoming(n: number): HistoryEntry {
     from: BOB,
     to: ALICE,
     direction: 'in',
-    text: `unread ${n}`,
+    text: `hello ${n}`,
     timestamp: Date.now() - 60_000 + n,
     status: 'delivered',
   };
@@ -36,7 +36,7 @@ function fakeNode() {
     'GET /v1/conversations': () =>
       json(
         200,
-        Object.entries(unread).map(([peer, n]): ConversationSummary => ({ peer, unread: n, last_at: Date.now() })),
+        Object.entries(unread).map(([peer, n]): ConversationSummary => ({ peer, unread: n, last_at: Date.now(), last_text: null, last_direction: null })),
       ),
     [`GET /v1/conversations/${BOB}/messages`]: json(200, [incoming(1), incoming(2)]),
     [`POST /v1/conversations/${BOB}/read`]: () => {
@@ -95,7 +95,7 @@ describe('unread counts across reloads', () => {
     const user = userEvent.setup();
     await user.click(bobButton());
     expect(bobButton()).not.toHaveAccessibleName(/unread/);
-    await within(await screen.findByRole('region', { name: 'Messages with Bob' })).findByText('unread 2');
+    await within(await screen.findByRole('region', { name: 'Messages with Bob' })).findByText('hello 2');
     await waitFor(() => expect(node.calls.some((c) => c.method === 'POST' && c.url === `/v1/conversations/${BOB}/read`)).toBe(true));
 
     // So after a reload Bob has none, and Carol still has hers.

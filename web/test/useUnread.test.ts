@@ -12,7 +12,13 @@ const from = (sender: string, n: number) => ({
   timestamp: n,
 });
 
-const summary = (peer: string, unread: number): ConversationSummary => ({ peer, unread, last_at: 1_700_000_000_000 });
+const summary = (peer: string, unread: number): ConversationSummary => ({
+  peer,
+  unread,
+  last_at: 1_700_000_000_000,
+  last_text: null,
+  last_direction: null,
+});
 
 /** A `GET /v1/conversations` the test answers by hand, one request at a time. */
 function controlledConversations() {

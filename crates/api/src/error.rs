@@ -11,6 +11,7 @@
 //! | `empty_message` | 400 | the text is empty |
 //! | `message_too_long` | 413 | the text is over 64 KiB |
 //! | `own_address` | 400 | sending to or adding oneself |
+//! | `invalid_name` | 400 | a display name that is blank, over 128 bytes, or has control characters |
 //! | `unknown_address` | 404 | no identity record found for the address |
 //! | `not_a_contact` | 404 | the address is not a contact |
 //! | `not_found` | 404 | no such message or route |
@@ -22,6 +23,7 @@
 //! | `rate_limited` | 429 | too many sends; `Retry-After` says when to try again |
 //! | `locked` | 423 | no identity is unlocked (decision 0013) |
 //! | `token_required` | 403 | only the bearer token may do this (new login links, sending a file by path) |
+//! | `passphrase_too_short` | 400 | a new passphrase under `keystore::MIN_PASSPHRASE_CHARS` (8) characters |
 //! | `wrong_passphrase` | 403 | the passphrase (the current one, for a change) does not open the keystore |
 //! | `identity_exists` | 409 | first run asked for, but there is an identity |
 //! | `no_identity` | 409 | unlock, lock or a passphrase change asked for, but there is no identity yet |
@@ -68,6 +70,8 @@ pub enum ApiError {
     AlreadyUnlocked,
     /// Creating, unlocking or locking the identity failed.
     Identity(crate::KeyringError),
+    /// A new passphrase too short to use (the message is the one rule's, issue 23).
+    PassphraseTooShort(communitas_crypto::keystore::PassphraseTooShort),
     /// Over the send rate; retry after this many seconds.
     RateLimited {
         /// Seconds to wait.
@@ -90,6 +94,7 @@ impl ApiError {
                 SendError::Empty => (StatusCode::BAD_REQUEST, "empty_message"),
                 SendError::TooLong { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "message_too_long"),
                 SendError::OwnAddress(_) => (StatusCode::BAD_REQUEST, "own_address"),
+                SendError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
                 SendError::UnknownAddress(_) => (StatusCode::NOT_FOUND, "unknown_address"),
                 SendError::NotJoined { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_joined"),
                 SendError::NoSuchRequest(_) => (StatusCode::NOT_FOUND, "no_such_request"),
@@ -121,6 +126,7 @@ impl ApiError {
             ApiError::Locked => (StatusCode::LOCKED, "locked"),
             ApiError::TokenRequired => (StatusCode::FORBIDDEN, "token_required"),
             ApiError::AlreadyUnlocked => (StatusCode::CONFLICT, "already_unlocked"),
+            ApiError::PassphraseTooShort(_) => (StatusCode::BAD_REQUEST, "passphrase_too_short"),
             ApiError::Identity(e) => {
                 use crate::KeyringError as K;
                 match e {
@@ -163,6 +169,7 @@ impl ApiError {
                  `communitas login-link`".into()
             }
             ApiError::Identity(e) => e.to_string(),
+            ApiError::PassphraseTooShort(e) => e.to_string(),
         }
     }
 }

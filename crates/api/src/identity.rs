@@ -17,6 +17,7 @@ use axum::extract::State as AxumState;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use communitas_crypto::keystore::MIN_PASSPHRASE_CHARS;
 use communitas_node::Handle;
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -121,12 +122,14 @@ impl Gate {
     fn view(&self) -> serde_json::Value {
         match self.current() {
             Some(Open { node, .. }) => {
-                json!({ "state": "unlocked", "address": node.address(), "name": node.name() })
+                json!({ "state": "unlocked", "address": node.address(), "name": node.name(),
+                        "passphrase_min_chars": MIN_PASSPHRASE_CHARS })
             }
             None => {
                 let exists = self.keyring.as_ref().is_some_and(|k| k.exists());
                 let state = if exists { "locked" } else { "new" };
-                json!({ "state": state, "address": null, "name": null })
+                json!({ "state": state, "address": null, "name": null,
+                        "passphrase_min_chars": MIN_PASSPHRASE_CHARS })
             }
         }
     }
@@ -167,6 +170,8 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let request = body(request)?;
     let passphrase = passphrase(request.passphrase, "passphrase")?;
+    communitas_crypto::keystore::check_new_passphrase(&passphrase)
+        .map_err(ApiError::PassphraseTooShort)?;
     in_turn(s, move |s, keyring| async move {
         if s.gate.current().is_some() || keyring.exists() {
             return Err(ApiError::Identity(KeyringError::Exists));
@@ -246,6 +251,8 @@ pub(crate) async fn change_passphrase(
     let request = body(request)?;
     let old = passphrase(request.old, "current passphrase")?;
     let new = passphrase(request.new, "new passphrase")?;
+    communitas_crypto::keystore::check_new_passphrase(&new)
+        .map_err(ApiError::PassphraseTooShort)?;
     in_turn(s, move |_, keyring| async move {
         if !keyring.exists() {
             return Err(ApiError::Identity(KeyringError::Missing));

@@ -36,6 +36,8 @@ pub struct State {
     pub(crate) sessions: Arc<web::Sessions>,
     pub(crate) port: u16,
     pub(crate) web_dir: Arc<std::path::Path>,
+    /// The command that makes a new login link, as the page for a used one shows it.
+    pub(crate) login_command: Arc<str>,
 }
 
 /// Messages per second `POST /v1/messages` accepts by default (burst: twice that).
@@ -80,7 +82,15 @@ impl State {
             sessions: web::sessions(),
             port: local.port(),
             web_dir: web::dist_dir().into(),
+            login_command: "communitas login-link".into(),
         }
+    }
+
+    /// The node's home folder, named in the command the page for a used login link
+    /// shows (`communitas --home H login-link`).
+    pub fn with_home(mut self, home: &std::path::Path) -> Self {
+        self.login_command = web::login_command(home).into();
+        self
     }
 
     /// Accepts at most `per_second` sends (burst twice that); more are answered 429

@@ -33,6 +33,8 @@ pub(crate) fn router(state: State) -> Router {
         .route("/v1/messages/{id}", get(message))
         .route("/v1/conversations/{address}/messages", get(history))
         .route("/v1/contacts", get(contacts).post(add_contact))
+        .route("/v1/contacts/{address}", axum::routing::put(rename_contact).delete(remove_contact))
+        .route("/v1/profile", get(profile).put(set_profile))
         .route("/v1/contacts/{address}/safety-number", get(safety_number))
         .route("/v1/contacts/{address}/verify", post(verify))
         .route("/v1/requests", get(consent::list))
@@ -134,15 +136,9 @@ async fn history(
 }
 
 /// Every conversation with its unread count, newest first.
+/// With the start of the newest message and its direction (issue 23 item 8).
 async fn conversations(AxumState(s): AxumState<State>) -> Result<Response> {
-    let list: Vec<_> = s
-        .node()?
-        .conversations()
-        .await?
-        .into_iter()
-        .map(|c| json!({ "peer": c.peer, "unread": c.unread, "last_at": c.last_at }))
-        .collect();
-    Ok(Json(list).into_response())
+    Ok(Json(s.node()?.conversation_list().await?).into_response())
 }
 
 #[derive(Serialize)]
@@ -183,15 +179,55 @@ async fn add_contact(
 ) -> Result<Response> {
     let request = body(request)?;
     let address = address(&request.address)?;
-    if let Some(name) = &request.name
-        && (name.len() > 128 || name.chars().any(char::is_control))
-    {
-        return Err(ApiError::InvalidRequest(
-            "a name is at most 128 bytes, without control characters".into(),
-        ));
-    }
     let contact = s.node()?.add_contact(address, request.name).await?;
     Ok((StatusCode::CREATED, Json(ContactView::from(contact))).into_response())
+}
+
+/// A name to set: `null` (or absent) clears it.
+#[derive(Deserialize)]
+struct NameBody {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `PUT /v1/contacts/{address}`: renames a contact.
+async fn rename_contact(
+    AxumState(s): AxumState<State>,
+    Path(peer): Path<String>,
+    request: std::result::Result<Json<NameBody>, JsonRejection>,
+) -> Result<Response> {
+    let peer = address(&peer)?;
+    let request = body(request)?;
+    let contact = s.node()?.rename_contact(peer, request.name).await?;
+    Ok(Json(ContactView::from(contact)).into_response())
+}
+
+/// `DELETE /v1/contacts/{address}`: removes a contact; its conversation stays
+/// (decision 0060).
+async fn remove_contact(
+    AxumState(s): AxumState<State>,
+    Path(peer): Path<String>,
+) -> Result<Response> {
+    let peer = address(&peer)?;
+    s.node()?.remove_contact(peer).await?;
+    Ok(Json(json!({ "address": peer, "removed": true })).into_response())
+}
+
+/// `GET /v1/profile`: our address and display name.
+async fn profile(AxumState(s): AxumState<State>) -> Result<Response> {
+    let node = s.node()?;
+    Ok(Json(json!({ "address": node.address(), "name": node.name() })).into_response())
+}
+
+/// `PUT /v1/profile`: changes our display name (`null` clears it).
+async fn set_profile(
+    AxumState(s): AxumState<State>,
+    request: std::result::Result<Json<NameBody>, JsonRejection>,
+) -> Result<Response> {
+    let request = body(request)?;
+    let node = s.node()?;
+    let name = node.set_name(request.name).await?;
+    Ok(Json(json!({ "address": node.address(), "name": name })).into_response())
 }
 
 async fn safety_number(
@@ -207,36 +243,32 @@ async fn verify(AxumState(s): AxumState<State>, Path(peer): Path<String>) -> Res
     Ok(Json(json!({ "safety_number": number.to_string(), "verified": true })).into_response())
 }
 
+/// Each entry with the start of its text (`preview`, null for receipts; issue 23
+/// item 8).
 async fn outbox(AxumState(s): AxumState<State>) -> Result<Response> {
-    let rows: Vec<_> = s
-        .node()?
-        .outbox()
-        .await?
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.message_id, "to": e.recipient, "attempts": e.attempts,
-                "next_attempt_at": e.next_attempt_at, "created_at": e.created_at,
-                "expires_at": e.expires_at, "last_error": e.last_error,
-            })
-        })
-        .collect();
+    let node = s.node()?;
+    let mut rows = Vec::new();
+    for e in node.outbox().await? {
+        let preview = node.message_preview(e.message_id).await?;
+        rows.push(json!({
+            "id": e.message_id, "to": e.recipient, "attempts": e.attempts,
+            "next_attempt_at": e.next_attempt_at, "created_at": e.created_at,
+            "expires_at": e.expires_at, "last_error": e.last_error, "preview": preview,
+        }));
+    }
     Ok(Json(rows).into_response())
 }
 
 async fn dead_letters(AxumState(s): AxumState<State>) -> Result<Response> {
-    let rows: Vec<_> = s
-        .node()?
-        .dead_letters()
-        .await?
-        .into_iter()
-        .map(|d| {
-            json!({
-                "id": d.message_id, "to": d.recipient, "attempts": d.attempts,
-                "reason": d.reason, "failed_at": d.failed_at,
-            })
-        })
-        .collect();
+    let node = s.node()?;
+    let mut rows = Vec::new();
+    for d in node.dead_letters().await? {
+        let preview = node.message_preview(d.message_id).await?;
+        rows.push(json!({
+            "id": d.message_id, "to": d.recipient, "attempts": d.attempts,
+            "reason": d.reason, "failed_at": d.failed_at, "preview": preview,
+        }));
+    }
     Ok(Json(rows).into_response())
 }
 

@@ -165,13 +165,10 @@ pub(crate) struct Login {
 
 pub(crate) async fn login(AxumState(s): AxumState<State>, Query(login): Query<Login>) -> Response {
     let Some((session, page)) = login.code.as_deref().and_then(|c| s.sessions.redeem(c)) else {
-        let page = "<!doctype html><title>Communitas</title><p>This login link is wrong, was used already, \
-                    or is more than an hour old. Run <code>communitas login-link</code> for a new one \
-                    and open the link it prints.</p>";
         return (
             StatusCode::UNAUTHORIZED,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            page,
+            used_link_page(&s.login_command),
         )
             .into_response();
     };
@@ -181,6 +178,71 @@ pub(crate) async fn login(AxumState(s): AxumState<State>, Query(login): Query<Lo
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
+}
+
+/// `communitas --home H login-link` for `home` (quoted for a POSIX shell when it
+/// needs it).
+pub(crate) fn login_command(home: &Path) -> String {
+    let text = home.display().to_string();
+    let plain = !text.is_empty()
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-~+:@%,".contains(c));
+    let quoted = if plain { text } else { format!("'{}'", text.replace('\'', "'\\''")) };
+    format!("communitas --home {quoted} login-link")
+}
+
+/// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The page a wrong, used or expired login link opens (issue 23 item 8): styled like
+/// the app's signed-out screen (self-contained: the app's stylesheet has a hashed
+/// name), with the command that makes a new link.
+fn used_link_page(command: &str) -> String {
+    let command = escape_html(command);
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Login link used · Communitas</title>
+<style>
+  :root {{ color-scheme: light dark; --bg: #f4f5f7; --card: #fff; --text: #1c1e21; --muted: #5b616b; --accent: #2457c5; }}
+  @media (prefers-color-scheme: dark) {{ :root {{ --bg: #16181c; --card: #22252b; --text: #e8eaed; --muted: #a6acb5; --accent: #8ab4ff; }} }}
+  body {{ margin: 0; min-height: 100vh; display: grid; place-items: center; background: var(--bg); color: var(--text);
+         font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }}
+  main {{ background: var(--card); max-width: 34rem; margin: 1rem; padding: 2rem; border-radius: 12px;
+         box-shadow: 0 2px 12px rgb(0 0 0 / 0.12); }}
+  h1 {{ margin-top: 0; font-size: 1.4rem; }}
+  p {{ color: var(--muted); }}
+  code {{ display: block; padding: 0.75rem 1rem; border-radius: 8px; background: var(--bg); color: var(--text);
+         font: 0.95rem/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; overflow-wrap: anywhere; user-select: all; }}
+</style>
+</head>
+<body>
+<main>
+<h1>This login link cannot be used</h1>
+<p>A login link works once, for an hour. This one was used already, is older than that, or is not right.</p>
+<p>Make a new one on the machine your node runs on:</p>
+<code>{command}</code>
+<p>Then open the link it prints in this browser.</p>
+</main>
+</body>
+</html>
+"#
+    )
 }
 
 /// `POST /v1/logout`: ends the caller's session and clears its cookie. With the
@@ -287,9 +349,10 @@ pub(crate) fn sessions() -> Arc<Sessions> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::time::{Duration, Instant};
 
-    use super::{SESSION_IDLE, SESSION_LIFETIME, Sessions};
+    use super::{SESSION_IDLE, SESSION_LIFETIME, Sessions, login_command, used_link_page};
 
     /// Opens a session at `at`: its cookie value and page token.
     fn open(sessions: &Sessions, at: Instant) -> (String, String) {
@@ -341,5 +404,22 @@ mod tests {
         }
         assert!(sessions.is_open_at(&alice, Some(&alice_page), later));
         assert!(!sessions.is_open_at(&alice, Some(&alice_page), later + SESSION_IDLE));
+    }
+
+    #[test]
+    fn the_used_link_page_names_the_home_escaped() {
+        assert_eq!(
+            login_command(Path::new("/home/ada/.communitas")),
+            "communitas --home /home/ada/.communitas login-link"
+        );
+        assert_eq!(
+            login_command(Path::new("/tmp/it's <here>")),
+            r#"communitas --home '/tmp/it'\''s <here>' login-link"#
+        );
+        let page = used_link_page(&login_command(Path::new("/tmp/a <b>")));
+        assert!(
+            page.contains("<code>communitas --home &#39;/tmp/a &lt;b&gt;&#39; login-link</code>")
+        );
+        assert!(page.contains("<h1>This login link cannot be used</h1>"));
     }
 }

@@ -105,7 +105,8 @@ impl Running {
             token.clone(),
             shutdown.clone(),
             local,
-        );
+        )
+        .with_home(home);
         let login_url = state.login_url();
         let api = tokio::spawn(communitas_api::serve(listener, state.clone()));
         let url = format!("http://{local}");

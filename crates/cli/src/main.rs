@@ -50,7 +50,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print this identity's four-word address.
+    /// Show your display name, or change it (published to whoever looks you up).
+    Name {
+        /// The new name.
+        name: Option<String>,
+        /// Clear the name instead.
+        #[arg(long, conflicts_with = "name")]
+        clear: bool,
+        /// Print {"address","name"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print this identity's four-word address (no passphrase needed).
     Address {
         /// Print {"address","fingerprint","peer_id"} as JSON.
         #[arg(long)]
@@ -261,6 +272,29 @@ enum ContactsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Rename a contact (or clear its name with --clear).
+    Rename {
+        /// The four-word address.
+        address: String,
+        /// What to call them.
+        #[arg(required_unless_present = "clear")]
+        name: Option<String>,
+        /// Clear the name instead: the address shows.
+        #[arg(long, conflicts_with = "name")]
+        clear: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a contact. The conversation is kept; if they write again, it is a
+    /// message request.
+    Remove {
+        /// The four-word address.
+        address: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the safety number to compare with a contact.
     Verify {
         /// The four-word address.
@@ -405,7 +439,7 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
     use commands::{contacts, messages, presence};
     match command {
         Command::Init { name, json } => commands::init::run(home, passphrase, name, json),
-        Command::Address { json } => commands::address::run(home, passphrase, json),
+        Command::Address { json } => commands::address::run(home, json),
         Command::Run(args) => commands::run::run(home, passphrase, args),
         Command::Testnet { nodes, base_port } => commands::testnet::run(nodes, base_port),
         Command::Demo => commands::demo::run(),
@@ -432,6 +466,13 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
             client(|| contacts::add(home, &address, name, json))
         }
         Command::Contacts(ContactsCommand::List { json }) => client(|| contacts::list(home, json)),
+        Command::Contacts(ContactsCommand::Rename { address, name, clear: _, json }) => {
+            client(|| contacts::rename(home, &address, name, json))
+        }
+        Command::Contacts(ContactsCommand::Remove { address, json }) => {
+            client(|| contacts::remove(home, &address, json))
+        }
+        Command::Name { name, clear, json } => client(|| contacts::name(home, name, clear, json)),
         Command::Contacts(ContactsCommand::Verify { address, confirm, json }) => {
             client(|| contacts::verify(home, &address, confirm, json))
         }

@@ -100,12 +100,36 @@ pub enum Event {
         /// The address being imitated.
         address: Address,
     },
+<<<<<<< HEAD
     /// A contact's device had lost our session (restored from an old copy,
     /// reinstalled): a new one was started and what it had not acknowledged is sealed
     /// again. Nothing is lost; the conversation may say so.
     SessionReset {
         /// The contact.
         peer: Address,
+=======
+    /// A contact was added, renamed, verified or removed, here or through another
+    /// client of this node (the CLI, a second browser): lists of contacts follow it
+    /// (issue 23 items 3 and 5).
+    Contact {
+        /// The contact.
+        address: Address,
+        /// What happened.
+        change: ContactChange,
+    },
+    /// Our own display name changed (issue 23 item 3).
+    Profile {
+        /// The name now, if any.
+        name: Option<String>,
+    },
+    /// A conversation was read on this node (from any client): unread counts follow
+    /// it (issue 23 item 5).
+    Read {
+        /// The other side.
+        peer: Address,
+        /// Messages newly read.
+        count: usize,
+>>>>>>> polish
     },
     /// A connection opened or closed.
     Connection {
@@ -116,6 +140,21 @@ pub enum Event {
         /// Peers connected in total.
         connected: usize,
     },
+}
+
+/// What happened to a contact ([`Event::Contact`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ContactChange {
+    /// Added (by address, or a request accepted).
+    Added,
+    /// Its name changed.
+    Renamed,
+    /// Its safety number was marked verified.
+    Verified,
+    /// Removed: its conversation stays (decision 0060).
+    Removed,
 }
 
 /// A message as the API shows it.

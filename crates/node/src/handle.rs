@@ -2,15 +2,15 @@
 //! tests call.
 
 mod consent;
+mod contacts;
 mod presence;
 
 pub use consent::MessageRequest;
 
 use std::sync::Arc;
 
-use communitas_crypto::SafetyNumber;
 use communitas_net::libp2p::Multiaddr;
-use communitas_store::{Contact, DeadLetter, Direction, OutboxEntry, Status};
+use communitas_store::{DeadLetter, Direction, OutboxEntry, Status};
 use communitas_types::{Address, MessageId, Timestamp};
 use tokio::sync::broadcast;
 
@@ -39,9 +39,10 @@ impl Handle {
         self.inner.public.address
     }
 
-    /// The display name chosen when the identity was made, if any.
-    pub fn name(&self) -> Option<&str> {
-        self.inner.public.name.as_deref()
+    /// Our display name now, if any: the one chosen when the identity was made, or
+    /// the one it was changed to ([`Handle::set_name`]).
+    pub fn name(&self) -> Option<String> {
+        self.inner.name.borrow().clone()
     }
 
     /// Own public identity (what a sender seals to).
@@ -237,32 +238,38 @@ impl Handle {
         }
     }
 
-    /// Every contact.
-    pub async fn contacts(&self) -> Result<Vec<Contact>, communitas_store::Error> {
-        self.inner.store.contacts().await
+    /// The start of a message's text for lists (the outbox, the conversation list):
+    /// at most [`PREVIEW_CHARS`] characters on one line; a file's name and caption.
+    /// `None` for what the user did not write (receipts) or no such message.
+    pub async fn message_preview(
+        &self,
+        id: MessageId,
+    ) -> Result<Option<String>, communitas_store::Error> {
+        let Some(row) = self.inner.store.message(id).await? else { return Ok(None) };
+        Ok(preview_of(&row.message))
     }
 
-    /// Adds a contact by address: looks its keys up in the DHT and pins them.
-    pub async fn add_contact(
+    /// Every conversation with its unread count and its newest message, newest first
+    /// (issue 23 item 8: the list shows the last message and its time).
+    pub async fn conversation_list(
         &self,
-        address: Address,
-        name: Option<String>,
-    ) -> Result<Contact, SendError> {
-        send::add_contact(&self.inner, address, name).await
-    }
-
-    /// The safety number with a contact; with `confirm`, marks the contact verified.
-    pub async fn verify_contact(
-        &self,
-        address: Address,
-        confirm: bool,
-    ) -> Result<SafetyNumber, SendError> {
-        let contact =
-            self.inner.store.contact(address).await?.ok_or(SendError::NotAContact(address))?;
-        if confirm {
-            self.inner.store.set_verified(address, true).await?;
+    ) -> Result<Vec<ConversationView>, communitas_store::Error> {
+        let mut out = Vec::new();
+        for c in self.inner.store.conversations().await? {
+            let last = self.inner.store.history(c.peer, 1, None).await?.pop();
+            let (last_text, last_direction) = match &last {
+                Some(row) => (preview_of(&row.message), Some(row.message.direction)),
+                None => (None, None),
+            };
+            out.push(ConversationView {
+                peer: c.peer,
+                unread: c.unread,
+                last_at: c.last_at,
+                last_text,
+                last_direction,
+            });
         }
-        Ok(SafetyNumber::new(self.inner.secrets.identity.public(), &contact.identity))
+        Ok(out)
     }
 
     /// Messages waiting to be delivered.
@@ -324,4 +331,50 @@ impl Handle {
             .map(|a| a.with(communitas_net::libp2p::multiaddr::Protocol::P2p(net.peer_id)))
             .collect())
     }
+}
+
+/// Characters of a message a list shows ([`Handle::message_preview`]).
+pub const PREVIEW_CHARS: usize = 80;
+
+/// A conversation as the list shows it ([`Handle::conversation_list`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConversationView {
+    /// The other side.
+    pub peer: Address,
+    /// Incoming messages not yet read.
+    pub unread: u64,
+    /// When its newest message was written or arrived, unix ms.
+    pub last_at: Timestamp,
+    /// The start of its newest message ([`PREVIEW_CHARS`]).
+    pub last_text: Option<String>,
+    /// Which way the newest message went.
+    #[serde(serialize_with = "direction_opt")]
+    pub last_direction: Option<Direction>,
+}
+
+fn direction_opt<S: serde::Serializer>(d: &Option<Direction>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => crate::event::direction_name(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// The preview of a text or file message; `None` for other kinds.
+fn preview_of(m: &communitas_store::NewMessage) -> Option<String> {
+    let text = if m.kind == communitas_crypto::Kind::Text.to_u8() {
+        String::from_utf8_lossy(&m.body).into_owned()
+    } else if m.kind == communitas_crypto::Kind::File.to_u8() {
+        let manifest = files::manifest_of(&m.body)?;
+        let name = manifest.display_name();
+        if manifest.caption.is_empty() { name } else { format!("{name}: {}", manifest.caption) }
+    } else {
+        return None;
+    };
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut chars = one_line.chars();
+    let mut out: String = chars.by_ref().take(PREVIEW_CHARS).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    Some(out)
 }

@@ -30,6 +30,7 @@ mod joined;
 mod limits;
 mod mailbox;
 mod metrics;
+mod names;
 mod outbox;
 mod pinned;
 mod prekeys;
@@ -54,11 +55,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, StartError};
-pub use event::{Attachment, Event, HistoryEntry, NodeStatus, PeerStatus};
+pub use event::{Attachment, ContactChange, Event, HistoryEntry, NodeStatus, PeerStatus};
 pub use files::{FileError, FilesConfig};
-pub use handle::{Handle, MessageRequest};
+pub use handle::{ConversationView, Handle, MessageRequest, PREVIEW_CHARS};
 pub use limits::{Rate, RateLimits};
 pub use metrics::Metrics;
+pub use names::{NameError, check_name};
 pub use reading::Settings;
 pub use send::SendError;
 
@@ -69,6 +71,11 @@ pub use communitas_proto::inbound::{MAX_CLOCK_AHEAD, MESSAGE_TTL};
 pub(crate) struct Inner {
     pub(crate) secrets: Secrets,
     pub(crate) public: KeystorePublic,
+    /// Our display name now: the keystore's, unless changed since (kept in the
+    /// store's identity row, issue 23 item 3). The publisher reads it at each publish.
+    pub(crate) name: tokio::sync::watch::Sender<Option<String>>,
+    /// Asks the publisher for a fresh record soon (a new name).
+    pub(crate) republish: mpsc::Sender<()>,
     pub(crate) net: communitas_net::Client,
     pub(crate) store: Store,
     pub(crate) events: broadcast::Sender<Event>,
@@ -132,10 +139,21 @@ impl Node {
         let (outbox_tx, outbox_rx) = commands::outbox::OutboxHandle::channel(1024);
         let (files_tx, files_rx) = commands::files::FilesHandle::channel(256);
         let (presence_tx, presence_rx) = commands::presence::PresenceHandle::channel(256);
+<<<<<<< HEAD
         let stored = if config.sessions { store.sessions().await? } else { Vec::new() };
         let sessions = sessions::Sessions::new(config.sessions, stored);
+=======
+        let (publish_tx, publish_rx) = mpsc::channel(8);
+        // A name changed after setup is in the store; the keystore has the first one.
+        let name = match store.identity().await? {
+            Some(row) if row.address == public.address => row.name,
+            _ => public.name.clone(),
+        };
+>>>>>>> polish
         let inner = Arc::new(Inner {
             secrets,
+            name: tokio::sync::watch::Sender::new(name),
+            republish: publish_tx.clone(),
             public,
             net,
             store,
@@ -177,7 +195,6 @@ impl Node {
         let presence =
             presence::Actor::new(inner.clone(), presence_rx, config.presence, rng::Os::new()?);
         tasks.spawn(presence.run(shutdown.child_token()));
-        let (publish_tx, publish_rx) = mpsc::channel(8);
         let publisher =
             publisher::run(inner.clone(), publish_rx, rng::Os::new()?, shutdown.child_token());
         tasks.spawn(publisher);

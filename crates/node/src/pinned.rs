@@ -4,7 +4,7 @@
 //! address; reading and parsing them from the database each time (an X-Wing key
 //! parse expands an ML-KEM matrix) cost more than the rest of the hot path. Pinned
 //! keys never change once stored (a changed key is refused), so entries never go
-//! stale; the database stays the source of truth and fills the cache on a miss.
+//! stale (a removed contact is forgotten here as it goes from the store); the database stays the source of truth and fills the cache on a miss.
 //!
 //! The map sits behind a `std::sync::Mutex` held only for a lookup or an insert,
 //! never across an `.await` (house style §2 allows this for short sections).
@@ -47,6 +47,15 @@ impl Pinned {
             }
             m.by_fingerprint.insert(identity.fingerprint(), address);
             m.by_address.insert(address, identity.clone());
+        });
+    }
+
+    /// Forgets a removed contact's keys: the store no longer has them either.
+    pub(crate) fn forget(&self, address: Address) {
+        self.with(|m| {
+            if let Some(identity) = m.by_address.remove(&address) {
+                m.by_fingerprint.remove(&identity.fingerprint());
+            }
         });
     }
 

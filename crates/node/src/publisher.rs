@@ -1,5 +1,5 @@
-//! Publishes this identity's record in the DHT: at start, when our addresses change,
-//! and every few hours so it never expires; retried while nobody can take it. With
+//! Publishes this identity's record in the DHT: at start, when our addresses or our
+//! display name change, and every few hours so it never expires; retried while nobody can take it. With
 //! sessions on (`Config::sessions`), the record carries this device's prekey bundle,
 //! rotated when a week old (checked at each publish, so within [`REPUBLISH`]).
 
@@ -99,7 +99,7 @@ async fn publish(inner: &Inner, rng: &mut rng::Os) -> Result<(), String> {
         &inner.secrets.identity,
         seq,
         inner.public.created_at,
-        inner.public.name.clone(),
+        inner.name.borrow().clone(),
         vec![Device { peer_id: status.peer_id, addrs, prekeys }],
     )
     .map_err(|e| e.to_string())?;

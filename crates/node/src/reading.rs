@@ -43,6 +43,10 @@ impl Handle {
             None => return Err(SendError::NotAContact(peer)),
         };
         let ids = self.inner.store.read_incoming(peer).await?;
+        if !ids.is_empty() {
+            // Every client of this node clears its unread count (issue 23 item 5).
+            self.inner.emit(crate::Event::Read { peer, count: ids.len() });
+        }
         let tell = keys.filter(|_| !self.inner.consent.is_blocked(&peer));
         if let Some(keys) = tell
             && !ids.is_empty()

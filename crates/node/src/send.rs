@@ -71,6 +71,9 @@ pub enum SendError {
     /// The node is stopping.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// A display name that cannot be used.
+    #[error(transparent)]
+    InvalidName(#[from] crate::NameError),
     /// The attachment cannot be sent.
     #[error(transparent)]
     File(#[from] crate::files::FileError),
@@ -177,6 +180,10 @@ pub(crate) async fn add_contact(
     // Writing to (or adding) someone whose request waits accepts it, with the keys
     // its messages came with: no lookup, and no chance of pinning other keys.
     if let Some(request) = inner.store.request(address).await? {
+        let name = match name {
+            Some(name) => Some(name),
+            None => published_name(inner, address, &request.identity).await,
+        };
         let contact = Contact {
             address,
             name,
@@ -289,4 +296,25 @@ pub(crate) async fn send_file(
         .await?;
     let (id, status) = queue(inner, to, id, Kind::File, manifest.to_bytes()).await?;
     Ok((id, file_id, status))
+}
+
+/// How long accepting a request waits for the stranger's identity record, for the
+/// name it publishes: a lookup on a joined node takes well under a second
+/// (docs/benchmarks.md); past this the contact is saved without one.
+pub(crate) const NAME_LOOKUP: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The display name `address` publishes with these keys, if any and usable (issue 23
+/// item 3: a stranger's name was never shown, nor saved on accepting). Best effort:
+/// a lookup that fails or takes over [`NAME_LOOKUP`] gives none.
+pub(crate) async fn published_name(
+    inner: &Inner,
+    address: Address,
+    identity: &communitas_crypto::PublicIdentity,
+) -> Option<String> {
+    let records = tokio::time::timeout(NAME_LOOKUP, inner.net.resolve(address)).await.ok()?.ok()?;
+    records
+        .into_iter()
+        .find(|r| &r.identity == identity)?
+        .display_name
+        .filter(|name| crate::check_name(name).is_ok())
 }

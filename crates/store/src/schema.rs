@@ -137,7 +137,13 @@ const MIGRATIONS: &[&str] = &[
     // 12 (issue 14): this device's prekey secrets and its sessions, sealed at rest
     // (decision 0053).
     crate::ops::sessions::SCHEMA,
-    // 13 (issue 14): each session row counts its commits, so a state is written only
+    // 13 (issue 23 item 3): where a request's messages start, so that declining the
+    // request of a removed contact who wrote again keeps the older conversation
+    // (decision 0060). 0 for requests already open: all of the address's messages.
+    "
+    ALTER TABLE requests ADD COLUMN first_seq INTEGER NOT NULL DEFAULT 0;
+    ",
+    // 14 (issue 14): each session row counts its commits, so a state is written only
     // over the one it was made from (decision 0053, "Commits without waiting").
     crate::ops::sessions::GENERATION,
 ];

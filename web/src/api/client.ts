@@ -10,6 +10,7 @@ import type {
   Attachment,
   Block,
   Contact,
+  ContactRemoved,
   ConversationSummary,
   DeadLetter,
   ErrorBody,
@@ -23,6 +24,7 @@ import type {
   OutboxEntry,
   PassphraseChanged,
   PresenceList,
+  Profile,
   Queued,
   ReadAnswer,
   SafetyNumber,
@@ -83,6 +85,12 @@ export interface ApiClient {
   conversations(): Promise<ConversationSummary[]>;
   contacts(): Promise<Contact[]>;
   addContact(address: string, name?: string): Promise<Contact>;
+  /** Renames a contact; `null` clears the name. 400 `invalid_name`, 404 `not_a_contact`. */
+  renameContact(address: Address, name: string | null): Promise<Contact>;
+  /** Removes a contact; its conversation stays (decision 0060). 404 `not_a_contact`. */
+  removeContact(address: Address): Promise<ContactRemoved>;
+  /** Changes our display name (`null`: none); published at once. 400 `invalid_name`. */
+  setName(name: string | null): Promise<Profile>;
   safetyNumber(address: Address): Promise<SafetyNumber>;
   verify(address: Address): Promise<SafetyNumber>;
   outbox(): Promise<OutboxEntry[]>;
@@ -265,6 +273,9 @@ export function createClient(options: ClientOptions = {}): ApiClient {
     contacts: () => request('GET', '/v1/contacts'),
     addContact: (address, name) =>
       request('POST', '/v1/contacts', name ? { address, name } : { address }),
+    renameContact: (address, name) => request('PUT', `/v1/contacts/${seg(address)}`, { name }),
+    removeContact: (address) => request('DELETE', `/v1/contacts/${seg(address)}`),
+    setName: (name) => request('PUT', '/v1/profile', { name }),
     safetyNumber: (address) => request('GET', `/v1/contacts/${seg(address)}/safety-number`),
     verify: (address) => request('POST', `/v1/contacts/${seg(address)}/verify`),
     outbox: () => request('GET', '/v1/outbox'),

@@ -243,6 +243,141 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/contacts/{address}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Rename a contact (`name: null` clears the name) */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    address: components["schemas"]["Address"];
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["NameChange"];
+                };
+            };
+            responses: {
+                /** @description Renamed */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Contact"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+            };
+        };
+        post?: never;
+        /** Remove a contact: its keys, name and verified mark go; its conversation stays (decision 0060) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    address: components["schemas"]["Address"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Removed */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ContactRemoved"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/profile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Our address and display name */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Profile */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Profile"];
+                    };
+                };
+                401: components["responses"]["Error"];
+                423: components["responses"]["Error"];
+            };
+        };
+        /** Change our display name (`name: null`: none); published with the next identity record, made now */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["NameChange"];
+                };
+            };
+            responses: {
+                /** @description Changed */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Profile"];
+                    };
+                };
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                423: components["responses"]["Error"];
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/contacts/{address}/safety-number": {
         parameters: {
             query?: never;
@@ -1724,7 +1859,7 @@ export interface components {
         };
         Contact: {
             address: components["schemas"]["Address"];
-            /** @description the name given when adding the contact; null if none */
+            /** @description what the user calls them: the name given when adding or renaming, else the one they publish; null if none */
             name: string | null;
             fingerprint: string;
             verified: boolean;
@@ -1732,7 +1867,20 @@ export interface components {
         };
         AddContact: {
             address: components["schemas"]["Address"];
+            /** @description not blank, no control characters (`invalid_name`); without it, the name the contact publishes is kept */
             name?: string;
+        };
+        NameChange: {
+            /** @description not blank, no control characters (`invalid_name`); null or absent clears it */
+            name?: string | null;
+        };
+        ContactRemoved: {
+            address: components["schemas"]["Address"];
+            removed: boolean;
+        };
+        Profile: {
+            address: components["schemas"]["Address"];
+            name: string | null;
         };
         SafetyNumber: {
             /** @description 12 groups of 5 digits */
@@ -1747,6 +1895,8 @@ export interface components {
             created_at: components["schemas"]["Timestamp"];
             expires_at: components["schemas"]["Timestamp"];
             last_error: string | null;
+            /** @description the start of the message's text (a file's name and caption); null for a receipt */
+            preview: string | null;
         };
         DeadLetter: {
             id: components["schemas"]["MessageId"];
@@ -1754,6 +1904,8 @@ export interface components {
             attempts: number;
             reason: string;
             failed_at: components["schemas"]["Timestamp"];
+            /** @description the start of the message's text (a file's name and caption); null for a receipt */
+            preview: string | null;
         };
         Event: {
             /** @constant */
@@ -1823,6 +1975,21 @@ export interface components {
             /** @constant */
             type: "impersonation";
             address: components["schemas"]["Address"];
+        } | {
+            /** @constant */
+            type: "contact";
+            address: components["schemas"]["Address"];
+            /** @enum {string} */
+            change: "added" | "renamed" | "verified" | "removed";
+        } | {
+            /** @constant */
+            type: "profile";
+            name: string | null;
+        } | {
+            /** @constant */
+            type: "read";
+            peer: components["schemas"]["Address"];
+            count: number;
         };
         SendFileRequest: {
             to: components["schemas"]["Address"];
@@ -1880,6 +2047,11 @@ export interface components {
             address: components["schemas"]["Address"] | null;
             /** @description the display name, only when unlocked */
             name: string | null;
+            /**
+             * @description the fewest characters a new passphrase may have (create, change); shorter ones are refused with passphrase_too_short
+             * @constant
+             */
+            passphrase_min_chars: 8;
         };
         ChangePassphrase: {
             /** @description the current passphrase */
@@ -1896,6 +2068,10 @@ export interface components {
             /** @description incoming messages not yet marked read */
             unread: number;
             last_at: components["schemas"]["Timestamp"];
+            /** @description the start of the newest message (at most 80 characters, one line; a file's name and caption); null for none */
+            last_text: string | null;
+            /** @description which way the newest message went */
+            last_direction: ("in" | "out") | null;
         };
         LoginLink: {
             /** @description a one-time link; opening it sets the session cookie */

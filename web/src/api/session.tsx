@@ -39,6 +39,8 @@ interface Session {
   lock(): Promise<void>;
   /** Ends this browser's session; the signed-out screen follows. */
   logout(): Promise<void>;
+  /** Our display name changed (here, or told by a `profile` event). */
+  renamed(name: string | null): void;
 }
 
 const SessionContext = createContext<Session | null>(null);
@@ -121,6 +123,9 @@ export function SessionProvider({ children, fetch }: { children: ReactNode; fetc
         latest.current += 1;
         setGate({ kind: 'signed_out', byUser: true });
       },
+      // The same messenger stays (same generation): only the name moves.
+      renamed: (name) =>
+        setGate((g) => (g.kind === 'unlocked' ? { ...g, identity: { ...g.identity, name } } : g)),
     }),
     [api, gate, check, show, lockedElsewhere],
   );

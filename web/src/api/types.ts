@@ -49,6 +49,10 @@ export type FileQueued = Schemas['FileQueued'];
 /** `GET /v1/conversations`: one per peer with any history. */
 export type ConversationSummary = Schemas['Conversation'];
 export type Contact = Schemas['Contact'];
+/** `DELETE /v1/contacts/{address}`. */
+export type ContactRemoved = Schemas['ContactRemoved'];
+/** `GET/PUT /v1/profile`: our address and display name. */
+export type Profile = Schemas['Profile'];
 /** `safety_number`: twelve groups of five digits, separated by spaces. */
 export type SafetyNumber = Schemas['SafetyNumber'];
 export type OutboxEntry = Schemas['OutboxEntry'];

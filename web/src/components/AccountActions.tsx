@@ -1,4 +1,4 @@
-// Under the sidebar's header: your display name, "Lock" (stop the node and drop
+// Under the sidebar's header: your display name and "Change name", "Lock" (stop the node and drop
 // its keys), "Change passphrase" (a dialog) and "Sign out" (end this browser's
 // session).
 
@@ -7,6 +7,7 @@ import { errorMessage } from '../api/client';
 import { useSession } from '../api/session';
 import { ChangePassphraseDialog } from './ChangePassphraseDialog';
 import { LockIcon } from './icons';
+import { NameDialog } from './NameDialog';
 
 /** `uploading`: files still being sent to the node (locking or signing out stops them). */
 export function AccountActions({ uploading = 0 }: { uploading?: number }) {
@@ -15,6 +16,7 @@ export function AccountActions({ uploading = 0 }: { uploading?: number }) {
   const [busy, setBusy] = useState<'lock' | 'logout' | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [changing, setChanging] = useState(false);
+  const [naming, setNaming] = useState(false);
   // Said in a live region that outlives the dialog.
   const [notice, setNotice] = useState('');
 
@@ -38,7 +40,7 @@ export function AccountActions({ uploading = 0 }: { uploading?: number }) {
   return (
     <div className="account">
       {name && (
-        <p className="account-name" title="Your display name, published with your address">
+        <p className="account-name" dir="auto" title="Your display name, published with your address">
           <span className="sr-only">Your display name: </span>
           {name}
         </p>
@@ -53,6 +55,19 @@ export function AccountActions({ uploading = 0 }: { uploading?: number }) {
           title="Stop your node and forget its keys until you unlock again"
         >
           <LockIcon /> {busy === 'lock' ? 'Locking…' : 'Lock'}
+        </button>
+        <button
+          type="button"
+          className="button"
+          onClick={() => {
+            setNotice('');
+            setNaming(true);
+          }}
+          disabled={busy !== null}
+          aria-haspopup="dialog"
+          title="Change the name published with your address"
+        >
+          {name ? 'Change name' : 'Set name'}
         </button>
         <button
           type="button"
@@ -86,6 +101,20 @@ export function AccountActions({ uploading = 0 }: { uploading?: number }) {
       <p role="status" className={notice ? 'account-notice' : 'sr-only'}>
         {notice}
       </p>
+      {naming && (
+        <NameDialog
+          title="Your display name"
+          label="Display name"
+          hint="Published with your address: people who add you see it. Leave it empty for none."
+          initial={name ?? ''}
+          onSave={async (next) => {
+            const profile = await session.api.setName(next);
+            session.renamed(profile.name);
+            setNotice(profile.name ? `Your name is now ${profile.name}.` : 'You have no display name now.');
+          }}
+          onClose={() => setNaming(false)}
+        />
+      )}
       {changing && (
         <ChangePassphraseDialog
           onChange={async (current, next) => {

@@ -67,7 +67,11 @@ export function AddContactDialog({ initialAddress = '', onAdd, onVerify, onOpen,
         <AddressInput
           id="add-address"
           value={address}
-          onChange={setAddress}
+          onChange={(next) => {
+            setAddress(next);
+            // The node's answer (and its "did you mean") was about the old text.
+            setError(null);
+          }}
           autoFocus
           invalid={error !== null}
           describedBy={error ? errorId : undefined}

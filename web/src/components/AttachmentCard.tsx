@@ -1,6 +1,6 @@
 // A file inside a message: its name and size, how far its transfer is (a bar while
-// it moves, live from `file_progress`), and what can be done with it — download it
-// once it is here, or ask the node to fetch it when it did not on its own.
+// it moves, live from `file_progress`), and what can be done with it — save another
+// copy of a received file the node saved, download one we sent, or ask the node to fetch it when it did not on its own.
 
 import { useState } from 'react';
 import { errorMessage, fileContentUrl } from '../api/client';
@@ -44,7 +44,9 @@ export function transferText(a: LiveAttachment, direction: 'in' | 'out', peerNam
     case 'downloading':
       return `Downloading… ${percent(a.progress, a.size)}%`;
     case 'done':
-      return 'Downloaded';
+      // The node saved it in its downloads folder (issue 23 item 8: "Downloaded"
+      // next to a Download button read as if nothing was left to do, or undone).
+      return 'Saved';
     case 'too_large':
       return 'Not downloaded: larger than your automatic download size';
     case 'failed':
@@ -107,9 +109,10 @@ export function AttachmentCard({ attachment: a, direction, peerName, onFetch }: 
           className="button small attachment-action"
           href={fileContentUrl(a.file_id)}
           download={a.name}
-          aria-label={`Download ${a.name}`}
+          aria-label={direction === 'in' ? `Save ${a.name} again` : `Download ${a.name}`}
+          title={direction === 'in' && a.path ? `Saved by your node as ${a.path}` : undefined}
         >
-          <DownloadIcon /> Download
+          <DownloadIcon /> {direction === 'in' ? 'Save again' : 'Download'}
         </a>
       ) : (
         FETCHABLE.includes(a.status) && (

@@ -5,7 +5,7 @@ import { useId, useRef, useState, type FormEvent } from 'react';
 import { ApiError, errorMessage } from '../api/client';
 import { useProblemFocus } from '../hooks/useProblemFocus';
 import { Dialog } from './Dialog';
-import { MIN_PASSPHRASE_CHARS } from './FirstRun';
+import { MIN_PASSPHRASE_CHARS, PASSPHRASE_TOO_SHORT, tooShort } from '../lib/passphrase';
 
 type Field = 'current' | 'next' | 'confirm';
 /** What is wrong, and where: a field, or the node's answer (`form`). `alert` is set
@@ -26,9 +26,8 @@ export function changePassphraseProblem(current: string, next: string, confirm: 
   if (!current) {
     return { field: 'current', message: 'Enter your current passphrase.', alert: false };
   }
-  // Characters as people count them (code points), not UTF-16 units.
-  if ([...next].length < MIN_PASSPHRASE_CHARS) {
-    return { field: 'next', message: `Use at least ${MIN_PASSPHRASE_CHARS} characters.`, alert: false };
+  if (tooShort(next)) {
+    return { field: 'next', message: PASSPHRASE_TOO_SHORT, alert: false };
   }
   if (next === current) {
     return { field: 'next', message: 'The new passphrase is the same as the current one.', alert: false };

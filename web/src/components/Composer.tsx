@@ -1,10 +1,24 @@
 // The message box: Enter sends, Shift+Enter starts a new line. Files attached by
-// the paperclip (or dropped on the conversation, through `attach`) are handed to
-// the app's upload queue on sending, with the text as the caption of the first
-// one; the box is then free again at once, and the uploads show in the
-// conversation (`PendingUploads`).
+// the paperclip, pasted (an image copied to the clipboard), or dropped on the
+// conversation (through `attach`) are handed to the app's upload queue on sending,
+// with the text as the caption of the first one; the box is then free again at
+// once, and the uploads show in the conversation (`PendingUploads`).
+//
+// Near the node's limit on a text (64 KiB of UTF-8) a counter shows the bytes
+// left; over it, the text can be sent as a file instead (issue 23 item 4). With a
+// `draftKey`, what is typed is kept in this browser until sent (item 5).
 
-import { useEffect, useId, useImperativeHandle, useRef, useState, type FormEvent, type KeyboardEvent, type Ref } from 'react';
+import {
+  useEffect,
+  useId,
+  useImperativeHandle,
+  useRef,
+  useState,
+  type ClipboardEvent,
+  type FormEvent,
+  type KeyboardEvent,
+  type Ref,
+} from 'react';
 import { errorMessage } from '../api/client';
 import { formatSize } from '../lib/format';
 import { CloseIcon, FileIcon, PaperclipIcon, SendIcon } from './icons';
@@ -18,7 +32,40 @@ interface Props {
   onSendFiles: (files: File[], caption: string) => void;
   /** The text changed (typed, or emptied once sent); drives the typing indicator. */
   onTextChange?: (text: string) => void;
+  /** Where the unsent text is kept (localStorage), e.g. per node and conversation. */
+  draftKey?: string;
   ref?: Ref<ComposerHandle>;
+}
+
+/** The node's limit on a text message, in UTF-8 bytes (`payload::MAX_TEXT_LEN`). */
+export const MAX_TEXT_BYTES = 64 * 1024;
+/** The counter shows from this many bytes on. */
+export const COUNT_FROM = MAX_TEXT_BYTES - 4 * 1024;
+
+const encoder = new TextEncoder();
+
+/** The bytes `text` takes on the wire (UTF-8), as the node counts them. */
+export function utf8Length(text: string): number {
+  return encoder.encode(text).length;
+}
+
+function readDraft(key: string | undefined): string {
+  if (!key) return '';
+  try {
+    return localStorage.getItem(key) ?? '';
+  } catch {
+    return ''; // Storage turned off: no drafts, nothing else changes.
+  }
+}
+
+function writeDraft(key: string | undefined, text: string) {
+  if (!key) return;
+  try {
+    if (text) localStorage.setItem(key, text);
+    else localStorage.removeItem(key);
+  } catch {
+    // Full or turned off: the draft lives as long as the page.
+  }
 }
 
 export interface ComposerHandle {
@@ -27,11 +74,12 @@ export interface ComposerHandle {
   attach: (files: File[]) => void;
 }
 
-export function Composer({ label, onSend, onSendFiles, onTextChange, ref }: Props) {
+export function Composer({ label, onSend, onSendFiles, onTextChange, draftKey, ref }: Props) {
   const hintId = useId();
+  const countId = useId();
   const box = useRef<HTMLTextAreaElement>(null);
   const picker = useRef<HTMLInputElement>(null);
-  const [text, setText] = useState('');
+  const [text, setText] = useState(() => readDraft(draftKey));
   // Each with an id: the same file may be attached twice.
   const [files, setFiles] = useState<{ id: number; file: File }[]>([]);
   const nextId = useRef(0);
@@ -59,6 +107,10 @@ export function Composer({ label, onSend, onSendFiles, onTextChange, ref }: Prop
   useEffect(() => {
     textChanged.current?.(text);
   }, [text]);
+  useEffect(() => writeDraft(draftKey, text), [draftKey, text]);
+
+  const bytes = utf8Length(text.trim());
+  const over = bytes > MAX_TEXT_BYTES && files.length === 0;
 
   // Grow with the text, up to the CSS max-height.
   useEffect(() => {
@@ -70,7 +122,7 @@ export function Composer({ label, onSend, onSendFiles, onTextChange, ref }: Prop
 
   const send = async () => {
     const message = text.trim();
-    if ((!message && files.length === 0) || sending) return;
+    if ((!message && files.length === 0) || sending || over) return;
     setError(null);
     if (files.length > 0) {
       // Queued, not sent yet: the conversation shows how each one goes.
@@ -110,6 +162,21 @@ export function Composer({ label, onSend, onSendFiles, onTextChange, ref }: Prop
     // Picking the same file again later must fire `change` again.
     if (picker.current) picker.current.value = '';
     box.current?.focus();
+  };
+
+  /** Over the limit: the text goes as `message.txt`, through the upload queue. */
+  const sendAsFile = () => {
+    onSendFiles([new File([text], 'message.txt', { type: 'text/plain' })], '');
+    setText('');
+    box.current?.focus();
+  };
+
+  /** An image (or any file) pasted is attached; pasted text goes in as usual. */
+  const onPaste = (e: ClipboardEvent<HTMLTextAreaElement>) => {
+    const pasted = Array.from(e.clipboardData?.files ?? []);
+    if (pasted.length === 0) return;
+    e.preventDefault();
+    attach(pasted);
   };
 
   const removeFile = (id: number) => {
@@ -163,16 +230,39 @@ export function Composer({ label, onSend, onSendFiles, onTextChange, ref }: Prop
           className="composer-input"
           rows={1}
           value={text}
+          dir="auto"
           aria-label={label}
-          aria-describedby={hintId}
+          aria-describedby={bytes >= COUNT_FROM ? `${countId} ${hintId}` : hintId}
+          aria-invalid={over || undefined}
           placeholder={files.length > 0 ? 'Add a caption (optional)' : 'Write a message'}
           onChange={(e) => setText(e.target.value)}
           onKeyDown={onKeyDown}
+          onPaste={onPaste}
         />
-        <button type="submit" className="icon-button send" disabled={sending || (!text.trim() && files.length === 0)} aria-label="Send">
+        <button
+          type="submit"
+          className="icon-button send"
+          disabled={sending || over || (!text.trim() && files.length === 0)}
+          aria-label="Send"
+        >
           <SendIcon />
         </button>
       </div>
+      {bytes >= COUNT_FROM && files.length === 0 && (
+        <p id={countId} className={`hint composer-count${over ? ' over' : ''}`}>
+          {over
+            ? `${(bytes - MAX_TEXT_BYTES).toLocaleString()} bytes over the limit of 64 KiB for a message.`
+            : `${(MAX_TEXT_BYTES - bytes).toLocaleString()} bytes left of 64 KiB.`}
+        </p>
+      )}
+      {over && (
+        <p role="alert" className="composer-over">
+          Too long for a message.{' '}
+          <button type="button" className="button small" onClick={sendAsFile}>
+            Send as a file
+          </button>
+        </p>
+      )}
       <p id={hintId} className="hint composer-hint">
         Enter to send, Shift+Enter for a new line
         {files.length === 1 && '; the text is sent as the file’s caption'}

@@ -5,6 +5,8 @@
 
 import { useRef, useState } from 'react';
 import type { Address, Contact } from '../api/types';
+import type { LastMessage } from '../hooks/useUnread';
+import { formatTime, isoTime } from '../lib/format';
 import { PresenceDot, type Presence } from './PresenceDot';
 import { ShieldIcon } from './icons';
 
@@ -26,7 +28,13 @@ interface Props {
   uploads?: Record<Address, UploadCounts>;
   /** Unix ms of each conversation's newest message. */
   recent?: Record<Address, number>;
+  /** The start of each conversation's newest message (issue 23 item 8). */
+  last?: Record<Address, LastMessage>;
+  /** Who is typing to us now. */
+  typing?: ReadonlySet<Address>;
 }
+
+const NOBODY: ReadonlySet<Address> = new Set();
 
 /** Files being sent to one person, as the contact list shows them. */
 export interface UploadCounts {
@@ -59,7 +67,17 @@ function holding(shown: Address[], next: Entry[]): Entry[] {
   return [...next].sort((a, b) => (place.get(a.address) ?? Infinity) - (place.get(b.address) ?? Infinity));
 }
 
-export function ContactList({ contacts, unread, active, onOpen, presence = {}, uploads = {}, recent = {} }: Props) {
+export function ContactList({
+  contacts,
+  unread,
+  active,
+  onOpen,
+  presence = {},
+  uploads = {},
+  recent = {},
+  last = {},
+  typing = NOBODY,
+}: Props) {
   const known = new Set(contacts.map((c) => c.address));
   const wanted = byRecent(
     [
@@ -114,10 +132,19 @@ export function ContactList({ contacts, unread, active, onOpen, presence = {}, u
                     </span>
                   )}
                 </span>
-                {e.name && (
-                  <span className="contact-address" translate="no">
-                    {e.address}
+                {typing.has(e.address) ? (
+                  <span className="contact-last typing-now">typing…</span>
+                ) : last[e.address] ? (
+                  <span className="contact-last" dir="auto">
+                    {last[e.address]?.out && <span className="muted">You: </span>}
+                    {last[e.address]?.text}
                   </span>
+                ) : (
+                  e.name && (
+                    <span className="contact-address" translate="no">
+                      {e.address}
+                    </span>
+                  )
                 )}
                 {!e.contact && <span className="contact-address">Not in your contacts</span>}
                 {sending && (
@@ -128,6 +155,11 @@ export function ContactList({ contacts, unread, active, onOpen, presence = {}, u
               </span>
               {/* After the name, so the button's accessible name starts with it. */}
               <PresenceDot status={presence[e.address] ?? 'unknown'} />
+              {recent[e.address] ? (
+                <time className="contact-time" dateTime={isoTime(recent[e.address] ?? 0)}>
+                  {formatTime(recent[e.address] ?? 0)}
+                </time>
+              ) : null}
               {count > 0 && (
                 <span className="unread">
                   <span aria-hidden="true">{count > 99 ? '99+' : count}</span>

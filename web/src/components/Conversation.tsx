@@ -22,6 +22,10 @@ interface Props {
   onAddContact: () => void;
   /** Blocks this address (issue 15); left out, no Block button. */
   onBlock?: () => void;
+  /** Renames the contact (issue 23); left out, or not a contact, no Rename button. */
+  onRename?: () => void;
+  /** Removes the contact, keeping the conversation; left out, no Remove button. */
+  onRemove?: () => void;
   /** The contact's presence (issue 6). */
   presence?: Presence;
   /** The contact is typing to us now. */
@@ -35,6 +39,8 @@ interface Props {
   onSendFiles: (files: File[], caption: string) => void;
   onCancelUpload: (id: number) => void;
   onRetryUpload: (id: number) => void;
+  /** Where the composer keeps unsent text (issue 23 item 5). */
+  draftKey?: string;
 }
 
 /** The drag carries files (not text or a link dragged from the page). */
@@ -51,6 +57,8 @@ export function Conversation({
   onVerify,
   onAddContact,
   onBlock,
+  onRename,
+  onRemove,
   presence = 'unknown',
   typing = false,
   transfers,
@@ -59,6 +67,7 @@ export function Conversation({
   onSendFiles,
   onCancelUpload,
   onRetryUpload,
+  draftKey,
 }: Props) {
   const composer = useRef<ComposerHandle>(null);
   const typingIndicator = useTyping(peer);
@@ -134,7 +143,9 @@ export function Conversation({
         </button>
         <PresenceDot status={presence} />
         <div className="pane-title">
-          <h2 id="conversation-title">{name}</h2>
+          <h2 id="conversation-title" dir="auto">
+            {name}
+          </h2>
           {contact?.name && (
             <p className="address small" translate="no">
               {peer}
@@ -154,6 +165,16 @@ export function Conversation({
         ) : (
           <button type="button" className="button small" onClick={onAddContact}>
             <PlusIcon /> Add contact
+          </button>
+        )}
+        {contact && onRename && (
+          <button type="button" className="button small" onClick={onRename} aria-label={`Rename ${name}`}>
+            Rename
+          </button>
+        )}
+        {contact && onRemove && (
+          <button type="button" className="button small" onClick={onRemove} aria-label={`Remove ${name} from contacts`}>
+            Remove
           </button>
         )}
         {onBlock && (
@@ -190,6 +211,7 @@ export function Conversation({
         onSend={messaging.send}
         onSendFiles={onSendFiles}
         onTextChange={typingIndicator.update}
+        draftKey={draftKey}
       />
     </section>
   );

@@ -4,9 +4,10 @@
 import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
 import { errorMessage } from '../api/client';
 import { useProblemFocus } from '../hooks/useProblemFocus';
+import { MIN_PASSPHRASE_CHARS, PASSPHRASE_TOO_SHORT, tooShort } from '../lib/passphrase';
 
-/** The node accepts any non-empty passphrase; the UI asks for a little more. */
-export const MIN_PASSPHRASE_CHARS = 8;
+/** The node's rule, re-exported for the views that imported it from here. */
+export { MIN_PASSPHRASE_CHARS };
 /** The node's limit on the published display name, in UTF-8 bytes. */
 export const MAX_NAME_BYTES = 64;
 
@@ -24,9 +25,8 @@ export function firstRunProblem(name: string, passphrase: string, confirm: strin
   if (new TextEncoder().encode(name).length > MAX_NAME_BYTES) {
     return { field: 'name', message: `The name is too long: at most ${MAX_NAME_BYTES} bytes.` };
   }
-  // Characters as people count them (code points), not UTF-16 units.
-  if ([...passphrase].length < MIN_PASSPHRASE_CHARS) {
-    return { field: 'passphrase', message: `Use at least ${MIN_PASSPHRASE_CHARS} characters.` };
+  if (tooShort(passphrase)) {
+    return { field: 'passphrase', message: PASSPHRASE_TOO_SHORT };
   }
   if (confirm !== passphrase) {
     return { field: 'confirm', message: 'The passphrases do not match.' };

@@ -7,6 +7,7 @@ import { errorMessage } from '../api/client';
 import type { FileId, HistoryEntry, MessageId } from '../api/types';
 import { liveAttachment, type Transfers } from '../hooks/useTransfers';
 import { formatDay, formatTime, isoTime, sameDay } from '../lib/format';
+import { linkify } from '../lib/linkify';
 import type { Upload } from '../hooks/useUploads';
 import { AttachmentCard } from './AttachmentCard';
 import { PendingUploads } from './PendingUploads';
@@ -53,6 +54,8 @@ export function MessageList({
   onRetryUpload = nothing,
 }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
+  // A message arrived while the user was reading further up (issue 23 item 8).
+  const [newBelow, setNewBelow] = useState(false);
   // The scroll geometry and the ends of the list as of the last commit.
   const before = useRef({ height: 0, top: 0, atBottom: true, first: '', last: '', uploads: 0 });
 
@@ -68,6 +71,7 @@ export function MessageList({
     } else if (last !== prev.last) {
       const newest = messages[messages.length - 1];
       if (!prev.last || prev.atBottom || newest?.direction === 'out') el.scrollTop = el.scrollHeight;
+      else setNewBelow(true);
     } else if (uploads.length > prev.uploads) {
       // The user just sent files: show them.
       el.scrollTop = el.scrollHeight;
@@ -79,53 +83,68 @@ export function MessageList({
     const el = scroller.current;
     if (!el) return;
     before.current = { ...before.current, height: el.scrollHeight, top: el.scrollTop, atBottom: isAtBottom(el) };
+    if (before.current.atBottom) setNewBelow(false);
     if (el.scrollTop < LOAD_OLDER_AT && hasMore && !loadingOlder) onLoadOlder();
   };
 
+  const toBottom = () => {
+    const el = scroller.current;
+    if (!el) return;
+    el.scrollTop = el.scrollHeight;
+    setNewBelow(false);
+  };
+
   return (
-    <div
-      ref={scroller}
-      className="messages"
-      onScroll={onScroll}
-      tabIndex={0}
-      role="region"
-      aria-label={`Messages with ${peerName}`}
-      aria-busy={loading || loadingOlder}
-    >
-      {hasMore ? (
-        <button type="button" className="button load-older" onClick={onLoadOlder} disabled={loadingOlder}>
-          {loadingOlder ? 'Loading older messages…' : 'Load older messages'}
+    <div className="messages-pane">
+      <div
+        ref={scroller}
+        className="messages"
+        onScroll={onScroll}
+        tabIndex={0}
+        role="region"
+        aria-label={`Messages with ${peerName}`}
+        aria-busy={loading || loadingOlder}
+      >
+        {hasMore ? (
+          <button type="button" className="button load-older" onClick={onLoadOlder} disabled={loadingOlder}>
+            {loadingOlder ? 'Loading older messages…' : 'Load older messages'}
+          </button>
+        ) : (
+          messages.length > 0 && <p className="history-start">This is the start of your conversation with {peerName}.</p>
+        )}
+        {loading && messages.length === 0 && <p className="muted center">Loading messages…</p>}
+        {!loading && messages.length === 0 && uploads.length === 0 && (
+          <p className="empty-conversation">No messages yet. Say hello to {peerName}.</p>
+        )}
+        <ol className="message-list">
+          {messages.map((m, i) => {
+            const prev = messages[i - 1];
+            const newDay = !prev || !sameDay(new Date(prev.timestamp), new Date(m.timestamp));
+            return (
+              <Fragment key={m.id}>
+                {newDay && (
+                  <li className="day" aria-hidden="true">
+                    {formatDay(m.timestamp)}
+                  </li>
+                )}
+                <Message
+                  message={m}
+                  peerName={peerName}
+                  onRetry={onRetry}
+                  transfers={transfers}
+                  onFetchFile={onFetchFile}
+                />
+              </Fragment>
+            );
+          })}
+        </ol>
+        <PendingUploads uploads={uploads} onCancel={onCancelUpload} onRetry={onRetryUpload} />
+      </div>
+      {newBelow && (
+        <button type="button" className="button small new-below" onClick={toBottom}>
+          New messages <span aria-hidden="true">↓</span>
         </button>
-      ) : (
-        messages.length > 0 && <p className="history-start">This is the start of your conversation with {peerName}.</p>
       )}
-      {loading && messages.length === 0 && <p className="muted center">Loading messages…</p>}
-      {!loading && messages.length === 0 && uploads.length === 0 && (
-        <p className="empty-conversation">No messages yet. Say hello to {peerName}.</p>
-      )}
-      <ol className="message-list">
-        {messages.map((m, i) => {
-          const prev = messages[i - 1];
-          const newDay = !prev || !sameDay(new Date(prev.timestamp), new Date(m.timestamp));
-          return (
-            <Fragment key={m.id}>
-              {newDay && (
-                <li className="day" aria-hidden="true">
-                  {formatDay(m.timestamp)}
-                </li>
-              )}
-              <Message
-                message={m}
-                peerName={peerName}
-                onRetry={onRetry}
-                transfers={transfers}
-                onFetchFile={onFetchFile}
-              />
-            </Fragment>
-          );
-        })}
-      </ol>
-      <PendingUploads uploads={uploads} onCancel={onCancelUpload} onRetry={onRetryUpload} />
     </div>
   );
 }
@@ -179,7 +198,11 @@ function Message({ message: m, peerName, onRetry, transfers, onFetchFile }: Mess
             onFetch={() => onFetchFile(attachment.file_id)}
           />
         )}
-        {(m.text || !attachment) && <p className="text">{m.text}</p>}
+        {(m.text || !attachment) && (
+          <p className="text" dir="auto">
+            {linkify(m.text)}
+          </p>
+        )}
         <span className="meta">
           <time dateTime={isoTime(m.timestamp)} title={new Date(m.timestamp).toLocaleString()}>
             {formatTime(m.timestamp)}

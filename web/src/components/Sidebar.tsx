@@ -14,6 +14,7 @@ import { BlockedList } from './BlockedList';
 import { Requests } from './Requests';
 import type { RequestsState } from '../hooks/useRequests';
 import type { Presence } from './PresenceDot';
+import type { LastMessage } from '../hooks/useUnread';
 
 interface Props {
   status: NodeStatus | null;
@@ -26,6 +27,10 @@ interface Props {
   uploads?: Record<Address, UploadCounts>;
   /** Unix ms of each conversation's newest message (the list's order). */
   recent?: Record<Address, number>;
+  /** The start of each conversation's newest message. */
+  last?: Record<Address, LastMessage>;
+  /** Who is typing to us now. */
+  typing?: ReadonlySet<Address>;
   active: Address | null;
   deadCount: number;
   deadOpen: boolean;
@@ -106,6 +111,8 @@ export function Sidebar(props: Props) {
             presence={props.presence}
             uploads={props.uploads}
             recent={props.recent}
+            last={props.last}
+            typing={props.typing}
             active={props.active}
             onOpen={props.onOpen}
           />

@@ -3,7 +3,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { errorMessage } from '../api/client';
 import { useApi } from '../api/session';
-import type { Address, Contact } from '../api/types';
+import type { Address, Contact, ServerEvent } from '../api/types';
 
 function byName(a: Contact, b: Contact): number {
   const an = (a.name || a.address).toLocaleLowerCase();
@@ -52,5 +52,32 @@ export function useContacts() {
     [api],
   );
 
-  return { contacts, loaded, error, refresh, add, verify };
+  /** Renames a contact (`null` clears the name); rejects with the API's error. */
+  const rename = useCallback(
+    async (address: Address, name: string | null) => {
+      const contact = await api.renameContact(address, name);
+      setContacts((list) => list.map((c) => (c.address === address ? contact : c)).sort(byName));
+    },
+    [api],
+  );
+
+  /** Removes a contact; its conversation stays. Rejects with the API's error. */
+  const remove = useCallback(
+    async (address: Address) => {
+      await api.removeContact(address);
+      setContacts((list) => list.filter((c) => c.address !== address));
+    },
+    [api],
+  );
+
+  /** A contact changed on this node, perhaps from another client (the CLI, a
+   * second browser): the list is read again. */
+  const handleEvent = useCallback(
+    (event: ServerEvent) => {
+      if (event.type === 'contact') void refresh();
+    },
+    [refresh],
+  );
+
+  return { contacts, loaded, error, refresh, add, verify, rename, remove, handleEvent };
 }

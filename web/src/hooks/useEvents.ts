@@ -88,6 +88,12 @@ export function parseEvent(data: unknown): ServerEvent | null {
         : null;
     case 'impersonation':
       return typeof e.address === 'string' ? (e as ServerEvent) : null;
+    case 'contact':
+      return typeof e.address === 'string' && typeof e.change === 'string' ? (e as ServerEvent) : null;
+    case 'profile':
+      return e.name === null || typeof e.name === 'string' ? (e as ServerEvent) : null;
+    case 'read':
+      return typeof e.peer === 'string' && typeof e.count === 'number' ? (e as ServerEvent) : null;
     case 'locked':
       return { type: 'locked' };
     default:

@@ -1,7 +1,8 @@
 // Unread counts: incoming messages the user has not seen — for conversations that
 // are not open, or for the open one while the window is hidden or unfocused.
 //
-// The node's read state is the truth: `load` reads the counts from
+// The node's read state is the truth: a `read` event (a conversation read on this
+// node from any client) clears its count, and `load` reads the counts from
 // `GET /v1/conversations` (on start, and on every resync after the event stream
 // reconnects), and `message_received` events add to them in between. The open
 // conversation is marked read on the node (`useMarkRead`) under the same condition
@@ -24,12 +25,21 @@ import type { Address, ServerEvent } from '../api/types';
  * next resync corrects any miscount). */
 export const MAX_READS = 5;
 
+/** The start of a conversation's newest message, as the contact list shows it. */
+export interface LastMessage {
+  text: string;
+  /** We wrote it. */
+  out: boolean;
+}
+
 export function useUnread(open: Address | null, active = true) {
   const api = useApi();
   // A key stays (at 0) once seen, so senders who are not contacts keep their entry.
   const [counts, setCounts] = useState<Record<Address, number>>({});
   // Unix ms of each conversation's newest message, as far as this page knows.
   const [recent, setRecent] = useState<Record<Address, number>>({});
+  // The start of each conversation's newest message (issue 23 item 8).
+  const [last, setLast] = useState<Record<Address, LastMessage>>({});
   const seen = useRef<Address | null>(active ? open : null);
   // The read in flight: whether a message arrived during it, and whether another
   // `load` was asked for meanwhile.
@@ -46,8 +56,15 @@ export function useUnread(open: Address | null, active = true) {
     if (event.type === 'status_changed' && event.status === 'queued') {
       setRecent((r) => ({ ...r, [event.to]: Math.max(r[event.to] ?? 0, Date.now()) }));
     }
+    // Read on this node, perhaps in another browser or from the CLI (issue 23 item 5).
+    if (event.type === 'read') {
+      setCounts((c) => (c[event.peer] ? { ...c, [event.peer]: 0 } : c));
+      return;
+    }
     if (event.type !== 'message_received') return;
     setRecent((r) => ({ ...r, [event.from]: Math.max(r[event.from] ?? 0, event.timestamp) }));
+    const text = event.text || event.attachment?.name || '';
+    setLast((l) => ({ ...l, [event.from]: { text, out: false } }));
     if (reading.current) reading.current.raced = true;
     if (event.from === seen.current) return;
     setCounts((c) => ({ ...c, [event.from]: (c[event.from] ?? 0) + 1 }));
@@ -79,6 +96,13 @@ export function useUnread(open: Address | null, active = true) {
           for (const { peer, last_at } of list) next[peer] = Math.max(next[peer] ?? 0, last_at);
           return next;
         });
+        setLast((l) => {
+          const next = { ...l };
+          for (const { peer, last_text, last_direction } of list) {
+            if (last_text !== null && last_text !== undefined) next[peer] = { text: last_text, out: last_direction === 'out' };
+          }
+          return next;
+        });
         break;
       }
     } catch {
@@ -93,5 +117,5 @@ export function useUnread(open: Address | null, active = true) {
   }, [load]);
 
   const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
-  return { counts, recent, total, handleEvent, load };
+  return { counts, recent, last, total, handleEvent, load };
 }

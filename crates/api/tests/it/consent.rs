@@ -99,6 +99,8 @@ async fn requests_and_blocks_over_the_api() {
         api.post(&format!("/v1/requests/{alice_address}/accept"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{contact}");
     assert_eq!(contact["address"], alice_address.as_str());
+    // The name she publishes is saved with her (issue 23 item 3).
+    assert_eq!(contact["name"], "alice");
     let (_, contacts) = api.get("/v1/contacts").await;
     assert_eq!(contacts[0]["address"], alice_address.as_str());
     let (_, history) = api.get(&format!("/v1/conversations/{alice_address}/messages")).await;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod consent;
+mod contacts;
 
 use std::time::Duration;
 
@@ -48,6 +49,14 @@ impl Api {
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(reqwest::Method::POST, path, Some(body), Some(TOKEN)).await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body), Some(TOKEN)).await
+    }
+
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::DELETE, path, None, Some(TOKEN)).await
     }
 }
 
@@ -194,6 +203,15 @@ async fn openapi_document_matches_the_routes() {
     let (status, doc) = api.get("/v1/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let paths = doc["paths"].as_object().unwrap();
+    // The web UI's passphrase rule is typed from this constant (issue 23 item 6).
+    assert_eq!(
+        doc["components"]["schemas"]["Identity"]["properties"]["passphrase_min_chars"]["const"],
+        communitas_crypto::keystore::MIN_PASSPHRASE_CHARS
+    );
+    assert_eq!(
+        api.get("/v1/identity").await.1["passphrase_min_chars"],
+        communitas_crypto::keystore::MIN_PASSPHRASE_CHARS
+    );
     let address = net.users[0].handle().address().to_string();
     for (path, ops) in paths {
         let concrete = path.replace("{address}", &address).replace("{id}", &"0".repeat(32));

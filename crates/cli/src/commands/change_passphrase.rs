@@ -24,6 +24,8 @@ pub(crate) fn run(home: &Path, old: Source, new: Source) -> Result<()> {
     // Both asked for first: the home's lock is never held while someone types.
     let old = old.read(false)?;
     let new = new.read(true)?;
+    communitas_crypto::keystore::check_new_passphrase(&new)
+        .map_err(|e| crate::Exit::usage(e.to_string()))?;
     match daemon::try_lock_home(home)? {
         Some(_lock) => rekey_file(home, old.as_bytes(), new.as_bytes())?,
         None => crate::client(|| through_node(home, &old, &new))?,

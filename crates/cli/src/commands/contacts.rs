@@ -1,4 +1,4 @@
-//! `contacts add|list|verify`, `status`, `outbox`.
+//! `contacts add|list|rename|remove|verify`, `name`, `status`, `outbox`.
 
 use std::path::Path;
 
@@ -44,6 +44,57 @@ pub(crate) async fn list(home: &Path, json: bool) -> Result<()> {
     for c in &contacts {
         let verified = if c["verified"] == true { "verified" } else { "not verified" };
         println!("{}{}  {verified}", c["address"].as_str().unwrap_or(""), name_suffix(c));
+    }
+    Ok(())
+}
+
+pub(crate) async fn rename(
+    home: &Path,
+    address: &str,
+    name: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let address = parse(address)?;
+    let api = Api::for_home(home)?;
+    let contact: Value =
+        api.put(&format!("/v1/contacts/{address}"), &json!({ "name": name })).await?;
+    if json {
+        println!("{contact}");
+    } else if contact["name"].is_string() {
+        println!("renamed {address}{}", name_suffix(&contact));
+    } else {
+        println!("{address} has no name now");
+    }
+    Ok(())
+}
+
+pub(crate) async fn remove(home: &Path, address: &str, json: bool) -> Result<()> {
+    let address = parse(address)?;
+    let api = Api::for_home(home)?;
+    let answer: Value = api.delete(&format!("/v1/contacts/{address}")).await?;
+    if json {
+        println!("{answer}");
+    } else {
+        println!("removed {address}; the conversation is kept");
+    }
+    Ok(())
+}
+
+/// `name`: shows our display name, or sets it (`clear`: none).
+pub(crate) async fn name(home: &Path, name: Option<String>, clear: bool, json: bool) -> Result<()> {
+    let api = Api::for_home(home)?;
+    let profile: Value = if name.is_some() || clear {
+        api.put("/v1/profile", &json!({ "name": name })).await?
+    } else {
+        api.get("/v1/profile").await?
+    };
+    if json {
+        println!("{profile}");
+    } else {
+        match profile["name"].as_str() {
+            Some(name) => println!("{name}"),
+            None => println!("(no name)"),
+        }
     }
     Ok(())
 }
@@ -106,13 +157,30 @@ pub(crate) async fn outbox(home: &Path, dead: bool, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string(&rows)?);
         return Ok(());
     }
+    // Names where the recipient is a contact; best effort (the list is what matters).
+    let contacts: Vec<Value> = api.get("/v1/contacts").await.unwrap_or_default();
+    let name_of = |address: &str| {
+        contacts
+            .iter()
+            .find(|c| c["address"] == address)
+            .and_then(|c| c["name"].as_str())
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    };
     for r in &rows {
         let why =
             r.get("reason").or_else(|| r.get("last_error")).and_then(Value::as_str).unwrap_or("");
+        let to = r["to"].as_str().unwrap_or("");
+        // A receipt has no text of the user's.
+        let what = match r["preview"].as_str() {
+            Some(text) => format!("\"{text}\""),
+            None => "(receipt)".to_owned(),
+        };
+        let why = if why.is_empty() { String::new() } else { format!("  {why}") };
         println!(
-            "{}  to {}  attempts {}  {why}",
+            "{}  to {to}{}  {what}  attempts {}{why}",
             r["id"].as_str().unwrap_or(""),
-            r["to"].as_str().unwrap_or(""),
+            name_of(to),
             r["attempts"]
         );
     }

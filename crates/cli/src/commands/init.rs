@@ -7,12 +7,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use communitas_crypto::keystore::{KdfParams, MAX_NAME_LEN};
+use communitas_crypto::keystore::KdfParams;
 use communitas_crypto::{Keystore, KeystorePublic, Secrets, derive_address};
 use communitas_store::{IdentityRow, Store};
 use communitas_types::Timestamp;
 
 use super::Summary;
+use crate::Exit;
 use crate::home::{self, DATABASE, KEYSTORE};
 use crate::passphrase::Source;
 
@@ -25,6 +26,8 @@ pub(crate) fn run(home: &Path, passphrase: Source, name: Option<String>, json: b
         check_name(name)?;
     }
     let passphrase = passphrase.read(true)?;
+    communitas_crypto::keystore::check_new_passphrase(&passphrase)
+        .map_err(|e| Exit::usage(e.to_string()))?;
     // A node started with `run --locked` holds the home and may be creating the
     // identity from its web UI: one of the two, never both.
     home::create(home)?;
@@ -86,16 +89,9 @@ pub(crate) fn check_fresh(home: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A display name: not empty, not too long, no control characters.
+/// A display name: the node's rule (`communitas_node::check_name`), one for the CLI,
+/// the API and the web UI.
 pub(crate) fn check_name(name: &str) -> Result<()> {
-    if name.trim().is_empty() {
-        bail!("the name is empty");
-    }
-    if name.len() > MAX_NAME_LEN {
-        bail!("the name is {} bytes, the limit is {MAX_NAME_LEN}", name.len());
-    }
-    if name.chars().any(char::is_control) {
-        bail!("the name contains control characters");
-    }
+    communitas_node::check_name(name)?;
     Ok(())
 }

@@ -30,7 +30,11 @@ impl Daemon {
         extra: &[&str],
     ) -> Daemon {
         let mut cmd = communitas(home);
-        cmd.env("COMMUNITAS_PASSPHRASE", "pw").args(["run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+        cmd.env("COMMUNITAS_PASSPHRASE", "pw-for-tests").args([
+            "run",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ]);
         cmd.args(extra);
         if server {
             cmd.arg("--server");
@@ -177,7 +181,8 @@ pub(crate) fn init_all(root: &Path, names: &[&str]) -> Vec<(PathBuf, String)> {
         .map(|name| {
             let home = root.join(name);
             std::thread::spawn(move || {
-                let out = run(communitas(&home).env("COMMUNITAS_PASSPHRASE", "pw").arg("init"));
+                let out =
+                    run(communitas(&home).env("COMMUNITAS_PASSPHRASE", "pw-for-tests").arg("init"));
                 assert!(out.status.success(), "{}", stderr(&out));
                 (home, stdout(&out).trim().to_owned())
             })

@@ -11,8 +11,9 @@ use serde_json::Value;
 use super::{communitas, run, stderr, stdout};
 
 fn init(home: &Path, name: &str) -> String {
-    let out =
-        run(communitas(home).env("COMMUNITAS_PASSPHRASE", "pw").args(["init", "--name", name]));
+    let out = run(communitas(home)
+        .env("COMMUNITAS_PASSPHRASE", "pw-for-tests")
+        .args(["init", "--name", name]));
     assert!(out.status.success(), "init failed: {}", stderr(&out));
     stdout(&out).trim().to_owned()
 }
@@ -43,25 +44,29 @@ fn init_prints_four_list_words_and_address_agrees() {
     }
     printed.parse::<Address>().unwrap();
 
-    let out = run(communitas(&home).env("COMMUNITAS_PASSPHRASE", "pw").args(["address", "--json"]));
+    let out = run(communitas(&home)
+        .env("COMMUNITAS_PASSPHRASE", "pw-for-tests")
+        .args(["address", "--json"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["address"], printed.as_str());
     assert_eq!(json["fingerprint"].as_str().unwrap().len(), 64);
     assert!(json["peer_id"].as_str().unwrap().starts_with("12D3KooW"));
-    let plain = run(communitas(&home).env("COMMUNITAS_PASSPHRASE", "pw").arg("address"));
+    let plain = run(communitas(&home).env("COMMUNITAS_PASSPHRASE", "pw-for-tests").arg("address"));
     assert_eq!(stdout(&plain).trim(), printed);
 }
 
 #[test]
 fn init_json_matches_address_json() {
     let dir = tempfile::tempdir().unwrap();
-    let out =
-        run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "pw").args(["init", "--json"]));
+    let out = run(communitas(dir.path())
+        .env("COMMUNITAS_PASSPHRASE", "pw-for-tests")
+        .args(["init", "--json"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let from_init: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let out =
-        run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "pw").args(["address", "--json"]));
+    let out = run(communitas(dir.path())
+        .env("COMMUNITAS_PASSPHRASE", "pw-for-tests")
+        .args(["address", "--json"]));
     let from_address: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(from_init, from_address);
     assert_eq!(from_init.as_object().unwrap().len(), 3);
@@ -85,7 +90,11 @@ fn wrong_passphrase_fails_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), "alice");
     let before = snapshot(dir.path());
-    let out = run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "not it").arg("address"));
+    // (`address` needs no passphrase since issue 23; changing it does.)
+    let out = run(communitas(dir.path())
+        .env("COMMUNITAS_PASSPHRASE", "not it")
+        .env("COMMUNITAS_NEW_PASSPHRASE", "a new passphrase")
+        .arg("passphrase"));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).trim(), "communitas: wrong passphrase");
     assert!(stdout(&out).is_empty());
@@ -117,8 +126,10 @@ fn passphrase_file_and_home_from_the_environment() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(home.join("keystore").exists());
     // The file's trailing newline is not part of the passphrase.
-    let out = run(communitas(&home).env("COMMUNITAS_PASSPHRASE", "from a file").arg("address"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let keystore =
+        communitas_crypto::Keystore::from_bytes(&std::fs::read(home.join("keystore")).unwrap())
+            .unwrap();
+    assert!(keystore.unlock(b"from a file").is_ok());
 }
 
 #[test]
@@ -127,7 +138,7 @@ fn no_private_key_bytes_in_clear_under_the_home() {
     init(dir.path(), "alice");
     let keystore =
         Keystore::from_bytes(&std::fs::read(dir.path().join("keystore")).unwrap()).unwrap();
-    let secrets = keystore.unlock(b"pw").unwrap();
+    let secrets = keystore.unlock(b"pw-for-tests").unwrap();
     let secret_bytes = secrets.expose_secret_bytes();
     let files = snapshot(dir.path());
     assert!(files.len() >= 2, "keystore and database");
@@ -147,7 +158,8 @@ fn no_private_key_bytes_in_clear_under_the_home() {
 #[test]
 fn address_without_identity_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "pw").arg("address"));
+    let out =
+        run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "pw-for-tests").arg("address"));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("run `communitas init`"), "{}", stderr(&out));
 }
@@ -155,7 +167,7 @@ fn address_without_identity_says_what_to_do() {
 #[test]
 fn names_with_control_characters_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "pw").args([
+    let out = run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "pw-for-tests").args([
         "init",
         "--name",
         "a\u{1b}[31m",
@@ -163,4 +175,23 @@ fn names_with_control_characters_are_refused() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("control characters"));
     assert!(!dir.path().join("keystore").exists());
+}
+
+#[test]
+fn a_short_new_passphrase_is_refused_with_the_one_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(communitas(dir.path()).env("COMMUNITAS_PASSPHRASE", "seven c").arg("init"));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "communitas: The passphrase is too short: use at least 8 characters."
+    );
+    assert!(!dir.path().join("keystore").exists());
+    init(dir.path(), "alice");
+    let out = run(communitas(dir.path())
+        .env("COMMUNITAS_PASSPHRASE", "pw-for-tests")
+        .env("COMMUNITAS_NEW_PASSPHRASE", "short")
+        .arg("passphrase"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("use at least 8 characters"), "{}", stderr(&out));
 }

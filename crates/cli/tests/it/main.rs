@@ -9,6 +9,7 @@ mod daemon;
 mod files;
 mod identity;
 mod load;
+mod names;
 mod network;
 mod passphrase;
 mod presence;

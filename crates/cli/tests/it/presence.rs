@@ -211,8 +211,9 @@ fn presence_typing_and_read_receipts_live_through_stop_kill_and_restart() {
     assert_eq!(presence_of(bob_home, &alice)["status"], "online");
 
     // One connection between them, direct (loopback): none piled up over the restart.
-    let out =
-        run(communitas(bob_home).env("COMMUNITAS_PASSPHRASE", "pw").args(["address", "--json"]));
+    let out = run(communitas(bob_home)
+        .env("COMMUNITAS_PASSPHRASE", "pw-for-tests")
+        .args(["address", "--json"]));
     let bob_peer = serde_json::from_str::<Value>(&stdout(&out)).unwrap()["peer_id"].clone();
     // Both sides may dial at once after the restart; the duplicate is closed shortly
     // after (links.rs), so look for a few seconds.

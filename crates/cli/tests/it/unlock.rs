@@ -33,8 +33,15 @@ fn a_locked_node_is_created_then_locked_and_unlocked_through_the_api() {
     let create = |body: &str| request(&addr, "POST", "/v1/identity", &auth, Some(body));
     let empty = create(r#"{"passphrase":""}"#);
     assert_eq!((empty.code, empty.error().as_str()), (400, "invalid_request"));
-    let bad_name = create(r#"{"passphrase":"x","name":"a\u0007b"}"#);
+    let bad_name = create(r#"{"passphrase":"long enough","name":"a\u0007b"}"#);
     assert_eq!((bad_name.code, bad_name.error().as_str()), (400, "invalid_request"));
+    // One passphrase rule, the CLI's and the web UI's (issue 23 item 6).
+    let short = create(r#"{"passphrase":"seven c"}"#);
+    assert_eq!((short.code, short.error().as_str()), (400, "passphrase_too_short"));
+    assert_eq!(
+        short.json()["error"]["message"],
+        "The passphrase is too short: use at least 8 characters."
+    );
     let foreign = request(
         &addr,
         "POST",
@@ -135,7 +142,13 @@ fn a_login_link_opens_one_session_which_ends_at_logout() {
         .to_owned();
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
-    assert_eq!(request(&addr, "GET", path, &[], None).code, 401, "a link works once");
+    let again = request(&addr, "GET", path, &[], None);
+    assert_eq!(again.code, 401, "a link works once");
+    // A page that says how to get a new one, for this home (issue 23 item 8).
+    assert!(again.head.to_lowercase().contains("content-type: text/html"), "{}", again.head);
+    assert!(again.body.contains("This login link cannot be used"), "{}", again.body);
+    let command = format!("communitas --home {} login-link", home.display());
+    assert!(again.body.contains(&command), "{}", again.body);
 
     // The page token, in the redirect's fragment: only our page reads it.
     let page = login

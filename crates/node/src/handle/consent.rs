@@ -75,14 +75,23 @@ impl Handle {
 
     /// Accepts a request: its keys become a contact, its messages the conversation;
     /// presence starts now and its attachments are fetched.
+    /// The contact keeps the name the stranger publishes with these keys, if one is
+    /// found within a few seconds ([`crate::send::NAME_LOOKUP`]).
     pub async fn accept_request(&self, address: Address) -> Result<Contact, SendError> {
-        let contact = self
+        let mut contact = self
             .inner
             .store
             .accept_request(address, Timestamp::now())
             .await?
             .ok_or(SendError::NoSuchRequest(address))?;
         crate::consent::accepted(&self.inner, &contact).await;
+        if let Some(name) =
+            crate::send::published_name(&self.inner, address, &contact.identity).await
+            && self.inner.store.rename_contact(address, Some(name.clone())).await?
+        {
+            contact.name = Some(name);
+        }
+        self.inner.emit(crate::Event::Contact { address, change: crate::ContactChange::Added });
         Ok(contact)
     }
 

@@ -22,6 +22,33 @@ impl Store {
         self.write(move |conn, _| set_verified(conn, address, verified)).await
     }
 
+    /// Renames a contact (`None` clears the name). `false` if there is no such contact.
+    pub async fn rename_contact(
+        &self,
+        address: Address,
+        name: Option<String>,
+    ) -> Result<bool, Error> {
+        self.write(move |conn, _| {
+            let changed = conn.execute(
+                "UPDATE contacts SET name = ?2 WHERE address = ?1",
+                params![address.to_string(), name],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    /// Removes a contact: its row goes (keys, name, verified mark), its conversation
+    /// stays (decision 0060). `false` if there is no such contact.
+    pub async fn remove_contact(&self, address: Address) -> Result<bool, Error> {
+        self.write(move |conn, _| {
+            let changed =
+                conn.execute("DELETE FROM contacts WHERE address = ?1", [address.to_string()])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     /// All contacts, by address.
     pub async fn contacts(&self) -> Result<Vec<Contact>, Error> {
         self.read(|conn, _| query(conn, "", &[])).await

@@ -218,14 +218,17 @@ fn history(
     Ok(out)
 }
 
-/// The oldest message with `peer`, if any (what a request shows first).
+/// The oldest message with `peer` from `seq` on, if any (what a request shows first).
 pub(crate) fn first(
     conn: &Connection,
     key: &StorageKey,
     peer: Address,
+    from_seq: i64,
 ) -> Result<Option<StoredMessage>, Error> {
-    let sql = format!("SELECT {COLUMNS} FROM messages WHERE peer = ?1 ORDER BY seq LIMIT 1");
-    Ok(select(conn, &sql, &[&peer.to_string()], |r| from_row(key, r))?.pop())
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE peer = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1"
+    );
+    Ok(select(conn, &sql, &[&peer.to_string(), &from_seq], |r| from_row(key, r))?.pop())
 }
 
 /// Marks every unread incoming message from `peer` read; returns their ids.

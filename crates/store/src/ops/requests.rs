@@ -20,7 +20,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::{int, ms, parse_address, seen, select, ts};
 use crate::{Contact, Error, FileRow, Inserted, NewMessage, Store, StoredMessage};
 
-/// The table (migration 9).
+/// The table (migration 9; `first_seq` came with migration 13).
 pub(crate) const SCHEMA: &str = "
     CREATE TABLE requests (
         address         TEXT PRIMARY KEY,
@@ -298,17 +298,20 @@ fn open(
         added.evicted += 1;
     }
     insert(conn, key, entry)?;
+    // The message row was the last insert (its file row, if any, came before it).
+    let first_seq = conn.last_insert_rowid();
     conn.execute(
         "INSERT INTO requests (address, public_identity, fingerprint, first_at, last_at,
-                               count, bytes, dropped, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, 0, ?6)",
+                               count, bytes, dropped, expires_at, first_seq)
+         VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, 0, ?6, ?7)",
         params![
             entry.message.peer.to_string(),
             entry.identity.to_bytes(),
             entry.identity.fingerprint().as_bytes(),
             ms(entry.now),
             int(len),
-            ms(entry.seen_until)
+            ms(entry.seen_until),
+            first_seq
         ],
     )?;
     added.new_request = true;
@@ -325,7 +328,8 @@ fn insert(conn: &Connection, key: &StorageKey, entry: &RequestMessage) -> Result
     super::messages::insert(conn, key, &entry.message)
 }
 
-/// Deletes a request with its messages and their file rows.
+/// Deletes a request with its messages (those stored since it opened) and their
+/// file rows.
 pub(crate) fn decline(
     conn: &Connection,
     address: Address,
@@ -333,11 +337,31 @@ pub(crate) fn decline(
     let Some(request) = get(conn, "address = ?1", &address.to_string())? else {
         return Ok(None);
     };
+    // Only what came with the request: a removed contact who writes again opens a
+    // request, and declining it must not take the older conversation (decision 0060).
     let peer = address.to_string();
-    conn.execute("DELETE FROM files WHERE peer = ?1 AND direction = 'in'", [&peer])?;
-    conn.execute("DELETE FROM messages WHERE peer = ?1", [&peer])?;
+    let since = first_seq(conn, address)?;
+    conn.execute(
+        "DELETE FROM files WHERE peer = ?1 AND direction = 'in' AND message_id IN
+             (SELECT id FROM messages WHERE peer = ?1 AND direction = 'in' AND seq >= ?2)",
+        params![peer, since],
+    )?;
+    conn.execute("DELETE FROM messages WHERE peer = ?1 AND seq >= ?2", params![peer, since])?;
     remove(conn, address)?;
     Ok(Some(request.identity))
+}
+
+/// The `seq` of the request's first message: its messages are those from there on
+/// (0 for a request opened before migration 13: all of the address's messages).
+fn first_seq(conn: &Connection, address: Address) -> Result<i64, Error> {
+    let seq = conn
+        .query_row(
+            "SELECT first_seq FROM requests WHERE address = ?1",
+            [address.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(seq.unwrap_or(0))
 }
 
 fn remove(conn: &Connection, address: Address) -> Result<(), Error> {
@@ -372,6 +396,7 @@ fn get(
 }
 
 fn with_first(conn: &Connection, key: &StorageKey, mut request: Request) -> Result<Request, Error> {
-    request.first = super::messages::first(conn, key, request.address)?;
+    let since = first_seq(conn, request.address)?;
+    request.first = super::messages::first(conn, key, request.address, since)?;
     Ok(request)
 }

@@ -31,7 +31,7 @@ pub(crate) const SCHEMA: &str = "
     ) WITHOUT ROWID;
 ";
 
-/// Migration 13: the commit count of each session row.
+/// Migration 14: the commit count of each session row.
 pub(crate) const GENERATION: &str = "
     ALTER TABLE sessions ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
 ";

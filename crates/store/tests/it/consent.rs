@@ -226,3 +226,31 @@ async fn a_blocked_contact_stays_a_contact() {
     assert!(!blocked.request_deleted);
     assert_eq!(store.contacts().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_removed_contact_keeps_its_conversation_and_declining_its_new_request_keeps_it_too() {
+    let (_dir, store) = open();
+    let limits = RequestLimits::default();
+    let (carol, keys) = stranger(3);
+    store.add_request_message(message(1, carol, &keys, "hi", 10), limits).await.unwrap();
+    store.accept_request(carol, Timestamp::from_millis(20)).await.unwrap().unwrap();
+    assert!(store.rename_contact(carol, Some("Carol".into())).await.unwrap());
+    assert_eq!(store.contact(carol).await.unwrap().unwrap().name.as_deref(), Some("Carol"));
+    assert!(store.rename_contact(carol, None).await.unwrap());
+    assert_eq!(store.contact(carol).await.unwrap().unwrap().name, None);
+
+    assert!(store.remove_contact(carol).await.unwrap());
+    assert!(store.contact(carol).await.unwrap().is_none());
+    assert!(!store.remove_contact(carol).await.unwrap(), "already gone");
+    assert!(!store.rename_contact(carol, Some("x".into())).await.unwrap(), "no such contact");
+    assert_eq!(store.history(carol, 10, None).await.unwrap().len(), 1, "history kept");
+
+    // Carol writes again: a request, showing its own first message, not the old one.
+    store.add_request_message(message(2, carol, &keys, "again", 30), limits).await.unwrap();
+    let request = store.request(carol).await.unwrap().unwrap();
+    assert_eq!(request.first.unwrap().message.body, b"again");
+    store.decline_request(carol).await.unwrap().unwrap();
+    let left = store.history(carol, 10, None).await.unwrap();
+    assert_eq!(left.len(), 1, "declining took only the request's message");
+    assert_eq!(left[0].message.body, b"hi");
+}

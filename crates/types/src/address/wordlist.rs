@@ -39,10 +39,19 @@ pub fn word_index(typed: &str) -> Option<u16> {
     found.and_then(|i| u16::try_from(i).ok())
 }
 
-/// The word of the list closest to `typed` by edit distance (ties: the first in
-/// alphabetical order). Used to suggest a correction.
+/// The word of the list to suggest for `typed`: a word that starts with it if there
+/// is one (the user stopped typing early: "amul" → "amulet", issue 23 item 6), else
+/// the closest by edit distance. Ties go to the first in alphabetical order.
 pub fn closest_word(typed: &str) -> &'static str {
-    let typed: Vec<char> = typed.chars().take(64).collect();
+    let lowered = typed.to_ascii_lowercase();
+    if !lowered.is_empty()
+        && let Some(word) = words().iter().copied().find(|w| w.starts_with(&lowered))
+    {
+        // The list is sorted and no word is a prefix of another: the first match is
+        // as good as any, and the shortest of a contiguous run.
+        return word;
+    }
+    let typed: Vec<char> = lowered.chars().take(64).collect();
     words().iter().copied().min_by_key(|w| edit_distance(&typed, w)).unwrap_or("")
 }
 
@@ -95,6 +104,17 @@ mod tests {
     fn closest_word_suggests_a_typo_fix() {
         assert_eq!(closest_word("zebbra"), "zebra");
         assert_eq!(closest_word("abdomin"), "abdomen");
+    }
+
+    #[test]
+    fn closest_word_prefers_a_word_that_starts_with_what_was_typed() {
+        // By edit distance alone (ties alphabetical) "amul" gets another word.
+        let typed: Vec<char> = "amul".chars().collect();
+        let by_distance = words().iter().copied().min_by_key(|w| edit_distance(&typed, w));
+        assert_ne!(by_distance, Some("amulet"), "the test needs another word to win on distance");
+        assert_eq!(closest_word("amul"), "amulet");
+        assert_eq!(closest_word("AMUL"), "amulet");
+        assert_eq!(closest_word("zebbra"), "zebra", "no word starts with it: edit distance");
     }
 
     #[test]
