@@ -100,14 +100,13 @@ pub enum Event {
         /// The address being imitated.
         address: Address,
     },
-<<<<<<< HEAD
     /// A contact's device had lost our session (restored from an old copy,
     /// reinstalled): a new one was started and what it had not acknowledged is sealed
     /// again. Nothing is lost; the conversation may say so.
     SessionReset {
         /// The contact.
         peer: Address,
-=======
+    },
     /// A contact was added, renamed, verified or removed, here or through another
     /// client of this node (the CLI, a second browser): lists of contacts follow it
     /// (issue 23 items 3 and 5).
@@ -129,7 +128,6 @@ pub enum Event {
         peer: Address,
         /// Messages newly read.
         count: usize,
->>>>>>> polish
     },
     /// A connection opened or closed.
     Connection {

@@ -139,17 +139,14 @@ impl Node {
         let (outbox_tx, outbox_rx) = commands::outbox::OutboxHandle::channel(1024);
         let (files_tx, files_rx) = commands::files::FilesHandle::channel(256);
         let (presence_tx, presence_rx) = commands::presence::PresenceHandle::channel(256);
-<<<<<<< HEAD
         let stored = if config.sessions { store.sessions().await? } else { Vec::new() };
         let sessions = sessions::Sessions::new(config.sessions, stored);
-=======
         let (publish_tx, publish_rx) = mpsc::channel(8);
         // A name changed after setup is in the store; the keystore has the first one.
         let name = match store.identity().await? {
             Some(row) if row.address == public.address => row.name,
             _ => public.name.clone(),
         };
->>>>>>> polish
         let inner = Arc::new(Inner {
             secrets,
             name: tokio::sync::watch::Sender::new(name),

@@ -153,7 +153,7 @@ async fn texts_ride_sessions_both_ways_through_mailboxes_and_a_restart() {
         let m = h.metrics();
         println!(
             "{}: sealed {} opened {} initiated {} accepted {} refused {}; version 1 sealed {}",
-            h.name().unwrap_or("?"),
+            h.name().unwrap_or_else(|| "?".into()),
             m.session_events("sealed"),
             m.session_events("opened"),
             m.session_events("initiated"),
