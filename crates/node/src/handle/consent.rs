@@ -76,7 +76,7 @@ impl Handle {
     /// Accepts a request: its keys become a contact, its messages the conversation;
     /// presence starts now and its attachments are fetched.
     /// The contact keeps the name the stranger publishes with these keys, if one is
-    /// found within a few seconds ([`crate::send::NAME_LOOKUP`]).
+    /// found within 3 s.
     pub async fn accept_request(&self, address: Address) -> Result<Contact, SendError> {
         let mut contact = self
             .inner
