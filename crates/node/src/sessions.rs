@@ -409,15 +409,19 @@ impl Sessions {
             return None;
         }
         let known = lock(&self.index).by_address.get(&to).copied();
-        let bundle = lock(&self.bundles).get(&to).cloned();
-        let device = known.or(bundle.as_ref().map(|b| b.device))?;
+        let device = match known {
+            Some(device) => device,
+            None => lock(&self.bundles).get(&to)?.device,
+        };
         let guard = self.slot(device).lock_owned().await;
         let mut next = guard.clone();
         let mut rng = crate::rng::Os::new().ok()?;
         let session = match next.current.take() {
             Some(session) => session,
             None => {
-                let bundle = bundle.filter(|b| b.device == device)?;
+                // Only a first letter needs the bundle (a copy of 1.3 KiB).
+                let bundle =
+                    lock(&self.bundles).get(&to).filter(|b| b.device == device).cloned()?;
                 match Session::initiate(&inner.secrets.device, &bundle, None, None, now, &mut rng) {
                     Ok(session) => {
                         inner.metrics.session("initiated");

@@ -91,6 +91,17 @@ async fn servers(dir: &std::path::Path) -> (Network, Vec<communitas_net::libp2p:
     (net, boot)
 }
 
+/// A user node with sessions on, made from `seeds` (the same seeds and `dir`: the same
+/// node, restarted).
+async fn user(
+    dir: &std::path::Path,
+    boot: &[communitas_net::libp2p::Multiaddr],
+    name: &'static str,
+    seeds: Seeds,
+) -> communitas_node::Node {
+    communitas_testkit::memory_node_seeded(dir, name, false, boot, seeds, sessions_on()).await
+}
+
 /// Makes `a` and `b` each other's contacts (once their records are in the DHT).
 async fn befriend(a: &Handle, b: &Handle) {
     eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
@@ -124,13 +135,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 async fn texts_ride_sessions_both_ways_through_mailboxes_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (net, boot) = servers(dir.path()).await;
-    let start = |name: &'static str, seeds: Seeds| {
-        let (dir, boot) = (dir.path().to_owned(), boot.clone());
-        async move {
-            communitas_testkit::memory_node_seeded(&dir, name, false, &boot, seeds, sessions_on())
-                .await
-        }
-    };
+    let start = |name: &'static str, seeds: Seeds| user(dir.path(), &boot, name, seeds);
     let bob_seeds = Seeds::random();
     let alice = start("alice", Seeds::random()).await;
     let bob = start("bob", bob_seeds).await;
@@ -244,13 +249,7 @@ async fn texts_ride_sessions_both_ways_through_mailboxes_and_a_restart() {
 async fn a_device_that_lost_its_sessions_heals_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let (net, boot) = servers(dir.path()).await;
-    let start = |name: &'static str, seeds: Seeds| {
-        let (dir, boot) = (dir.path().to_owned(), boot.clone());
-        async move {
-            communitas_testkit::memory_node_seeded(&dir, name, false, &boot, seeds, sessions_on())
-                .await
-        }
-    };
+    let start = |name: &'static str, seeds: Seeds| user(dir.path(), &boot, name, seeds);
     let bob_seeds = Seeds::random();
     let alice = start("alice", Seeds::random()).await;
     let bob = start("bob", bob_seeds).await;
@@ -386,13 +385,7 @@ async fn hostile_session_envelopes_are_refused_and_the_contact_s_texts_flow() {
 
     let dir = tempfile::tempdir().unwrap();
     let (net, boot) = servers(dir.path()).await;
-    let start = |name: &'static str, seeds: Seeds| {
-        let (dir, boot) = (dir.path().to_owned(), boot.clone());
-        async move {
-            communitas_testkit::memory_node_seeded(&dir, name, false, &boot, seeds, sessions_on())
-                .await
-        }
-    };
+    let start = |name: &'static str, seeds: Seeds| user(dir.path(), &boot, name, seeds);
     let bob_seeds = Seeds::random();
     let alice = start("alice", Seeds::random()).await;
     let bob = start("bob", bob_seeds).await;
