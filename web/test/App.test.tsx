@@ -18,6 +18,7 @@ function msg(n: number, direction: 'in' | 'out', status: HistoryEntry['status'] 
     text: `text ${n}`,
     timestamp: Date.now() - 60_000 + n,
     status,
+    position: n * 2,
   };
 }
 
@@ -74,12 +75,12 @@ describe('App', () => {
     await screen.findByRole('button', { name: /^Bob/ });
     const ws = await openSocket();
 
-    act(() => ws.receive({ type: 'message_received', id: 'f'.repeat(32), from: BOB, text: 'are you there?', timestamp: Date.now() }));
+    act(() => ws.receive({ type: 'message_received', id: 'f'.repeat(32), from: BOB, text: 'are you there?', timestamp: Date.now(), position: 1e15 }));
     expect(bobButton()).toHaveAccessibleName(/1 unread message/);
     expect(document.title).toBe('(1) Communitas');
     expect(screen.getByText('New message from Bob')).toHaveAttribute('aria-live', 'polite');
 
-    act(() => ws.receive({ type: 'message_received', id: 'e'.repeat(32), from: CAROL, text: 'hi', timestamp: Date.now() }));
+    act(() => ws.receive({ type: 'message_received', id: 'e'.repeat(32), from: CAROL, text: 'hi', timestamp: Date.now(), position: 1e15 }));
     // A sender who is not a contact still shows up.
     expect(screen.getByRole('button', { name: new RegExp(`^${CAROL}.*Not in your contacts.*1 unread`) })).toBeInTheDocument();
 
@@ -90,7 +91,7 @@ describe('App', () => {
     await within(log).findByText('text 1');
 
     // While open, new messages appear in place and are not counted.
-    act(() => ws.receive({ type: 'message_received', id: 'd'.repeat(32), from: BOB, text: 'live now', timestamp: Date.now() }));
+    act(() => ws.receive({ type: 'message_received', id: 'd'.repeat(32), from: BOB, text: 'live now', timestamp: Date.now(), position: 1e15 }));
     expect(within(log).getByText('live now')).toBeInTheDocument();
     expect(bobButton()).not.toHaveAccessibleName(/unread/);
     expect(screen.getByText('Bob: live now')).toBeInTheDocument();

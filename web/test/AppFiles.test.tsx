@@ -51,7 +51,7 @@ describe('files in a conversation', () => {
     const { ws, log } = await openBob(user);
 
     act(() =>
-      ws.receive({ type: 'message_received', id: 'd'.repeat(32), from: BOB, text: 'from the trip', timestamp: Date.now(), attachment: received() }),
+      ws.receive({ type: 'message_received', id: 'd'.repeat(32), from: BOB, text: 'from the trip', timestamp: Date.now(), position: 1e15, attachment: received() }),
     );
     expect(within(log).getByText('photo.jpg')).toBeInTheDocument();
     expect(within(log).getByText('from the trip')).toBeInTheDocument();

@@ -40,7 +40,7 @@ function order(): string[] {
 }
 
 function message(from: string, timestamp: number) {
-  act(() => MockWebSocket.latest().receive({ type: 'message_received', id: mid(), from, text: 'hi', timestamp }));
+  act(() => MockWebSocket.latest().receive({ type: 'message_received', id: mid(), from, text: 'hi', timestamp, position: 1e15 }));
 }
 
 beforeEach(() => MockWebSocket.install());

@@ -45,7 +45,7 @@ describe('file events', () => {
   it('parses file_progress and message_received with an attachment', () => {
     expect(parseEvent(JSON.stringify(progress(10)))).toEqual(progress(10));
     expect(parseEvent(JSON.stringify({ ...progress(10), status: 'teleporting' }))).toBeNull();
-    const received = { type: 'message_received', id: 'a'.repeat(32), from: BOB, text: '', timestamp: 1, attachment: attachment() };
+    const received = { type: 'message_received', id: 'a'.repeat(32), from: BOB, text: '', timestamp: 1, position: 1e15, attachment: attachment() };
     expect(parseEvent(JSON.stringify(received))).toEqual(received);
     expect(parseEvent(JSON.stringify({ ...received, attachment: { name: 'x' } }))).toBeNull();
   });

@@ -48,7 +48,7 @@ function start() {
 }
 
 function message(text: string) {
-  act(() => MockWebSocket.latest().receive({ type: 'message_received', id: mid(), from: BOB, text, timestamp: Date.now() }));
+  act(() => MockWebSocket.latest().receive({ type: 'message_received', id: mid(), from: BOB, text, timestamp: Date.now(), position: 1e15 }));
 }
 
 /** The user looks elsewhere: the window loses the focus. */

@@ -90,7 +90,7 @@ describe('the conversation list', () => {
     await waitFor(() => expect(MockWebSocket.instances.length).toBeGreaterThan(0));
     const ws = MockWebSocket.latest();
     act(() => ws.open());
-    act(() => ws.receive({ type: 'message_received', id: 'e'.repeat(32), from: CAROL, text: 'are you there?', timestamp: at + 5 }));
+    act(() => ws.receive({ type: 'message_received', id: 'e'.repeat(32), from: CAROL, text: 'are you there?', timestamp: at + 5, position: 1e15 }));
     expect(screen.getByRole('button', { name: /^Carol/ })).toHaveTextContent('are you there?');
     act(() => ws.receive({ type: 'typing', from: CAROL, typing: true }));
     expect(screen.getByRole('button', { name: /^Carol/ })).toHaveTextContent('typing…');

@@ -28,6 +28,7 @@ function entry(n: number, text: string, direction: 'in' | 'out' = 'in'): History
     text,
     timestamp: 1_700_000_000_000 + n,
     status: 'delivered',
+    position: n * 2,
   };
 }
 

@@ -28,6 +28,7 @@ function msg(n: number, direction: 'in' | 'out', status: HistoryEntry['status'] 
     text: `text ${n}`,
     timestamp: 1_700_000_000_000 + n,
     status,
+    position: n * 2,
   };
 }
 
@@ -37,6 +38,7 @@ const received = (n: number, from = BOB) => ({
   from,
   text: `live ${n}`,
   timestamp: 1_700_000_000_000 + n,
+  position: 1e15 + n,
 });
 
 // The window the user looks at: visible and focused unless a test says otherwise.

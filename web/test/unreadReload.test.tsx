@@ -21,6 +21,7 @@ function incoming(n: number): HistoryEntry {
     text: `hello ${n}`,
     timestamp: Date.now() - 60_000 + n,
     status: 'delivered',
+    position: n * 2,
   };
 }
 
@@ -80,7 +81,7 @@ describe('unread counts across reloads', () => {
     // A live message adds one; the resync after the socket opened re-read the node
     // first, so it is not counted twice.
     node.unread[BOB] = 3;
-    act(() => ws.receive({ type: 'message_received', id: 'f'.repeat(32), from: BOB, text: 'still there?', timestamp: Date.now() }));
+    act(() => ws.receive({ type: 'message_received', id: 'f'.repeat(32), from: BOB, text: 'still there?', timestamp: Date.now(), position: 1e15 }));
     expect(bobButton()).toHaveAccessibleName(/3 unread messages/);
     await act(async () => {});
     expect(bobButton()).toHaveAccessibleName(/3 unread messages/);

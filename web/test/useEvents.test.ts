@@ -27,7 +27,7 @@ describe('useEvents', () => {
     expect(result.current).toBe('open');
 
     rerender({ onEvent: second });
-    const event = { type: 'message_received', id: 'a'.repeat(32), from: BOB, text: 'hi', timestamp: 1 };
+    const event = { type: 'message_received', id: 'a'.repeat(32), from: BOB, text: 'hi', timestamp: 1, position: 1e15 };
     act(() => {
       ws.receive(event);
       ws.receive('not json');

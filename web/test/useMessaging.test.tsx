@@ -13,6 +13,7 @@ function entry(n: number, direction: 'in' | 'out' = 'in', status: MessageStatus 
     text: `message ${n}`,
     timestamp: 1_700_000_000_000 + n * 1000,
     status,
+    position: n * 2,
   };
 }
 
@@ -75,14 +76,39 @@ describe('useMessaging', () => {
 
     const id = 'f'.repeat(32);
     act(() => {
-      result.current.handleEvent({ type: 'message_received', id, from: BOB, text: 'live!', timestamp: 5 });
-      result.current.handleEvent({ type: 'message_received', id: 'e'.repeat(32), from: CAROL, text: 'other', timestamp: 6 });
+      result.current.handleEvent({ type: 'message_received', id, from: BOB, text: 'live!', timestamp: 5, position: 1e15 });
+      result.current.handleEvent({ type: 'message_received', id: 'e'.repeat(32), from: CAROL, text: 'other', timestamp: 6, position: 1e15 });
       // The same event twice (say, after a resync) shows once.
-      result.current.handleEvent({ type: 'message_received', id, from: BOB, text: 'live!', timestamp: 5 });
+      result.current.handleEvent({ type: 'message_received', id, from: BOB, text: 'live!', timestamp: 5, position: 1e15 });
     });
 
     expect(result.current.messages.map((m) => m.text)).toEqual(['message 1', 'live!']);
     expect(result.current.messages[1]).toMatchObject({ direction: 'in', from: BOB, to: ALICE });
+  });
+
+  it('puts messages that arrive out of order in their place, and our own where the node says', async () => {
+    const { result } = setup({
+      [BOB_MESSAGES]: history(2),
+      'POST /v1/messages': json(202, { id: 'a'.repeat(32), status: 'queued', position: 9 }),
+    });
+    await waitFor(() => expect(result.current.loading).toBe(false));
+    const live = (n: number, position: number) => ({
+      type: 'message_received' as const,
+      id: n.toString(16).padStart(32, '0'),
+      from: BOB,
+      text: `live ${n}`,
+      timestamp: n,
+      position,
+      n,
+    });
+    act(() => {
+      result.current.handleEvent(live(5, 11));
+      result.current.handleEvent(live(3, 7));
+    });
+    await act(() => result.current.send('mine'));
+    act(() => result.current.handleEvent(live(4, 8)));
+    expect(result.current.messages.map((m) => m.text)).toEqual(['message 1', 'message 2', 'live 3', 'live 4', 'mine', 'live 5']);
+    expect(result.current.fresh.has(live(5, 11).id)).toBe(true);
   });
 
   it('sends, shows the message as queued, and follows status_changed', async () => {

@@ -57,7 +57,7 @@ describe('usePresence', () => {
     expect(result.current.typing.has(CAROL)).toBe(false);
 
     act(() =>
-      result.current.handleEvent({ type: 'message_received', id: 'a'.repeat(32), from: BOB, text: 'hi', timestamp: 1 }),
+      result.current.handleEvent({ type: 'message_received', id: 'a'.repeat(32), from: BOB, text: 'hi', timestamp: 1, position: 1e15 }),
     );
     expect(result.current.typing.has(BOB)).toBe(false);
 

@@ -10,6 +10,7 @@ const from = (sender: string, n: number) => ({
   from: sender,
   text: 'hi',
   timestamp: n,
+  position: n,
 });
 
 const summary = (peer: string, unread: number): ConversationSummary => ({

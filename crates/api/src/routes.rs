@@ -96,8 +96,21 @@ async fn send(
     }
     let request = body(request)?;
     let to = address(&request.to)?;
-    let (id, status) = s.node()?.send_text(to, &request.text).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": status.as_str() }))).into_response())
+    let node = s.node()?;
+    let (id, status) = node.send_text(to, &request.text).await?;
+    let position = position_of(&node, id).await;
+    let answer = json!({ "id": id, "status": status.as_str(), "position": position });
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// Where a message just queued sorts in its conversation (decision 0061), so that a
+/// client places it without reading the page again; `null` if it cannot be read now
+/// (it is queued all the same).
+async fn position_of(
+    node: &communitas_node::Handle,
+    id: communitas_types::MessageId,
+) -> Option<i64> {
+    node.stored_message(id).await.ok().flatten().map(|cursor| cursor.position)
 }
 
 async fn message(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {
@@ -385,13 +398,13 @@ async fn send_file(
     }
     let request = body(request)?;
     let to = address(&request.to)?;
+    let node = s.node()?;
     let (id, file_id, status) =
-        s.node()?.send_file(to, &request.text, std::path::PathBuf::from(request.path)).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "file_id": file_id, "status": status.as_str() })),
-    )
-        .into_response())
+        node.send_file(to, &request.text, std::path::PathBuf::from(request.path)).await?;
+    let position = position_of(&node, id).await;
+    let answer =
+        json!({ "id": id, "file_id": file_id, "status": status.as_str(), "position": position });
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -430,13 +443,13 @@ async fn upload_file(
         return Err(communitas_node::FileError::TooLarge { size, max }.into());
     }
     receive(&path, upload, max).await?;
-    let (id, file_id, status) = s.node()?.send_file(to, &query.text, path).await?;
+    let node = s.node()?;
+    let (id, file_id, status) = node.send_file(to, &query.text, path).await?;
     folder.keep();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "file_id": file_id, "status": status.as_str() })),
-    )
-        .into_response())
+    let position = position_of(&node, id).await;
+    let answer =
+        json!({ "id": id, "file_id": file_id, "status": status.as_str(), "position": position });
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 /// An upload's folder, removed when dropped unless kept: every way out of the

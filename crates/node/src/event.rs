@@ -25,6 +25,11 @@ pub enum Event {
         /// The file it carries, if any.
         #[serde(skip_serializing_if = "Option::is_none")]
         attachment: Option<Attachment>,
+        /// Where it sorts in the conversation (decision 0061).
+        position: i64,
+        /// The sender's count of its messages in the conversation, if it carried one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        n: Option<u64>,
     },
     /// A file transfer moved: bytes on disk (received) or fetched by the recipient.
     FileProgress {
@@ -177,9 +182,15 @@ pub struct HistoryEntry {
     /// The file it carries, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attachment: Option<Attachment>,
-    /// Paging cursor: pass as `before` to get older messages.
+    /// Where it sorts in the conversation: history is listed by it (decision 0061).
+    pub position: i64,
+    /// The author's count of its messages in the conversation, if it carried one (a
+    /// gap in an author's counts is a message still on its way).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<u64>,
+    /// Paging cursor: the entry's id, passed as `before`, finds it again.
     #[serde(skip)]
-    pub seq: i64,
+    pub cursor: communitas_store::Cursor,
 }
 
 /// What `status` reports.

@@ -93,8 +93,8 @@ impl Handle {
     pub async fn stored_message(
         &self,
         id: MessageId,
-    ) -> Result<Option<i64>, communitas_store::Error> {
-        Ok(self.inner.store.message(id).await?.map(|m| m.seq))
+    ) -> Result<Option<communitas_store::Cursor>, communitas_store::Error> {
+        Ok(self.inner.store.message(id).await?.map(|m| m.cursor()))
     }
 
     /// Every conversation with its unread count, newest first.
@@ -104,17 +104,19 @@ impl Handle {
         self.inner.store.conversations().await
     }
 
-    /// A conversation, oldest first: at most `limit` messages before cursor `before`.
+    /// A conversation in its order (decision 0061): at most `limit` messages before
+    /// cursor `before`.
     pub async fn history(
         &self,
         peer: Address,
         limit: u32,
-        before: Option<i64>,
+        before: Option<communitas_store::Cursor>,
     ) -> Result<Vec<HistoryEntry>, communitas_store::Error> {
         let me = self.inner.public.address;
         let rows = self.inner.store.history(peer, limit, before).await?;
         let mut entries = Vec::with_capacity(rows.len());
         for row in rows {
+            let cursor = row.cursor();
             let m = row.message;
             let (from, to, direction) = match m.direction {
                 Direction::In => (m.peer, me, Direction::In),
@@ -139,7 +141,9 @@ impl Handle {
                 timestamp: m.timestamp,
                 status: m.status,
                 attachment,
-                seq: row.seq,
+                position: m.place.position,
+                n: m.place.n,
+                cursor,
             });
         }
         Ok(entries)

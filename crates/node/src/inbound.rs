@@ -215,6 +215,9 @@ async fn record(
     let text = record.text(&opened.body);
     let attachment = record.file().map(|m| crate::Attachment::new(m, None));
     let (id, timestamp, sender) = (opened.message_id, opened.timestamp, opened.sender);
+    let stamp = session.as_ref().and_then(|s| s.stamp);
+    let place = inner.clocks.read(&inner.store, from, stamp, Timestamp::now()).await;
+    let place = place.map_err(store_busy)?;
     let message = NewMessage {
         id,
         peer: from,
@@ -223,6 +226,7 @@ async fn record(
         body: opened.body,
         timestamp,
         status: Status::Delivered,
+        place,
     };
     let inserted = match session {
         // The session's next state in the same transaction as the message.
@@ -244,7 +248,8 @@ async fn record(
     let Reply { show, answer, acknowledge, .. } = record.committed(rules_inserted(inserted));
     if show {
         inner.metrics.received.inc();
-        inner.emit(Event::MessageReceived { id, from, text, timestamp, attachment });
+        let (position, n) = (place.position, place.n);
+        inner.emit(Event::MessageReceived { id, from, text, timestamp, attachment, position, n });
     }
     if let Some(file_id) = fetch {
         // Fetching starts now; a full queue only delays it to the actor's next look.
@@ -269,6 +274,8 @@ async fn request(
     });
     let text = record.text(&opened.body);
     let (id, timestamp, sender) = (opened.message_id, opened.timestamp, opened.sender);
+    let stamp = session.as_ref().and_then(|s| s.stamp);
+    let place = inner.clocks.read(&inner.store, from, stamp, Timestamp::now()).await;
     let entry = RequestMessage {
         identity: sender.clone(),
         message: NewMessage {
@@ -279,6 +286,7 @@ async fn request(
             body: opened.body,
             timestamp,
             status: Status::Delivered,
+            place: place.map_err(store_busy)?,
         },
         file,
         seen_until: record.seen_until(),

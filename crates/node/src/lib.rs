@@ -31,6 +31,7 @@ mod limits;
 mod mailbox;
 mod metrics;
 mod names;
+mod order;
 mod outbox;
 mod pinned;
 mod prekeys;
@@ -101,6 +102,8 @@ pub(crate) struct Inner {
     /// End-to-end sessions (`Config::sessions`): prekeys made and published, letters
     /// sealed and opened with sessions.
     pub(crate) sessions: sessions::Sessions,
+    /// Each conversation's clock (issue 23 item 1).
+    pub(crate) clocks: order::Clocks,
     /// Addresses tests inject for keys, in place of deriving them.
     #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) injected: hooks::Injected,
@@ -147,6 +150,7 @@ impl Node {
             Some(row) if row.address == public.address => row.name,
             _ => public.name.clone(),
         };
+        let own = public.address;
         let inner = Arc::new(Inner {
             secrets,
             name: tokio::sync::watch::Sender::new(name),
@@ -169,6 +173,7 @@ impl Node {
             announce: config.net.announce.clone(),
             consent: consent::Consent::default(),
             request_limits: config.request_limits,
+            clocks: order::Clocks::new(own),
             sessions,
             #[cfg(any(test, feature = "test-hooks"))]
             injected: hooks::Injected::default(),

@@ -65,7 +65,7 @@ pub(crate) async fn send_kind(
         let body = receipt.to_bytes();
         let sealed = inner
             .sessions
-            .seal(inner, to, keys, crate::seal::parts(id, now, LetterKind::Receipt, &body))
+            .seal(inner, to, keys, crate::seal::parts(id, now, LetterKind::Receipt, &body), None)
             .await;
         let entry = match sealed {
             Some(sealed) => {

@@ -111,8 +111,10 @@ pub(crate) async fn queue(
 ) -> Result<(MessageId, Status), SendError> {
     let recipient = recipient_keys(inner, to).await?;
     let now = Timestamp::now();
-    let sealed =
-        inner.sessions.seal(inner, to, &recipient, crate::seal::parts(id, now, kind, &body)).await;
+    // Its place in the conversation, inside the letter (issue 23 item 1).
+    let (stamp, place) = inner.clocks.write(&inner.store, to, now).await?;
+    let parts = crate::seal::parts(id, now, kind, &body);
+    let sealed = inner.sessions.seal(inner, to, &recipient, parts, Some(stamp)).await;
     let message = NewMessage {
         id,
         peer: to,
@@ -121,6 +123,7 @@ pub(crate) async fn queue(
         body,
         timestamp: now,
         status: Status::Queued,
+        place,
     };
     let entry = match sealed {
         // The session's next state goes in the same transaction as the message.

@@ -32,6 +32,7 @@ use communitas_crypto::{IdentityRecord, Kind, Letter, Opened, PublicIdentity};
 use communitas_net::libp2p::PeerId;
 use communitas_net::libp2p::identity::{PublicKey, ed25519};
 use communitas_proto::inbound::{Rejected, SessionRejected};
+use communitas_proto::order::Stamp;
 use communitas_proto::session::letter::{self, Form, SessionLetter};
 use communitas_proto::session::prekeys::PrekeySecrets;
 use communitas_proto::session::{DecryptError, Peeked, Session, peek};
@@ -236,6 +237,8 @@ pub(crate) struct Opening<'a> {
     next: Slot,
     device: Device,
     sessions: &'a Sessions,
+    /// The letter's place in its conversation, if it carried one.
+    pub(crate) stamp: Option<Stamp>,
 }
 
 impl Opening<'_> {
@@ -250,7 +253,7 @@ impl Opening<'_> {
     where
         F: std::future::Future<Output = Result<Committing<T>, communitas_store::Error>>,
     {
-        let Opening { guard, mut next, device, sessions } = self;
+        let Opening { guard, mut next, device, sessions, .. } = self;
         next.address = Some(address);
         sessions.commit(inner, guard, next, device, write).await
     }
@@ -403,6 +406,7 @@ impl Sessions {
         to: Address,
         keys: &PublicIdentity,
         letter: Letter<'_>,
+        stamp: Option<Stamp>,
     ) -> Option<Sealed<'_>> {
         let Letter { message_id, timestamp: now, kind, body } = letter;
         if !self.enabled {
@@ -440,7 +444,8 @@ impl Sessions {
         } else {
             None
         };
-        let letter = SessionLetter { intro, message_id, timestamp: now, kind, body: body.to_vec() };
+        let letter =
+            SessionLetter { intro, stamp, message_id, timestamp: now, kind, body: body.to_vec() };
         let sent = match session.encrypt(&letter.to_bytes(), now, &mut rng) {
             Ok(sent) => sent,
             Err(e) => {
@@ -495,7 +500,10 @@ impl Sessions {
         }
         let parts =
             crate::seal::parts(entry.id, stored.message.timestamp, kind, &stored.message.body);
-        let sealed = self.seal(inner, entry.recipient, &keys, parts).await?;
+        // Sealed again with the place it was written at (issue 23 item 1).
+        let place = stored.message.place;
+        let stamp = place.n.map(|n| Stamp { n, clock: place.clock });
+        let sealed = self.seal(inner, entry.recipient, &keys, parts, stamp).await?;
         let envelope = sealed.envelope.clone();
         let row = envelope.clone();
         let stored = sealed
@@ -549,7 +557,7 @@ impl Sessions {
         }
         let message = form.message();
         let peeked = peek(message).map_err(|e| OpenFailure::Rejected(Rejected::Malformed(e)))?;
-        let (plaintext, opening, new) = match peeked {
+        let (plaintext, mut opening, new) = match peeked {
             Peeked::Initial { handshake_id, init } => {
                 let known = lock(&self.index).by_handshake.get(&handshake_id).copied();
                 match known {
@@ -589,6 +597,7 @@ impl Sessions {
         };
         let letter = SessionLetter::from_bytes(&plaintext).map_err(SessionRejected::Letter)?;
         let sender = self.sender(inner, &opening, &letter, new).await?;
+        opening.stamp = letter.stamp;
         let opened = Opened {
             sender,
             message_id: letter.message_id,
@@ -625,7 +634,7 @@ impl Sessions {
             }
         }
         let (plaintext, next) = outcome?;
-        Ok((plaintext, Opening { guard, next, device, sessions: self }))
+        Ok((plaintext, Opening { guard, next, device, sessions: self, stamp: None }))
     }
 
     /// An initial message of a handshake we do not know: starts the session.
@@ -659,7 +668,8 @@ impl Sessions {
         let mut next = guard.clone();
         next.install(accepted.session);
         inner.metrics.session("accepted");
-        Ok(((accepted.plaintext, Opening { guard, next, device, sessions: self }), true))
+        let opening = Opening { guard, next, device, sessions: self, stamp: None };
+        Ok(((accepted.plaintext, opening), true))
     }
 
     /// Who sent a letter: the identity its intro names (checked to list the

@@ -34,6 +34,8 @@
 //! - [`fuzz`]: the entry points of the fuzz targets in `fuzz/`, replayed by the tests.
 //! - [`receipts`]: the body of receipt letters (delivered, read, fetched) and what a
 //!   received one does.
+//! - [`order`]: the order of a conversation — each author's stamp (a count and a
+//!   hybrid logical clock) and the position both ends sort by.
 //! - [`outbox`]: the delivery schedule of queued messages — attempts, backoff, TTL
 //!   and dead letters, stored vs delivered, the device cache.
 //! - [`session`]: one end-to-end session between two devices — the PQXDH-shaped
@@ -52,6 +54,7 @@ pub mod file;
 pub mod fuzz;
 pub mod inbound;
 pub mod mbox;
+pub mod order;
 pub mod outbox;
 pub mod presence;
 pub mod random;

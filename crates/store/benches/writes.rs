@@ -6,7 +6,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use communitas_crypto::at_rest::StorageKey;
-use communitas_store::{Direction, NewMessage, OutboxEntry, Status, Store};
+use communitas_store::{Direction, NewMessage, OutboxEntry, Place, Status, Store};
 use communitas_types::{Address, MessageId, Timestamp};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -31,6 +31,7 @@ fn outgoing(n: u64) -> (NewMessage, OutboxEntry) {
         body: vec![b'x'; 200],
         timestamp: now,
         status: Status::Queued,
+        place: Place { position: now.as_millis() as i64 * 2, clock: now.as_millis(), n: Some(n) },
     };
     let outbox = OutboxEntry {
         message_id: id,

@@ -43,8 +43,8 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 pub use model::{
-    Contact, Conversation, DeadLetter, Direction, IdentityRow, Inserted, NewMessage, OutboxEntry,
-    Status, StoredMessage,
+    Contact, Conversation, Cursor, DeadLetter, Direction, IdentityRow, Inserted, NewMessage,
+    OutboxEntry, Place, Status, StoredMessage,
 };
 pub use ops::blocks::{Block, Blocked, MAX_BLOCKS};
 pub use ops::files::{FileRow, FileStatus};

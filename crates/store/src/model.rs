@@ -131,6 +131,29 @@ pub struct NewMessage {
     pub timestamp: Timestamp,
     /// Initial status.
     pub status: Status,
+    /// Where it sorts in its conversation.
+    pub place: Place,
+}
+
+/// Where a message sorts in its conversation (`communitas_proto::order`, decision
+/// 0061): history is listed by `position`, then by arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Place {
+    /// The sort key: the conversation clock, then the author.
+    pub position: i64,
+    /// The conversation clock it was written (or, without a stamp, read) at.
+    pub clock: u64,
+    /// The author's count of its messages in the conversation, if it carried one.
+    pub n: Option<u64>,
+}
+
+/// Where a page of history ends, for asking the page before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    /// The message's position.
+    pub position: i64,
+    /// Its arrival (ties in position).
+    pub seq: i64,
 }
 
 /// A conversation at a glance: what the contact list shows.
@@ -147,12 +170,19 @@ pub struct Conversation {
 /// A stored message, body decrypted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
-    /// Position in the database; increases with arrival (used for paging).
+    /// Its row; increases with arrival.
     pub seq: i64,
     /// The message.
     pub message: NewMessage,
     /// When it was stored (our clock).
     pub stored_at: Timestamp,
+}
+
+impl StoredMessage {
+    /// The cursor for the page before this message.
+    pub fn cursor(&self) -> Cursor {
+        Cursor { position: self.message.place.position, seq: self.seq }
+    }
 }
 
 /// A message waiting to be delivered.

@@ -146,6 +146,16 @@ const MIGRATIONS: &[&str] = &[
     // 14 (issue 14): each session row counts its commits, so a state is written only
     // over the one it was made from (decision 0053, "Commits without waiting").
     crate::ops::sessions::GENERATION,
+    // 15 (issue 23 item 1): each message's place in its conversation (decision 0061).
+    // Messages from before keep the order they were shown in: by arrival, their
+    // clock the time they were stored.
+    "
+    ALTER TABLE messages ADD COLUMN position INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN clock INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN author_n INTEGER;
+    UPDATE messages SET clock = stored_at, position = stored_at * 2;
+    CREATE INDEX messages_by_position ON messages (peer, position, seq);
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1845,6 +1845,8 @@ export interface components {
         Queued: {
             id: components["schemas"]["MessageId"];
             status: components["schemas"]["MessageStatus"];
+            /** @description where the queued message sorts in its conversation (null if it could not be read back; it is queued all the same) */
+            position?: number | null;
         };
         HistoryEntry: {
             id: components["schemas"]["MessageId"];
@@ -1856,6 +1858,10 @@ export interface components {
             timestamp: components["schemas"]["Timestamp"];
             status: components["schemas"]["MessageStatus"];
             attachment?: components["schemas"]["Attachment"];
+            /** @description where it sorts in the conversation: history is listed by it, the same on both ends (decision 0061) */
+            position: number;
+            /** @description the author's count of its messages in the conversation, when it carried one; a gap between two of an author's counts is a message still on its way */
+            n?: number;
         };
         Contact: {
             address: components["schemas"]["Address"];
@@ -1915,6 +1921,10 @@ export interface components {
             text: string;
             timestamp: components["schemas"]["Timestamp"];
             attachment?: components["schemas"]["Attachment"];
+            /** @description where it sorts in the conversation: history is listed by it, the same on both ends (decision 0061) */
+            position: number;
+            /** @description the author's count of its messages in the conversation, when it carried one; a gap between two of an author's counts is a message still on its way */
+            n?: number;
         } | {
             /** @constant */
             type: "status_changed";
@@ -2002,6 +2012,8 @@ export interface components {
             id: components["schemas"]["MessageId"];
             file_id: components["schemas"]["FileId"];
             status: components["schemas"]["MessageStatus"];
+            /** @description where the queued message sorts in its conversation (null if it could not be read back; it is queued all the same) */
+            position?: number | null;
         };
         /**
          * @description sent files: offered, uploading, stored, or fetched (the recipient has it all; final); received files: pending, downloading, done, too_large (over the auto-download size: fetch by hand) or failed

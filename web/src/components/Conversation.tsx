@@ -191,6 +191,7 @@ export function Conversation({
       <MessageList
         peerName={name}
         messages={messaging.messages}
+        fresh={messaging.fresh}
         loading={messaging.loading}
         loadingOlder={messaging.loadingOlder}
         hasMore={messaging.hasMore}

@@ -2,12 +2,13 @@
 // previous page (a button does the same for keyboards and short histories), and the
 // view keeps its place when older messages are put above.
 
-import { Fragment, useLayoutEffect, useRef, useState } from 'react';
+import { Fragment, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { errorMessage } from '../api/client';
 import type { FileId, HistoryEntry, MessageId } from '../api/types';
 import { liveAttachment, type Transfers } from '../hooks/useTransfers';
 import { formatDay, formatTime, isoTime, sameDay } from '../lib/format';
 import { linkify } from '../lib/linkify';
+import { waitingBefore } from '../lib/order';
 import type { Upload } from '../hooks/useUploads';
 import { AttachmentCard } from './AttachmentCard';
 import { PendingUploads } from './PendingUploads';
@@ -17,10 +18,15 @@ import { StatusMark } from './StatusMark';
 const LOAD_OLDER_AT = 80;
 /** Within this many pixels of the bottom, new messages scroll into view. */
 const STICK_TO_BOTTOM = 120;
+/** How long "waiting for earlier messages" shows above a message that came before
+ * ones written earlier (issue 23 item 1: briefly, never blocking). */
+export const WAITING_NOTE_MS = 10_000;
 
 interface Props {
   peerName: string;
   messages: HistoryEntry[];
+  /** Messages that arrived while the conversation was open. */
+  fresh?: ReadonlySet<MessageId>;
   loading: boolean;
   loadingOlder: boolean;
   hasMore: boolean;
@@ -37,11 +43,13 @@ interface Props {
 }
 
 const NONE: readonly Upload[] = [];
+const NO_IDS: ReadonlySet<MessageId> = new Set();
 const nothing = () => {};
 
 export function MessageList({
   peerName,
   messages,
+  fresh = NO_IDS,
   loading,
   loadingOlder,
   hasMore,
@@ -54,6 +62,7 @@ export function MessageList({
   onRetryUpload = nothing,
 }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
+  const waiting = useMemo(() => waitingBefore(messages, fresh), [messages, fresh]);
   // A message arrived while the user was reading further up (issue 23 item 8).
   const [newBelow, setNewBelow] = useState(false);
   // The scroll geometry and the ends of the list as of the last commit.
@@ -127,6 +136,7 @@ export function MessageList({
                     {formatDay(m.timestamp)}
                   </li>
                 )}
+                {waiting.has(m.id) && <WaitingNote />}
                 <Message
                   message={m}
                   peerName={peerName}
@@ -146,6 +156,22 @@ export function MessageList({
         </button>
       )}
     </div>
+  );
+}
+
+/** Earlier messages of the peer are still on their way; gone after a few seconds
+ * (or as soon as they arrive, when the list no longer has the gap). */
+function WaitingNote() {
+  const [shown, setShown] = useState(true);
+  useEffect(() => {
+    const timer = setTimeout(() => setShown(false), WAITING_NOTE_MS);
+    return () => clearTimeout(timer);
+  }, []);
+  if (!shown) return null;
+  return (
+    <li className="waiting-note" role="status">
+      Waiting for earlier messages…
+    </li>
   );
 }
 

@@ -48,6 +48,8 @@ export function parseEvent(data: unknown): ServerEvent | null {
         typeof e.from === 'string' &&
         typeof e.text === 'string' &&
         typeof e.timestamp === 'number' &&
+        typeof e.position === 'number' &&
+        (e.n === undefined || typeof e.n === 'number') &&
         (e.attachment === undefined || isAttachment(e.attachment))
         ? (e as ServerEvent)
         : null;

@@ -10,6 +10,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react
 import { errorMessage } from '../api/client';
 import { useApi } from '../api/session';
 import type { Address, FileQueued, HistoryEntry, MessageId, MessageStatus, ServerEvent } from '../api/types';
+import { placeIn, sortByPosition, UNKNOWN_POSITION } from '../lib/order';
 
 /** Messages per request. */
 export const PAGE_SIZE = 50;
@@ -54,9 +55,9 @@ export function mergeNewest(loaded: HistoryEntry[], page: HistoryEntry[]): { mes
   const at = loaded.findIndex((m) => m.id === first.id);
   if (at < 0) return { messages: page, overlap: false };
   const ids = new Set(page.map((m) => m.id));
-  // Messages appended locally while the page was in flight stay at the end.
+  // Messages appended locally while the page was in flight are kept, in their place.
   const tail = loaded.slice(at).filter((m) => !ids.has(m.id));
-  return { messages: [...loaded.slice(0, at), ...page, ...tail], overlap: true };
+  return { messages: sortByPosition([...loaded.slice(0, at), ...page, ...tail]), overlap: true };
 }
 
 export function useMessaging(peer: Address | null, me: Address | null) {
@@ -85,9 +86,13 @@ export function useMessaging(peer: Address | null, me: Address | null) {
     });
   }, []);
   const refreshing = useRef<{ peer: Address; again: boolean } | null>(null);
+  // Messages that arrived while this conversation was open: only they can show that
+  // earlier ones are still on their way (a gap read from history is old news).
+  const fresh = useRef(new Set<MessageId>());
 
   useEffect(() => {
     olderInFlight.current = false;
+    fresh.current = new Set();
     if (!peer) return;
     let cancelled = false;
     api.history(peer, { limit: PAGE_SIZE }).then(
@@ -125,7 +130,7 @@ export function useMessaging(peer: Address | null, me: Address | null) {
           ...c,
           loadingOlder: false,
           hasMore: page.length === PAGE_SIZE,
-          messages: [...page.filter((m) => !known.has(m.id)), ...c.messages],
+          messages: sortByPosition([...page.filter((m) => !known.has(m.id)), ...c.messages]),
         };
       });
     } catch (error) {
@@ -166,7 +171,8 @@ export function useMessaging(peer: Address | null, me: Address | null) {
   const append = useCallback((entry: HistoryEntry) => {
     setState((c) => {
       if (c.peer !== peer || c.messages.some((m) => m.id === entry.id)) return c;
-      return { ...c, messages: [...c.messages, ...withHeard([entry])] };
+      const [placed = entry] = withHeard([entry]);
+      return { ...c, messages: placeIn(c.messages, placed) };
     });
   }, [peer, withHeard]);
 
@@ -193,6 +199,7 @@ export function useMessaging(peer: Address | null, me: Address | null) {
         text,
         timestamp: Date.now(),
         status: queued.status,
+        position: queued.position ?? UNKNOWN_POSITION,
       });
     },
     [api, peer, me, append],
@@ -211,6 +218,7 @@ export function useMessaging(peer: Address | null, me: Address | null) {
         text: caption,
         timestamp: Date.now(),
         status: queued.status,
+        position: queued.position ?? UNKNOWN_POSITION,
         attachment: {
           file_id: queued.file_id,
           name: file.name,
@@ -238,6 +246,7 @@ export function useMessaging(peer: Address | null, me: Address | null) {
     (event: ServerEvent) => {
       if (!peer) return;
       if (event.type === 'message_received' && event.from === peer) {
+        fresh.current.add(event.id);
         append({
           id: event.id,
           from: event.from,
@@ -246,6 +255,8 @@ export function useMessaging(peer: Address | null, me: Address | null) {
           text: event.text,
           timestamp: event.timestamp,
           status: 'delivered',
+          position: event.position,
+          ...(event.n === undefined ? {} : { n: event.n }),
           ...(event.attachment ? { attachment: event.attachment } : {}),
         });
       } else if (event.type === 'status_changed') {
@@ -264,6 +275,7 @@ export function useMessaging(peer: Address | null, me: Address | null) {
 
   return {
     messages: state.messages,
+    fresh: fresh.current,
     loading: state.loading,
     loadingOlder: state.loadingOlder,
     hasMore: state.hasMore,

@@ -22,7 +22,7 @@ fn size() -> (usize, usize) {
 }
 
 /// The whole conversation, paging through the API 500 at a time.
-fn history(node: &Daemon, peer: &str) -> Vec<Value> {
+pub(super) fn history_all(node: &Daemon, peer: &str) -> Vec<Value> {
     let (api, token) = node.api();
     let mut all: Vec<Value> = Vec::new();
     let mut before = String::new();
@@ -101,7 +101,8 @@ fn nothing_lost_nothing_doubled_through_kills_and_an_offline_recipient() {
     // that bob's catch-up below is measured from mailboxes alone.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let stored = history(&alice, &bob_addr).iter().filter(|m| m["status"] == "stored").count();
+        let stored =
+            history_all(&alice, &bob_addr).iter().filter(|m| m["status"] == "stored").count();
         if stored == messages {
             break;
         }
@@ -115,7 +116,7 @@ fn nothing_lost_nothing_doubled_through_kills_and_an_offline_recipient() {
     let online = Instant::now();
     let deadline = online + Duration::from_secs(90);
     let received = loop {
-        let got = history(&bob, &alice_addr);
+        let got = history_all(&bob, &alice_addr);
         if got.len() >= messages || Instant::now() > deadline {
             break got;
         }
@@ -133,7 +134,7 @@ fn nothing_lost_nothing_doubled_through_kills_and_an_offline_recipient() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let mine = history(&alice, &bob_addr);
+        let mine = history_all(&alice, &bob_addr);
         let delivered = mine.iter().filter(|m| m["status"] == "delivered").count();
         if delivered == messages {
             break;
@@ -156,7 +157,7 @@ fn nothing_lost_nothing_doubled_through_kills_and_an_offline_recipient() {
 }
 
 /// Sends a text through the API (waiting out the send rate limit); the accepted id.
-fn send(node: &Daemon, to: &str, text: &str) -> String {
+pub(super) fn send(node: &Daemon, to: &str, text: &str) -> String {
     let (api, token) = node.api();
     let auth = format!("Bearer {token}");
     let body = serde_json::json!({ "to": to, "text": text }).to_string();
@@ -179,10 +180,16 @@ fn send(node: &Daemon, to: &str, text: &str) -> String {
 
 /// Waits until `node`'s conversation with `peer` holds `n` texts in `direction`
 /// (`in`/`out`) and, for `out`, all of them delivered; returns the texts.
-fn settled(node: &Daemon, peer: &str, direction: &str, n: usize, limit: Duration) -> Vec<String> {
+pub(super) fn settled(
+    node: &Daemon,
+    peer: &str,
+    direction: &str,
+    n: usize,
+    limit: Duration,
+) -> Vec<String> {
     let deadline = Instant::now() + limit;
     loop {
-        let all = history(node, peer);
+        let all = history_all(node, peer);
         let mine: Vec<&Value> = all.iter().filter(|m| m["direction"] == direction).collect();
         let done = if direction == "out" {
             mine.iter().filter(|m| m["status"] == "delivered").count()

@@ -11,6 +11,7 @@ mod identity;
 mod load;
 mod names;
 mod network;
+mod order;
 mod passphrase;
 mod presence;
 mod replication;

@@ -88,7 +88,7 @@ async fn seal(
     let id = crate::seal::fresh_id()?;
     let now = Timestamp::now();
     if let Some(sealed) =
-        inner.sessions.seal(inner, to, keys, crate::seal::parts(id, now, kind, body)).await
+        inner.sessions.seal(inner, to, keys, crate::seal::parts(id, now, kind, body), None).await
     {
         let envelope = sealed.envelope.clone();
         match sealed.commit(inner, |update| inner.store.submit_session(update)).await {

@@ -123,6 +123,12 @@ async fn received(of: &Handle, with: &Handle, n: usize) -> Vec<String> {
     .await
 }
 
+/// `of`'s conversation with `with` as (author, text), in its order.
+async fn conversation(of: &Handle, with: &Handle) -> Vec<(String, String)> {
+    let history = of.history(with.address(), 1_000, None).await.unwrap();
+    history.into_iter().map(|m| (m.from.to_string(), m.text)).collect()
+}
+
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -152,8 +158,11 @@ async fn texts_ride_sessions_both_ways_through_mailboxes_and_a_restart() {
         from_a.push(ta);
         from_b.push(tb);
     }
-    assert_eq!(sorted(received(&b, &a, 50).await), sorted(from_a.clone()));
-    assert_eq!(sorted(received(&a, &b, 50).await), sorted(from_b.clone()));
+    // Each side's texts in the order they were written, and both ends show the same
+    // conversation (issue 23 item 1).
+    assert_eq!(received(&b, &a, 50).await, from_a);
+    assert_eq!(received(&a, &b, 50).await, from_b);
+    assert_eq!(conversation(&a, &b).await, conversation(&b, &a).await, "the same at both ends");
     for h in [&a, &b] {
         let m = h.metrics();
         println!(
@@ -204,15 +213,14 @@ async fn texts_ride_sessions_both_ways_through_mailboxes_and_a_restart() {
     let warm = a.outbox().await.unwrap().iter().map(|e| e.envelope.len()).min().unwrap();
     println!("warm 10-byte text in a mailbox: {warm} bytes (direct form {} bytes)", warm - 32);
     assert!(sizes <= 512 && warm <= 512, "a warm text fits the mailbox budget: {warm}");
-    assert_eq!(warm, 2 + 32 + 101 + 27 + 10, "mailbox form of a warm 10-byte text");
+    // Mailbox id, session header and tag, letter, its stamp (issue 23 item 1), text.
+    assert_eq!(warm, 2 + 32 + 101 + 27 + 16 + 10, "mailbox form of a warm 10-byte text");
 
     // Back, bob reads them from the mailboxes with the session he stored.
     let bob = start("bob", bob_seeds).await;
     let b = bob.handle();
     let got = received(&b, &a, 56).await;
-    for text in &offline {
-        assert!(got.contains(text), "{text} arrived after the restart");
-    }
+    assert_eq!(got[50..], offline[..], "in the order written, after the restart");
     assert_eq!(got.len(), 56, "nothing twice");
     assert_eq!(b.metrics().session_events("refused"), 0);
     assert_eq!(b.metrics().session_events("accepted"), 0, "the stored session, not a new one");
@@ -391,8 +399,18 @@ async fn hostile_session_envelopes_are_refused_and_the_contact_s_texts_flow() {
     let bob = start("bob", bob_seeds).await;
     let (a, b) = (alice.handle(), bob.handle());
     befriend(&a, &b).await;
-    a.send_text(b.address(), "first").await.unwrap();
+    let (first, _) = a.send_text(b.address(), "first").await.unwrap();
     received(&b, &a, 1).await;
+    // Bob's receipt is his session's first reply: from then on alice's envelopes are
+    // plain messages, which only the connection's device slot may open (an initial
+    // message is routed by its handshake id from any connection).
+    eventually(Duration::from_secs(20), || async {
+        match a.message_status(first).await.map_err(|e| e.to_string())? {
+            Some(communitas_store::Status::Delivered | communitas_store::Status::Read) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
 
     // A real envelope of alice's session, captured while bob is away.
     bob.shutdown().await;

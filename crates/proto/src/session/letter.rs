@@ -3,7 +3,9 @@
 //!
 //! Inside a session the letter needs no keys and no signature (the session
 //! authenticates both ends): `version (1) ‖ flags (1) ‖ [intro length (4) ‖ intro] ‖
-//! message id (16) ‖ timestamp (8) ‖ kind (1) ‖ body`. The intro (flag bit 0) is the
+//! [n (8) ‖ clock (8)] ‖ message id (16) ‖ timestamp (8) ‖ kind (1) ‖ body`. The
+//! stamp (flag bit 1) is the message's place in the conversation
+//! ([`crate::order`]): texts and files carry one, receipts, presence and typing none. The intro (flag bit 0) is the
 //! sender's signed identity record: an initiator puts it in every letter it sends
 //! before the first reply, so that the responder learns which identity the
 //! handshake's device belongs to (the record lists the device, signed by the
@@ -22,6 +24,7 @@ use communitas_types::codec::{DecodeError, Reader, Writer};
 use communitas_types::{MailboxId, MessageId, Timestamp};
 
 use super::wire;
+use crate::order::Stamp;
 
 /// The letter format version.
 pub const LETTER_VERSION: u8 = 1;
@@ -30,6 +33,9 @@ pub const LETTER_OVERHEAD: usize = 1 + 1 + 16 + 8 + 1;
 /// Longest intro (an identity record: `communitas_crypto::record::MAX_RECORD_LEN`).
 pub const MAX_INTRO_LEN: usize = communitas_crypto::record::MAX_RECORD_LEN;
 const FLAG_INTRO: u8 = 1;
+const FLAG_STAMP: u8 = 2;
+/// Bytes a stamp adds.
+pub const STAMP_LEN: usize = 16;
 /// The envelope version that carries session messages.
 pub const ENVELOPE_VERSION: u8 = 2;
 /// The envelope form for a direct connection.
@@ -46,6 +52,8 @@ pub const MAILBOX_OVERHEAD: usize = 2 + 32;
 pub struct SessionLetter {
     /// The sender's signed identity record, while the sender awaits a first reply.
     pub intro: Option<Vec<u8>>,
+    /// The message's place in the conversation, for the kinds that have one.
+    pub stamp: Option<Stamp>,
     /// The sender's id for the message.
     pub message_id: MessageId,
     /// The sender's clock.
@@ -61,11 +69,18 @@ impl SessionLetter {
     pub fn to_bytes(&self) -> Vec<u8> {
         let intro = self.intro.as_deref();
         let intro_len = intro.map_or(0, |i| 4 + i.len());
-        let mut w = Writer::with_capacity(LETTER_OVERHEAD + intro_len + self.body.len());
-        w.u8(LETTER_VERSION).u8(if intro.is_some() { FLAG_INTRO } else { 0 });
+        let stamp_len = if self.stamp.is_some() { STAMP_LEN } else { 0 };
+        let mut w =
+            Writer::with_capacity(LETTER_OVERHEAD + intro_len + stamp_len + self.body.len());
+        let flags = if intro.is_some() { FLAG_INTRO } else { 0 }
+            | if self.stamp.is_some() { FLAG_STAMP } else { 0 };
+        w.u8(LETTER_VERSION).u8(flags);
         if let Some(intro) = intro {
             // Records are at most 7 KiB, so the length always fits.
             w.u32(u32::try_from(intro.len()).unwrap_or(u32::MAX)).raw(intro);
+        }
+        if let Some(stamp) = self.stamp {
+            w.u64(stamp.n).u64(stamp.clock);
         }
         w.raw(self.message_id.as_bytes())
             .u64(self.timestamp.as_millis())
@@ -87,7 +102,7 @@ impl SessionLetter {
             });
         }
         let flags = r.u8("letter flags")?;
-        if flags & !FLAG_INTRO != 0 {
+        if flags & !(FLAG_INTRO | FLAG_STAMP) != 0 {
             return Err(DecodeError::InvalidValue { field: "letter flags" });
         }
         let intro = if flags & FLAG_INTRO != 0 {
@@ -99,12 +114,21 @@ impl SessionLetter {
         } else {
             None
         };
+        let stamp = if flags & FLAG_STAMP != 0 {
+            let n = r.u64("stamp n")?;
+            if n == 0 {
+                return Err(DecodeError::InvalidValue { field: "stamp n" });
+            }
+            Some(Stamp { n, clock: r.u64("stamp clock")? })
+        } else {
+            None
+        };
         let message_id = MessageId::from_bytes(r.array("message id")?);
         let timestamp = Timestamp::from_millis(r.u64("timestamp")?);
         let kind = Kind::from_u8(r.u8("kind")?)?;
         let body = r.take("body", r.remaining())?.to_vec();
         r.finish()?;
-        Ok(Self { intro, message_id, timestamp, kind, body })
+        Ok(Self { intro, stamp, message_id, timestamp, kind, body })
     }
 }
 
@@ -198,6 +222,7 @@ mod tests {
     fn letter(n: u8, body: &[u8]) -> SessionLetter {
         SessionLetter {
             intro: None,
+            stamp: None,
             message_id: MessageId::from_bytes([n; 16]),
             timestamp: T0,
             kind: Kind::Text,
@@ -218,8 +243,16 @@ mod tests {
         zero_kind[26] = 0;
         assert!(SessionLetter::from_bytes(&zero_kind).is_err());
         let mut unknown_flag = l.to_bytes();
-        unknown_flag[1] = 2;
+        unknown_flag[1] = 4;
         assert!(SessionLetter::from_bytes(&unknown_flag).is_err());
+        let stamped = SessionLetter { stamp: Some(Stamp { n: 3, clock: 1 << 41 }), ..l.clone() };
+        assert_eq!(SessionLetter::from_bytes(&stamped.to_bytes()).unwrap(), stamped);
+        assert_eq!(stamped.to_bytes().len(), LETTER_OVERHEAD + STAMP_LEN + 5);
+        let mut zero_n = stamped.to_bytes();
+        zero_n[2..10].copy_from_slice(&0u64.to_be_bytes());
+        assert!(SessionLetter::from_bytes(&zero_n).is_err(), "n counts from 1");
+        let both = SessionLetter { intro: Some(vec![7; 30]), ..stamped.clone() };
+        assert_eq!(SessionLetter::from_bytes(&both.to_bytes()).unwrap(), both);
         let introduced = SessionLetter { intro: Some(vec![7; 300]), ..l.clone() };
         assert_eq!(SessionLetter::from_bytes(&introduced.to_bytes()).unwrap(), introduced);
         assert_eq!(introduced.to_bytes().len(), LETTER_OVERHEAD + 4 + 300 + 5);
@@ -272,14 +305,20 @@ mod tests {
         let reply = accepted.session.encrypt(&letter(2, b"yo").to_bytes(), T0, &mut rng).unwrap();
         let a = a.decrypt(&reply.bytes, T0).unwrap().next;
 
-        let warm = a.encrypt(&letter(3, b"0123456789").to_bytes(), T0, &mut rng).unwrap();
+        // A text carries its stamp (issue 23 item 1).
+        let text = SessionLetter {
+            stamp: Some(Stamp { n: 2, clock: T0.as_millis() }),
+            ..letter(3, b"0123456789")
+        };
+        let warm = a.encrypt(&text.to_bytes(), T0, &mut rng).unwrap();
         let envelope = direct_envelope(&warm.bytes);
-        assert_eq!(envelope.len(), DIRECT_OVERHEAD + wire::OVERHEAD + LETTER_OVERHEAD + 10);
+        let letter_len = LETTER_OVERHEAD + STAMP_LEN + 10;
+        assert_eq!(envelope.len(), DIRECT_OVERHEAD + wire::OVERHEAD + letter_len);
         let stored = mailbox_envelope(&MailboxId::from_bytes([1; 32]), &warm.bytes);
-        assert_eq!(stored.len(), MAILBOX_OVERHEAD + wire::OVERHEAD + LETTER_OVERHEAD + 10);
+        assert_eq!(stored.len(), MAILBOX_OVERHEAD + wire::OVERHEAD + letter_len);
         assert!(stored.len() <= 512, "{} bytes", stored.len());
         assert!(envelope.len() <= 200, "{} bytes", envelope.len());
         let opened = reply.next.decrypt(open_direct(&envelope).unwrap(), T0).unwrap();
-        assert_eq!(SessionLetter::from_bytes(&opened.plaintext).unwrap(), letter(3, b"0123456789"));
+        assert_eq!(SessionLetter::from_bytes(&opened.plaintext).unwrap(), text);
     }
 }

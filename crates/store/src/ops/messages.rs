@@ -8,7 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{array, ms, outbox, parse_address, seen, select, ts};
 use crate::{
-    Conversation, Direction, Error, Inserted, NewMessage, OutboxEntry, Status, Store, StoredMessage,
+    Conversation, Cursor, Direction, Error, Inserted, NewMessage, OutboxEntry, Place, Status,
+    Store, StoredMessage,
 };
 
 impl Store {
@@ -87,14 +88,31 @@ impl Store {
         self.write(move |conn, _| read_incoming(conn, peer)).await
     }
 
-    /// A conversation, oldest first: up to `limit` messages before `before_seq`.
+    /// A conversation in its order (decision 0061), first first: up to `limit`
+    /// messages before `before`.
     pub async fn history(
         &self,
         peer: Address,
         limit: u32,
-        before_seq: Option<i64>,
+        before: Option<Cursor>,
     ) -> Result<Vec<StoredMessage>, Error> {
-        self.read(move |conn, key| history(conn, key, peer, limit, before_seq)).await
+        self.read(move |conn, key| history(conn, key, peer, limit, before)).await
+    }
+
+    /// Where a conversation's clock stands: its largest clock, and the largest `n`
+    /// of our own messages in it (0 and 0 for none), to resume
+    /// `communitas_proto::order::Clock` from.
+    pub async fn conversation_clock(&self, peer: Address) -> Result<(u64, u64), Error> {
+        self.read(move |conn, _| {
+            Ok(conn.query_row(
+                "SELECT COALESCE(MAX(clock), 0),
+                        COALESCE(MAX(CASE WHEN direction = 'out' THEN author_n END), 0)
+                 FROM messages WHERE peer = ?1",
+                [peer.to_string()],
+                |r| Ok((unsigned(r.get(0)?), unsigned(r.get(1)?))),
+            )?)
+        })
+        .await
     }
 
     /// One outgoing or incoming message by id (outgoing first).
@@ -125,8 +143,9 @@ pub(crate) fn insert(conn: &Connection, key: &StorageKey, m: &NewMessage) -> Res
         .seal(&body_aad(&m.id, m.direction, &m.peer), &m.body)
         .map_err(|_| Error::Corrupt { field: "random source" })?;
     conn.execute(
-        "INSERT INTO messages (id, peer, direction, kind, body, timestamp, stored_at, status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO messages (id, peer, direction, kind, body, timestamp, stored_at, status,
+                               position, clock, author_n)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             m.id.as_bytes(),
             m.peer.to_string(),
@@ -135,7 +154,10 @@ pub(crate) fn insert(conn: &Connection, key: &StorageKey, m: &NewMessage) -> Res
             sealed,
             ms(m.timestamp),
             ms(Timestamp::now()),
-            m.status.as_str()
+            m.status.as_str(),
+            m.place.position,
+            clamp(m.place.clock),
+            m.place.n.map(clamp),
         ],
     )?;
     Ok(())
@@ -179,7 +201,17 @@ pub(crate) fn set_status_if_present(
     )?)
 }
 
-const COLUMNS: &str = "seq, id, peer, direction, kind, body, timestamp, stored_at, status";
+const COLUMNS: &str =
+    "seq, id, peer, direction, kind, body, timestamp, stored_at, status, position, clock, author_n";
+
+/// A counter as SQLite's signed integer (ours never reach 2^63).
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn unsigned(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
 
 fn from_row(key: &StorageKey, r: &Row<'_>) -> Result<StoredMessage, Error> {
     let id = MessageId::from_bytes(array(r.get(1)?, "message id")?);
@@ -197,6 +229,11 @@ fn from_row(key: &StorageKey, r: &Row<'_>) -> Result<StoredMessage, Error> {
             body,
             timestamp: ts(r.get(6)?),
             status: r.get::<_, String>(8)?.parse()?,
+            place: Place {
+                position: r.get(9)?,
+                clock: unsigned(r.get(10)?),
+                n: r.get::<_, Option<i64>>(11)?.map(unsigned),
+            },
         },
         stored_at: ts(r.get(7)?),
     })
@@ -207,13 +244,16 @@ fn history(
     key: &StorageKey,
     peer: Address,
     limit: u32,
-    before_seq: Option<i64>,
+    before: Option<Cursor>,
 ) -> Result<Vec<StoredMessage>, Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE peer = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+        "SELECT {COLUMNS} FROM messages WHERE peer = ?1 AND (position, seq) < (?2, ?3)
+         ORDER BY position DESC, seq DESC LIMIT ?4"
     );
-    let before = before_seq.unwrap_or(i64::MAX);
-    let mut out = select(conn, &sql, &[&peer.to_string(), &before, &limit], |r| from_row(key, r))?;
+    let before = before.unwrap_or(Cursor { position: i64::MAX, seq: i64::MAX });
+    let params: [&dyn rusqlite::ToSql; 4] =
+        [&peer.to_string(), &before.position, &before.seq, &limit];
+    let mut out = select(conn, &sql, &params, |r| from_row(key, r))?;
     out.reverse();
     Ok(out)
 }

@@ -3,7 +3,8 @@
 
 use communitas_crypto::{Identity, PublicIdentity};
 use communitas_store::{
-    Contact, Direction, Error, Inserted, NewMessage, RequestLimits, RequestMessage, Status, Store,
+    Contact, Direction, Error, Inserted, NewMessage, Place, RequestLimits, RequestMessage, Status,
+    Store,
 };
 use communitas_types::{Address, MessageId, Timestamp};
 
@@ -39,6 +40,7 @@ fn message(
             body: text.as_bytes().to_vec(),
             timestamp: Timestamp::from_millis(at),
             status: Status::Delivered,
+            place: Place { position: at as i64 * 2 + 1, clock: at, n: Some(n) },
         },
         file: None,
         seen_until: Timestamp::from_millis(at + 1_000_000),

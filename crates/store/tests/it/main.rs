@@ -8,7 +8,7 @@ mod rows;
 mod sessions;
 
 use communitas_crypto::at_rest::StorageKey;
-use communitas_store::{Direction, NewMessage, OutboxEntry, Status};
+use communitas_store::{Direction, NewMessage, OutboxEntry, Place, Status};
 use communitas_types::{Address, MessageId, Timestamp};
 
 /// The storage key every test uses.
@@ -36,6 +36,11 @@ pub fn outgoing(n: u64, text: &str) -> (NewMessage, OutboxEntry) {
             body: text.as_bytes().to_vec(),
             timestamp: now,
             status: Status::Queued,
+            place: Place {
+                position: now.as_millis() as i64 * 2,
+                clock: now.as_millis(),
+                n: Some(n),
+            },
         },
         OutboxEntry {
             message_id: id,

@@ -23,7 +23,7 @@ async fn outgoing_messages_are_paged_oldest_first() {
     let texts: Vec<_> =
         page.iter().map(|m| String::from_utf8(m.message.body.clone()).unwrap()).collect();
     assert_eq!(texts, ["message 2", "message 3", "message 4"]);
-    let older = store.history(bob(), 3, Some(page[0].seq)).await.unwrap();
+    let older = store.history(bob(), 3, Some(page[0].cursor())).await.unwrap();
     assert_eq!(older.len(), 2);
     assert_eq!(older[1].message.body, b"message 1");
     assert_eq!(store.outbox().await.unwrap().len(), 5);
@@ -354,4 +354,46 @@ async fn a_closed_store_commits_what_came_before_and_refuses_the_rest() {
     let texts: Vec<_> =
         store.history(bob(), 10, None).await.unwrap().into_iter().map(|m| m.message.body).collect();
     assert_eq!(texts, [b"before the close".to_vec()]);
+}
+
+/// Issue 23 item 1: history is the conversation's order (position, then arrival),
+/// not the order messages arrived in; pages follow it, and the clock resumes from it.
+#[tokio::test]
+async fn history_follows_positions_not_arrival() {
+    use communitas_store::{NewMessage, Place};
+    let (_dir, store) = open();
+    let sender = Fingerprint::from_bytes([9; 32]);
+    let until = Timestamp::from_millis(u64::MAX / 2);
+    // Arrive as 3, 1, 5, 2, 4 (a mailbox drained out of order).
+    for n in [3u64, 1, 5, 2, 4] {
+        let message = NewMessage {
+            id: MessageId::from_bytes([n as u8; 16]),
+            peer: bob(),
+            direction: Direction::In,
+            kind: 1,
+            body: format!("in {n}").into_bytes(),
+            timestamp: Timestamp::from_millis(1_000 + n),
+            status: Status::Delivered,
+            place: Place { position: (1_000 + n as i64) * 2 + 1, clock: 1_000 + n, n: Some(n) },
+        };
+        assert_eq!(store.insert_incoming(message, sender, until).await.unwrap(), Inserted::New);
+    }
+    // Our own, written after reading 2 (clock 1003, we sort first on a tie).
+    let (mut mine, outbox) = outgoing(1, "out 1");
+    mine.place = Place { position: 1_003 * 2, clock: 1_003, n: Some(1) };
+    store.insert_outgoing(mine, outbox).await.unwrap();
+
+    let bodies = |page: &[communitas_store::StoredMessage]| -> Vec<String> {
+        page.iter().map(|m| String::from_utf8(m.message.body.clone()).unwrap()).collect()
+    };
+    let all = store.history(bob(), 10, None).await.unwrap();
+    assert_eq!(bodies(&all), ["in 1", "in 2", "out 1", "in 3", "in 4", "in 5"]);
+    let newest = store.history(bob(), 2, None).await.unwrap();
+    assert_eq!(bodies(&newest), ["in 4", "in 5"]);
+    let before = store.history(bob(), 3, Some(newest[0].cursor())).await.unwrap();
+    assert_eq!(bodies(&before), ["in 2", "out 1", "in 3"]);
+    assert_eq!(all[3].message.place.n, Some(3));
+    assert_eq!(store.conversation_clock(bob()).await.unwrap(), (1_005, 1));
+    let nobody = communitas_types::Address::from_bytes([9, 9, 9, 9, 9, 9]);
+    assert_eq!(store.conversation_clock(nobody).await.unwrap(), (0, 0));
 }

@@ -1,0 +1,85 @@
+//! Each conversation's clock (issue 23 item 1, decision 0061): stamps for what we
+//! write, places for what we store, kept in memory and resumed from the store.
+//!
+//! The rules are `communitas_proto::order`'s; this keeps one
+//! [`Clock`](communitas_proto::order::Clock) per conversation. A clock not in memory
+//! is resumed from the messages the store holds (their largest clock and our largest
+//! `n`), so the map can be dropped at any time: it is a cache, bounded by
+//! [`MAX_CLOCKS`], not state.
+
+use std::collections::HashMap;
+
+use communitas_proto::order::{self, Clock, Stamp};
+use communitas_store::{Place, Store};
+use communitas_types::{Address, Timestamp};
+
+/// Conversations whose clock is kept in memory; past this the cache starts over
+/// (strangers writing from fresh addresses must not grow it).
+pub(crate) const MAX_CLOCKS: usize = 4_096;
+
+pub(crate) struct Clocks {
+    own: Address,
+    clocks: tokio::sync::Mutex<HashMap<Address, Clock>>,
+}
+
+impl Clocks {
+    pub(crate) fn new(own: Address) -> Self {
+        Self { own, clocks: tokio::sync::Mutex::new(HashMap::new()) }
+    }
+
+    /// The stamp and place of a message we write to `peer` now.
+    pub(crate) async fn write(
+        &self,
+        store: &Store,
+        peer: Address,
+        now: Timestamp,
+    ) -> Result<(Stamp, Place), communitas_store::Error> {
+        let stamp = self.with(store, peer, |clock| clock.write(now)).await?;
+        let place = Place {
+            position: order::position(stamp.clock, first(self.own, peer)),
+            clock: stamp.clock,
+            n: Some(stamp.n),
+        };
+        Ok((stamp, place))
+    }
+
+    /// The place of a message from `peer` read now, with its stamp if it had one.
+    pub(crate) async fn read(
+        &self,
+        store: &Store,
+        peer: Address,
+        stamp: Option<Stamp>,
+        now: Timestamp,
+    ) -> Result<Place, communitas_store::Error> {
+        let clock = self.with(store, peer, |clock| clock.read(stamp, now)).await?;
+        Ok(Place {
+            position: order::position(clock, first(peer, self.own)),
+            clock,
+            n: stamp.map(|s| s.n),
+        })
+    }
+
+    async fn with<T>(
+        &self,
+        store: &Store,
+        peer: Address,
+        f: impl FnOnce(&mut Clock) -> T,
+    ) -> Result<T, communitas_store::Error> {
+        let mut clocks = self.clocks.lock().await;
+        if !clocks.contains_key(&peer) {
+            // Resumed under the lock, so two first messages cannot both start at 0.
+            let (clock, written) = store.conversation_clock(peer).await?;
+            if clocks.len() >= MAX_CLOCKS {
+                clocks.clear();
+            }
+            clocks.insert(peer, Clock::resume(clock, written));
+        }
+        let clock = clocks.entry(peer).or_default();
+        Ok(f(clock))
+    }
+}
+
+/// Whether `author` sorts first of the two (ties in clock go to the smaller address).
+fn first(author: Address, other: Address) -> bool {
+    author.to_bytes() < other.to_bytes()
+}
