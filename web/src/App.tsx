@@ -264,6 +264,7 @@ function Messenger() {
         recent={unread.recent}
         last={last}
         typing={presence.typing}
+        own={{ status: presence.own, saving: presence.savingOwn, error: presence.ownError, onChange: (s) => void presence.setOwn(s) }}
         active={peer}
         deadCount={dead.letters.length}
         deadOpen={view.kind === 'dead'}

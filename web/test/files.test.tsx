@@ -3,7 +3,7 @@ import userEvent from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import { ApiError } from '../src/api/client';
 import type { Attachment } from '../src/api/types';
-import { AttachmentCard } from '../src/components/AttachmentCard';
+import { AttachmentCard, transferText } from '../src/components/AttachmentCard';
 import { parseEvent } from '../src/hooks/useEvents';
 import { downloadable, liveAttachment, useTransfers, type LiveAttachment } from '../src/hooks/useTransfers';
 import { formatSize, percent } from '../src/lib/format';
@@ -75,6 +75,17 @@ describe('useTransfers', () => {
     expect(liveAttachment(done, 'in', { direction: 'in', bytes: 10, size: 200 * 1024, status: 'downloading' })).toBe(done);
     const sent = liveAttachment(attachment({ status: 'offered' }), 'out', { direction: 'out', bytes: 4096, size: 200 * 1024, status: 'offered' });
     expect(sent).toMatchObject({ status: 'offered', fetched: 4096 });
+    // Issue 23 item 2: bytes left with the mailbox servers are not the recipient's.
+    const size = 200 * 1024;
+    const stored = liveAttachment(attachment({ status: 'offered' }), 'out', { direction: 'out', bytes: size, size, status: 'stored' });
+    expect(stored.fetched).toBeUndefined();
+    expect(transferText(stored, 'out', 'Bob')).toBe('Waiting in mailboxes for Bob');
+    const uploading = liveAttachment(attachment({ status: 'offered' }), 'out', { direction: 'out', bytes: size / 2, size, status: 'uploading' });
+    expect(transferText(uploading, 'out', 'Bob')).toBe('Leaving it in mailboxes for Bob… 50%');
+    const fetched = liveAttachment(attachment({ status: 'stored' }), 'out', { direction: 'out', bytes: size, size, status: 'fetched' });
+    expect(transferText(fetched, 'out', 'Bob')).toBe('Downloaded by Bob');
+    // A late upload event cannot undo "downloaded".
+    expect(transferText(liveAttachment(attachment({ status: 'fetched' }), 'out', { direction: 'out', bytes: size, size, status: 'stored' }), 'out', 'Bob')).toBe('Downloaded by Bob');
     expect(downloadable(attachment({ status: 'downloading' }), 'in')).toBe(false);
     expect(downloadable(attachment({ status: 'done' }), 'in')).toBe(true);
     expect(downloadable(attachment({ status: 'offered' }), 'out')).toBe(true);

@@ -249,7 +249,7 @@ async fn deliver(inner: Arc<Inner>, mut entry: Entry, cached: Option<Devices>) -
     let mut last_error = String::from("no device to deliver to");
     let mut delivered = false;
     for (peer, addrs) in &devices {
-        let sent = inner.store.set_status(id, Status::Sent);
+        let sent = inner.store.mark_sent(id);
         let request = inner.net.send(*peer, addrs.clone(), direct_form(&entry.envelope));
         let (sent, mut receipt) = tokio::join!(sent, request);
         // No session of the device opens it: sealed again with our current session
@@ -266,8 +266,10 @@ async fn deliver(inner: Arc<Inner>, mut entry: Entry, cached: Option<Devices>) -
             resealed = Some(envelope);
             receipt = inner.net.send(*peer, addrs.clone(), direct_form(&entry.envelope)).await;
         }
-        if sent.is_ok() && !entry.control {
+        if !entry.control {
             inner.metrics.sent.inc();
+        }
+        if matches!(sent, Ok(true)) {
             inner.emit(Event::StatusChanged { id, to: entry.recipient, status: Status::Sent });
         }
         match receipt {

@@ -24,6 +24,7 @@ import type {
   OutboxEntry,
   PassphraseChanged,
   PresenceList,
+  PresenceStatus,
   Profile,
   Queued,
   ReadAnswer,
@@ -98,6 +99,8 @@ export interface ApiClient {
   retry(id: MessageId): Promise<Queued>;
   /** Our presence and every contact's. */
   presence(): Promise<PresenceList>;
+  /** Sets our presence (`offline`: invisible) and tells every contact. */
+  setPresence(status: PresenceStatus): Promise<{ status: PresenceStatus }>;
   /** Sends `file` to `to`, streamed in the request body, with upload progress. */
   upload(to: Address, file: File, options?: UploadOptions): Promise<FileQueued>;
   /** An attachment's state. */
@@ -282,6 +285,7 @@ export function createClient(options: ClientOptions = {}): ApiClient {
     deadLetters: () => request('GET', '/v1/outbox/dead'),
     retry: (id) => request('POST', `/v1/outbox/${seg(id)}/retry`),
     presence: () => request('GET', '/v1/presence'),
+    setPresence: (status) => request('PUT', '/v1/presence', { status }),
     upload,
     file: (id) => request('GET', `/v1/files/${seg(id)}`),
     fetchFile: (id) => request('POST', `/v1/files/${seg(id)}/fetch`),

@@ -29,7 +29,9 @@ export function transferText(a: LiveAttachment, direction: 'in' | 'out', peerNam
     if (a.fetched !== undefined && a.fetched > 0) return `${peerName} is downloading… ${percent(a.fetched, a.size)}%`;
     switch (a.status) {
       case 'uploading':
-        return `Leaving it in mailboxes for ${peerName}…`;
+        return a.progress > 0 && a.progress < a.size
+          ? `Leaving it in mailboxes for ${peerName}… ${percent(a.progress, a.size)}%`
+          : `Leaving it in mailboxes for ${peerName}…`;
       case 'stored':
         return `Waiting in mailboxes for ${peerName}`;
       case 'fetched':

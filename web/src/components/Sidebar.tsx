@@ -1,6 +1,6 @@
 // The left column: who you are, the connection, actions, and the conversations.
 
-import type { Address, Contact, NodeStatus } from '../api/types';
+import type { Address, Contact, NodeStatus, PresenceStatus } from '../api/types';
 import type { ConnectionState } from '../hooks/useEvents';
 import type { SettingsState } from '../hooks/useSettings';
 import { AccountActions } from './AccountActions';
@@ -9,6 +9,7 @@ import { NotificationsToggle } from './NotificationsToggle';
 import { ContactList, type UploadCounts } from './ContactList';
 import { PlusIcon } from './icons';
 import { MyAddress } from './MyAddress';
+import { MyStatus } from './MyStatus';
 import { ReadReceiptsToggle } from './ReadReceiptsToggle';
 import { BlockedList } from './BlockedList';
 import { Requests } from './Requests';
@@ -31,6 +32,8 @@ interface Props {
   last?: Record<Address, LastMessage>;
   /** Who is typing to us now. */
   typing?: ReadonlySet<Address>;
+  /** Our own presence and how to change it; left out without it. */
+  own?: { status: PresenceStatus | null; saving: boolean; error: string | null; onChange: (status: PresenceStatus) => void };
   active: Address | null;
   deadCount: number;
   deadOpen: boolean;
@@ -77,6 +80,7 @@ export function Sidebar(props: Props) {
         </p>
       ))}
       <MyAddress address={status?.address ?? null} onShowQr={props.onShowQr} />
+      {props.own && <MyStatus {...props.own} />}
       <div className="sidebar-actions">
         <button type="button" className="button primary" onClick={props.onAddContact}>
           <PlusIcon /> Add contact

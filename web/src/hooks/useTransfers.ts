@@ -32,7 +32,13 @@ export interface LiveAttachment extends Attachment {
 export function liveAttachment(attachment: Attachment, direction: 'in' | 'out', transfer: Transfer | undefined): LiveAttachment {
   if (!transfer) return attachment;
   if (direction === 'out') {
-    return { ...attachment, fetched: transfer.bytes };
+    // Bytes left with the mailbox servers are not bytes the recipient has (issue 23
+    // item 2: a file that had only reached the holders read "Downloaded by").
+    if (transfer.status === 'uploading' || transfer.status === 'stored') {
+      if (attachment.status === 'fetched') return attachment;
+      return { ...attachment, status: transfer.status, progress: transfer.bytes };
+    }
+    return { ...attachment, status: transfer.status === 'fetched' ? 'fetched' : attachment.status, fetched: transfer.bytes };
   }
   if (attachment.status === 'done') return attachment;
   return {

@@ -49,6 +49,21 @@ impl Store {
         self.write(move |conn, _| set_status(conn, id, status)).await
     }
 
+    /// A delivery attempt of `id` went out to a device: `queued` becomes `sent`. A
+    /// message already `stored` in mailboxes (or further) stays so: an attempt that
+    /// found the device unreachable must not make it flip `sent` ↔ `stored` with each
+    /// retry (issue 23 item 2). Returns whether it changed.
+    pub async fn mark_sent(&self, id: MessageId) -> Result<bool, Error> {
+        self.write(move |conn, _| {
+            Ok(conn.execute(
+                "UPDATE messages SET status = 'sent'
+                 WHERE id = ?1 AND direction = 'out' AND status = 'queued'",
+                [id.as_bytes()],
+            )? > 0)
+        })
+        .await
+    }
+
     /// The recipient committed the message: status `delivered`, outbox row gone, in
     /// one transaction.
     /// Returns whether anything changed (false: it was already delivered).

@@ -397,3 +397,22 @@ async fn history_follows_positions_not_arrival() {
     let nobody = communitas_types::Address::from_bytes([9, 9, 9, 9, 9, 9]);
     assert_eq!(store.conversation_clock(nobody).await.unwrap(), (0, 0));
 }
+
+/// Issue 23 item 2: a retry of a message waiting in mailboxes does not make it `sent`
+/// again (it flipped `sent` ↔ `stored` with each attempt).
+#[tokio::test]
+async fn a_stored_message_is_not_sent_again_by_a_retry() {
+    let (_dir, store) = open();
+    let (m, o) = outgoing(1, "hello");
+    let id = m.id;
+    store.insert_outgoing(m, o).await.unwrap();
+    assert!(store.mark_sent(id).await.unwrap(), "queued → sent");
+    assert!(!store.mark_sent(id).await.unwrap(), "already sent");
+    store.set_status(id, Status::Stored).await.unwrap();
+    assert!(!store.mark_sent(id).await.unwrap());
+    assert_eq!(store.message(id).await.unwrap().unwrap().message.status, Status::Stored);
+    store.mark_delivered(id).await.unwrap();
+    assert!(!store.mark_sent(id).await.unwrap());
+    assert_eq!(store.message(id).await.unwrap().unwrap().message.status, Status::Delivered);
+    assert!(!store.mark_sent(MessageId::from_bytes([0xee; 16])).await.unwrap(), "no such row");
+}
