@@ -20,6 +20,7 @@ const CAROL_REQUEST: MessageRequest = {
   first_text: 'hi, we met at the conference',
   first_is_file: false,
   safety_number: SAFETY,
+  name: 'Carol',
 };
 
 beforeEach(() => MockWebSocket.install());
@@ -61,6 +62,8 @@ describe('message requests', () => {
     expect(within(item).getByText('hi, we met at the conference')).toBeInTheDocument();
     expect(within(item).getByText(SAFETY)).toBeInTheDocument();
     expect(within(item).getByText(/and 1 more/)).toBeInTheDocument();
+    // What she calls herself, marked as her own claim (issue 23 item 3).
+    expect(within(item).getByText(/Calls themselves/)).toHaveTextContent('Calls themselves “Carol” (unverified)');
     await user.click(within(item).getByRole('button', { name: `Accept the request from ${CAROL}` }));
     await waitFor(() => expect(within(section).queryByRole('listitem')).not.toBeInTheDocument());
     expect(calls.some((c) => c.method === 'POST' && c.url === `/v1/requests/${CAROL}/accept`)).toBe(true);

@@ -276,8 +276,10 @@ async fn request(
     let (id, timestamp, sender) = (opened.message_id, opened.timestamp, opened.sender);
     let stamp = session.as_ref().and_then(|s| s.stamp);
     let place = inner.clocks.read(&inner.store, from, stamp, Timestamp::now()).await;
+    let name = session.as_ref().and_then(|s| s.published_name.clone());
     let entry = RequestMessage {
         identity: sender.clone(),
+        name,
         message: NewMessage {
             id,
             peer: from,

@@ -183,7 +183,7 @@ pub(crate) async fn add_contact(
     // Writing to (or adding) someone whose request waits accepts it, with the keys
     // its messages came with: no lookup, and no chance of pinning other keys.
     if let Some(request) = inner.store.request(address).await? {
-        let name = match name {
+        let name = match name.or(request.name) {
             Some(name) => Some(name),
             None => published_name(inner, address, &request.identity).await,
         };

@@ -239,6 +239,9 @@ pub(crate) struct Opening<'a> {
     sessions: &'a Sessions,
     /// The letter's place in its conversation, if it carried one.
     pub(crate) stamp: Option<Stamp>,
+    /// The display name the letter's intro (the sender's signed record) gives, if it
+    /// had an intro: what a stranger's request shows (issue 23 item 3).
+    pub(crate) published_name: Option<String>,
 }
 
 impl Opening<'_> {
@@ -596,8 +599,9 @@ impl Sessions {
             _ => return Err(SessionRejected::NoSession.into()),
         };
         let letter = SessionLetter::from_bytes(&plaintext).map_err(SessionRejected::Letter)?;
-        let sender = self.sender(inner, &opening, &letter, new).await?;
+        let (sender, published_name) = self.sender(inner, &opening, &letter, new).await?;
         opening.stamp = letter.stamp;
+        opening.published_name = published_name;
         let opened = Opened {
             sender,
             message_id: letter.message_id,
@@ -634,7 +638,10 @@ impl Sessions {
             }
         }
         let (plaintext, next) = outcome?;
-        Ok((plaintext, Opening { guard, next, device, sessions: self, stamp: None }))
+        Ok((
+            plaintext,
+            Opening { guard, next, device, sessions: self, stamp: None, published_name: None },
+        ))
     }
 
     /// An initial message of a handshake we do not know: starts the session.
@@ -668,7 +675,8 @@ impl Sessions {
         let mut next = guard.clone();
         next.install(accepted.session);
         inner.metrics.session("accepted");
-        let opening = Opening { guard, next, device, sessions: self, stamp: None };
+        let opening =
+            Opening { guard, next, device, sessions: self, stamp: None, published_name: None };
         Ok(((accepted.plaintext, opening), true))
     }
 
@@ -680,14 +688,15 @@ impl Sessions {
         opening: &Opening<'_>,
         letter: &SessionLetter,
         new: bool,
-    ) -> Result<PublicIdentity, OpenFailure> {
+    ) -> Result<(PublicIdentity, Option<String>), OpenFailure> {
         if let Some(intro) = &letter.intro {
             let record = IdentityRecord::from_bytes(intro).map_err(SessionRejected::Intro)?;
             let peer = peer_of(&opening.device).ok_or(SessionRejected::IntroDevice)?;
             if !record.devices.iter().any(|d| d.peer_id == peer) {
                 return Err(SessionRejected::IntroDevice.into());
             }
-            return Ok(record.identity);
+            let name = record.display_name.filter(|name| crate::check_name(name).is_ok());
+            return Ok((record.identity, name));
         }
         if new {
             return Err(SessionRejected::NoIntro.into());
@@ -696,10 +705,10 @@ impl Sessions {
         if let Some(keys) =
             inner.pinned.keys(&inner.store, address).await.map_err(OpenFailure::Busy)?
         {
-            return Ok(keys);
+            return Ok((keys, None));
         }
         match inner.store.request(address).await.map_err(OpenFailure::Busy)? {
-            Some(request) => Ok(request.identity),
+            Some(request) => Ok((request.identity, None)),
             // Neither a contact nor a request any more (declined): nobody to show it to.
             None => Err(SessionRejected::NoSession.into()),
         }

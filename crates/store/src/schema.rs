@@ -156,6 +156,11 @@ const MIGRATIONS: &[&str] = &[
     UPDATE messages SET clock = stored_at, position = stored_at * 2;
     CREATE INDEX messages_by_position ON messages (peer, position, seq);
     ",
+    // 16 (issue 23 item 3): the name a stranger's signed record gives, shown with its
+    // request (unverified).
+    "
+    ALTER TABLE requests ADD COLUMN name TEXT;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -2103,6 +2103,8 @@ export interface components {
             first_is_file: boolean;
             /** @description twelve groups of five digits: compare before accepting */
             safety_number: string;
+            /** @description the display name the stranger's own signed record gives: what it calls itself, unverified; null if none came with its messages */
+            name?: string | null;
         };
         Declined: {
             address: components["schemas"]["Address"];

@@ -63,6 +63,12 @@ function RequestItem({ request: r, onAccept, onDecline }: ItemProps) {
       <p className="request-from" translate="no">
         {r.address}
       </p>
+      {r.name && (
+        // Its own claim (issue 23 item 3), never shown as a verified name.
+        <p className="small request-name">
+          Calls themselves “<bdi>{r.name}</bdi>” <span className="muted">(unverified)</span>
+        </p>
+      )}
       <blockquote className="request-first">
         {r.first_is_file ? `[file] ${r.first_text ?? ''}` : (r.first_text ?? '')}
       </blockquote>

@@ -14,7 +14,8 @@ fn parse(address: &str) -> Result<communitas_types::Address> {
 }
 
 /// Lists the requests: as JSON, an array of `{address, first_at, last_at, count,
-/// dropped, expires_at, first_text, first_is_file, safety_number}`.
+/// dropped, expires_at, first_text, first_is_file, safety_number, name}` (`name`: what
+/// the stranger calls itself, unverified, or null).
 pub(crate) async fn list(home: &Path, json: bool) -> Result<()> {
     let api = Api::for_home(home)?;
     let requests: Vec<Value> = api.get("/v1/requests").await?;
@@ -34,6 +35,10 @@ pub(crate) async fn list(home: &Path, json: bool) -> Result<()> {
             r["count"],
             first.chars().take(60).collect::<String>()
         );
+        if let Some(name) = r["name"].as_str() {
+            // Its own claim: shown as such, never as who it is.
+            println!("  calls itself \"{name}\" (unverified)");
+        }
         println!("  safety number {}", r["safety_number"].as_str().unwrap_or(""));
     }
     Ok(())

@@ -35,6 +35,9 @@ pub struct MessageRequest {
     pub first_is_file: bool,
     /// The safety number with its keys: what to compare before accepting.
     pub safety_number: String,
+    /// The display name the stranger's own signed record gives — what it calls
+    /// itself, unverified (issue 23 item 3); `None` if none came with its messages.
+    pub name: Option<String>,
 }
 
 impl Handle {
@@ -57,6 +60,7 @@ impl Handle {
             first_text,
             first_is_file,
             safety_number: safety.to_string(),
+            name: r.name,
         }
     }
 
@@ -75,9 +79,11 @@ impl Handle {
 
     /// Accepts a request: its keys become a contact, its messages the conversation;
     /// presence starts now and its attachments are fetched.
-    /// The contact keeps the name the stranger publishes with these keys, if one is
-    /// found within 3 s.
+    /// The contact keeps the name the stranger publishes with these keys: the one its
+    /// messages' record gave, else one found within 3 s.
     pub async fn accept_request(&self, address: Address) -> Result<Contact, SendError> {
+        // The name its record gave with its messages, if any, spares the lookup.
+        let known = self.inner.store.request(address).await?.and_then(|r| r.name);
         let mut contact = self
             .inner
             .store
@@ -85,8 +91,11 @@ impl Handle {
             .await?
             .ok_or(SendError::NoSuchRequest(address))?;
         crate::consent::accepted(&self.inner, &contact).await;
-        if let Some(name) =
-            crate::send::published_name(&self.inner, address, &contact.identity).await
+        let name = match known {
+            Some(name) => Some(name),
+            None => crate::send::published_name(&self.inner, address, &contact.identity).await,
+        };
+        if let Some(name) = name
             && self.inner.store.rename_contact(address, Some(name.clone())).await?
         {
             contact.name = Some(name);

@@ -69,6 +69,8 @@ async fn a_stranger_is_a_request_until_accepted_then_presence_flows_both_ways() 
     assert_eq!(requests[0].first_text.as_deref(), Some("hi bob, it's alice"));
     assert_eq!(requests[0].count, 1);
     assert_eq!(requests[0].safety_number.replace(' ', "").len(), 60);
+    // The name alice's signed record gives, carried in her first letter's intro.
+    assert_eq!(requests[0].name.as_deref(), Some("alice"));
     assert!(b.contacts().await.unwrap().is_empty());
     assert!(b.conversations().await.unwrap().is_empty());
     // Alice's heartbeats reach bob, who keeps none of them; he sends her none.
@@ -78,6 +80,7 @@ async fn a_stranger_is_a_request_until_accepted_then_presence_flows_both_ways() 
 
     let contact = b.accept_request(a.address()).await.unwrap();
     assert_eq!(contact.address, a.address());
+    assert_eq!(contact.name.as_deref(), Some("alice"), "accepting keeps the name it gave");
     assert!(b.requests().await.unwrap().is_empty());
     let history = b.history(a.address(), 10, None).await.unwrap();
     assert_eq!(history[0].text, "hi bob, it's alice");

@@ -75,6 +75,9 @@ pub struct Request {
     pub expires_at: Timestamp,
     /// Its first kept message, if any.
     pub first: Option<StoredMessage>,
+    /// The display name the stranger's own signed record gives (unverified: anyone
+    /// can call themselves anything), if one came with its messages.
+    pub name: Option<String>,
 }
 
 /// One message for a request.
@@ -84,6 +87,9 @@ pub struct RequestMessage {
     pub identity: PublicIdentity,
     /// The message (`peer` is the stranger's address).
     pub message: NewMessage,
+    /// The display name its signed record gives, if it came with one (kept until a
+    /// later message brings another).
+    pub name: Option<String>,
     /// The file transfer it offers, if any: recorded with it, never before it.
     pub file: Option<FileRow>,
     /// Its seen id's expiry (and so the request's).
@@ -262,9 +268,9 @@ fn append(
     insert(conn, key, entry)?;
     conn.execute(
         "UPDATE requests SET count = count + 1, bytes = bytes + ?2, last_at = ?3,
-                expires_at = MAX(expires_at, ?4)
+                expires_at = MAX(expires_at, ?4), name = COALESCE(?5, name)
          WHERE address = ?1",
-        params![peer, int(len), ms(entry.now), ms(entry.seen_until)],
+        params![peer, int(len), ms(entry.now), ms(entry.seen_until), entry.name],
     )?;
     Ok(())
 }
@@ -302,8 +308,8 @@ fn open(
     let first_seq = conn.last_insert_rowid();
     conn.execute(
         "INSERT INTO requests (address, public_identity, fingerprint, first_at, last_at,
-                               count, bytes, dropped, expires_at, first_seq)
-         VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, 0, ?6, ?7)",
+                               count, bytes, dropped, expires_at, first_seq, name)
+         VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, 0, ?6, ?7, ?8)",
         params![
             entry.message.peer.to_string(),
             entry.identity.to_bytes(),
@@ -311,7 +317,8 @@ fn open(
             ms(entry.now),
             int(len),
             ms(entry.seen_until),
-            first_seq
+            first_seq,
+            entry.name
         ],
     )?;
     added.new_request = true;
@@ -369,7 +376,8 @@ fn remove(conn: &Connection, address: Address) -> Result<(), Error> {
     Ok(())
 }
 
-const COLUMNS: &str = "address, public_identity, first_at, last_at, count, dropped, expires_at";
+const COLUMNS: &str =
+    "address, public_identity, first_at, last_at, count, dropped, expires_at, name";
 
 fn from_row(r: &Row<'_>) -> Result<Request, Error> {
     let keys: Vec<u8> = r.get(1)?;
@@ -383,6 +391,7 @@ fn from_row(r: &Row<'_>) -> Result<Request, Error> {
         dropped: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
         expires_at: ts(r.get(6)?),
         first: None,
+        name: r.get(7)?,
     })
 }
 

@@ -32,6 +32,7 @@ fn message(
     id[8..].copy_from_slice(&n.to_be_bytes());
     RequestMessage {
         identity: identity.clone(),
+        name: None,
         message: NewMessage {
             id: MessageId::from_bytes(id),
             peer: from,
@@ -255,4 +256,22 @@ async fn a_removed_contact_keeps_its_conversation_and_declining_its_new_request_
     let left = store.history(carol, 10, None).await.unwrap();
     assert_eq!(left.len(), 1, "declining took only the request's message");
     assert_eq!(left[0].message.body, b"hi");
+}
+
+/// Issue 23 item 3: the name a stranger's record gives is kept with its request; a
+/// later message without one does not erase it, one with another replaces it.
+#[tokio::test]
+async fn a_request_keeps_the_name_its_record_gave() {
+    let (_dir, store) = open();
+    let limits = RequestLimits { max_requests: 10, max_messages: 10, max_bytes: 1_000 };
+    let (who, keys) = stranger(7);
+    let named = RequestMessage { name: Some("Carol".into()), ..message(1, who, &keys, "hi", 10) };
+    store.add_request_message(named, limits).await.unwrap();
+    assert_eq!(store.request(who).await.unwrap().unwrap().name.as_deref(), Some("Carol"));
+    store.add_request_message(message(2, who, &keys, "again", 20), limits).await.unwrap();
+    assert_eq!(store.request(who).await.unwrap().unwrap().name.as_deref(), Some("Carol"));
+    let renamed = RequestMessage { name: Some("C.".into()), ..message(3, who, &keys, "me", 30) };
+    store.add_request_message(renamed, limits).await.unwrap();
+    let request = store.requests().await.unwrap().pop().unwrap();
+    assert_eq!((request.name.as_deref(), request.count), (Some("C."), 3));
 }
