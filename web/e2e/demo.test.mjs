@@ -74,7 +74,7 @@ test('alice and bob chat live in their browsers, by keyboard', { timeout: 180_00
     // Alice adds bob by his four words.
     await alicePage.getByRole('button', { name: 'Add contact' }).focus();
     await alicePage.keyboard.press('Enter');
-    await alicePage.getByRole('combobox').fill(bob.replaceAll('-', ' '));
+    await alicePage.getByRole('combobox', { name: 'Their four-word address' }).fill(bob.replaceAll('-', ' '));
     const submit = alicePage.getByRole('dialog').getByRole('button', { name: 'Add contact' });
     await submit.focus();
     await alicePage.keyboard.press('Enter');
@@ -128,7 +128,7 @@ test('alice and bob chat live in their browsers, by keyboard', { timeout: 180_00
     // Bob's page shows it without a reload; the link appears once his node has it all.
     await bobPage.getByRole('region', { name: /^Messages with/ }).getByText('the file, as promised', { exact: true }).waitFor({ timeout: 20_000 });
     // Saved by his node; the link saves another copy (issue 23 item 8).
-    const download = bobPage.getByRole('link', { name: `Save ${name} again` });
+    const download = bobPage.getByRole('link', { name: `Save again: ${name}` });
     await download.waitFor({ timeout: 30_000 });
     const href = await download.getAttribute('href');
     const got = await bobPage.evaluate(async (url) => {

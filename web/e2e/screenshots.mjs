@@ -202,7 +202,7 @@ async function main() {
         await alicePage.getByRole('group', { name: 'Attached file' }).getByText(name).waitFor();
         await say(alicePage, bobPage, 'And the directions from the station, just in case.');
         // Bob's node has the file once his page links it; then he answers.
-        await bobPage.getByRole('link', { name: `Save ${name} again` }).waitFor({ timeout: 30_000 });
+        await bobPage.getByRole('link', { name: `Save again: ${name}` }).waitFor({ timeout: 30_000 });
         await say(bobPage, alicePage, 'Perfect, see you there 👋');
         // Alice's texts show delivered (or read) before the pictures are taken.
         await alicePage.getByRole('img', { name: /delivered|read/i }).first().waitFor({ timeout: 20_000 });

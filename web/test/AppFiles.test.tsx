@@ -65,7 +65,7 @@ describe('files in a conversation', () => {
 
     act(() => ws.receive({ ...event, bytes: SIZE, status: 'done' }));
     expect(within(log).queryByRole('progressbar')).not.toBeInTheDocument();
-    expect(within(log).getByRole('link', { name: 'Save photo.jpg again' })).toHaveAttribute('href', `/v1/files/${FILE_ID}/content`);
+    expect(within(log).getByRole('link', { name: 'Save again: photo.jpg' })).toHaveAttribute('href', `/v1/files/${FILE_ID}/content`);
   });
 
   it('fetches a too-large file on request and follows its progress', async () => {

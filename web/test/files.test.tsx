@@ -113,7 +113,7 @@ describe('AttachmentCard', () => {
     // Saved by the node; the link saves another copy (issue 23 item 8).
     expect(screen.getByText(/200 KiB/)).toHaveTextContent('200 KiB · Saved');
     expect(screen.queryByText(/Downloaded/)).not.toBeInTheDocument();
-    const link = screen.getByRole('link', { name: 'Save report.pdf again' });
+    const link = screen.getByRole('link', { name: 'Save again: report.pdf' });
     expect(link).toHaveAttribute('href', `/v1/files/${FILE_ID}/content`);
     expect(link).toHaveTextContent('Save again');
   });

@@ -111,7 +111,7 @@ export function AttachmentCard({ attachment: a, direction, peerName, onFetch }: 
           className="button small attachment-action"
           href={fileContentUrl(a.file_id)}
           download={a.name}
-          aria-label={direction === 'in' ? `Save ${a.name} again` : `Download ${a.name}`}
+          aria-label={direction === 'in' ? `Save again: ${a.name}` : `Download ${a.name}`}
           title={direction === 'in' && a.path ? `Saved by your node as ${a.path}` : undefined}
         >
           <DownloadIcon /> {direction === 'in' ? 'Save again' : 'Download'}

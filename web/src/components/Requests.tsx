@@ -76,12 +76,16 @@ function RequestItem({ request: r, onAccept, onDecline }: ItemProps) {
         <time dateTime={isoTime(r.first_at)}>{formatTime(r.first_at)}</time>
         {more}
       </p>
-      <p className="small">
-        Safety number{' '}
-        <span className="request-safety" translate="no">
-          {r.safety_number}
-        </span>
-      </p>
+      <p className="small request-safety-label">Safety number</p>
+      {/* Laid out as in the add-contact dialog, so the two are compared group by group. */}
+      <ol className="safety-number compact" aria-label={`Safety number: ${r.safety_number}`} translate="no">
+        {r.safety_number
+          .split(/\s+/)
+          .filter(Boolean)
+          .map((group, i) => (
+            <li key={i}>{group}</li>
+          ))}
+      </ol>
       {error && (
         <p role="alert" className="error">
           {error}
