@@ -47,6 +47,8 @@ pub enum Rejection {
     /// A session message no session of the recipient's device opens (it lost its
     /// state): the sender starts a new session and seals the message again.
     NoSession,
+    /// A first contact without the proof of work strangers owe.
+    NoWork,
     /// A code from a newer version.
     Unknown(u8),
 }
@@ -61,6 +63,7 @@ impl Receipt {
             Receipt::Rejected(Rejection::Invalid) => 17,
             Receipt::Rejected(Rejection::Stale) => 18,
             Receipt::Rejected(Rejection::NoSession) => 19,
+            Receipt::Rejected(Rejection::NoWork) => 20,
             Receipt::Rejected(Rejection::Unknown(code)) => code,
         }
     }
@@ -74,6 +77,7 @@ impl Receipt {
             17 => Receipt::Rejected(Rejection::Invalid),
             18 => Receipt::Rejected(Rejection::Stale),
             19 => Receipt::Rejected(Rejection::NoSession),
+            20 => Receipt::Rejected(Rejection::NoWork),
             code => Receipt::Rejected(Rejection::Unknown(code)),
         }
     }

@@ -43,6 +43,7 @@ use crate::sessions::{OpenFailure, Opening};
 use crate::{Event, Inner};
 
 mod sender;
+pub(crate) use sender::Unpaid;
 
 use sender::Sender;
 
@@ -195,7 +196,8 @@ async fn record(
     record: Record,
     session: Option<Opening<'_>>,
 ) -> Result<(Accepted, Answer), Refusal> {
-    let from = match sender::of(inner, &opened).await? {
+    let work = session.as_ref().and_then(|s| s.work);
+    let from = match sender::of(inner, &opened, work).await? {
         Sender::Contact(address) => address,
         Sender::Stranger(address) => {
             return self::request(inner, opened, record, address, session).await;
@@ -402,6 +404,7 @@ fn wire(why: rules::Rejection) -> Rejection {
         rules::Rejection::WrongRecipient => Rejection::WrongRecipient,
         rules::Rejection::Stale => Rejection::Stale,
         rules::Rejection::NoSession => Rejection::NoSession,
+        rules::Rejection::NoWork => Rejection::NoWork,
         _ => Rejection::Invalid,
     }
 }

@@ -104,6 +104,8 @@ pub(crate) struct Inner {
     pub(crate) sessions: sessions::Sessions,
     /// Each conversation's clock (issue 23 item 1).
     pub(crate) clocks: order::Clocks,
+    /// The slow lane of first contacts without a proof of work (decision 0062).
+    pub(crate) unpaid: inbound::Unpaid,
     /// Addresses tests inject for keys, in place of deriving them.
     #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) injected: hooks::Injected,
@@ -174,6 +176,7 @@ impl Node {
             consent: consent::Consent::default(),
             request_limits: config.request_limits,
             clocks: order::Clocks::new(own),
+            unpaid: inbound::Unpaid::default(),
             sessions,
             #[cfg(any(test, feature = "test-hooks"))]
             injected: hooks::Injected::default(),

@@ -76,6 +76,12 @@ pub struct Metrics {
     pub sessions: Family<Vec<(String, String)>, Counter>,
     /// Letters sealed as version-1 envelopes (no session with the recipient).
     pub sealed_v1: Counter,
+    /// Envelopes from keys never seen (issue 15 item 4), by `outcome`: `derived` (its
+    /// address derived), `unpaid` (no proof of work: the slow lane's turn),
+    /// `unpaid_later` (no proof, the slow lane taken: told to come back),
+    /// `bad_work` (a wrong proof: refused, nothing derived), `busy` (too many
+    /// waiting: told to come back).
+    pub first_contacts: Family<Vec<(String, String)>, Counter>,
 }
 
 impl Metrics {
@@ -212,6 +218,12 @@ impl Metrics {
         );
         let sessions = Family::<Vec<(String, String)>, Counter>::default();
         let sealed_v1 = Counter::default();
+        let first_contacts = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "first_contacts",
+            "Envelopes from keys never seen, by outcome",
+            first_contacts.clone(),
+        );
         registry.register("sessions", "Session events, by event", sessions.clone());
         registry.register(
             "sealed_v1",
@@ -250,12 +262,23 @@ impl Metrics {
             impersonations,
             sessions,
             sealed_v1,
+            first_contacts,
         }
     }
 
     /// Counts a session event (see [`Metrics::sessions`]).
     pub(crate) fn session(&self, event: &str) {
         self.sessions.get_or_create(&vec![("event".to_owned(), event.to_owned())]).inc();
+    }
+
+    /// Counts an envelope from keys never seen (see [`Metrics::first_contacts`]).
+    pub(crate) fn first_contact(&self, outcome: &str) {
+        self.first_contacts.get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())]).inc();
+    }
+
+    /// How many envelopes from keys never seen ended in `outcome`.
+    pub fn first_contact_outcomes(&self, outcome: &str) -> u64 {
+        self.first_contacts.get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())]).get()
     }
 
     /// How many session events of `event` were counted.

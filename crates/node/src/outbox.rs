@@ -289,6 +289,10 @@ async fn deliver(inner: Arc<Inner>, mut entry: Entry, cached: Option<Devices>) -
                         "the recipient's device refused it: not for its identity"
                     }
                     Rejection::Stale => "the recipient's device refused it: timestamp out of range",
+                    Rejection::NoWork => {
+                        "the recipient's device refused it: a first contact needs a proof of \
+                         work (this node sent none: sessions off, or no prekeys found)"
+                    }
                     _ => "the recipient's device refused it as invalid",
                 };
                 return done(Outcome::Reject { reason: reason.into() }, resealed);

@@ -36,9 +36,10 @@ use communitas_proto::order::Stamp;
 use communitas_proto::session::letter::{self, Form, SessionLetter};
 use communitas_proto::session::prekeys::PrekeySecrets;
 use communitas_proto::session::{DecryptError, Peeked, Session, peek};
+use communitas_proto::work;
 use communitas_store::{Committing, SessionUpdate, StoredSession};
 use communitas_types::codec::{DecodeError, Reader, Writer};
-use communitas_types::{Address, Timestamp};
+use communitas_types::{Address, Fingerprint, Timestamp};
 use tokio::sync::OwnedMutexGuard;
 use zeroize::Zeroizing;
 
@@ -178,7 +179,12 @@ pub(crate) struct Sessions {
     own_record: Mutex<Option<Vec<u8>>>,
     /// Accepting sessions one at a time: each reads the prekey secrets.
     accepting: tokio::sync::Mutex<()>,
+    /// First-contact proofs made, by recipient and hour (one solves for a burst).
+    proofs: Mutex<HashMap<(Fingerprint, u64), u64>>,
 }
+
+/// First-contact proofs kept; past this the cache starts over.
+const MAX_PROOFS: usize = 1_024;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The maps stay consistent through a panic elsewhere (each update is one insert).
@@ -239,6 +245,8 @@ pub(crate) struct Opening<'a> {
     sessions: &'a Sessions,
     /// The letter's place in its conversation, if it carried one.
     pub(crate) stamp: Option<Stamp>,
+    /// The letter's first-contact proof of work, if it carried one.
+    pub(crate) work: Option<u64>,
     /// The display name the letter's intro (the sender's signed record) gives, if it
     /// had an intro: what a stranger's request shows (issue 23 item 3).
     pub(crate) published_name: Option<String>,
@@ -284,6 +292,7 @@ impl Sessions {
             bundles: Mutex::default(),
             own_record: Mutex::default(),
             accepting: tokio::sync::Mutex::new(()),
+            proofs: Mutex::default(),
         };
         for row in stored {
             match Slot::from_bytes(&row.state) {
@@ -447,8 +456,20 @@ impl Sessions {
         } else {
             None
         };
-        let letter =
-            SessionLetter { intro, stamp, message_id, timestamp: now, kind, body: body.to_vec() };
+        // Whoever is introduced pays for the receiver's derivation (decision 0062).
+        let work = match intro {
+            Some(_) => Some(self.proof(inner, keys.fingerprint(), now).await?),
+            None => None,
+        };
+        let letter = SessionLetter {
+            intro,
+            stamp,
+            work,
+            message_id,
+            timestamp: now,
+            kind,
+            body: body.to_vec(),
+        };
         let sent = match session.encrypt(&letter.to_bytes(), now, &mut rng) {
             Ok(sent) => sent,
             Err(e) => {
@@ -461,6 +482,28 @@ impl Sessions {
         let envelope = letter::mailbox_envelope(&keys.mailbox_id(), &sent.bytes);
         inner.metrics.session("sealed");
         Some(Sealed { envelope, guard, next, device, sessions: self })
+    }
+
+    /// A first-contact proof for `recipient` at `now`'s hour: made once per recipient
+    /// and hour on a blocking thread (~0.5 s, `communitas_proto::work`), then reused.
+    async fn proof(&self, inner: &Inner, recipient: Fingerprint, now: Timestamp) -> Option<u64> {
+        let hour = now.as_millis() / (60 * 60 * 1000);
+        if let Some(nonce) = lock(&self.proofs).get(&(recipient, hour)) {
+            return Some(*nonce);
+        }
+        let sender = inner.secrets.identity.public().fingerprint();
+        let start = u64::from_be_bytes(communitas_crypto::random::bytes().ok()?);
+        let challenge = work::challenge(&recipient, &sender, now);
+        let solved = tokio::task::spawn_blocking(move || {
+            work::solve(&challenge, work::FIRST_CONTACT_BITS, start)
+        });
+        let nonce = solved.await.ok()?;
+        let mut proofs = lock(&self.proofs);
+        if proofs.len() >= MAX_PROOFS {
+            proofs.clear();
+        }
+        proofs.insert((recipient, hour), nonce);
+        Some(nonce)
     }
 
     /// The device behind `peer` answered that no session of its opens `entry`. Seals
@@ -601,6 +644,7 @@ impl Sessions {
         let letter = SessionLetter::from_bytes(&plaintext).map_err(SessionRejected::Letter)?;
         let (sender, published_name) = self.sender(inner, &opening, &letter, new).await?;
         opening.stamp = letter.stamp;
+        opening.work = letter.work;
         opening.published_name = published_name;
         let opened = Opened {
             sender,
@@ -640,7 +684,15 @@ impl Sessions {
         let (plaintext, next) = outcome?;
         Ok((
             plaintext,
-            Opening { guard, next, device, sessions: self, stamp: None, published_name: None },
+            Opening {
+                guard,
+                next,
+                device,
+                sessions: self,
+                stamp: None,
+                work: None,
+                published_name: None,
+            },
         ))
     }
 
@@ -675,8 +727,15 @@ impl Sessions {
         let mut next = guard.clone();
         next.install(accepted.session);
         inner.metrics.session("accepted");
-        let opening =
-            Opening { guard, next, device, sessions: self, stamp: None, published_name: None };
+        let opening = Opening {
+            guard,
+            next,
+            device,
+            sessions: self,
+            stamp: None,
+            work: None,
+            published_name: None,
+        };
         Ok(((accepted.plaintext, opening), true))
     }
 

@@ -76,6 +76,8 @@ pub enum Rejection {
     /// A session message that no session of ours opens: the sender should start
     /// a new session and seal it again (issue 14 item 6).
     NoSession,
+    /// A first contact without the proof of work strangers owe (issue 15 item 4).
+    NoWork,
 }
 
 /// An envelope refused for good, and why (for logs; the sender hears a [`Rejection`]).
@@ -116,6 +118,10 @@ pub enum Rejected {
     /// A version-2 envelope that no session of ours opens, or whose contents are bad.
     #[error("session message refused: {0}")]
     Session(SessionRejected),
+    /// Keys never seen, without a valid first-contact proof of work: nothing is
+    /// derived for them (issue 15 item 4, decision 0062).
+    #[error("a first contact without proof of work")]
+    NoWork,
 }
 
 /// Why a version-2 (session) envelope was refused.
@@ -160,6 +166,7 @@ impl Rejected {
             | Rejected::Session(SessionRejected::WrongMailbox) => Rejection::WrongRecipient,
             Rejected::Stale | Rejected::OldPresence => Rejection::Stale,
             Rejected::Session(SessionRejected::NoSession) => Rejection::NoSession,
+            Rejected::NoWork => Rejection::NoWork,
             _ => Rejection::Invalid,
         }
     }

@@ -41,6 +41,7 @@
 //! - [`session`]: one end-to-end session between two devices — the PQXDH-shaped
 //!   handshake, the double ratchet with header encryption and its post-quantum step;
 //!   sans-IO, try then commit, state as versioned bytes.
+//! - [`work`]: proof of work on first-contact letters, bound to both ends and the hour.
 //! - [`random`]: the randomness a machine is handed, and a seeded source for tests.
 //! - [`mod@file`]: the attachment pipeline (ARCHITECTURE §7) — fixed-size segments, each
 //!   sealed with XChaCha20-Poly1305 under a per-file key, cut into Reed-Solomon data
@@ -60,5 +61,6 @@ pub mod presence;
 pub mod random;
 pub mod receipts;
 pub mod session;
+pub mod work;
 
 pub use random::Random;

@@ -282,3 +282,84 @@ async fn a_stranger_blocked_in_advance_is_dropped_and_its_keys_learned() {
     assert_eq!(learned.fingerprint, Some(a.identity().fingerprint()));
     net.shutdown().await;
 }
+
+/// Issue 15 item 4 (decision 0062): a flood of first contacts from fresh identities
+/// that pay no proof of work gets the slow lane only — one derivation per 10 s, the
+/// rest told to come back — while a contact's texts all arrive and a real stranger,
+/// whose first letter carries its proof, becomes a request within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpaid_first_contacts_get_the_slow_lane_and_contacts_flow() {
+    use communitas_crypto::{Envelope, Identity, Kind, Letter};
+    use communitas_net::Receipt;
+    use communitas_types::{MessageId, Timestamp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::start(dir.path(), 1, &["alice", "bob", "carol"]).await;
+    let (a, b, c) = (net.users[0].handle(), net.users[1].handle(), net.users[2].handle());
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    eventually(Duration::from_secs(20), || b.add_contact(a.address(), None)).await;
+    let bob_addrs = communitas_testkit::dial_addrs(&b).await;
+    let bob_keys = b.identity().clone();
+    let mallory = communitas_testkit::BareClient::start(&[]);
+
+    // 60 fresh identities, one version-1 envelope each: no proof of work.
+    let flood: Vec<Vec<u8>> = (0..60u8)
+        .map(|n| {
+            let fresh = Identity::generate().unwrap();
+            let letter = Letter {
+                message_id: MessageId::from_bytes([n; 16]),
+                timestamp: Timestamp::now(),
+                kind: Kind::Text,
+                body: b"buy now",
+            };
+            Envelope::seal(&fresh, &bob_keys, letter).unwrap().to_bytes()
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let flooding = {
+        let (net, peer, addrs) = (mallory.net.clone(), b.peer_id(), bob_addrs.clone());
+        tokio::spawn(async move {
+            let sends = flood.into_iter().map(|e| {
+                let (net, addrs) = (net.clone(), addrs.clone());
+                async move { net.send(peer, addrs, e).await }
+            });
+            futures::future::join_all(sends).await
+        })
+    };
+    // Meanwhile alice writes, and carol (a stranger with a real node) says hello.
+    let mut bob_events = b.subscribe();
+    for i in 0..20 {
+        a.send_text(b.address(), &format!("alice {i}")).await.unwrap();
+    }
+    c.send_text(b.address(), "hello bob, carol here").await.unwrap();
+    let answers = flooding.await.unwrap();
+    let delivered = answers.iter().filter(|r| matches!(r, Ok(Receipt::Delivered))).count();
+    let busy = answers.iter().filter(|r| matches!(r, Ok(Receipt::Busy))).count();
+    println!("flood: {delivered} taken, {busy} told to come back, in {:?}", started.elapsed());
+    assert!(delivered <= 2, "the slow lane takes one per 10 s: {delivered}");
+    assert!(busy >= 58, "the rest come back later: {busy}");
+
+    let (from, _) = next_event(&mut bob_events, |e| match e {
+        Event::Request { from, new, .. } if *from == c.address() => Some((*from, *new)),
+        _ => None,
+    })
+    .await;
+    let carol_after = started.elapsed();
+    assert_eq!(from, c.address());
+    println!("carol's request after {carol_after:?}");
+    assert!(carol_after < Duration::from_secs(15), "a paid first contact waits seconds");
+    let got = eventually(Duration::from_secs(30), || async {
+        let history = b.history(a.address(), 100, None).await.map_err(|e| e.to_string())?;
+        if history.len() >= 20 { Ok(history) } else { Err(format!("{}", history.len())) }
+    })
+    .await;
+    let texts: Vec<String> = got.into_iter().map(|m| m.text).collect();
+    let sent: Vec<String> = (0..20).map(|i| format!("alice {i}")).collect();
+    assert_eq!(texts, sent, "every text of the contact, in order");
+    let m = b.metrics();
+    assert!(m.first_contact_outcomes("unpaid") <= 2);
+    assert!(m.first_contact_outcomes("unpaid_later") >= 58);
+    assert_eq!(m.first_contact_outcomes("derived"), m.first_contact_outcomes("unpaid") + 1);
+    mallory.stop().await;
+    net.shutdown().await;
+}

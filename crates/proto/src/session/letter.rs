@@ -5,7 +5,9 @@
 //! authenticates both ends): `version (1) ‖ flags (1) ‖ [intro length (4) ‖ intro] ‖
 //! [n (8) ‖ clock (8)] ‖ message id (16) ‖ timestamp (8) ‖ kind (1) ‖ body`. The
 //! stamp (flag bit 1) is the message's place in the conversation
-//! ([`crate::order`]): texts and files carry one, receipts, presence and typing none. The intro (flag bit 0) is the
+//! ([`crate::order`]): texts and files carry one, receipts, presence and typing none.
+//! A letter with an intro also carries a first-contact proof of work (flag bit 2,
+//! `nonce (8)` after the stamp; [`crate::work`]). The intro (flag bit 0) is the
 //! sender's signed identity record: an initiator puts it in every letter it sends
 //! before the first reply, so that the responder learns which identity the
 //! handshake's device belongs to (the record lists the device, signed by the
@@ -34,6 +36,7 @@ pub const LETTER_OVERHEAD: usize = 1 + 1 + 16 + 8 + 1;
 pub const MAX_INTRO_LEN: usize = communitas_crypto::record::MAX_RECORD_LEN;
 const FLAG_INTRO: u8 = 1;
 const FLAG_STAMP: u8 = 2;
+const FLAG_WORK: u8 = 4;
 /// Bytes a stamp adds.
 pub const STAMP_LEN: usize = 16;
 /// The envelope version that carries session messages.
@@ -54,6 +57,8 @@ pub struct SessionLetter {
     pub intro: Option<Vec<u8>>,
     /// The message's place in the conversation, for the kinds that have one.
     pub stamp: Option<Stamp>,
+    /// A first-contact proof of work ([`crate::work`]), with an intro.
+    pub work: Option<u64>,
     /// The sender's id for the message.
     pub message_id: MessageId,
     /// The sender's clock.
@@ -70,10 +75,13 @@ impl SessionLetter {
         let intro = self.intro.as_deref();
         let intro_len = intro.map_or(0, |i| 4 + i.len());
         let stamp_len = if self.stamp.is_some() { STAMP_LEN } else { 0 };
-        let mut w =
-            Writer::with_capacity(LETTER_OVERHEAD + intro_len + stamp_len + self.body.len());
+        let work_len = if self.work.is_some() { 8 } else { 0 };
+        let mut w = Writer::with_capacity(
+            LETTER_OVERHEAD + intro_len + stamp_len + work_len + self.body.len(),
+        );
         let flags = if intro.is_some() { FLAG_INTRO } else { 0 }
-            | if self.stamp.is_some() { FLAG_STAMP } else { 0 };
+            | if self.stamp.is_some() { FLAG_STAMP } else { 0 }
+            | if self.work.is_some() { FLAG_WORK } else { 0 };
         w.u8(LETTER_VERSION).u8(flags);
         if let Some(intro) = intro {
             // Records are at most 7 KiB, so the length always fits.
@@ -81,6 +89,9 @@ impl SessionLetter {
         }
         if let Some(stamp) = self.stamp {
             w.u64(stamp.n).u64(stamp.clock);
+        }
+        if let Some(nonce) = self.work {
+            w.u64(nonce);
         }
         w.raw(self.message_id.as_bytes())
             .u64(self.timestamp.as_millis())
@@ -102,7 +113,7 @@ impl SessionLetter {
             });
         }
         let flags = r.u8("letter flags")?;
-        if flags & !(FLAG_INTRO | FLAG_STAMP) != 0 {
+        if flags & !(FLAG_INTRO | FLAG_STAMP | FLAG_WORK) != 0 {
             return Err(DecodeError::InvalidValue { field: "letter flags" });
         }
         let intro = if flags & FLAG_INTRO != 0 {
@@ -123,12 +134,13 @@ impl SessionLetter {
         } else {
             None
         };
+        let work = if flags & FLAG_WORK != 0 { Some(r.u64("work")?) } else { None };
         let message_id = MessageId::from_bytes(r.array("message id")?);
         let timestamp = Timestamp::from_millis(r.u64("timestamp")?);
         let kind = Kind::from_u8(r.u8("kind")?)?;
         let body = r.take("body", r.remaining())?.to_vec();
         r.finish()?;
-        Ok(Self { intro, stamp, message_id, timestamp, kind, body })
+        Ok(Self { intro, stamp, work, message_id, timestamp, kind, body })
     }
 }
 
@@ -223,6 +235,7 @@ mod tests {
         SessionLetter {
             intro: None,
             stamp: None,
+            work: None,
             message_id: MessageId::from_bytes([n; 16]),
             timestamp: T0,
             kind: Kind::Text,
@@ -243,7 +256,7 @@ mod tests {
         zero_kind[26] = 0;
         assert!(SessionLetter::from_bytes(&zero_kind).is_err());
         let mut unknown_flag = l.to_bytes();
-        unknown_flag[1] = 4;
+        unknown_flag[1] = 8;
         assert!(SessionLetter::from_bytes(&unknown_flag).is_err());
         let stamped = SessionLetter { stamp: Some(Stamp { n: 3, clock: 1 << 41 }), ..l.clone() };
         assert_eq!(SessionLetter::from_bytes(&stamped.to_bytes()).unwrap(), stamped);
@@ -253,6 +266,9 @@ mod tests {
         assert!(SessionLetter::from_bytes(&zero_n).is_err(), "n counts from 1");
         let both = SessionLetter { intro: Some(vec![7; 30]), ..stamped.clone() };
         assert_eq!(SessionLetter::from_bytes(&both.to_bytes()).unwrap(), both);
+        let worked = SessionLetter { work: Some(u64::MAX - 3), ..both.clone() };
+        assert_eq!(SessionLetter::from_bytes(&worked.to_bytes()).unwrap(), worked);
+        assert_eq!(worked.to_bytes().len(), both.to_bytes().len() + 8);
         let introduced = SessionLetter { intro: Some(vec![7; 300]), ..l.clone() };
         assert_eq!(SessionLetter::from_bytes(&introduced.to_bytes()).unwrap(), introduced);
         assert_eq!(introduced.to_bytes().len(), LETTER_OVERHEAD + 4 + 300 + 5);
