@@ -3,6 +3,7 @@
 pub(crate) mod address;
 pub(crate) mod bench;
 pub(crate) mod bench_file;
+pub(crate) mod bench_flood;
 pub(crate) mod bench_presence;
 pub(crate) mod change_passphrase;
 pub(crate) mod contacts;

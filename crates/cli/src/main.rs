@@ -222,6 +222,9 @@ enum BenchCommand {
     /// Many light users on one server node: delivery p50/p99, server RSS and CPU,
     /// refused and lost messages.
     Load(commands::load::LoadArgs),
+    /// First contacts from many fresh identities at bob: alice's latency against a
+    /// quiet run, a real stranger's request latency, bob's CPU.
+    Flood(commands::bench_flood::FloodArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -447,6 +450,7 @@ fn dispatch(command: Command, home: &Path, passphrase: passphrase::Source) -> an
         Command::Bench(BenchCommand::File(args)) => commands::bench_file::file(args),
         Command::Bench(BenchCommand::Presence(args)) => commands::bench_presence::presence(args),
         Command::Bench(BenchCommand::Load(args)) => commands::load::load(args),
+        Command::Bench(BenchCommand::Flood(args)) => commands::bench_flood::flood(args),
         Command::Send { address, text, file: None, wait, json } => {
             client(|| messages::send(home, &address, &text, wait, json))
         }

@@ -122,7 +122,7 @@ pub(crate) async fn stop(mut p: Proc) {
 }
 
 /// Collects `delivered` events from alice's WebSocket into a channel of message ids.
-async fn delivered_events(api: &Api) -> Result<mpsc::Receiver<(String, Instant)>> {
+pub(crate) async fn delivered_events(api: &Api) -> Result<mpsc::Receiver<(String, Instant)>> {
     let url = api.url("/v1/events").replacen("http://", "ws://", 1);
     let mut request = url.into_client_request()?;
     request.headers_mut().insert("authorization", format!("Bearer {}", api.token()).parse()?);
@@ -279,7 +279,10 @@ async fn measure(
     }))
 }
 
-async fn wait_for(events: &mut mpsc::Receiver<(String, Instant)>, id: &str) -> Result<Instant> {
+pub(crate) async fn wait_for(
+    events: &mut mpsc::Receiver<(String, Instant)>,
+    id: &str,
+) -> Result<Instant> {
     loop {
         match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
             Ok(Some((got, at))) if got == id => return Ok(at),

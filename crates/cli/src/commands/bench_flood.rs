@@ -1,0 +1,253 @@
+//! `communitas bench flood` (issue 15 item 4, decision 0062): real processes on
+//! loopback — a server node, alice, bob (contacts both ways) and carol (a stranger to
+//! bob) — and, in this process, an attacker with its own libp2p client.
+//!
+//! 1. Quiet: alice sends `--messages` texts to bob one at a time; each one's time from
+//!    `POST /v1/messages` to its `delivered` event.
+//! 2. Flood: the attacker writes to bob from `--identities` fresh identities (one
+//!    version-1 envelope each, so no proof of work; each refused one sent again every
+//!    second, as a real attacker would), while alice sends the same number of texts
+//!    again and carol writes to bob for the first time: alice's latencies, how long
+//!    until carol's request is in bob's list, and bob's CPU over each phase (its
+//!    `/proc/PID/stat` user + system time over the wall time).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use communitas_crypto::keystore::KdfParams;
+use communitas_crypto::{Envelope, Identity, Kind, Letter};
+use communitas_net::Receipt;
+use communitas_types::{Address, MessageId, Timestamp};
+use serde_json::{Value, json};
+
+use crate::client::Api;
+use crate::commands::bench::{Trio, delivered_events, percentile, spawn, stop, wait_for};
+use crate::commands::init;
+
+/// `bench flood`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FloodArgs {
+    /// Fresh identities that write to bob during the flood.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) identities: usize,
+    /// Texts alice sends in each phase.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) messages: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Seconds of CPU (user + system) a process has used, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command's closing parenthesis; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("unreadable stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks =
+        |i: usize| -> Result<f64> { Ok(fields.get(i).context("short stat")?.parse::<f64>()?) };
+    // Linux reports clock ticks of 1/100 s (USER_HZ) on every architecture we run on.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+async fn befriend(api: &Api, other: Address) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = api.post::<Value>("/v1/contacts", &json!({ "address": other })).await {
+        if Instant::now() > deadline {
+            return Err(e).context("the contact was never found");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Alice's texts to bob, one at a time: each one's send → delivered time, sorted.
+async fn texts(alice: &Api, bob: Address, n: usize, label: &str) -> Result<Vec<Duration>> {
+    let mut delivered = delivered_events(alice).await?;
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let start = Instant::now();
+        let queued: Value = alice
+            .post("/v1/messages", &json!({ "to": bob, "text": format!("{label} {i}") }))
+            .await?;
+        let id = queued["id"].as_str().context("no id")?.to_owned();
+        samples.push(wait_for(&mut delivered, &id).await? - start);
+    }
+    samples.sort();
+    Ok(samples)
+}
+
+pub(crate) fn flood(args: FloodArgs) -> Result<()> {
+    anyhow::ensure!(args.messages > 0, "--messages must be positive");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let trio = Trio::start().await?;
+        let carol_home = trio.dir.path().join("carol");
+        let (_, carol_public) =
+            init::create(&carol_home, None, b"bench", KdfParams::INSECURE_FOR_TESTS).await?;
+        let carol = spawn(&trio.exe, &carol_home, false, Some(&trio.server.dial)).await?;
+        let result = measure(&args, &trio, &carol_home, carol_public.address).await;
+        stop(carol).await;
+        let Trio { alice, bob, server, .. } = trio;
+        for p in [alice, bob, server] {
+            stop(p).await;
+        }
+        let figures = result?;
+        if args.json {
+            println!("{figures}");
+        } else {
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+        }
+        Ok(())
+    })
+}
+
+async fn measure(
+    args: &FloodArgs,
+    trio: &Trio,
+    carol_home: &std::path::Path,
+    carol: Address,
+) -> Result<Value> {
+    let (alice, bob) = (trio.addresses[1], trio.addresses[2]);
+    let alice_api = Api::for_home(&trio.homes[1])?;
+    let bob_api = Api::for_home(&trio.homes[2])?;
+    let carol_api = Api::for_home(carol_home)?;
+    befriend(&alice_api, bob).await?;
+    befriend(&bob_api, alice).await?;
+    let bob_pid = trio.bob.child.id().context("bob has no pid")?;
+
+    // The attacker: its own libp2p client, bob's keys and addresses from the DHT.
+    let config = communitas_net::Config {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+        bootstrap: vec![trio.server.dial.parse()?],
+        only_global_ips: false,
+        dial_any_peer_addr: true,
+        ..communitas_net::Config::default()
+    };
+    let key = communitas_net::libp2p::identity::Keypair::generate_ed25519();
+    let (net, _events, event_loop) = communitas_net::new(key, config)?;
+    let stop_attacker = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(event_loop.run(stop_attacker.clone()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let record = loop {
+        match net.resolve(bob).await {
+            Ok(mut records) if !records.is_empty() => break records.remove(0),
+            _ if Instant::now() > deadline => bail!("the attacker never found bob's record"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let device = record.devices.first().context("bob's record lists no device")?;
+    let bob_addrs: Vec<communitas_net::libp2p::Multiaddr> = device
+        .addrs
+        .iter()
+        .filter_map(|a| communitas_net::libp2p::Multiaddr::try_from(a.clone()).ok())
+        .collect();
+    let bob_peer = device.peer_id;
+    let bob_keys = record.identity.clone();
+
+    // Warm-up, then the quiet phase.
+    texts(&alice_api, bob, 10, "warm-up").await?;
+    let (cpu0, t0) = (cpu_seconds(bob_pid)?, Instant::now());
+    let quiet = texts(&alice_api, bob, args.messages, "quiet").await?;
+    let quiet_cpu = (cpu_seconds(bob_pid)? - cpu0) / t0.elapsed().as_secs_f64();
+
+    // The flood: every identity's envelope, again each second until taken.
+    let envelopes: Vec<Vec<u8>> = (0..args.identities)
+        .map(|n| {
+            let fresh = Identity::generate()?;
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+            let letter = Letter {
+                message_id: MessageId::from_bytes(id),
+                timestamp: Timestamp::now(),
+                kind: Kind::Text,
+                body: b"cheap watches",
+            };
+            Ok(Envelope::seal(&fresh, &bob_keys, letter)?.to_bytes())
+        })
+        .collect::<Result<_>>()?;
+    let flooding = {
+        let (net, addrs, stop) = (net.clone(), bob_addrs.clone(), stop_attacker.clone());
+        tokio::spawn(async move {
+            let mut left = envelopes;
+            let (mut sent, mut taken) = (0u64, 0u64);
+            while !left.is_empty() && !stop.is_cancelled() {
+                let round =
+                    left.iter().map(|e| {
+                        let (net, addrs) = (net.clone(), addrs.clone());
+                        let e = e.clone();
+                        async move {
+                            matches!(net.send(bob_peer, addrs, e).await, Ok(Receipt::Delivered))
+                        }
+                    });
+                let answers = futures::future::join_all(round).await;
+                sent += answers.len() as u64;
+                let mut next = Vec::new();
+                for (envelope, ok) in left.into_iter().zip(answers) {
+                    if ok {
+                        taken += 1;
+                    } else {
+                        next.push(envelope);
+                    }
+                }
+                left = next;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            (sent, taken)
+        })
+    };
+    let (cpu1, t1) = (cpu_seconds(bob_pid)?, Instant::now());
+    // Carol's first contact, at the start of the flood.
+    let carol_task = {
+        let (carol_api, bob_api) = (carol_api, Api::for_home(&trio.homes[2])?);
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let _: Value = carol_api
+                .post("/v1/messages", &json!({ "to": bob, "text": "hello bob, carol here" }))
+                .await?;
+            loop {
+                let list: Vec<Value> = bob_api.get("/v1/requests").await?;
+                if list.iter().any(|r| r["address"] == carol.to_string().as_str()) {
+                    return Ok::<_, anyhow::Error>(start.elapsed());
+                }
+                if start.elapsed() > Duration::from_secs(120) {
+                    bail!("carol's request never showed");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let flooded = texts(&alice_api, bob, args.messages, "flooded").await?;
+    let carol_latency = carol_task.await??;
+    let flood_cpu = (cpu_seconds(bob_pid)? - cpu1) / t1.elapsed().as_secs_f64();
+    stop_attacker.cancel();
+    let (sent, taken) = flooding.await?;
+    let metrics = match bob_api.get_raw("/metrics").await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let outcomes: Vec<&str> =
+        metrics.lines().filter(|l| l.starts_with("communitas_first_contacts_total")).collect();
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let phase = |s: &[Duration], cpu: f64| {
+        json!({
+            "p50_ms": ms(percentile(s, 50.0)),
+            "p99_ms": ms(percentile(s, 99.0)),
+            "max_ms": ms(percentile(s, 100.0)),
+            "bob_cpu_cores": cpu,
+        })
+    };
+    Ok(json!({
+        "identities": args.identities,
+        "messages": args.messages,
+        "quiet": phase(&quiet, quiet_cpu),
+        "flood": phase(&flooded, flood_cpu),
+        "p50_ratio": ms(percentile(&flooded, 50.0)) / ms(percentile(&quiet, 50.0)).max(1e-9),
+        "p99_ratio": ms(percentile(&flooded, 99.0)) / ms(percentile(&quiet, 99.0)).max(1e-9),
+        "carol_request_ms": ms(carol_latency),
+        "attacker_envelopes_sent": sent,
+        "attacker_envelopes_taken": taken,
+        "bob_first_contacts": outcomes,
+    }))
+}
