@@ -223,6 +223,14 @@ pub(crate) async fn add_contact(
     inner.store.add_contact(contact.clone()).await?;
     inner.pinned.remember(address, &contact.identity);
     inner.sessions.learn(address, &record);
+    if inner.sessions.enabled() {
+        // The first letter's proof of work, made now rather than when the user sends
+        // (decision 0062): the first message then goes out at once.
+        let (warm, recipient) = (inner.clone(), contact.identity.fingerprint());
+        tokio::spawn(async move {
+            warm.sessions.proof(&warm, recipient, Timestamp::now()).await;
+        });
+    }
     // Presence starts now, not at the next reload (issue 15 item 5: within a
     // second), so this waits for room in the actor's inbox rather than drop the hint.
     let _ = inner.presence.tell(crate::commands::presence::Command::ContactAdded(address)).await;

@@ -486,7 +486,13 @@ impl Sessions {
 
     /// A first-contact proof for `recipient` at `now`'s hour: made once per recipient
     /// and hour on a blocking thread (~0.5 s, `communitas_proto::work`), then reused.
-    async fn proof(&self, inner: &Inner, recipient: Fingerprint, now: Timestamp) -> Option<u64> {
+    /// Adding a contact makes it ahead of the first message (`send::add_contact`).
+    pub(crate) async fn proof(
+        &self,
+        inner: &Inner,
+        recipient: Fingerprint,
+        now: Timestamp,
+    ) -> Option<u64> {
         let hour = now.as_millis() / (60 * 60 * 1000);
         if let Some(nonce) = lock(&self.proofs).get(&(recipient, hour)) {
             return Some(*nonce);
