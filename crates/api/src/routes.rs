@@ -96,21 +96,18 @@ async fn send(
     }
     let request = body(request)?;
     let to = address(&request.to)?;
-    let node = s.node()?;
-    let (id, status) = node.send_text(to, &request.text).await?;
-    let position = position_of(&node, id).await;
-    let answer = json!({ "id": id, "status": status.as_str(), "position": position });
+    // With where it sorts (decision 0061): a client places it without a page read.
+    let q = s.node()?.queue_text(to, &request.text).await?;
+    let answer = json!({ "id": q.id, "status": q.status.as_str(), "position": q.position });
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
-/// Where a message just queued sorts in its conversation (decision 0061), so that a
-/// client places it without reading the page again; `null` if it cannot be read now
-/// (it is queued all the same).
-async fn position_of(
-    node: &communitas_node::Handle,
-    id: communitas_types::MessageId,
-) -> Option<i64> {
-    node.stored_message(id).await.ok().flatten().map(|cursor| cursor.position)
+/// What a queued file's answer says.
+fn file_queued(q: communitas_node::Queued, file_id: communitas_types::FileId) -> Response {
+    let status = q.status.as_str();
+    let answer =
+        json!({ "id": q.id, "file_id": file_id, "status": status, "position": q.position });
+    (StatusCode::ACCEPTED, Json(answer)).into_response()
 }
 
 async fn message(AxumState(s): AxumState<State>, Path(id): Path<String>) -> Result<Response> {
@@ -398,13 +395,9 @@ async fn send_file(
     }
     let request = body(request)?;
     let to = address(&request.to)?;
-    let node = s.node()?;
-    let (id, file_id, status) =
-        node.send_file(to, &request.text, std::path::PathBuf::from(request.path)).await?;
-    let position = position_of(&node, id).await;
-    let answer =
-        json!({ "id": id, "file_id": file_id, "status": status.as_str(), "position": position });
-    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+    let path = std::path::PathBuf::from(request.path);
+    let (queued, file_id) = s.node()?.queue_file(to, &request.text, path).await?;
+    Ok(file_queued(queued, file_id))
 }
 
 #[derive(Deserialize)]
@@ -443,13 +436,9 @@ async fn upload_file(
         return Err(communitas_node::FileError::TooLarge { size, max }.into());
     }
     receive(&path, upload, max).await?;
-    let node = s.node()?;
-    let (id, file_id, status) = node.send_file(to, &query.text, path).await?;
+    let (queued, file_id) = s.node()?.queue_file(to, &query.text, path).await?;
     folder.keep();
-    let position = position_of(&node, id).await;
-    let answer =
-        json!({ "id": id, "file_id": file_id, "status": status.as_str(), "position": position });
-    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+    Ok(file_queued(queued, file_id))
 }
 
 /// An upload's folder, removed when dropped unless kept: every way out of the

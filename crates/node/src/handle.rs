@@ -72,6 +72,11 @@ impl Handle {
         to: Address,
         text: &str,
     ) -> Result<(MessageId, Status), SendError> {
+        self.queue_text(to, text).await.map(|q| (q.id, q.status))
+    }
+
+    /// [`Self::send_text`], answering where the message sorts in its conversation too.
+    pub async fn queue_text(&self, to: Address, text: &str) -> Result<send::Queued, SendError> {
         send::send_text(&self.inner, to, text).await
     }
 
@@ -157,6 +162,17 @@ impl Handle {
         caption: &str,
         path: std::path::PathBuf,
     ) -> Result<(MessageId, communitas_types::FileId, Status), SendError> {
+        let (queued, file_id) = self.queue_file(to, caption, path).await?;
+        Ok((queued.id, file_id, queued.status))
+    }
+
+    /// [`Self::send_file`], answering where the message sorts in its conversation too.
+    pub async fn queue_file(
+        &self,
+        to: Address,
+        caption: &str,
+        path: std::path::PathBuf,
+    ) -> Result<(send::Queued, communitas_types::FileId), SendError> {
         send::send_file(&self.inner, to, caption, path).await
     }
 

@@ -63,7 +63,7 @@ pub use limits::{Rate, RateLimits};
 pub use metrics::Metrics;
 pub use names::{NameError, check_name};
 pub use reading::Settings;
-pub use send::SendError;
+pub use send::{Queued, SendError};
 
 // The acceptance window is the inbound rules' (one copy).
 pub use communitas_proto::inbound::{MAX_CLOCK_AHEAD, MESSAGE_TTL};

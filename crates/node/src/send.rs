@@ -79,11 +79,22 @@ pub enum SendError {
     File(#[from] crate::files::FileError),
 }
 
+/// A message the outbox now owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    /// Its id.
+    pub id: MessageId,
+    /// Its status (`queued`).
+    pub status: Status,
+    /// Where it sorts in its conversation (decision 0061).
+    pub position: i64,
+}
+
 pub(crate) async fn send_text(
     inner: &Arc<Inner>,
     to: Address,
     text: &str,
-) -> Result<(MessageId, Status), SendError> {
+) -> Result<Queued, SendError> {
     if text.is_empty() {
         return Err(SendError::Empty);
     }
@@ -108,7 +119,7 @@ pub(crate) async fn queue(
     id: MessageId,
     kind: Kind,
     body: Vec<u8>,
-) -> Result<(MessageId, Status), SendError> {
+) -> Result<Queued, SendError> {
     let recipient = recipient_keys(inner, to).await?;
     let now = Timestamp::now();
     // Its place in the conversation, inside the letter (issue 23 item 1).
@@ -153,7 +164,7 @@ pub(crate) async fn queue(
     if inner.outbox.enqueue(entry).await.is_err() {
         tracing::info!(message = %id.fmt_short(), "queued while the node stops: sent after the next start");
     }
-    Ok((id, Status::Queued))
+    Ok(Queued { id, status: Status::Queued, position: place.position })
 }
 
 /// The pinned keys of `to`, pinning them first if `to` is new.
@@ -245,7 +256,7 @@ pub(crate) async fn send_file(
     to: Address,
     caption: &str,
     path: std::path::PathBuf,
-) -> Result<(MessageId, communitas_types::FileId, Status), SendError> {
+) -> Result<(Queued, communitas_types::FileId), SendError> {
     use communitas_store::{FileRow, FileStatus};
 
     if caption.len() > communitas_proto::file::MAX_CAPTION_LEN {
@@ -305,8 +316,7 @@ pub(crate) async fn send_file(
             updated_at: Timestamp::now(),
         })
         .await?;
-    let (id, status) = queue(inner, to, id, Kind::File, manifest.to_bytes()).await?;
-    Ok((id, file_id, status))
+    Ok((queue(inner, to, id, Kind::File, manifest.to_bytes()).await?, file_id))
 }
 
 /// How long accepting a request waits for the stranger's identity record, for the

@@ -1845,8 +1845,8 @@ export interface components {
         Queued: {
             id: components["schemas"]["MessageId"];
             status: components["schemas"]["MessageStatus"];
-            /** @description where the queued message sorts in its conversation (null if it could not be read back; it is queued all the same) */
-            position?: number | null;
+            /** @description where the queued message sorts in its conversation (decision 0061) */
+            position: number;
         };
         HistoryEntry: {
             id: components["schemas"]["MessageId"];
@@ -2012,8 +2012,8 @@ export interface components {
             id: components["schemas"]["MessageId"];
             file_id: components["schemas"]["FileId"];
             status: components["schemas"]["MessageStatus"];
-            /** @description where the queued message sorts in its conversation (null if it could not be read back; it is queued all the same) */
-            position?: number | null;
+            /** @description where the queued message sorts in its conversation (decision 0061) */
+            position: number;
         };
         /**
          * @description sent files: offered, uploading, stored, or fetched (the recipient has it all; final); received files: pending, downloading, done, too_large (over the auto-download size: fetch by hand) or failed

@@ -147,6 +147,19 @@ pub(crate) async fn delivered_events(api: &Api) -> Result<mpsc::Receiver<(String
     Ok(rx)
 }
 
+/// Adds `address` as a contact through `api`, trying again for up to 30 s while its
+/// record is not in the DHT yet.
+pub(crate) async fn add_contact(api: &Api, address: communitas_types::Address) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = api.post::<Value>("/v1/contacts", &json!({ "address": address })).await {
+        if Instant::now() > deadline {
+            return Err(e).context("the contact was never found");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -194,22 +207,11 @@ async fn measure(
     bob: communitas_types::Address,
 ) -> Result<Value> {
     let api = Api::for_home(alice_home)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Err(e) = api.post::<Value>("/v1/contacts", &json!({ "address": bob })).await {
-        if Instant::now() > deadline {
-            return Err(e).context("alice could not find bob");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    add_contact(&api, bob).await.context("alice could not find bob")?;
     // Each other's contacts: a stranger's messages would be a bounded request
     // (issue 15), not a conversation.
     let bob_api = Api::for_home(bob_home)?;
-    while let Err(e) = bob_api.post::<Value>("/v1/contacts", &json!({ "address": alice })).await {
-        if Instant::now() > deadline {
-            return Err(e).context("bob could not find alice");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    add_contact(&bob_api, alice).await.context("bob could not find alice")?;
     let mut delivered = delivered_events(&api).await?;
     let send = |text: String| {
         let api = &api;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use crate::client::Api;
-use crate::commands::bench::{Trio, stop};
+use crate::commands::bench::{Trio, add_contact, stop};
 
 /// `bench file`'s flags.
 #[derive(Debug, clap::Args)]
@@ -122,22 +122,9 @@ async fn measure(
 ) -> Result<(f64, f64)> {
     let alice = Api::for_home(alice_home)?;
     let bob_api = Api::for_home(bob_home)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Err(e) = alice.post::<Value>("/v1/contacts", &json!({ "address": bob })).await {
-        if Instant::now() > deadline {
-            return Err(e).context("alice could not find bob");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    add_contact(&alice, bob).await.context("alice could not find bob")?;
     // Bob accepts alice: a stranger's files are not fetched (issue 15).
-    while let Err(e) =
-        bob_api.post::<Value>("/v1/contacts", &json!({ "address": alice_address })).await
-    {
-        if Instant::now() > deadline {
-            return Err(e).context("bob could not find alice");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    add_contact(&bob_api, alice_address).await.context("bob could not find alice")?;
     // Warm the connection with one message, as a user would have.
     alice.post::<Value>("/v1/messages", &json!({ "to": bob, "text": "file coming" })).await?;
 

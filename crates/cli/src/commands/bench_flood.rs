@@ -21,7 +21,9 @@ use communitas_types::{Address, MessageId, Timestamp};
 use serde_json::{Value, json};
 
 use crate::client::Api;
-use crate::commands::bench::{Trio, delivered_events, percentile, spawn, stop, wait_for};
+use crate::commands::bench::{
+    Trio, add_contact, delivered_events, percentile, spawn, stop, wait_for,
+};
 use crate::commands::init;
 
 /// `bench flood`'s flags.
@@ -48,17 +50,6 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
         |i: usize| -> Result<f64> { Ok(fields.get(i).context("short stat")?.parse::<f64>()?) };
     // Linux reports clock ticks of 1/100 s (USER_HZ) on every architecture we run on.
     Ok((ticks(11)? + ticks(12)?) / 100.0)
-}
-
-async fn befriend(api: &Api, other: Address) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Err(e) = api.post::<Value>("/v1/contacts", &json!({ "address": other })).await {
-        if Instant::now() > deadline {
-            return Err(e).context("the contact was never found");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
 }
 
 /// Alice's texts to bob, one at a time: each one's send → delivered time, sorted.
@@ -112,8 +103,8 @@ async fn measure(
     let alice_api = Api::for_home(&trio.homes[1])?;
     let bob_api = Api::for_home(&trio.homes[2])?;
     let carol_api = Api::for_home(carol_home)?;
-    befriend(&alice_api, bob).await?;
-    befriend(&bob_api, alice).await?;
+    add_contact(&alice_api, bob).await?;
+    add_contact(&bob_api, alice).await?;
     let bob_pid = trio.bob.child.id().context("bob has no pid")?;
 
     // The attacker: its own libp2p client, bob's keys and addresses from the DHT.

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::client::Api;
-use crate::commands::bench::{Trio, percentile, spawn, stop};
+use crate::commands::bench::{Trio, add_contact, percentile, spawn, stop};
 
 /// `bench presence`'s flags.
 #[derive(Debug, clap::Args)]
@@ -68,17 +68,6 @@ async fn until(events: &mut mpsc::Receiver<(String, Instant)>, status: &str) -> 
             _ => bail!("no presence event {status:?} within 30 s"),
         }
     }
-}
-
-async fn add(api: &Api, address: communitas_types::Address) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Err(e) = api.post::<Value>("/v1/contacts", &json!({ "address": address })).await {
-        if Instant::now() > deadline {
-            return Err(e).context("the contact was never found");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
 }
 
 fn summary(samples: &mut [Duration]) -> Value {
@@ -133,8 +122,8 @@ async fn measure(
     boot: &str,
 ) -> Result<Value> {
     let alice_api = Api::for_home(&homes[1])?;
-    add(&alice_api, addresses[2]).await?;
-    add(&Api::for_home(&homes[2])?, addresses[1]).await?;
+    add_contact(&alice_api, addresses[2]).await?;
+    add_contact(&Api::for_home(&homes[2])?, addresses[1]).await?;
     let mut events = presence_events(&alice_api, addresses[2].to_string()).await?;
     // Bob may have come online before the event stream opened.
     let now: Value = alice_api.get(&format!("/v1/presence/{}", addresses[2])).await?;

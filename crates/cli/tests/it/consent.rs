@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::daemon::{Daemon, init_all, metric};
+use super::daemon::{Daemon, add_contact, init_all, metric};
 use super::presence::{events, wait_for};
 use super::{communitas, run, stderr, stdout};
 
@@ -19,19 +19,6 @@ fn cli(home: &Path, args: &[&str]) -> String {
 
 fn json(home: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&cli(home, args)).unwrap()
-}
-
-/// Retries `contacts add` until the other side's identity record is in the DHT.
-fn add_contact(home: &Path, address: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = run(communitas(home).args(["contacts", "add", address]));
-        if out.status.success() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never found {address}: {}", stderr(&out));
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
 
 fn online(event: &Value, of: &str) -> bool {

@@ -271,3 +271,16 @@ pub(crate) fn mailboxes(root: &Path, servers: usize, server_args: &[&str]) -> Ma
     assert!(bob.stop());
     Mailboxes { servers: nodes, boot, alice, alice_home, alice_addr, bob_home, bob_addr }
 }
+
+/// Retries `contacts add` until the other side's identity record is in the DHT.
+pub(crate) fn add_contact(home: &Path, address: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = run(communitas(home).args(["contacts", "add", address]));
+        if out.status.success() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never found {address}: {}", stderr(&out));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

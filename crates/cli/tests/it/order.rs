@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::chaos::{history_all, send, settled};
-use super::daemon::{Daemon, init_all};
-use super::{communitas, run, stderr};
+use super::daemon::{Daemon, add_contact, init_all};
 
 #[test]
 fn five_hundred_texts_keep_their_order_through_mailboxes_and_a_restart() {
@@ -28,17 +27,8 @@ fn five_hundred_texts_keep_their_order_through_mailboxes_and_a_restart() {
     let (boot_a, boot_b) = (servers[1].dial[0].clone(), servers[2].dial[0].clone());
     let alice = Daemon::start(alice_home, false, Some(&boot_a));
     let mut bob = Some(Daemon::start(bob_home, false, Some(&boot_b)));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for (home, other) in [(alice_home, &bob_addr), (bob_home, &alice_addr)] {
-        loop {
-            let out = run(communitas(home).args(["contacts", "add", other]));
-            if out.status.success() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no contact: {}", stderr(&out));
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
+    add_contact(alice_home, &bob_addr);
+    add_contact(bob_home, &alice_addr);
 
     // 1…150 with bob online, answering now and then; bob killed; 151…350 to the
     // mailboxes; bob back (his restart overlapping the burst); 351…500.
