@@ -2,7 +2,8 @@
 //! that owns it. It decides nothing about a message itself.
 //!
 //! ```text
-//! net::Event ─┬─ Message        ─ rate limit ─ bound ─ task: inbound::answer
+//! net::Event ─┬─ Message        ─ rate limit ─┬ familiar ─ bound ─ task: inbound::answer
+//!             │                               └ other ── the strangers' lane (`lanes`)
 //!             ├─ Mailbox        ─ rate limit ─ the mailbox server's inbox
 //!             ├─ Connection     ─ outbox, files, presence (their commands); UI event
 //!             ├─ AddressesChanged ─ the identity publisher
@@ -43,6 +44,7 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let mut tasks = JoinSet::new();
+    let mut lane = crate::lanes::Lane::new();
     let mut tidy = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
@@ -50,13 +52,17 @@ pub(crate) async fn run(
             () = shutdown.cancelled() => break,
             _ = tidy.tick() => inner.limiters.forget_idle(),
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(_) = lane.tasks.join_next(), if !lane.tasks.is_empty() => lane.next(&inner).await,
             event = events.recv() => match event {
                 None => break,
-                Some(event) => dispatch(&inner, &channels, &mut tasks, max_inbound, event).await,
+                Some(event) => {
+                    dispatch(&inner, &channels, &mut tasks, &mut lane, max_inbound, event).await;
+                }
             }
         }
     }
     tasks.shutdown().await;
+    lane.tasks.shutdown().await;
 }
 
 /// Routes one event.
@@ -64,6 +70,7 @@ async fn dispatch(
     inner: &Arc<Inner>,
     channels: &Channels,
     tasks: &mut JoinSet<()>,
+    lane: &mut crate::lanes::Lane,
     max_inbound: usize,
     event: NetEvent,
 ) {
@@ -72,6 +79,10 @@ async fn dispatch(
             if !inner.limiters.allow(&peer, Bucket::Message) {
                 inner.metrics.limited("msg");
                 let _ = responder.send(Receipt::RateLimited).await;
+                return;
+            }
+            if !inner.familiar.knows(&peer) {
+                lane.offer(inner, peer, envelope, responder).await;
                 return;
             }
             if tasks.len() >= max_inbound {

@@ -85,6 +85,9 @@ pub(crate) struct Accepted {
     /// For a new or replayed text or file: who sent it, to send a delivery receipt
     /// when it came from a mailbox ([`Reply::acknowledge`]).
     pub(crate) text_from: Option<(Address, communitas_crypto::PublicIdentity, MessageId)>,
+    /// A contact's new letter (not a replay): the peer that brought it directly is
+    /// one of the contact's devices (the strangers' lane, `lanes`).
+    pub(crate) from_contact: bool,
 }
 
 /// Accepts one envelope and answers its sender on `responder`, only once what it
@@ -94,6 +97,9 @@ pub(crate) async fn answer(inner: &Inner, peer: PeerId, envelope: Vec<u8>, respo
         Ok((accepted, answer)) => {
             if accepted.inserted == Inserted::Duplicate {
                 inner.metrics.duplicates.inc();
+            }
+            if accepted.from_contact {
+                inner.familiar.learn(peer);
             }
             receipt_of(answer)
         }
@@ -159,7 +165,7 @@ async fn judge(
 
 /// Nothing stored, nothing to acknowledge.
 fn nothing_new() -> Accepted {
-    Accepted { inserted: Inserted::Duplicate, text_from: None }
+    Accepted { inserted: Inserted::Duplicate, text_from: None, from_contact: false }
 }
 
 /// Commits a session's state when nothing else is stored with it (presence, typing,
@@ -186,7 +192,10 @@ fn dropped_blocked(inner: &Inner, opened: &Opened) -> (Accepted, Answer) {
         _ => "message",
     };
     inner.metrics.blocked(kind);
-    (Accepted { inserted: Inserted::Duplicate, text_from: None }, Answer::Delivered)
+    (
+        Accepted { inserted: Inserted::Duplicate, text_from: None, from_contact: false },
+        Answer::Delivered,
+    )
 }
 
 /// A text or a file: into the conversation of a contact, or into a stranger's request.
@@ -258,7 +267,7 @@ async fn record(
         inner.files.offer_fetch(file_id);
     }
     let text_from = acknowledge.then_some((from, sender, id));
-    Ok((Accepted { inserted, text_from }, answer))
+    Ok((Accepted { inserted, text_from, from_contact: inserted == Inserted::New }, answer))
 }
 
 /// A text or a file from a stranger: into its request (opened if new), its file not
@@ -319,7 +328,7 @@ async fn request(
     }
     // Its delivery is acknowledged like a contact's: a request is not a block.
     let text_from = acknowledge.then_some((from, sender, id));
-    Ok((Accepted { inserted: added.inserted, text_from }, answer))
+    Ok((Accepted { inserted: added.inserted, text_from, from_contact: false }, answer))
 }
 
 /// A receipt: from a contact only (a stranger has no message of ours to acknowledge);
@@ -335,7 +344,7 @@ async fn receipt(
     else {
         // Answered so that it stops; nothing derived, nothing stored.
         return Ok((
-            Accepted { inserted: Inserted::Duplicate, text_from: None },
+            Accepted { inserted: Inserted::Duplicate, text_from: None, from_contact: false },
             Answer::Delivered,
         ));
     };
@@ -353,7 +362,8 @@ async fn receipt(
             crate::receipts::ApplyError::ShuttingDown => Refusal::Busy(Busy::ShuttingDown),
         })?;
     }
-    Ok((Accepted { inserted, text_from: None }, reply.answer))
+    let from_contact = inserted == Inserted::New;
+    Ok((Accepted { inserted, text_from: None, from_contact }, reply.answer))
 }
 
 /// Presence or typing: contacts only, never stored; the actor gets it without waiting.
@@ -373,7 +383,11 @@ async fn presence(
     if !inner.presence.offer_heard(from, opened.timestamp, body) {
         return Err(Busy::Presence.into());
     }
-    Ok((Accepted { inserted: Inserted::New, text_from: None }, Answer::Delivered))
+    // Fresh (the rules' window), so a replay of an old one does not get here.
+    Ok((
+        Accepted { inserted: Inserted::New, text_from: None, from_contact: true },
+        Answer::Delivered,
+    ))
 }
 
 /// A store failure: logged here, and the sender is told to come back.

@@ -27,6 +27,7 @@ mod handle;
 mod hooks;
 mod inbound;
 mod joined;
+mod lanes;
 mod limits;
 mod mailbox;
 mod metrics;
@@ -106,6 +107,8 @@ pub(crate) struct Inner {
     pub(crate) clocks: order::Clocks,
     /// The slow lane of first contacts without a proof of work (decision 0062).
     pub(crate) unpaid: inbound::Unpaid,
+    /// Peers known to be contacts' devices: their envelopes skip the strangers' lane.
+    pub(crate) familiar: lanes::Familiar,
     /// Addresses tests inject for keys, in place of deriving them.
     #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) injected: hooks::Injected,
@@ -177,6 +180,7 @@ impl Node {
             request_limits: config.request_limits,
             clocks: order::Clocks::new(own),
             unpaid: inbound::Unpaid::default(),
+            familiar: lanes::Familiar::default(),
             sessions,
             #[cfg(any(test, feature = "test-hooks"))]
             injected: hooks::Injected::default(),

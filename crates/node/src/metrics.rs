@@ -82,6 +82,10 @@ pub struct Metrics {
     /// `bad_work` (a wrong proof: refused, nothing derived), `busy` (too many
     /// waiting: told to come back).
     pub first_contacts: Family<Vec<(String, String)>, Counter>,
+    /// Envelopes from peers that are not known contact devices, by what the
+    /// strangers' lane did (decision 0063): `answered_at_once`, `queued`,
+    /// `peer_share` and `full` (told to come back), `too_late` (waited past 5 s).
+    pub stranger_lane: Family<Vec<(String, String)>, Counter>,
 }
 
 impl Metrics {
@@ -225,6 +229,12 @@ impl Metrics {
             first_contacts.clone(),
         );
         registry.register("sessions", "Session events, by event", sessions.clone());
+        let stranger_lane = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "stranger_lane",
+            "Envelopes from peers not known as contacts' devices, by what the lane did",
+            stranger_lane.clone(),
+        );
         registry.register(
             "sealed_v1",
             "Letters sealed as version-1 envelopes (no session with the recipient)",
@@ -263,6 +273,7 @@ impl Metrics {
             sessions,
             sealed_v1,
             first_contacts,
+            stranger_lane,
         }
     }
 
@@ -274,6 +285,17 @@ impl Metrics {
     /// Counts an envelope from keys never seen (see [`Metrics::first_contacts`]).
     pub(crate) fn first_contact(&self, outcome: &str) {
         self.first_contacts.get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())]).inc();
+    }
+
+    /// Counts what the strangers' lane did with an envelope (see
+    /// [`Metrics::stranger_lane`]).
+    pub(crate) fn lane(&self, outcome: &str) {
+        self.stranger_lane.get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())]).inc();
+    }
+
+    /// How many envelopes the strangers' lane handled with `outcome`.
+    pub fn lane_outcomes(&self, outcome: &str) -> u64 {
+        self.stranger_lane.get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())]).get()
     }
 
     /// How many envelopes from keys never seen ended in `outcome`.

@@ -274,6 +274,9 @@ async fn deliver(inner: Arc<Inner>, mut entry: Entry, cached: Option<Devices>) -
         }
         match receipt {
             Ok(Receipt::Delivered) => {
+                // A device of the contact's record took it: its envelopes to us
+                // skip the strangers' lane (`lanes`).
+                inner.familiar.learn(*peer);
                 delivered = true;
                 break;
             }

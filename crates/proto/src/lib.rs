@@ -27,6 +27,8 @@
 //! # Modules
 //!
 //! - [`backoff`]: exponential backoff with full jitter, the one copy.
+//! - [`fair`]: a queue bounded in total and per source, served round robin — where
+//!   strangers' work waits (record puts, envelopes from unknown peers).
 //! - [`inbound`]: inbound acceptance — opening, the freshness window, replay, routing
 //!   by kind, and the answer, which only a commit produces.
 //! - [`presence`]: presence and typing — heartbeats, missed windows, typing that runs
@@ -51,6 +53,7 @@
 #![deny(missing_docs)]
 
 pub mod backoff;
+pub mod fair;
 pub mod file;
 pub mod fuzz;
 pub mod inbound;

@@ -6,7 +6,8 @@
 //!    `POST /v1/messages` to its `delivered` event.
 //! 2. Flood: the attacker writes to bob from `--identities` fresh identities (one
 //!    version-1 envelope each, so no proof of work; each refused one sent again every
-//!    second, as a real attacker would), while alice sends the same number of texts
+//!    second, as a real attacker would) through `--peers` libp2p clients of its own
+//!    (PeerIds cost nothing, so none is a contact's device), while alice sends the same number of texts
 //!    again and carol writes to bob for the first time: alice's latencies, how long
 //!    until carol's request is in bob's list, and bob's CPU over each phase (its
 //!    `/proc/PID/stat` user + system time over the wall time).
@@ -35,6 +36,9 @@ pub(crate) struct FloodArgs {
     /// Texts alice sends in each phase.
     #[arg(long, default_value_t = 100)]
     pub(crate) messages: usize,
+    /// The attacker's libp2p clients (PeerIds) the envelopes are spread over.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) peers: usize,
     /// Print the figures as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -107,18 +111,26 @@ async fn measure(
     add_contact(&bob_api, alice).await?;
     let bob_pid = trio.bob.child.id().context("bob has no pid")?;
 
-    // The attacker: its own libp2p client, bob's keys and addresses from the DHT.
-    let config = communitas_net::Config {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
-        bootstrap: vec![trio.server.dial.parse()?],
-        only_global_ips: false,
-        dial_any_peer_addr: true,
-        ..communitas_net::Config::default()
-    };
-    let key = communitas_net::libp2p::identity::Keypair::generate_ed25519();
-    let (net, _events, event_loop) = communitas_net::new(key, config)?;
+    // The attacker: libp2p clients of its own, bob's keys and addresses from the DHT.
     let stop_attacker = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(event_loop.run(stop_attacker.clone()));
+    let mut nets = Vec::with_capacity(args.peers);
+    // Their event channels stay open (and unread) for as long as they run.
+    let mut events = Vec::with_capacity(args.peers);
+    for _ in 0..args.peers {
+        let config = communitas_net::Config {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+            bootstrap: vec![trio.server.dial.parse()?],
+            only_global_ips: false,
+            dial_any_peer_addr: true,
+            ..communitas_net::Config::default()
+        };
+        let key = communitas_net::libp2p::identity::Keypair::generate_ed25519();
+        let (net, net_events, event_loop) = communitas_net::new(key, config)?;
+        tokio::spawn(event_loop.run(stop_attacker.clone()));
+        nets.push(net);
+        events.push(net_events);
+    }
+    let net = nets.first().context("--peers must be positive")?.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     let record = loop {
         match net.resolve(bob).await {
@@ -158,14 +170,14 @@ async fn measure(
         })
         .collect::<Result<_>>()?;
     let flooding = {
-        let (net, addrs, stop) = (net.clone(), bob_addrs.clone(), stop_attacker.clone());
+        let (addrs, stop) = (bob_addrs.clone(), stop_attacker.clone());
         tokio::spawn(async move {
             let mut left = envelopes;
             let (mut sent, mut taken) = (0u64, 0u64);
             while !left.is_empty() && !stop.is_cancelled() {
                 let round =
-                    left.iter().map(|e| {
-                        let (net, addrs) = (net.clone(), addrs.clone());
+                    left.iter().enumerate().map(|(i, e)| {
+                        let (net, addrs) = (nets[i % nets.len()].clone(), addrs.clone());
                         let e = e.clone();
                         async move {
                             matches!(net.send(bob_peer, addrs, e).await, Ok(Receipt::Delivered))
@@ -219,6 +231,8 @@ async fn measure(
     };
     let outcomes: Vec<&str> =
         metrics.lines().filter(|l| l.starts_with("communitas_first_contacts_total")).collect();
+    let lane: Vec<&str> =
+        metrics.lines().filter(|l| l.starts_with("communitas_stranger_lane_total")).collect();
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let phase = |s: &[Duration], cpu: f64| {
@@ -231,6 +245,7 @@ async fn measure(
     };
     Ok(json!({
         "identities": args.identities,
+        "attacker_peers": args.peers,
         "messages": args.messages,
         "quiet": phase(&quiet, quiet_cpu),
         "flood": phase(&flooded, flood_cpu),
@@ -240,5 +255,6 @@ async fn measure(
         "attacker_envelopes_sent": sent,
         "attacker_envelopes_taken": taken,
         "bob_first_contacts": outcomes,
+        "bob_stranger_lane": lane,
     }))
 }

@@ -9,18 +9,19 @@
 //! that address's key only if its keys derive that address.
 //!
 //! Puts never stand in the way of our own lookups (issue 16): they wait in their own
-//! queue ([`PutQueue`]: at most [`PUTS_QUEUED`] records, [`PUTS_QUEUED_PER_PEER`] from
+//! queue (a [`FairQueue`]: at most [`PUTS_QUEUED`] records, [`PUTS_QUEUED_PER_PEER`] from
 //! one peer, served round robin), and only [`PUTS_VALIDATING`] of them is handed to the
 //! validator at a time. A lookup's record therefore waits behind at most one put's
 //! derivation, and strangers' puts get at most that share of the CPU. What is turned
 //! away is counted in `communitas_refused_total{what="record_put_…"}`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use communitas_crypto::IdentityRecord;
 use communitas_crypto::record::{RecordSet, dht_key};
+use communitas_proto::fair::{FairQueue, Refused};
 use communitas_types::Address;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use libp2p::kad::{self, GetRecordOk, QueryId, QueryResult, Quorum, Record, RecordKey};
@@ -63,60 +64,9 @@ mod refused {
     pub(super) const WRONG_KEY: &str = "record_put_wrong_key";
 }
 
-/// Why [`PutQueue::push`] refused a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum QueueRefusal {
-    PeerShare,
-    Full,
-}
-
 /// Inbound put records waiting for the validator: bounded in total and per source peer,
 /// taken round robin over the peers so one peer's backlog does not delay another's.
-#[derive(Default)]
-struct PutQueue {
-    by_peer: HashMap<PeerId, VecDeque<(IdentityRecord, Waiter)>>,
-    /// Peers with records waiting, in the order they are served.
-    turns: VecDeque<PeerId>,
-    len: usize,
-}
-
-impl PutQueue {
-    fn push(
-        &mut self,
-        source: PeerId,
-        record: IdentityRecord,
-        waiter: Waiter,
-    ) -> Result<(), QueueRefusal> {
-        if self.len >= PUTS_QUEUED {
-            return Err(QueueRefusal::Full);
-        }
-        let queue = self.by_peer.entry(source).or_default();
-        if queue.len() >= PUTS_QUEUED_PER_PEER {
-            return Err(QueueRefusal::PeerShare);
-        }
-        if queue.is_empty() {
-            self.turns.push_back(source);
-        }
-        queue.push_back((record, waiter));
-        self.len += 1;
-        Ok(())
-    }
-
-    fn pop(&mut self) -> Option<(IdentityRecord, Waiter)> {
-        let peer = self.turns.pop_front()?;
-        let queue = self.by_peer.get_mut(&peer)?;
-        let item = queue.pop_front();
-        if queue.is_empty() {
-            self.by_peer.remove(&peer);
-        } else {
-            self.turns.push_back(peer);
-        }
-        if item.is_some() {
-            self.len -= 1;
-        }
-        item
-    }
-}
+type PutQueue = FairQueue<PeerId, (IdentityRecord, Waiter)>;
 
 /// How often the buckets of peers that are full again are forgotten (bounds memory:
 /// a bucket a peer has not touched for a minute is back at its burst anyway).
@@ -160,7 +110,7 @@ impl Default for Records {
             lookup_queries: HashMap::new(),
             next_token: 0,
             puts: RateLimiter::keyed(Quota::per_minute(PUTS_PER_PEER_PER_MINUTE)),
-            put_queue: PutQueue::default(),
+            put_queue: PutQueue::new(PUTS_QUEUED, PUTS_QUEUED_PER_PEER),
             puts_validating: 0,
         }
     }
@@ -308,13 +258,19 @@ impl EventLoop {
                 expires: record.expires,
                 publisher: record.publisher,
             };
-            match self.records.put_queue.push(source, identity_record, waiter) {
+            // The queue's times are not read here: a put waits as long as it must.
+            let queued = self.records.put_queue.push(
+                source,
+                (identity_record, waiter),
+                communitas_types::Timestamp::from_millis(0),
+            );
+            match queued.map_err(|(why, _)| why) {
                 Ok(()) => {}
-                Err(QueueRefusal::PeerShare) => {
+                Err(Refused::SourceShare) => {
                     tracing::debug!(peer = %source, "peer's record puts over its share: dropped");
                     self.metrics.refuse(refused::PEER_SHARE);
                 }
-                Err(QueueRefusal::Full) => {
+                Err(Refused::Full) => {
                     tracing::debug!(peer = %source, "record put queue full: dropped");
                     self.metrics.refuse(refused::QUEUE_FULL);
                 }
@@ -326,7 +282,7 @@ impl EventLoop {
     /// Hands queued puts to the validator while fewer than [`PUTS_VALIDATING`] are there.
     fn validate_puts(&mut self) {
         while self.records.puts_validating < PUTS_VALIDATING {
-            let Some((record, waiter)) = self.records.put_queue.pop() else { break };
+            let Some((_, _, (record, waiter))) = self.records.put_queue.pop() else { break };
             match self.records.validator.check(record, waiter) {
                 Ok(Some(checked)) => self.handle_checked(checked, false),
                 Ok(None) => self.records.puts_validating += 1,
@@ -453,56 +409,32 @@ mod tests {
         (record, waiter)
     }
 
+    // The queue's rule (round robin, the two bounds) is tested in communitas-proto's
+    // `fair`; these check the bounds the DHT gives it.
+    fn push(queue: &mut PutQueue, peer: PeerId) -> Result<(), Refused> {
+        let at = communitas_types::Timestamp::from_millis(0);
+        queue.push(peer, record(), at).map_err(|(why, _)| why)
+    }
+
     #[test]
     fn a_peer_may_queue_its_share_and_no_more() {
-        let mut queue = PutQueue::default();
+        let mut queue = Records::default().put_queue;
         let (flooder, other) = (PeerId::random(), PeerId::random());
         for _ in 0..PUTS_QUEUED_PER_PEER {
-            let (r, w) = record();
-            assert_eq!(queue.push(flooder, r, w), Ok(()));
+            assert_eq!(push(&mut queue, flooder), Ok(()));
         }
-        let (r, w) = record();
-        assert_eq!(queue.push(flooder, r, w), Err(QueueRefusal::PeerShare));
-        let (r, w) = record();
-        assert_eq!(queue.push(other, r, w), Ok(()), "another peer still has its share");
+        assert_eq!(push(&mut queue, flooder), Err(Refused::SourceShare));
+        assert_eq!(push(&mut queue, other), Ok(()), "another peer still has its share");
     }
 
     #[test]
     fn the_queue_is_bounded_over_all_peers() {
-        let mut queue = PutQueue::default();
+        let mut queue = Records::default().put_queue;
         for _ in 0..PUTS_QUEUED {
-            let (r, w) = record();
-            assert_eq!(queue.push(PeerId::random(), r, w), Ok(()));
+            assert_eq!(push(&mut queue, PeerId::random()), Ok(()));
         }
-        let (r, w) = record();
-        assert_eq!(queue.push(PeerId::random(), r, w), Err(QueueRefusal::Full));
+        assert_eq!(push(&mut queue, PeerId::random()), Err(Refused::Full));
         assert!(queue.pop().is_some());
-        let (r, w) = record();
-        assert_eq!(queue.push(PeerId::random(), r, w), Ok(()), "room again after one left");
-    }
-
-    #[test]
-    fn peers_are_served_in_turn() {
-        let mut queue = PutQueue::default();
-        let (flooder, other) = (PeerId::random(), PeerId::random());
-        let mut flooded = Vec::new();
-        for _ in 0..PUTS_QUEUED_PER_PEER {
-            let (r, w) = record();
-            flooded.push(r.identity.fingerprint());
-            queue.push(flooder, r, w).unwrap();
-        }
-        let (r, w) = record();
-        let late = r.identity.fingerprint();
-        queue.push(other, r, w).unwrap();
-        let first = queue.pop().unwrap().0.identity.fingerprint();
-        let second = queue.pop().unwrap().0.identity.fingerprint();
-        assert_eq!(first, flooded[0]);
-        assert_eq!(second, late, "the other peer's record comes before the flood's rest");
-        let mut rest = 0;
-        while queue.pop().is_some() {
-            rest += 1;
-        }
-        assert_eq!(rest, PUTS_QUEUED_PER_PEER - 1);
-        assert!(queue.by_peer.is_empty() && queue.turns.is_empty() && queue.len == 0);
+        assert_eq!(push(&mut queue, PeerId::random()), Ok(()), "room again after one left");
     }
 }

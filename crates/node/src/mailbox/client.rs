@@ -251,7 +251,7 @@ impl Driver {
 /// What acceptance did, as the machine needs it; counted and logged here.
 fn acceptance(inner: &Inner, result: Result<Accepted, InboundRefusal>) -> Acceptance {
     match result {
-        Ok(Accepted { text_from, inserted }) => {
+        Ok(Accepted { text_from, inserted, .. }) => {
             if inserted == communitas_store::Inserted::Duplicate {
                 inner.metrics.duplicates.inc();
             }

@@ -68,7 +68,10 @@ pub(super) async fn run(
     };
     for (peer, addrs) in &devices {
         match inner.net.send(*peer, addrs.clone(), envelope.clone()).await {
-            Ok(Receipt::Delivered) => return done(true, Some(devices)),
+            Ok(Receipt::Delivered) => {
+                inner.familiar.learn(*peer);
+                return done(true, Some(devices));
+            }
             Ok(other) => tracing::debug!(receipt = ?other, "presence refused by a device"),
             Err(e) => tracing::debug!(error = %e, "presence not delivered to a device"),
         }
