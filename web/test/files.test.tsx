@@ -7,6 +7,7 @@ import { AttachmentCard, transferText } from '../src/components/AttachmentCard';
 import { parseEvent } from '../src/hooks/useEvents';
 import { downloadable, liveAttachment, useTransfers, type LiveAttachment } from '../src/hooks/useTransfers';
 import { formatSize, percent } from '../src/lib/format';
+import { formatRate, formatTimeLeft, nextPace, paceText } from '../src/lib/rate';
 import { BOB, json, mockFetch, sessionWrapper } from './helpers';
 
 const FILE_ID = 'f1'.repeat(16);
@@ -41,6 +42,34 @@ describe('formatSize', () => {
   });
 });
 
+describe('speed and time left', () => {
+  it('smooths the rate and ignores events too close together', () => {
+    const first = nextPace(undefined, 0, 0);
+    expect(first.rate).toBeUndefined();
+    expect(nextPace(first, 1000, 100)).toBe(first);
+    const second = nextPace(first, 10_000, 1000);
+    expect(second.rate).toBe(10_000);
+    const third = nextPace(second, 40_000, 2000);
+    expect(third.rate).toBeCloseTo(0.3 * 30_000 + 0.7 * 10_000);
+    // Fewer bytes than before: a restart, measured afresh.
+    expect(nextPace(third, 5, 3000)).toEqual({ at: 3000, bytes: 5 });
+  });
+
+  it('writes speed and time left for people', () => {
+    expect(formatRate(850)).toBe('850 B/s');
+    expect(formatRate(12.5 * 1024 * 1024)).toBe('12.5 MiB/s');
+    expect(formatRate(150 * 1024)).toBe('150 KiB/s');
+    expect(formatTimeLeft(8_000, 1_000)).toBe('8 s left');
+    expect(formatTimeLeft(180_000, 1_000)).toBe('3 min left');
+    expect(formatTimeLeft(3_900_000, 1_000)).toBe('1 h 5 min left');
+    expect(formatTimeLeft(7_200_000, 1_000)).toBe('2 h left');
+    expect(formatTimeLeft(1_000, undefined)).toBe('');
+    expect(formatTimeLeft(0, 1_000)).toBe('');
+    expect(paceText(0, 1024 * 1024, undefined)).toBe('');
+    expect(paceText(512 * 1024, 1024 * 1024, 256 * 1024)).toBe('256 KiB/s · 2 s left');
+  });
+});
+
 describe('file events', () => {
   it('parses file_progress and message_received with an attachment', () => {
     expect(parseEvent(JSON.stringify(progress(10)))).toEqual(progress(10));
@@ -57,7 +86,25 @@ describe('useTransfers', () => {
     act(() => result.current.handleEvent(progress(50 * 1024)));
     act(() => result.current.handleEvent(progress(100 * 1024)));
     act(() => result.current.handleEvent({ type: 'typing', from: BOB, typing: true }));
-    expect(result.current.transfers).toEqual({ [FILE_ID]: { direction: 'in', bytes: 100 * 1024, size: 200 * 1024, status: 'downloading' } });
+    expect(result.current.transfers[FILE_ID]).toMatchObject({ direction: 'in', bytes: 100 * 1024, size: 200 * 1024, status: 'downloading' });
+    expect(Object.keys(result.current.transfers)).toEqual([FILE_ID]);
+  });
+
+  it('measures the speed from events a little apart, afresh for each phase', () => {
+    const now = vi.spyOn(performance, 'now');
+    const { result } = renderHook(() => useTransfers(), { wrapper: sessionWrapper(mockFetch({}).fetch) });
+    now.mockReturnValue(1_000);
+    act(() => result.current.handleEvent(progress(0)));
+    expect(result.current.transfers[FILE_ID]?.pace?.rate).toBeUndefined();
+    now.mockReturnValue(2_000);
+    act(() => result.current.handleEvent(progress(50 * 1024)));
+    expect(result.current.transfers[FILE_ID]?.pace?.rate).toBe(50 * 1024);
+    const live = liveAttachment(attachment(), 'in', result.current.transfers[FILE_ID]);
+    expect(transferText(live, 'in', 'Bob')).toBe('Downloading… 25% · 50 KiB/s · 3 s left');
+    now.mockReturnValue(3_000);
+    act(() => result.current.handleEvent(progress(60 * 1024, 'failed')));
+    expect(result.current.transfers[FILE_ID]?.pace?.rate).toBeUndefined();
+    now.mockRestore();
   });
 
   it('asks the node to fetch a file and records its answer', async () => {

@@ -8,6 +8,7 @@ import type { FileStatus } from '../api/types';
 import type { LiveAttachment } from '../hooks/useTransfers';
 import { downloadable } from '../hooks/useTransfers';
 import { formatSize, percent } from '../lib/format';
+import { paceText } from '../lib/rate';
 import { DownloadIcon, FileIcon } from './icons';
 import { ProgressBar } from './ProgressBar';
 
@@ -22,8 +23,20 @@ interface Props {
 /** Received files the user may fetch by hand. */
 const FETCHABLE: readonly FileStatus[] = ['too_large', 'failed'];
 
-/** What the transfer is doing, in words. */
+/** What the transfer is doing, in words, with its speed and time left once known. */
 export function transferText(a: LiveAttachment, direction: 'in' | 'out', peerName: string): string {
+  const words = stateText(a, direction, peerName);
+  const done = direction === 'out' && a.fetched !== undefined ? a.fetched : a.progress;
+  const moving =
+    direction === 'in'
+      ? a.status === 'downloading'
+      : (a.fetched !== undefined && a.fetched > 0 && a.fetched < a.size) ||
+        (a.status === 'uploading' && a.progress > 0 && a.progress < a.size);
+  const pace = moving ? paceText(done, a.size, a.rate) : '';
+  return pace ? `${words} · ${pace}` : words;
+}
+
+function stateText(a: LiveAttachment, direction: 'in' | 'out', peerName: string): string {
   if (direction === 'out') {
     if (a.fetched !== undefined && a.fetched >= a.size) return `Downloaded by ${peerName}`;
     if (a.fetched !== undefined && a.fetched > 0) return `${peerName} is downloading… ${percent(a.fetched, a.size)}%`;

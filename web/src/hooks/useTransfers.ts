@@ -8,6 +8,7 @@
 import { useCallback, useState } from 'react';
 import { useApi } from '../api/session';
 import type { Attachment, FileId, FileStatus, ServerEvent } from '../api/types';
+import { nextPace, type Pace } from '../lib/rate';
 
 /** What is known of one transfer right now. */
 export interface Transfer {
@@ -17,6 +18,8 @@ export interface Transfer {
   size: number;
   status: FileStatus;
   error?: string;
+  /** How fast it moves, once two progress events a little apart have come. */
+  pace?: Pace;
 }
 
 export type Transfers = Readonly<Record<FileId, Transfer>>;
@@ -25,6 +28,8 @@ export type Transfers = Readonly<Record<FileId, Transfer>>;
 export interface LiveAttachment extends Attachment {
   /** Sent files: bytes the recipient has fetched, once it has started. */
   fetched?: number;
+  /** Bytes per second while it moves, once measured. */
+  rate?: number;
 }
 
 /** Joins an attachment (from history or an event) with its live transfer. A received
@@ -36,9 +41,14 @@ export function liveAttachment(attachment: Attachment, direction: 'in' | 'out', 
     // item 2: a file that had only reached the holders read "Downloaded by").
     if (transfer.status === 'uploading' || transfer.status === 'stored') {
       if (attachment.status === 'fetched') return attachment;
-      return { ...attachment, status: transfer.status, progress: transfer.bytes };
+      return { ...attachment, status: transfer.status, progress: transfer.bytes, rate: transfer.pace?.rate };
     }
-    return { ...attachment, status: transfer.status === 'fetched' ? 'fetched' : attachment.status, fetched: transfer.bytes };
+    return {
+      ...attachment,
+      status: transfer.status === 'fetched' ? 'fetched' : attachment.status,
+      fetched: transfer.bytes,
+      rate: transfer.pace?.rate,
+    };
   }
   if (attachment.status === 'done') return attachment;
   return {
@@ -46,6 +56,7 @@ export function liveAttachment(attachment: Attachment, direction: 'in' | 'out', 
     status: transfer.status,
     progress: transfer.status === 'done' ? attachment.size : transfer.bytes,
     error: transfer.status === attachment.status ? (transfer.error ?? attachment.error) : transfer.error,
+    rate: transfer.status === 'downloading' ? transfer.pace?.rate : undefined,
   };
 }
 
@@ -62,13 +73,18 @@ export function useTransfers() {
     setTransfers((all) => ({ ...all, [fileId]: transfer }));
   }, []);
 
-  const handleEvent = useCallback(
-    (event: ServerEvent) => {
-      if (event.type !== 'file_progress') return;
-      record(event.file_id, { direction: event.direction, bytes: event.bytes, size: event.size, status: event.status });
-    },
-    [record],
-  );
+  const handleEvent = useCallback((event: ServerEvent) => {
+    if (event.type !== 'file_progress') return;
+    const now = performance.now();
+    setTransfers((all) => {
+      const before = all[event.file_id];
+      // A new phase (uploading, then the recipient fetching) measures afresh.
+      const same = before && before.status === event.status ? before.pace : undefined;
+      const pace = nextPace(same, event.bytes, now);
+      const transfer: Transfer = { direction: event.direction, bytes: event.bytes, size: event.size, status: event.status };
+      return { ...all, [event.file_id]: { ...transfer, pace } };
+    });
+  }, []);
 
   /** Asks the node to fetch a received file now; rejects with the API's error. */
   const fetchFile = useCallback(
