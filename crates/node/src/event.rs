@@ -112,6 +112,20 @@ pub enum Event {
         /// The contact.
         peer: Address,
     },
+    /// The node wrote a line of its own into a conversation (a [`crate::SystemLine`]),
+    /// stored in its history as read.
+    SystemLine {
+        /// The line's id in history.
+        id: MessageId,
+        /// The conversation.
+        peer: Address,
+        /// What it says, as a code: `session_reset`.
+        line: &'static str,
+        /// When, unix ms.
+        timestamp: Timestamp,
+        /// Where it sorts in the conversation (decision 0061).
+        position: i64,
+    },
     /// A contact was added, renamed, verified or removed, here or through another
     /// client of this node (the CLI, a second browser): lists of contacts follow it
     /// (issue 23 items 3 and 5).
@@ -172,8 +186,12 @@ pub struct HistoryEntry {
     /// `"in"` or `"out"`.
     #[serde(serialize_with = "direction_name")]
     pub direction: Direction,
-    /// The text.
+    /// The text (empty for a system line).
     pub text: String,
+    /// A line the node wrote itself rather than a message, as a code:
+    /// `session_reset` (see [`crate::SystemLine`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<&'static str>,
     /// The sender's clock, unix ms.
     pub timestamp: Timestamp,
     /// `queued`, `sent`, `stored`, `delivered`, `read` or `failed`.

@@ -127,10 +127,14 @@ impl Handle {
                 Direction::In => (m.peer, me, Direction::In),
                 Direction::Out => (me, m.peer, Direction::Out),
             };
+            let system = (m.kind == communitas_crypto::Kind::System.to_u8())
+                .then(|| crate::SystemLine::from_code(&m.body).map(crate::SystemLine::code))
+                .flatten();
             let manifest = (m.kind == communitas_crypto::Kind::File.to_u8())
                 .then(|| files::manifest_of(&m.body))
                 .flatten();
             let (text, attachment) = match manifest {
+                _ if system.is_some() => (String::new(), None),
                 Some(manifest) => {
                     let file = self.inner.store.file(manifest.file_id).await?;
                     (manifest.caption.clone(), Some(Attachment::new(&manifest, file.as_ref())))
@@ -143,6 +147,7 @@ impl Handle {
                 to,
                 direction,
                 text,
+                system,
                 timestamp: m.timestamp,
                 status: m.status,
                 attachment,

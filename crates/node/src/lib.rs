@@ -46,6 +46,7 @@ mod seal;
 mod seen;
 mod send;
 mod sessions;
+mod system;
 
 use std::sync::Arc;
 
@@ -65,6 +66,7 @@ pub use metrics::Metrics;
 pub use names::{NameError, check_name};
 pub use reading::Settings;
 pub use send::{Queued, SendError};
+pub use system::SystemLine;
 
 // The acceptance window is the inbound rules' (one copy).
 pub use communitas_proto::inbound::{MAX_CLOCK_AHEAD, MESSAGE_TTL};

@@ -72,7 +72,9 @@ pub struct Metrics {
     pub impersonations: Counter,
     /// Session events (issue 14), by `event`: `sealed`, `opened` (letters),
     /// `initiated`, `accepted` (sessions started), `refused` (envelopes no session
-    /// opened or whose contents were bad).
+    /// opened or whose contents were bad), `reset` (a contact's device had lost our
+    /// session: we start again), `replaced` (it started a new one in place of an
+    /// answered one), `resealed`.
     pub sessions: Family<Vec<(String, String)>, Counter>,
     /// Letters sealed as version-1 envelopes (no session with the recipient).
     pub sealed_v1: Counter,

@@ -531,16 +531,20 @@ impl Sessions {
         let device = device_of(&peer)?;
         if reset {
             let slot = self.slot(device);
-            let mut guard = slot.lock().await;
-            {
+            let had = {
+                let mut guard = slot.lock().await;
                 tracing::info!(
                     message = %entry.id.fmt_short(),
                     "a contact's device lost our session: starting a new one"
                 );
                 inner.metrics.session("reset");
-                guard.current = None;
-                guard.previous = None;
+                let had = guard.current.take().is_some() | guard.previous.take().is_some();
                 inner.emit(crate::Event::SessionReset { peer: entry.recipient });
+                had
+            };
+            // One line per session lost, not one per message sealed again.
+            if had {
+                crate::system::write(inner, entry.recipient, crate::SystemLine::SessionReset).await;
             }
         }
         let stored = inner.store.message(entry.id).await.ok()??;
@@ -730,9 +734,17 @@ impl Sessions {
             drop(guard);
             return Ok((self.decrypt_in(device, message, now).await?, false));
         }
+        // A new session in place of one that had been answered: the peer's device
+        // lost its state (restored from an old copy, reinstalled), not a simultaneous
+        // start (ours would still await its first reply).
+        let replaced = guard.current.as_ref().is_some_and(|s| !s.awaiting_reply());
         let mut next = guard.clone();
         next.install(accepted.session);
         inner.metrics.session("accepted");
+        if let (true, Some(address)) = (replaced, guard.address) {
+            inner.metrics.session("replaced");
+            crate::system::write(inner, address, crate::SystemLine::SessionReset).await;
+        }
         let opening = Opening {
             guard,
             next,

@@ -1855,6 +1855,11 @@ export interface components {
             /** @enum {string} */
             direction: "in" | "out";
             text: string;
+            /**
+             * @description set on a line the node wrote itself rather than a message (text is then empty): session_reset — the contact's device had lost the session; a new one was started and what it had not received was sent again
+             * @enum {string}
+             */
+            system?: "session_reset";
             timestamp: components["schemas"]["Timestamp"];
             status: components["schemas"]["MessageStatus"];
             attachment?: components["schemas"]["Attachment"];
@@ -1985,6 +1990,15 @@ export interface components {
             /** @constant */
             type: "impersonation";
             address: components["schemas"]["Address"];
+        } | {
+            /** @constant */
+            type: "system_line";
+            id: components["schemas"]["MessageId"];
+            peer: components["schemas"]["Address"];
+            /** @enum {string} */
+            line: "session_reset";
+            timestamp: components["schemas"]["Timestamp"];
+            position: number;
         } | {
             /** @constant */
             type: "contact";

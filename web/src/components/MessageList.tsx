@@ -137,13 +137,17 @@ export function MessageList({
                   </li>
                 )}
                 {waiting.has(m.id) && <WaitingNote />}
-                <Message
+                {m.system ? (
+                  <SystemLine line={m.system} peerName={peerName} />
+                ) : (
+                  <Message
                   message={m}
                   peerName={peerName}
                   onRetry={onRetry}
                   transfers={transfers}
                   onFetchFile={onFetchFile}
                 />
+                )}
               </Fragment>
             );
           })}
@@ -171,6 +175,22 @@ function WaitingNote() {
   return (
     <li className="waiting-note" role="status">
       Waiting for earlier messages…
+    </li>
+  );
+}
+
+/** What a line the node wrote itself says (history's `system` code). */
+export function systemText(line: NonNullable<HistoryEntry['system']>, peerName: string): string {
+  switch (line) {
+    case 'session_reset':
+      return `${peerName}'s device had lost your secure session. A new one was started, and messages it had not received were sent again.`;
+  }
+}
+
+function SystemLine({ line, peerName }: { line: NonNullable<HistoryEntry['system']>; peerName: string }) {
+  return (
+    <li className="system-line" role="note">
+      {systemText(line, peerName)}
     </li>
   );
 }

@@ -90,6 +90,14 @@ export function parseEvent(data: unknown): ServerEvent | null {
         : null;
     case 'impersonation':
       return typeof e.address === 'string' ? (e as ServerEvent) : null;
+    case 'system_line':
+      return typeof e.id === 'string' &&
+        typeof e.peer === 'string' &&
+        e.line === 'session_reset' &&
+        typeof e.timestamp === 'number' &&
+        typeof e.position === 'number'
+        ? (e as ServerEvent)
+        : null;
     case 'contact':
       return typeof e.address === 'string' && typeof e.change === 'string' ? (e as ServerEvent) : null;
     case 'profile':

@@ -259,6 +259,18 @@ export function useMessaging(peer: Address | null, me: Address | null) {
           ...(event.n === undefined ? {} : { n: event.n }),
           ...(event.attachment ? { attachment: event.attachment } : {}),
         });
+      } else if (event.type === 'system_line' && event.peer === peer) {
+        append({
+          id: event.id,
+          from: event.peer,
+          to: me ?? '',
+          direction: 'in',
+          text: '',
+          system: event.line,
+          timestamp: event.timestamp,
+          status: 'read',
+          position: event.position,
+        });
       } else if (event.type === 'status_changed') {
         if (current.current.messages.some((m) => m.id === event.id)) {
           markStatus(event.id, event.status);

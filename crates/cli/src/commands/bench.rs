@@ -49,8 +49,9 @@ pub(crate) struct Proc {
 }
 
 /// A server node, alice and bob: fresh identities in a temporary folder (deleted with
-/// it), each running as a `communitas run` process of this same binary, alice and bob
-/// bootstrapped to the server. What every `bench` over real processes starts from.
+/// it), each running as a `communitas run` process of this same binary (or of the one
+/// `COMMUNITAS_BENCH_NODE` names, for a paired run against an earlier build), alice and
+/// bob bootstrapped to the server. What every `bench` over real processes starts from.
 pub(crate) struct Trio {
     pub(crate) exe: PathBuf,
     pub(crate) dir: tempfile::TempDir,
@@ -63,7 +64,10 @@ pub(crate) struct Trio {
 
 impl Trio {
     pub(crate) async fn start() -> Result<Self> {
-        let exe = std::env::current_exe()?;
+        let exe = match std::env::var_os("COMMUNITAS_BENCH_NODE") {
+            Some(path) => PathBuf::from(path),
+            None => std::env::current_exe()?,
+        };
         let dir = tempfile::Builder::new().prefix("communitas-bench-").tempdir()?;
         let homes: Vec<PathBuf> =
             ["server", "alice", "bob"].iter().map(|n| dir.path().join(n)).collect();

@@ -70,8 +70,12 @@ pub(crate) async fn history(home: &Path, peer: &str, limit: u32, json: bool) -> 
         return Ok(());
     }
     for e in &entries {
-        let arrow = if e["direction"] == "out" { "→" } else { "←" };
         let when = e["timestamp"].as_u64().map(format_time).unwrap_or_default();
+        if let Some(line) = e["system"].as_str() {
+            println!("{when} · {}", system_line(line));
+            continue;
+        }
+        let arrow = if e["direction"] == "out" { "→" } else { "←" };
         let status = if e["direction"] == "out" {
             format!("  [{}]", e["status"].as_str().unwrap_or(""))
         } else {
@@ -114,6 +118,16 @@ fn format_time(ms: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// A system line (history's `system` code) in words.
+fn system_line(code: &str) -> String {
+    match code {
+        "session_reset" => "the contact's device had lost the session: a new one was started and \
+                            what it had not received was sent again"
+            .to_owned(),
+        other => format!("({other})"),
+    }
 }
 
 #[cfg(test)]

@@ -111,7 +111,9 @@ async fn befriend(a: &Handle, b: &Handle) {
 /// The texts of `of`'s conversation with `with`, by direction, in stored order.
 async fn texts(of: &Handle, with: &Handle, direction: Direction) -> Vec<String> {
     let history = of.history(with.address(), 1_000, None).await.unwrap();
-    history.into_iter().filter(|m| m.direction == direction).map(|m| m.text).collect()
+    // Messages only: a system line is the node's own, not a text of either side.
+    let messages = history.into_iter().filter(|m| m.system.is_none());
+    messages.filter(|m| m.direction == direction).map(|m| m.text).collect()
 }
 
 /// Waits until `of` has `n` texts from `with`.
@@ -332,6 +334,29 @@ async fn a_device_that_lost_its_sessions_heals_and_nothing_is_lost() {
     let announced = resets.lock().unwrap().clone();
     assert_eq!(announced.len() as u64, ma.session_events("reset"), "each reset is announced");
     assert!(announced.iter().all(|peer| *peer == b.address()));
+    // Either way alice's conversation shows it as one system line, already read (one
+    // per session lost, however many messages were sealed again).
+    let history = a.history(b.address(), 1_000, None).await.unwrap();
+    let lines: Vec<_> = history.iter().filter(|m| m.system.is_some()).collect();
+    println!(
+        "system lines in alice's conversation: {} (sessions replaced: {})",
+        lines.len(),
+        ma.session_events("replaced")
+    );
+    assert_eq!(lines.len(), 1, "the lost session is said once");
+    for line in &lines {
+        assert_eq!(line.system, Some("session_reset"));
+        assert_eq!(line.status, communitas_store::Status::Read);
+        assert!(line.text.is_empty());
+    }
+    let unread = a.conversations().await.unwrap();
+    let unread = unread.iter().find(|c| c.peer == b.address()).map_or(0, |c| c.unread);
+    let messages_unread = history
+        .iter()
+        .filter(|m| m.system.is_none() && m.direction == communitas_store::Direction::In)
+        .filter(|m| m.status != communitas_store::Status::Read)
+        .count();
+    assert_eq!(unread as usize, messages_unread, "a system line is nothing unread");
     watcher.abort();
     for node in [alice, bob] {
         node.shutdown().await;

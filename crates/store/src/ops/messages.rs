@@ -26,6 +26,12 @@ impl Store {
         .await
     }
 
+    /// Stores a line the node itself writes into a conversation (a system line): no
+    /// outbox entry, no seen id.
+    pub async fn insert_local(&self, message: NewMessage) -> Result<(), Error> {
+        self.write(move |conn, key| insert(conn, key, &message)).await
+    }
+
     /// Stores an incoming message unless `(sender, id)` was seen before; the seen id
     /// is kept until `seen_until` (unix ms), in the same transaction.
     pub async fn insert_incoming(
