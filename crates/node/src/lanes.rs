@@ -6,8 +6,9 @@
 //! `max_inbound`). Every other peer's envelope — a stranger's first contact, a flood
 //! from fresh PeerIds, a contact's new device until its first letter lands — waits
 //! in the strangers' lane before it is even opened: a [`FairQueue`] of at most
-//! [`QUEUED`] envelopes, [`QUEUED_PER_PEER`] from one peer, served round robin, from
-//! which at most [`AT_ONCE`] are being answered. One waiting longer than [`MAX_WAIT`]
+//! [`QUEUED`] envelopes, [`QUEUED_PER_PEER`] from one peer, served round robin (a
+//! newcomer to a full queue takes the place of a peer holding two), from which at
+//! most [`AT_ONCE`] are being answered. One waiting longer than [`MAX_WAIT`]
 //! is told `busy` and retries. So what strangers can make the node open, look up and
 //! derive is two tasks' worth at any time, whatever their number, and contacts' letters
 //! never queue behind theirs.
@@ -93,7 +94,13 @@ impl Lane {
             return;
         }
         match self.queue.push(peer, (envelope, responder), Timestamp::now()) {
-            Ok(()) => inner.metrics.lane("queued"),
+            Ok(None) => inner.metrics.lane("queued"),
+            Ok(Some((_, pushed_out))) => {
+                // A newcomer took the place of a peer holding more than its share.
+                inner.metrics.lane("queued");
+                inner.metrics.lane("pushed_out");
+                let _ = pushed_out.send(Receipt::Busy).await;
+            }
             Err((why, (_, responder))) => {
                 inner.metrics.lane(match why {
                     Refused::SourceShare => "peer_share",

@@ -86,7 +86,8 @@ pub struct Metrics {
     pub first_contacts: Family<Vec<(String, String)>, Counter>,
     /// Envelopes from peers that are not known contact devices, by what the
     /// strangers' lane did (decision 0063): `answered_at_once`, `queued`,
-    /// `peer_share` and `full` (told to come back), `too_late` (waited past 5 s).
+    /// `peer_share` and `full` (told to come back), and afterwards `pushed_out` (a
+    /// queued one whose place a newcomer took) or `too_late` (waited past 5 s).
     pub stranger_lane: Family<Vec<(String, String)>, Counter>,
 }
 

@@ -50,20 +50,37 @@ impl<K: Hash + Eq + Clone, T> FairQueue<K, T> {
     }
 
     /// Queues `item` from `source` at `now`, or hands it back with the reason.
-    pub fn push(&mut self, source: K, item: T, now: Timestamp) -> Result<(), (Refused, T)> {
-        if self.len >= self.total {
-            return Err((Refused::Full, item));
-        }
+    ///
+    /// A full queue still takes an item from a source with fewer waiting than the
+    /// source with most (by at least two): that source's newest item makes room and
+    /// is handed back in `Ok(Some(..))`, to be answered as if refused. So a newcomer —
+    /// a genuine first contact — finds a place whenever one source holds more than its
+    /// fair share, however full the queue is.
+    pub fn push(&mut self, source: K, item: T, now: Timestamp) -> Result<Option<T>, (Refused, T)> {
         let waiting = self.by_source.get(&source).map_or(0, VecDeque::len);
         if waiting >= self.per_source {
             return Err((Refused::SourceShare, item));
+        }
+        let mut evicted = None;
+        if self.len >= self.total {
+            let largest = self
+                .by_source
+                .iter()
+                .max_by_key(|(_, queue)| queue.len())
+                .filter(|(_, queue)| queue.len() > waiting + 1)
+                .map(|(s, _)| s.clone());
+            let Some(largest) = largest else { return Err((Refused::Full, item)) };
+            // It keeps at least one item, so its turn stays where it is.
+            evicted =
+                self.by_source.get_mut(&largest).and_then(VecDeque::pop_back).map(|(_, item)| item);
+            self.len -= usize::from(evicted.is_some());
         }
         if waiting == 0 {
             self.turns.push_back(source.clone());
         }
         self.by_source.entry(source).or_default().push_back((now, item));
         self.len += 1;
-        Ok(())
+        Ok(evicted)
     }
 
     /// The next item, from the source whose turn it is, with the time it was queued.
@@ -98,9 +115,9 @@ mod tests {
     fn sources_are_served_in_turn_whatever_their_backlog() {
         let mut q = FairQueue::new(10, 4);
         for i in 0..4 {
-            q.push("flood", i, at(i)).unwrap();
+            assert_eq!(q.push("flood", i, at(i)), Ok(None));
         }
-        q.push("carol", 100, at(10)).unwrap();
+        assert_eq!(q.push("carol", 100, at(10)), Ok(None));
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(s, _, i)| (s, i)).collect();
         assert_eq!(order, [("flood", 0), ("carol", 100), ("flood", 1), ("flood", 2), ("flood", 3)]);
         assert!(q.is_empty());
@@ -109,18 +126,39 @@ mod tests {
     #[test]
     fn a_source_gets_its_share_and_the_queue_its_total() {
         let mut q = FairQueue::new(3, 2);
-        q.push(1, "a", at(0)).unwrap();
-        q.push(1, "b", at(0)).unwrap();
-        assert_eq!(q.push(1, "c", at(0)), Err((Refused::SourceShare, "c")));
-        q.push(2, "d", at(0)).unwrap();
-        assert_eq!(q.push(3, "e", at(0)), Err((Refused::Full, "e")));
+        assert_eq!(q.push(1, "a", at(0)), Ok(None));
+        assert_eq!(q.push(2, "b", at(0)), Ok(None));
+        assert_eq!(q.push(2, "c", at(0)), Ok(None));
+        assert_eq!(q.push(2, "d", at(0)), Err((Refused::SourceShare, "d")));
+        // Full, and source 2 holds two to source 1's one: no one holds more than
+        // its share over a source with one, so the newcomer from 1 is refused.
+        assert_eq!(q.push(1, "e", at(0)), Err((Refused::Full, "e")));
         assert_eq!(q.len(), 3);
         // Room again once one is served; the share counts what still waits.
         assert_eq!(q.pop(), Some((1, at(0), "a")));
-        q.push(1, "c", at(5)).unwrap();
-        assert_eq!(q.pop().map(|(s, _, i)| (s, i)), Some((2, "d")));
-        assert_eq!(q.pop().map(|(s, _, i)| (s, i)), Some((1, "b")));
-        assert_eq!(q.pop(), Some((1, at(5), "c")));
+        assert_eq!(q.push(1, "e", at(5)), Ok(None));
+        assert_eq!(q.pop().map(|(s, _, i)| (s, i)), Some((2, "b")));
+        assert_eq!(q.pop(), Some((1, at(5), "e")));
+        assert_eq!(q.pop().map(|(s, _, i)| (s, i)), Some((2, "c")));
         assert_eq!(q.pop(), None);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_newcomer_to_a_full_queue_takes_the_place_of_the_loudest_source_s_newest() {
+        let mut q = FairQueue::new(4, 3);
+        for i in 0..3 {
+            assert_eq!(q.push("flood", i, at(i)), Ok(None));
+        }
+        assert_eq!(q.push("other", 10, at(3)), Ok(None));
+        // Full: flood holds 3, carol none.
+        assert_eq!(q.push("carol", 100, at(4)), Ok(Some(2)), "flood's newest makes room");
+        assert_eq!(q.len(), 4);
+        // Flood holds 2 now, another newcomer holds 0: room again, at flood's cost.
+        assert_eq!(q.push("dave", 200, at(5)), Ok(Some(1)));
+        // Every source holds one: nobody is over its fair share, so refused.
+        assert_eq!(q.push("erin", 300, at(6)), Err((Refused::Full, 300)));
+        let order: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(s, _, i)| (s, i)).collect();
+        assert_eq!(order, [("flood", 0), ("other", 10), ("carol", 100), ("dave", 200)]);
     }
 }

@@ -10,7 +10,8 @@
 //!    (PeerIds cost nothing, so none is a contact's device), while alice sends the same number of texts
 //!    again and carol writes to bob for the first time: alice's latencies, how long
 //!    until carol's request is in bob's list, and bob's CPU over each phase (its
-//!    `/proc/PID/stat` user + system time over the wall time).
+//!    `/proc/PID/stat` user + system time over the wall time), and this process's
+//!    (the attacker's) over the flood — on this machine it shares bob's cores.
 
 use std::time::{Duration, Instant};
 
@@ -200,6 +201,8 @@ async fn measure(
         })
     };
     let (cpu1, t1) = (cpu_seconds(bob_pid)?, Instant::now());
+    // This process: the attacker's clients (and alice's API calls), on the same cores.
+    let own_cpu1 = cpu_seconds(std::process::id())?;
     // Carol's first contact, at the start of the flood.
     let carol_task = {
         let (carol_api, bob_api) = (carol_api, Api::for_home(&trio.homes[2])?);
@@ -223,6 +226,7 @@ async fn measure(
     let flooded = texts(&alice_api, bob, args.messages, "flooded").await?;
     let carol_latency = carol_task.await??;
     let flood_cpu = (cpu_seconds(bob_pid)? - cpu1) / t1.elapsed().as_secs_f64();
+    let attacker_cpu = (cpu_seconds(std::process::id())? - own_cpu1) / t1.elapsed().as_secs_f64();
     stop_attacker.cancel();
     let (sent, taken) = flooding.await?;
     let metrics = match bob_api.get_raw("/metrics").await {
@@ -252,6 +256,7 @@ async fn measure(
         "p50_ratio": ms(percentile(&flooded, 50.0)) / ms(percentile(&quiet, 50.0)).max(1e-9),
         "p99_ratio": ms(percentile(&flooded, 99.0)) / ms(percentile(&quiet, 99.0)).max(1e-9),
         "carol_request_ms": ms(carol_latency),
+        "attacker_cpu_cores": attacker_cpu,
         "attacker_envelopes_sent": sent,
         "attacker_envelopes_taken": taken,
         "bob_first_contacts": outcomes,

@@ -265,7 +265,11 @@ impl EventLoop {
                 communitas_types::Timestamp::from_millis(0),
             );
             match queued.map_err(|(why, _)| why) {
-                Ok(()) => {}
+                Ok(None) => {}
+                Ok(Some(_)) => {
+                    tracing::debug!(peer = %source, "record put queue full: another's put dropped");
+                    self.metrics.refuse(refused::QUEUE_FULL);
+                }
                 Err(Refused::SourceShare) => {
                     tracing::debug!(peer = %source, "peer's record puts over its share: dropped");
                     self.metrics.refuse(refused::PEER_SHARE);
@@ -413,7 +417,7 @@ mod tests {
     // `fair`; these check the bounds the DHT gives it.
     fn push(queue: &mut PutQueue, peer: PeerId) -> Result<(), Refused> {
         let at = communitas_types::Timestamp::from_millis(0);
-        queue.push(peer, record(), at).map_err(|(why, _)| why)
+        queue.push(peer, record(), at).map(|_| ()).map_err(|(why, _)| why)
     }
 
     #[test]

@@ -436,7 +436,8 @@ async fn strangers_wait_in_their_own_lane_and_contacts_skip_it() {
     let taken = answers.iter().filter(|r| matches!(r, Ok(Receipt::Delivered))).count();
     let busy = answers.iter().filter(|r| matches!(r, Ok(Receipt::Busy))).count();
     let m = b.metrics();
-    let refused_early = m.lane_outcomes("peer_share") + m.lane_outcomes("full");
+    let refused_early =
+        m.lane_outcomes("peer_share") + m.lane_outcomes("full") + m.lane_outcomes("pushed_out");
     println!(
         "flood of {}: {taken} taken, {busy} busy, {refused_early} of them before opening",
         PEERS * EACH
