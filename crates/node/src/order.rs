@@ -17,14 +17,20 @@ use communitas_types::{Address, Timestamp};
 /// (strangers writing from fresh addresses must not grow it).
 pub(crate) const MAX_CLOCKS: usize = 4_096;
 
+/// One conversation's clock, once resumed; its lock is held across the store read that
+/// resumes it, so two first messages cannot both start at 0.
+type Slot = std::sync::Arc<tokio::sync::Mutex<Option<Clock>>>;
+
 pub(crate) struct Clocks {
     own: Address,
-    clocks: tokio::sync::Mutex<HashMap<Address, Clock>>,
+    /// Held only to find or add a conversation's slot, never across an `.await`: a
+    /// conversation resumed from the store holds up no other.
+    clocks: std::sync::Mutex<HashMap<Address, Slot>>,
 }
 
 impl Clocks {
     pub(crate) fn new(own: Address) -> Self {
-        Self { own, clocks: tokio::sync::Mutex::new(HashMap::new()) }
+        Self { own, clocks: std::sync::Mutex::new(HashMap::new()) }
     }
 
     /// The stamp and place of a message we write to `peer` now.
@@ -65,17 +71,22 @@ impl Clocks {
         peer: Address,
         f: impl FnOnce(&mut Clock) -> T,
     ) -> Result<T, communitas_store::Error> {
-        let mut clocks = self.clocks.lock().await;
-        if !clocks.contains_key(&peer) {
-            // Resumed under the lock, so two first messages cannot both start at 0.
-            let (clock, written) = store.conversation_clock(peer).await?;
-            if clocks.len() >= MAX_CLOCKS {
+        let slot = {
+            let mut clocks = self.clocks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if clocks.len() >= MAX_CLOCKS && !clocks.contains_key(&peer) {
+                // A cache of what the store holds (as before: a message being stored
+                // as this happens may share its clock with the next; history breaks
+                // such ties by arrival).
                 clocks.clear();
             }
-            clocks.insert(peer, Clock::resume(clock, written));
+            clocks.entry(peer).or_default().clone()
+        };
+        let mut clock = slot.lock().await;
+        if clock.is_none() {
+            let (resumed, written) = store.conversation_clock(peer).await?;
+            *clock = Some(Clock::resume(resumed, written));
         }
-        let clock = clocks.entry(peer).or_default();
-        Ok(f(clock))
+        Ok(f(clock.get_or_insert_with(Clock::default)))
     }
 }
 

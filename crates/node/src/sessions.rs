@@ -179,9 +179,13 @@ pub(crate) struct Sessions {
     own_record: Mutex<Option<Vec<u8>>>,
     /// Accepting sessions one at a time: each reads the prekey secrets.
     accepting: tokio::sync::Mutex<()>,
-    /// First-contact proofs made, by recipient and hour (one solves for a burst).
-    proofs: Mutex<HashMap<(Fingerprint, u64), u64>>,
+    /// First-contact proofs, by recipient and hour: made once, however many ask at
+    /// once (adding a contact starts one; the first message waits for the same).
+    proofs: Mutex<HashMap<(Fingerprint, u64), Proof>>,
 }
+
+/// A first-contact proof (its nonce), made by whichever caller came first.
+type Proof = Arc<tokio::sync::OnceCell<u64>>;
 
 /// First-contact proofs kept; past this the cache starts over.
 const MAX_PROOFS: usize = 1_024;
@@ -485,7 +489,8 @@ impl Sessions {
     }
 
     /// A first-contact proof for `recipient` at `now`'s hour: made once per recipient
-    /// and hour on a blocking thread (~0.5 s, `communitas_proto::work`), then reused.
+    /// and hour on a blocking thread (~0.5 s, `communitas_proto::work`), then reused;
+    /// callers that ask while it is being made wait for that one.
     /// Adding a contact makes it ahead of the first message (`send::add_contact`).
     pub(crate) async fn proof(
         &self,
@@ -494,22 +499,23 @@ impl Sessions {
         now: Timestamp,
     ) -> Option<u64> {
         let hour = now.as_millis() / (60 * 60 * 1000);
-        if let Some(nonce) = lock(&self.proofs).get(&(recipient, hour)) {
-            return Some(*nonce);
-        }
+        let cell = {
+            let mut proofs = lock(&self.proofs);
+            if proofs.len() >= MAX_PROOFS && !proofs.contains_key(&(recipient, hour)) {
+                proofs.clear();
+            }
+            proofs.entry((recipient, hour)).or_default().clone()
+        };
         let sender = inner.secrets.identity.public().fingerprint();
-        let start = u64::from_be_bytes(communitas_crypto::random::bytes().ok()?);
-        let challenge = work::challenge(&recipient, &sender, now);
-        let solved = tokio::task::spawn_blocking(move || {
-            work::solve(&challenge, work::FIRST_CONTACT_BITS, start)
+        let made = cell.get_or_try_init(|| async move {
+            let start = u64::from_be_bytes(communitas_crypto::random::bytes().map_err(|_| ())?);
+            let challenge = work::challenge(&recipient, &sender, now);
+            let solved = tokio::task::spawn_blocking(move || {
+                work::solve(&challenge, work::FIRST_CONTACT_BITS, start)
+            });
+            solved.await.map_err(|_| ())
         });
-        let nonce = solved.await.ok()?;
-        let mut proofs = lock(&self.proofs);
-        if proofs.len() >= MAX_PROOFS {
-            proofs.clear();
-        }
-        proofs.insert((recipient, hour), nonce);
-        Some(nonce)
+        made.await.ok().copied()
     }
 
     /// The device behind `peer` answered that no session of its opens `entry`. Seals
