@@ -124,8 +124,6 @@ pub(crate) async fn queue(
     let now = Timestamp::now();
     // Its place in the conversation, inside the letter (issue 23 item 1).
     let (stamp, place) = inner.clocks.write(&inner.store, to, now).await?;
-    let parts = crate::seal::parts(id, now, kind, &body);
-    let sealed = inner.sessions.seal(inner, to, &recipient, parts, Some(stamp)).await;
     let message = NewMessage {
         id,
         peer: to,
@@ -136,23 +134,33 @@ pub(crate) async fn queue(
         status: Status::Queued,
         place,
     };
-    let entry = match sealed {
-        // The session's next state goes in the same transaction as the message.
-        Some(sealed) => {
-            let entry = fresh_entry(id, to, sealed.envelope.clone(), now);
-            let row = entry.clone();
-            sealed
-                .commit(inner, |update| {
-                    inner.store.insert_outgoing_with_session(message, row, update)
-                })
-                .await?;
-            entry
-        }
-        None => {
+    // A session state made from a write that failed (an earlier message's, on any
+    // path) is refused by the store and the session goes back to its stored state:
+    // sealed once more from there, the message is stored. Nothing was written by the
+    // refused attempt.
+    let mut conflicts = 0;
+    let entry = loop {
+        let parts = crate::seal::parts(id, now, kind, &message.body);
+        let sealed = inner.sessions.seal(inner, to, &recipient, parts, Some(stamp)).await;
+        let Some(sealed) = sealed else {
             let envelope = crate::seal::letter(inner, &recipient, id, now, kind, &message.body)?;
             let entry = fresh_entry(id, to, envelope, now);
             inner.store.insert_outgoing(message, entry.clone()).await?;
-            entry
+            break entry;
+        };
+        // The session's next state goes in the same transaction as the message.
+        let entry = fresh_entry(id, to, sealed.envelope.clone(), now);
+        let (row, copy) = (entry.clone(), message.clone());
+        let committed = sealed
+            .commit(inner, |update| inner.store.insert_outgoing_with_session(copy, row, update))
+            .await;
+        match committed {
+            Ok(()) => break entry,
+            Err(communitas_store::Error::SessionConflict) if conflicts < 2 => {
+                conflicts += 1;
+                tracing::debug!(message = %id.fmt_short(), "session moved under a send: sealed again");
+            }
+            Err(e) => return Err(e.into()),
         }
     };
     // Durable from here on: whatever happens next, the outbox has it.

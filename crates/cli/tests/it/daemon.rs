@@ -209,13 +209,15 @@ pub(crate) fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> 
     }
 }
 
-/// A conversation's messages, as the API shows them (newest 200).
+/// A conversation's messages, as the API shows them (newest 200), without the lines
+/// the node writes itself (a session started again after a kill, `system`).
 pub(crate) fn history(node: &Daemon, peer: &str) -> Vec<Value> {
     let (api, token) = node.api();
     let (code, body) =
         http(&api, "GET", &format!("/v1/conversations/{peer}/messages?limit=200"), Some(&token));
     assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
+    let entries: Vec<Value> = serde_json::from_str(&body).unwrap();
+    entries.into_iter().filter(|m| m.get("system").is_none()).collect()
 }
 
 /// Every one of `texts` is in `history` exactly once, and nothing else is.
