@@ -346,6 +346,10 @@ impl Sessions {
         match committing.done().await {
             Ok(value) => Ok(value),
             Err(e) => {
+                // A conflict is the echo of an earlier failure; that one is the cause.
+                if !matches!(e, communitas_store::Error::SessionConflict) {
+                    tracing::warn!(error = %e, "a session's state could not be stored with its message");
+                }
                 self.restore(inner, device, made).await;
                 Err(e)
             }
@@ -740,17 +744,16 @@ impl Sessions {
             drop(guard);
             return Ok((self.decrypt_in(device, message, now).await?, false));
         }
-        // A new session in place of one that had been answered: the peer's device
-        // lost its state (restored from an old copy, reinstalled), not a simultaneous
-        // start (ours would still await its first reply).
-        let replaced = guard.current.as_ref().is_some_and(|s| !s.awaiting_reply());
+        // A new session in place of one that had been answered. Counted, but not
+        // said in the conversation: a simultaneous start whose initial message came
+        // late (after ours was answered) looks the same as a device that lost its
+        // state. Our own reset (`heal`) is what writes the system line.
+        if guard.current.as_ref().is_some_and(|s| !s.awaiting_reply()) {
+            inner.metrics.session("replaced");
+        }
         let mut next = guard.clone();
         next.install(accepted.session);
         inner.metrics.session("accepted");
-        if let (true, Some(address)) = (replaced, guard.address) {
-            inner.metrics.session("replaced");
-            crate::system::write(inner, address, crate::SystemLine::SessionReset).await;
-        }
         let opening = Opening {
             guard,
             next,
