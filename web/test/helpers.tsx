@@ -4,6 +4,8 @@ import { render, type RenderOptions } from '@testing-library/react';
 import type { ReactElement, ReactNode } from 'react';
 import { vi } from 'vitest';
 import { SessionProvider } from '../src/api/session';
+import type { HistoryEntry, MessageId } from '../src/api/types';
+import { MessageList } from '../src/components/MessageList';
 
 export interface Call {
   method: string;
@@ -203,4 +205,37 @@ export class MockXhr {
 /** A file of `size` bytes named `name`. */
 export function testFile(name = 'notes.txt', size = 2048, type = 'text/plain'): File {
   return new File([new Uint8Array(size)], name, { type });
+}
+
+/** History entry `n`: from Bob to Alice, sorted by `n`, unless `over` says otherwise. */
+export function historyEntry(n: number, over: Partial<HistoryEntry> = {}): HistoryEntry {
+  return {
+    id: n.toString(16).padStart(32, '0'),
+    from: BOB,
+    to: ALICE,
+    direction: 'in',
+    text: `text ${n}`,
+    timestamp: 1_700_000_000_000 + n,
+    status: 'delivered',
+    position: n,
+    ...over,
+  };
+}
+
+/** A conversation with Bob showing `messages`, nothing loading, no transfers. */
+export function messageList(messages: HistoryEntry[], fresh?: ReadonlySet<MessageId>) {
+  return (
+    <MessageList
+      peerName="Bob"
+      messages={messages}
+      {...(fresh ? { fresh } : {})}
+      loading={false}
+      loadingOlder={false}
+      hasMore={false}
+      onLoadOlder={() => {}}
+      onRetry={async () => {}}
+      transfers={{}}
+      onFetchFile={async () => {}}
+    />
+  );
 }

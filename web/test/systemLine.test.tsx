@@ -3,42 +3,13 @@
 
 import { render, screen, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
-import type { HistoryEntry } from '../src/api/types';
-import { MessageList } from '../src/components/MessageList';
 import { parseEvent } from '../src/hooks/useEvents';
-import { ALICE, BOB } from './helpers';
-
-function entry(n: number, over: Partial<HistoryEntry> = {}): HistoryEntry {
-  return {
-    id: n.toString(16).padStart(32, '0'),
-    from: BOB,
-    to: ALICE,
-    direction: 'in',
-    text: `text ${n}`,
-    timestamp: 1_700_000_000_000 + n,
-    status: 'delivered',
-    position: n,
-    ...over,
-  };
-}
+import { BOB, historyEntry, messageList } from './helpers';
 
 describe('system lines', () => {
   it('shows a reset as a note between the messages, not as a bubble from the contact', () => {
-    const messages = [entry(1), entry(2, { text: '', system: 'session_reset', status: 'read' }), entry(3)];
-    render(
-      <MessageList
-        peerName="Bob"
-        messages={messages}
-        fresh={new Set()}
-        loading={false}
-        loadingOlder={false}
-        hasMore={false}
-        onLoadOlder={() => {}}
-        onRetry={async () => {}}
-        transfers={{}}
-        onFetchFile={async () => {}}
-      />,
-    );
+    const messages = [historyEntry(1), historyEntry(2, { text: '', system: 'session_reset', status: 'read' }), historyEntry(3)];
+    render(messageList(messages));
     const note = screen.getByRole('note');
     expect(note).toHaveTextContent("Bob's device had lost your secure session");
     expect(note).not.toHaveClass('message');

@@ -6,9 +6,8 @@ import userEvent from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import type { HistoryEntry } from '../src/api/types';
 import { COUNT_FROM, Composer, MAX_TEXT_BYTES, utf8Length } from '../src/components/Composer';
-import { MessageList } from '../src/components/MessageList';
 import { linkify, safeHref } from '../src/lib/linkify';
-import { ALICE, BOB } from './helpers';
+import { ALICE, BOB, historyEntry, messageList } from './helpers';
 
 type SendFiles = (files: File[], caption: string) => void;
 
@@ -20,33 +19,11 @@ function composer(draftKey?: string) {
 }
 
 function entry(n: number, text: string, direction: 'in' | 'out' = 'in'): HistoryEntry {
-  return {
-    id: n.toString(16).padStart(32, '0'),
-    from: direction === 'in' ? BOB : ALICE,
-    to: direction === 'in' ? ALICE : BOB,
-    direction,
-    text,
-    timestamp: 1_700_000_000_000 + n,
-    status: 'delivered',
-    position: n * 2,
-  };
+  const ends = direction === 'in' ? { from: BOB, to: ALICE } : { from: ALICE, to: BOB };
+  return historyEntry(n, { ...ends, direction, text, position: n * 2 });
 }
 
-function list(messages: HistoryEntry[]) {
-  return (
-    <MessageList
-      peerName="Bob"
-      messages={messages}
-      loading={false}
-      loadingOlder={false}
-      hasMore={false}
-      onLoadOlder={() => {}}
-      onRetry={async () => {}}
-      transfers={{}}
-      onFetchFile={async () => {}}
-    />
-  );
-}
+const list = (messages: HistoryEntry[]) => messageList(messages);
 
 describe('links', () => {
   it('links http and https only, without the sentence’s punctuation', () => {

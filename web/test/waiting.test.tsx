@@ -4,38 +4,15 @@
 import { act, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { HistoryEntry, MessageId } from '../src/api/types';
-import { MessageList, WAITING_NOTE_MS } from '../src/components/MessageList';
-import { ALICE, BOB } from './helpers';
+import { WAITING_NOTE_MS } from '../src/components/MessageList';
+import { historyEntry, messageList } from './helpers';
 
 function entry(n: number, position: number): HistoryEntry {
-  return {
-    id: n.toString(16).padStart(32, '0'),
-    from: BOB,
-    to: ALICE,
-    direction: 'in',
-    text: `text ${n}`,
-    timestamp: 1_700_000_000_000 + n,
-    status: 'delivered',
-    position,
-    n,
-  };
+  return historyEntry(n, { position, n });
 }
 
 function list(messages: HistoryEntry[], fresh: ReadonlySet<MessageId>) {
-  return (
-    <MessageList
-      peerName="Bob"
-      messages={messages}
-      fresh={fresh}
-      loading={false}
-      loadingOlder={false}
-      hasMore={false}
-      onLoadOlder={() => {}}
-      onRetry={async () => {}}
-      transfers={{}}
-      onFetchFile={async () => {}}
-    />
-  );
+  return messageList(messages, fresh);
 }
 
 afterEach(() => {
