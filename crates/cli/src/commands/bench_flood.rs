@@ -12,6 +12,12 @@
 //!    until carol's request is in bob's list, and bob's CPU over each phase (its
 //!    `/proc/PID/stat` user + system time over the wall time), and this process's
 //!    (the attacker's) over the flood — on this machine it shares bob's cores.
+//!
+//! Each phase also reports its five slowest texts with when they were sent, and its
+//! p99 after the first second. At 100 texts a phase lasts well under a second, so it
+//! measures the flood's opening (20 connections and 200 envelopes at once); thousands
+//! (`--messages 2000`, five seconds) also cover its rounds. `--identities 0
+//! --no-carol` is the control whose two phases differ in nothing.
 
 use std::time::{Duration, Instant};
 
@@ -34,12 +40,16 @@ pub(crate) struct FloodArgs {
     /// Fresh identities that write to bob during the flood.
     #[arg(long, default_value_t = 200)]
     pub(crate) identities: usize,
-    /// Texts alice sends in each phase.
+    /// Texts alice sends in each phase (one at a time; ~2.5 ms each on loopback).
     #[arg(long, default_value_t = 100)]
     pub(crate) messages: usize,
     /// The attacker's libp2p clients (PeerIds) the envelopes are spread over.
     #[arg(long, default_value_t = 20)]
     pub(crate) peers: usize,
+    /// Leave carol's first contact out of the flood phase (a control: with
+    /// `--identities 0` too, the second phase differs from the first in nothing).
+    #[arg(long)]
+    pub(crate) no_carol: bool,
     /// Print the figures as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -57,20 +67,45 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
-/// Alice's texts to bob, one at a time: each one's send → delivered time, sorted.
-async fn texts(alice: &Api, bob: Address, n: usize, label: &str) -> Result<Vec<Duration>> {
+/// One of alice's texts: when it was sent (from the phase's start) and how long until
+/// it was delivered.
+#[derive(Clone, Copy)]
+struct Sample {
+    at: Duration,
+    took: Duration,
+}
+
+/// Alice's texts to bob, one at a time, in the order sent.
+async fn texts(alice: &Api, bob: Address, n: usize, label: &str) -> Result<Vec<Sample>> {
     let mut delivered = delivered_events(alice).await?;
     let mut samples = Vec::with_capacity(n);
+    let phase = Instant::now();
     for i in 0..n {
         let start = Instant::now();
         let queued: Value = alice
             .post("/v1/messages", &json!({ "to": bob, "text": format!("{label} {i}") }))
             .await?;
         let id = queued["id"].as_str().context("no id")?.to_owned();
-        samples.push(wait_for(&mut delivered, &id).await? - start);
+        samples
+            .push(Sample { at: start - phase, took: wait_for(&mut delivered, &id).await? - start });
     }
-    samples.sort();
     Ok(samples)
+}
+
+/// The latencies, sorted.
+fn sorted(samples: &[Sample]) -> Vec<Duration> {
+    let mut took: Vec<Duration> = samples.iter().map(|s| s.took).collect();
+    took.sort();
+    took
+}
+
+/// The five slowest texts, as `[sent at ms, took ms]`: whether the tail is the flood's
+/// start (its connections opening) or spread over its rounds.
+fn slowest(samples: &[Sample]) -> Vec<[f64; 2]> {
+    let mut by_time = samples.to_vec();
+    by_time.sort_by_key(|s| std::cmp::Reverse(s.took));
+    let ms = |d: Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
+    by_time.iter().take(5).map(|s| [ms(s.at), ms(s.took)]).collect()
 }
 
 pub(crate) fn flood(args: FloodArgs) -> Result<()> {
@@ -152,7 +187,8 @@ async fn measure(
     // Warm-up, then the quiet phase.
     texts(&alice_api, bob, 10, "warm-up").await?;
     let (cpu0, t0) = (cpu_seconds(bob_pid)?, Instant::now());
-    let quiet = texts(&alice_api, bob, args.messages, "quiet").await?;
+    let quiet_samples = texts(&alice_api, bob, args.messages, "quiet").await?;
+    let quiet = sorted(&quiet_samples);
     let quiet_cpu = (cpu_seconds(bob_pid)? - cpu0) / t0.elapsed().as_secs_f64();
 
     // The flood: every identity's envelope, again each second until taken.
@@ -206,7 +242,11 @@ async fn measure(
     // Carol's first contact, at the start of the flood.
     let carol_task = {
         let (carol_api, bob_api) = (carol_api, Api::for_home(&trio.homes[2])?);
+        let skip = args.no_carol;
         tokio::spawn(async move {
+            if skip {
+                return Ok(Duration::ZERO);
+            }
             let start = Instant::now();
             let _: Value = carol_api
                 .post("/v1/messages", &json!({ "to": bob, "text": "hello bob, carol here" }))
@@ -223,7 +263,8 @@ async fn measure(
             }
         })
     };
-    let flooded = texts(&alice_api, bob, args.messages, "flooded").await?;
+    let flooded_samples = texts(&alice_api, bob, args.messages, "flooded").await?;
+    let flooded = sorted(&flooded_samples);
     let carol_latency = carol_task.await??;
     let flood_cpu = (cpu_seconds(bob_pid)? - cpu1) / t1.elapsed().as_secs_f64();
     let attacker_cpu = (cpu_seconds(std::process::id())? - own_cpu1) / t1.elapsed().as_secs_f64();
@@ -239,10 +280,20 @@ async fn measure(
         metrics.lines().filter(|l| l.starts_with("communitas_stranger_lane_total")).collect();
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let phase = |s: &[Duration], cpu: f64| {
+    // After the flood's first second: its connections are open, and what is left is
+    // its rounds (null when the phase was shorter).
+    let later = |samples: &[Sample]| {
+        let rest: Vec<Sample> =
+            samples.iter().copied().filter(|s| s.at >= Duration::from_secs(1)).collect();
+        (!rest.is_empty()).then(|| ms(percentile(&sorted(&rest), 99.0)))
+    };
+    let phase = |s: &[Duration], samples: &[Sample], cpu: f64| {
         json!({
+            "duration_ms": samples.last().map_or(0.0, |l| ms(l.at + l.took)),
+            "slowest": slowest(samples),
             "p50_ms": ms(percentile(s, 50.0)),
             "p99_ms": ms(percentile(s, 99.0)),
+            "p99_after_1s_ms": later(samples),
             "max_ms": ms(percentile(s, 100.0)),
             "bob_cpu_cores": cpu,
         })
@@ -251,11 +302,11 @@ async fn measure(
         "identities": args.identities,
         "attacker_peers": args.peers,
         "messages": args.messages,
-        "quiet": phase(&quiet, quiet_cpu),
-        "flood": phase(&flooded, flood_cpu),
+        "quiet": phase(&quiet, &quiet_samples, quiet_cpu),
+        "flood": phase(&flooded, &flooded_samples, flood_cpu),
         "p50_ratio": ms(percentile(&flooded, 50.0)) / ms(percentile(&quiet, 50.0)).max(1e-9),
         "p99_ratio": ms(percentile(&flooded, 99.0)) / ms(percentile(&quiet, 99.0)).max(1e-9),
-        "carol_request_ms": ms(carol_latency),
+        "carol_request_ms": (!args.no_carol).then(|| ms(carol_latency)),
         "attacker_cpu_cores": attacker_cpu,
         "attacker_envelopes_sent": sent,
         "attacker_envelopes_taken": taken,
