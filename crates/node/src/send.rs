@@ -134,10 +134,11 @@ pub(crate) async fn queue(
         status: Status::Queued,
         place,
     };
-    // A session state made from a write that failed (an earlier message's, on any
-    // path) is refused by the store and the session goes back to its stored state:
-    // sealed once more from there, the message is stored. Nothing was written by the
-    // refused attempt.
+    // A session state made from a write that failed (an earlier message's, when the
+    // store itself failed: every path commits the states it hands out otherwise) is
+    // refused by the store and the session goes back to its stored state: sealed once
+    // more from there, the message is stored. Nothing was written by the refused
+    // attempt.
     let mut conflicts = 0;
     let entry = loop {
         let parts = crate::seal::parts(id, now, kind, &message.body);

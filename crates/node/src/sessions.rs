@@ -575,12 +575,21 @@ impl Sessions {
         let stored = sealed
             .commit(inner, |update| inner.store.reseal_with_session(entry.id, row, update))
             .await;
-        if let Err(e) = stored {
-            tracing::debug!(error = %e, "cannot store the message sealed again");
-            return None;
+        match stored {
+            Ok(true) => {
+                inner.metrics.session("resealed");
+                Some(envelope)
+            }
+            Ok(false) => {
+                // Delivered by another copy meanwhile: nothing to send.
+                tracing::debug!(message = %entry.id.fmt_short(), "sealed again after it left the outbox");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot store the message sealed again");
+                None
+            }
         }
-        inner.metrics.session("resealed");
-        Some(envelope)
     }
 
     /// Opens a version-2 envelope, from the device behind `from` when it came over a

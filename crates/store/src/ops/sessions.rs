@@ -182,24 +182,27 @@ impl Store {
         .await
     }
 
-    /// Replaces a queued message's envelope with one a new session sealed (its
-    /// recipient lost the old session), with that session's state, in one
-    /// transaction. [`Error::NoSuchMessage`] if the message left the outbox meanwhile.
+    /// Replaces a queued message's envelope with one a session sealed again, with
+    /// that session's state, in one transaction. True if the message was still
+    /// queued; false if it left the outbox meanwhile (delivered by another copy):
+    /// the state is committed all the same. The session did advance, and later
+    /// letters may already be built on it, so a write that left it out would make
+    /// every one of them fail its generation check; the envelope never sent is to
+    /// the peer a message lost on the way, which its session skips.
+    /// Returns once queued, like [`Self::insert_outgoing_with_session`].
     pub async fn reseal_with_session(
         &self,
         id: MessageId,
         envelope: Vec<u8>,
         update: SessionUpdate,
-    ) -> Result<Committing<()>, Error> {
+    ) -> Result<Committing<bool>, Error> {
         self.submit(move |conn, key| {
             let changed = conn.execute(
                 "UPDATE outbox SET envelope = ?1 WHERE message_id = ?2",
                 params![envelope, &id.as_bytes()[..]],
             )?;
-            if changed == 0 {
-                return Err(Error::NoSuchMessage(id));
-            }
-            commit(conn, key, &update)
+            commit(conn, key, &update)?;
+            Ok(changed > 0)
         })
         .await
     }
