@@ -22,7 +22,7 @@ use std::time::Duration;
 use communitas_net::MboxResponder;
 use communitas_net::libp2p::PeerId;
 use communitas_net::mbox::MboxRequest;
-use communitas_store::MailboxLimits;
+use communitas_store::{HeldLimits, MailboxLimits};
 
 pub(crate) use client::{deposit, fetcher};
 pub(crate) use server::serve;
@@ -40,6 +40,12 @@ pub(crate) const LIMITS: MailboxLimits = MailboxLimits {
     max_replicas_per_peer_in_mailbox: 5_000,
     max_total_bytes: 16 << 30,
 };
+/// One-time prekeys a server holds (decision 0064): an owner tops each of its
+/// devices up to [`communitas_proto::mbox::client::PREKEYS_TARGET`] of each kind;
+/// the server takes up to twice that, for four devices per mailbox, and 1 GiB in all
+/// (about 40,000 devices at the target: 20 × (102 + 1,254) bytes each).
+pub(crate) const HELD: HeldLimits =
+    HeldLimits { per_kind: 40, devices_per_mailbox: 4, max_total_bytes: 1 << 30 };
 /// Owner notifications in flight at once.
 pub(crate) const MAX_NOTIFYING: usize = 64;
 /// Fetched envelopes accepted concurrently.

@@ -89,6 +89,10 @@ pub struct Metrics {
     /// `peer_share` and `full` (told to come back), and afterwards `pushed_out` (a
     /// queued one whose place a newcomer took) or `too_late` (waited past 5 s).
     pub stranger_lane: Family<Vec<(String, String)>, Counter>,
+    /// Server role, one-time prekeys held for owners' devices (decision 0064):
+    /// `claimed` (handed out, one per key), `exhausted` (a claim found none) and
+    /// `full` (a deposit refused: the mailbox or the server holds all it may).
+    pub held_prekeys: Family<Vec<(String, String)>, Counter>,
 }
 
 impl Metrics {
@@ -238,6 +242,12 @@ impl Metrics {
             "Envelopes from peers not known as contacts' devices, by what the lane did",
             stranger_lane.clone(),
         );
+        let held_prekeys = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "held_prekeys",
+            "Server role: one-time prekeys held for owners' devices, by what happened",
+            held_prekeys.clone(),
+        );
         registry.register(
             "sealed_v1",
             "Letters sealed as version-1 envelopes (no session with the recipient)",
@@ -277,6 +287,7 @@ impl Metrics {
             sealed_v1,
             first_contacts,
             stranger_lane,
+            held_prekeys,
         }
     }
 
@@ -294,6 +305,12 @@ impl Metrics {
     /// [`Metrics::stranger_lane`]).
     pub(crate) fn lane(&self, outcome: &str) {
         self.stranger_lane.get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())]).inc();
+    }
+
+    /// Counts `n` one-time prekey events (see [`Metrics::held_prekeys`]).
+    pub(crate) fn held_prekeys(&self, outcome: &str, n: u64) {
+        let labels = vec![("outcome".to_owned(), outcome.to_owned())];
+        self.held_prekeys.get_or_create(&labels).inc_by(n);
     }
 
     /// How many envelopes the strangers' lane handled with `outcome`.

@@ -13,6 +13,8 @@
 //! | notify | 5 | mailbox id (32): "mail is waiting for you" (server → owner) |
 //! | offer | 6 | mailbox id (32), count (u32 ≤ 1024), hashes (32 each): "I hold these" (holder → holder) |
 //! | replicate | 7 | expires at (u64, unix ms), envelope (byte string ≤ 256 KiB) (holder → holder) |
+//! | deposit | 8 | mailbox id (32), device key (32), count (u32 ≤ 64), one-time prekeys (byte strings): the owner's, for one of its devices |
+//! | claim | 9 | mailbox id (32), device key (32): "one of each kind, for a first message to it" |
 //!
 //! | response | tag | fields |
 //! | --- | --- | --- |
@@ -22,11 +24,20 @@
 //! | envelopes | 4 | count (u16), then per envelope: hash (32), envelope (byte string) |
 //! | acked | 5 | count (u32) |
 //! | wanted | 6 | count (u32 ≤ 1024), hashes (32 each): the offered ones this server lacks |
+//! | held | 7 | X25519 count (u32), ML-KEM-768 count (u32): one-time prekeys held for the device after a deposit |
+//! | prekeys | 8 | count (u32 ≤ 2), one-time prekeys (byte strings): handed out, and gone from here |
 //!
 //! Fetching proves ownership of the mailbox: the signature is the identity's Ed25519
 //! signature over `"communitas/mbox/fetch/v1\0" ‖ server PeerId ‖ requester PeerId ‖
 //! nonce ‖ mailbox id`, and the identity's mailbox id must be the one asked for. The
 //! nonce is fresh per challenge and good once, so a fetch cannot be replayed.
+//!
+//! One-time prekeys (issue 14 item 1, decision 0064): an owner deposits its devices'
+//! signed one-time prekeys only inside a fetch session for its mailbox (as an ack);
+//! anyone may claim, and each prekey is handed out once. The server checks each
+//! deposited key's signature by the device key it is filed under; the claimer checks
+//! it again against the bundle it trusts, so a server can withhold keys but not
+//! substitute its own.
 //!
 //! Re-replication (decision 0020): a holder offers the hashes it keeps for a mailbox
 //! to the other servers closest to it; each answers with the hashes it lacks (neither
@@ -59,6 +70,11 @@ pub const MAX_REQUEST: usize = MAX_ENVELOPE + 64 + 2048;
 pub const MAX_RESPONSE: usize = 8 * 1024 * 1024 + MAX_ENVELOPE + 64 * 1024;
 /// Most hashes in one ack.
 pub const MAX_ACK: usize = 1024;
+/// Most one-time prekeys in one deposit.
+pub const MAX_DEPOSIT: usize = 64;
+/// Most one-time prekeys in one claim's answer: one of each kind.
+pub const MAX_CLAIMED: usize = 2;
+const MAX_ONE_TIME: usize = communitas_crypto::prekey::MAX_ONE_TIME_LEN;
 const PUBLIC_IDENTITY_LEN: usize = communitas_crypto::identity::PUBLIC_IDENTITY_LEN;
 
 /// Prefix of the fetch signature.
@@ -129,6 +145,23 @@ pub enum MboxRequest {
         /// The sealed envelope.
         envelope: Vec<u8>,
     },
+    /// Owner to server, inside a fetch session: keep these one-time prekeys of one of
+    /// my devices and hand each out once.
+    Deposit {
+        /// The mailbox of the session.
+        mailbox: MailboxId,
+        /// The device whose keys they are (its Ed25519 key, which signed each).
+        device: [u8; 32],
+        /// The signed one-time prekeys (at most [`MAX_DEPOSIT`]).
+        prekeys: Vec<Vec<u8>>,
+    },
+    /// Anyone: one one-time prekey of each kind of this device, for a first message.
+    Claim {
+        /// The device's owner's mailbox.
+        mailbox: MailboxId,
+        /// The device.
+        device: [u8; 32],
+    },
 }
 
 /// Why a server refused.
@@ -197,6 +230,15 @@ pub enum MboxResponse {
     Acked(u32),
     /// Of the offered hashes, those this server lacks.
     Wanted(Vec<[u8; 32]>),
+    /// One-time prekeys held for the device after a deposit, by kind.
+    Held {
+        /// X25519.
+        dh: u32,
+        /// ML-KEM-768.
+        kem: u32,
+    },
+    /// One-time prekeys handed out (none, one or one of each kind).
+    Prekeys(Vec<Vec<u8>>),
 }
 
 impl MboxRequest {
@@ -228,6 +270,13 @@ impl MboxRequest {
             MboxRequest::Replicate { expires_at, envelope } => {
                 w.u8(7).u64(*expires_at).bytes(envelope);
             }
+            MboxRequest::Deposit { mailbox, device, prekeys } => {
+                w.u8(8).raw(mailbox.as_bytes()).raw(device);
+                write_list(&mut w, prekeys);
+            }
+            MboxRequest::Claim { mailbox, device } => {
+                w.u8(9).raw(mailbox.as_bytes()).raw(device);
+            }
         }
         w.into_vec()
     }
@@ -257,6 +306,15 @@ impl MboxRequest {
             7 => MboxRequest::Replicate {
                 expires_at: r.u64("expires at")?,
                 envelope: r.bytes("envelope", MAX_ENVELOPE)?.to_vec(),
+            },
+            8 => MboxRequest::Deposit {
+                mailbox: MailboxId::from_bytes(r.array("mailbox")?),
+                device: r.array("device")?,
+                prekeys: read_list(&mut r, "deposit", MAX_DEPOSIT)?,
+            },
+            9 => MboxRequest::Claim {
+                mailbox: MailboxId::from_bytes(r.array("mailbox")?),
+                device: r.array("device")?,
             },
             _ => return Err(communitas_types::DecodeError::InvalidValue { field: "request tag" }),
         };
@@ -293,6 +351,13 @@ impl MboxResponse {
                 w.u8(6);
                 write_hashes(&mut w, hashes);
             }
+            MboxResponse::Held { dh, kem } => {
+                w.u8(7).u32(*dh).u32(*kem);
+            }
+            MboxResponse::Prekeys(prekeys) => {
+                w.u8(8);
+                write_list(&mut w, prekeys);
+            }
         }
         w.into_vec()
     }
@@ -321,6 +386,8 @@ impl MboxResponse {
             }
             5 => MboxResponse::Acked(r.u32("acked")?),
             6 => MboxResponse::Wanted(read_hashes(&mut r, "wanted")?),
+            7 => MboxResponse::Held { dh: r.u32("held dh")?, kem: r.u32("held kem")? },
+            8 => MboxResponse::Prekeys(read_list(&mut r, "prekeys", MAX_CLAIMED)?),
             _ => return Err(communitas_types::DecodeError::InvalidValue { field: "response tag" }),
         };
         r.finish()?;
@@ -346,6 +413,27 @@ fn read_hashes(
         return Err(communitas_types::DecodeError::TooLong { field, len: count, max: MAX_ACK });
     }
     (0..count).map(|_| r.array("hash")).collect()
+}
+
+/// A list of one-time prekeys: count (u32), then each as a byte string of at most
+/// the longest one-time prekey. The decoder refuses more than `max`.
+fn write_list(w: &mut Writer, items: &[Vec<u8>]) {
+    w.u32(u32::try_from(items.len()).unwrap_or(u32::MAX));
+    for item in items {
+        w.bytes(item);
+    }
+}
+
+fn read_list(
+    r: &mut Reader<'_>,
+    field: &'static str,
+    max: usize,
+) -> Result<Vec<Vec<u8>>, communitas_types::DecodeError> {
+    let count = usize::try_from(r.u32("count")?).unwrap_or(usize::MAX);
+    if count > max {
+        return Err(communitas_types::DecodeError::TooLong { field, len: count, max });
+    }
+    (0..count).map(|_| r.bytes("one-time prekey", MAX_ONE_TIME).map(<[u8]>::to_vec)).collect()
 }
 
 fn check_version(r: &mut Reader<'_>) -> Result<(), communitas_types::DecodeError> {
@@ -382,6 +470,12 @@ mod tests {
             MboxRequest::Notify { mailbox: MailboxId::from_bytes([11; 32]) },
             MboxRequest::Offer { mailbox: MailboxId::from_bytes([12; 32]), hashes: vec![[13; 32]] },
             MboxRequest::Replicate { expires_at: 1_780_000_000_000, envelope: vec![14; 50] },
+            MboxRequest::Deposit {
+                mailbox: MailboxId::from_bytes([17; 32]),
+                device: [18; 32],
+                prekeys: vec![vec![19; 102], vec![20; 1254]],
+            },
+            MboxRequest::Claim { mailbox: MailboxId::from_bytes([21; 32]), device: [22; 32] },
         ];
         for req in requests {
             assert_eq!(MboxRequest::decode(&req.encode()).unwrap(), req);
@@ -393,6 +487,8 @@ mod tests {
             MboxResponse::Envelopes(vec![([2; 32], vec![3; 100])]),
             MboxResponse::Acked(7),
             MboxResponse::Wanted(vec![[15; 32], [16; 32]]),
+            MboxResponse::Held { dh: 3, kem: 4 },
+            MboxResponse::Prekeys(vec![vec![23; 102]]),
         ];
         for res in responses {
             assert_eq!(MboxResponse::decode(&res.encode()).unwrap(), res);
@@ -411,5 +507,19 @@ mod tests {
         let mut wanted_too_many = MboxResponse::Wanted(vec![]).encode();
         wanted_too_many[2..6].copy_from_slice(&(MAX_ACK as u32 + 1).to_be_bytes());
         assert!(MboxResponse::decode(&wanted_too_many).is_err());
+        // A deposit or a claim's answer longer than its bound, or a prekey longer
+        // than any one-time prekey, is refused before anything is allocated for it.
+        let mut deposit_too_many = MboxRequest::Deposit {
+            mailbox: MailboxId::from_bytes([0; 32]),
+            device: [0; 32],
+            prekeys: vec![],
+        }
+        .encode();
+        deposit_too_many[66..70].copy_from_slice(&(MAX_DEPOSIT as u32 + 1).to_be_bytes());
+        assert!(MboxRequest::decode(&deposit_too_many).is_err());
+        let three = MboxResponse::Prekeys(vec![vec![1], vec![2], vec![3]]).encode();
+        assert!(MboxResponse::decode(&three).is_err());
+        let long = MboxResponse::Prekeys(vec![vec![0; MAX_ONE_TIME + 1]]).encode();
+        assert!(MboxResponse::decode(&long).is_err());
     }
 }

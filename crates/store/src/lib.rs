@@ -48,6 +48,7 @@ pub use model::{
 };
 pub use ops::blocks::{Block, Blocked, MAX_BLOCKS};
 pub use ops::files::{FileRow, FileStatus};
+pub use ops::held_prekeys::{Deposited, HeldLimits, PrekeyDeposit};
 pub use ops::mailbox::{MailboxEntry, MailboxLimits, MailboxPut, PutOutcome};
 pub use ops::replica::{ReplicaEntry, Wanted};
 pub use ops::requests::{Request, RequestAdded, RequestLimits, RequestMessage};

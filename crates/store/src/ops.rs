@@ -12,6 +12,7 @@
 pub(crate) mod blocks;
 pub(crate) mod contacts;
 pub(crate) mod files;
+pub(crate) mod held_prekeys;
 pub(crate) mod identity;
 pub(crate) mod mailbox;
 pub(crate) mod messages;

@@ -161,6 +161,9 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE requests ADD COLUMN name TEXT;
     ",
+    // 17 (issue 14 item 1): server role, the one-time prekeys owners leave for their
+    // devices (decision 0064).
+    crate::ops::held_prekeys::SCHEMA,
 ];
 
 /// The schema version this build writes.

@@ -25,13 +25,13 @@ use communitas_net::mbox::MboxRequest;
 use communitas_proto::mbox::server::{
     Config, Input, Metric, Outcome, Output, PutOutcome, RequestId, Server, Work,
 };
-use communitas_store::{MailboxPut, PutOutcome as Stored};
+use communitas_store::{Deposited, MailboxPut, PrekeyDeposit, PutOutcome as Stored};
 use communitas_types::Timestamp;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{MAX_NOTIFYING, Request};
+use super::{HELD, MAX_NOTIFYING, Request};
 use crate::{Inner, MESSAGE_TTL};
 
 /// Puts, fetches and acks at the store at once (server role): enough to fill the
@@ -148,7 +148,9 @@ fn job_id(job: &Work<PeerId>) -> Option<RequestId> {
         Work::Put { request_id, .. }
         | Work::Fetch { request_id, .. }
         | Work::Ack { request_id, .. }
-        | Work::Wanted { request_id, .. } => Some(*request_id),
+        | Work::Wanted { request_id, .. }
+        | Work::Deposit { request_id, .. }
+        | Work::Claim { request_id, .. } => Some(*request_id),
         _ => None,
     }
 }
@@ -187,6 +189,20 @@ fn spawn(
                 };
                 (request_id, outcome)
             }
+            Work::Deposit { request_id, mailbox, device, prekeys, now, expires_at } => {
+                let prekeys = prekeys.into_iter().map(|p| (p.kind, p.id, p.bytes)).collect();
+                let deposit = PrekeyDeposit { mailbox, device, prekeys, now, expires_at };
+                let outcome = match store.deposit_prekeys(deposit, HELD).await {
+                    Ok(Deposited::Held(dh, kem)) => Outcome::Held { dh, kem },
+                    Ok(Deposited::Full) => Outcome::HeldFull,
+                    Err(_) => Outcome::Failed,
+                };
+                (request_id, outcome)
+            }
+            Work::Claim { request_id, mailbox, device, now } => {
+                let claimed = store.claim_prekeys(mailbox, device, now).await;
+                (request_id, claimed.map_or(Outcome::Failed, Outcome::Claimed))
+            }
             Work::Expire { now } => {
                 if let Err(e) = store.expire(now).await {
                     tracing::warn!(error = %e, "cannot expire mailbox entries");
@@ -224,6 +240,9 @@ fn count(inner: &Inner, metric: Metric) {
         Metric::SenderOverQuota => metrics.refuse("mailbox_sender_quota"),
         Metric::ServerFull => metrics.refuse("mailbox_server_full"),
         Metric::Unavailable => metrics.refuse("mailbox_unavailable"),
+        Metric::PrekeysClaimed(n) => metrics.held_prekeys("claimed", n),
+        Metric::PrekeysExhausted => metrics.held_prekeys("exhausted", 1),
+        Metric::PrekeysFull => metrics.held_prekeys("full", 1),
         _ => {}
     }
 }

@@ -78,6 +78,9 @@ pub const FETCH_EVERY: Duration = Duration::from_secs(15);
 pub const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 /// Bytes asked for per fetch: as much as a server answers.
 pub const FETCH_BYTES: u32 = super::server::MAX_FETCH_BYTES;
+/// One-time prekeys of each kind an owner keeps deposited per device at each of its
+/// mailbox servers (decision 0064); it tops up when a server holds fewer than half.
+pub const PREKEYS_TARGET: u32 = 20;
 /// Fetches from one holder in one round at most: 64 × 4 MiB is more than a mailbox
 /// holds, and a holder that keeps handing out fresh junk cannot keep the round going.
 pub const MAX_FETCHES: usize = 64;

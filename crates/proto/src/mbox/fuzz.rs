@@ -88,6 +88,8 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         MboxRequest::Notify { mailbox },
         MboxRequest::Offer { mailbox, hashes: vec![[13; 32]] },
         MboxRequest::Replicate { expires_at: 1_780_000_000_000, envelope: vec![14; 50] },
+        MboxRequest::Deposit { mailbox, device: [17; 32], prekeys: vec![vec![18; 102]] },
+        MboxRequest::Claim { mailbox, device: [17; 32] },
     ];
     let responses = [
         MboxResponse::Stored,
@@ -96,6 +98,8 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         MboxResponse::Envelopes(vec![([2; 32], vec![3; 40]), ([4; 32], vec![])]),
         MboxResponse::Acked(7),
         MboxResponse::Wanted(vec![[15; 32], [16; 32]]),
+        MboxResponse::Held { dh: 20, kem: 20 },
+        MboxResponse::Prekeys(vec![vec![19; 102], vec![20; 1254]]),
     ];
     let requests =
         requests.iter().enumerate().map(|(i, r)| (format!("seed-request-{i}"), r.encode()));

@@ -48,11 +48,12 @@ mod tests;
 use std::time::Duration;
 
 use communitas_crypto::PublicIdentity;
+use communitas_crypto::prekey::{OneTimeKey, OneTimePrekey};
 use communitas_types::{MailboxId, Timestamp};
 
 use super::{MboxRequest, MboxResponse, Refusal, fetch_signed_bytes};
 use crate::Random;
-pub use io::{Input, Metric, Outcome, Output, PutOutcome, RequestId, Work};
+pub use io::{HeldPrekey, Input, Metric, Outcome, Output, PutOutcome, RequestId, Work};
 use table::Table;
 
 /// A challenge's nonce is good this long, once.
@@ -75,6 +76,9 @@ pub const NOTIFY_PER_PUT: usize = 8;
 pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// How long a put is kept: the message TTL (ARCHITECTURE §6).
 pub const ENVELOPE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a deposited one-time prekey is held unclaimed: the owner tops its
+/// deposits up well within it, and a device gone for longer leaves nothing behind.
+pub const PREKEY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The server's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +103,8 @@ pub struct Config {
     pub notify_per_put: usize,
     /// See [`SWEEP_EVERY`].
     pub sweep_every: Duration,
+    /// See [`PREKEY_TTL`].
+    pub prekey_ttl: Duration,
 }
 
 impl Config {
@@ -115,6 +121,7 @@ impl Config {
             max_fetch_bytes: MAX_FETCH_BYTES,
             notify_per_put: NOTIFY_PER_PUT,
             sweep_every: SWEEP_EVERY,
+            prekey_ttl: PREKEY_TTL,
         }
     }
 }
@@ -222,6 +229,12 @@ impl<P: Copy + Ord + Into<Vec<u8>>> Server<P> {
                     self.refuse(request_id, Refusal::Unauthorized);
                 }
             }
+            MboxRequest::Deposit { mailbox, device, prekeys } => {
+                self.deposit(peer, request_id, mailbox, device, &prekeys, now);
+            }
+            MboxRequest::Claim { mailbox, device } => {
+                self.out.push(Output::Store(Work::Claim { request_id, mailbox, device, now }));
+            }
             _ => self.refuse(request_id, Refusal::Invalid),
         }
     }
@@ -281,6 +294,38 @@ impl<P: Copy + Ord + Into<Vec<u8>>> Server<P> {
         self.out.push(Output::Store(Work::Fetch { request_id, mailbox, now, max_bytes }));
     }
 
+    /// One-time prekeys from a mailbox's owner: taken only inside its fetch session
+    /// (as an ack), and only if every one is signed by the device it is filed under —
+    /// one bad key refuses the deposit, so a server never hands out a key its device
+    /// did not make.
+    fn deposit(
+        &mut self,
+        peer: P,
+        request_id: RequestId,
+        mailbox: MailboxId,
+        device: [u8; 32],
+        prekeys: &[Vec<u8>],
+        now: Timestamp,
+    ) {
+        if self.sessions.get(peer, mailbox, now).is_none() {
+            return self.refuse(request_id, Refusal::Unauthorized);
+        }
+        let mut held = Vec::with_capacity(prekeys.len());
+        for bytes in prekeys {
+            let Ok(prekey) = OneTimePrekey::from_bytes(bytes, &device) else {
+                return self.refuse(request_id, Refusal::Invalid);
+            };
+            let kind = match prekey.key {
+                OneTimeKey::Dh(_) => 1,
+                OneTimeKey::Kem(_) => 2,
+            };
+            held.push(HeldPrekey { kind, id: prekey.id.0, bytes: bytes.clone() });
+        }
+        let expires_at = now.saturating_add(self.config.prekey_ttl);
+        let work = Work::Deposit { request_id, mailbox, device, prekeys: held, now, expires_at };
+        self.out.push(Output::Store(work));
+    }
+
     fn done(&mut self, request_id: RequestId, outcome: Outcome, now: Timestamp) {
         let response = match outcome {
             Outcome::Put { mailbox, outcome } => {
@@ -294,6 +339,19 @@ impl<P: Copy + Ord + Into<Vec<u8>>> Server<P> {
                     self.out.push(Output::Count(Metric::AckedRefused(acked)));
                 }
                 MboxResponse::Wanted(hashes)
+            }
+            Outcome::Held { dh, kem } => MboxResponse::Held { dh, kem },
+            Outcome::HeldFull => {
+                self.out.push(Output::Count(Metric::PrekeysFull));
+                MboxResponse::Refused(Refusal::MailboxFull)
+            }
+            Outcome::Claimed(prekeys) => {
+                self.out.push(Output::Count(if prekeys.is_empty() {
+                    Metric::PrekeysExhausted
+                } else {
+                    Metric::PrekeysClaimed(u64::try_from(prekeys.len()).unwrap_or(u64::MAX))
+                }));
+                MboxResponse::Prekeys(prekeys)
             }
             Outcome::Failed => MboxResponse::Refused(Refusal::Unavailable),
         };

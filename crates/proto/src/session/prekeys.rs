@@ -143,23 +143,29 @@ impl PrekeySecrets {
         due
     }
 
-    /// Makes up to `count` one-time prekeys of each kind (never holding more than
-    /// [`MAX_ONE_TIME`] of a kind), signed by `device`, for the mailbox servers.
+    /// Makes `count` one-time prekeys of each kind (at most [`MAX_ONE_TIME`]), signed
+    /// by `device`, for the mailbox servers. Never more than [`MAX_ONE_TIME`] of a kind
+    /// are held: the oldest go first to make room — they were handed to servers
+    /// longest ago, and a server drops the ones nobody claimed after 30 days (decision
+    /// 0064), so a device whose servers came and went still mints fresh ones.
     pub fn mint_one_time(
         &mut self,
         device: &DeviceKey,
         count: usize,
         rng: &mut impl Random,
     ) -> Vec<OneTimePrekey> {
+        let count = count.min(MAX_ONE_TIME);
+        let room = |held: usize| (held + count).saturating_sub(MAX_ONE_TIME);
+        self.one_time_dh.drain(..room(self.one_time_dh.len()));
+        self.one_time_kem.drain(..room(self.one_time_kem.len()));
         let mut out = Vec::new();
-        let dh = count.min(MAX_ONE_TIME.saturating_sub(self.one_time_dh.len()));
+        let (dh, kem) = (count, count);
         for _ in 0..dh {
             let id = self.fresh_id(rng);
             let secret = DhSecret::from_bytes(rng.bytes());
             out.push(OneTimePrekey::sign(device, id, OneTimeKey::Dh(secret.public())));
             self.one_time_dh.push((id, secret));
         }
-        let kem = count.min(MAX_ONE_TIME.saturating_sub(self.one_time_kem.len()));
         for _ in 0..kem {
             let id = self.fresh_id(rng);
             let secret = KemSecret::from_seed(rng.bytes());

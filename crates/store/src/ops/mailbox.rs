@@ -105,13 +105,15 @@ impl Store {
         self.write(move |conn, _| ack(conn, &mailbox, &hashes)).await
     }
 
-    /// Drops expired mailbox envelopes, tombstones and seen ids; returns how many
+    /// Drops expired mailbox envelopes, tombstones, seen ids and held one-time
+    /// prekeys; returns how many
     /// envelopes went. (Expired shards go with [`Store::expire_shards`].)
     pub async fn expire(&self, now: Timestamp) -> Result<usize, Error> {
         self.write(move |conn, _| {
             let removed = conn.execute("DELETE FROM mailbox WHERE expires_at <= ?1", [ms(now)])?;
             seen::expire(conn, now)?;
             conn.execute("DELETE FROM mailbox_tombstones WHERE expires_at <= ?1", [ms(now)])?;
+            conn.execute("DELETE FROM held_prekeys WHERE expires_at <= ?1", [ms(now)])?;
             Ok(removed)
         })
         .await

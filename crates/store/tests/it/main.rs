@@ -3,6 +3,7 @@
 
 mod consent;
 mod crash;
+mod held_prekeys;
 mod mailbox;
 mod rows;
 mod sessions;

@@ -76,8 +76,31 @@ pub enum Outcome {
         /// How many offered hashes their owner already acknowledged here.
         acked: usize,
     },
-    /// A fetch, ack or wanted query failed in the store.
+    /// A [`Work::Deposit`] finished: the device's one-time prekeys held now, by kind.
+    Held {
+        /// X25519.
+        dh: u32,
+        /// ML-KEM-768.
+        kem: u32,
+    },
+    /// A [`Work::Deposit`] was refused: the server holds as many prekey bytes as it
+    /// may, or the mailbox as many devices.
+    HeldFull,
+    /// A [`Work::Claim`] handed out these (and deleted them here).
+    Claimed(Vec<Vec<u8>>),
+    /// A fetch, ack, wanted query, deposit or claim failed in the store.
     Failed,
+}
+
+/// A one-time prekey to hold, as the machine checked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldPrekey {
+    /// 1: X25519, 2: ML-KEM-768 (`communitas_crypto::prekey::OneTimeKey`).
+    pub kind: u8,
+    /// Its id, unique per device and kind.
+    pub id: u32,
+    /// The signed bytes, handed out as they came.
+    pub bytes: Vec<u8>,
 }
 
 /// Store work: the driver runs it and feeds back [`Input::StoreDone`] with the same
@@ -132,7 +155,35 @@ pub enum Work<P> {
         /// The offered hashes.
         hashes: Vec<[u8; 32]>,
     },
-    /// Drop expired envelopes and tombstones.
+    /// Hold a device's one-time prekeys (their signatures checked), within the
+    /// store's limits; answer how many of each kind it holds for the device.
+    Deposit {
+        /// The request.
+        request_id: RequestId,
+        /// The mailbox of the owner's session.
+        mailbox: MailboxId,
+        /// The device they are for.
+        device: [u8; 32],
+        /// The prekeys.
+        prekeys: Vec<HeldPrekey>,
+        /// The time of the deposit.
+        now: Timestamp,
+        /// When they are dropped if nobody claimed them.
+        expires_at: Timestamp,
+    },
+    /// Hand out (and delete) the oldest unexpired one-time prekey of each kind held
+    /// for the device.
+    Claim {
+        /// The request.
+        request_id: RequestId,
+        /// The owner's mailbox.
+        mailbox: MailboxId,
+        /// The device.
+        device: [u8; 32],
+        /// The time of the claim.
+        now: Timestamp,
+    },
+    /// Drop expired envelopes, tombstones and one-time prekeys.
     Expire {
         /// The time of the sweep.
         now: Timestamp,
@@ -153,6 +204,12 @@ pub enum Metric {
     ServerFull,
     /// A put refused: the store failed.
     Unavailable,
+    /// One-time prekeys handed out by a claim.
+    PrekeysClaimed(u64),
+    /// A claim found no one-time prekey for the device.
+    PrekeysExhausted,
+    /// A deposit refused: the server, or the mailbox, holds all it may.
+    PrekeysFull,
 }
 
 /// What the server wants done, in order.

@@ -487,3 +487,104 @@ fn a_node_that_is_not_a_server_answers_not_server_but_hears_notifications() {
         ]
     );
 }
+
+/// A device's signed one-time prekeys: `n` X25519 and one ML-KEM-768.
+fn one_time(device: &communitas_crypto::DeviceKey, n: u32) -> Vec<Vec<u8>> {
+    use communitas_crypto::dh::DhSecret;
+    use communitas_crypto::mlkem::KemSecret;
+    use communitas_crypto::prekey::{OneTimeKey, OneTimePrekey, PrekeyId};
+    let mut keys: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let key = OneTimeKey::Dh(DhSecret::from_bytes([i as u8 + 1; 32]).public());
+            OneTimePrekey::sign(device, PrekeyId(i), key).to_bytes().to_vec()
+        })
+        .collect();
+    let kem = OneTimeKey::Kem(KemSecret::from_seed([3; 64]).public());
+    keys.push(OneTimePrekey::sign(device, PrekeyId(100), kem).to_bytes().to_vec());
+    keys
+}
+
+#[test]
+fn prekeys_are_deposited_only_by_the_owner_and_only_signed_by_their_device() {
+    let mut h = Harness::serving();
+    let owner = alice();
+    let mailbox = owner.public().mailbox_id();
+    let device = communitas_crypto::DeviceKey::from_secret_bytes([7; 32]);
+    let keys = one_time(&device, 2);
+    let deposit = |prekeys: Vec<Vec<u8>>| MboxRequest::Deposit {
+        mailbox,
+        device: device.public_bytes(),
+        prekeys,
+    };
+
+    // Without a fetch session for the mailbox: refused, nothing asked of the store.
+    assert!(unauthorized(&h.request(Peer(1), deposit(keys.clone()), at(0))));
+    h.open_session(Peer(1), &owner, at(0));
+    // Another peer's session does not count.
+    assert!(unauthorized(&h.request(Peer(2), deposit(keys.clone()), at(1))));
+
+    match h.work(Peer(1), deposit(keys.clone()), at(1)) {
+        Work::Deposit { mailbox: m, device: d, prekeys, expires_at, .. } => {
+            assert_eq!((m, d), (mailbox, device.public_bytes()));
+            let kinds: Vec<(u8, u32)> = prekeys.iter().map(|p| (p.kind, p.id)).collect();
+            assert_eq!(kinds, [(1, 0), (1, 1), (2, 100)]);
+            assert_eq!(prekeys[2].bytes, keys[2], "held as it came");
+            assert_eq!(expires_at, at(1).saturating_add(PREKEY_TTL));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // One key signed by another device (or altered) refuses the whole deposit.
+    let other = communitas_crypto::DeviceKey::from_secret_bytes([8; 32]);
+    let mut mixed = keys.clone();
+    mixed.push(one_time(&other, 1).remove(0));
+    let refused = h.answer(Peer(1), deposit(mixed), at(2));
+    assert_eq!(refused, MboxResponse::Refused(Refusal::Invalid));
+    let mut altered = keys;
+    altered[0][10] ^= 1;
+    assert_eq!(h.answer(Peer(1), deposit(altered), at(2)), refused);
+
+    // The store's answer goes back as is; a full store is counted.
+    let held = h.done(RequestId(7), Outcome::Held { dh: 2, kem: 1 }, at(3));
+    assert!(matches!(
+        held.as_slice(),
+        [Output::Respond { response: MboxResponse::Held { dh: 2, kem: 1 }, .. }]
+    ));
+    let full = h.done(RequestId(8), Outcome::HeldFull, at(3));
+    assert!(matches!(
+        full.as_slice(),
+        [
+            Output::Count(Metric::PrekeysFull),
+            Output::Respond { response: MboxResponse::Refused(Refusal::MailboxFull), .. }
+        ]
+    ));
+}
+
+#[test]
+fn anyone_may_claim_and_an_empty_claim_is_counted() {
+    let mut h = Harness::serving();
+    let mailbox = bob().public().mailbox_id();
+    let claim = MboxRequest::Claim { mailbox, device: [4; 32] };
+    match h.work(Peer(3), claim, at(0)) {
+        Work::Claim { mailbox: m, device, now, .. } => {
+            assert_eq!((m, device, now), (mailbox, [4; 32], at(0)));
+        }
+        other => panic!("{other:?}"),
+    }
+    let given = h.done(RequestId(1), Outcome::Claimed(vec![vec![1], vec![2]]), at(0));
+    assert!(matches!(
+        given.as_slice(),
+        [Output::Count(Metric::PrekeysClaimed(2)), Output::Respond { response: MboxResponse::Prekeys(p), .. }]
+            if p.len() == 2
+    ));
+    let none = h.done(RequestId(2), Outcome::Claimed(vec![]), at(0));
+    assert!(matches!(
+        none.as_slice(),
+        [Output::Count(Metric::PrekeysExhausted), Output::Respond { response: MboxResponse::Prekeys(p), .. }]
+            if p.is_empty()
+    ));
+    // A node that keeps no mailboxes holds no prekeys either.
+    let mut not = Harness::new(Config::new(false));
+    let claim = MboxRequest::Claim { mailbox, device: [4; 32] };
+    assert_eq!(not.answer(Peer(3), claim, at(0)), MboxResponse::Refused(Refusal::NotServer));
+}

@@ -88,12 +88,21 @@ fn secrets_round_trip_and_one_time_prekeys_are_bounded() {
     let device = DeviceKey::from_secret_bytes([2; 32]);
     let mut secrets = PrekeySecrets::new(T0, &mut rng);
     secrets.rotate(T0.saturating_add(ROTATE_AFTER), &mut rng);
-    assert_eq!(secrets.mint_one_time(&device, 3, &mut rng).len(), 6);
-    assert_eq!(
-        secrets.mint_one_time(&device, MAX_ONE_TIME, &mut rng).len(),
-        2 * (MAX_ONE_TIME - 3)
-    );
+    let first = secrets.mint_one_time(&device, 3, &mut rng);
+    assert_eq!(first.len(), 6);
+    assert_eq!(secrets.mint_one_time(&device, MAX_ONE_TIME - 3, &mut rng).len(), 2 * 197);
     assert_eq!(secrets.one_time_left(), (MAX_ONE_TIME, MAX_ONE_TIME));
+    // Full: minting more drops the oldest, never holds more.
+    let later = secrets.mint_one_time(&device, 2, &mut rng);
+    assert_eq!(later.len(), 4);
+    assert_eq!(secrets.one_time_left(), (MAX_ONE_TIME, MAX_ONE_TIME));
+    let held = |id: PrekeyId| {
+        secrets.one_time_dh.iter().any(|(i, _)| *i == id)
+            || secrets.one_time_kem.iter().any(|(i, _)| *i == id)
+    };
+    assert!(!held(first[0].id) && !held(first[3].id), "the oldest of each kind went");
+    assert!(held(first[2].id) && held(later[0].id) && held(later[3].id));
+    assert_eq!(secrets.mint_one_time(&device, 10 * MAX_ONE_TIME, &mut rng).len(), 2 * MAX_ONE_TIME);
     let bytes = secrets.to_bytes();
     let back = PrekeySecrets::from_bytes(&bytes).unwrap();
     assert_eq!(back.to_bytes(), bytes);
