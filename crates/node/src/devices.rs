@@ -54,9 +54,10 @@ pub(crate) async fn resolve(
         .iter()
         .find(|r| pinned.is_none_or(|keys| *keys == r.identity))
         .ok_or(ResolveError::KeysDiffer)?;
-    // Its prekey bundle, for the next letter's session.
+    // Its prekey bundle, and one-time prekeys, for the next letter's session.
     if pinned.is_some() {
         inner.sessions.learn(address, record);
+        inner.sessions.claim_one_time(address, &record.identity);
     }
     Ok(of(record))
 }

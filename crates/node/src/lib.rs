@@ -105,6 +105,8 @@ pub(crate) struct Inner {
     /// End-to-end sessions (`Config::sessions`): prekeys made and published, letters
     /// sealed and opened with sessions.
     pub(crate) sessions: sessions::Sessions,
+    /// The one owner of this device's prekey secrets.
+    pub(crate) prekeys: prekeys::Prekeys,
     /// Each conversation's clock (issue 23 item 1).
     pub(crate) clocks: order::Clocks,
     /// The slow lane of first contacts without a proof of work (decision 0062).
@@ -184,6 +186,7 @@ impl Node {
             unpaid: inbound::Unpaid::default(),
             familiar: lanes::Familiar::default(),
             sessions,
+            prekeys: prekeys::Prekeys::default(),
             #[cfg(any(test, feature = "test-hooks"))]
             injected: hooks::Injected::default(),
         });
@@ -219,6 +222,7 @@ impl Node {
             wake_tx,
             shutdown.child_token(),
         ));
+        tasks.spawn(sessions::claimer(inner.clone(), shutdown.child_token()));
         tasks.spawn(mailbox::fetcher(
             inner.clone(),
             config.mailbox_fetch_every,

@@ -328,6 +328,12 @@ impl Metrics {
         self.sessions.get_or_create(&vec![("event".to_owned(), event.to_owned())]).get()
     }
 
+    /// How many one-time prekey events with `outcome` this server saw (see
+    /// [`Metrics::held_prekeys`]).
+    pub fn held_prekey_events(&self, outcome: &str) -> u64 {
+        self.held_prekeys.get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())]).get()
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

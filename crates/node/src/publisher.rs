@@ -14,7 +14,7 @@ use communitas_types::Timestamp;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Inner, prekeys, rng};
+use crate::{Inner, rng};
 
 const REPUBLISH: Duration = Duration::from_secs(6 * 3600);
 /// First retry after a failed publish (no peer yet); doubles up to `RETRY_MAX`.
@@ -86,7 +86,7 @@ async fn publish(inner: &Inner, rng: &mut rng::Os) -> Result<(), String> {
     let prekeys = if inner.sessions.enabled() {
         // A record without a bundle still lets contacts reach us (version 1): better
         // than not publishing at all while the store fails.
-        prekeys::current_bundle(inner, now, rng).await.unwrap_or_else(|e| {
+        inner.prekeys.current_bundle(inner, now, rng).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "identity record published without prekeys");
             None
         })

@@ -243,6 +243,7 @@ pub(crate) async fn add_contact(
     inner.store.add_contact(contact.clone()).await?;
     inner.pinned.remember(address, &contact.identity);
     inner.sessions.learn(address, &record);
+    inner.sessions.claim_one_time(address, &record.identity);
     if inner.sessions.enabled() {
         // The first letter's proof of work, made now rather than when the user sends
         // (decision 0062): the first message then goes out at once.

@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use communitas_crypto::prekey::PrekeyBundle;
+use communitas_crypto::prekey::{OneTimePrekey, PrekeyBundle};
 use communitas_crypto::{IdentityRecord, Kind, Letter, Opened, PublicIdentity};
 use communitas_net::libp2p::PeerId;
 use communitas_net::libp2p::identity::{PublicKey, ed25519};
@@ -182,7 +182,38 @@ pub(crate) struct Sessions {
     /// First-contact proofs, by recipient and hour: made once, however many ask at
     /// once (adding a contact starts one; the first message waits for the same).
     proofs: Mutex<HashMap<(Fingerprint, u64), Proof>>,
+    /// One-time prekeys claimed from a device's mailbox servers for the next session
+    /// started with it (decision 0064), and the devices being claimed for now.
+    claimed: Mutex<Claimed>,
 }
+
+/// One-time prekeys claimed, by device, each checked against the device key, and
+/// the claims waiting for the claimer task ([`claimer`]).
+struct Claimed {
+    ready: HashMap<Device, (Option<OneTimePrekey>, Option<OneTimePrekey>)>,
+    asking: std::collections::HashSet<Device>,
+    to_claim: tokio::sync::mpsc::Sender<(Device, communitas_types::MailboxId)>,
+    /// Taken by the claimer when the node starts.
+    claims: Option<tokio::sync::mpsc::Receiver<(Device, communitas_types::MailboxId)>>,
+}
+
+impl Default for Claimed {
+    fn default() -> Self {
+        let (to_claim, claims) = tokio::sync::mpsc::channel(CLAIMS_WAITING);
+        Self { ready: HashMap::new(), asking: Default::default(), to_claim, claims: Some(claims) }
+    }
+}
+
+/// Claims waiting for the claimer; beyond, a session starts without one-time prekeys.
+const CLAIMS_WAITING: usize = 64;
+/// Claims made at once.
+const CLAIMS_AT_ONCE: usize = 4;
+
+/// Devices with claimed one-time prekeys kept; past this the oldest claims are simply
+/// not used (the sessions start with the signed prekeys).
+const MAX_CLAIMED: usize = 256;
+/// A device's mailbox servers asked, one after another, for its one-time prekeys.
+const CLAIM_FROM: usize = 3;
 
 /// A first-contact proof (its nonce), made by whichever caller came first.
 type Proof = Arc<tokio::sync::OnceCell<u64>>;
@@ -254,6 +285,9 @@ pub(crate) struct Opening<'a> {
     /// The display name the letter's intro (the sender's signed record) gives, if it
     /// had an intro: what a stranger's request shows (issue 23 item 3).
     pub(crate) published_name: Option<String>,
+    /// The initial message of a session accepted now that used one-time prekeys:
+    /// their secrets are deleted once the session is stored.
+    one_time: Option<communitas_crypto::handshake::InitMessage>,
 }
 
 impl Opening<'_> {
@@ -268,10 +302,79 @@ impl Opening<'_> {
     where
         F: std::future::Future<Output = Result<Committing<T>, communitas_store::Error>>,
     {
-        let Opening { guard, mut next, device, sessions, .. } = self;
+        let Opening { guard, mut next, device, sessions, one_time, .. } = self;
         next.address = Some(address);
-        sessions.commit(inner, guard, next, device, write).await
+        let committed = sessions.commit(inner, guard, next, device, write).await?;
+        if let Some(init) = one_time {
+            // Left in place, a used key only weakens that one session's forward
+            // secrecy until the next mint pushes it out; the message is stored.
+            match inner.prekeys.consume(inner, &init).await {
+                Ok(true) => inner.metrics.session("one_time_used"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot delete the one-time prekeys a session used");
+                }
+            }
+        }
+        Ok(committed)
     }
+}
+
+/// The claimer task: carries out the claims [`Sessions::claim_one_time`] asked for, a
+/// few at once, until `shutdown`.
+pub(crate) async fn claimer(inner: Arc<Inner>, shutdown: tokio_util::sync::CancellationToken) {
+    let Some(mut claims) = lock(&inner.sessions.claimed).claims.take() else { return };
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            next = claims.recv(), if running.len() < CLAIMS_AT_ONCE => {
+                let Some((device, mailbox)) = next else { break };
+                let inner = inner.clone();
+                running.spawn(async move {
+                    let got = claim(&inner, mailbox, device).await;
+                    inner.sessions.claimed(device, got);
+                });
+            }
+        }
+    }
+    running.shutdown().await;
+}
+
+/// Asks `device`'s mailbox servers, nearest first, for one one-time prekey of each
+/// kind until one hands some out; keeps those its device signed (a server may withhold
+/// keys, not make its own).
+async fn claim(
+    inner: &Inner,
+    mailbox: communitas_types::MailboxId,
+    device: Device,
+) -> (Option<OneTimePrekey>, Option<OneTimePrekey>) {
+    use communitas_crypto::prekey::OneTimeKey;
+    use communitas_net::mbox::{MboxRequest, MboxResponse};
+    let Ok(servers) = inner.net.closest_peers(mailbox.as_bytes().to_vec()).await else {
+        return (None, None);
+    };
+    let own = inner.secrets.device.peer_id();
+    for server in servers.into_iter().filter(|p| *p != own).take(CLAIM_FROM) {
+        let asked = inner.net.mailbox(server, MboxRequest::Claim { mailbox, device });
+        let Ok(MboxResponse::Prekeys(list)) = asked.await else { continue };
+        let (mut dh, mut kem) = (None, None);
+        for bytes in list {
+            match OneTimePrekey::from_bytes(&bytes, &device) {
+                Ok(p) if matches!(p.key, OneTimeKey::Dh(_)) => dh = dh.or(Some(p)),
+                Ok(p) => kem = kem.or(Some(p)),
+                Err(e) => {
+                    tracing::debug!(%server, error = %e, "a server handed out a bad one-time prekey")
+                }
+            }
+        }
+        if dh.is_some() || kem.is_some() {
+            inner.metrics.session("one_time_claimed");
+            return (dh, kem);
+        }
+    }
+    (None, None)
 }
 
 /// The Ed25519 key a PeerId wraps (ours are all Ed25519, inlined in the id).
@@ -297,6 +400,7 @@ impl Sessions {
             own_record: Mutex::default(),
             accepting: tokio::sync::Mutex::new(()),
             proofs: Mutex::default(),
+            claimed: Mutex::default(),
         };
         for row in stored {
             match Slot::from_bytes(&row.state) {
@@ -412,6 +516,42 @@ impl Sessions {
         }
     }
 
+    /// `address`'s record was just learnt: if its device has a bundle, no session
+    /// with us and nothing claimed for it yet, claims one one-time prekey of each kind
+    /// from the device's mailbox servers for the session the next letter starts
+    /// (decision 0064). In the background: sealing never waits for it, and a letter
+    /// sealed before it lands starts with the signed prekeys alone.
+    pub(crate) fn claim_one_time(&self, address: Address, keys: &PublicIdentity) {
+        if !self.enabled {
+            return;
+        }
+        let Some(device) = lock(&self.bundles).get(&address).map(|b| b.device) else { return };
+        // A slot in use is sealing or opening with its session.
+        let has_session = match lock(&self.slots).get(&device) {
+            None => false,
+            Some(slot) => slot.try_lock().map_or(true, |s| s.current.is_some()),
+        };
+        let mut claimed = lock(&self.claimed);
+        if has_session || claimed.ready.contains_key(&device) || claimed.asking.contains(&device) {
+            return;
+        }
+        if claimed.to_claim.try_send((device, keys.mailbox_id())).is_ok() {
+            claimed.asking.insert(device);
+        }
+    }
+
+    /// A claim for `device` is over (`got`: what it found).
+    fn claimed(&self, device: Device, got: (Option<OneTimePrekey>, Option<OneTimePrekey>)) {
+        let mut claimed = lock(&self.claimed);
+        claimed.asking.remove(&device);
+        if got.0.is_some() || got.1.is_some() {
+            if claimed.ready.len() >= MAX_CLAIMED {
+                claimed.ready.clear();
+            }
+            claimed.ready.insert(device, got);
+        }
+    }
+
     /// This device published `record`: its intro from now on.
     pub(crate) fn set_own_record(&self, record: &[u8]) {
         *lock(&self.own_record) = Some(record.to_vec());
@@ -440,15 +580,27 @@ impl Sessions {
         let guard = self.slot(device).lock_owned().await;
         let mut next = guard.clone();
         let mut rng = crate::rng::Os::new().ok()?;
+        // A session started now introduces us, which takes a proof of work (~0.5 s,
+        // usually made when the contact was added): made before the session, so
+        // that one-time prekeys claimed meanwhile are in it.
+        let early_work = match next.current {
+            None => Some(self.proof(inner, keys.fingerprint(), now).await?),
+            Some(_) => None,
+        };
         let session = match next.current.take() {
             Some(session) => session,
             None => {
                 // Only a first letter needs the bundle (a copy of 1.3 KiB).
                 let bundle =
                     lock(&self.bundles).get(&to).filter(|b| b.device == device).cloned()?;
-                match Session::initiate(&inner.secrets.device, &bundle, None, None, now, &mut rng) {
+                let (dh, kem) = lock(&self.claimed).ready.remove(&device).unwrap_or_default();
+                let (dh, kem) = (dh.as_ref(), kem.as_ref());
+                match Session::initiate(&inner.secrets.device, &bundle, dh, kem, now, &mut rng) {
                     Ok(session) => {
                         inner.metrics.session("initiated");
+                        if dh.is_some() || kem.is_some() {
+                            inner.metrics.session("initiated_one_time");
+                        }
                         session
                     }
                     Err(e) => {
@@ -465,9 +617,10 @@ impl Sessions {
             None
         };
         // Whoever is introduced pays for the receiver's derivation (decision 0062).
-        let work = match intro {
-            Some(_) => Some(self.proof(inner, keys.fingerprint(), now).await?),
-            None => None,
+        let work = match (intro.as_ref(), early_work) {
+            (Some(_), Some(work)) => Some(work),
+            (Some(_), None) => Some(self.proof(inner, keys.fingerprint(), now).await?),
+            (None, _) => None,
         };
         let letter = SessionLetter {
             intro,
@@ -721,6 +874,7 @@ impl Sessions {
                 stamp: None,
                 work: None,
                 published_name: None,
+                one_time: None,
             },
         ))
     }
@@ -735,14 +889,31 @@ impl Sessions {
         now: Timestamp,
     ) -> Result<((Zeroizing<Vec<u8>>, Opening<'_>), bool), OpenFailure> {
         let accepting = self.accepting.lock().await;
+        // Every letter carries the initial message until the peer hears back, so
+        // copies of one handshake queue here together. One accepted while this one
+        // waited is in the index by now — and its one-time prekeys may be deleted
+        // already, so it must not be accepted again: it is that session's message.
+        let known = lock(&self.index).by_handshake.get(&handshake_id).copied();
+        if let Some(device) = known {
+            drop(accepting);
+            return Ok((self.decrypt_in(device, message, now).await?, false));
+        }
         let stored = inner.store.prekey_secrets().await.map_err(OpenFailure::Busy)?;
         let secrets = stored
             .map(|bytes| PrekeySecrets::from_bytes(&bytes))
             .transpose()
             .map_err(|e| OpenFailure::Rejected(Rejected::Malformed(e)))?
             .ok_or(SessionRejected::NoSession)?;
-        let keys =
-            secrets.keys_for(&inner.secrets.device, init).map_err(SessionRejected::Prekeys)?;
+        let keys = match secrets.keys_for(&inner.secrets.device, init) {
+            Ok(keys) => keys,
+            Err(e) => {
+                // Its one-time prekeys went with a copy accepted since the look above.
+                let known = lock(&self.index).by_handshake.get(&handshake_id).copied();
+                let Some(device) = known else { return Err(SessionRejected::Prekeys(e).into()) };
+                drop(accepting);
+                return Ok((self.decrypt_in(device, message, now).await?, false));
+            }
+        };
         let accepted = Session::accept(&keys, message, now).map_err(SessionRejected::Accept)?;
         drop(accepting);
         let device = accepted.initiator_device;
@@ -763,6 +934,7 @@ impl Sessions {
         let mut next = guard.clone();
         next.install(accepted.session);
         inner.metrics.session("accepted");
+        let used_one_time = init.kem_one_time || init.one_time_prekey_id.is_some();
         let opening = Opening {
             guard,
             next,
@@ -771,6 +943,7 @@ impl Sessions {
             stamp: None,
             work: None,
             published_name: None,
+            one_time: used_one_time.then(|| init.clone()),
         };
         Ok(((accepted.plaintext, opening), true))
     }

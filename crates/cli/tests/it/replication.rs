@@ -104,6 +104,10 @@ fn holders_restore_copies_as_they_die_and_acked_mail_stays_gone() {
         .sum();
     let (bob_api, bob_token) = bob.api();
     let dups_before = metric(&bob_api, &bob_token, "communitas_messages_duplicate_total");
+    // Bob's history can be complete before his round gave up on the sleeper (each
+    // holder is waited for 1.5 s): woken sooner, it would still answer that fetch and
+    // take bob's acks, and have nothing left to offer.
+    std::thread::sleep(2 * communitas_net::mbox::client::REQUEST_DEADLINE);
     servers[sleeper].as_ref().unwrap().signal("CONT");
     wait_for("the awake holders to refuse acked envelopes", Duration::from_secs(30), || {
         let refused: f64 = awake

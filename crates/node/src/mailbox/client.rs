@@ -82,6 +82,7 @@ pub(crate) async fn fetcher(
         accepts: JoinSet::new(),
         opening: HashMap::new(),
         queued: VecDeque::new(),
+        topped_up: ToppedUp::default(),
     };
     let timer = tokio::time::sleep(PARKED);
     tokio::pin!(timer);
@@ -144,6 +145,72 @@ struct Driver {
     opening: HashMap<tokio::task::Id, [u8; 32]>,
     /// Envelopes to accept once a task is free.
     queued: VecDeque<([u8; 32], Vec<u8>)>,
+    /// When our one-time prekeys were last looked at, per server.
+    topped_up: ToppedUp,
+}
+
+/// How often a mailbox server's count of our one-time prekeys is looked at (after a
+/// fetch there): a claim takes one of each, so a day's first messages from strangers
+/// and new contacts rarely empty 20.
+const TOP_UP_EVERY: Duration = Duration::from_secs(3600);
+/// Servers remembered; more are looked at again.
+const TOP_UP_SERVERS: usize = 64;
+
+/// The servers whose count of our one-time prekeys was looked at lately.
+#[derive(Clone, Default)]
+struct ToppedUp(Arc<std::sync::Mutex<HashMap<PeerId, std::time::Instant>>>);
+
+impl ToppedUp {
+    /// Whether `holder` is due a look, marking it looked at if so.
+    fn due(&self, holder: PeerId) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if seen.get(&holder).is_some_and(|at| now.duration_since(*at) < TOP_UP_EVERY) {
+            return false;
+        }
+        if seen.len() >= TOP_UP_SERVERS {
+            seen.retain(|_, at| now.duration_since(*at) < TOP_UP_EVERY);
+        }
+        seen.insert(holder, now);
+        true
+    }
+}
+
+/// Asks `holder` how many of this device's one-time prekeys it holds (an empty
+/// deposit), and deposits new ones when a kind runs low (decision 0064). Their
+/// secrets are saved before they leave. Best effort: a server that refuses or is gone
+/// only means fewer first messages with one-time prekeys.
+async fn deposit_prekeys(inner: Arc<Inner>, holder: PeerId) {
+    let mailbox = inner.secrets.identity.public().mailbox_id();
+    let device = inner.secrets.device.public_bytes();
+    let ask = |prekeys| MboxRequest::Deposit { mailbox, device, prekeys };
+    let held = match inner.net.mailbox(holder, ask(Vec::new())).await {
+        Ok(MboxResponse::Held { dh, kem }) => (dh, kem),
+        other => {
+            tracing::debug!(%holder, ?other, "a mailbox server holds none of our prekeys");
+            return;
+        }
+    };
+    let count = client::prekeys_wanted(held.0, held.1);
+    if count == 0 {
+        return;
+    }
+    let Ok(mut rng) = crate::rng::Os::new() else { return };
+    let minted = match inner.prekeys.mint(&inner, count, Timestamp::now(), &mut rng).await {
+        Ok(minted) => minted,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot make one-time prekeys");
+            return;
+        }
+    };
+    let prekeys = minted.iter().map(|p| p.to_bytes().to_vec()).collect();
+    match inner.net.mailbox(holder, ask(prekeys)).await {
+        Ok(MboxResponse::Held { dh, kem }) => {
+            inner.metrics.session("one_time_deposited");
+            tracing::debug!(%holder, dh, kem, "one-time prekeys deposited");
+        }
+        other => tracing::debug!(%holder, ?other, "one-time prekeys not taken"),
+    }
 }
 
 impl Driver {
@@ -174,9 +241,19 @@ impl Driver {
                 }
                 Output::Send { holder, request_id, request } => {
                     let inner = self.inner.clone();
+                    let fetch = matches!(request, MboxRequest::Fetch { .. });
+                    let top_up = self.topped_up.clone();
                     self.requests.spawn(async move {
                         let asked = inner.net.mailbox(holder, request);
                         let answer = match tokio::time::timeout(REQUEST_TASK_LIMIT, asked).await {
+                            Ok(Ok(response @ MboxResponse::Envelopes(_))) if fetch => {
+                                // A fetch session is open there now: our one-time
+                                // prekeys may be topped up in it.
+                                if top_up.due(holder) && inner.sessions.enabled() {
+                                    tokio::spawn(deposit_prekeys(inner.clone(), holder));
+                                }
+                                Ok(response)
+                            }
                             Ok(Ok(response)) => Ok(response),
                             Ok(Err(e)) => {
                                 tracing::debug!(%holder, error = %e, "mailbox server did not answer");

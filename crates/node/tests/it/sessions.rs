@@ -482,3 +482,61 @@ async fn hostile_session_envelopes_are_refused_and_the_contact_s_texts_flow() {
     }
     net.shutdown().await;
 }
+
+/// Issue 14 item 1 (decision 0064): each device leaves one-time prekeys at its mailbox
+/// servers after its first look there; a new contact's first message starts its
+/// session with one of each kind, claimed from a server (which hands it out once), and
+/// the receiver deletes their secrets once that session is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_message_starts_its_session_with_one_time_prekeys_from_the_mailbox_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (net, boot) = servers(dir.path()).await;
+    let alice = communitas_testkit::memory_node_configured(
+        dir.path(),
+        "alice",
+        false,
+        &boot,
+        sessions_on(),
+    )
+    .await;
+    let bob =
+        communitas_testkit::memory_node_configured(dir.path(), "bob", false, &boot, sessions_on())
+            .await;
+    let (a, b) = (alice.handle(), bob.handle());
+    let metric = |h: &Handle, event: &'static str| {
+        let h = h.clone();
+        move || {
+            let h = h.clone();
+            async move {
+                let n = h.metrics().session_events(event);
+                if n >= 1 { Ok(n) } else { Err(format!("no {event} yet")) }
+            }
+        }
+    };
+    // Bob's first look in his mailboxes leaves prekeys there.
+    eventually(Duration::from_secs(30), metric(&b, "one_time_deposited")).await;
+    eventually(Duration::from_secs(20), || a.add_contact(b.address(), None)).await;
+    eventually(Duration::from_secs(20), metric(&a, "one_time_claimed")).await;
+    let claimed: u64 =
+        net.servers.iter().map(|s| s.handle().metrics().held_prekey_events("claimed")).sum();
+    assert_eq!(claimed, 2, "one of each kind, handed out once");
+
+    a.send_text(b.address(), "first, with one-time prekeys").await.unwrap();
+    eventually(Duration::from_secs(20), metric(&b, "one_time_used")).await;
+    assert_eq!(a.metrics().session_events("initiated_one_time"), 1);
+    assert_eq!(b.metrics().session_events("one_time_used"), 1);
+    let requests = b.requests().await.unwrap();
+    assert_eq!(requests.len(), 1, "alice's first message is a request at bob's");
+
+    // A session with the device now: a second lookup of bob claims nothing more.
+    b.add_contact(a.address(), None).await.unwrap();
+    a.send_text(b.address(), "second").await.unwrap();
+    received(&b, &a, 2).await;
+    let claimed: u64 =
+        net.servers.iter().map(|s| s.handle().metrics().held_prekey_events("claimed")).sum();
+    assert!(claimed <= 4, "{claimed}: alice claimed once (bob may have claimed alice's)");
+    assert_eq!(a.metrics().session_events("one_time_claimed"), 1);
+    alice.shutdown().await;
+    bob.shutdown().await;
+    net.shutdown().await;
+}

@@ -81,6 +81,17 @@ pub const FETCH_BYTES: u32 = super::server::MAX_FETCH_BYTES;
 /// One-time prekeys of each kind an owner keeps deposited per device at each of its
 /// mailbox servers (decision 0064); it tops up when a server holds fewer than half.
 pub const PREKEYS_TARGET: u32 = 20;
+
+/// How many one-time prekeys of each kind to deposit at a server that holds `dh` and
+/// `kem` of ours: none while both are at least half [`PREKEYS_TARGET`], else enough to
+/// bring the emptier kind back to it.
+pub fn prekeys_wanted(dh: u32, kem: u32) -> usize {
+    let low = dh.min(kem);
+    if low >= PREKEYS_TARGET / 2 {
+        return 0;
+    }
+    usize::try_from(PREKEYS_TARGET - low).unwrap_or(0)
+}
 /// Fetches from one holder in one round at most: 64 × 4 MiB is more than a mailbox
 /// holds, and a holder that keeps handing out fresh junk cannot keep the round going.
 pub const MAX_FETCHES: usize = 64;

@@ -461,3 +461,13 @@ fn with_r_holders_known_at_once_the_round_ends_before_the_lookup() {
     assert!((REPLICAS..CANDIDATES).all(|h| world.holders[&Peer(h as u16)].fetches.is_empty()));
     assert_eq!(world.rounds.len(), 1);
 }
+
+#[test]
+fn prekeys_are_topped_up_only_when_a_kind_runs_below_half() {
+    assert_eq!(prekeys_wanted(0, 0), PREKEYS_TARGET as usize);
+    assert_eq!(prekeys_wanted(PREKEYS_TARGET, PREKEYS_TARGET / 2), 0);
+    assert_eq!(prekeys_wanted(PREKEYS_TARGET, PREKEYS_TARGET / 2 - 1), 11);
+    assert_eq!(prekeys_wanted(3, PREKEYS_TARGET), (PREKEYS_TARGET - 3) as usize);
+    // A server holding more than the target (another device's deposit raced ours).
+    assert_eq!(prekeys_wanted(3 * PREKEYS_TARGET, 3 * PREKEYS_TARGET), 0);
+}
