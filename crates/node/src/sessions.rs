@@ -193,6 +193,8 @@ struct Claimed {
     ready: HashMap<Device, (Option<OneTimePrekey>, Option<OneTimePrekey>)>,
     asking: std::collections::HashSet<Device>,
     to_claim: tokio::sync::mpsc::Sender<(Device, communitas_types::MailboxId)>,
+    /// Woken whenever a claim is over.
+    over: Arc<tokio::sync::Notify>,
     /// Taken by the claimer when the node starts.
     claims: Option<tokio::sync::mpsc::Receiver<(Device, communitas_types::MailboxId)>>,
 }
@@ -200,10 +202,19 @@ struct Claimed {
 impl Default for Claimed {
     fn default() -> Self {
         let (to_claim, claims) = tokio::sync::mpsc::channel(CLAIMS_WAITING);
-        Self { ready: HashMap::new(), asking: Default::default(), to_claim, claims: Some(claims) }
+        Self {
+            ready: HashMap::new(),
+            asking: Default::default(),
+            to_claim,
+            over: Arc::default(),
+            claims: Some(claims),
+        }
     }
 }
 
+/// Longest a new session waits for a claim already under way for its device: the
+/// first letter to a contact just added is often its presence, sent within a second.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Claims waiting for the claimer; beyond, a session starts without one-time prekeys.
 const CLAIMS_WAITING: usize = 64;
 /// Claims made at once.
@@ -540,10 +551,29 @@ impl Sessions {
         }
     }
 
+    /// Waits (at most [`CLAIM_WAIT`]) for a claim under way for `device` to be over.
+    async fn claim_done(&self, device: Device) {
+        let over = lock(&self.claimed).over.clone();
+        let wait = async {
+            loop {
+                let notified = over.notified();
+                tokio::pin!(notified);
+                // Registered before the look, so an end between the two still wakes it.
+                notified.as_mut().enable();
+                if !lock(&self.claimed).asking.contains(&device) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(CLAIM_WAIT, wait).await;
+    }
+
     /// A claim for `device` is over (`got`: what it found).
     fn claimed(&self, device: Device, got: (Option<OneTimePrekey>, Option<OneTimePrekey>)) {
         let mut claimed = lock(&self.claimed);
         claimed.asking.remove(&device);
+        claimed.over.notify_waiters();
         if got.0.is_some() || got.1.is_some() {
             if claimed.ready.len() >= MAX_CLAIMED {
                 claimed.ready.clear();
@@ -593,6 +623,7 @@ impl Sessions {
                 // Only a first letter needs the bundle (a copy of 1.3 KiB).
                 let bundle =
                     lock(&self.bundles).get(&to).filter(|b| b.device == device).cloned()?;
+                self.claim_done(device).await;
                 let (dh, kem) = lock(&self.claimed).ready.remove(&device).unwrap_or_default();
                 let (dh, kem) = (dh.as_ref(), kem.as_ref());
                 match Session::initiate(&inner.secrets.device, &bundle, dh, kem, now, &mut rng) {
