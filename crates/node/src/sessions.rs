@@ -177,6 +177,8 @@ pub(crate) struct Sessions {
     bundles: Mutex<HashMap<Address, PrekeyBundle>>,
     /// This device's current signed identity record: the intro of its initial letters.
     own_record: Mutex<Option<Vec<u8>>>,
+    /// Woken when our record is first made.
+    record_made: tokio::sync::Notify,
     /// Accepting sessions one at a time: each reads the prekey secrets.
     accepting: tokio::sync::Mutex<()>,
     /// First-contact proofs, by recipient and hour: made once, however many ask at
@@ -215,6 +217,8 @@ impl Default for Claimed {
 /// Longest a new session waits for a claim already under way for its device: the
 /// first letter to a contact just added is often its presence, sent within a second.
 const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Longest a session's first letter waits for our record (its intro) after start.
+const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Claims waiting for the claimer; beyond, a session starts without one-time prekeys.
 const CLAIMS_WAITING: usize = 64;
 /// Claims made at once.
@@ -409,6 +413,7 @@ impl Sessions {
             index: Mutex::default(),
             bundles: Mutex::default(),
             own_record: Mutex::default(),
+            record_made: tokio::sync::Notify::new(),
             accepting: tokio::sync::Mutex::new(()),
             proofs: Mutex::default(),
             claimed: Mutex::default(),
@@ -551,6 +556,25 @@ impl Sessions {
         }
     }
 
+    /// Our record, the intro of a session's first letters; right after start it may
+    /// not be made yet (the publisher waits for our addresses), and a letter sealed
+    /// without it would go as version 1, which a stranger's request shows without a
+    /// name: waits for it at most [`RECORD_WAIT`].
+    async fn intro(&self) -> Option<Vec<u8>> {
+        let wait = async {
+            loop {
+                let made = self.record_made.notified();
+                tokio::pin!(made);
+                made.as_mut().enable();
+                if let Some(record) = lock(&self.own_record).clone() {
+                    return record;
+                }
+                made.await;
+            }
+        };
+        tokio::time::timeout(RECORD_WAIT, wait).await.ok()
+    }
+
     /// Waits (at most [`CLAIM_WAIT`]) for a claim under way for `device` to be over.
     async fn claim_done(&self, device: Device) {
         let over = lock(&self.claimed).over.clone();
@@ -585,6 +609,7 @@ impl Sessions {
     /// This device published `record`: its intro from now on.
     pub(crate) fn set_own_record(&self, record: &[u8]) {
         *lock(&self.own_record) = Some(record.to_vec());
+        self.record_made.notify_waiters();
     }
 
     /// Seals a letter for `to` (whose keys are `keys`) with its session, starting one
@@ -642,8 +667,9 @@ impl Sessions {
             }
         };
         let intro = if session.awaiting_reply() {
-            // Without a published record there is nothing to introduce us with yet.
-            Some(lock(&self.own_record).clone()?)
+            // Without our record (not made within a few seconds of start) there is
+            // nothing to introduce us with: version 1.
+            Some(self.intro().await?)
         } else {
             None
         };
