@@ -328,8 +328,8 @@ impl Metrics {
         self.sessions.get_or_create(&vec![("event".to_owned(), event.to_owned())]).get()
     }
 
-    /// How many one-time prekey events with `outcome` this server saw (see
-    /// [`Metrics::held_prekeys`]).
+    /// How many one-time prekey events with `outcome` this server saw (see the
+    /// `held_prekeys` field).
     pub fn held_prekey_events(&self, outcome: &str) -> u64 {
         self.held_prekeys.get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())]).get()
     }
